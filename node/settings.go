@@ -1,0 +1,93 @@
+package node
+
+import (
+	"fmt"
+	"log/slog"
+	"net/url"
+	"strings"
+)
+
+// Secret holds a value that must never reach a log, an event or an API response by accident.
+// Reveal is the one way to read it.
+type Secret string
+
+func (Secret) String() string               { return "[redacted]" }
+func (Secret) LogValue() slog.Value         { return slog.StringValue("[redacted]") }
+func (Secret) GoString() string             { return "[redacted]" }
+func (Secret) MarshalJSON() ([]byte, error) { return []byte(`"[redacted]"`), nil }
+
+// Reveal returns the secret's value, for the one place that must embed it.
+func (s Secret) Reveal() string { return string(s) }
+
+// IsSet reports whether a value is present.
+func (s Secret) IsSet() bool { return s != "" }
+
+// DefaultInstallURL is where the LLMOS installer script lives.
+const DefaultInstallURL = "https://get-llmos.1block.ai"
+
+// ClusterSettings are the join settings every node's cloud-init is rendered from.
+type ClusterSettings struct {
+	ServerURL         string            `json:"serverURL"`
+	Token             Secret            `json:"token"`
+	InstallURL        string            `json:"installURL"`
+	InstallEnv        map[string]string `json:"installEnv,omitempty"` // INSTALL_LLMOS_VERSION, mirror, proxy
+	ExtraCloudConfig  string            `json:"extraCloudConfig,omitempty"`
+	SSHAuthorizedKeys []string          `json:"sshAuthorizedKeys,omitempty"`
+	DefaultImage      string            `json:"defaultImage,omitempty"`
+	// WipeOverwrite asks the wipe to overwrite whole disks, not only signatures.
+	WipeOverwrite bool `json:"wipeOverwrite"`
+}
+
+// ValidateServerURL accepts https://HOST:6443 or https://HOST:9345: LLMOS bootstrap
+// exits with "port must be 6443 or 9345" for anything else.
+func ValidateServerURL(s string) error {
+	if s == "" {
+		return nil
+	}
+	u, err := url.Parse(s)
+	if err != nil || u.Scheme != "https" || u.Hostname() == "" {
+		return fmt.Errorf("server URL %q: %w: want https://HOST:6443 or https://HOST:9345", s, ErrInvalid)
+	}
+	if p := u.Port(); p != "6443" && p != "9345" {
+		return fmt.Errorf("server URL %q: %w: port must be 6443 or 9345 (the only ports the LLMOS installer accepts)", s, ErrInvalid)
+	}
+	if strings.Trim(u.Path, "/") != "" || u.RawQuery != "" || u.User != nil {
+		return fmt.Errorf("server URL %q: %w: no path, query or user info", s, ErrInvalid)
+	}
+	return nil
+}
+
+// Validate checks every field.
+func (c *ClusterSettings) Validate() error {
+	if err := ValidateServerURL(c.ServerURL); err != nil {
+		return err
+	}
+	if c.InstallURL != "" {
+		u, err := url.Parse(c.InstallURL)
+		if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+			return fmt.Errorf("install URL %q: %w: want an http(s) URL", c.InstallURL, ErrInvalid)
+		}
+	}
+	for k := range c.InstallEnv {
+		if k == "" || strings.ContainsAny(k, "= \t\n'\"$") {
+			return fmt.Errorf("install env %q: %w: not a variable name", k, ErrInvalid)
+		}
+	}
+	if strings.ContainsAny(c.Token.Reveal(), "\n\r") {
+		return fmt.Errorf("token: %w: must be one line", ErrInvalid)
+	}
+	for _, k := range c.SSHAuthorizedKeys {
+		if strings.ContainsAny(k, "\n\r") || !strings.Contains(k, " ") {
+			return fmt.Errorf("ssh key %q: %w: want one authorized_keys line", k, ErrInvalid)
+		}
+	}
+	return nil
+}
+
+// EffectiveInstallURL falls back to the LLMOS default.
+func (c *ClusterSettings) EffectiveInstallURL() string {
+	if c.InstallURL == "" {
+		return DefaultInstallURL
+	}
+	return c.InstallURL
+}
