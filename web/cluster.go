@@ -1,0 +1,99 @@
+package web
+
+import (
+	"net/http"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/bootyard/bootyard/node"
+)
+
+// clusterView is GET /api/v1/cluster: the join settings (token redacted unless revealed)
+// and the etcd arithmetic for the current server count and the next one.
+type clusterView struct {
+	Settings    settingsView `json:"settings"`
+	Connected   bool         `json:"connected"`
+	ClusterInit string       `json:"clusterInit,omitempty"`
+	Quorum      node.Quorum  `json:"quorum"`
+	Next        node.Quorum  `json:"next"`
+	Warnings    []string     `json:"warnings"`
+}
+
+// settingsView shows the token only as "[redacted]" or, with reveal, in plain text.
+type settingsView struct {
+	node.ClusterSettings
+	Token    string `json:"token"`
+	TokenSet bool   `json:"tokenSet"`
+}
+
+func (s *Server) getCluster(c echo.Context) error {
+	ctx := c.Request().Context()
+	reveal := c.QueryParam("reveal") == "true"
+	if reveal && !s.isAdmin(c) {
+		return echo.NewHTTPError(http.StatusUnauthorized, "reveal=true needs the admin token")
+	}
+	settings, err := s.deps.Inventory.ClusterSettings(ctx)
+	if err != nil {
+		return err
+	}
+	nodes, err := s.deps.Inventory.ListNodes(ctx)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, s.clusterView(settings, nodes, reveal))
+}
+
+func (s *Server) clusterView(settings node.ClusterSettings, nodes []node.Node, reveal bool) clusterView {
+	servers := node.ServerCount(nodes)
+	v := clusterView{
+		Settings:  redactSettings(settings, reveal),
+		Connected: s.cfg.ClusterConnected(),
+		Quorum:    node.QuorumFor(servers),
+		Next:      node.QuorumFor(servers + 1),
+		Warnings:  node.QuorumFor(servers).Warnings(),
+	}
+	for _, n := range nodes {
+		if n.ClusterInit && n.State != node.StateDeleted {
+			v.ClusterInit = n.Name
+		}
+	}
+	if settings.ServerURL == "" {
+		v.Warnings = append(v.Warnings, "no server URL set: joining nodes cannot be rendered a server to join (bootyard cluster set --server-url https://HOST:6443)")
+	}
+	if !settings.Token.IsSet() {
+		v.Warnings = append(v.Warnings, "no join token set (bootyard cluster set --token ...)")
+	}
+	if v.Warnings == nil {
+		v.Warnings = []string{}
+	}
+	return v
+}
+
+func redactSettings(c node.ClusterSettings, reveal bool) settingsView {
+	v := settingsView{ClusterSettings: c, TokenSet: c.Token.IsSet()}
+	switch {
+	case !c.Token.IsSet():
+	case reveal:
+		v.Token = c.Token.Reveal()
+	default:
+		v.Token = "[redacted]"
+	}
+	return v
+}
+
+func (s *Server) updateCluster(c echo.Context) error {
+	ctx := c.Request().Context()
+	var in ClusterInput
+	if err := decodeJSON(c, &in); err != nil {
+		return err
+	}
+	settings, err := s.deps.Inventory.UpdateClusterSettings(ctx, in.apply)
+	if err != nil {
+		return err
+	}
+	nodes, err := s.deps.Inventory.ListNodes(ctx)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, s.clusterView(settings, nodes, false))
+}

@@ -1,0 +1,174 @@
+package web
+
+import (
+	"context"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/bootyard/bootyard/node"
+	"github.com/bootyard/bootyard/store"
+)
+
+// Inventory is what the API needs from the store.
+type Inventory interface {
+	ImportNode(ctx context.Context, spec node.Node, source string) (node.Node, error)
+	GetNode(ctx context.Context, ref string) (node.Node, error)
+	ListNodes(ctx context.Context) ([]node.Node, error)
+	UpdateNode(ctx context.Context, name string, fn store.UpdateFunc) (node.Node, error)
+	DeleteNode(ctx context.Context, name string, opts node.DeleteOptions) (node.Node, bool, error)
+	Events(ctx context.Context, name string, limit int) ([]node.Event, error)
+	ClusterSettings(ctx context.Context) (node.ClusterSettings, error)
+	UpdateClusterSettings(ctx context.Context, fn func(*node.ClusterSettings) error) (node.ClusterSettings, error)
+}
+
+// source names who made a change, for events.
+func source(c echo.Context) string {
+	if ua := c.Request().Header.Get("User-Agent"); len(ua) >= 8 && ua[:8] == "bootyard" {
+		return "cli"
+	}
+	return "api"
+}
+
+func (s *Server) listNodes(c echo.Context) error {
+	nodes, err := s.deps.Inventory.ListNodes(c.Request().Context())
+	if err != nil {
+		return err
+	}
+	role, state := c.QueryParam("role"), c.QueryParam("state")
+	out := make([]node.Node, 0, len(nodes))
+	for _, n := range nodes {
+		if (role == "" || string(n.Role) == role) && (state == "" || string(n.State) == state) {
+			out = append(out, n)
+		}
+	}
+	return c.JSON(http.StatusOK, out)
+}
+
+func (s *Server) importNode(c echo.Context) error {
+	var in NodeInput
+	if err := decodeJSON(c, &in); err != nil {
+		return err
+	}
+	var n node.Node
+	if err := in.apply(&n, true); err != nil {
+		return err
+	}
+	n, err := s.deps.Inventory.ImportNode(c.Request().Context(), n, source(c))
+	if err != nil {
+		return err
+	}
+	c.Response().Header().Set(echo.HeaderLocation, "/api/v1/nodes/"+n.Name)
+	return c.JSON(http.StatusCreated, n)
+}
+
+func (s *Server) getNode(c echo.Context) error {
+	n, err := s.deps.Inventory.GetNode(c.Request().Context(), c.Param("ref"))
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, n)
+}
+
+func (s *Server) updateNode(c echo.Context) error {
+	ctx := c.Request().Context()
+	var in NodeInput
+	if err := decodeJSON(c, &in); err != nil {
+		return err
+	}
+	cur, err := s.deps.Inventory.GetNode(ctx, c.Param("ref"))
+	if err != nil {
+		return err
+	}
+	n, err := s.deps.Inventory.UpdateNode(ctx, cur.Name, func(n *node.Node) ([]node.Event, error) {
+		if err := in.apply(n, false); err != nil {
+			return nil, err
+		}
+		n.UpdatedAt = time.Now().UTC()
+		return []node.Event{node.NewEvent(n.Name, node.EventLog, "node updated", source(c), n.UpdatedAt)}, nil
+	})
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, n)
+}
+
+func (s *Server) deleteNode(c echo.Context) error {
+	ctx := c.Request().Context()
+	var in DeleteInput
+	if c.Request().ContentLength > 0 {
+		if err := decodeJSON(c, &in); err != nil {
+			return err
+		}
+	}
+	if v := c.QueryParam("confirm"); v != "" {
+		in.Confirm = v
+	}
+	if v := c.QueryParam("force"); v != "" {
+		in.Force, _ = strconv.ParseBool(v)
+	}
+	if v := c.QueryParam("mode"); v != "" {
+		in.Mode = v
+	}
+	mode, err := node.ParseDeleteMode(in.Mode)
+	if err != nil {
+		return badField("mode", err)
+	}
+	cur, err := s.deps.Inventory.GetNode(ctx, c.Param("ref"))
+	if err != nil {
+		return err
+	}
+	n, removed, err := s.deps.Inventory.DeleteNode(ctx, cur.Name, node.DeleteOptions{
+		Confirm: in.Confirm, Force: in.Force, Mode: mode,
+		ClusterConnected: s.cfg.ClusterConnected(), Source: source(c),
+	})
+	if err != nil {
+		return err
+	}
+	if removed {
+		return c.JSON(http.StatusOK, map[string]any{"name": n.Name, "removed": true})
+	}
+	return c.JSON(http.StatusAccepted, n)
+}
+
+func (s *Server) nodeEvents(c echo.Context) error {
+	ctx := c.Request().Context()
+	n, err := s.deps.Inventory.GetNode(ctx, c.Param("ref"))
+	if err != nil {
+		return err
+	}
+	limit, _ := strconv.Atoi(c.QueryParam("limit"))
+	events, err := s.deps.Inventory.Events(ctx, n.Name, limit)
+	if err != nil {
+		return err
+	}
+	if events == nil {
+		events = []node.Event{}
+	}
+	return c.JSON(http.StatusOK, events)
+}
+
+func (s *Server) retryNode(c echo.Context) error {
+	ctx := c.Request().Context()
+	cur, err := s.deps.Inventory.GetNode(ctx, c.Param("ref"))
+	if err != nil {
+		return err
+	}
+	n, err := s.deps.Inventory.UpdateNode(ctx, cur.Name, func(n *node.Node) ([]node.Event, error) {
+		to, err := n.RetryState()
+		if err != nil {
+			return nil, err
+		}
+		ev, err := n.Transition(to, "retry requested", source(c), time.Now().UTC())
+		if err != nil {
+			return nil, err
+		}
+		return []node.Event{ev}, nil
+	})
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, n)
+}

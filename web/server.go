@@ -1,0 +1,134 @@
+// Package web is Bootyard's HTTP face: the REST API under /api/v1, the iPXE and NoCloud
+// endpoints machines call, and the operator's inventory pages, all on one echo server.
+package web
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/labstack/echo/v4"
+	"github.com/labstack/echo/v4/middleware"
+
+	"github.com/bootyard/bootyard/node"
+)
+
+// maxBody is the largest request body the API reads: node and cluster objects are small,
+// and a bigger body is a mistake or an attack.
+const maxBody = 1 << 20
+
+// Config is the server's own settings.
+type Config struct {
+	AdminToken node.Secret
+	// ClusterConnected reports whether a cluster integration drains and removes deleted
+	// nodes; nil means never.
+	ClusterConnected func() bool
+	Logger           *slog.Logger
+}
+
+// Deps are the services the server mounts. Nil handlers are simply not mounted.
+type Deps struct {
+	Inventory Inventory
+	Join      JoinRenderer // join command and seed ISO; nil until configured
+	IPXE      http.Handler // /boot.ipxe and /ipxe/
+	NoCloud   http.Handler // /nocloud/
+	Extra     map[string]http.Handler
+}
+
+// Server is the echo application.
+type Server struct {
+	cfg  Config
+	deps Deps
+	echo *echo.Echo
+	log  *slog.Logger
+}
+
+// New builds the server and its routes.
+func New(cfg Config, deps Deps) (*Server, error) {
+	if deps.Inventory == nil {
+		return nil, errors.New("web: an inventory is required")
+	}
+	if !cfg.AdminToken.IsSet() {
+		return nil, errors.New("web: an admin token is required")
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.ClusterConnected == nil {
+		cfg.ClusterConnected = func() bool { return false }
+	}
+	e := echo.New()
+	e.HideBanner, e.HidePort = true, true
+	e.HTTPErrorHandler = errorHandler(cfg.Logger)
+	s := &Server{cfg: cfg, deps: deps, echo: e, log: cfg.Logger}
+	s.routes()
+	return s, nil
+}
+
+// Handler is the whole application, for httptest and for http.Server.
+func (s *Server) Handler() http.Handler { return s.echo }
+
+func (s *Server) routes() {
+	e := s.echo
+	e.GET("/healthz", func(c echo.Context) error { return c.JSON(http.StatusOK, map[string]string{"status": "ok"}) })
+	if s.deps.IPXE != nil {
+		h := echo.WrapHandler(s.deps.IPXE)
+		e.GET("/boot.ipxe", h)
+		e.GET("/ipxe/*", h)
+		e.HEAD("/ipxe/*", h)
+	}
+	if s.deps.NoCloud != nil {
+		e.Any("/nocloud/*", echo.WrapHandler(s.deps.NoCloud))
+	}
+	for path, h := range s.deps.Extra {
+		e.Any(path, echo.WrapHandler(h))
+	}
+
+	api := e.Group("/api/v1", middleware.BodyLimit(fmt.Sprint(maxBody)))
+	admin := s.requireAdmin
+	api.GET("/nodes", s.listNodes)
+	api.POST("/nodes", s.importNode, admin)
+	api.GET("/nodes/:ref", s.getNode)
+	api.PATCH("/nodes/:ref", s.updateNode, admin)
+	api.PUT("/nodes/:ref", s.updateNode, admin)
+	api.DELETE("/nodes/:ref", s.deleteNode, admin)
+	api.GET("/nodes/:ref/events", s.nodeEvents)
+	api.POST("/nodes/:ref/retry", s.retryNode, admin)
+	api.GET("/nodes/:ref/join-command", s.joinCommand)
+	api.GET("/nodes/:ref/seed.iso", s.seedISO, admin)
+	api.GET("/cluster", s.getCluster)
+	api.PUT("/cluster", s.updateCluster, admin)
+	api.PATCH("/cluster", s.updateCluster, admin)
+}
+
+// Serve runs the server on ln until ctx is cancelled, then stops accepting and lets
+// in-flight requests finish (bounded by shutdownTimeout).
+func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+	srv := &http.Server{
+		Handler:           s.echo,
+		ReadHeaderTimeout: 10 * time.Second,
+		// No WriteTimeout: image downloads and event streams last long by design.
+		IdleTimeout: 2 * time.Minute,
+		ErrorLog:    slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return fmt.Errorf("http serve: %w", err)
+	case <-ctx.Done():
+	}
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
+	defer cancel()
+	if err := srv.Shutdown(shutdownCtx); err != nil {
+		return fmt.Errorf("http shutdown: %w", err)
+	}
+	return nil
+}
+
+// shutdownTimeout bounds how long SIGTERM waits for in-flight requests.
+const shutdownTimeout = 10 * time.Second
