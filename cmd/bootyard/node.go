@@ -1,0 +1,353 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/url"
+	"os"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/bootyard/bootyard/node"
+)
+
+func newNodeCommand(cl *clientFlags) *cobra.Command {
+	cmd := &cobra.Command{Use: "node", Short: "Import, list, show and delete machines"}
+	cmd.AddCommand(newNodeImportCommand(cl), newNodeListCommand(cl), newNodeShowCommand(cl),
+		newNodeDeleteCommand(cl), newNodeRetryCommand(cl), newNodeJoinCommand(cl), newNodeSeedISOCommand(cl))
+	return cmd
+}
+
+func newNodeImportCommand(cl *clientFlags) *cobra.Command {
+	var role, name, ip, gateway, image, disk, output string
+	var dns, labels, taints []string
+	cmd := &cobra.Command{
+		Use:   "import MAC [MAC...]",
+		Short: "Register a machine by MAC as a server or worker node",
+		Args:  cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			in := map[string]any{"macs": args, "role": role}
+			if name != "" {
+				in["name"] = name
+			}
+			if ip != "" {
+				in["ip"] = ip
+			}
+			if gateway != "" {
+				in["gateway"] = gateway
+			}
+			if len(dns) > 0 {
+				in["dns"] = dns
+			}
+			if image != "" {
+				in["image"] = image
+			}
+			if disk != "" {
+				in["disk"] = disk
+			}
+			if len(labels) > 0 {
+				m := map[string]string{}
+				for _, l := range labels {
+					k, v, err := node.ParseLabel(l)
+					if err != nil {
+						return err
+					}
+					m[k] = v
+				}
+				in["labels"] = m
+			}
+			if len(taints) > 0 {
+				in["taints"] = taints
+			}
+			var n node.Node
+			if err := cl.do(cmd.Context(), "POST", "/api/v1/nodes", in, &n); err != nil {
+				return err
+			}
+			if output == "json" {
+				return writeJSON(cmd.OutOrStdout(), n)
+			}
+			extra := ""
+			if n.ClusterInit {
+				extra = " (cluster-init)"
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "imported %s: %s%s, %s, MAC %s\n", n.Name, n.Role, extra, n.State, joinMACs(n.MACs))
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&role, "role", "", "server or worker (required)")
+	f.StringVar(&name, "name", "", "node name (default: derived from the MAC)")
+	f.StringVar(&ip, "ip", "", "static address in CIDR form, e.g. 10.20.0.31/24")
+	f.StringVar(&gateway, "gateway", "", "gateway for the static address")
+	f.StringSliceVar(&dns, "dns", nil, "DNS servers for the static address")
+	f.StringArrayVar(&labels, "label", nil, "label key=value (repeatable)")
+	f.StringArrayVar(&taints, "taint", nil, "taint key=value:Effect (repeatable)")
+	f.StringVar(&image, "image", "", "OS image (default: the cluster's default image)")
+	f.StringVar(&disk, "disk", "", "target disk, e.g. /dev/sda (default: the first non-removable disk)")
+	f.StringVarP(&output, "output", "o", "text", "text or json")
+	_ = cmd.MarkFlagRequired("role")
+	return cmd
+}
+
+func newNodeListCommand(cl *clientFlags) *cobra.Command {
+	var output, role, state string
+	cmd := &cobra.Command{
+		Use:   "list",
+		Short: "List nodes",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			q := url.Values{}
+			if role != "" {
+				q.Set("role", role)
+			}
+			if state != "" {
+				q.Set("state", state)
+			}
+			path := "/api/v1/nodes"
+			if len(q) > 0 {
+				path += "?" + q.Encode()
+			}
+			var nodes []node.Node
+			if err := cl.do(cmd.Context(), "GET", path, nil, &nodes); err != nil {
+				return err
+			}
+			if output == "json" {
+				return writeJSON(cmd.OutOrStdout(), nodes)
+			}
+			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "NAME\tROLE\tSTATE\tMAC\tIP\tAGE")
+			for _, n := range nodes {
+				role := string(n.Role)
+				if n.ClusterInit {
+					role += "*"
+				}
+				if role == "" {
+					role = "-"
+				}
+				ip := "-"
+				if n.IP.IsValid() {
+					ip = n.IP.String()
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", n.Name, role, n.State, joinMACs(n.MACs), ip, age(n.CreatedAt))
+			}
+			return tw.Flush()
+		},
+	}
+	cmd.Flags().StringVarP(&output, "output", "o", "table", "table or json")
+	cmd.Flags().StringVar(&role, "role", "", "only this role")
+	cmd.Flags().StringVar(&state, "state", "", "only this state")
+	return cmd
+}
+
+func newNodeShowCommand(cl *clientFlags) *cobra.Command {
+	var output string
+	cmd := &cobra.Command{
+		Use:   "show NAME|MAC",
+		Short: "Show a node and its events",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			var n node.Node
+			ref := url.PathEscape(args[0])
+			if err := cl.do(cmd.Context(), "GET", "/api/v1/nodes/"+ref, nil, &n); err != nil {
+				return err
+			}
+			var events []node.Event
+			if err := cl.do(cmd.Context(), "GET", "/api/v1/nodes/"+url.PathEscape(n.Name)+"/events", nil, &events); err != nil {
+				return err
+			}
+			if output == "json" {
+				return writeJSON(cmd.OutOrStdout(), map[string]any{"node": n, "events": events})
+			}
+			printNode(cmd.OutOrStdout(), n, events)
+			return nil
+		},
+	}
+	cmd.Flags().StringVarP(&output, "output", "o", "text", "text or json")
+	return cmd
+}
+
+func printNode(w io.Writer, n node.Node, events []node.Event) {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	role := string(n.Role)
+	if n.ClusterInit {
+		role += " (cluster-init)"
+	}
+	fmt.Fprintf(tw, "Name:\t%s\n", n.Name)
+	fmt.Fprintf(tw, "Role:\t%s\n", role)
+	state := string(n.State)
+	if n.StateReason != "" {
+		state += " (" + n.StateReason + ")"
+	}
+	fmt.Fprintf(tw, "State:\t%s since %s\n", state, n.StateSince.Format(time.RFC3339))
+	fmt.Fprintf(tw, "MACs:\t%s\n", joinMACs(n.MACs))
+	if n.IP.IsValid() {
+		fmt.Fprintf(tw, "IP:\t%s\n", n.IP)
+	}
+	if n.Gateway.IsValid() {
+		fmt.Fprintf(tw, "Gateway:\t%s\n", n.Gateway)
+	}
+	if len(n.Labels) > 0 {
+		fmt.Fprintf(tw, "Labels:\t%s\n", strings.Join(node.LabelList(n.Labels), ", "))
+	}
+	if len(n.Taints) > 0 {
+		ts := make([]string, len(n.Taints))
+		for i, t := range n.Taints {
+			ts[i] = t.String()
+		}
+		fmt.Fprintf(tw, "Taints:\t%s\n", strings.Join(ts, ", "))
+	}
+	if n.Image != "" {
+		fmt.Fprintf(tw, "Image:\t%s\n", n.Image)
+	}
+	if n.Boot.Firmware != "" {
+		fmt.Fprintf(tw, "Firmware:\t%s (arch %d)\n", n.Boot.Firmware, n.Boot.Arch)
+	}
+	fmt.Fprintf(tw, "Created:\t%s\n", n.CreatedAt.Format(time.RFC3339))
+	_ = tw.Flush()
+	if len(events) > 0 {
+		fmt.Fprintln(w, "Events:")
+		tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+		for _, e := range events {
+			what := string(e.Type)
+			if e.Type == node.EventTransition {
+				from := string(e.From)
+				if from == "" {
+					from = "-"
+				}
+				what = from + " → " + string(e.To)
+			}
+			fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\n", e.Time.Format(time.RFC3339), what, e.Source, e.Reason)
+		}
+		_ = tw.Flush()
+	}
+}
+
+func newNodeDeleteCommand(cl *clientFlags) *cobra.Command {
+	var confirm, mode string
+	var force bool
+	cmd := &cobra.Command{
+		Use:   "delete NAME --confirm NAME",
+		Short: "Delete a node: drain, remove from the cluster, wipe and reinstall without join data",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			body := map[string]any{"confirm": confirm, "force": force, "mode": mode}
+			var out map[string]any
+			if err := cl.do(cmd.Context(), "DELETE", "/api/v1/nodes/"+url.PathEscape(args[0]), body, &out); err != nil {
+				return err
+			}
+			if out["removed"] == true {
+				fmt.Fprintf(cmd.OutOrStdout(), "removed %s (it had not started installing)\n", args[0])
+				return nil
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "deleting %s: now %v\n", args[0], out["state"])
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&confirm, "confirm", "", "the node's name again, to confirm")
+	cmd.Flags().BoolVar(&force, "force", false, "delete even if it breaks etcd quorum or removes the cluster-init node")
+	cmd.Flags().StringVar(&mode, "mode", "reinstall", "reinstall (wipe disks, reinstall without join data) or uninstall (run llmos-uninstall.sh, keep the OS)")
+	return cmd
+}
+
+func newNodeRetryCommand(cl *clientFlags) *cobra.Command {
+	return &cobra.Command{
+		Use:   "retry NAME",
+		Short: "Retry a failed install or wipe",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			var n node.Node
+			if err := cl.do(cmd.Context(), "POST", "/api/v1/nodes/"+url.PathEscape(args[0])+"/retry", nil, &n); err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "%s: now %s\n", n.Name, n.State)
+			return nil
+		},
+	}
+}
+
+func newNodeJoinCommand(cl *clientFlags) *cobra.Command {
+	var reveal bool
+	cmd := &cobra.Command{
+		Use:   "join-command NAME",
+		Short: "Show the join configuration and command rendered for a node (token redacted unless --reveal)",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			path := "/api/v1/nodes/" + url.PathEscape(args[0]) + "/join-command"
+			if reveal {
+				path += "?reveal=true"
+			}
+			var out struct {
+				Command string `json:"command"`
+			}
+			if err := cl.do(cmd.Context(), "GET", path, nil, &out); err != nil {
+				return err
+			}
+			fmt.Fprintln(cmd.OutOrStdout(), strings.TrimRight(out.Command, "\n"))
+			return nil
+		},
+	}
+	cmd.Flags().BoolVar(&reveal, "reveal", false, "show the join token in plain text (admin)")
+	return cmd
+}
+
+func newNodeSeedISOCommand(cl *clientFlags) *cobra.Command {
+	var output string
+	cmd := &cobra.Command{
+		Use:   "seed-iso NAME -o seed.iso",
+		Short: "Write a NoCloud seed ISO (label cidata) for a VM built from a cloud-init template",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			resp, err := cl.raw(cmd.Context(), "GET", "/api/v1/nodes/"+url.PathEscape(args[0])+"/seed.iso", nil)
+			if err != nil {
+				return err
+			}
+			defer resp.Body.Close()
+			f, err := os.OpenFile(output, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
+			if err != nil {
+				return err
+			}
+			if _, err := io.Copy(f, resp.Body); err != nil {
+				f.Close()
+				return fmt.Errorf("write %s: %w", output, err)
+			}
+			if err := f.Close(); err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "wrote %s\n", output)
+			return nil
+		},
+	}
+	cmd.Flags().StringVarP(&output, "output", "o", "seed.iso", "file to write")
+	return cmd
+}
+
+func joinMACs(macs []node.MAC) string {
+	s := make([]string, len(macs))
+	for i, m := range macs {
+		s[i] = m.String()
+	}
+	return strings.Join(s, ",")
+}
+
+func age(t time.Time) string {
+	d := time.Since(t)
+	switch {
+	case d < time.Minute:
+		return fmt.Sprintf("%ds", int(d.Seconds()))
+	case d < time.Hour:
+		return fmt.Sprintf("%dm", int(d.Minutes()))
+	case d < 48*time.Hour:
+		return fmt.Sprintf("%dh", int(d.Hours()))
+	}
+	return fmt.Sprintf("%dd", int(d.Hours()/24))
+}
+
+func writeJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}

@@ -1,0 +1,154 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/spf13/cobra"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/bootyard/bootyard/store"
+	"github.com/bootyard/bootyard/web"
+)
+
+// serveOptions are every setting of `bootyard serve`; each is a flag, a BOOTYARD_* variable
+// and a key of the YAML config file.
+type serveOptions struct {
+	configFile   string
+	dataDir      string
+	listen       string
+	advertiseURL string
+	logFormat    string
+	logLevel     string
+	boot         bootOptions
+}
+
+func newServeCommand() *cobra.Command {
+	o := &serveOptions{}
+	cmd := &cobra.Command{
+		Use:   "serve",
+		Short: "Run the provisioning server (API, web page, iPXE, NoCloud; DHCP and TFTP when an interface is named)",
+		Long: `Run the Bootyard server.
+
+Every setting below can also come from the environment (BOOTYARD_ plus the flag name in
+upper case with - as _, e.g. BOOTYARD_DHCP_RANGE) or from a YAML file given with --config
+(keys are the flag names). Flags beat the environment, the environment beats the file.
+
+DHCP is never started unless --dhcp-interface names an interface.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := applyConfig(cmd.Flags(), o.configFile); err != nil {
+				return err
+			}
+			return runServe(cmd.Context(), o)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&o.configFile, "config", "", "YAML config file (keys are these flag names)")
+	f.StringVar(&o.dataDir, "data", "./data", "data directory (bbolt store, admin token, images)")
+	f.StringVar(&o.listen, "listen", "127.0.0.1:8080", "address:port of the API, web page, iPXE and NoCloud endpoints")
+	f.StringVar(&o.advertiseURL, "advertise-url", "", "URL machines use to reach this server (default: from --listen, or the DHCP interface's address)")
+	f.StringVar(&o.logFormat, "log-format", "text", "log format: text or json")
+	f.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn, error")
+	o.boot.register(f)
+	return cmd
+}
+
+func newLogger(format, level string, w *os.File) (*slog.Logger, error) {
+	var lvl slog.Level
+	if err := lvl.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("--log-level %q: %w", level, err)
+	}
+	opts := &slog.HandlerOptions{Level: lvl}
+	switch format {
+	case "text":
+		return slog.New(slog.NewTextHandler(w, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	}
+	return nil, fmt.Errorf("--log-format %q: want text or json", format)
+}
+
+func runServe(ctx context.Context, o *serveOptions) error {
+	log, err := newLogger(o.logFormat, o.logLevel, os.Stderr)
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(o.dataDir, 0o700); err != nil {
+		return fmt.Errorf("data directory: %w", err)
+	}
+	st, err := store.Open(filepath.Join(o.dataDir, "bootyard.db"), store.Options{Logger: log})
+	if err != nil {
+		return err
+	}
+	// The store closes last: after every server has stopped accepting and finished.
+	defer func() {
+		if err := st.Close(); err != nil {
+			log.Error("close store", slog.Any("err", err))
+		}
+	}()
+	token, tokenPath, created, err := loadAdminToken(o.dataDir)
+	if err != nil {
+		return err
+	}
+	if created {
+		fmt.Fprintf(os.Stderr, "bootyard: generated the admin token in %s (the web login password for user admin; the CLI reads it from there)\n", tokenPath)
+	}
+
+	ln, err := net.Listen("tcp", o.listen)
+	if err != nil {
+		return fmt.Errorf("listen %s: %w", o.listen, err)
+	}
+	advertise, err := o.effectiveAdvertiseURL(ln.Addr())
+	if err != nil {
+		ln.Close()
+		return err
+	}
+
+	g, gctx := errgroup.WithContext(ctx)
+	deps := web.Deps{Inventory: st}
+	if err := o.boot.start(gctx, g, st, advertise, &deps, log); err != nil {
+		ln.Close()
+		return err
+	}
+	srv, err := web.New(web.Config{AdminToken: token, Logger: log}, deps)
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	log.Info("bootyard serving", slog.String("listen", ln.Addr().String()), slog.String("advertise", advertise),
+		slog.String("data", o.dataDir), slog.Bool("dhcp", o.boot.dhcpInterface != ""))
+	g.Go(func() error { return srv.Serve(gctx, ln) })
+	err = g.Wait()
+	if err != nil && !errors.Is(err, context.Canceled) {
+		return err
+	}
+	log.Info("bootyard stopped")
+	return nil
+}
+
+// effectiveAdvertiseURL is what machines are told to fetch scripts and data from.
+func (o *serveOptions) effectiveAdvertiseURL(bound net.Addr) (string, error) {
+	if o.advertiseURL != "" {
+		return strings.TrimRight(o.advertiseURL, "/"), nil
+	}
+	_, port, _ := net.SplitHostPort(bound.String())
+	if o.boot.dhcpInterface != "" {
+		ip, err := interfaceIPv4(o.boot.dhcpInterface)
+		if err != nil {
+			return "", err
+		}
+		return "http://" + net.JoinHostPort(ip.String(), port), nil
+	}
+	host, _, _ := net.SplitHostPort(bound.String())
+	if ip := net.ParseIP(host); ip != nil && ip.IsUnspecified() {
+		return "", fmt.Errorf("--listen %s binds every address: set --advertise-url to the URL machines should use", o.listen)
+	}
+	return "http://" + net.JoinHostPort(host, port), nil
+}
