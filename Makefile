@@ -1,0 +1,65 @@
+# Bootyard. `make run` starts the server; `make test` runs every test. Both install what
+# they need on a fresh Debian machine (as root): Debian packages through apt-get, Go
+# modules through the Go module proxy.
+
+export PATH := /usr/local/go/bin:$(PATH)
+GO      ?= go
+BIN     := bin
+DATA    ?= ./data
+LISTEN  ?= 127.0.0.1:8080
+# Short, bounded fuzzing of every network parser in `make test`.
+FUZZTIME ?= 15s
+
+# Debian packages: what the server needs at run time, and what the tests drive.
+RUN_DEBS  := ipxe ca-certificates
+TEST_DEBS := $(RUN_DEBS) iproute2 curl isc-dhcp-client busybox tftp-hpa dnsmasq-base \
+	qemu-system-x86 ipxe-qemu ovmf cloud-init xorriso genisoimage util-linux \
+	chromium mtools dosfstools wrk
+
+.PHONY: all build run test test-go fuzz lint deps-run deps-test clean
+
+all: build
+
+# install_debs installs only the packages that are missing, so repeat runs cost nothing.
+define install_debs
+	@missing=""; for p in $(1); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q "ok installed" || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+		echo "installing Debian packages:$$missing"; \
+		export DEBIAN_FRONTEND=noninteractive; \
+		apt-get update -qq && apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	fi
+endef
+
+deps-run:
+	$(call install_debs,$(RUN_DEBS))
+
+deps-test:
+	$(call install_debs,$(TEST_DEBS))
+
+build:
+	$(GO) build -o $(BIN)/bootyard ./cmd/bootyard
+
+run: deps-run build
+	$(BIN)/bootyard serve --data $(DATA) --listen $(LISTEN)
+
+lint:
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+
+test: deps-test lint build test-go fuzz
+
+test-go:
+	$(GO) test -count=1 -timeout 25m ./...
+
+# Each fuzz target runs for FUZZTIME on its checked-in seed corpus and what it finds.
+fuzz:
+	@for t in $$(grep -l '^func Fuzz' $$(git ls-files '*_test.go')); do \
+		pkg=./$$(dirname $$t); \
+		for f in $$(grep -o '^func Fuzz[A-Za-z0-9_]*' $$t | sed 's/^func //'); do \
+			echo "fuzz $$pkg $$f ($(FUZZTIME))"; \
+			$(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; \
+		done; \
+	done
+
+clean:
+	rm -rf $(BIN)
