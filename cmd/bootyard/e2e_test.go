@@ -1,0 +1,254 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/bootyard/bootyard/node"
+)
+
+// buildBinary compiles bootyard once per test binary run.
+func buildBinary(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "bootyard")
+	out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput()
+	if err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	return bin
+}
+
+func freePort(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+type server struct {
+	cmd    *exec.Cmd
+	stderr *bytes.Buffer
+	done   chan error
+}
+
+// startServer runs `bootyard serve` and waits until /healthz answers.
+func startServer(t *testing.T, bin, dataDir, addr string, extraEnv ...string) *server {
+	t.Helper()
+	cmd := exec.Command(bin, "serve", "--data", dataDir, "--listen", addr)
+	cmd.Env = append(os.Environ(), extraEnv...)
+	s := &server{cmd: cmd, stderr: &bytes.Buffer{}, done: make(chan error, 1)}
+	cmd.Stderr = s.stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { s.done <- cmd.Wait() }()
+	t.Cleanup(func() { s.stop(t) })
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		resp, err := http.Get("http://" + addr + "/healthz")
+		if err == nil {
+			resp.Body.Close()
+			return s
+		}
+		select {
+		case err := <-s.done:
+			t.Fatalf("serve exited: %v\n%s", err, s.stderr)
+		case <-time.After(50 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("serve never answered /healthz\n%s", s.stderr)
+		}
+	}
+}
+
+// stop sends SIGTERM (a graceful shutdown) to the process this test started.
+func (s *server) stop(t *testing.T) {
+	if s.cmd.ProcessState != nil {
+		return
+	}
+	_ = s.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case err := <-s.done:
+		if err != nil {
+			t.Errorf("serve did not exit cleanly on SIGTERM: %v\n%s", err, s.stderr)
+		}
+		s.done <- err
+	case <-time.After(15 * time.Second):
+		_ = s.cmd.Process.Kill()
+		t.Errorf("serve ignored SIGTERM\n%s", s.stderr)
+	}
+}
+
+func TestEndToEnd_CLIDrivesServerAndInventorySurvivesRestart(t *testing.T) {
+	bin := buildBinary(t)
+	data := t.TempDir()
+	addr := freePort(t)
+	srv := startServer(t, bin, data, addr)
+	if !strings.Contains(srv.stderr.String(), filepath.Join(data, "admin-token")) {
+		t.Errorf("first start does not print the admin token path:\n%s", srv.stderr)
+	}
+	info, err := os.Stat(filepath.Join(data, "admin-token"))
+	if err != nil || info.Mode().Perm() != 0o600 {
+		t.Fatalf("admin token file: %v %v", info, err)
+	}
+
+	cli := func(args ...string) (string, error) {
+		t.Helper()
+		cmd := exec.Command(bin, append([]string{"--server", "http://" + addr, "--data-dir", data}, args...)...)
+		cmd.Env = os.Environ()
+		out, err := cmd.CombinedOutput()
+		return string(out), err
+	}
+	mustCLI := func(args ...string) string {
+		t.Helper()
+		out, err := cli(args...)
+		if err != nil {
+			t.Fatalf("bootyard %s: %v\n%s", strings.Join(args, " "), err, out)
+		}
+		return out
+	}
+
+	out := mustCLI("node", "import", "52:54:00:12:34:56", "--role", "server", "--name", "cp-1")
+	if !strings.Contains(out, "cluster-init") {
+		t.Errorf("first server not cluster-init: %s", out)
+	}
+	mustCLI("node", "import", "52:54:00:12:34:57", "--role", "worker", "--name", "gpu-1", "--ip", "10.20.0.31/24",
+		"--label", "gpu=a100", "--taint", "gpu=true:NoSchedule")
+	mustCLI("node", "import", "52:54:00:12:34:58", "--role", "worker")
+
+	// Refusals carry the server's message and a non-zero exit.
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"node", "import", "52:54:00:12:34:57", "--role", "worker"}, "belongs to node gpu-1"},
+		{[]string{"node", "import", "nonsense", "--role", "worker"}, "not a hardware address"},
+		{[]string{"node", "import", "52:54:00:12:34:59", "--role", "worker", "--taint", "a=b:Never"}, "NoSchedule"},
+		{[]string{"node", "delete", "gpu-1", "--confirm", "gpu-2"}, "confirm must repeat"},
+		{[]string{"cluster", "set", "--server-url", "https://10.20.0.10:8443"}, "port must be 6443 or 9345"},
+		{[]string{"--admin-token", "wrong", "node", "import", "52:54:00:12:34:5a", "--role", "worker"}, "admin token"},
+	} {
+		out, err := cli(tc.args...)
+		if err == nil || !strings.Contains(out, tc.want) {
+			t.Errorf("bootyard %s: err=%v, output %q lacks %q", strings.Join(tc.args, " "), err, out, tc.want)
+		}
+	}
+
+	table := mustCLI("node", "list")
+	for _, want := range []string{"NAME", "ROLE", "STATE", "MAC", "IP", "AGE", "cp-1", "server*", "gpu-1", "10.20.0.31/24", "node-525400123458"} {
+		if !strings.Contains(table, want) {
+			t.Errorf("node list lacks %q:\n%s", want, table)
+		}
+	}
+	var listed []node.Node
+	if err := json.Unmarshal([]byte(mustCLI("node", "list", "-o", "json")), &listed); err != nil || len(listed) != 3 {
+		t.Fatalf("node list -o json: %v %+v", err, listed)
+	}
+	show := mustCLI("node", "show", "gpu-1")
+	for _, want := range []string{"gpu=a100", "gpu=true:NoSchedule", "registered", "imported"} {
+		if !strings.Contains(show, want) {
+			t.Errorf("node show lacks %q:\n%s", want, show)
+		}
+	}
+	const joinToken = "K10secret-e2e-token"
+	mustCLI("cluster", "set", "--server-url", "https://10.20.0.10:6443", "--token", joinToken)
+	cs := mustCLI("cluster", "show")
+	for _, want := range []string{"https://10.20.0.10:6443", "[redacted]", "cp-1", "FAILURE TOLERANCE"} {
+		if !strings.Contains(cs, want) {
+			t.Errorf("cluster show lacks %q:\n%s", want, cs)
+		}
+	}
+	if strings.Contains(cs, joinToken) {
+		t.Errorf("cluster show prints the token:\n%s", cs)
+	}
+	mustCLI("node", "delete", "node-525400123458", "--confirm", "node-525400123458")
+
+	// Restart: same inventory, same settings.
+	srv.stop(t)
+	if strings.Contains(srv.stderr.String(), joinToken) {
+		t.Errorf("server log contains the join token")
+	}
+	startServer(t, bin, data, addr)
+	var after []node.Node
+	if err := json.Unmarshal([]byte(mustCLI("node", "list", "-o", "json")), &after); err != nil {
+		t.Fatal(err)
+	}
+	if len(after) != 2 || after[0].Name != "cp-1" || after[1].Name != "gpu-1" || after[1].Labels["gpu"] != "a100" {
+		t.Errorf("after restart: %+v", after)
+	}
+	if cs2 := mustCLI("cluster", "show"); !strings.Contains(cs2, "https://10.20.0.10:6443") {
+		t.Errorf("settings lost on restart:\n%s", cs2)
+	}
+}
+
+func TestServe_SecondServerOnSameDataFailsFast(t *testing.T) {
+	bin := buildBinary(t)
+	data := t.TempDir()
+	startServer(t, bin, data, freePort(t))
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, bin, "serve", "--data", data, "--listen", freePort(t))
+	out, err := cmd.CombinedOutput()
+	if ctx.Err() != nil {
+		t.Fatalf("second serve hung instead of failing")
+	}
+	if err == nil || !strings.Contains(string(out), "another bootyard serve") {
+		t.Fatalf("second serve: err=%v\n%s", err, out)
+	}
+}
+
+func TestConfig_FlagsBeatEnvBeatFile(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "bootyard.yaml")
+	if err := os.WriteFile(file, []byte("listen: 127.0.0.1:1111\nlog-level: debug\ndhcp-dns: [10.0.0.2, 10.0.0.3]\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name       string
+		args       []string
+		env        map[string]string
+		wantListen string
+		wantLevel  string
+	}{
+		{"file only", nil, nil, "127.0.0.1:1111", "debug"},
+		{"env beats file", nil, map[string]string{"BOOTYARD_LISTEN": "127.0.0.1:2222"}, "127.0.0.1:2222", "debug"},
+		{"flag beats env", []string{"--listen", "127.0.0.1:3333"}, map[string]string{"BOOTYARD_LISTEN": "127.0.0.1:2222"}, "127.0.0.1:3333", "debug"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			for k, v := range tc.env {
+				t.Setenv(k, v)
+			}
+			cmd := newServeCommand()
+			if err := cmd.ParseFlags(tc.args); err != nil {
+				t.Fatal(err)
+			}
+			if err := applyConfig(cmd.Flags(), file); err != nil {
+				t.Fatal(err)
+			}
+			get := func(n string) string { return cmd.Flags().Lookup(n).Value.String() }
+			if get("listen") != tc.wantListen || get("log-level") != tc.wantLevel || get("dhcp-dns") != "[10.0.0.2,10.0.0.3]" {
+				t.Errorf("listen=%s log-level=%s dhcp-dns=%s", get("listen"), get("log-level"), get("dhcp-dns"))
+			}
+		})
+	}
+	if err := os.WriteFile(file, []byte("lisen: x\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := applyConfig(newServeCommand().Flags(), file); err == nil || !strings.Contains(err.Error(), "unknown setting") {
+		t.Errorf("typo in config file: %v", err)
+	}
+}
