@@ -1,0 +1,206 @@
+package boot
+
+import (
+	"context"
+	"log/slog"
+	"net/netip"
+
+	"github.com/insomniacslk/dhcp/dhcpv4"
+
+	"github.com/bootyard/bootyard/store"
+)
+
+// handleFull answers as the network's address server (RFC 2131).
+func (s *DHCPServer) handleFull(ctx context.Context, r request) *dhcpv4.DHCPv4 {
+	p := s.poolFor(r)
+	if p == nil {
+		s.stats.noSubnet.Add(1)
+		return nil
+	}
+	switch r.msg.MessageType() {
+	case dhcpv4.MessageTypeDiscover:
+		return s.discover(r, p)
+	case dhcpv4.MessageTypeRequest:
+		return s.request(ctx, r, p)
+	case dhcpv4.MessageTypeRelease:
+		s.release(ctx, r)
+	case dhcpv4.MessageTypeDecline:
+		s.decline(ctx, r)
+	case dhcpv4.MessageTypeInform:
+		return s.inform(r, p)
+	default:
+		s.stats.ignored.Add(1)
+	}
+	return nil
+}
+
+// poolFor picks the subnet a request belongs to: the relay's (giaddr), else the one
+// holding the client's current address (a unicast renewal from behind a relay comes
+// without giaddr), else the interface's own.
+func (s *DHCPServer) poolFor(r request) *subnetPool {
+	if r.giaddr.IsValid() {
+		for _, p := range s.pools {
+			if p.subnet.Contains(r.giaddr) {
+				return p
+			}
+		}
+		return nil
+	}
+	if r.ciaddr.IsValid() {
+		for _, p := range s.pools {
+			if p.subnet.Contains(r.ciaddr) {
+				return p
+			}
+		}
+	}
+	return s.pools[0]
+}
+
+// staticFor returns the client's reservation when its address is on pool p. A node whose
+// static address belongs to another subnet is served dynamically there.
+func (s *DHCPServer) staticFor(r request, p *subnetPool, resv *reservations) (*store.Reservation, netip.Addr) {
+	res := resv.forMAC(r.mac)
+	if res == nil || !p.subnet.Contains(res.IP.Addr()) {
+		return nil, netip.Addr{}
+	}
+	return res, res.IP.Addr()
+}
+
+func (s *DHCPServer) discover(r request, p *subnetPool) *dhcpv4.DHCPv4 {
+	s.stats.discovers.Add(1)
+	resv := s.resv.Load()
+	res, static := s.staticFor(r, p, resv)
+	ip, ok := s.table.offer(r.mac, p, static, resv, s.now(), s.cfg.OfferHold)
+	if !ok {
+		s.stats.poolExhausted.Add(1)
+		s.log.Warn("dhcp pool exhausted", slog.String("mac", r.mac.String()), slog.String("range", p.rng.String()))
+		return nil
+	}
+	reply := s.newReply(r.msg, dhcpv4.MessageTypeOffer)
+	reply.YourIPAddr = ip.AsSlice()
+	s.addressOptions(reply, p, res, s.cfg.LeaseTime)
+	s.addBoot(reply, r)
+	s.noteBoot(r.mac, r.client, netip.Addr{})
+	s.stats.offers.Add(1)
+	return reply
+}
+
+// request handles SELECTING, INIT-REBOOT, RENEWING and REBINDING alike (RFC 2131
+// §4.3.2): the address asked for (option 50, else ciaddr) must be one this client may
+// hold, or it gets a NAK. The lease is durable in bbolt before the ACK leaves.
+func (s *DHCPServer) request(ctx context.Context, r request, p *subnetPool) *dhcpv4.DHCPv4 {
+	s.stats.requests.Add(1)
+	now := s.now()
+	if sid := ipv4Field(r.msg.Options.Get(dhcpv4.OptionServerIdentifier)); sid.IsValid() && sid != s.link.addr {
+		// SELECTING another server's offer: ours is free again.
+		s.table.forgetOffer(r.mac, now)
+		s.stats.ignored.Add(1)
+		return nil
+	}
+	want := ipv4Field(r.msg.Options.Get(dhcpv4.OptionRequestedIPAddress))
+	if !want.IsValid() {
+		want = r.ciaddr
+	}
+	if !want.IsValid() {
+		s.stats.malformed.Add(1)
+		return nil
+	}
+	resv := s.resv.Load()
+	res, static := s.staticFor(r, p, resv)
+	hostname := ""
+	if h := r.msg.Options.Get(dhcpv4.OptionHostName); len(h) > 0 && len(h) <= 63 {
+		hostname = string(h)
+	}
+	lease, snap, verdict := s.table.bind(r.mac, want, p, static, resv, hostname, now, s.cfg.LeaseTime)
+	if verdict != bindOK {
+		s.log.Debug("dhcp NAK", slog.String("mac", r.mac.String()), slog.String("ip", want.String()), slog.String("why", verdict.String()))
+		return s.nak(r, verdict.String())
+	}
+	if err := s.commit.commit(ctx, lease); err != nil {
+		// No ACK without a durable lease: undo, stay silent, the client retransmits.
+		s.table.undo(snap)
+		s.log.Error("dhcp lease not stored; no ACK sent", slog.String("mac", r.mac.String()), slog.String("ip", want.String()), slog.Any("err", err))
+		return nil
+	}
+	reply := s.newReply(r.msg, dhcpv4.MessageTypeAck)
+	reply.YourIPAddr = want.AsSlice()
+	if r.ciaddr.IsValid() {
+		reply.ClientIPAddr = r.ciaddr.AsSlice()
+	}
+	s.addressOptions(reply, p, res, s.cfg.LeaseTime)
+	s.addBoot(reply, r)
+	s.noteBoot(r.mac, r.client, want)
+	s.stats.acks.Add(1)
+	return reply
+}
+
+func (s *DHCPServer) nak(r request, why string) *dhcpv4.DHCPv4 {
+	reply := s.newReply(r.msg, dhcpv4.MessageTypeNak)
+	reply.Options[dhcpv4.OptionMessage.Code()] = []byte(why)
+	if r.giaddr.IsValid() {
+		// RFC 2131 §4.3.2: a NAK through a relay asks it to broadcast.
+		reply.SetBroadcast()
+	}
+	s.stats.naks.Add(1)
+	return reply
+}
+
+func (s *DHCPServer) release(ctx context.Context, r request) {
+	s.stats.releases.Add(1)
+	if sid := ipv4Field(r.msg.Options.Get(dhcpv4.OptionServerIdentifier)); sid.IsValid() && sid != s.link.addr {
+		s.stats.ignored.Add(1)
+		return
+	}
+	lease, ok := s.table.release(r.mac, r.ciaddr, s.now())
+	if !ok {
+		s.stats.ignored.Add(1)
+		return
+	}
+	if err := s.commit.commit(ctx, lease); err != nil {
+		s.log.Warn("dhcp release not stored; the lease will simply expire", slog.String("ip", r.ciaddr.String()), slog.Any("err", err))
+	}
+}
+
+func (s *DHCPServer) decline(ctx context.Context, r request) {
+	s.stats.declines.Add(1)
+	ip := ipv4Field(r.msg.Options.Get(dhcpv4.OptionRequestedIPAddress))
+	lease, ok := s.table.decline(r.mac, ip, s.now(), s.cfg.DeclineHold)
+	if !ok {
+		s.stats.ignored.Add(1)
+		return
+	}
+	// Another host answers ARP for this address: an operator should find out who.
+	s.log.Warn("dhcp address declined: in use by an unknown host", slog.String("ip", ip.String()), slog.String("mac", r.mac.String()))
+	if err := s.commit.commit(ctx, lease); err != nil {
+		s.log.Warn("dhcp decline not stored", slog.String("ip", ip.String()), slog.Any("err", err))
+	}
+}
+
+// inform answers DHCPINFORM (RFC 2131 §3.4): configuration without an address.
+func (s *DHCPServer) inform(r request, p *subnetPool) *dhcpv4.DHCPv4 {
+	s.stats.informs.Add(1)
+	if !r.ciaddr.IsValid() {
+		s.stats.malformed.Add(1)
+		return nil
+	}
+	reply := s.newReply(r.msg, dhcpv4.MessageTypeAck)
+	reply.ClientIPAddr = r.ciaddr.AsSlice()
+	s.addressOptions(reply, p, nil, s.cfg.LeaseTime)
+	for _, c := range []dhcpv4.OptionCode{dhcpv4.OptionIPAddressLeaseTime, dhcpv4.OptionRenewTimeValue, dhcpv4.OptionRebindingTimeValue} {
+		delete(reply.Options, c.Code()) // §3.4: no lease time in an INFORM answer
+	}
+	s.addBoot(reply, r)
+	s.stats.acks.Add(1)
+	return reply
+}
+
+// addBoot adds boot information for network-booting clients only: a plain DHCP client
+// (a laptop, an installed node) gets an address and nothing it could misread.
+func (s *DHCPServer) addBoot(reply *dhcpv4.DHCPv4, r request) {
+	if !r.client.netboot() {
+		return
+	}
+	if c, ok := s.cfg.BootFiles.chooseBoot(r.client, r.mac.String(), s.scriptPrefix, s.httpPrefix); ok {
+		s.bootOptions(reply, c)
+	}
+}

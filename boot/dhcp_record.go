@@ -1,0 +1,66 @@
+package boot
+
+import (
+	"context"
+	"log/slog"
+	"net/netip"
+	"time"
+
+	"github.com/bootyard/bootyard/node"
+)
+
+type bootRecord struct {
+	mac  node.MAC
+	seen node.BootInfo
+}
+
+// recordRepeat is how long an identical record from the same MAC is not sent again: one
+// PXE boot sends DISCOVER, REQUEST and (after iPXE loads) both again, one record is enough.
+const recordRepeat = 30 * time.Second
+
+// noteBoot queues a discovery record for a network-booting client. It never blocks the
+// reply: when the recorder is behind, the record is dropped and counted.
+func (s *DHCPServer) noteBoot(mac node.MAC, c bootClient, ip netip.Addr) {
+	if !c.netboot() {
+		return
+	}
+	seen := node.BootInfo{Arch: c.arch, Firmware: c.firmware(), VendorClass: c.vendorClass, UserClass: c.userClass, LastSeen: s.now()}
+	if c.arch == archUnknownKey {
+		seen.Arch = 0
+	}
+	if ip.IsValid() {
+		seen.IP = ip.String()
+	}
+	select {
+	case s.boots <- bootRecord{mac: mac, seen: seen}:
+	default:
+		s.stats.bootRecordDrop.Add(1)
+	}
+}
+
+func (s *DHCPServer) recordBoots(ctx context.Context) {
+	type last struct {
+		seen node.BootInfo
+		at   time.Time
+	}
+	sent := make(map[node.MAC]last)
+	for r := range s.boots {
+		prev, ok := sent[r.mac]
+		p, q := prev.seen, r.seen
+		if ok && r.seen.LastSeen.Sub(prev.at) < recordRepeat &&
+			p.Arch == q.Arch && p.Firmware == q.Firmware && p.VendorClass == q.VendorClass && p.UserClass == q.UserClass && p.IP == q.IP {
+			continue
+		}
+		if len(sent) > 100_000 {
+			clear(sent) // a flood of spoofed MACs must not grow this without bound
+		}
+		sent[r.mac] = last{seen: r.seen, at: r.seen.LastSeen}
+		rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		err := s.inv.RecordBoot(rctx, r.mac, r.seen)
+		cancel()
+		s.stats.bootRecords.Add(1)
+		if err != nil {
+			s.log.Warn("dhcp: recording boot failed", slog.String("mac", r.mac.String()), slog.Any("err", err))
+		}
+	}
+}

@@ -1,0 +1,80 @@
+package boot
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/bootyard/bootyard/store"
+)
+
+// leaseCommitter is a group commit: every lease waiting while one bbolt transaction runs
+// goes into the next one, so N concurrent REQUESTs cost about one fsync, not N, and no
+// request waits for a timer (bbolt's db.Batch would add up to its MaxBatchDelay, 10ms by
+// default, to every ACK).
+type leaseCommitter struct {
+	store    LeaseStore
+	requests chan commitRequest
+	counters *dhcpCounters
+}
+
+type commitRequest struct {
+	lease store.Lease
+	done  chan error
+}
+
+// maxCommitBatch bounds one transaction, so a burst cannot build a huge write.
+const maxCommitBatch = 2048
+
+func newLeaseCommitter(s LeaseStore, c *dhcpCounters) *leaseCommitter {
+	return &leaseCommitter{store: s, requests: make(chan commitRequest, maxCommitBatch), counters: c}
+}
+
+// commit returns once l is durable in bbolt (or the write failed).
+func (c *leaseCommitter) commit(ctx context.Context, l store.Lease) error {
+	done := make(chan error, 1)
+	select {
+	case c.requests <- commitRequest{lease: l, done: done}:
+	case <-ctx.Done():
+		return fmt.Errorf("commit lease %s: %w", l.IP, ctx.Err())
+	}
+	// Once queued the write happens regardless of ctx: the in-memory table already
+	// changed, and the caller must learn the outcome to ACK or undo.
+	return <-done
+}
+
+// run writes batches until requests is closed and drained. The store calls use a context
+// that is not cancelled at shutdown: in-flight leases are finished, not abandoned.
+func (c *leaseCommitter) run(ctx context.Context) {
+	batch := make([]commitRequest, 0, maxCommitBatch)
+	leases := make([]store.Lease, 0, maxCommitBatch)
+	for first := range c.requests {
+		batch = append(batch[:0], first)
+	drain:
+		for len(batch) < maxCommitBatch {
+			select {
+			case r, ok := <-c.requests:
+				if !ok {
+					break drain
+				}
+				batch = append(batch, r)
+			default:
+				break drain
+			}
+		}
+		leases = leases[:0]
+		for _, r := range batch {
+			leases = append(leases, r.lease)
+		}
+		err := c.store.PutLeases(context.WithoutCancel(ctx), leases...)
+		c.counters.commitBatches.Add(1)
+		if err != nil {
+			c.counters.commitErrors.Add(uint64(len(batch)))
+			err = fmt.Errorf("commit %d leases: %w", len(batch), err)
+		} else {
+			c.counters.leasesCommitted.Add(uint64(len(batch)))
+		}
+		for _, r := range batch {
+			r.done <- err
+		}
+	}
+}
