@@ -161,3 +161,43 @@ func nodeByMACTx(tx *bolt.Tx, mac node.MAC) (node.Node, error) {
 	}
 	return getNode(tx, string(name))
 }
+
+// MACEvent is an event for whichever node owns MAC when it is written.
+type MACEvent struct {
+	MAC   node.MAC
+	Event node.Event
+}
+
+// AppendMACEvents records events queued by MAC, naming each after the node that owns the
+// MAC inside the write transaction. A boot event queued while a discovered machine is
+// imported (renamed) or renamed through the API thus lands in the node's history, never
+// under a name that no longer exists. Events of MACs no node owns are dropped and
+// counted in the returned number. Like AppendEvents it batches concurrent callers.
+func (s *Store) AppendMACEvents(ctx context.Context, events ...MACEvent) (dropped int, err error) {
+	if err := ctxErr(ctx); err != nil {
+		return 0, err
+	}
+	if len(events) == 0 {
+		return 0, nil
+	}
+	err = s.db.Batch(func(tx *bolt.Tx) error {
+		dropped = 0
+		idx := tx.Bucket(bucketMACIndex)
+		named := make([]node.Event, 0, len(events))
+		for _, me := range events {
+			name := idx.Get(me.MAC[:])
+			if name == nil {
+				dropped++
+				continue
+			}
+			ev := me.Event
+			ev.Node = string(name)
+			named = append(named, ev)
+		}
+		return appendEvents(tx, named...)
+	})
+	if err != nil {
+		return 0, fmt.Errorf("append events by MAC: %w", err)
+	}
+	return dropped, nil
+}

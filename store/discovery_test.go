@@ -206,3 +206,28 @@ func BenchmarkRecordBootRepeat(b *testing.B) {
 		}
 	}
 }
+
+func TestAppendMACEvents_EventsFollowTheMACThroughAnImport(t *testing.T) {
+	ctx := context.Background()
+	s, clock := openDiscoveryStore(t)
+	if err := s.RecordBoot(ctx, discMAC, uefiBoot); err != nil {
+		t.Fatal(err)
+	}
+	// Queued while the machine was still node-…, written after the import renamed it.
+	queued := MACEvent{MAC: discMAC, Event: node.NewEvent(node.DefaultName(discMAC), node.EventBoot, "script served", "ipxe", clock.now())}
+	if _, err := s.ImportNode(ctx, node.Node{Name: "gpu-1", MACs: []node.MAC{discMAC}, Role: node.RoleWorker}, "test"); err != nil {
+		t.Fatal(err)
+	}
+	stranger := MACEvent{MAC: node.MAC{0x52, 0x54, 0, 0, 0, 9}, Event: node.NewEvent("x", node.EventBoot, "lost", "ipxe", clock.now())}
+	dropped, err := s.AppendMACEvents(ctx, queued, stranger)
+	if err != nil {
+		t.Fatal(err)
+	}
+	events, _ := s.Events(ctx, "gpu-1", 1)
+	if dropped != 1 || len(events) != 1 || events[0].Reason != "script served" || events[0].Node != "gpu-1" {
+		t.Errorf("dropped %d, last event %+v; want the queued event under gpu-1 and the stranger's dropped", dropped, events)
+	}
+	if _, err := s.Events(ctx, node.DefaultName(discMAC), 0); err == nil {
+		t.Error("events written under the old name")
+	}
+}

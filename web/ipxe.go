@@ -1,0 +1,379 @@
+package web
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"log/slog"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/bootyard/bootyard/ipxe"
+	"github.com/bootyard/bootyard/node"
+	"github.com/bootyard/bootyard/store"
+)
+
+// IPXEInventory is what the iPXE endpoints need from the store.
+type IPXEInventory interface {
+	NodeByMAC(ctx context.Context, mac node.MAC) (node.Node, error)
+	RecordBoot(ctx context.Context, mac node.MAC, seen node.BootInfo) error
+	UpdateNode(ctx context.Context, name string, fn store.UpdateFunc) (node.Node, error)
+	AppendMACEvents(ctx context.Context, events ...store.MACEvent) (dropped int, err error)
+}
+
+// IPXEHandler serves GET /boot.ipxe?mac=… (the per-machine script) and GET /ipxe/NAME
+// (the iPXE binaries, for UEFI HTTP boot).
+//
+// A script request costs one read transaction; its boot event and boot info are queued
+// to a single background writer that commits them in batches, so the request never
+// waits for an fsync. Only state changes (registered → provisioning) and the first boot
+// of an unknown machine are written before the answer, because the answer depends on them.
+type IPXEHandler struct {
+	render *ipxe.Renderer
+	inv    IPXEInventory
+	bins   *ipxe.Binaries
+	log    *slog.Logger
+	now    func() time.Time
+	bufs   sync.Pool // *bytes.Buffer
+	writer *bootWriter
+}
+
+// NewIPXEHandler builds the handler and starts its event writer; Close stops it.
+// bins may be nil, and then /ipxe/ answers 404.
+func NewIPXEHandler(r *ipxe.Renderer, inv IPXEInventory, bins *ipxe.Binaries, log *slog.Logger) *IPXEHandler {
+	if log == nil {
+		log = slog.Default()
+	}
+	log = log.With(slog.String("service", "ipxe"))
+	h := &IPXEHandler{render: r, inv: inv, bins: bins, log: log,
+		now: func() time.Time { return time.Now().UTC() }}
+	h.bufs.New = func() any { return new(bytes.Buffer) }
+	h.writer = newBootWriter(inv, log)
+	return h
+}
+
+// Flush waits until every event and boot record queued so far is written.
+func (h *IPXEHandler) Flush() { h.writer.flush() }
+
+// Close writes what is queued and stops the writer. Call it before closing the store.
+func (h *IPXEHandler) Close() { h.writer.close() }
+
+// Dropped counts boot events lost because the writer's queue was full.
+func (h *IPXEHandler) Dropped() uint64 { return h.writer.dropped.Load() }
+
+func (h *IPXEHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	switch {
+	case r.URL.Path == "/boot.ipxe":
+		h.serveScript(w, r)
+	case strings.HasPrefix(r.URL.Path, "/ipxe/"):
+		h.serveBinary(w, r)
+	default:
+		http.NotFound(w, r)
+	}
+}
+
+// knownBuildArch lists iPXE's ${buildarch} values; anything else is not recorded.
+var knownBuildArch = map[string]bool{"i386": true, "x86_64": true, "arm32": true, "arm64": true,
+	"riscv32": true, "riscv64": true, "loong64": true}
+
+func (h *IPXEHandler) serveScript(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodGet {
+		// HEAD would have the side effects of GET (the install transition): refuse it.
+		w.Header().Set("Allow", http.MethodGet)
+		plainError(w, http.StatusMethodNotAllowed, "only GET: fetching the script has side effects")
+		return
+	}
+	q := r.URL.Query()
+	rawMAC := q.Get("mac")
+	if rawMAC == "" {
+		plainError(w, http.StatusBadRequest, "missing mac: want /boot.ipxe?mac=aa-bb-cc-dd-ee-ff (iPXE: ?mac=${mac:hexhyp})")
+		return
+	}
+	mac, err := node.ParseMAC(rawMAC)
+	if err != nil || mac.IsZero() {
+		plainError(w, http.StatusBadRequest, "bad mac "+strconv.Quote(truncate(rawMAC, 40))+": want a 48-bit hardware address such as aa-bb-cc-dd-ee-ff")
+		return
+	}
+	platform := ipxe.ParsePlatform(q.Get("platform"))
+	buildarch := q.Get("arch")
+	if !knownBuildArch[buildarch] {
+		buildarch = ""
+	}
+	seen := h.bootInfo(r, platform, buildarch)
+	ctx := r.Context()
+
+	n, err := h.inv.NodeByMAC(ctx, mac)
+	recorded := true
+	switch {
+	case errors.Is(err, node.ErrNotFound):
+		// The first boot of a machine nobody imported: record it before answering, so
+		// the operator sees it at once and can import it while it waits.
+		if err := h.inv.RecordBoot(ctx, mac, seen); err != nil {
+			recorded = false
+			h.log.Error("record discovered machine", slog.String("mac", mac.String()), slog.Any("err", err))
+		}
+		n = node.Node{Name: node.DefaultName(mac), MACs: []node.MAC{mac}, State: node.StateDiscovered}
+	case err != nil:
+		h.log.Error("look up node", slog.String("mac", mac.String()), slog.Any("err", err))
+		plainError(w, http.StatusInternalServerError, "inventory unavailable, try again")
+		return
+	default:
+		h.writer.enqueue(bootWrite{mac: mac, seen: seen, record: true})
+	}
+
+	if n.State == node.StateRegistered {
+		if n, err = h.beginInstall(ctx, mac, n); err != nil {
+			h.log.Error("start install", slog.String("node", n.Name), slog.String("mac", mac.String()), slog.Any("err", err))
+			plainError(w, http.StatusInternalServerError, "could not record the install, try again")
+			return
+		}
+	}
+	script := ipxe.Script{Kind: ipxe.KindFor(n.State), MAC: mac, Name: n.Name, State: n.State,
+		Role: n.Role, Image: n.Image, Generation: n.Generation, Platform: platform}
+	if script.Platform == ipxe.PlatformUnknown {
+		script.Platform = ipxe.PlatformOf(n.Boot)
+	}
+	if n.State == node.StateFailed {
+		script.Reason = "failed: " + n.StateReason
+	}
+
+	buf := h.bufs.Get().(*bytes.Buffer)
+	buf.Reset()
+	defer h.bufs.Put(buf)
+	if err := h.render.Render(buf, script); err != nil {
+		h.log.Error("render ipxe script", slog.String("node", n.Name), slog.Any("err", err))
+		plainError(w, http.StatusInternalServerError, "could not render the script")
+		return
+	}
+	hdr := w.Header()
+	hdr.Set("Content-Type", "text/plain; charset=utf-8")
+	hdr.Set("Cache-Control", "no-store")
+	hdr.Set("Content-Length", strconv.Itoa(buf.Len()))
+	w.WriteHeader(http.StatusOK)
+	if _, err := w.Write(buf.Bytes()); err != nil {
+		h.log.Debug("write ipxe script", slog.String("node", n.Name), slog.Any("err", err))
+	}
+	if recorded {
+		reason := "iPXE script served: " + string(script.Kind) + " (" + platformName(script.Platform) + archSuffix(buildarch) + ")"
+		h.writer.enqueue(bootWrite{mac: mac, event: node.NewEvent(n.Name, node.EventBoot, reason, "ipxe", h.now())})
+	}
+}
+
+// errStateChanged aborts the install transition when the node left registered between
+// the read and the write; the handler then answers for the state it is in now.
+var errStateChanged = errors.New("state changed")
+
+// beginInstall moves a registered node to provisioning as its install script is served.
+func (h *IPXEHandler) beginInstall(ctx context.Context, mac node.MAC, n node.Node) (node.Node, error) {
+	at := h.now()
+	updated, err := h.inv.UpdateNode(ctx, n.Name, func(cur *node.Node) ([]node.Event, error) {
+		if cur.State != node.StateRegistered {
+			return nil, errStateChanged
+		}
+		ev, err := cur.Transition(node.StateProvisioning, "iPXE install script served", "ipxe", at)
+		if err != nil {
+			return nil, err
+		}
+		return []node.Event{ev}, nil
+	})
+	if errors.Is(err, errStateChanged) || errors.Is(err, node.ErrNotFound) {
+		// Changed or renamed underneath: answer for what the record says now.
+		return h.inv.NodeByMAC(ctx, mac)
+	}
+	return updated, err
+}
+
+func (h *IPXEHandler) bootInfo(r *http.Request, p ipxe.Platform, buildarch string) node.BootInfo {
+	seen := node.BootInfo{UserClass: "iPXE", LastSeen: h.now()}
+	if code, ok := ipxe.ArchCode(p, buildarch); ok {
+		seen.Arch = code
+		seen.Firmware = "bios"
+		if p == ipxe.PlatformEFI {
+			seen.Firmware = "uefi"
+		}
+	}
+	if host, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {
+		seen.IP = host
+	}
+	return seen
+}
+
+func (h *IPXEHandler) serveBinary(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		w.Header().Set("Allow", "GET, HEAD")
+		plainError(w, http.StatusMethodNotAllowed, "only GET and HEAD")
+		return
+	}
+	name := strings.TrimPrefix(r.URL.Path, "/ipxe/")
+	if h.bins == nil || ipxe.CheckName(name) != nil {
+		plainError(w, http.StatusNotFound, "not an iPXE binary served here")
+		return
+	}
+	f, _, err := h.bins.Open(name)
+	if err != nil {
+		if !errors.Is(err, node.ErrNotFound) {
+			h.log.Error("open ipxe binary", slog.String("file", name), slog.Any("err", err))
+		}
+		plainError(w, http.StatusNotFound, "not an iPXE binary served here")
+		return
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		plainError(w, http.StatusInternalServerError, "stat failed")
+		return
+	}
+	// Set the type so ServeContent does not sniff; firmware does not care, curl users do.
+	w.Header().Set("Content-Type", "application/octet-stream")
+	http.ServeContent(w, r, name, fi.ModTime(), f)
+}
+
+func plainError(w http.ResponseWriter, code int, msg string) {
+	// iPXE prints the body of a failed fetch, so it says what to fix.
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(code)
+	_, _ = w.Write([]byte(msg + "\n"))
+}
+
+func platformName(p ipxe.Platform) string {
+	if p == ipxe.PlatformUnknown {
+		return "platform unknown"
+	}
+	return string(p)
+}
+
+func archSuffix(a string) string {
+	if a == "" {
+		return ""
+	}
+	return " " + a
+}
+
+func truncate(s string, n int) string {
+	if len(s) > n {
+		return s[:n]
+	}
+	return s
+}
+
+// bootWrite is one queued write: a boot record, an event, or both.
+type bootWrite struct {
+	mac    node.MAC
+	seen   node.BootInfo
+	record bool
+	event  node.Event // zero Type means none; the store names it after mac's owner
+}
+
+// bootWriter owns the writes the script endpoint does not wait for. One goroutine drains
+// a bounded queue and writes what it found as one AppendEvents call, so a burst of
+// machines costs a few commits, not one fsync per request. A full queue drops (and
+// counts) rather than blocking the boot path.
+type bootWriter struct {
+	inv     IPXEInventory
+	log     *slog.Logger
+	queue   chan bootWrite
+	flushes chan chan struct{}
+	stop    chan struct{}
+	done    chan struct{}
+	once    sync.Once
+	dropped atomic.Uint64
+}
+
+// bootQueueLen absorbs a rack powering on at once (a few writes per machine) while a
+// commit is in progress.
+const bootQueueLen = 8192
+
+func newBootWriter(inv IPXEInventory, log *slog.Logger) *bootWriter {
+	bw := &bootWriter{inv: inv, log: log, queue: make(chan bootWrite, bootQueueLen),
+		flushes: make(chan chan struct{}), stop: make(chan struct{}), done: make(chan struct{})}
+	go bw.run()
+	return bw
+}
+
+func (bw *bootWriter) enqueue(w bootWrite) {
+	select {
+	case bw.queue <- w:
+	default:
+		if n := bw.dropped.Add(1); n&(n-1) == 0 { // log at 1, 2, 4, 8… drops, not each one
+			bw.log.Warn("boot event queue full, dropping", slog.Uint64("dropped", n))
+		}
+	}
+}
+
+func (bw *bootWriter) run() {
+	defer close(bw.done)
+	batch := make([]bootWrite, 0, 1024)
+	for {
+		select {
+		case w := <-bw.queue:
+			batch = bw.write(bw.drain(append(batch[:0], w)))
+		case ack := <-bw.flushes:
+			batch = bw.write(bw.drain(batch[:0]))
+			close(ack)
+		case <-bw.stop:
+			bw.write(bw.drain(batch[:0]))
+			return
+		}
+	}
+}
+
+// drain takes what is queued without waiting.
+func (bw *bootWriter) drain(batch []bootWrite) []bootWrite {
+	for {
+		select {
+		case w := <-bw.queue:
+			batch = append(batch, w)
+		default:
+			return batch
+		}
+	}
+}
+
+func (bw *bootWriter) write(batch []bootWrite) []bootWrite {
+	// The request that queued these is gone; the writes belong to the appliance.
+	ctx := context.Background()
+	var events []store.MACEvent
+	recorded := make(map[node.MAC]bool)
+	for _, w := range batch {
+		if w.record && !recorded[w.mac] {
+			recorded[w.mac] = true
+			if err := bw.inv.RecordBoot(ctx, w.mac, w.seen); err != nil {
+				bw.log.Warn("record boot", slog.String("mac", w.mac.String()), slog.Any("err", err))
+			}
+		}
+		if w.event.Type != "" {
+			events = append(events, store.MACEvent{MAC: w.mac, Event: w.event})
+		}
+	}
+	if len(events) > 0 {
+		// Named by MAC inside the write: an import or rename since the request must not
+		// leave the event under a name that no longer exists.
+		dropped, err := bw.inv.AppendMACEvents(ctx, events...)
+		if err != nil {
+			bw.log.Error("write boot events", slog.Int("events", len(events)), slog.Any("err", err))
+		} else if dropped > 0 {
+			bw.log.Info("boot events for removed nodes dropped", slog.Int("events", dropped))
+		}
+	}
+	return batch[:0]
+}
+
+func (bw *bootWriter) flush() {
+	ack := make(chan struct{})
+	select {
+	case bw.flushes <- ack:
+		<-ack
+	case <-bw.done:
+	}
+}
+
+func (bw *bootWriter) close() {
+	bw.once.Do(func() { close(bw.stop) })
+	<-bw.done
+}
