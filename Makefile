@@ -16,7 +16,7 @@ TEST_DEBS := $(RUN_DEBS) iproute2 curl isc-dhcp-client busybox tftp-hpa dnsmasq-
 	qemu-system-x86 ipxe-qemu ovmf cloud-init xorriso genisoimage util-linux \
 	chromium mtools dosfstools wrk
 
-.PHONY: all build run test test-go fuzz lint deps-run deps-test clean
+.PHONY: all build run test test-go fuzz lint deps-run deps-test deb clean
 
 all: build
 
@@ -60,6 +60,14 @@ fuzz:
 			$(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; \
 		done; \
 	done
+
+# The Debian package (nfpm from the Go module proxy, pinned): binary, systemd unit,
+# /etc/bootyard/config.yaml, /var/lib/bootyard, Depends: ipxe.
+VERSION ?= 0.1.0
+NFPM    := github.com/goreleaser/nfpm/v2/cmd/nfpm@v2.45.2
+deb: build
+	BOOTYARD_VERSION=$(VERSION) GOFLAGS=-mod=mod $(GO) run $(NFPM) package \
+		--config deploy/debian/nfpm.yaml --packager deb --target $(BIN)/
 
 clean:
 	rm -rf $(BIN)
