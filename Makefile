@@ -14,9 +14,9 @@ FUZZTIME ?= 15s
 RUN_DEBS  := ipxe ca-certificates
 TEST_DEBS := $(RUN_DEBS) iproute2 curl isc-dhcp-client busybox tftp-hpa dnsmasq-base \
 	qemu-system-x86 ipxe-qemu ovmf cloud-init xorriso genisoimage util-linux \
-	chromium mtools dosfstools wrk
+	chromium mtools dosfstools wrk vagrant vagrant-libvirt
 
-.PHONY: all build run test test-go fuzz lint deps-run deps-test deb clean
+.PHONY: all build run test test-go fuzz lint deps-run deps-test deb vagrant-validate clean
 
 all: build
 
@@ -46,7 +46,11 @@ lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 
-test: deps-test lint build test-go fuzz
+test: deps-test lint build vagrant-validate test-go fuzz
+
+# The Vagrantfile cannot run here (no nested virtualisation); its syntax and config are checked.
+vagrant-validate:
+	VAGRANT_DEFAULT_PROVIDER=libvirt vagrant validate
 
 test-go:
 	$(GO) test -count=1 -timeout 25m ./...
