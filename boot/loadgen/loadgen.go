@@ -1,0 +1,232 @@
+// Package loadgen drives a DHCP server with many concurrent simulated clients, each
+// running full DISCOVER/OFFER/REQUEST/ACK exchanges with its own MAC, and reports the
+// rate and latency. It is the measuring stick for Bootyard's DHCP hot path; run it only
+// inside network namespaces (see boot/netns), never on a real network.
+package loadgen
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/insomniacslk/dhcp/dhcpv4"
+)
+
+// Config describes one run.
+type Config struct {
+	// Conn is a UDP socket bound to the client port (68) on the client's link, with
+	// SO_BROADCAST (server4.NewIPv4UDPConn makes one). Replies for every simulated
+	// client arrive on it and are matched by transaction ID.
+	Conn *net.UDPConn
+	// Server is where DISCOVERs and REQUESTs go, usually 255.255.255.255:67.
+	Server netip.AddrPort
+	// Clients is the number of exchanges in flight at once.
+	Clients int
+	// Exchanges is the total number of DORAs; each uses a new MAC.
+	Exchanges int
+	// MACPrefix is the first two bytes of every simulated MAC; the other four count up
+	// from FirstMAC, so separate runs can use disjoint MACs.
+	MACPrefix [2]byte
+	FirstMAC  uint32
+	// Timeout is how long one reply is awaited before the step is retried; default 1s.
+	Timeout time.Duration
+	// Retries per step before the exchange counts as failed; default 3.
+	Retries int
+}
+
+// Result is what one run measured.
+type Result struct {
+	Exchanges int           // completed DORAs (ACK received)
+	Failures  int           // exchanges abandoned after retries, or NAKed
+	Elapsed   time.Duration // wall time of the run
+	Rate      float64       // completed exchanges per second
+	P50, P99  time.Duration // DORA latency, DISCOVER sent to ACK received
+	Max       time.Duration
+	Addresses []netip.Addr // the address each completed exchange got, in completion order
+}
+
+func (r Result) String() string {
+	return fmt.Sprintf("%d exchanges (%d failed) in %s: %.0f/s, p50 %s, p99 %s, max %s",
+		r.Exchanges, r.Failures, r.Elapsed.Round(time.Millisecond), r.Rate, r.P50, r.P99, r.Max)
+}
+
+// Run performs cfg.Exchanges DORAs with cfg.Clients in flight and returns the figures.
+func Run(ctx context.Context, cfg Config) (Result, error) {
+	if cfg.Conn == nil || cfg.Clients <= 0 || cfg.Exchanges <= 0 {
+		return Result{}, errors.New("loadgen: need a socket, clients > 0 and exchanges > 0")
+	}
+	if cfg.Timeout == 0 {
+		cfg.Timeout = time.Second
+	}
+	if cfg.Retries == 0 {
+		cfg.Retries = 3
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	d := &demux{waiting: make(map[dhcpv4.TransactionID]chan *dhcpv4.DHCPv4)}
+	go d.read(ctx, cfg.Conn)
+	// Unblock the reader when the run ends.
+	defer cfg.Conn.SetReadDeadline(time.Now())
+
+	var next atomic.Int64
+	var mu sync.Mutex
+	var res Result
+	lat := make([]time.Duration, 0, cfg.Exchanges)
+	start := time.Now()
+	var wg sync.WaitGroup
+	for w := range cfg.Clients {
+		wg.Go(func() {
+			for {
+				i := next.Add(1) - 1
+				if i >= int64(cfg.Exchanges) || ctx.Err() != nil {
+					return
+				}
+				var mac [6]byte
+				mac[0], mac[1] = cfg.MACPrefix[0], cfg.MACPrefix[1]
+				binary.BigEndian.PutUint32(mac[2:], cfg.FirstMAC+uint32(i))
+				t0 := time.Now()
+				ip, err := dora(ctx, cfg, d, mac, uint32(w))
+				took := time.Since(t0)
+				mu.Lock()
+				if err != nil {
+					res.Failures++
+				} else {
+					res.Exchanges++
+					lat = append(lat, took)
+					res.Addresses = append(res.Addresses, ip)
+				}
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	res.Elapsed = time.Since(start)
+	if res.Elapsed > 0 {
+		res.Rate = float64(res.Exchanges) / res.Elapsed.Seconds()
+	}
+	if len(lat) > 0 {
+		slices.Sort(lat)
+		res.P50 = lat[len(lat)/2]
+		res.P99 = lat[min(len(lat)-1, len(lat)*99/100)]
+		res.Max = lat[len(lat)-1]
+	}
+	return res, ctx.Err()
+}
+
+// demux hands each reply to the exchange waiting for its transaction ID.
+type demux struct {
+	mu      sync.Mutex
+	waiting map[dhcpv4.TransactionID]chan *dhcpv4.DHCPv4
+}
+
+func (d *demux) expect(xid dhcpv4.TransactionID) chan *dhcpv4.DHCPv4 {
+	ch := make(chan *dhcpv4.DHCPv4, 4)
+	d.mu.Lock()
+	d.waiting[xid] = ch
+	d.mu.Unlock()
+	return ch
+}
+
+func (d *demux) done(xid dhcpv4.TransactionID) {
+	d.mu.Lock()
+	delete(d.waiting, xid)
+	d.mu.Unlock()
+}
+
+func (d *demux) read(ctx context.Context, conn *net.UDPConn) {
+	buf := make([]byte, 1500)
+	for ctx.Err() == nil {
+		n, _, err := conn.ReadFromUDPAddrPort(buf)
+		if err != nil {
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				return
+			}
+			if errors.Is(err, net.ErrClosed) {
+				return
+			}
+			continue
+		}
+		m, err := dhcpv4.FromBytes(buf[:n])
+		if err != nil || m.OpCode != dhcpv4.OpcodeBootReply {
+			continue
+		}
+		d.mu.Lock()
+		ch := d.waiting[m.TransactionID]
+		d.mu.Unlock()
+		if ch != nil {
+			select {
+			case ch <- m:
+			default:
+			}
+		}
+	}
+}
+
+var errNAK = errors.New("NAK")
+
+// dora runs one exchange; xids carry the worker number so concurrent ones never clash.
+func dora(ctx context.Context, cfg Config, d *demux, mac [6]byte, worker uint32) (netip.Addr, error) {
+	var xid dhcpv4.TransactionID
+	binary.BigEndian.PutUint32(xid[:], worker<<20|uint32(time.Now().UnixNano())&0xfffff)
+	ch := d.expect(xid)
+	defer d.done(xid)
+	hw := net.HardwareAddr(mac[:])
+
+	discover, err := dhcpv4.New(dhcpv4.WithTransactionID(xid), dhcpv4.WithHwAddr(hw),
+		dhcpv4.WithMessageType(dhcpv4.MessageTypeDiscover), dhcpv4.WithBroadcast(true))
+	if err != nil {
+		return netip.Addr{}, err
+	}
+	offer, err := step(ctx, cfg, discover, ch, dhcpv4.MessageTypeOffer)
+	if err != nil {
+		return netip.Addr{}, fmt.Errorf("discover: %w", err)
+	}
+	request, err := dhcpv4.NewRequestFromOffer(offer, dhcpv4.WithBroadcast(true))
+	if err != nil {
+		return netip.Addr{}, err
+	}
+	ack, err := step(ctx, cfg, request, ch, dhcpv4.MessageTypeAck)
+	if err != nil {
+		return netip.Addr{}, fmt.Errorf("request: %w", err)
+	}
+	ip, _ := netip.AddrFromSlice(ack.YourIPAddr.To4())
+	return ip, nil
+}
+
+func step(ctx context.Context, cfg Config, m *dhcpv4.DHCPv4, ch chan *dhcpv4.DHCPv4, want dhcpv4.MessageType) (*dhcpv4.DHCPv4, error) {
+	b := m.ToBytes()
+	for range cfg.Retries {
+		if _, err := cfg.Conn.WriteToUDPAddrPort(b, cfg.Server); err != nil {
+			return nil, err
+		}
+		timer := time.NewTimer(cfg.Timeout)
+	wait:
+		for {
+			select {
+			case r := <-ch:
+				switch r.MessageType() {
+				case want:
+					timer.Stop()
+					return r, nil
+				case dhcpv4.MessageTypeNak:
+					timer.Stop()
+					return nil, errNAK
+				}
+			case <-timer.C:
+				break wait
+			case <-ctx.Done():
+				timer.Stop()
+				return nil, ctx.Err()
+			}
+		}
+	}
+	return nil, fmt.Errorf("no %s after %d tries", want, cfg.Retries)
+}
