@@ -152,7 +152,7 @@ func TestDHCP_RenewExtendsTheLease(t *testing.T) {
 		t.Fatal(err)
 	}
 	before := s.Stats()
-	time.Sleep(1100 * time.Millisecond) // lease expiry has second resolution on the wire; let it move
+	time.Sleep(1100 * time.Millisecond)                         // lease expiry has second resolution on the wire; let it move
 	if err := cmd.Process.Signal(syscall.SIGUSR1); err != nil { // udhcpc: SIGUSR1 renews
 		t.Fatal(err)
 	}
