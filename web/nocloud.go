@@ -22,8 +22,10 @@ import (
 // NoCloudInventory is what the NoCloud endpoints need from the store.
 type NoCloudInventory interface {
 	NodeByMAC(ctx context.Context, mac node.MAC) (node.Node, error)
-	// MACForIP answers which MAC holds a DHCP lease on ip (node.ErrNotFound if none).
+	// MACForIP answers which MAC holds an active DHCP lease on ip (node.ErrNotFound if none).
 	MACForIP(ctx context.Context, ip netip.Addr) (node.MAC, error)
+	// LeaseForMAC returns mac's active lease (node.ErrNotFound if none).
+	LeaseForMAC(ctx context.Context, mac node.MAC) (store.Lease, error)
 	ClusterSettings(ctx context.Context) (node.ClusterSettings, error)
 	AppendEvents(ctx context.Context, events ...node.Event) error
 	UpdateNode(ctx context.Context, name string, fn store.UpdateFunc) (node.Node, error)
@@ -163,11 +165,11 @@ func (h *NoCloudHandler) resolve(ctx context.Context, r *http.Request) (noCloudR
 }
 
 // checkSource enforces "when Bootyard knows the node's address, the request comes from
-// it". Known means: the requester's address is leased (to this node: fine; to another
-// machine: refused), or it is the node's static address, or the address the node last
-// booted with is still leased to it (then any other address is refused). A requester
-// with no lease and no match is allowed: in proxyDHCP mode another server hands out the
-// addresses and Bootyard cannot know them.
+// it". The requester's address may be leased to this node (fine) or to another machine
+// (refused); it may be the node's static address (fine); otherwise, if any of the node's
+// MACs holds an active lease, the request should have come from that address (refused).
+// A requester with no lease, no static match and no lease of its own is allowed: in
+// proxyDHCP mode another server hands out the addresses and Bootyard cannot know them.
 func (h *NoCloudHandler) checkSource(ctx context.Context, n *node.Node, remote netip.Addr) error {
 	owner, err := h.inv.MACForIP(ctx, remote)
 	switch {
@@ -182,9 +184,13 @@ func (h *NoCloudHandler) checkSource(ctx context.Context, n *node.Node, remote n
 	if n.IP.IsValid() && n.IP.Addr() == remote {
 		return nil
 	}
-	if boot, err := netip.ParseAddr(n.Boot.IP); err == nil && boot != remote {
-		if owner, err := h.inv.MACForIP(ctx, boot); err == nil && n.HasMAC(owner) {
-			return fmt.Errorf("request from %s, but node %s holds the lease on %s: %w", remote, n.Name, boot, node.ErrForbidden)
+	for _, mac := range n.MACs {
+		lease, err := h.inv.LeaseForMAC(ctx, mac)
+		switch {
+		case err == nil:
+			return fmt.Errorf("request from %s, but node %s holds the lease on %s: %w", remote, n.Name, lease.IP, node.ErrForbidden)
+		case !errors.Is(err, node.ErrNotFound):
+			return fmt.Errorf("lease lookup %s: %w", mac, err)
 		}
 	}
 	return nil

@@ -1,0 +1,686 @@
+package web
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/netip"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"sigs.k8s.io/yaml"
+
+	"github.com/bootyard/bootyard/cloudinit"
+	"github.com/bootyard/bootyard/node"
+	"github.com/bootyard/bootyard/store"
+)
+
+// joinToken is the cluster token in every NoCloud test; every response, event and log
+// line is searched for it.
+const joinToken = "K10nocloud-join-token-must-stay-secret::server:7e1f"
+
+// syncBuffer collects log output from concurrent handlers.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// noCloudHarness is Bootyard's web server with the real store, the real renderer and the
+// NoCloud handler mounted as cmd wires it, on a loopback socket.
+type noCloudHarness struct {
+	t    testing.TB
+	st   *store.Store
+	r    *cloudinit.Renderer
+	h    *NoCloudHandler
+	srv  *httptest.Server
+	logs *syncBuffer
+}
+
+type harnessOption func(*cloudinit.Config, *node.ClusterSettings)
+
+func newNoCloudHarness(t testing.TB, opts ...harnessOption) *noCloudHarness {
+	t.Helper()
+	ctx := context.Background()
+	st, err := store.Open(filepath.Join(t.TempDir(), "bootyard.db"), store.Options{Logger: quietLog()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	logs := &syncBuffer{}
+	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+
+	// The server is started before the renderer exists: the renderer needs its URL.
+	x := &noCloudHarness{t: t, st: st, logs: logs}
+	var handler http.Handler
+	x.srv = httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { handler.ServeHTTP(w, r) }))
+	x.srv.Start()
+	t.Cleanup(x.srv.Close)
+
+	cfg := cloudinit.Config{AdvertiseURL: x.srv.URL}
+	settings := node.ClusterSettings{
+		ServerURL:         "https://10.20.0.11:6443",
+		Token:             joinToken,
+		SSHAuthorizedKeys: []string{"ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAINoCloudTest ops@lab"},
+	}
+	for _, o := range opts {
+		o(&cfg, &settings)
+	}
+	if x.r, err = cloudinit.NewRenderer(cfg); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.UpdateClusterSettings(ctx, func(c *node.ClusterSettings) error { *c = settings; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	x.h = NewNoCloudHandler(x.r, st, log)
+	web, err := New(Config{AdminToken: testToken, Logger: log}, Deps{Inventory: st, NoCloud: x.h, Join: x.r})
+	if err != nil {
+		t.Fatal(err)
+	}
+	handler = web.Handler()
+	t.Cleanup(x.checkNoTokenLeaked)
+	return x
+}
+
+// checkNoTokenLeaked runs after every NoCloud test: the token must never reach a log
+// line or an event.
+func (x *noCloudHarness) checkNoTokenLeaked() {
+	if strings.Contains(x.logs.String(), joinToken) {
+		x.t.Errorf("the join token appears in the logs:\n%s", x.logs.String())
+	}
+	nodes, err := x.st.ListNodes(context.Background())
+	if err != nil {
+		x.t.Fatal(err)
+	}
+	for _, n := range nodes {
+		events, err := x.st.Events(context.Background(), n.Name, 0)
+		if err != nil {
+			x.t.Fatal(err)
+		}
+		for _, e := range events {
+			if strings.Contains(e.Reason, joinToken) {
+				x.t.Errorf("the join token appears in an event of %s: %+v", n.Name, e)
+			}
+		}
+	}
+}
+
+// path to state through legal transitions from registered.
+var pathTo = map[node.State][]node.State{
+	node.StateRegistered:   nil,
+	node.StateProvisioning: {node.StateProvisioning},
+	node.StateInstalled:    {node.StateProvisioning, node.StateInstalled},
+	node.StateActive:       {node.StateProvisioning, node.StateInstalled, node.StateActive},
+	node.StateDeleting:     {node.StateProvisioning, node.StateDeleting},
+	node.StateWiping:       {node.StateProvisioning, node.StateDeleting, node.StateWiping},
+	node.StateDeleted:      {node.StateProvisioning, node.StateDeleting, node.StateDeleted},
+	node.StateFailed:       {node.StateProvisioning, node.StateFailed},
+}
+
+// importAt imports a node and walks it to state.
+func (x *noCloudHarness) importAt(name, mac string, role node.Role, state node.State) node.Node {
+	x.t.Helper()
+	ctx := context.Background()
+	m, err := node.ParseMAC(mac)
+	if err != nil {
+		x.t.Fatal(err)
+	}
+	n, err := x.st.ImportNode(ctx, node.Node{Name: name, MACs: []node.MAC{m}, Role: role,
+		Labels: map[string]string{"bootyard.io/test": "nocloud"}}, "test")
+	if err != nil {
+		x.t.Fatal(err)
+	}
+	for _, to := range pathTo[state] {
+		if n, err = x.st.UpdateNode(ctx, name, func(n *node.Node) ([]node.Event, error) {
+			ev, err := n.Transition(to, "test", "test", time.Now().UTC())
+			return []node.Event{ev}, err
+		}); err != nil {
+			x.t.Fatal(err)
+		}
+	}
+	return n
+}
+
+func (x *noCloudHarness) lease(ip, mac string) {
+	x.t.Helper()
+	m, err := node.ParseMAC(mac)
+	if err != nil {
+		x.t.Fatal(err)
+	}
+	if err := x.st.PutLeases(context.Background(), store.Lease{IP: netip.MustParseAddr(ip), MAC: m,
+		State: store.LeaseActive, Expires: time.Now().Add(time.Hour)}); err != nil {
+		x.t.Fatal(err)
+	}
+}
+
+// clientFrom returns an HTTP client whose requests come from the loopback address from,
+// so a test can be "another machine" without leaving the host.
+func clientFrom(from string) *http.Client {
+	d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(from)}}
+	return &http.Client{Transport: &http.Transport{DialContext: d.DialContext}, Timeout: 10 * time.Second}
+}
+
+func (x *noCloudHarness) do(c *http.Client, method, path string, header http.Header, form url.Values) (int, string) {
+	x.t.Helper()
+	var body io.Reader
+	if form != nil {
+		body = strings.NewReader(form.Encode())
+	}
+	req, err := http.NewRequest(method, x.srv.URL+path, body)
+	if err != nil {
+		x.t.Fatal(err)
+	}
+	for k, v := range header {
+		req.Header[k] = v
+	}
+	if form != nil {
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	}
+	resp, err := c.Do(req)
+	if err != nil {
+		x.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		x.t.Fatal(err)
+	}
+	return resp.StatusCode, string(b)
+}
+
+func (x *noCloudHarness) events(name string) string {
+	x.t.Helper()
+	events, err := x.st.Events(context.Background(), name, 0)
+	if err != nil {
+		x.t.Fatal(err)
+	}
+	var b strings.Builder
+	for _, e := range events {
+		fmt.Fprintf(&b, "%s %s→%s %s\n", e.Type, e.From, e.To, e.Reason)
+	}
+	return b.String()
+}
+
+func (x *noCloudHarness) node(name string) node.Node {
+	x.t.Helper()
+	n, err := x.st.GetNode(context.Background(), name)
+	if err != nil {
+		x.t.Fatal(err)
+	}
+	return n
+}
+
+func (x *noCloudHarness) settings() node.ClusterSettings {
+	x.t.Helper()
+	s, err := x.st.ClusterSettings(context.Background())
+	if err != nil {
+		x.t.Fatal(err)
+	}
+	return s
+}
+
+func (x *noCloudHarness) keyHeader(name string) http.Header {
+	return http.Header{cloudinit.CallbackKeyHeader: {x.r.CallbackKey(x.node(name), x.settings())}}
+}
+
+func TestNoCloud_ServesEachFileAsRenderedForTheNode(t *testing.T) {
+	x := newNoCloudHarness(t)
+	n := x.importAt("gpu-1", "52:54:00:aa:00:01", node.RoleWorker, node.StateProvisioning)
+	want, err := x.r.Files(n, x.settings(), true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	local := clientFrom("127.0.0.1")
+	for _, macForm := range []string{"52:54:00:aa:00:01", "52-54-00-AA-00-01", "525400aa0001"} {
+		for _, leaf := range cloudinit.FileNames {
+			t.Run(macForm+"/"+leaf, func(t *testing.T) {
+				status, body := x.do(local, http.MethodGet, "/nocloud/"+macForm+"/"+leaf, nil, nil)
+				if status != http.StatusOK || body != string(want[leaf]) {
+					t.Errorf("status %d, body:\n%s\nwant 200 and:\n%s", status, body, want[leaf])
+				}
+			})
+		}
+	}
+	if got := strings.Count(x.events("gpu-1"), "user-data with join config served"); got != 1 {
+		t.Errorf("%d 'served' events for three reads, want 1:\n%s", got, x.events("gpu-1"))
+	}
+}
+
+func TestNoCloud_JoinTokenOnlyToTheOwnerWhileProvisioned(t *testing.T) {
+	const mac, other = "52:54:00:bb:00:01", "52:54:00:bb:00:99"
+	tests := []struct {
+		name      string
+		state     node.State
+		leases    map[string]string // ip → mac
+		from      string
+		path      string // "" = /nocloud/<mac>/user-data
+		wantCode  int
+		wantToken bool
+		wantEvent string // substring of a recorded event
+		eventOn   string // node expected to carry wantEvent; "" = w-1
+	}{
+		{name: "registered owner gets the token", state: node.StateRegistered, from: "127.0.0.1", wantCode: 200, wantToken: true},
+		{name: "provisioning owner gets the token", state: node.StateProvisioning, from: "127.0.0.1", wantCode: 200, wantToken: true},
+		{name: "installed owner gets the token", state: node.StateInstalled, from: "127.0.0.1", wantCode: 200, wantToken: true},
+		{name: "owner from its leased address gets the token", state: node.StateProvisioning,
+			leases: map[string]string{"127.0.0.5": mac}, from: "127.0.0.5", wantCode: 200, wantToken: true},
+		{name: "no MAC in the URL: resolved from the lease", state: node.StateProvisioning,
+			leases: map[string]string{"127.0.0.6": mac}, from: "127.0.0.6", path: "/nocloud/user-data", wantCode: 200, wantToken: true},
+		{name: "no MAC in the URL and no lease", state: node.StateProvisioning, from: "127.0.0.7", path: "/nocloud/user-data", wantCode: 404},
+		{name: "unknown MAC", state: node.StateProvisioning, from: "127.0.0.1", path: "/nocloud/52:54:00:bb:00:77/user-data", wantCode: 404},
+		{name: "another node's MAC asked from this node's leased address", state: node.StateProvisioning,
+			leases: map[string]string{"127.0.0.11": mac}, from: "127.0.0.11", path: "/nocloud/" + other + "/user-data",
+			wantCode: 403, eventOn: "w-2", wantEvent: "refused user-data to 127.0.0.11"},
+		{name: "not a MAC", state: node.StateProvisioning, from: "127.0.0.1", path: "/nocloud/../user-data", wantCode: 404},
+		{name: "source address leased to another machine", state: node.StateProvisioning,
+			leases: map[string]string{"127.0.0.8": other}, from: "127.0.0.8", wantCode: 403, wantEvent: "refused user-data to 127.0.0.8"},
+		{name: "node holds a lease elsewhere: other sources refused", state: node.StateProvisioning,
+			leases: map[string]string{"127.0.0.9": mac}, from: "127.0.0.10", wantCode: 403, wantEvent: "holds the lease on 127.0.0.9"},
+		{name: "active node: no join data", state: node.StateActive, from: "127.0.0.1", wantCode: 200, wantEvent: "join data withheld: node is active"},
+		{name: "deleting node: no join data", state: node.StateDeleting, from: "127.0.0.1", wantCode: 200, wantEvent: "withheld"},
+		{name: "wiping node: no join data", state: node.StateWiping, from: "127.0.0.1", wantCode: 200, wantEvent: "withheld"},
+		{name: "deleted node: no join data", state: node.StateDeleted, from: "127.0.0.1", wantCode: 200, wantEvent: "withheld"},
+		{name: "failed node: no join data", state: node.StateFailed, from: "127.0.0.1", wantCode: 200, wantEvent: "withheld"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			x := newNoCloudHarness(t)
+			x.importAt("w-1", mac, node.RoleWorker, tt.state)
+			x.importAt("w-2", other, node.RoleWorker, node.StateProvisioning)
+			for ip, m := range tt.leases {
+				x.lease(ip, m)
+			}
+			path := tt.path
+			if path == "" {
+				path = "/nocloud/" + mac + "/user-data"
+			}
+			c := clientFrom(tt.from)
+			code, body := x.do(c, http.MethodGet, path, nil, nil)
+			if code != tt.wantCode {
+				t.Errorf("GET %s from %s: %d, want %d\n%s", path, tt.from, code, tt.wantCode, body)
+			}
+			if got := strings.Contains(body, joinToken); got != tt.wantToken {
+				t.Errorf("token in the response = %v, want %v:\n%s", got, tt.wantToken, body)
+			}
+			if tt.wantCode == 200 && !tt.wantToken {
+				for _, must := range []string{"hostname: w-1", "ssh-ed25519"} {
+					if !strings.Contains(body, must) {
+						t.Errorf("the no-join data lacks %q:\n%s", must, body)
+					}
+				}
+				if strings.Contains(body, "/etc/llmos") {
+					t.Errorf("the no-join data carries the LLMOS config:\n%s", body)
+				}
+			}
+			// No other file, under any path form, ever carries the token.
+			for _, leaf := range []string{"meta-data", "vendor-data", "network-config"} {
+				if _, b := x.do(c, http.MethodGet, strings.TrimSuffix(path, "user-data")+leaf, nil, nil); strings.Contains(b, joinToken) {
+					t.Errorf("token in %s", leaf)
+				}
+			}
+			on := tt.eventOn
+			if on == "" {
+				on = "w-1"
+			}
+			if tt.wantEvent != "" && !strings.Contains(x.events(on), tt.wantEvent) {
+				t.Errorf("events of %s lack %q:\n%s", on, tt.wantEvent, x.events(on))
+			}
+		})
+	}
+}
+
+func TestNoCloud_DiscoveredMachineGetsNothing(t *testing.T) {
+	x := newNoCloudHarness(t)
+	mac, _ := node.ParseMAC("52:54:00:cc:00:01")
+	if err := x.st.RecordBoot(context.Background(), mac, node.BootInfo{Firmware: "uefi"}); err != nil {
+		t.Fatal(err)
+	}
+	if code, body := x.do(clientFrom("127.0.0.1"), http.MethodGet, "/nocloud/"+mac.String()+"/user-data", nil, nil); code != 404 {
+		t.Errorf("discovered machine: %d, want 404\n%s", code, body)
+	}
+}
+
+func TestNoCloud_PhoneHome(t *testing.T) {
+	tests := []struct {
+		name      string
+		state     node.State
+		status    string
+		badKey    bool
+		wantCode  int
+		wantState node.State
+		wantEvent string
+	}{
+		{name: "provisioning node that finished moves to installed", state: node.StateProvisioning, status: "installed",
+			wantCode: 204, wantState: node.StateInstalled, wantEvent: "phone-home: cloud-init finished"},
+		{name: "installed node stays installed", state: node.StateInstalled, status: "installed",
+			wantCode: 204, wantState: node.StateInstalled, wantEvent: "phone-home"},
+		{name: "template VM (never PXE-booted) goes registered → installed", state: node.StateRegistered, status: "installed",
+			wantCode: 204, wantState: node.StateInstalled, wantEvent: "first boot from a cloud-init seed"},
+		{name: "active node stays active", state: node.StateActive, status: "installed",
+			wantCode: 204, wantState: node.StateActive, wantEvent: "phone-home"},
+		{name: "failure is a warning, state unchanged", state: node.StateProvisioning, status: "failed",
+			wantCode: 204, wantState: node.StateProvisioning, wantEvent: "first boot failed: gave up"},
+		{name: "wrong key is refused", state: node.StateProvisioning, status: "installed", badKey: true,
+			wantCode: 403, wantState: node.StateProvisioning, wantEvent: "wrong or stale key"},
+		{name: "unknown status", state: node.StateProvisioning, status: "bogus",
+			wantCode: 400, wantState: node.StateProvisioning},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			x := newNoCloudHarness(t)
+			before := x.importAt("w-1", "52:54:00:dd:00:01", node.RoleWorker, tt.state)
+			hdr := x.keyHeader("w-1")
+			if tt.badKey {
+				hdr.Set(cloudinit.CallbackKeyHeader, "0123456789abcdef0123456789abcdef")
+			}
+			form := url.Values{"status": {tt.status}, "reason": {"gave up waiting; token was " + joinToken}}
+			code, body := x.do(clientFrom("127.0.0.1"), http.MethodPost, "/nocloud/52:54:00:dd:00:01/phone-home", hdr, form)
+			if code != tt.wantCode {
+				t.Errorf("phone-home: %d, want %d\n%s", code, tt.wantCode, body)
+			}
+			after := x.node("w-1")
+			if after.State != tt.wantState {
+				t.Errorf("state %s, want %s\n%s", after.State, tt.wantState, x.events("w-1"))
+			}
+			if after.Generation != before.Generation {
+				t.Errorf("generation %d → %d: the instance-id the machine just used must stay valid", before.Generation, after.Generation)
+			}
+			if tt.wantEvent != "" && !strings.Contains(x.events("w-1"), tt.wantEvent) {
+				t.Errorf("events lack %q:\n%s", tt.wantEvent, x.events("w-1"))
+			}
+		})
+	}
+}
+
+func TestNoCloud_JoinTurnServersOneAtATime(t *testing.T) {
+	x := newNoCloudHarness(t)
+	x.importAt("cp-1", "52:54:00:ee:00:01", node.RoleServer, node.StateProvisioning)
+	x.importAt("cp-2", "52:54:00:ee:00:02", node.RoleServer, node.StateProvisioning)
+	x.importAt("w-1", "52:54:00:ee:00:03", node.RoleWorker, node.StateProvisioning)
+	c := clientFrom("127.0.0.1")
+	turn := func(name, mac string) (int, string) {
+		return x.do(c, http.MethodGet, "/nocloud/"+mac+"/join-turn", x.keyHeader(name), nil)
+	}
+	steps := []struct {
+		what     string
+		do       func() (int, string)
+		wantCode int
+		wantBody string
+	}{
+		{"cp-1 asks first and goes", func() (int, string) { return turn("cp-1", "52:54:00:ee:00:01") }, 200, "go\n"},
+		{"cp-2 waits while cp-1 joins", func() (int, string) { return turn("cp-2", "52:54:00:ee:00:02") }, 423, "wait: cp-1 is joining\n"},
+		{"cp-1 asking again keeps its turn", func() (int, string) { return turn("cp-1", "52:54:00:ee:00:01") }, 200, "go\n"},
+		{"a worker takes no turn", func() (int, string) { return turn("w-1", "52:54:00:ee:00:03") }, 409, ""},
+		{"a wrong key is refused", func() (int, string) {
+			return x.do(c, http.MethodGet, "/nocloud/52:54:00:ee:00:02/join-turn", http.Header{cloudinit.CallbackKeyHeader: {"nope"}}, nil)
+		}, 403, ""},
+		{"cp-1 phones home", func() (int, string) {
+			return x.do(c, http.MethodPost, "/nocloud/52:54:00:ee:00:01/phone-home", x.keyHeader("cp-1"),
+				url.Values{"status": {"installed"}, "reason": {"installer finished"}})
+		}, 204, ""},
+		{"now cp-2 goes", func() (int, string) { return turn("cp-2", "52:54:00:ee:00:02") }, 200, "go\n"},
+	}
+	for _, s := range steps {
+		code, body := s.do()
+		if code != s.wantCode || (s.wantBody != "" && body != s.wantBody) {
+			t.Fatalf("%s: %d %q, want %d %q", s.what, code, body, s.wantCode, s.wantBody)
+		}
+	}
+	if !strings.Contains(x.events("cp-2"), "waiting to join: server cp-1 is joining") {
+		t.Errorf("cp-2's events do not say it waited:\n%s", x.events("cp-2"))
+	}
+}
+
+// listenLoopback6443 listens on port 6443 (a port LLMOS accepts and the store validates)
+// of some 127.0.0.x address, which Linux routes to lo without configuration.
+func listenLoopback6443(t *testing.T) (net.Listener, string) {
+	t.Helper()
+	for i := 0; i < 20; i++ {
+		host := "127.0." + strconv.Itoa(10+i) + "." + strconv.Itoa(10+(int(time.Now().UnixNano())%200))
+		ln, err := net.Listen("tcp", net.JoinHostPort(host, "6443"))
+		if err == nil {
+			return ln, host
+		}
+	}
+	t.Skip("no free 127.0.x.y:6443 to listen on")
+	return nil, ""
+}
+
+// TestNoCloud_SecondServerWaitsUntilTheFirstHasJoined runs the first-boot scripts of two
+// server nodes with sh, against the real handler and store: the second starts while the
+// first is joining, waits for its turn, and runs the (stub) installer only after the
+// first has finished and phoned home.
+func TestNoCloud_SecondServerWaitsUntilTheFirstHasJoined(t *testing.T) {
+	if _, err := exec.LookPath("curl"); err != nil {
+		t.Skip("curl not installed")
+	}
+	ln, host := listenLoopback6443(t)
+	k3s := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/ping" {
+			fmt.Fprint(w, "pong")
+			return
+		}
+		http.Error(w, "unauthorized", http.StatusUnauthorized)
+	}))
+	k3s.Listener.Close()
+	k3s.Listener = ln
+	k3s.StartTLS()
+	defer k3s.Close()
+	dir := t.TempDir()
+	stubLog := filepath.Join(dir, "installer-log")
+	installer := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		// Long enough that the second server is certainly asking while the first joins.
+		fmt.Fprint(w, "#!/bin/sh\necho \"start $NODE_TAG\" >> \"$STUB_LOG\"\nsleep 3\necho \"end $NODE_TAG\" >> \"$STUB_LOG\"\n")
+	}))
+	defer installer.Close()
+
+	x := newNoCloudHarness(t, func(c *cloudinit.Config, s *node.ClusterSettings) {
+		c.Join = cloudinit.LLMOS{ClusterInfoPort: 6443}
+		c.WaitFirstDelay, c.WaitMaxDelay, c.WaitLimit = time.Second, time.Second, 2*time.Minute
+		s.ServerURL = "https://" + host + ":6443"
+		s.InstallURL = installer.URL + "/install.sh"
+		s.InstallEnv = map[string]string{"STUB_LOG": stubLog}
+	})
+	first := x.importAt("cp-1", "52:54:00:ff:00:01", node.RoleServer, node.StateProvisioning)
+	second := x.importAt("cp-2", "52:54:00:ff:00:02", node.RoleServer, node.StateProvisioning)
+	if !first.ClusterInit || second.ClusterInit {
+		t.Fatalf("cluster-init: cp-1 %v, cp-2 %v; want the first server only", first.ClusterInit, second.ClusterInit)
+	}
+
+	run := func(n node.Node) (chan error, *bytes.Buffer) {
+		code, ud := x.do(clientFrom("127.0.0.1"), http.MethodGet, "/nocloud/"+n.PrimaryMAC().String()+"/user-data", nil, nil)
+		if code != 200 {
+			t.Fatalf("user-data for %s: %d", n.Name, code)
+		}
+		script := firstBootScript(t, ud)
+		path := filepath.Join(dir, n.Name+".sh")
+		if err := os.WriteFile(path, []byte(script), 0o700); err != nil {
+			t.Fatal(err)
+		}
+		out := &bytes.Buffer{}
+		cmd := exec.Command("sh", path)
+		cmd.Env = append(os.Environ(), "NODE_TAG="+n.Name, "BOOTYARD_CONSOLE="+filepath.Join(dir, n.Name+".console"),
+			"PATH="+fakeLoggerDir(t, dir)+":"+os.Getenv("PATH"))
+		cmd.Stdout, cmd.Stderr = out, out
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		done := make(chan error, 1)
+		go func() { done <- cmd.Wait() }()
+		t.Cleanup(func() { cmd.Process.Kill() })
+		return done, out
+	}
+
+	done1, out1 := run(first)
+	deadline := time.Now().Add(time.Minute)
+	for holder, _ := x.h.Turns().Holder(); holder != "cp-1"; holder, _ = x.h.Turns().Holder() {
+		if time.Now().After(deadline) {
+			t.Fatalf("cp-1 never took its turn:\n%s", out1)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	done2, out2 := run(second)
+	for i, done := range []chan error{done1, done2} {
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Fatalf("script %d: %v\n%s\n%s", i+1, err, out1, out2)
+			}
+		case <-time.After(2 * time.Minute):
+			t.Fatalf("script %d did not finish\n%s\n%s", i+1, out1, out2)
+		}
+	}
+	log, _ := os.ReadFile(stubLog)
+	if want := "start cp-1\nend cp-1\nstart cp-2\nend cp-2\n"; string(log) != want {
+		t.Errorf("installer runs:\n%s\nwant one at a time, cp-1 first:\n%s", log, want)
+	}
+	if !strings.Contains(out2.String(), "waiting for this server's turn") {
+		t.Errorf("cp-2 did not wait for its turn:\n%s", out2)
+	}
+	for _, name := range []string{"cp-1", "cp-2"} {
+		if s := x.node(name).State; s != node.StateInstalled {
+			t.Errorf("%s is %s, want installed after phoning home\n%s", name, s, x.events(name))
+		}
+	}
+}
+
+// fakeLoggerDir holds a logger that writes into dir, so scripts leave the journal alone.
+func fakeLoggerDir(t *testing.T, dir string) string {
+	t.Helper()
+	bin := filepath.Join(dir, "bin")
+	if err := os.MkdirAll(bin, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(bin, "logger"), []byte("#!/bin/sh\necho \"$*\" >> \""+dir+"/journal\"\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return bin
+}
+
+// firstBootScript pulls the first-boot script out of user-data.
+func firstBootScript(t *testing.T, userData string) string {
+	t.Helper()
+	var doc struct {
+		WriteFiles []struct {
+			Path    string `json:"path"`
+			Content string `json:"content"`
+		} `json:"write_files"`
+	}
+	if err := yaml.Unmarshal([]byte(userData), &doc); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range doc.WriteFiles {
+		if f.Path == "/usr/local/lib/bootyard/firstboot.sh" {
+			return f.Content
+		}
+	}
+	t.Fatalf("no first-boot script in user-data:\n%s", userData)
+	return ""
+}
+
+// noCloudRead is what cloud-init's own NoCloud datasource made of a seed.
+type noCloudRead struct {
+	Found          bool                        `json:"found"`
+	InstanceID     string                      `json:"instance_id"`
+	Hostname       string                      `json:"hostname"`
+	UserData       string                      `json:"user_data"`
+	NetworkVersion int                         `json:"network_version"`
+	Interfaces     map[string][]map[string]any `json:"interfaces"`
+}
+
+// TestNoCloud_CloudInitReadsTheHTTPSeed points the real cloud-init NoCloud datasource
+// (Debian's cloud-init package, driven by cloudinit/testdata/nocloud_read.py) at the
+// handler, with and without the MAC in the seed URL.
+func TestNoCloud_CloudInitReadsTheHTTPSeed(t *testing.T) {
+	if _, err := os.Stat("/usr/lib/python3/dist-packages/cloudinit/sources/DataSourceNoCloud.py"); err != nil {
+		t.Skipf("Debian package cloud-init not installed (make test installs it): %v", err)
+	}
+	x := newNoCloudHarness(t)
+	n := x.importAt("cp-9", "52:54:00:99:00:01", node.RoleServer, node.StateProvisioning)
+	if _, err := x.st.UpdateNode(context.Background(), n.Name, func(n *node.Node) ([]node.Event, error) {
+		n.IP = netip.MustParsePrefix("10.20.0.19/24")
+		n.Gateway = netip.MustParseAddr("10.20.0.1")
+		n.DNS = []netip.Addr{netip.MustParseAddr("10.20.0.1")}
+		return nil, nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	n = x.node("cp-9")
+	x.lease("127.0.0.1", "52:54:00:99:00:01")
+	want, err := x.r.Files(n, x.settings(), true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, seed := range []string{x.srv.URL + "/nocloud/52:54:00:99:00:01/", x.srv.URL + "/nocloud/"} {
+		t.Run(seed, func(t *testing.T) {
+			out, err := exec.Command("/usr/bin/python3", "../cloudinit/testdata/nocloud_read.py", "seedfrom", seed).Output()
+			if err != nil {
+				var stderr []byte
+				if ee, ok := err.(*exec.ExitError); ok {
+					stderr = ee.Stderr
+				}
+				t.Fatalf("nocloud_read.py: %v\n%s", err, stderr)
+			}
+			var got noCloudRead
+			if err := json.Unmarshal(out, &got); err != nil {
+				t.Fatalf("%v\n%s", err, out)
+			}
+			if !got.Found || got.InstanceID != cloudinit.InstanceID(n) || got.Hostname != "cp-9" {
+				t.Errorf("found=%v instance-id=%q hostname=%q, want true %q cp-9", got.Found, got.InstanceID, got.Hostname, cloudinit.InstanceID(n))
+			}
+			if got.UserData != string(want[cloudinit.FileUserData]) {
+				t.Errorf("user-data as cloud-init read it differs from the rendered one:\n%s", got.UserData)
+			}
+			subnets := got.Interfaces["52:54:00:99:00:01"]
+			if got.NetworkVersion != 2 || len(subnets) != 1 || subnets[0]["address"] != "10.20.0.19" || subnets[0]["type"] != "static" {
+				t.Errorf("network config as cloud-init parsed it: version %d, %v", got.NetworkVersion, got.Interfaces)
+			}
+		})
+	}
+}
+
+// TestNoCloud_APIJoinCommandAndSeedISO checks the renderer through the lead's API
+// endpoints: the join command is redacted unless an admin reveals it, and the seed ISO
+// holds the same files the NoCloud endpoint serves.
+func TestNoCloud_APIJoinCommandAndSeedISO(t *testing.T) {
+	x := newNoCloudHarness(t)
+	x.importAt("w-5", "52:54:00:55:00:01", node.RoleWorker, node.StateProvisioning)
+	c := clientFrom("127.0.0.1")
+	admin := http.Header{"Authorization": {"Bearer " + testToken}}
+	code, body := x.do(c, http.MethodGet, "/api/v1/nodes/w-5/join-command", admin, nil)
+	if code != 200 || strings.Contains(body, joinToken) || !strings.Contains(body, "redacted") {
+		t.Errorf("join-command: %d, want 200 and the token redacted:\n%s", code, body)
+	}
+	code, body = x.do(c, http.MethodGet, "/api/v1/nodes/w-5/join-command?reveal=true", admin, nil)
+	if code != 200 || !strings.Contains(body, joinToken) {
+		t.Errorf("join-command?reveal=true as admin: %d, want 200 and the token:\n%s", code, body)
+	}
+	code, body = x.do(c, http.MethodGet, "/api/v1/nodes/w-5/seed.iso", admin, nil)
+	if code != 200 || !strings.Contains(body, "CD001") || !strings.Contains(body, "cidata") {
+		t.Errorf("seed.iso: %d, %d bytes; want an ISO 9660 image labelled cidata", code, len(body))
+	}
+}
