@@ -140,3 +140,5 @@ func tftpRequireTool(t testing.TB, name string) {
 		t.Skipf("%s is not installed (the Makefile installs it)", name)
 	}
 }
+
+func ipxeBinaries(dir string) (*ipxe.Binaries, error) { return ipxe.OpenBinaries(dir) }
