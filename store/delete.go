@@ -18,7 +18,7 @@ func (s *Store) DeleteNode(ctx context.Context, name string, opts node.DeleteOpt
 	if err := ctxErr(ctx); err != nil {
 		return node.Node{}, false, err
 	}
-	var out node.Node
+	var out, before node.Node
 	var removed bool
 	err := s.db.Update(func(tx *bolt.Tx) error {
 		target, err := getNode(tx, name)
@@ -37,6 +37,7 @@ func (s *Store) DeleteNode(ctx context.Context, name string, opts node.DeleteOpt
 			return err
 		}
 		old := target
+		before = old
 		if opts.Now.IsZero() {
 			opts.Now = s.now()
 		}
@@ -54,5 +55,8 @@ func (s *Store) DeleteNode(ctx context.Context, name string, opts node.DeleteOpt
 		}
 		return appendEvents(tx, plan.Events...)
 	})
+	if err == nil && !removed {
+		s.updated(before, out)
+	}
 	return out, removed, err
 }

@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"slices"
 	"sort"
@@ -128,7 +129,11 @@ func clusterInitNeeded(tx *bolt.Tx, except string) (bool, error) {
 // GetNode finds a node by name or, if ref parses as one, by MAC.
 func (s *Store) GetNode(ctx context.Context, ref string) (node.Node, error) {
 	if mac, err := node.ParseMAC(ref); err == nil {
-		return s.NodeByMAC(ctx, mac)
+		// Twelve hex digits are both a bare MAC and a valid node name ("c0ffee000001"):
+		// when no node owns that MAC, the ref may still be a name.
+		if n, err := s.NodeByMAC(ctx, mac); !errors.Is(err, node.ErrNotFound) {
+			return n, err
+		}
 	}
 	if err := ctxErr(ctx); err != nil {
 		return node.Node{}, err
@@ -191,9 +196,10 @@ func (s *Store) UpdateNode(ctx context.Context, name string, fn UpdateFunc) (nod
 	if err := ctxErr(ctx); err != nil {
 		return node.Node{}, err
 	}
-	var out node.Node
+	var out, before node.Node
 	err := s.db.Update(func(tx *bolt.Tx) error {
 		old, err := getNode(tx, name)
+		before = old
 		if err != nil {
 			return err
 		}
@@ -229,6 +235,9 @@ func (s *Store) UpdateNode(ctx context.Context, name string, fn UpdateFunc) (nod
 		out = n
 		return appendEvents(tx, events...)
 	})
+	if err == nil {
+		s.updated(before, out)
+	}
 	return out, err
 }
 

@@ -13,6 +13,8 @@ import (
 
 	bolt "go.etcd.io/bbolt"
 	bolterrors "go.etcd.io/bbolt/errors"
+
+	"github.com/bootyard/bootyard/node"
 )
 
 // Bucket names. Indexes live beside the records they index and are written in the same
@@ -47,13 +49,18 @@ type Options struct {
 	// directory must fail at once with a clear message, not hang.
 	LockTimeout time.Duration
 	Logger      *slog.Logger
+	// OnUpdate, when set, is called after each committed node update with the node
+	// before and after (metrics observe install and wipe durations from it). It runs on
+	// the writer's goroutine: it must be quick and must not call the store.
+	OnUpdate func(before, after node.Node)
 }
 
 // Store is the bbolt-backed inventory. It is safe for concurrent use.
 type Store struct {
-	db  *bolt.DB
-	log *slog.Logger
-	now func() time.Time
+	db       *bolt.DB
+	log      *slog.Logger
+	now      func() time.Time
+	onUpdate func(before, after node.Node)
 }
 
 // ErrLocked means another process holds the database file.
@@ -77,7 +84,7 @@ func Open(path string, opts Options) (*Store, error) {
 		}
 		return nil, fmt.Errorf("open store %s: %w", path, err)
 	}
-	s := &Store{db: db, log: opts.Logger, now: func() time.Time { return time.Now().UTC() }}
+	s := &Store{db: db, log: opts.Logger, now: func() time.Time { return time.Now().UTC() }, onUpdate: opts.OnUpdate}
 	if err := s.migrate(); err != nil {
 		db.Close()
 		return nil, err
@@ -118,6 +125,13 @@ func (s *Store) Path() string { return s.db.Path() }
 
 // ctxErr is checked before each transaction: bbolt itself does not take a context, so a
 // cancelled request stops before it queues for the write lock.
+// updated reports a committed change to the OnUpdate hook.
+func (s *Store) updated(before, after node.Node) {
+	if s.onUpdate != nil {
+		s.onUpdate(before, after)
+	}
+}
+
 func ctxErr(ctx context.Context) error {
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("store: %w", err)
