@@ -684,3 +684,80 @@ func TestNoCloud_APIJoinCommandAndSeedISO(t *testing.T) {
 		t.Errorf("seed.iso: %d, %d bytes; want an ISO 9660 image labelled cidata", code, len(body))
 	}
 }
+
+// benchHarness is a provisioning worker whose address (127.0.0.1, where the load comes
+// from) is leased to it, so every request runs the full secret checks: lease lookup,
+// node lookup, state check, settings read.
+func benchHarness(b *testing.B) (*noCloudHarness, string) {
+	x := newNoCloudHarness(b)
+	x.importAt("bench-1", "52:54:00:be:00:01", node.RoleWorker, node.StateProvisioning)
+	x.lease("127.0.0.1", "52:54:00:be:00:01")
+	url := x.srv.URL + "/nocloud/52:54:00:be:00:01/user-data"
+	resp, err := http.Get(url)
+	if err != nil {
+		b.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !strings.Contains(string(body), joinToken) {
+		b.Fatalf("warm-up: %d, want 200 with the join config", resp.StatusCode)
+	}
+	return x, url
+}
+
+// BenchmarkNoCloudUserData serves user-data through echo on loopback with Go's client,
+// GOMAXPROCS-parallel.
+func BenchmarkNoCloudUserData(b *testing.B) {
+	_, url := benchHarness(b)
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
+	b.ReportAllocs()
+	b.ResetTimer()
+	start := time.Now()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			resp, err := client.Get(url)
+			if err != nil {
+				b.Error(err)
+				return
+			}
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != 200 {
+				b.Errorf("status %d", resp.StatusCode)
+				return
+			}
+		}
+	})
+	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "req/s")
+}
+
+// BenchmarkNoCloudUserDataWrk is the measurement: wrk, 2 threads, 64
+// connections, 10 s, against the handler behind echo on loopback, secret checks on.
+// matchbox v0.11.0 serves its templated cloud-config at about 10,600 requests/s on
+// this kind of machine. Run with -benchtime=1x.
+func BenchmarkNoCloudUserDataWrk(b *testing.B) {
+	wrk, err := exec.LookPath("wrk")
+	if err != nil {
+		b.Skip("wrk not installed (Debian package wrk)")
+	}
+	_, url := benchHarness(b)
+	for b.Loop() {
+		out, err := exec.Command(wrk, "-t2", "-c64", "-d10s", "--latency", url).CombinedOutput()
+		if err != nil {
+			b.Fatalf("wrk: %v\n%s", err, out)
+		}
+		if strings.Contains(string(out), "Non-2xx") {
+			b.Fatalf("wrk saw errors:\n%s", out)
+		}
+		for _, line := range strings.Split(string(out), "\n") {
+			if v, ok := strings.CutPrefix(strings.TrimSpace(line), "Requests/sec:"); ok {
+				rps, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
+				if err != nil {
+					b.Fatal(err)
+				}
+				b.ReportMetric(rps, "req/s")
+			}
+		}
+		b.Logf("wrk:\n%s", out)
+	}
+}
