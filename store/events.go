@@ -12,7 +12,8 @@ import (
 
 // AppendEvents records events that go with no node change (a script served, progress).
 // It uses bbolt's Batch, so concurrent callers share one commit and one fsync: the hot
-// boot paths cost one batched write, not one each.
+// boot paths cost one batched write, not one each. Events of a node that does not exist
+// are ErrNotFound and none of the call's events are written.
 func (s *Store) AppendEvents(ctx context.Context, events ...node.Event) error {
 	if err := ctxErr(ctx); err != nil {
 		return err
@@ -20,7 +21,16 @@ func (s *Store) AppendEvents(ctx context.Context, events ...node.Event) error {
 	if len(events) == 0 {
 		return nil
 	}
-	return s.db.Batch(func(tx *bolt.Tx) error { return appendEvents(tx, events...) })
+	return s.db.Batch(func(tx *bolt.Tx) error {
+		for _, e := range events {
+			// A node removed between the caller's lookup and this write must not leave
+			// history behind: the next node to take that name would inherit it.
+			if e.Node != "" && tx.Bucket(bucketNodes).Get([]byte(e.Node)) == nil {
+				return fmt.Errorf("append events: node %q: %w", e.Node, node.ErrNotFound)
+			}
+		}
+		return appendEvents(tx, events...)
+	})
 }
 
 // Events returns a node's events, oldest first; limit > 0 keeps only the newest limit.
