@@ -22,6 +22,7 @@ import (
 // NoCloudInventory is what the NoCloud endpoints need from the store.
 type NoCloudInventory interface {
 	NodeByMAC(ctx context.Context, mac node.MAC) (node.Node, error)
+	GetNode(ctx context.Context, ref string) (node.Node, error)
 	// MACForIP answers which MAC holds an active DHCP lease on ip (node.ErrNotFound if none).
 	MACForIP(ctx context.Context, ip netip.Addr) (node.MAC, error)
 	// LeaseForMAC returns mac's active lease (node.ErrNotFound if none).
@@ -324,6 +325,10 @@ func (h *NoCloudHandler) joinTurn(ctx context.Context, w http.ResponseWriter, r 
 		return
 	}
 	ok, holder := h.turns.Take(n.Name)
+	if !ok && h.holderIsDone(ctx, holder) {
+		h.turns.Release(holder)
+		ok, holder = h.turns.Take(n.Name)
+	}
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	w.Header().Set("Cache-Control", "no-store")
 	if !ok {
@@ -336,6 +341,21 @@ func (h *NoCloudHandler) joinTurn(ctx context.Context, w http.ResponseWriter, r 
 	h.recordOnce(ctx, n.Name, "turn-go:"+strconv.Itoa(n.Generation), node.NewEvent(n.Name, node.EventCloudInit,
 		"join turn granted: no other server is joining", "nocloud", h.now()))
 	w.Write([]byte("go\n"))
+}
+
+// holderIsDone reports whether the server holding the turn has finished joining by
+// other means than phoning home: it became active in the cluster, or it was deleted or
+// failed. Such a holder must not block the next server until the TTL runs out.
+func (h *NoCloudHandler) holderIsDone(ctx context.Context, holder string) bool {
+	n, err := h.inv.GetNode(ctx, holder)
+	switch {
+	case errors.Is(err, node.ErrNotFound):
+		return true
+	case err != nil:
+		h.log.Error("look up join turn holder", slog.String("node", holder), slog.Any("err", err))
+		return false
+	}
+	return !n.State.MayReceiveJoinData()
 }
 
 // refuse answers a refused request and records why on the node, when there is one.

@@ -421,6 +421,7 @@ func TestNoCloud_JoinTurnServersOneAtATime(t *testing.T) {
 	x.importAt("cp-1", "52:54:00:ee:00:01", node.RoleServer, node.StateProvisioning)
 	x.importAt("cp-2", "52:54:00:ee:00:02", node.RoleServer, node.StateProvisioning)
 	x.importAt("w-1", "52:54:00:ee:00:03", node.RoleWorker, node.StateProvisioning)
+	x.importAt("cp-3", "52:54:00:ee:00:04", node.RoleServer, node.StateProvisioning)
 	c := clientFrom("127.0.0.1")
 	turn := func(name, mac string) (int, string) {
 		return x.do(c, http.MethodGet, "/nocloud/"+mac+"/join-turn", x.keyHeader(name), nil)
@@ -443,6 +444,19 @@ func TestNoCloud_JoinTurnServersOneAtATime(t *testing.T) {
 				url.Values{"status": {"installed"}, "reason": {"installer finished"}})
 		}, 204, ""},
 		{"now cp-2 goes", func() (int, string) { return turn("cp-2", "52:54:00:ee:00:02") }, 200, "go\n"},
+		{"cp-3 waits while cp-2 joins", func() (int, string) { return turn("cp-3", "52:54:00:ee:00:04") }, 423, "wait: cp-2 is joining\n"},
+		{"cp-2 becomes active without phoning home", func() (int, string) {
+			for _, to := range []node.State{node.StateInstalled, node.StateActive} {
+				if _, err := x.st.UpdateNode(context.Background(), "cp-2", func(n *node.Node) ([]node.Event, error) {
+					ev, err := n.Transition(to, "test", "test", time.Now().UTC())
+					return []node.Event{ev}, err
+				}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			return 200, ""
+		}, 200, ""},
+		{"cp-3 goes: an active holder no longer blocks", func() (int, string) { return turn("cp-3", "52:54:00:ee:00:04") }, 200, "go\n"},
 	}
 	for _, s := range steps {
 		code, body := s.do()
@@ -453,6 +467,68 @@ func TestNoCloud_JoinTurnServersOneAtATime(t *testing.T) {
 	if !strings.Contains(x.events("cp-2"), "waiting to join: server cp-1 is joining") {
 		t.Errorf("cp-2's events do not say it waited:\n%s", x.events("cp-2"))
 	}
+}
+
+func TestNoCloud_SettingsChangesAreServedAtOnce(t *testing.T) {
+	x := newNoCloudHarness(t)
+	x.importAt("w-1", "52:54:00:12:00:01", node.RoleWorker, node.StateProvisioning)
+	c := clientFrom("127.0.0.1")
+	get := func() string {
+		code, body := x.do(c, http.MethodGet, "/nocloud/52:54:00:12:00:01/user-data", nil, nil)
+		if code != 200 {
+			t.Fatalf("user-data: %d\n%s", code, body)
+		}
+		return body
+	}
+	if !strings.Contains(get(), "server: https://10.20.0.11:6443") {
+		t.Fatal("first render lacks the server URL")
+	}
+	changes := []struct {
+		what string
+		fn   func(*node.ClusterSettings)
+		want string
+	}{
+		{"server URL", func(s *node.ClusterSettings) { s.ServerURL = "https://10.20.0.12:9345" }, "server: https://10.20.0.12:9345"},
+		{"token", func(s *node.ClusterSettings) { s.Token = "K10rotated-token" }, "token: K10rotated-token"},
+		{"install URL", func(s *node.ClusterSettings) { s.InstallURL = "http://mirror.lab/llmos.sh" }, "http://mirror.lab/llmos.sh"},
+		{"installer environment", func(s *node.ClusterSettings) { s.InstallEnv = map[string]string{"INSTALL_LLMOS_VERSION": "v9"} }, "INSTALL_LLMOS_VERSION=v9"},
+		{"extra cloud-config", func(s *node.ClusterSettings) { s.ExtraCloudConfig = "timezone: Asia/Tokyo" }, "timezone: Asia/Tokyo"},
+		{"SSH keys", func(s *node.ClusterSettings) { s.SSHAuthorizedKeys = []string{"ssh-rsa AAAArotated ops@lab"} }, "ssh-rsa AAAArotated"},
+	}
+	for _, ch := range changes {
+		if _, err := x.st.UpdateClusterSettings(context.Background(), func(s *node.ClusterSettings) error { ch.fn(s); return nil }); err != nil {
+			t.Fatal(err)
+		}
+		if body := get(); !strings.Contains(body, ch.want) {
+			t.Errorf("after changing the %s, user-data lacks %q:\n%s", ch.what, ch.want, body)
+		}
+	}
+}
+
+// FuzzNoCloudPath sends arbitrary paths and methods from an address with no lease: the
+// handler must never panic, and the token may only ever leave in a 200 user-data answer.
+func FuzzNoCloudPath(f *testing.F) {
+	for _, seed := range []string{"/nocloud/52:54:00:f0:00:01/user-data", "/nocloud/user-data", "/nocloud/",
+		"/nocloud/525400f00001/meta-data", "/nocloud/52:54:00:f0:00:01/user-data/", "/nocloud/52:54:00:f0:00:01//user-data",
+		"/nocloud/52:54:00:f0:00:01/phone-home", "/nocloud/52:54:00:f0:00:01/join-turn", "/nocloud/%2e%2e/user-data",
+		"/nocloud/52:54:00:f0:00:01:00:00/user-data"} {
+		f.Add(seed, "GET")
+	}
+	f.Add("/nocloud/52:54:00:f0:00:01/phone-home", "POST")
+	x := newNoCloudHarness(f)
+	x.importAt("fz-1", "52:54:00:f0:00:01", node.RoleServer, node.StateProvisioning)
+	f.Fuzz(func(t *testing.T, path, method string) {
+		req := httptest.NewRequest(http.MethodGet, "/", nil)
+		req.Method = method
+		req.URL.Path = path
+		req.RemoteAddr = "127.0.0.3:40000"
+		rec := httptest.NewRecorder()
+		x.h.ServeHTTP(rec, req)
+		if strings.Contains(rec.Body.String(), joinToken) &&
+			(rec.Code != http.StatusOK || !strings.HasSuffix(path, "/user-data") || method != http.MethodGet) {
+			t.Errorf("%s %q: %d carried the token", method, path, rec.Code)
+		}
+	})
 }
 
 // listenLoopback6443 listens on port 6443 (a port LLMOS accepts and the store validates)
