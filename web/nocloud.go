@@ -38,6 +38,16 @@ const maxPhoneHomeBody = 4 << 10
 // maxReasonLen bounds the reason a node reports, as stored in its event.
 const maxReasonLen = 200
 
+// isKnownLeaf reports whether s is one of the names under a node's NoCloud path.
+func isKnownLeaf(s string) bool {
+	switch s {
+	case cloudinit.FileMetaData, cloudinit.FileUserData, cloudinit.FileVendorData, cloudinit.FileNetworkConfig,
+		"phone-home", "join-turn":
+		return true
+	}
+	return false
+}
+
 // NoCloudHandler serves cloud-init's NoCloud seed under /nocloud/: the four files at
 // /nocloud/<mac>/<file> (or /nocloud/<file>, the MAC found from the requester's DHCP
 // lease, for VM templates that carry one fixed URL), plus the node-side callbacks
@@ -363,8 +373,14 @@ func (h *NoCloudHandler) refuse(ctx context.Context, w http.ResponseWriter, req 
 	attrs := []any{slog.String("remote", req.remote.String()), slog.String("leaf", req.leaf), slog.Int("status", status), slog.Any("err", err)}
 	if req.node.Name != "" {
 		attrs = append(attrs, slog.String("node", req.node.Name))
-		h.recordOnce(ctx, req.node.Name, "refused:"+req.remote.String()+":"+req.leaf, node.NewEvent(req.node.Name, node.EventCloudInit,
-			"refused "+req.leaf+" to "+req.remote.String()+": "+err.Error(), "nocloud", h.now()))
+		// The leaf comes from the URL: only known names reach the event log, so a caller
+		// cannot fill it (or this process's memory) with made-up paths.
+		leaf := "an unknown path"
+		if isKnownLeaf(req.leaf) {
+			leaf = req.leaf
+		}
+		h.recordOnce(ctx, req.node.Name, "refused:"+req.remote.String()+":"+leaf, node.NewEvent(req.node.Name, node.EventCloudInit,
+			"refused "+leaf+" to "+req.remote.String()+": "+err.Error(), "nocloud", h.now()))
 	}
 	h.log.Warn("nocloud request refused", attrs...)
 	http.Error(w, http.StatusText(status), status)
@@ -402,8 +418,8 @@ func cleanReason(s string, token node.Secret) string {
 		}
 		return ' '
 	}, s)
-	if len(s) > maxReasonLen {
-		s = s[:maxReasonLen] + "…"
+	if r := []rune(s); len(r) > maxReasonLen {
+		s = string(r[:maxReasonLen]) + "…"
 	}
 	if s == "" {
 		s = "(no reason given)"
