@@ -16,6 +16,10 @@ func (Secret) LogValue() slog.Value         { return slog.StringValue("[redacted
 func (Secret) GoString() string             { return "[redacted]" }
 func (Secret) MarshalJSON() ([]byte, error) { return []byte(`"[redacted]"`), nil }
 
+// Format covers every fmt verb, including the ones String does not (%d, %x on a
+// mistyped format string), so no verb can print the value.
+func (Secret) Format(f fmt.State, _ rune) { _, _ = f.Write([]byte("[redacted]")) }
+
 // Reveal returns the secret's value, for the one place that must embed it.
 func (s Secret) Reveal() string { return string(s) }
 

@@ -46,6 +46,7 @@ func TestSecret_NeverPrintsItsValue(t *testing.T) {
 		"%+v":                   fmt.Sprintf("%+v", secret),
 		"%q":                    fmt.Sprintf("%q", secret),
 		"%x":                    fmt.Sprintf("%x", secret),
+		"%d (wrong verb)":       fmt.Sprintf("%d", secret),
 		"Sprint":                fmt.Sprint(secret),
 		"Errorf %v":             fmt.Errorf("join with %v", secret).Error(),
 		"settings %v":           fmt.Sprintf("%v", settings),
