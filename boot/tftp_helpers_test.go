@@ -121,11 +121,16 @@ func newTFTPLab(t testing.TB, cfg TFTPConfig) *tftpLab {
 
 // udpIn opens a client socket inside the namespace.
 func (l *tftpLab) udpIn(t testing.TB) *net.UDPConn {
+	return l.udpInAt(t, net.IPv4(127, 0, 0, 1))
+}
+
+// udpInAt opens a client socket on ip (any 127/8 address works on loopback).
+func (l *tftpLab) udpInAt(t testing.TB, ip net.IP) *net.UDPConn {
 	t.Helper()
 	var conn *net.UDPConn
 	if err := l.ns.Do(func() error {
 		var err error
-		conn, err = net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+		conn, err = net.ListenUDP("udp4", &net.UDPAddr{IP: ip})
 		return err
 	}); err != nil {
 		t.Fatal(err)
