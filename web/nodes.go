@@ -56,6 +56,9 @@ func (s *Server) importNode(c echo.Context) error {
 	if err := in.apply(&n, true); err != nil {
 		return err
 	}
+	if err := s.checkImage(c.Request().Context(), &in); err != nil {
+		return err
+	}
 	n, err := s.deps.Inventory.ImportNode(c.Request().Context(), n, source(c))
 	if err != nil {
 		return err
@@ -76,6 +79,9 @@ func (s *Server) updateNode(c echo.Context) error {
 	ctx := c.Request().Context()
 	var in NodeInput
 	if err := decodeJSON(c, &in); err != nil {
+		return err
+	}
+	if err := s.checkImage(ctx, &in); err != nil {
 		return err
 	}
 	cur, err := s.deps.Inventory.GetNode(ctx, c.Param("ref"))

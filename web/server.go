@@ -37,6 +37,13 @@ type Deps struct {
 	IPXE      http.Handler // /boot.ipxe and /ipxe/
 	NoCloud   http.Handler // /nocloud/
 	Extra     map[string]http.Handler
+
+	// Images is the image catalog behind /api/v1/images; nil means not served.
+	Images ImageCatalog
+	// ImageFiles serves /images/<name>[/kernel|/initrd] and /agent/{vmlinuz,initramfs.gz}.
+	ImageFiles http.Handler
+	// Agent is the installer agent's API under /agent/v1/; nil means not served.
+	Agent *Agent
 }
 
 // Server is the echo application.
@@ -101,6 +108,7 @@ func (s *Server) routes() {
 	api.GET("/nodes/:ref/join-command", s.joinCommand)
 	api.GET("/nodes/:ref/seed.iso", s.seedISO, admin)
 	api.GET("/cluster", s.getCluster)
+	s.imageRoutes(api)
 	api.PUT("/cluster", s.updateCluster, admin)
 	api.PATCH("/cluster", s.updateCluster, admin)
 }

@@ -1,0 +1,524 @@
+package web
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"path"
+	"strings"
+	"time"
+	"unicode"
+
+	"github.com/labstack/echo/v4"
+	"github.com/labstack/echo/v4/middleware"
+
+	"github.com/bootyard/bootyard/ipxe"
+	"github.com/bootyard/bootyard/node"
+	"github.com/bootyard/bootyard/store"
+)
+
+// AgentInventory is what the agent API needs from the store.
+type AgentInventory interface {
+	GetNode(ctx context.Context, ref string) (node.Node, error)
+	UpdateNode(ctx context.Context, name string, fn store.UpdateFunc) (node.Node, error)
+	AppendEvents(ctx context.Context, events ...node.Event) error
+	ClusterSettings(ctx context.Context) (node.ClusterSettings, error)
+}
+
+// AgentImages resolves the image a node installs (its own, else the cluster default).
+type AgentImages interface {
+	Resolve(ctx context.Context, n node.Node, s node.ClusterSettings) (store.Image, error)
+}
+
+// CloudInitFiles renders a node's NoCloud files, with or without join data.
+type CloudInitFiles interface {
+	Files(n node.Node, s node.ClusterSettings, join bool) (map[string][]byte, error)
+}
+
+// AgentConfig configures the agent API.
+type AgentConfig struct {
+	// AdvertiseURL is Bootyard's base URL as machines reach it.
+	AdvertiseURL string
+	// Tokens is the per-boot token table; nil makes one with DefaultAgentTokenTTL.
+	Tokens *AgentTokens
+	// SilenceLimit is how long a started agent may go without calling before its node
+	// is marked failed (crash, power loss, network loss); 0 means 20 minutes.
+	SilenceLimit time.Duration
+	Logger       *slog.Logger
+}
+
+// Agent is the installer agent's side of Bootyard: it decides what iPXE boots for an
+// install or a wipe (minting the per-boot token), and serves /agent/v1/* to the agent.
+type Agent struct {
+	base    string
+	inv     AgentInventory
+	images  AgentImages
+	files   CloudInitFiles
+	tokens  *AgentTokens
+	silence time.Duration
+	log     *slog.Logger
+}
+
+// NewAgent builds the agent API.
+func NewAgent(cfg AgentConfig, inv AgentInventory, images AgentImages, files CloudInitFiles) (*Agent, error) {
+	if inv == nil || images == nil || files == nil {
+		return nil, errors.New("web: the agent API needs an inventory, an image catalog and a cloud-init renderer")
+	}
+	base := strings.TrimRight(cfg.AdvertiseURL, "/")
+	if !strings.HasPrefix(base, "http://") && !strings.HasPrefix(base, "https://") || strings.ContainsAny(base, " \t\r\n$") {
+		return nil, fmt.Errorf("web: agent advertise URL %q: %w: want http://HOST[:PORT]", cfg.AdvertiseURL, node.ErrInvalid)
+	}
+	if cfg.Tokens == nil {
+		cfg.Tokens = NewAgentTokens(0, nil)
+	}
+	if cfg.SilenceLimit <= 0 {
+		cfg.SilenceLimit = 20 * time.Minute
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	return &Agent{base: base, inv: inv, images: images, files: files, tokens: cfg.Tokens,
+		silence: cfg.SilenceLimit, log: cfg.Logger.With(slog.String("component", "agent"))}, nil
+}
+
+// Tokens is the token table, for tests and status pages.
+func (a *Agent) Tokens() *AgentTokens { return a.tokens }
+
+// ActionFor is the agent action a node's state calls for, if any.
+func ActionFor(s node.State) (AgentAction, bool) {
+	switch s {
+	case node.StateRegistered, node.StateProvisioning:
+		return AgentInstall, true
+	case node.StateWiping:
+		return AgentWipe, true
+	}
+	return "", false
+}
+
+// BootTarget is what iPXE boots for n, which booted through mac: the agent (with a new
+// per-boot token, which revokes the node's previous one) for an install or a wipe, or
+// an installer image's own kernel pointed at the node's NoCloud URL. An error means
+// nothing can be booted yet (no image); the caller shows it and asks again later.
+func (a *Agent) BootTarget(ctx context.Context, n node.Node, mac node.MAC) (ipxe.InstallTarget, error) {
+	action, ok := ActionFor(n.State)
+	if !ok {
+		return ipxe.InstallTarget{}, fmt.Errorf("node %s is %s: nothing to boot: %w", n.Name, n.State, node.ErrIllegalTransition)
+	}
+	if action == AgentInstall {
+		settings, err := a.inv.ClusterSettings(ctx)
+		if err != nil {
+			return ipxe.InstallTarget{}, err
+		}
+		img, err := a.images.Resolve(ctx, n, settings)
+		if err != nil {
+			return ipxe.InstallTarget{}, err
+		}
+		if img.Kind == store.ImageInstaller {
+			// The distribution's installer needs no agent and no token: it reads the
+			// NoCloud data, which the NoCloud endpoint guards by node state.
+			a.tokens.Revoke(n.Name)
+			return a.installerTarget(img, mac), nil
+		}
+	}
+	tok, err := a.tokens.Mint(n, action)
+	if err != nil {
+		return ipxe.InstallTarget{}, err
+	}
+	return ipxe.InstallTarget{
+		Kernel:  a.base + "/agent/vmlinuz",
+		Initrds: []string{a.base + "/agent/initramfs.gz"},
+		// initrd= names the image for the EFI stub; quiet keeps the console for the agent.
+		Cmdline: "initrd=initramfs.gz console=ttyS0,115200 console=tty0 quiet bootyard.url=" + a.base +
+			" bootyard.token=" + tok.Reveal() + " bootyard.mac=" + mac.String(),
+	}, nil
+}
+
+func (a *Agent) installerTarget(img store.Image, mac node.MAC) ipxe.InstallTarget {
+	kernel, initrd := img.Kernel, img.Initrd
+	if !isURL(kernel) {
+		kernel = a.base + "/images/" + img.Name + "/kernel"
+	}
+	if !isURL(initrd) {
+		initrd = a.base + "/images/" + img.Name + "/initrd"
+	}
+	cmdline := strings.TrimSpace("initrd=" + path.Base(initrd) + " " + img.Cmdline +
+		" ds=nocloud;s=" + a.base + "/nocloud/" + mac.String() + "/")
+	return ipxe.InstallTarget{Kernel: kernel, Initrds: []string{initrd}, Cmdline: cmdline}
+}
+
+func isURL(s string) bool { return strings.HasPrefix(s, "http://") || strings.HasPrefix(s, "https://") }
+
+// Limits on what an agent may send: enough for any honest report, too little to fill
+// the event history or the server's memory.
+const (
+	maxAgentBody    = 256 << 10
+	maxLogLines     = 100
+	maxLogLineBytes = 1 << 10
+	maxAgentReason  = 500
+)
+
+func (a *Agent) mount(e *echo.Echo) {
+	g := e.Group("/agent/v1", middleware.BodyLimit(fmt.Sprint(maxAgentBody)), a.authenticate)
+	g.GET("/task", a.task)
+	g.POST("/progress", a.progress)
+	g.POST("/log", a.logLines)
+	g.POST("/done", a.done)
+	g.POST("/failed", a.failed)
+}
+
+// agentCall is an authenticated agent request: its grant and the node as it stands.
+type agentCall struct {
+	key   tokenKey
+	grant agentGrant
+	node  node.Node
+}
+
+const agentCallKey = "bootyard.agent"
+
+// authenticate checks the bearer token and that the node is still where the token's
+// action makes sense: 401 for the token, 409 for the node.
+func (a *Agent) authenticate(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		tok, ok := strings.CutPrefix(c.Request().Header.Get(echo.HeaderAuthorization), "Bearer ")
+		if !ok {
+			return a.unauthorized(c, errAgentToken)
+		}
+		grant, key, err := a.tokens.use(strings.TrimSpace(tok))
+		if err != nil {
+			return a.unauthorized(c, err)
+		}
+		ctx := c.Request().Context()
+		n, err := a.inv.GetNode(ctx, grant.node)
+		if errors.Is(err, node.ErrNotFound) {
+			a.tokens.revokeKey(key)
+			return fmt.Errorf("node %s no longer exists: %w", grant.node, node.ErrConflict)
+		}
+		if err != nil {
+			return err
+		}
+		if err := checkGrant(grant, n); err != nil {
+			return err
+		}
+		c.Set(agentCallKey, agentCall{key: key, grant: grant, node: n})
+		return next(c)
+	}
+}
+
+func (a *Agent) unauthorized(c echo.Context, err error) error {
+	a.log.Warn("agent request refused", slog.String("path", c.Path()), slog.String("remote", c.RealIP()), slog.Any("err", err))
+	c.Response().Header().Set("WWW-Authenticate", `Bearer realm="bootyard-agent"`)
+	return echo.NewHTTPError(http.StatusUnauthorized, err.Error())
+}
+
+// checkGrant: the node must still be in a state the action belongs to, at the
+// generation the token was minted for (a retry or reinstall since makes it stale).
+func checkGrant(g agentGrant, n node.Node) error {
+	action, ok := ActionFor(n.State)
+	if !ok || action != g.action {
+		return fmt.Errorf("node %s is %s: no %s to do: %w", n.Name, n.State, g.action, node.ErrIllegalTransition)
+	}
+	if n.Generation != g.generation {
+		return fmt.Errorf("node %s is at generation %d, this boot was for %d: %w", n.Name, n.Generation, g.generation, node.ErrConflict)
+	}
+	return nil
+}
+
+func call(c echo.Context) agentCall { return c.Get(agentCallKey).(agentCall) }
+
+// AgentTask is the agent's work order (GET /agent/v1/task).
+type AgentTask struct {
+	Node   string      `json:"node"`
+	Action AgentAction `json:"action"`
+	// Disk is the install target; empty means the first non-removable disk.
+	Disk  string      `json:"disk"`
+	Image *AgentImage `json:"image,omitempty"`
+	// CIData are the NoCloud files for the CIDATA filesystem, by file name; []byte
+	// marshals as base64. A wipe's have no join data.
+	CIData map[string][]byte `json:"cidata"`
+	Wipe   AgentWipeOptions  `json:"wipe"`
+}
+
+// AgentImage is where the agent downloads the image and how it checks it.
+type AgentImage struct {
+	Name   string            `json:"name"`
+	URL    string            `json:"url"`
+	SHA256 string            `json:"sha256"`
+	Size   int64             `json:"size"`
+	Format store.ImageFormat `json:"format"`
+}
+
+// AgentWipeOptions tune the wipe.
+type AgentWipeOptions struct {
+	Overwrite bool `json:"overwrite"` // overwrite whole disks, not only signatures
+}
+
+func (a *Agent) task(c echo.Context) error {
+	ctx := c.Request().Context()
+	ac := call(c)
+	n := ac.node
+	settings, err := a.inv.ClusterSettings(ctx)
+	if err != nil {
+		return err
+	}
+	t := AgentTask{Node: n.Name, Action: ac.grant.action, Disk: n.Disk, Wipe: AgentWipeOptions{Overwrite: settings.WipeOverwrite}}
+	var notes []node.Event
+	now := time.Now().UTC()
+	img, err := a.images.Resolve(ctx, n, settings)
+	switch {
+	case err == nil && img.Kind == store.ImageDisk:
+		t.Image = &AgentImage{Name: img.Name, URL: img.URL, SHA256: img.SHA256, Size: img.Size, Format: img.Format}
+		if img.File != "" {
+			t.Image.URL = a.base + "/images/" + img.Name
+		}
+	case t.Action == AgentInstall && err != nil:
+		return err
+	case t.Action == AgentInstall:
+		return fmt.Errorf("node %s: image %s is an installer image: iPXE boots its kernel, not the agent: %w", n.Name, img.Name, node.ErrConflict)
+	default:
+		// A wipe goes ahead without an image to reinstall: leaving the old disk
+		// contents would be worse than leaving a blank disk.
+		why := "image " + img.Name + " is an installer image"
+		if err != nil {
+			why = err.Error()
+		}
+		notes = append(notes, node.NewEvent(n.Name, node.EventWarning, "wipe without reinstall: "+why+": the disks are left blank", "agent", now))
+	}
+	join := t.Action == AgentInstall && n.State.MayReceiveJoinData()
+	if t.CIData, err = a.files.Files(n, settings, join); err != nil {
+		return fmt.Errorf("render cloud-init data for %s: %w", n.Name, err)
+	}
+	if !join && settings.Token.IsSet() {
+		// The one promise a wipe makes: not a byte of the join token leaves Bootyard.
+		for name, b := range t.CIData {
+			if strings.Contains(string(b), settings.Token.Reveal()) {
+				a.log.Error("cloud-init data without join data holds the join token: refusing the task", slog.String("node", n.Name), slog.String("file", name))
+				return fmt.Errorf("node %s: %s rendered without join data still holds the join token", n.Name, name)
+			}
+		}
+	}
+	a.tokens.markStarted(ac.key)
+	imgName := "(none)"
+	if t.Image != nil {
+		imgName = t.Image.Name
+	}
+	disk := n.Disk
+	if disk == "" {
+		disk = "first non-removable disk"
+	}
+	notes = append(notes, node.NewEvent(n.Name, node.EventLog, fmt.Sprintf("agent started %s: image %s, disk %s, from %s",
+		t.Action, imgName, disk, c.RealIP()), "agent", now))
+	if err := a.inv.AppendEvents(ctx, notes...); err != nil {
+		a.log.Error("record agent start", slog.String("node", n.Name), slog.Any("err", err))
+	}
+	c.Response().Header().Set("Cache-Control", "no-store")
+	return c.JSON(http.StatusOK, t)
+}
+
+// AgentProgress is one progress report.
+type AgentProgress struct {
+	Phase   string `json:"phase"`
+	Bytes   int64  `json:"bytes"`
+	Total   int64  `json:"total"`
+	Percent int    `json:"percent"`
+	Message string `json:"message"`
+}
+
+var agentPhases = map[string]bool{"download": true, "write": true, "verify": true, "wipe": true, "cidata": true}
+
+func (a *Agent) progress(c echo.Context) error {
+	ac := call(c)
+	var in AgentProgress
+	if err := decodeJSON(c, &in); err != nil {
+		return err
+	}
+	if !agentPhases[in.Phase] {
+		return badField("phase", fmt.Errorf("phase %q: %w: want download, write, verify, wipe or cidata", in.Phase, node.ErrInvalid))
+	}
+	if in.Bytes < 0 || in.Total < 0 || in.Percent < 0 || in.Percent > 100 {
+		return badField("percent", fmt.Errorf("%w: bytes and total must be >= 0, percent 0..100", node.ErrInvalid))
+	}
+	pct := in.Percent
+	if pct == 0 && in.Total > 0 {
+		pct = int(min(100, in.Bytes*100/in.Total))
+	}
+	// One event per 5 % step per phase: a 1 GiB write reports many times a second,
+	// and the history should read as a timeline, not a log of every report.
+	if !a.tokens.progressStep(ac.key, in.Phase, pct/5) {
+		return c.NoContent(http.StatusNoContent)
+	}
+	reason := in.Phase + fmt.Sprintf(" %d%%", pct)
+	if in.Total > 0 {
+		reason += fmt.Sprintf(" (%d of %d MiB)", in.Bytes>>20, in.Total>>20)
+	}
+	if msg := a.cleaner(c)(in.Message, maxAgentReason); msg != "" {
+		reason += ": " + msg
+	}
+	ev := node.NewEvent(ac.node.Name, node.EventProgress, reason, "agent", time.Now().UTC())
+	ev.Percent, ev.Bytes = pct, in.Bytes
+	if err := a.inv.AppendEvents(c.Request().Context(), ev); err != nil {
+		return err
+	}
+	return c.NoContent(http.StatusNoContent)
+}
+
+func (a *Agent) logLines(c echo.Context) error {
+	ac := call(c)
+	var in struct {
+		Lines []string `json:"lines"`
+	}
+	if err := decodeJSON(c, &in); err != nil {
+		return err
+	}
+	now := time.Now().UTC()
+	clean := a.cleaner(c)
+	kept := in.Lines[:min(len(in.Lines), maxLogLines)]
+	events := make([]node.Event, 0, len(kept)+1)
+	for _, l := range kept {
+		events = append(events, node.NewEvent(ac.node.Name, node.EventLog, clean(l, maxLogLineBytes), "agent", now))
+	}
+	if dropped := len(in.Lines) - len(kept); dropped > 0 {
+		events = append(events, node.NewEvent(ac.node.Name, node.EventWarning,
+			fmt.Sprintf("agent sent %d log lines in one report: kept the first %d, dropped %d", len(in.Lines), maxLogLines, dropped), "agent", now))
+	}
+	if err := a.inv.AppendEvents(c.Request().Context(), events...); err != nil {
+		return err
+	}
+	return c.NoContent(http.StatusNoContent)
+}
+
+func (a *Agent) done(c echo.Context) error {
+	ac := call(c)
+	var in struct {
+		Action AgentAction `json:"action"`
+	}
+	if err := decodeJSON(c, &in); err != nil {
+		return err
+	}
+	if in.Action != ac.grant.action {
+		return badField("action", fmt.Errorf("action %q: %w: this boot was for %s", in.Action, node.ErrConflict, ac.grant.action))
+	}
+	to, reason := node.StateInstalled, "installer agent wrote the image and its cloud-init data"
+	if ac.grant.action == AgentWipe {
+		to, reason = node.StateDeleted, "disks wiped and reinstalled without join data"
+	}
+	return a.finish(c, ac, to, reason)
+}
+
+func (a *Agent) failed(c echo.Context) error {
+	ac := call(c)
+	var in struct {
+		Reason string `json:"reason"`
+	}
+	if err := decodeJSON(c, &in); err != nil {
+		return err
+	}
+	reason := a.cleaner(c)(in.Reason, maxAgentReason)
+	if reason == "" {
+		reason = "(no reason given)"
+	}
+	return a.finish(c, ac, node.StateFailed, string(ac.grant.action)+" failed: "+reason)
+}
+
+// finish moves the node out of the action's state and ends the token. The state and
+// generation are checked again inside the write: the operator may have acted since.
+func (a *Agent) finish(c echo.Context, ac agentCall, to node.State, reason string) error {
+	n, err := a.inv.UpdateNode(c.Request().Context(), ac.node.Name, func(cur *node.Node) ([]node.Event, error) {
+		if err := checkGrant(ac.grant, *cur); err != nil {
+			return nil, err
+		}
+		ev, err := cur.Transition(to, reason, "agent", time.Now().UTC())
+		if err != nil {
+			return nil, err
+		}
+		return []node.Event{ev}, nil
+	})
+	if err != nil {
+		return err
+	}
+	a.tokens.revokeKey(ac.key)
+	a.log.Info("agent finished", slog.String("node", n.Name), slog.String("action", string(ac.grant.action)),
+		slog.String("state", string(n.State)), slog.String("reason", reason))
+	return c.JSON(http.StatusOK, map[string]any{"node": n.Name, "state": n.State})
+}
+
+// cleaner returns a function that keeps agent text to one printable line of at most
+// limit bytes and masks any secret it might echo (a debug dump of user-data, its own
+// command line). The secrets are read once per request, not once per line.
+func (a *Agent) cleaner(c echo.Context) func(s string, limit int) string {
+	var secrets []string
+	if tok, ok := strings.CutPrefix(c.Request().Header.Get(echo.HeaderAuthorization), "Bearer "); ok && strings.TrimSpace(tok) != "" {
+		secrets = append(secrets, strings.TrimSpace(tok))
+	}
+	if settings, err := a.inv.ClusterSettings(c.Request().Context()); err != nil {
+		a.log.Warn("read cluster settings to redact agent text", slog.Any("err", err))
+	} else if settings.Token.IsSet() {
+		secrets = append(secrets, settings.Token.Reveal())
+	}
+	return func(s string, limit int) string {
+		for _, secret := range secrets {
+			s = strings.ReplaceAll(s, secret, "[redacted]")
+		}
+		s = strings.Map(func(r rune) rune {
+			if r == '\t' || unicode.IsPrint(r) {
+				return r
+			}
+			return ' '
+		}, strings.TrimRight(s, "\r\n"))
+		if len(s) > limit {
+			cut := limit
+			for cut > 0 && !utf8Start(s[cut]) {
+				cut--
+			}
+			s = s[:cut] + "…"
+		}
+		return s
+	}
+}
+
+func utf8Start(b byte) bool { return b&0xc0 != 0x80 }
+
+// Run marks the node of an agent that went silent mid-task as failed, until ctx ends.
+// An agent that crashes, loses power or loses the network cannot report it.
+func (a *Agent) Run(ctx context.Context) error {
+	tick := time.NewTicker(min(a.silence/4, time.Minute))
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-tick.C:
+			a.failSilent(ctx)
+		}
+	}
+}
+
+func (a *Agent) failSilent(ctx context.Context) {
+	for _, s := range a.tokens.silent(a.silence) {
+		g := s.grant
+		phase := g.phase
+		if phase == "" {
+			phase = "start"
+		}
+		reason := fmt.Sprintf("%s failed: the agent stopped reporting for over %s during %s (crash, power loss or network failure)",
+			g.action, a.silence, phase)
+		_, err := a.inv.UpdateNode(ctx, g.node, func(cur *node.Node) ([]node.Event, error) {
+			if err := checkGrant(g, *cur); err != nil {
+				return nil, err
+			}
+			ev, err := cur.Transition(node.StateFailed, reason, "agent", time.Now().UTC())
+			if err != nil {
+				return nil, err
+			}
+			return []node.Event{ev}, nil
+		})
+		a.tokens.revokeKey(s.key)
+		if err != nil {
+			// The node moved on (deleted, retried): the silent agent no longer matters.
+			a.log.Info("silent agent's node moved on", slog.String("node", g.node), slog.Any("err", err))
+			continue
+		}
+		a.log.Warn("agent went silent: node failed", slog.String("node", g.node), slog.String("reason", reason))
+	}
+}

@@ -1,0 +1,192 @@
+package web
+
+import (
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/bootyard/bootyard/node"
+)
+
+// AgentAction is what an agent boot is for.
+type AgentAction string
+
+const (
+	AgentInstall AgentAction = "install" // write the node's image and its NoCloud data
+	AgentWipe    AgentAction = "wipe"    // wipe every disk, reinstall without join data
+)
+
+// DefaultAgentTokenTTL is how long a per-boot token lives without being used: a long
+// wipe keeps its token alive by reporting progress, an abandoned one dies.
+const DefaultAgentTokenTTL = 2 * time.Hour
+
+// errAgentToken is every reason a token does not authenticate (unknown, revoked,
+// expired): the agent needs only to know it must reboot for a new one.
+var errAgentToken = errors.New("agent token unknown, expired or revoked: reboot the machine to get a new one")
+
+// tokenKey is a token's SHA-256: the table is keyed by it, so a lookup's timing
+// depends on a hash of the secret, never on the secret's bytes.
+type tokenKey [sha256.Size]byte
+
+// agentGrant is what one token allows: one action on one node at one generation.
+type agentGrant struct {
+	node       string
+	action     AgentAction
+	generation int
+	expires    time.Time
+	started    bool      // the agent fetched its task
+	lastSeen   time.Time // the agent's last authenticated call
+	phase      string    // the last progress phase reported
+	steps      map[string]int
+}
+
+// AgentTokens holds the per-boot tokens, in memory only: a restart revokes them all,
+// and the agent then reboots into a new script and a new token.
+type AgentTokens struct {
+	ttl time.Duration
+	now func() time.Time
+
+	mu     sync.Mutex
+	grants map[tokenKey]*agentGrant
+	byNode map[string]tokenKey
+}
+
+// NewAgentTokens builds an empty table; ttl 0 means DefaultAgentTokenTTL, now nil the
+// wall clock.
+func NewAgentTokens(ttl time.Duration, now func() time.Time) *AgentTokens {
+	if ttl <= 0 {
+		ttl = DefaultAgentTokenTTL
+	}
+	if now == nil {
+		now = func() time.Time { return time.Now().UTC() }
+	}
+	return &AgentTokens{ttl: ttl, now: now, grants: make(map[tokenKey]*agentGrant), byNode: make(map[string]tokenKey)}
+}
+
+// Mint makes a new token for n and action, bound to n's name and generation. The
+// node's previous token, if any, is revoked: only the newest script's boot may act.
+func (t *AgentTokens) Mint(n node.Node, action AgentAction) (node.Secret, error) {
+	var raw [32]byte
+	if _, err := rand.Read(raw[:]); err != nil {
+		return "", fmt.Errorf("mint agent token for %s: %w", n.Name, err)
+	}
+	tok := hex.EncodeToString(raw[:])
+	key := sha256.Sum256([]byte(tok))
+	now := t.now()
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.sweepLocked(now)
+	if old, ok := t.byNode[n.Name]; ok {
+		delete(t.grants, old)
+	}
+	t.grants[key] = &agentGrant{node: n.Name, action: action, generation: n.Generation, expires: now.Add(t.ttl),
+		steps: make(map[string]int)}
+	t.byNode[n.Name] = key
+	return node.Secret(tok), nil
+}
+
+// Revoke ends the node's token, if it has one.
+func (t *AgentTokens) Revoke(name string) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if key, ok := t.byNode[name]; ok {
+		delete(t.grants, key)
+		delete(t.byNode, name)
+	}
+}
+
+// use authenticates a token and marks it used (which keeps it alive for another TTL).
+// It returns a copy of the grant and the key to address it by.
+func (t *AgentTokens) use(token string) (agentGrant, tokenKey, error) {
+	key := sha256.Sum256([]byte(token))
+	now := t.now()
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	g, ok := t.grants[key]
+	if !ok || len(token) != 64 {
+		return agentGrant{}, key, errAgentToken
+	}
+	if !now.Before(g.expires) {
+		delete(t.grants, key)
+		delete(t.byNode, g.node)
+		return agentGrant{}, key, errAgentToken
+	}
+	g.expires = now.Add(t.ttl)
+	g.lastSeen = now
+	return *g, key, nil
+}
+
+// markStarted records that the agent fetched its task.
+func (t *AgentTokens) markStarted(key tokenKey) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if g, ok := t.grants[key]; ok {
+		g.started = true
+	}
+}
+
+// progressStep reports whether a progress report at step (a 5 % bucket) of phase is
+// new enough to record, and remembers it: one event per step per phase.
+func (t *AgentTokens) progressStep(key tokenKey, phase string, step int) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	g, ok := t.grants[key]
+	if !ok {
+		return false
+	}
+	g.phase = phase
+	last, seen := g.steps[phase]
+	if seen && step <= last {
+		return false
+	}
+	g.steps[phase] = step
+	return true
+}
+
+// revokeKey ends one token (done, failed), leaving a newer one of the node alone.
+func (t *AgentTokens) revokeKey(key tokenKey) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if g, ok := t.grants[key]; ok {
+		delete(t.grants, key)
+		if t.byNode[g.node] == key {
+			delete(t.byNode, g.node)
+		}
+	}
+}
+
+// silentAgent is a started agent that stopped calling.
+type silentAgent struct {
+	key   tokenKey
+	grant agentGrant
+}
+
+// silent lists started agents whose last call is older than limit.
+func (t *AgentTokens) silent(limit time.Duration) []silentAgent {
+	now := t.now()
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	var out []silentAgent
+	for key, g := range t.grants {
+		if g.started && now.Sub(g.lastSeen) > limit {
+			out = append(out, silentAgent{key: key, grant: *g})
+		}
+	}
+	return out
+}
+
+// sweepLocked drops expired tokens, so machines that never booted do not pile up.
+func (t *AgentTokens) sweepLocked(now time.Time) {
+	for key, g := range t.grants {
+		if !now.Before(g.expires) {
+			delete(t.grants, key)
+			if t.byNode[g.node] == key {
+				delete(t.byNode, g.node)
+			}
+		}
+	}
+}
