@@ -51,6 +51,13 @@ func TestRender_EachStateGivesItsGoldenScript(t *testing.T) {
 			return s
 		}()},
 		{"discovered", Script{Kind: KindWait, MAC: testMAC, Name: "node-525400123456", State: node.StateDiscovered}},
+		{"wipe-with-agent", func() Script {
+			s := scriptFor(node.StateWiping, PlatformEFI)
+			s.Install = InstallTarget{Kernel: "http://10.20.0.1:8080/agent/vmlinuz",
+				Initrds: []string{"http://10.20.0.1:8080/agent/initramfs.gz"},
+				Cmdline: "initrd=initramfs.gz console=ttyS0,115200 console=tty0 quiet bootyard.url=http://10.20.0.1:8080 bootyard.token=0123abcd bootyard.mac=52:54:00:12:34:56"}
+			return s
+		}()},
 		{"install-with-kernel", func() Script {
 			s := scriptFor(node.StateRegistered, PlatformEFI)
 			s.Install = InstallTarget{Kernel: "http://10.20.0.1:8080/images/llmos/vmlinuz",
