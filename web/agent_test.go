@@ -22,6 +22,7 @@ import (
 
 	"github.com/bootyard/bootyard/cloudinit"
 	"github.com/bootyard/bootyard/images"
+	"github.com/bootyard/bootyard/ipxe"
 	"github.com/bootyard/bootyard/node"
 	"github.com/bootyard/bootyard/store"
 )
@@ -96,7 +97,13 @@ func newAgentHarness(t *testing.T) *agentHarness {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, err := New(Config{AdminToken: testToken, Logger: quiet}, Deps{Inventory: st, Images: catalog, Agent: agent,
+	scripts, err := ipxe.NewRenderer(ipxe.Config{AdvertiseURL: adv})
+	if err != nil {
+		t.Fatal(err)
+	}
+	boot := NewIPXEHandler(scripts, st, nil, quiet).WithAgent(agent)
+	t.Cleanup(boot.Close)
+	s, err := New(Config{AdminToken: testToken, Logger: quiet}, Deps{Inventory: st, Images: catalog, Agent: agent, IPXE: boot,
 		ImageFiles: images.NewFileServer(images.FileServerConfig{Images: st, AgentDir: t.TempDir(), Logger: quiet})})
 	if err != nil {
 		t.Fatal(err)
@@ -656,5 +663,53 @@ func TestAgentWatchdog_SilentAgentFailsItsNode(t *testing.T) {
 	}
 	if r := h.node("w-silent").StateReason; !strings.Contains(r, "stopped reporting") || !strings.Contains(r, "during write") {
 		t.Errorf("reason = %q", r)
+	}
+}
+
+func TestAgentIPXE_ScriptsBootTheAgentWithATokenThatWorks(t *testing.T) {
+	h := newAgentHarness(t)
+	ctx := context.Background()
+	if _, err := h.st.ImportNode(ctx, node.Node{Name: "w-new", MACs: []node.MAC{agentMAC(1)}, Role: node.RoleWorker}, "test"); err != nil {
+		t.Fatal(err)
+	}
+	h.wiping("w-wipe", agentMAC(2))
+	if _, err := h.st.ImportNode(ctx, node.Node{Name: "w-noimage", MACs: []node.MAC{agentMAC(3)}, Role: node.RoleWorker, Image: "gone"}, "test"); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name       string
+		mac        node.MAC
+		wantAction AgentAction // "" = no agent boot
+		wantText   string
+	}{
+		{"registered node boots the agent to install", agentMAC(1), AgentInstall, "kernel http://10.20.0.1:8080/agent/vmlinuz initrd=initramfs.gz"},
+		{"wiping node boots the agent to wipe", agentMAC(2), AgentWipe, "booting the agent: wipe every disk"},
+		{"node whose image is gone waits with the reason", agentMAC(3), "", "cannot boot the install"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			code, script := h.do("GET", "/boot.ipxe?mac="+strings.ReplaceAll(tt.mac.String(), ":", "-")+"&platform=efi&arch=x86_64", "", "")
+			if code != 200 || !strings.Contains(string(script), tt.wantText) {
+				t.Fatalf("script: %d\n%s\nwant it to contain %q", code, script, tt.wantText)
+			}
+			m := tokenOnCmdline.FindSubmatch(script)
+			if tt.wantAction == "" {
+				if m != nil {
+					t.Fatalf("a token was minted for a node with nothing to boot:\n%s", script)
+				}
+				return
+			}
+			if m == nil {
+				t.Fatalf("no token in the script:\n%s", script)
+			}
+			code, body := h.do("GET", "/agent/v1/task", string(m[1]), "")
+			var task AgentTask
+			if code != 200 || json.Unmarshal(body, &task) != nil || task.Action != tt.wantAction {
+				t.Errorf("task with the script's token: %d %s; want a %s task", code, body, tt.wantAction)
+			}
+		})
+	}
+	if got := h.node("w-new").State; got != node.StateProvisioning {
+		t.Errorf("registered node after its script: %s, want provisioning", got)
 	}
 }

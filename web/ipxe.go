@@ -41,6 +41,19 @@ type IPXEHandler struct {
 	now    func() time.Time
 	bufs   sync.Pool // *bytes.Buffer
 	writer *bootWriter
+	agent  AgentBooter // nil: install and wipe scripts stay placeholders
+}
+
+// AgentBooter decides what an install or wipe script boots (the agent with a fresh
+// per-boot token, or an installer image's kernel); *Agent is one.
+type AgentBooter interface {
+	BootTarget(ctx context.Context, n node.Node, mac node.MAC) (ipxe.InstallTarget, error)
+}
+
+// WithAgent makes install and wipe scripts boot what a decides. Call it before serving.
+func (h *IPXEHandler) WithAgent(a AgentBooter) *IPXEHandler {
+	h.agent = a
+	return h
 }
 
 // NewIPXEHandler builds the handler and starts its event writer; Close stops it.
@@ -140,6 +153,16 @@ func (h *IPXEHandler) serveScript(w http.ResponseWriter, r *http.Request) {
 	}
 	if n.State == node.StateFailed {
 		script.Reason = "failed: " + n.StateReason
+	}
+	if h.agent != nil && (script.Kind == ipxe.KindInstall || script.Kind == ipxe.KindWipe) {
+		target, err := h.agent.BootTarget(ctx, n, mac)
+		if err != nil {
+			// Nothing to boot yet (no image): wait and ask again rather than boot a disk
+			// that is half-written or about to be wiped.
+			h.log.Warn("nothing to boot for the node's state", slog.String("node", n.Name), slog.Any("err", err))
+			script.Kind, script.Reason = ipxe.KindWait, "cannot boot the "+string(script.Kind)+": "+err.Error()
+		}
+		script.Install = target
 	}
 
 	buf := h.bufs.Get().(*bytes.Buffer)
