@@ -231,3 +231,38 @@ func TestAppendMACEvents_EventsFollowTheMACThroughAnImport(t *testing.T) {
 		t.Error("events written under the old name")
 	}
 }
+
+func TestNodeCache_NeverStaleAndVersionChangesWithTheNode(t *testing.T) {
+	ctx := context.Background()
+	s, _ := openDiscoveryStore(t)
+	c := s.NewNodeCache()
+	if _, _, err := c.NodeByMAC(ctx, discMAC); !errors.Is(err, node.ErrNotFound) {
+		t.Fatalf("unknown MAC: %v, want ErrNotFound", err)
+	}
+	if _, err := s.ImportNode(ctx, node.Node{Name: "w1", MACs: []node.MAC{discMAC}, Role: node.RoleWorker}, "test"); err != nil {
+		t.Fatal(err)
+	}
+	n1, v1, err := c.NodeByMAC(ctx, discMAC)
+	if err != nil || n1.State != node.StateRegistered {
+		t.Fatalf("after import: %v %s", err, n1.State)
+	}
+	if _, v, _ := c.NodeByMAC(ctx, discMAC); v != v1 {
+		t.Errorf("unchanged node: version %d → %d", v1, v)
+	}
+	if _, err := s.UpdateNode(ctx, "w1", func(n *node.Node) ([]node.Event, error) {
+		ev, err := n.Transition(node.StateProvisioning, "test", "test", time.Now().UTC())
+		return []node.Event{ev}, err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	n2, v2, _ := c.NodeByMAC(ctx, discMAC)
+	if n2.State != node.StateProvisioning || v2 == v1 {
+		t.Errorf("after a change: %s version %d (was %d), want provisioning and a new version", n2.State, v2, v1)
+	}
+	if err := s.RemoveNode(ctx, "w1"); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := c.NodeByMAC(ctx, discMAC); !errors.Is(err, node.ErrNotFound) {
+		t.Errorf("after removal: %v, want ErrNotFound", err)
+	}
+}

@@ -20,7 +20,7 @@ import (
 
 // IPXEInventory is what the iPXE endpoints need from the store.
 type IPXEInventory interface {
-	NodeByMAC(ctx context.Context, mac node.MAC) (node.Node, error)
+	NewNodeCache() *store.NodeCache
 	RecordBoot(ctx context.Context, mac node.MAC, seen node.BootInfo) error
 	UpdateNode(ctx context.Context, name string, fn store.UpdateFunc) (node.Node, error)
 	AppendMACEvents(ctx context.Context, events ...store.MACEvent) (dropped int, err error)
@@ -33,16 +33,36 @@ type IPXEInventory interface {
 // to a single background writer that commits them in batches, so the request never
 // waits for an fsync. Only state changes (registered → provisioning) and the first boot
 // of an unknown machine are written before the answer, because the answer depends on them.
+// Local-boot and waiting scripts are rendered once per stored version of the node (and
+// platform): waiting machines poll, and a rack booting at once asks again and again.
+// Install and wipe scripts are rendered every time: they may carry per-boot data.
 type IPXEHandler struct {
 	render *ipxe.Renderer
 	inv    IPXEInventory
+	nodes  *store.NodeCache
 	bins   *ipxe.Binaries
 	log    *slog.Logger
 	now    func() time.Time
 	bufs   sync.Pool // *bytes.Buffer
 	writer *bootWriter
 	agent  AgentBooter // nil: install and wipe scripts stay placeholders
+
+	mu      sync.RWMutex
+	scripts map[node.MAC]renderedScript
 }
+
+// renderedScript is a script as served for one version of a node.
+type renderedScript struct {
+	version  uint64
+	platform ipxe.Platform // as the request said it, before falling back to the record
+	arch     string
+	body     []byte
+	reason   string // the boot event's reason
+}
+
+// maxCachedScripts bounds the script cache; past it the cache starts over. Machines that
+// boot are bounded by the inventory, so only a flood of made-up MACs reaches it.
+const maxCachedScripts = 1 << 16
 
 // AgentBooter decides what an install or wipe script boots (the agent with a fresh
 // per-boot token, or an installer image's kernel); *Agent is one.
@@ -63,8 +83,8 @@ func NewIPXEHandler(r *ipxe.Renderer, inv IPXEInventory, bins *ipxe.Binaries, lo
 		log = slog.Default()
 	}
 	log = log.With(slog.String("service", "ipxe"))
-	h := &IPXEHandler{render: r, inv: inv, bins: bins, log: log,
-		now: func() time.Time { return time.Now().UTC() }}
+	h := &IPXEHandler{render: r, inv: inv, nodes: inv.NewNodeCache(), bins: bins, log: log,
+		now: func() time.Time { return time.Now().UTC() }, scripts: make(map[node.MAC]renderedScript)}
 	h.bufs.New = func() any { return new(bytes.Buffer) }
 	h.writer = newBootWriter(inv, log)
 	return h
@@ -120,7 +140,7 @@ func (h *IPXEHandler) serveScript(w http.ResponseWriter, r *http.Request) {
 	seen := h.bootInfo(r, platform, buildarch)
 	ctx := r.Context()
 
-	n, err := h.inv.NodeByMAC(ctx, mac)
+	n, version, err := h.nodes.NodeByMAC(ctx, mac)
 	recorded := true
 	switch {
 	case errors.Is(err, node.ErrNotFound):
@@ -145,9 +165,62 @@ func (h *IPXEHandler) serveScript(w http.ResponseWriter, r *http.Request) {
 			plainError(w, http.StatusInternalServerError, "could not record the install, try again")
 			return
 		}
+		version = 0 // the node just changed: render afresh
 	}
+	if k := ipxe.KindFor(n.State); k != ipxe.KindLocalBoot && k != ipxe.KindWait {
+		version = 0 // may carry per-boot data: never cached
+	}
+	rs, ok := h.cachedScript(mac, version, platform, buildarch)
+	if !ok {
+		if rs, err = h.renderScript(ctx, mac, n, platform, buildarch); err != nil {
+			h.log.Error("render ipxe script", slog.String("node", n.Name), slog.Any("err", err))
+			plainError(w, http.StatusInternalServerError, "could not render the script")
+			return
+		}
+		if version != 0 {
+			rs.version = version
+			h.storeScript(mac, rs)
+		}
+	}
+	hdr := w.Header()
+	hdr.Set("Content-Type", "text/plain; charset=utf-8")
+	hdr.Set("Cache-Control", "no-store")
+	hdr.Set("Content-Length", strconv.Itoa(len(rs.body)))
+	w.WriteHeader(http.StatusOK)
+	if _, err := w.Write(rs.body); err != nil {
+		h.log.Debug("write ipxe script", slog.String("node", n.Name), slog.Any("err", err))
+	}
+	if recorded {
+		h.writer.enqueue(bootWrite{mac: mac, event: node.NewEvent(n.Name, node.EventBoot, rs.reason, "ipxe", h.now())})
+	}
+}
+
+func (h *IPXEHandler) cachedScript(mac node.MAC, version uint64, p ipxe.Platform, arch string) (renderedScript, bool) {
+	if version == 0 {
+		return renderedScript{}, false
+	}
+	h.mu.RLock()
+	rs, ok := h.scripts[mac]
+	h.mu.RUnlock()
+	if !ok || rs.version != version || rs.platform != p || rs.arch != arch {
+		return renderedScript{}, false
+	}
+	return rs, true
+}
+
+func (h *IPXEHandler) storeScript(mac node.MAC, rs renderedScript) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if len(h.scripts) >= maxCachedScripts {
+		h.scripts = make(map[node.MAC]renderedScript)
+	}
+	h.scripts[mac] = rs
+}
+
+// renderScript renders n's script; p is the platform the request named, if any.
+func (h *IPXEHandler) renderScript(ctx context.Context, mac node.MAC, n node.Node, p ipxe.Platform, buildarch string) (renderedScript, error) {
 	script := ipxe.Script{Kind: ipxe.KindFor(n.State), MAC: mac, Name: n.Name, State: n.State,
-		Role: n.Role, Image: n.Image, Generation: n.Generation, Platform: platform}
+		Role: n.Role, Image: n.Image, Generation: n.Generation, Platform: p}
 	if script.Platform == ipxe.PlatformUnknown {
 		script.Platform = ipxe.PlatformOf(n.Boot)
 	}
@@ -164,27 +237,18 @@ func (h *IPXEHandler) serveScript(w http.ResponseWriter, r *http.Request) {
 		}
 		script.Install = target
 	}
-
 	buf := h.bufs.Get().(*bytes.Buffer)
 	buf.Reset()
 	defer h.bufs.Put(buf)
 	if err := h.render.Render(buf, script); err != nil {
-		h.log.Error("render ipxe script", slog.String("node", n.Name), slog.Any("err", err))
-		plainError(w, http.StatusInternalServerError, "could not render the script")
-		return
+		return renderedScript{}, err
 	}
-	hdr := w.Header()
-	hdr.Set("Content-Type", "text/plain; charset=utf-8")
-	hdr.Set("Cache-Control", "no-store")
-	hdr.Set("Content-Length", strconv.Itoa(buf.Len()))
-	w.WriteHeader(http.StatusOK)
-	if _, err := w.Write(buf.Bytes()); err != nil {
-		h.log.Debug("write ipxe script", slog.String("node", n.Name), slog.Any("err", err))
-	}
-	if recorded {
-		reason := "iPXE script served: " + string(script.Kind) + " (" + platformName(script.Platform) + archSuffix(buildarch) + ")"
-		h.writer.enqueue(bootWrite{mac: mac, event: node.NewEvent(n.Name, node.EventBoot, reason, "ipxe", h.now())})
-	}
+	return renderedScript{
+		platform: p,
+		arch:     buildarch,
+		body:     bytes.Clone(buf.Bytes()),
+		reason:   "iPXE script served: " + string(script.Kind) + " (" + platformName(script.Platform) + archSuffix(buildarch) + ")",
+	}, nil
 }
 
 // errStateChanged aborts the install transition when the node left registered between
@@ -206,7 +270,8 @@ func (h *IPXEHandler) beginInstall(ctx context.Context, mac node.MAC, n node.Nod
 	})
 	if errors.Is(err, errStateChanged) || errors.Is(err, node.ErrNotFound) {
 		// Changed or renamed underneath: answer for what the record says now.
-		return h.inv.NodeByMAC(ctx, mac)
+		n, _, err := h.nodes.NodeByMAC(ctx, mac)
+		return n, err
 	}
 	return updated, err
 }
@@ -293,10 +358,12 @@ type bootWrite struct {
 	event  node.Event // zero Type means none; the store names it after mac's owner
 }
 
-// bootWriter owns the writes the script endpoint does not wait for. One goroutine drains
-// a bounded queue and writes what it found as one AppendEvents call, so a burst of
-// machines costs a few commits, not one fsync per request. A full queue drops (and
-// counts) rather than blocking the boot path.
+// bootWriter owns the writes the script endpoint does not wait for. One goroutine collects
+// them and hands what it has to up to maxInflightWrites concurrent writes; bbolt's Batch
+// merges those into one transaction, so while one commit waits for its fsync the next
+// batch is already forming. A rack booting at once costs a few commits, not one fsync
+// per request. When even the pending buffer is full, writes are dropped (and counted)
+// rather than blocking the boot path.
 type bootWriter struct {
 	inv     IPXEInventory
 	log     *slog.Logger
@@ -308,9 +375,14 @@ type bootWriter struct {
 	dropped atomic.Uint64
 }
 
-// bootQueueLen absorbs a rack powering on at once (a few writes per machine) while a
-// commit is in progress.
-const bootQueueLen = 8192
+const (
+	// bootQueueLen is the hand-off from requests to the collecting goroutine.
+	bootQueueLen = 8192
+	// maxPendingWrites bounds what waits for a free writer: about a minute of a hundred
+	// machines polling, or a few seconds at benchmark rates with a slow disk.
+	maxPendingWrites  = 1 << 16
+	maxInflightWrites = 4
+)
 
 func newBootWriter(inv IPXEInventory, log *slog.Logger) *bootWriter {
 	bw := &bootWriter{inv: inv, log: log, queue: make(chan bootWrite, bootQueueLen),
@@ -323,42 +395,102 @@ func (bw *bootWriter) enqueue(w bootWrite) {
 	select {
 	case bw.queue <- w:
 	default:
-		if n := bw.dropped.Add(1); n&(n-1) == 0 { // log at 1, 2, 4, 8… drops, not each one
-			bw.log.Warn("boot event queue full, dropping", slog.Uint64("dropped", n))
-		}
+		bw.drop()
+	}
+}
+
+func (bw *bootWriter) drop() {
+	if n := bw.dropped.Add(1); n&(n-1) == 0 { // log at 1, 2, 4, 8… drops, not each one
+		bw.log.Warn("boot event queue full, dropping", slog.Uint64("dropped", n))
 	}
 }
 
 func (bw *bootWriter) run() {
 	defer close(bw.done)
-	batch := make([]bootWrite, 0, 1024)
+	// Batches are recycled: at benchmark rates, growing a fresh slice per commit cost
+	// more than the commit's own work.
+	free := make(chan []bootWrite, maxInflightWrites+1)
+	fresh := func() []bootWrite {
+		select {
+		case b := <-free:
+			return b[:0]
+		default:
+			return make([]bootWrite, 0, 1024)
+		}
+	}
+	pending := fresh()
+	inflight := 0
+	written := make(chan struct{}, maxInflightWrites)
+	start := func() {
+		if len(pending) == 0 || inflight == maxInflightWrites {
+			return
+		}
+		batch := pending
+		pending = fresh()
+		inflight++
+		go func() {
+			bw.write(batch)
+			clear(batch) // drop references to strings before the slice is reused
+			select {
+			case free <- batch:
+			default:
+			}
+			written <- struct{}{}
+		}()
+	}
+	// settle writes everything collected so far and waits for it.
+	settle := func() {
+		pending = bw.drain(pending)
+		for ; inflight > 0; inflight-- {
+			<-written
+		}
+		pending = bw.drain(pending)
+		bw.write(pending)
+		pending = pending[:0]
+	}
 	for {
 		select {
 		case w := <-bw.queue:
-			batch = bw.write(bw.drain(append(batch[:0], w)))
+			pending = bw.drain(bw.take(pending, w))
+			start()
+		case <-written:
+			inflight--
+			pending = bw.drain(pending)
+			start()
 		case ack := <-bw.flushes:
-			batch = bw.write(bw.drain(batch[:0]))
+			settle()
 			close(ack)
 		case <-bw.stop:
-			bw.write(bw.drain(batch[:0]))
+			settle()
 			return
 		}
 	}
 }
 
+func (bw *bootWriter) take(pending []bootWrite, w bootWrite) []bootWrite {
+	if len(pending) >= maxPendingWrites {
+		bw.drop()
+		return pending
+	}
+	return append(pending, w)
+}
+
 // drain takes what is queued without waiting.
-func (bw *bootWriter) drain(batch []bootWrite) []bootWrite {
+func (bw *bootWriter) drain(pending []bootWrite) []bootWrite {
 	for {
 		select {
 		case w := <-bw.queue:
-			batch = append(batch, w)
+			pending = bw.take(pending, w)
 		default:
-			return batch
+			return pending
 		}
 	}
 }
 
-func (bw *bootWriter) write(batch []bootWrite) []bootWrite {
+func (bw *bootWriter) write(batch []bootWrite) {
+	if len(batch) == 0 {
+		return
+	}
 	// The request that queued these is gone; the writes belong to the appliance.
 	ctx := context.Background()
 	var events []store.MACEvent
@@ -384,7 +516,6 @@ func (bw *bootWriter) write(batch []bootWrite) []bootWrite {
 			bw.log.Info("boot events for removed nodes dropped", slog.Int("events", dropped))
 		}
 	}
-	return batch[:0]
 }
 
 func (bw *bootWriter) flush() {
