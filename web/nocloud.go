@@ -382,7 +382,12 @@ func (h *NoCloudHandler) refuse(ctx context.Context, w http.ResponseWriter, req 
 		h.recordOnce(ctx, req.node.Name, "refused:"+req.remote.String()+":"+leaf, node.NewEvent(req.node.Name, node.EventCloudInit,
 			"refused "+leaf+" to "+req.remote.String()+": "+err.Error(), "nocloud", h.now()))
 	}
-	h.log.Warn("nocloud request refused", attrs...)
+	if req.node.Name == "" && status == http.StatusNotFound {
+		// An unknown MAC or path: routine for scanners and for machines not imported yet.
+		h.log.Debug("nocloud request for nothing we know", attrs...)
+	} else {
+		h.log.Warn("nocloud request refused", attrs...)
+	}
 	http.Error(w, http.StatusText(status), status)
 }
 
