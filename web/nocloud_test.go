@@ -28,23 +28,23 @@ import (
 	"github.com/bootyard/bootyard/store"
 )
 
-// joinToken is the cluster token in every NoCloud test; every response, event and log
+// noCloudToken is the cluster token in every NoCloud test; every response, event and log
 // line is searched for it.
-const joinToken = "K10nocloud-join-token-must-stay-secret::server:7e1f"
+const noCloudToken = "K10nocloud-join-token-must-stay-secret::server:7e1f"
 
-// syncBuffer collects log output from concurrent handlers.
-type syncBuffer struct {
+// noCloudLogs collects log output from concurrent handlers.
+type noCloudLogs struct {
 	mu sync.Mutex
 	b  bytes.Buffer
 }
 
-func (s *syncBuffer) Write(p []byte) (int, error) {
+func (s *noCloudLogs) Write(p []byte) (int, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.Write(p)
 }
 
-func (s *syncBuffer) String() string {
+func (s *noCloudLogs) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
@@ -58,7 +58,7 @@ type noCloudHarness struct {
 	r    *cloudinit.Renderer
 	h    *NoCloudHandler
 	srv  *httptest.Server
-	logs *syncBuffer
+	logs *noCloudLogs
 }
 
 type harnessOption func(*cloudinit.Config, *node.ClusterSettings)
@@ -71,7 +71,7 @@ func newNoCloudHarness(t testing.TB, opts ...harnessOption) *noCloudHarness {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	logs := &syncBuffer{}
+	logs := &noCloudLogs{}
 	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 
 	// The server is started before the renderer exists: the renderer needs its URL.
@@ -84,7 +84,7 @@ func newNoCloudHarness(t testing.TB, opts ...harnessOption) *noCloudHarness {
 	cfg := cloudinit.Config{AdvertiseURL: x.srv.URL}
 	settings := node.ClusterSettings{
 		ServerURL:         "https://10.20.0.11:6443",
-		Token:             joinToken,
+		Token:             noCloudToken,
 		SSHAuthorizedKeys: []string{"ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAINoCloudTest ops@lab"},
 	}
 	for _, o := range opts {
@@ -109,7 +109,7 @@ func newNoCloudHarness(t testing.TB, opts ...harnessOption) *noCloudHarness {
 // checkNoTokenLeaked runs after every NoCloud test: the token must never reach a log
 // line or an event.
 func (x *noCloudHarness) checkNoTokenLeaked() {
-	if strings.Contains(x.logs.String(), joinToken) {
+	if strings.Contains(x.logs.String(), noCloudToken) {
 		x.t.Errorf("the join token appears in the logs:\n%s", x.logs.String())
 	}
 	nodes, err := x.st.ListNodes(context.Background())
@@ -122,7 +122,7 @@ func (x *noCloudHarness) checkNoTokenLeaked() {
 			x.t.Fatal(err)
 		}
 		for _, e := range events {
-			if strings.Contains(e.Reason, joinToken) {
+			if strings.Contains(e.Reason, noCloudToken) {
 				x.t.Errorf("the join token appears in an event of %s: %+v", n.Name, e)
 			}
 		}
@@ -130,7 +130,7 @@ func (x *noCloudHarness) checkNoTokenLeaked() {
 }
 
 // path to state through legal transitions from registered.
-var pathTo = map[node.State][]node.State{
+var statePathFromRegistered = map[node.State][]node.State{
 	node.StateRegistered:   nil,
 	node.StateProvisioning: {node.StateProvisioning},
 	node.StateInstalled:    {node.StateProvisioning, node.StateInstalled},
@@ -154,7 +154,7 @@ func (x *noCloudHarness) importAt(name, mac string, role node.Role, state node.S
 	if err != nil {
 		x.t.Fatal(err)
 	}
-	for _, to := range pathTo[state] {
+	for _, to := range statePathFromRegistered[state] {
 		if n, err = x.st.UpdateNode(ctx, name, func(n *node.Node) ([]node.Event, error) {
 			ev, err := n.Transition(to, "test", "test", time.Now().UTC())
 			return []node.Event{ev}, err
@@ -323,7 +323,7 @@ func TestNoCloud_JoinTokenOnlyToTheOwnerWhileProvisioned(t *testing.T) {
 			if code != tt.wantCode {
 				t.Errorf("GET %s from %s: %d, want %d\n%s", path, tt.from, code, tt.wantCode, body)
 			}
-			if got := strings.Contains(body, joinToken); got != tt.wantToken {
+			if got := strings.Contains(body, noCloudToken); got != tt.wantToken {
 				t.Errorf("token in the response = %v, want %v:\n%s", got, tt.wantToken, body)
 			}
 			if tt.wantCode == 200 && !tt.wantToken {
@@ -338,7 +338,7 @@ func TestNoCloud_JoinTokenOnlyToTheOwnerWhileProvisioned(t *testing.T) {
 			}
 			// No other file, under any path form, ever carries the token.
 			for _, leaf := range []string{"meta-data", "vendor-data", "network-config"} {
-				if _, b := x.do(c, http.MethodGet, strings.TrimSuffix(path, "user-data")+leaf, nil, nil); strings.Contains(b, joinToken) {
+				if _, b := x.do(c, http.MethodGet, strings.TrimSuffix(path, "user-data")+leaf, nil, nil); strings.Contains(b, noCloudToken) {
 					t.Errorf("token in %s", leaf)
 				}
 			}
@@ -397,7 +397,7 @@ func TestNoCloud_PhoneHome(t *testing.T) {
 			if tt.badKey {
 				hdr.Set(cloudinit.CallbackKeyHeader, "0123456789abcdef0123456789abcdef")
 			}
-			form := url.Values{"status": {tt.status}, "reason": {"gave up waiting; token was " + joinToken}}
+			form := url.Values{"status": {tt.status}, "reason": {"gave up waiting; token was " + noCloudToken}}
 			code, body := x.do(clientFrom("127.0.0.1"), http.MethodPost, "/nocloud/52:54:00:dd:00:01/phone-home", hdr, form)
 			if code != tt.wantCode {
 				t.Errorf("phone-home: %d, want %d\n%s", code, tt.wantCode, body)
@@ -524,7 +524,7 @@ func FuzzNoCloudPath(f *testing.F) {
 		req.RemoteAddr = "127.0.0.3:40000"
 		rec := httptest.NewRecorder()
 		x.h.ServeHTTP(rec, req)
-		if strings.Contains(rec.Body.String(), joinToken) &&
+		if strings.Contains(rec.Body.String(), noCloudToken) &&
 			(rec.Code != http.StatusOK || !strings.HasSuffix(path, "/user-data") || method != http.MethodGet) {
 			t.Errorf("%s %q: %d carried the token", method, path, rec.Code)
 		}
@@ -748,11 +748,11 @@ func TestNoCloud_APIJoinCommandAndSeedISO(t *testing.T) {
 	c := clientFrom("127.0.0.1")
 	admin := http.Header{"Authorization": {"Bearer " + testToken}}
 	code, body := x.do(c, http.MethodGet, "/api/v1/nodes/w-5/join-command", admin, nil)
-	if code != 200 || strings.Contains(body, joinToken) || !strings.Contains(body, "redacted") {
+	if code != 200 || strings.Contains(body, noCloudToken) || !strings.Contains(body, "redacted") {
 		t.Errorf("join-command: %d, want 200 and the token redacted:\n%s", code, body)
 	}
 	code, body = x.do(c, http.MethodGet, "/api/v1/nodes/w-5/join-command?reveal=true", admin, nil)
-	if code != 200 || !strings.Contains(body, joinToken) {
+	if code != 200 || !strings.Contains(body, noCloudToken) {
 		t.Errorf("join-command?reveal=true as admin: %d, want 200 and the token:\n%s", code, body)
 	}
 	code, body = x.do(c, http.MethodGet, "/api/v1/nodes/w-5/seed.iso", admin, nil)
@@ -775,7 +775,7 @@ func benchHarness(b *testing.B) (*noCloudHarness, string) {
 	}
 	body, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
-	if resp.StatusCode != 200 || !strings.Contains(string(body), joinToken) {
+	if resp.StatusCode != 200 || !strings.Contains(string(body), noCloudToken) {
 		b.Fatalf("warm-up: %d, want 200 with the join config", resp.StatusCode)
 	}
 	return x, url
