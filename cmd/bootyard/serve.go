@@ -117,6 +117,10 @@ func runServe(ctx context.Context, o *serveOptions) error {
 		ln.Close()
 		return err
 	}
+	if err := o.mountImages(gctx, g, st, advertise, &deps, log); err != nil {
+		ln.Close()
+		return err
+	}
 	srv, err := web.New(web.Config{AdminToken: token, Logger: log}, deps)
 	if err != nil {
 		ln.Close()

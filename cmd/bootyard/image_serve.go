@@ -1,0 +1,45 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"path/filepath"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/bootyard/bootyard/cloudinit"
+	"github.com/bootyard/bootyard/images"
+	"github.com/bootyard/bootyard/store"
+	"github.com/bootyard/bootyard/web"
+)
+
+// mountImages adds the image catalog API, the image and agent files (from
+// <data>/agent) and the agent API to deps, hands the agent to the iPXE handler when
+// there is one, and runs the silent-agent watchdog in g.
+func (o *serveOptions) mountImages(ctx context.Context, g *errgroup.Group, st *store.Store, advertise string, deps *web.Deps, log *slog.Logger) error {
+	catalog, err := images.NewCatalog(images.CatalogConfig{Store: st, Logger: log})
+	if err != nil {
+		return err
+	}
+	// The same configuration as the NoCloud endpoint's renderer, so the agent's CIDATA
+	// and the NoCloud URL serve the same files.
+	ci, err := cloudinit.NewRenderer(cloudinit.Config{AdvertiseURL: advertise})
+	if err != nil {
+		return fmt.Errorf("cloud-init renderer for the agent: %w", err)
+	}
+	agent, err := web.NewAgent(web.AgentConfig{AdvertiseURL: advertise, Logger: log}, st, catalog, ci)
+	if err != nil {
+		return err
+	}
+	deps.Images = catalog
+	deps.ImageFiles = images.NewFileServer(images.FileServerConfig{Images: st, AgentDir: filepath.Join(o.dataDir, "agent"), Logger: log})
+	deps.Agent = agent
+	if h, ok := deps.IPXE.(*web.IPXEHandler); ok {
+		h.WithAgent(agent)
+	} else {
+		log.Warn("no iPXE handler: install and wipe scripts will not boot the agent")
+	}
+	g.Go(func() error { return agent.Run(ctx) })
+	return nil
+}
