@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"sync"
@@ -121,8 +122,8 @@ func (h *IPXEHandler) serveScript(w http.ResponseWriter, r *http.Request) {
 		plainError(w, http.StatusMethodNotAllowed, "only GET: fetching the script has side effects")
 		return
 	}
-	q := r.URL.Query()
-	rawMAC := q.Get("mac")
+	rawQuery := r.URL.RawQuery
+	rawMAC := queryValue(rawQuery, "mac")
 	if rawMAC == "" {
 		plainError(w, http.StatusBadRequest, "missing mac: want /boot.ipxe?mac=aa-bb-cc-dd-ee-ff (iPXE: ?mac=${mac:hexhyp})")
 		return
@@ -132,8 +133,8 @@ func (h *IPXEHandler) serveScript(w http.ResponseWriter, r *http.Request) {
 		plainError(w, http.StatusBadRequest, "bad mac "+strconv.Quote(truncate(rawMAC, 40))+": want a 48-bit hardware address such as aa-bb-cc-dd-ee-ff")
 		return
 	}
-	platform := ipxe.ParsePlatform(q.Get("platform"))
-	buildarch := q.Get("arch")
+	platform := ipxe.ParsePlatform(queryValue(rawQuery, "platform"))
+	buildarch := queryValue(rawQuery, "arch")
 	if !knownBuildArch[buildarch] {
 		buildarch = ""
 	}
@@ -142,6 +143,8 @@ func (h *IPXEHandler) serveScript(w http.ResponseWriter, r *http.Request) {
 
 	n, version, err := h.nodes.NodeByMAC(ctx, mac)
 	recorded := true
+	// One queued write per request: the boot record (known machines) and the event.
+	queued := bootWrite{mac: mac, seen: seen}
 	switch {
 	case errors.Is(err, node.ErrNotFound):
 		// The first boot of a machine nobody imported: record it before answering, so
@@ -156,12 +159,13 @@ func (h *IPXEHandler) serveScript(w http.ResponseWriter, r *http.Request) {
 		plainError(w, http.StatusInternalServerError, "inventory unavailable, try again")
 		return
 	default:
-		h.writer.enqueue(bootWrite{mac: mac, seen: seen, record: true})
+		queued.record = true
 	}
 
 	if n.State == node.StateRegistered {
 		if n, err = h.beginInstall(ctx, mac, n); err != nil {
 			h.log.Error("start install", slog.String("node", n.Name), slog.String("mac", mac.String()), slog.Any("err", err))
+			h.writer.enqueue(queued)
 			plainError(w, http.StatusInternalServerError, "could not record the install, try again")
 			return
 		}
@@ -174,6 +178,7 @@ func (h *IPXEHandler) serveScript(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		if rs, err = h.renderScript(ctx, mac, n, platform, buildarch); err != nil {
 			h.log.Error("render ipxe script", slog.String("node", n.Name), slog.Any("err", err))
+			h.writer.enqueue(queued)
 			plainError(w, http.StatusInternalServerError, "could not render the script")
 			return
 		}
@@ -191,8 +196,9 @@ func (h *IPXEHandler) serveScript(w http.ResponseWriter, r *http.Request) {
 		h.log.Debug("write ipxe script", slog.String("node", n.Name), slog.Any("err", err))
 	}
 	if recorded {
-		h.writer.enqueue(bootWrite{mac: mac, event: node.NewEvent(n.Name, node.EventBoot, rs.reason, "ipxe", h.now())})
+		queued.event = node.NewEvent(n.Name, node.EventBoot, rs.reason, "ipxe", h.now())
 	}
+	h.writer.enqueue(queued)
 }
 
 func (h *IPXEHandler) cachedScript(mac node.MAC, version uint64, p ipxe.Platform, arch string) (renderedScript, bool) {
@@ -319,6 +325,28 @@ func (h *IPXEHandler) serveBinary(w http.ResponseWriter, r *http.Request) {
 	// Set the type so ServeContent does not sniff; firmware does not care, curl users do.
 	w.Header().Set("Content-Type", "application/octet-stream")
 	http.ServeContent(w, r, name, fi.ModTime(), f)
+}
+
+// queryValue finds key in a raw query without building url.Values: this runs for every
+// poll of every waiting machine. Only escaped values pay for unescaping.
+func queryValue(rawQuery, key string) string {
+	for rawQuery != "" {
+		var pair string
+		pair, rawQuery, _ = strings.Cut(rawQuery, "&")
+		k, v, _ := strings.Cut(pair, "=")
+		if k != key {
+			continue
+		}
+		if strings.ContainsAny(v, "%+") {
+			u, err := url.QueryUnescape(v)
+			if err != nil {
+				return v // not a MAC, platform or arch either way: refused downstream
+			}
+			return u
+		}
+		return v
+	}
+	return ""
 }
 
 func plainError(w http.ResponseWriter, code int, msg string) {

