@@ -28,6 +28,11 @@ type Config struct {
 	// nodes; nil means never.
 	ClusterConnected func() bool
 	Logger           *slog.Logger
+	// TLS marks the web session cookie Secure: set it when browsers reach Bootyard over
+	// HTTPS (directly or through a TLS-terminating proxy).
+	TLS bool
+	// SessionTTL is how long an idle web session stays signed in; 0 means 12 hours.
+	SessionTTL time.Duration
 }
 
 // Deps are the services the server mounts. Nil handlers are simply not mounted.
@@ -73,6 +78,9 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	e.HTTPErrorHandler = errorHandler(cfg.Logger)
 	s := &Server{cfg: cfg, deps: deps, echo: e, log: cfg.Logger}
 	s.routes()
+	if err := s.mountPages(); err != nil {
+		return nil, err
+	}
 	return s, nil
 }
 

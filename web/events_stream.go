@@ -1,0 +1,185 @@
+package web
+
+import (
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/bootyard/bootyard/node"
+)
+
+// Live updates are server-sent events: one GET per open page that the browser's
+// EventSource reconnects by itself. Each stream re-reads the store every pollEvery and
+// sends only what changed, as HTML fragments rendered by the same templates as the page.
+
+// sseKeepAlive is how often an idle stream sends a comment, so proxies and NAT tables
+// do not drop a connection that has had nothing to say.
+const sseKeepAlive = 15 * time.Second
+
+// sseRetryMillis tells EventSource how soon to reconnect after Bootyard restarts.
+const sseRetryMillis = 2000
+
+type sseStream struct {
+	res      *echo.Response
+	lastSend time.Time
+}
+
+func startSSE(c echo.Context) *sseStream {
+	res := c.Response()
+	h := res.Header()
+	h.Set(echo.HeaderContentType, "text/event-stream")
+	h.Set("Cache-Control", "no-store")
+	h.Set("X-Accel-Buffering", "no") // nginx in front must not buffer the stream
+	res.WriteHeader(http.StatusOK)
+	_, _ = io.WriteString(res, "retry: "+strconv.Itoa(sseRetryMillis)+"\n\n")
+	res.Flush()
+	return &sseStream{res: res, lastSend: time.Now()}
+}
+
+// send writes one event; data may hold newlines (each line becomes a data: line, which
+// EventSource joins back with "\n").
+func (s *sseStream) send(event, id, data string) error {
+	var b strings.Builder
+	if id != "" {
+		b.WriteString("id: " + id + "\n")
+	}
+	b.WriteString("event: " + event + "\n")
+	for _, line := range strings.Split(data, "\n") {
+		b.WriteString("data: ")
+		b.WriteString(strings.TrimSuffix(line, "\r"))
+		b.WriteByte('\n')
+	}
+	b.WriteByte('\n')
+	if _, err := io.WriteString(s.res, b.String()); err != nil {
+		return err
+	}
+	s.res.Flush()
+	s.lastSend = time.Now()
+	return nil
+}
+
+func (s *sseStream) keepAlive() error {
+	if time.Since(s.lastSend) < sseKeepAlive {
+		return nil
+	}
+	if _, err := io.WriteString(s.res, ": keep-alive\n\n"); err != nil {
+		return err
+	}
+	s.res.Flush()
+	s.lastSend = time.Now()
+	return nil
+}
+
+// streamInventory sends the nodes page's tables whenever they change.
+func (u *ui) streamInventory(c echo.Context) error {
+	ctx := c.Request().Context()
+	role, state := c.QueryParam("role"), c.QueryParam("state")
+	s := startSSE(c)
+	tick := time.NewTicker(u.pollEvery)
+	defer tick.Stop()
+	last := ""
+	for {
+		inv, err := u.inventory(ctx, role, state)
+		if err != nil {
+			return u.streamEnd(ctx.Err(), err)
+		}
+		html, err := u.fragment("inventory", inv)
+		if err != nil {
+			return u.streamEnd(nil, err)
+		}
+		if html != last {
+			if err := s.send("inventory", "", html); err != nil {
+				return nil // the browser went away
+			}
+			last = html
+		} else if err := s.keepAlive(); err != nil {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-tick.C:
+		}
+	}
+}
+
+// streamNode sends a node's new events (timeline items and installer log lines) and its
+// summary whenever it changes. ?after= (or Last-Event-ID on reconnect) is the last event
+// sequence number the page already shows.
+func (u *ui) streamNode(c echo.Context) error {
+	ctx := c.Request().Context()
+	ref := c.Param("ref")
+	afterText := c.Request().Header.Get("Last-Event-ID")
+	if afterText == "" {
+		afterText = c.QueryParam("after")
+	}
+	after, _ := strconv.ParseUint(afterText, 10, 64)
+	s := startSSE(c)
+	tick := time.NewTicker(u.pollEvery)
+	defer tick.Stop()
+	lastSummary := ""
+	for {
+		n, err := u.inv.GetNode(ctx, ref)
+		if errors.Is(err, node.ErrNotFound) {
+			_ = s.send("gone", "", "This node has been removed.")
+			return nil
+		}
+		if err != nil {
+			return u.streamEnd(ctx.Err(), err)
+		}
+		events, err := u.inv.Events(ctx, n.Name, nodeEventLimit)
+		if err != nil {
+			return u.streamEnd(ctx.Err(), err)
+		}
+		for _, e := range events {
+			if e.Seq <= after {
+				continue
+			}
+			kind, tmpl := "timeline", "event_item"
+			if isLogEvent(e) {
+				kind, tmpl = "log", "log_line"
+			}
+			html, err := u.fragment(tmpl, e)
+			if err != nil {
+				return u.streamEnd(nil, err)
+			}
+			if err := s.send(kind, strconv.FormatUint(e.Seq, 10), html); err != nil {
+				return nil
+			}
+			after = e.Seq
+		}
+		html, err := u.fragment("node_summary", u.summary(n, events))
+		if err != nil {
+			return u.streamEnd(nil, err)
+		}
+		if html != lastSummary {
+			if err := s.send("summary", "", html); err != nil {
+				return nil
+			}
+			lastSummary = html
+		} else if err := s.keepAlive(); err != nil {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-tick.C:
+		}
+	}
+}
+
+// streamEnd closes a stream after a store or template error. A cancelled request is the
+// browser leaving, not a fault; anything else is logged, since the response has already
+// started and no error page can be sent.
+func (u *ui) streamEnd(ctxErr, err error) error {
+	if ctxErr == nil {
+		u.srv.log.Error("live update stream stopped", slog.Any("err", err))
+	}
+	return nil
+}

@@ -1,0 +1,190 @@
+package web
+
+import (
+	"bytes"
+	"embed"
+	"fmt"
+	"html/template"
+	"io/fs"
+	"log/slog"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/labstack/echo/v4"
+	"github.com/labstack/echo/v4/middleware"
+
+	"github.com/bootyard/bootyard/node"
+)
+
+// The operator's pages: server-rendered html/template, a small script that only enhances
+// (dialogs, live updates, reveal on click), every asset embedded because the appliance
+// often has no internet. Every action is a form post to /ui/... that calls the same
+// inventory operations as the API.
+
+//go:embed templates/*.html
+var templateFS embed.FS
+
+//go:embed static
+var staticFS embed.FS
+
+// webSource names the pages in events, as "api" and "cli" name the others.
+const webSource = "web"
+
+// ui holds the pages' state: parsed templates and the signed-in sessions.
+type ui struct {
+	srv       *Server
+	inv       Inventory
+	join      JoinRenderer
+	passwords PasswordStore
+	sessions  *sessions
+	tmpl      *template.Template
+	// pollEvery is how often a live view re-reads the store: machines report progress
+	// every few seconds, so once a second is fresh enough and costs one read transaction.
+	pollEvery time.Duration
+	now       func() time.Time
+}
+
+// pageView is what every page template gets.
+type pageView struct {
+	Title    string
+	CSRF     string
+	Nav      string // the active navigation entry
+	SignedIn bool
+	Flash    string
+}
+
+type messageView struct {
+	pageView
+	Message string
+}
+
+func (s *Server) mountPages() error {
+	tmpl, err := template.New("").Funcs(templateFuncs).ParseFS(templateFS, "templates/*.html")
+	if err != nil {
+		return fmt.Errorf("web: parse page templates: %w", err)
+	}
+	u := &ui{
+		srv:       s,
+		inv:       s.deps.Inventory,
+		join:      s.deps.Join,
+		sessions:  newSessions(s.cfg.SessionTTL),
+		tmpl:      tmpl,
+		pollEvery: time.Second,
+		now:       func() time.Time { return time.Now().UTC() },
+	}
+	u.passwords, _ = s.deps.Inventory.(PasswordStore)
+	static, err := fs.Sub(staticFS, "static")
+	if err != nil {
+		return err
+	}
+
+	e := s.echo
+	limit := middleware.BodyLimit(fmt.Sprint(maxBody))
+	e.GET("/", func(c echo.Context) error { return c.Redirect(http.StatusSeeOther, "/ui/nodes") })
+	e.GET("/ui", func(c echo.Context) error { return c.Redirect(http.StatusSeeOther, "/ui/nodes") })
+	e.GET("/ui/static/*", echo.WrapHandler(http.StripPrefix("/ui/static/", http.FileServer(http.FS(static)))), staticHeaders)
+	e.GET("/login", u.loginPage, pageHeaders)
+	e.POST("/login", u.login, pageHeaders, limit)
+
+	page := []echo.MiddlewareFunc{pageHeaders, limit, u.requireSession, u.requireCSRF}
+	g := e.Group("/ui")
+	g.POST("/logout", u.logout, page...)
+	g.GET("/nodes", u.nodesPage, page...)
+	g.POST("/nodes", u.importNode, page...)
+	g.GET("/nodes/stream", u.streamInventory, page...)
+	g.GET("/nodes/:ref", u.nodePage, page...)
+	g.GET("/nodes/:ref/stream", u.streamNode, page...)
+	g.POST("/nodes/:ref/delete", u.deleteNode, page...)
+	g.POST("/nodes/:ref/retry", u.retryNode, page...)
+	g.POST("/nodes/:ref/join-command", u.revealJoinCommand, page...)
+	// The API's own handler: the seed ISO carries the token, so the page offers it as a
+	// form post (CSRF-checked) rather than a link a crawler or a prefetch could follow.
+	g.POST("/nodes/:ref/seed.iso", s.seedISO, page...)
+	g.GET("/cluster", u.clusterPage, page...)
+	g.POST("/cluster/token", u.revealClusterToken, page...)
+	g.GET("/account", u.accountPage, page...)
+	g.POST("/account/password", u.setPassword, page...)
+	return nil
+}
+
+// pageHeaders keeps pages out of caches and frames and allows only our own script and
+// style: with no inline script allowed, an injected <script> cannot run.
+func pageHeaders(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		h := c.Response().Header()
+		h.Set("Cache-Control", "no-store")
+		h.Set("Content-Security-Policy", "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "+
+			"connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'; object-src 'none'")
+		h.Set("X-Content-Type-Options", "nosniff")
+		h.Set("X-Frame-Options", "DENY")
+		h.Set("Referrer-Policy", "same-origin")
+		return next(c)
+	}
+}
+
+func staticHeaders(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		// Embedded files have no modification time, so revalidation cannot work: let the
+		// browser refetch them (they are small) rather than keep a stale script.
+		c.Response().Header().Set("Cache-Control", "no-cache")
+		c.Response().Header().Set("X-Content-Type-Options", "nosniff")
+		return next(c)
+	}
+}
+
+// render executes a page template into a buffer first, so a template error becomes a
+// clean 500 instead of half a page.
+func (u *ui) render(c echo.Context, status int, name string, data any) error {
+	var buf bytes.Buffer
+	if err := u.tmpl.ExecuteTemplate(&buf, name, data); err != nil {
+		u.srv.log.Error("render page", slog.String("template", name), slog.Any("err", err))
+		return fmt.Errorf("render %s: %w", name, err)
+	}
+	return c.HTMLBlob(status, buf.Bytes())
+}
+
+// fragment renders a named template to a string, for live updates.
+func (u *ui) fragment(name string, data any) (string, error) {
+	var buf bytes.Buffer
+	if err := u.tmpl.ExecuteTemplate(&buf, name, data); err != nil {
+		return "", fmt.Errorf("render %s: %w", name, err)
+	}
+	return buf.String(), nil
+}
+
+func (u *ui) page(c echo.Context, title, nav string) pageView {
+	return pageView{Title: title, CSRF: currentSession(c).csrf, Nav: nav, SignedIn: true}
+}
+
+var templateFuncs = template.FuncMap{
+	"ago":        ago,
+	"stamp":      stamp,
+	"stateClass": func(s node.State) string { return "state-" + string(s) },
+	"join":       strings.Join,
+}
+
+// ago is a short age ("42s", "5m", "3h", "2d") for tables, where the exact time is in
+// the element's title.
+func ago(t time.Time, now time.Time) string {
+	if t.IsZero() {
+		return "never"
+	}
+	d := now.Sub(t)
+	switch {
+	case d < time.Minute:
+		return fmt.Sprintf("%ds", max(0, int(d.Seconds())))
+	case d < time.Hour:
+		return fmt.Sprintf("%dm", int(d.Minutes()))
+	case d < 48*time.Hour:
+		return fmt.Sprintf("%dh", int(d.Hours()))
+	}
+	return fmt.Sprintf("%dd", int(d.Hours()/24))
+}
+
+func stamp(t time.Time) string {
+	if t.IsZero() {
+		return ""
+	}
+	return t.UTC().Format("2006-01-02 15:04:05 UTC")
+}

@@ -1,0 +1,108 @@
+// Bootyard pages: progressive enhancement only. Every form works without this script;
+// with it, dialogs open in place, the token is revealed without leaving the page, and
+// tables and logs update live over server-sent events.
+"use strict";
+
+(function () {
+  // Dialogs. An opener is a GET form with data-dialog="<id>" (without script it reloads
+  // the page with the dialog drawn open). Hidden inputs with data-prefill="<input id>"
+  // copy their value into the dialog's field.
+  function openDialog(dialog, opener) {
+    if (dialog.open) dialog.close();
+    dialog._opener = opener || document.activeElement;
+    dialog.showModal();
+    var first = dialog.querySelector('[aria-invalid="true"]') ||
+      dialog.querySelector("input:not([type=hidden]):not([type=radio]):not([disabled]), textarea, select");
+    if (first) first.focus();
+  }
+  document.addEventListener("submit", function (ev) {
+    var form = ev.target;
+    var id = form.getAttribute("data-dialog");
+    if (!id) return;
+    var dialog = document.getElementById(id);
+    if (!dialog) return;
+    ev.preventDefault();
+    form.querySelectorAll("[data-prefill]").forEach(function (src) {
+      var dst = document.getElementById(src.getAttribute("data-prefill"));
+      if (dst) dst.value = src.value;
+    });
+    openDialog(dialog, ev.submitter || form.querySelector("button"));
+  });
+  document.querySelectorAll("dialog").forEach(function (dialog) {
+    dialog.addEventListener("close", function () {
+      // Give focus back to what opened the dialog, for keyboard users.
+      if (dialog._opener && document.contains(dialog._opener)) dialog._opener.focus();
+    });
+    if (dialog.hasAttribute("open")) openDialog(dialog, null);
+  });
+
+  // Filters apply as soon as they change.
+  document.querySelectorAll("form[data-autosubmit] select").forEach(function (sel) {
+    sel.addEventListener("change", function () { sel.form.submit(); });
+  });
+
+  // Reveal on click: a CSRF-checked POST whose answer replaces the masked text; a second
+  // click masks it again.
+  document.querySelectorAll("form[data-reveal]").forEach(function (form) {
+    var target = document.getElementById(form.getAttribute("data-reveal"));
+    var button = form.querySelector("button");
+    if (!target || !button) return;
+    var masked = target.textContent, revealed = false;
+    form.addEventListener("submit", function (ev) {
+      ev.preventDefault();
+      if (revealed) {
+        target.textContent = masked; revealed = false; button.textContent = "Reveal token";
+        return;
+      }
+      fetch(form.action, {
+        method: "POST", body: new FormData(form), credentials: "same-origin",
+        headers: { "Accept": "application/json" }
+      }).then(function (r) {
+        return r.json().then(function (body) {
+          if (!r.ok) throw new Error(body.error || r.statusText);
+          return body;
+        });
+      }).then(function (body) {
+        target.textContent = body.command || body.token || "";
+        revealed = true; button.textContent = "Hide token";
+      }).catch(function (err) {
+        target.textContent = masked + "\n# could not reveal: " + err.message;
+      });
+    });
+  });
+
+  if (!window.EventSource) return;
+
+  // Nodes page: replace the tables when they change, keeping keyboard focus in place.
+  var inventory = document.getElementById("inventory");
+  if (inventory && inventory.dataset.stream) {
+    var es = new EventSource(inventory.dataset.stream);
+    es.addEventListener("inventory", function (ev) {
+      var focused = document.activeElement && inventory.contains(document.activeElement) ? document.activeElement.id : "";
+      inventory.innerHTML = ev.data;
+      if (focused) { var again = document.getElementById(focused); if (again) again.focus(); }
+    });
+  }
+
+  // Node page: append events and log lines, refresh the summary.
+  var log = document.getElementById("log");
+  if (log && log.dataset.stream) {
+    var timeline = document.getElementById("timeline");
+    var summary = document.getElementById("summary");
+    var logEmpty = document.getElementById("log-empty");
+    var ns = new EventSource(log.dataset.stream);
+    var append = function (list, html) {
+      var atEnd = list.scrollTop + list.clientHeight >= list.scrollHeight - 4;
+      list.insertAdjacentHTML("beforeend", html);
+      if (atEnd) list.scrollTop = list.scrollHeight;
+    };
+    ns.addEventListener("log", function (ev) { append(log, ev.data); if (logEmpty) logEmpty.hidden = true; });
+    ns.addEventListener("timeline", function (ev) { append(timeline, ev.data); });
+    ns.addEventListener("summary", function (ev) { summary.innerHTML = ev.data; });
+    ns.addEventListener("gone", function (ev) {
+      ns.close();
+      summary.insertAdjacentHTML("afterbegin", '<p class="error" role="alert"></p>');
+      summary.firstElementChild.textContent = ev.data;
+    });
+  }
+})();
