@@ -122,9 +122,15 @@ func (a *Agent) BootTarget(ctx context.Context, n node.Node, mac node.MAC) (ipxe
 			return a.installerTarget(img, mac), nil
 		}
 	}
-	tok, err := a.tokens.Mint(n, action)
+	tok, restarts, err := a.tokens.mint(n, action)
 	if err != nil {
 		return ipxe.InstallTarget{}, err
+	}
+	if restarts > 0 {
+		if err := a.agentRestarted(ctx, n, action, restarts); err != nil {
+			a.tokens.Revoke(n.Name)
+			return ipxe.InstallTarget{}, err
+		}
 	}
 	return ipxe.InstallTarget{
 		Kernel:  a.base + "/agent/vmlinuz",
@@ -133,6 +139,38 @@ func (a *Agent) BootTarget(ctx context.Context, n node.Node, mac node.MAC) (ipxe
 		Cmdline: "initrd=initramfs.gz console=ttyS0,115200 console=tty0 quiet bootyard.url=" + a.base +
 			" bootyard.token=" + tok.Reveal() + " bootyard.mac=" + mac.String(),
 	}, nil
+}
+
+// maxAgentRestarts is how many times an agent may start its task and vanish (the
+// machine booted again without a report) before the node fails: one reset is an
+// operator or a power blip, three in a row is an agent that crashes.
+const maxAgentRestarts = 3
+
+// agentRestarted records that the node's previous agent started and never reported,
+// and fails the node once that happened maxAgentRestarts times at this generation.
+func (a *Agent) agentRestarted(ctx context.Context, n node.Node, action AgentAction, restarts int) error {
+	now := time.Now().UTC()
+	if restarts < maxAgentRestarts {
+		msg := fmt.Sprintf("the %s agent started but never reported before the machine booted again (crash or reset, %d of %d allowed): starting over",
+			action, restarts, maxAgentRestarts-1)
+		if err := a.inv.AppendEvents(ctx, node.NewEvent(n.Name, node.EventWarning, msg, "agent", now)); err != nil {
+			a.log.Error("record agent restart", slog.String("node", n.Name), slog.Any("err", err))
+		}
+		return nil
+	}
+	reason := fmt.Sprintf("%s failed: the agent started %d times and never reported (it crashes or the machine resets)", action, restarts)
+	_, err := a.inv.UpdateNode(ctx, n.Name, func(cur *node.Node) ([]node.Event, error) {
+		if cur.State != n.State || cur.Generation != n.Generation {
+			return nil, fmt.Errorf("node %s changed meanwhile: %w", n.Name, node.ErrConflict)
+		}
+		ev, err := cur.Transition(node.StateFailed, reason, "agent", now)
+		return []node.Event{ev}, err
+	})
+	if err != nil {
+		return fmt.Errorf("node %s: %s: %w", n.Name, reason, err)
+	}
+	a.log.Warn("agent keeps restarting: node failed", slog.String("node", n.Name), slog.String("reason", reason))
+	return fmt.Errorf("node %s: %s: %w", n.Name, reason, node.ErrRefused)
 }
 
 func (a *Agent) installerTarget(img store.Image, mac node.MAC) ipxe.InstallTarget {

@@ -713,3 +713,52 @@ func TestAgentIPXE_ScriptsBootTheAgentWithATokenThatWorks(t *testing.T) {
 		t.Errorf("registered node after its script: %s, want provisioning", got)
 	}
 }
+
+func TestAgentBootTarget_AnAgentThatKeepsRestartingFailsTheNode(t *testing.T) {
+	h := newAgentHarness(t)
+	h.provisioning("w-1", agentMAC(1))
+	// Scripts whose agent never fetched its task (a failed download, a retried chain)
+	// are not crashes.
+	h.boot("w-1")
+	h.boot("w-1")
+	for i := 0; i < maxAgentRestarts; i++ {
+		tok := h.boot("w-1")
+		if code, body := h.do("GET", "/agent/v1/task", tok, ""); code != 200 {
+			t.Fatalf("boot %d: task %d %s", i+1, code, body)
+		}
+		if got := h.node("w-1").State; got != node.StateProvisioning {
+			t.Fatalf("after %d unreported agent starts: node %s, want still provisioning", i+1, got)
+		}
+	}
+	n := h.node("w-1")
+	if _, err := h.agent.BootTarget(context.Background(), n, agentMAC(1)); !errors.Is(err, node.ErrRefused) {
+		t.Fatalf("boot after %d vanished agents: err = %v, want ErrRefused", maxAgentRestarts, err)
+	}
+	n = h.node("w-1")
+	if n.State != node.StateFailed || n.FailedFrom != node.StateProvisioning || !strings.Contains(n.StateReason, "started 3 times and never reported") {
+		t.Errorf("node = %s from %s (%q); want failed from provisioning saying the agent keeps restarting", n.State, n.FailedFrom, n.StateReason)
+	}
+	if w := h.events("w-1", node.EventWarning); len(w) != maxAgentRestarts-1 {
+		t.Errorf("%d restart warnings, want %d: %+v", len(w), maxAgentRestarts-1, w)
+	}
+}
+
+func TestAgentBootTarget_AReportingAgentResetsTheRestartCount(t *testing.T) {
+	h := newAgentHarness(t)
+	h.wiping("w-1", agentMAC(1))
+	for round := 0; round < 2; round++ {
+		for i := 0; i < maxAgentRestarts-1; i++ { // just under the limit, twice
+			tok := h.boot("w-1")
+			h.do("GET", "/agent/v1/task", tok, "")
+		}
+		tok := h.boot("w-1")
+		h.do("GET", "/agent/v1/task", tok, "")
+		if code, body := h.do("POST", "/agent/v1/failed", tok, `{"reason":"disk missing"}`); code != 200 {
+			t.Fatalf("failed: %d %s", code, body)
+		}
+		h.transition("w-1", node.StateWiping) // the operator retries
+	}
+	if got := h.node("w-1").State; got != node.StateWiping {
+		t.Errorf("node = %s, want wiping: reported failures are not restarts", got)
+	}
+}

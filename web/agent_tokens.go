@@ -53,6 +53,16 @@ type AgentTokens struct {
 	mu     sync.Mutex
 	grants map[tokenKey]*agentGrant
 	byNode map[string]tokenKey
+	// restarts counts, per node, agents that fetched their task and were replaced by a
+	// new boot without reporting done or failed: a crash or a reset mid-task.
+	restarts map[string]agentRestarts
+}
+
+// agentRestarts is a node's count of unreported agent restarts at one generation.
+type agentRestarts struct {
+	generation int
+	action     AgentAction
+	count      int
 }
 
 // NewAgentTokens builds an empty table; ttl 0 means DefaultAgentTokenTTL, now nil the
@@ -64,15 +74,23 @@ func NewAgentTokens(ttl time.Duration, now func() time.Time) *AgentTokens {
 	if now == nil {
 		now = func() time.Time { return time.Now().UTC() }
 	}
-	return &AgentTokens{ttl: ttl, now: now, grants: make(map[tokenKey]*agentGrant), byNode: make(map[string]tokenKey)}
+	return &AgentTokens{ttl: ttl, now: now, grants: make(map[tokenKey]*agentGrant), byNode: make(map[string]tokenKey),
+		restarts: make(map[string]agentRestarts)}
 }
 
 // Mint makes a new token for n and action, bound to n's name and generation. The
 // node's previous token, if any, is revoked: only the newest script's boot may act.
 func (t *AgentTokens) Mint(n node.Node, action AgentAction) (node.Secret, error) {
+	tok, _, err := t.mint(n, action)
+	return tok, err
+}
+
+// mint is Mint that also says how many agents of this node, action and generation
+// started their task and were replaced without reporting (this boot's included).
+func (t *AgentTokens) mint(n node.Node, action AgentAction) (node.Secret, int, error) {
 	var raw [32]byte
 	if _, err := rand.Read(raw[:]); err != nil {
-		return "", fmt.Errorf("mint agent token for %s: %w", n.Name, err)
+		return "", 0, fmt.Errorf("mint agent token for %s: %w", n.Name, err)
 	}
 	tok := hex.EncodeToString(raw[:])
 	key := sha256.Sum256([]byte(tok))
@@ -80,13 +98,21 @@ func (t *AgentTokens) Mint(n node.Node, action AgentAction) (node.Secret, error)
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	t.sweepLocked(now)
-	if old, ok := t.byNode[n.Name]; ok {
-		delete(t.grants, old)
+	r := t.restarts[n.Name]
+	if r.generation != n.Generation || r.action != action {
+		r = agentRestarts{generation: n.Generation, action: action}
 	}
+	if oldKey, ok := t.byNode[n.Name]; ok {
+		if old := t.grants[oldKey]; old != nil && old.started && old.generation == n.Generation && old.action == action {
+			r.count++
+		}
+		delete(t.grants, oldKey)
+	}
+	t.restarts[n.Name] = r
 	t.grants[key] = &agentGrant{node: n.Name, action: action, generation: n.Generation, expires: now.Add(t.ttl),
 		steps: make(map[string]int)}
 	t.byNode[n.Name] = key
-	return node.Secret(tok), nil
+	return node.Secret(tok), r.count, nil
 }
 
 // Revoke ends the node's token, if it has one.
@@ -156,6 +182,8 @@ func (t *AgentTokens) revokeKey(key tokenKey) {
 		if t.byNode[g.node] == key {
 			delete(t.byNode, g.node)
 		}
+		// The agent reported (or was given up on): the next boot starts a fresh count.
+		delete(t.restarts, g.node)
 	}
 }
 
