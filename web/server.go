@@ -42,6 +42,7 @@ type Deps struct {
 	IPXE      http.Handler // /boot.ipxe and /ipxe/
 	NoCloud   http.Handler // /nocloud/
 	Extra     map[string]http.Handler
+	Metrics   *Metrics // /metrics; nil means not served
 
 	// Images is the image catalog behind /api/v1/images; nil means not served.
 	Images ImageCatalog
@@ -98,6 +99,9 @@ func (s *Server) routes() {
 	}
 	if s.deps.NoCloud != nil {
 		e.Any("/nocloud/*", echo.WrapHandler(s.deps.NoCloud))
+	}
+	if s.deps.Metrics != nil {
+		e.GET("/metrics", echo.WrapHandler(s.deps.Metrics.Handler()))
 	}
 	for path, h := range s.deps.Extra {
 		e.Any(path, echo.WrapHandler(h))

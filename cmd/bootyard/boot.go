@@ -2,15 +2,17 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/netip"
+	"time"
 
 	"github.com/spf13/pflag"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/bootyard/bootyard/boot"
+	"github.com/bootyard/bootyard/ipxe"
 	"github.com/bootyard/bootyard/store"
 	"github.com/bootyard/bootyard/web"
 )
@@ -38,13 +40,71 @@ func (b *bootOptions) register(f *pflag.FlagSet) {
 	f.StringVar(&b.ipxeDir, "ipxe-dir", "/usr/lib/ipxe", "directory of iPXE binaries (Debian package ipxe)")
 }
 
-// start launches DHCP and TFTP when asked and adds the iPXE endpoints to deps.
-func (b *bootOptions) start(ctx context.Context, g *errgroup.Group, st *store.Store, advertise string, deps *web.Deps, log *slog.Logger) error {
+// start launches DHCP and TFTP when asked. DHCP never starts unless an interface is
+// named: on a shared network an unasked DHCP server is a rogue one.
+func (b *bootOptions) start(ctx context.Context, g *errgroup.Group, st *store.Store, bins *ipxe.Binaries, advertise string, src *web.MetricSources, log *slog.Logger) error {
 	if b.dhcpInterface == "" && b.tftpListen == "" {
 		log.Info("DHCP and TFTP are off (no --dhcp-interface, no --tftp-listen)")
 		return nil
 	}
-	return errors.New("network boot is not wired yet")
+	tftpListen := b.tftpListen
+	if b.dhcpInterface != "" {
+		cfg, err := b.dhcpConfig(advertise)
+		if err != nil {
+			return err
+		}
+		srv, err := boot.NewDHCP(cfg, st, st, log)
+		if err != nil {
+			return err
+		}
+		if tftpListen == "" {
+			tftpListen = net.JoinHostPort(srv.Addr().String(), "69")
+		}
+		src.DHCP = srv.Stats
+		if cfg.Range.Start.IsValid() {
+			src.DHCPPool = cfg.Range.Size()
+		}
+		g.Go(func() error { return srv.Run(ctx) })
+	}
+	tftp, err := boot.NewTFTP(boot.TFTPConfig{Listen: tftpListen}, bins, log)
+	if err != nil {
+		return err
+	}
+	src.TFTP = tftp.Stats
+	g.Go(func() error { return tftp.Run(ctx) })
+	return nil
+}
+
+// dhcpConfig turns the flags into boot.DHCPConfig.
+func (b *bootOptions) dhcpConfig(advertise string) (boot.DHCPConfig, error) {
+	mode, err := boot.ParseMode(b.dhcpMode)
+	if err != nil {
+		return boot.DHCPConfig{}, fmt.Errorf("--dhcp-mode: %w", err)
+	}
+	cfg := boot.DHCPConfig{Interface: b.dhcpInterface, Mode: mode, AdvertiseURL: advertise}
+	if b.dhcpRange != "" {
+		if cfg.Range, err = boot.ParseRange(b.dhcpRange); err != nil {
+			return cfg, fmt.Errorf("--dhcp-range: %w", err)
+		}
+	}
+	if b.dhcpRouter != "" {
+		if cfg.Router, err = netip.ParseAddr(b.dhcpRouter); err != nil {
+			return cfg, fmt.Errorf("--dhcp-router %q: not an IP address", b.dhcpRouter)
+		}
+	}
+	for _, d := range b.dhcpDNS {
+		a, err := netip.ParseAddr(d)
+		if err != nil {
+			return cfg, fmt.Errorf("--dhcp-dns %q: not an IP address", d)
+		}
+		cfg.DNS = append(cfg.DNS, a)
+	}
+	if b.dhcpLease != "" {
+		if cfg.LeaseTime, err = time.ParseDuration(b.dhcpLease); err != nil || cfg.LeaseTime <= 0 {
+			return cfg, fmt.Errorf("--dhcp-lease-time %q: want a duration such as 1h", b.dhcpLease)
+		}
+	}
+	return cfg, nil
 }
 
 // interfaceIPv4 is the first IPv4 address of the named interface.

@@ -83,7 +83,10 @@ func runServe(ctx context.Context, o *serveOptions) error {
 	if err := os.MkdirAll(o.dataDir, 0o700); err != nil {
 		return fmt.Errorf("data directory: %w", err)
 	}
-	st, err := store.Open(filepath.Join(o.dataDir, "bootyard.db"), store.Options{Logger: log})
+	// Metric sources are filled in as services start; the registry reads them at scrape time.
+	sources := &web.MetricSources{}
+	metrics := web.NewMetrics(sources)
+	st, err := store.Open(filepath.Join(o.dataDir, "bootyard.db"), store.Options{Logger: log, OnUpdate: metrics.ObserveTransition})
 	if err != nil {
 		return err
 	}
@@ -112,12 +115,25 @@ func runServe(ctx context.Context, o *serveOptions) error {
 	}
 
 	g, gctx := errgroup.WithContext(ctx)
-	deps := web.Deps{Inventory: st}
-	if err := o.boot.start(gctx, g, st, advertise, &deps, log); err != nil {
+	sources.NodeCount = st.CountNodes
+	deps := web.Deps{Inventory: st, Metrics: metrics}
+	bins, err := o.boot.binaries(log)
+	if err != nil {
 		ln.Close()
 		return err
 	}
+	stopMachines, err := o.mountMachineEndpoints(st, bins, advertise, &deps, log)
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	// Queued boot events are written before the store closes (defers run in reverse).
+	defer stopMachines()
 	if err := o.mountImages(gctx, g, st, advertise, &deps, log); err != nil {
+		ln.Close()
+		return err
+	}
+	if err := o.boot.start(gctx, g, st, bins, advertise, sources, log); err != nil {
 		ln.Close()
 		return err
 	}

@@ -1,0 +1,49 @@
+package main
+
+import (
+	"fmt"
+	"log/slog"
+	"os"
+
+	"github.com/bootyard/bootyard/cloudinit"
+	"github.com/bootyard/bootyard/ipxe"
+	"github.com/bootyard/bootyard/store"
+	"github.com/bootyard/bootyard/web"
+)
+
+// mountMachineEndpoints adds what booting machines call over HTTP: the iPXE script and
+// binaries, and the NoCloud seed. The returned function flushes their queued writes.
+func (o *serveOptions) mountMachineEndpoints(st *store.Store, bins *ipxe.Binaries, advertise string, deps *web.Deps, log *slog.Logger) (func(), error) {
+	ci, err := cloudinit.NewRenderer(cloudinit.Config{AdvertiseURL: advertise})
+	if err != nil {
+		return nil, fmt.Errorf("cloud-init renderer: %w", err)
+	}
+	deps.Join = ci
+	deps.NoCloud = web.NewNoCloudHandler(ci, st, log)
+
+	scripts, err := ipxe.NewRenderer(ipxe.Config{AdvertiseURL: advertise})
+	if err != nil {
+		return nil, fmt.Errorf("ipxe renderer: %w", err)
+	}
+	h := web.NewIPXEHandler(scripts, st, bins, log)
+	deps.IPXE = h
+	return h.Close, nil
+}
+
+// binaries opens the iPXE binaries. With DHCP or TFTP on they are required; without,
+// only UEFI HTTP boot through another DHCP server needs them, so a missing directory is
+// a warning.
+func (b *bootOptions) binaries(log *slog.Logger) (*ipxe.Binaries, error) {
+	bins, err := ipxe.OpenBinaries(b.ipxeDir)
+	if err == nil {
+		return bins, nil
+	}
+	if b.dhcpInterface != "" || b.tftpListen != "" {
+		return nil, fmt.Errorf("--ipxe-dir %s: %w (install Debian's ipxe package or point --ipxe-dir at the binaries)", b.ipxeDir, err)
+	}
+	if _, statErr := os.Stat(b.ipxeDir); statErr != nil {
+		log.Warn("no iPXE binaries: /ipxe/ answers 404 (install Debian's ipxe package)", slog.String("dir", b.ipxeDir))
+		return nil, nil
+	}
+	return nil, fmt.Errorf("--ipxe-dir %s: %w", b.ipxeDir, err)
+}
