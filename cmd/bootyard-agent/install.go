@@ -1,0 +1,224 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/bootyard/bootyard/images/disk"
+)
+
+// installer carries out a task on this machine's disks.
+type installer struct {
+	api  *apiClient
+	ship *shipper
+	log  *slog.Logger
+	// sysBlock and devDir are /sys/block and /dev; tests point them elsewhere.
+	sysBlock, devDir string
+}
+
+// isNoCloudFile says whether a task's cidata may hold name; anything else is refused, so
+// a bug on the server cannot drop arbitrary files on a machine.
+func isNoCloudFile(name string) bool {
+	switch name {
+	case "meta-data", "user-data", "network-config", "vendor-data":
+		return true
+	}
+	return false
+}
+
+// perform runs the task and returns nil once Bootyard has accepted "done".
+func (in *installer) perform(ctx context.Context, t Task) error {
+	for name := range t.CIDATA {
+		if !isNoCloudFile(name) {
+			return fmt.Errorf("task cidata has unexpected file %q", name)
+		}
+	}
+	if t.CIDATA["meta-data"] == nil {
+		return fmt.Errorf("task cidata has no meta-data")
+	}
+	switch t.Action {
+	case "install":
+		if t.Image == nil || t.Image.URL == "" {
+			return fmt.Errorf("install task names no image")
+		}
+		if err := in.install(ctx, t, false); err != nil {
+			return err
+		}
+	case "wipe":
+		if err := in.wipeAll(ctx, t.Wipe.Overwrite); err != nil {
+			return err
+		}
+		if t.Image == nil || t.Image.URL == "" {
+			in.log.Warn("wipe task names no image: the disks stay empty")
+			break
+		}
+		if err := in.install(ctx, t, true); err != nil {
+			return fmt.Errorf("reinstall after wipe: %w", err)
+		}
+	default:
+		return fmt.Errorf("task action %q: want install or wipe", t.Action)
+	}
+	// Progress and log lines go out before done, which revokes the token.
+	if err := in.ship.flush(ctx); err != nil {
+		in.log.Warn("could not send the last progress and log lines", slog.Any("err", err))
+	}
+	if err := in.api.done(ctx, t.Action); err != nil {
+		return fmt.Errorf("report done: %w", err)
+	}
+	return nil
+}
+
+// targetDisk is the task's disk, or the first non-removable one.
+func (in *installer) targetDisk(t Task) (string, error) {
+	if t.Disk != "" {
+		return t.Disk, nil
+	}
+	disks, err := in.disks()
+	if err != nil {
+		return "", err
+	}
+	return disks[0].Path, nil
+}
+
+func (in *installer) disks() ([]disk.BlockDevice, error) {
+	disks, err := disk.ListDisks(in.sysBlock, in.devDir)
+	if err != nil {
+		return nil, err
+	}
+	if len(disks) == 0 {
+		return nil, fmt.Errorf("disk missing: no non-removable disk found")
+	}
+	return disks, nil
+}
+
+func (in *installer) install(ctx context.Context, t Task, afterWipe bool) error {
+	format, err := disk.ParseFormat(t.Image.Format)
+	if err != nil {
+		return err
+	}
+	path, err := in.targetDisk(t)
+	if err != nil {
+		return err
+	}
+	dev, err := disk.Open(path)
+	if err != nil {
+		return fmt.Errorf("disk missing: %w", err)
+	}
+	defer dev.Close()
+	log := in.log.With(slog.String("disk", path), slog.String("image", t.Image.Name))
+	log.Info("installing", slog.Int64("disk_bytes", dev.Size()), slog.Int64("image_bytes", t.Image.Size), slog.String("format", string(format)))
+
+	if !afterWipe {
+		// Old md superblocks or a GPT backup at the far end of the disk would outlive
+		// the image; clear the signatures first (cheap: a few MiB).
+		plan := disk.PlanWipe(dev.Size(), disk.ReadPartitions(dev), disk.WipeOptions{})
+		if _, err := disk.Wipe(ctx, noDiscard{dev}, plan, nil); err != nil {
+			return fmt.Errorf("clear old signatures: %w", err)
+		}
+	}
+
+	body, length, err := in.api.openImage(ctx, t.Image.URL)
+	if err != nil {
+		return err
+	}
+	defer body.Close()
+	total := t.Image.Size
+	if total == 0 {
+		total = length
+	}
+	start := time.Now()
+	res, err := disk.WriteImage(ctx, dev, dev.Size(), body,
+		disk.Image{Format: format, SHA256: t.Image.SHA256, Size: t.Image.Size},
+		func(p disk.Progress) {
+			in.ship.setProgress(progressReport{Phase: "write", Bytes: p.Read, Total: total, Percent: percent(p.Read, total),
+				Message: fmt.Sprintf("%d MiB written", p.Written>>20)})
+		})
+	if err != nil {
+		return fmt.Errorf("write image %s to %s: %w", t.Image.Name, path, err)
+	}
+	if err := dev.Sync(); err != nil {
+		return fmt.Errorf("write image %s to %s: flush: %w", t.Image.Name, path, err)
+	}
+	secs := time.Since(start).Seconds()
+	in.ship.setProgress(progressReport{Phase: "verify", Bytes: total, Total: total, Percent: 100, Message: "sha256 " + res.SHA256})
+	log.Info("image written and verified", slog.Int64("bytes", res.Written), slog.String("sha256", res.SHA256),
+		slog.Float64("seconds", secs), slog.Float64("mb_per_s", float64(res.Written)/1e6/max(secs, 1e-3)))
+
+	ext, err := disk.AddCIDATA(dev, res.Written, t.CIDATA)
+	if err != nil {
+		return fmt.Errorf("CIDATA: %w", err)
+	}
+	in.ship.setProgress(progressReport{Phase: "cidata", Bytes: ext.Length, Total: ext.Length, Percent: 100,
+		Message: fmt.Sprintf("CIDATA at %d MiB", ext.Offset>>20)})
+	log.Info("CIDATA written", slog.Int64("offset", ext.Offset), slog.Int("files", len(t.CIDATA)))
+	return nil
+}
+
+// wipeAll wipes every non-removable disk, reporting progress over all of them.
+func (in *installer) wipeAll(ctx context.Context, overwrite bool) error {
+	disks, err := in.disks()
+	if err != nil {
+		return err
+	}
+	var plans []disk.WipePlan
+	var devs []*disk.Device
+	defer func() {
+		for _, d := range devs {
+			d.Close()
+		}
+	}()
+	var total int64
+	for _, bd := range disks {
+		dev, err := disk.Open(bd.Path)
+		if err != nil {
+			return fmt.Errorf("wipe: %w", err)
+		}
+		devs = append(devs, dev)
+		plan := disk.PlanWipe(dev.Size(), disk.ReadPartitions(dev), disk.WipeOptions{Overwrite: overwrite})
+		plans = append(plans, plan)
+		for _, r := range plan.Regions {
+			total += r.Length
+		}
+		if overwrite {
+			total += plan.Size
+		}
+	}
+	var before int64
+	for i, dev := range devs {
+		rep, err := disk.Wipe(ctx, dev, plans[i], func(done, _ int64) {
+			in.ship.setProgress(progressReport{Phase: "wipe", Bytes: before + done, Total: total, Percent: percent(before+done, total),
+				Message: "wiping " + dev.Name()})
+		})
+		if err != nil {
+			return err
+		}
+		before += rep.Zeroed
+		in.log.Info("disk wiped", slog.String("disk", dev.Name()), slog.Bool("discarded", rep.Discarded),
+			slog.Int64("zeroed", rep.Zeroed), slog.Int("regions", len(plans[i].Regions)), slog.Bool("overwrite", overwrite))
+	}
+	return nil
+}
+
+func percent(done, total int64) int {
+	if total <= 0 {
+		return 0
+	}
+	return int(min(100, done*100/total))
+}
+
+// noDiscard makes Wipe write zeros only: the pre-install signature clear must not
+// discard the whole disk, which takes minutes on some controllers.
+type noDiscard struct{ *disk.Device }
+
+func (noDiscard) Discard(int64, int64) error { return disk.ErrDiscardUnsupported }
+
+// reason is the failure text Bootyard records: the error chain, one line.
+func reason(err error) string {
+	if errors.Is(err, context.DeadlineExceeded) {
+		return "timed out: " + err.Error()
+	}
+	return err.Error()
+}

@@ -1,0 +1,144 @@
+// Command bootyard-agent is Bootyard's installer: a static program that runs as /init
+// of the agent initramfs, streams the node's image to its disk (or wipes the disks and
+// reinstalls) as the boot token's task says, reports to Bootyard, and reboots.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"runtime/debug"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// Timeouts of the boot: drivers probe in a few seconds even under TCG emulation;
+// DHCP waits out slow switch ports; a failed machine waits so a person at the console
+// (or the serial log) can read why before it reboots.
+const (
+	deviceTimeout = 60 * time.Second
+	dhcpTimeout   = 3 * time.Minute
+	failureWait   = 30 * time.Second
+	flushInterval = 2 * time.Second
+)
+
+func main() {
+	console := &consoles{w: []io.Writer{os.Stdout}}
+	ship := &shipper{}
+	log := slog.New(newTeeHandler(console, ship))
+	if os.Getpid() != 1 {
+		fmt.Fprintln(os.Stderr, "bootyard-agent runs as /init of the Bootyard agent initramfs; it is not meant to be started by hand")
+		os.Exit(2)
+	}
+	defer func() {
+		// A panic must not become a kernel panic loop without a word: say it, wait,
+		// reboot.
+		if r := recover(); r != nil {
+			log.Error("agent crashed", slog.Any("panic", r), slog.String("stack", string(debug.Stack())))
+			time.Sleep(failureWait)
+			reboot(log)
+		}
+	}()
+	ctx := context.Background()
+	err := boot(ctx, log, ship, console)
+	if err != nil {
+		fail(ctx, log, ship, err)
+	}
+	reboot(log)
+}
+
+// boot is the agent's whole life as PID 1, up to the reboot.
+func boot(ctx context.Context, log *slog.Logger, ship *shipper, console *consoles) error {
+	if err := mountBasics(); err != nil {
+		return err
+	}
+	raw, err := os.ReadFile("/proc/cmdline")
+	if err != nil {
+		return fmt.Errorf("read kernel command line: %w", err)
+	}
+	console.open(string(raw))
+	log.Info("bootyard agent starting")
+	params, err := parseCmdline(string(raw))
+	if err != nil {
+		return err
+	}
+	var uts unix.Utsname
+	if err := unix.Uname(&uts); err != nil {
+		return fmt.Errorf("uname: %w", err)
+	}
+	release := unix.ByteSliceToString(uts.Release[:])
+	n, err := loadModules(log, filepath.Join("/lib/modules", release))
+	if err != nil {
+		return err
+	}
+	log.Info("drivers loaded", slog.Int("modules", n), slog.String("kernel", release))
+
+	nic, err := bootNIC(ctx, params.MAC, deviceTimeout)
+	if err != nil {
+		return err
+	}
+	dctx, cancel := context.WithTimeout(ctx, dhcpTimeout)
+	_, err = configureDHCP(dctx, log, nic)
+	cancel()
+	if err != nil {
+		return err
+	}
+	api := newAPIClient(params.URL, params.Token)
+	ship.connect(api)
+	sctx, stopShipping := context.WithCancel(ctx)
+	defer stopShipping()
+	go ship.run(sctx, flushInterval)
+
+	task, err := api.task(ctx)
+	if err != nil {
+		return fmt.Errorf("get task: %w", err)
+	}
+	log.Info("task received", slog.String("node", task.Node), slog.String("action", task.Action),
+		slog.Bool("image", task.Image != nil), slog.String("disk", task.Disk))
+
+	in := &installer{api: api, ship: ship, log: log, sysBlock: "/sys/block", devDir: "/dev"}
+	// Disk drivers (virtio_blk, nvme, ahci) may still be probing.
+	waitFor(ctx, deviceTimeout, func() bool {
+		if task.Disk != "" {
+			_, err := os.Stat(task.Disk)
+			return err == nil
+		}
+		_, err := in.disks()
+		return err == nil
+	})
+	if err := in.perform(ctx, task); err != nil {
+		return err
+	}
+	log.Info("task done", slog.String("action", task.Action))
+	return nil
+}
+
+// fail reports a fatal error to Bootyard when it can, prints it on the console, and
+// waits before the reboot.
+func fail(ctx context.Context, log *slog.Logger, ship *shipper, err error) {
+	log.Error("FAILED: "+reason(err), slog.Duration("rebooting_in", failureWait))
+	ship.mu.Lock()
+	api := ship.api
+	ship.mu.Unlock()
+	switch {
+	case api == nil:
+		log.Error("Bootyard was not reached; nothing reported")
+	case errors.Is(err, errTokenRejected):
+		log.Error("the boot token was rejected (Bootyard restarted or a newer boot took over); the next boot gets a new one")
+	case errors.Is(err, errStateChanged):
+		log.Error("Bootyard no longer wants this task; rebooting into whatever it says now")
+	default:
+		if ferr := ship.flush(ctx); ferr != nil {
+			log.Warn("could not send the last log lines", slog.Any("err", ferr))
+		}
+		if rerr := api.failed(ctx, reason(err)); rerr != nil {
+			log.Error("could not report the failure", slog.Any("err", rerr))
+		}
+	}
+	time.Sleep(failureWait)
+}
