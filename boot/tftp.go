@@ -96,6 +96,9 @@ func (s *TFTPServer) Run(ctx context.Context) error {
 	srv := tftp.NewServer(s.serveRead, s.refuseWrite)
 	srv.SetTimeout(s.cfg.Timeout)
 	srv.SetRetries(s.cfg.Retries)
+	// pin/tftp's default backoff sleeps up to a second before each retransmission, on top
+	// of the timeout; a PXE ROM on a lossy link would wait that long for every lost block.
+	srv.SetBackoff(func(int) time.Duration { return 0 })
 	if s.cfg.MaxBlockSize > 0 {
 		srv.SetBlockSize(s.cfg.MaxBlockSize)
 	}

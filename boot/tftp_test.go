@@ -326,3 +326,48 @@ func TestTFTPRun_ReturnsABindErrorAndStopsOnCancel(t *testing.T) {
 		t.Errorf("bind error %v does not wrap the *net.OpError", err)
 	}
 }
+
+// TestTFTP_LostAcksAreRetransmittedAndTheFileArrivesWhole plays a client on a lossy link:
+// it ignores some DATA packets, as if they or its ACKs were lost, and expects the server
+// to send them again until the whole file has arrived.
+func TestTFTP_LostAcksAreRetransmittedAndTheFileArrivesWhole(t *testing.T) {
+	lab := newTFTPLab(t, TFTPConfig{Timeout: 100 * time.Millisecond, Retries: 3})
+	conn := lab.udpIn(t)
+	if _, err := conn.WriteTo(rrq("undionly.kpxe", "octet"), &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 69}); err != nil {
+		t.Fatal(err)
+	}
+	lose := map[uint16]int{1: 1, 7: 2, 145: 1} // block → how many of its copies to ignore
+	var got []byte
+	buf := make([]byte, 516)
+	expect := uint16(1)
+	for {
+		conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+		n, peer, err := conn.ReadFromUDP(buf)
+		if err != nil {
+			t.Fatalf("waiting for block %d: %v", expect, err)
+		}
+		if n < 4 || binary.BigEndian.Uint16(buf) != 3 {
+			t.Fatalf("got %q, want DATA", buf[:n])
+		}
+		block := binary.BigEndian.Uint16(buf[2:])
+		if block != expect {
+			continue // a duplicate of a block already acknowledged
+		}
+		if lose[block] > 0 {
+			lose[block]--
+			continue
+		}
+		got = append(got, buf[4:n]...)
+		if _, err := conn.WriteTo([]byte{0, 4, byte(block >> 8), byte(block)}, peer); err != nil {
+			t.Fatal(err)
+		}
+		expect++
+		if n < 516 {
+			break
+		}
+	}
+	want, _ := os.ReadFile(filepath.Join(lab.dir, "undionly.kpxe"))
+	if !bytes.Equal(got, want) {
+		t.Errorf("got %d bytes, want the %d of the file", len(got), len(want))
+	}
+}
