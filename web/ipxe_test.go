@@ -28,17 +28,11 @@ import (
 	"github.com/bootyard/bootyard/store"
 )
 
-// -update-ipxe rewrites ../ipxe/testdata/web/*.ipxe; a package-wide -update, if another
-// test file defines one, does too.
-var updateIPXE = flag.Bool("update-ipxe", false, "rewrite the iPXE handler golden files")
+// -update rewrites the handler's golden files, ../ipxe/testdata/web/*.ipxe (the ipxe
+// package owns the scripts, this package the way states reach them).
+var update = flag.Bool("update", false, "rewrite the golden files")
 
-func updatingIPXEGolden() bool {
-	if *updateIPXE {
-		return true
-	}
-	f := flag.Lookup("update")
-	return f != nil && f.Value.String() == "true"
-}
+func updatingIPXEGolden() bool { return *update }
 
 type ipxeHarness struct {
 	t     testing.TB
@@ -138,10 +132,10 @@ func ipxeGolden(t *testing.T, name string, got []byte) {
 	}
 	want, err := os.ReadFile(path)
 	if err != nil {
-		t.Fatalf("%v (run go test ./web -run IPXE -update-ipxe to create it)", err)
+		t.Fatalf("%v (run go test ./web -run IPXE -update to create it)", err)
 	}
 	if !bytes.Equal(got, want) {
-		t.Errorf("%s differs from its golden file (-update-ipxe if intended)\ngot:\n%s\nwant:\n%s", name, got, want)
+		t.Errorf("%s differs from its golden file (-update if intended)\ngot:\n%s\nwant:\n%s", name, got, want)
 	}
 }
 
