@@ -1,0 +1,352 @@
+package images_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/diskfs/go-diskfs/backend/file"
+	"github.com/diskfs/go-diskfs/filesystem/fat16"
+	"github.com/diskfs/go-diskfs/partition/gpt"
+	"github.com/insomniacslk/dhcp/dhcpv4"
+	"github.com/insomniacslk/dhcp/dhcpv4/server4"
+	"github.com/klauspost/compress/zstd"
+
+	"github.com/bootyard/bootyard/boot/netns"
+	"github.com/bootyard/bootyard/images"
+	"github.com/bootyard/bootyard/images/agenttest"
+	"github.com/bootyard/bootyard/images/disk/disktest"
+)
+
+const (
+	mib       = 1 << 20
+	vmMAC     = "52:54:00:77:00:10"
+	serverIP  = "10.77.0.1"
+	agentIP   = "10.77.0.50"
+	apiPort   = "8080"
+	imageSize = 64 * mib
+	diskSize  = 256 * mib
+)
+
+// agentVM is one QEMU machine booting the agent kernel and initramfs directly, on a tap
+// in a test namespace where a DHCP server and a fake Bootyard agent API answer.
+type agentVM struct {
+	ns        *netns.NS
+	kernel    string
+	initramfs string
+	disk      string
+	dir       string
+}
+
+// boot runs the VM until the agent reboots it (QEMU's -no-reboot turns that into an
+// exit) or until stop returns true, and returns how long it ran.
+func (vm *agentVM) boot(t *testing.T, token string, stop func() bool) time.Duration {
+	t.Helper()
+	serial := filepath.Join(vm.dir, fmt.Sprintf("serial-%d.log", time.Now().UnixNano()))
+	ctx, cancel := context.WithTimeout(context.Background(), 6*time.Minute)
+	defer cancel()
+	cmdline := fmt.Sprintf("console=ttyS0,115200 quiet bootyard.url=http://%s:%s bootyard.token=%s bootyard.mac=%s", serverIP, apiPort, token, vmMAC)
+	qemu := vm.ns.Command(ctx, "qemu-system-x86_64",
+		"-accel", "tcg", "-m", "1024", "-smp", "1", "-no-reboot",
+		"-display", "none", "-monitor", "none", "-serial", "file:"+serial,
+		"-kernel", vm.kernel, "-initrd", vm.initramfs, "-append", cmdline,
+		"-drive", "file="+vm.disk+",format=raw,if=virtio,cache=unsafe",
+		"-netdev", "tap,id=n0,ifname=tap0,script=no,downscript=no",
+		"-device", "virtio-net-pci,netdev=n0,mac="+vmMAC,
+		// Go's crypto/rand blocks until the kernel's CRNG is seeded; TCG has no RDRAND.
+		"-device", "virtio-rng-pci",
+	)
+	var stderr bytes.Buffer
+	qemu.Stderr = &stderr
+	start := time.Now()
+	if err := qemu.Start(); err != nil {
+		t.Fatalf("start qemu: %v", err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- qemu.Wait() }()
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	for {
+		select {
+		case err := <-exited:
+			if err != nil && ctx.Err() == nil {
+				t.Fatalf("qemu: %v: %s\nserial console:\n%s", err, stderr.Bytes(), tail(serial))
+			}
+			if ctx.Err() != nil {
+				t.Fatalf("the VM did not finish in time\nserial console:\n%s", tail(serial))
+			}
+			t.Cleanup(func() {
+				if t.Failed() {
+					t.Logf("serial console:\n%s", tail(serial))
+				}
+			})
+			return time.Since(start)
+		case <-tick.C:
+			if stop != nil && stop() {
+				// Only the QEMU this test started, by its PID.
+				qemu.Process.Kill()
+				<-exited
+				return time.Since(start)
+			}
+		}
+	}
+}
+
+func tail(path string) string {
+	b, _ := os.ReadFile(path)
+	if len(b) > 6000 {
+		b = b[len(b)-6000:]
+	}
+	return string(b)
+}
+
+// startServices runs a DHCP server and api on the namespace's bridge.
+func startServices(t *testing.T, ns *netns.NS, api http.Handler) {
+	t.Helper()
+	var ln net.Listener
+	var dhcp *server4.Server
+	err := ns.Do(func() error {
+		var err error
+		ln, err = net.Listen("tcp", net.JoinHostPort(serverIP, apiPort))
+		if err != nil {
+			return err
+		}
+		dhcp, err = server4.NewServer("br0", &net.UDPAddr{IP: net.IPv4zero, Port: dhcpv4.ServerPort}, offerOneAddress)
+		return err
+	})
+	if err != nil {
+		t.Fatalf("services in the namespace: %v", err)
+	}
+	srv := &http.Server{Handler: api, ReadHeaderTimeout: 10 * time.Second}
+	go srv.Serve(ln)
+	go dhcp.Serve()
+	t.Cleanup(func() {
+		srv.Close()
+		dhcp.Close()
+	})
+}
+
+// offerOneAddress is a minimal DHCP server: every DISCOVER gets agentIP, every REQUEST
+// an ACK, broadcast (the client has no address yet).
+func offerOneAddress(conn net.PacketConn, _ net.Addr, m *dhcpv4.DHCPv4) {
+	var typ dhcpv4.MessageType
+	switch m.MessageType() {
+	case dhcpv4.MessageTypeDiscover:
+		typ = dhcpv4.MessageTypeOffer
+	case dhcpv4.MessageTypeRequest:
+		typ = dhcpv4.MessageTypeAck
+	default:
+		return
+	}
+	reply, err := dhcpv4.NewReplyFromRequest(m,
+		dhcpv4.WithMessageType(typ),
+		dhcpv4.WithYourIP(net.ParseIP(agentIP)),
+		dhcpv4.WithServerIP(net.ParseIP(serverIP)),
+		dhcpv4.WithOption(dhcpv4.OptServerIdentifier(net.ParseIP(serverIP))),
+		dhcpv4.WithNetmask(net.CIDRMask(24, 32)),
+		dhcpv4.WithRouter(net.ParseIP(serverIP)),
+		dhcpv4.WithLeaseTime(600),
+	)
+	if err != nil {
+		return
+	}
+	conn.WriteTo(reply.ToBytes(), &net.UDPAddr{IP: net.IPv4bcast, Port: dhcpv4.ClientPort})
+}
+
+func TestAgentQEMU_InstallsThenWipesAndReinstallsADiskOverTheNetwork(t *testing.T) {
+	netns.Require(t)
+	if _, err := exec.LookPath("qemu-system-x86_64"); err != nil {
+		t.Skip("qemu-system-x86_64 is not installed (Debian package qemu-system-x86)")
+	}
+	k := kernel(t)
+	dir := t.TempDir()
+	initramfs := filepath.Join(dir, "initramfs.gz")
+	f, err := os.Create(initramfs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := images.BuildInitramfs(context.Background(), f, images.InitramfsSpec{Agent: agentBinary(t), Kernel: k}); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+
+	// The image: 64 MiB GPT with one partition of random bytes, served zstd-compressed.
+	raw := filepath.Join(dir, "image.raw")
+	if err := disktest.GPTImage(raw, imageSize); err != nil {
+		t.Fatal(err)
+	}
+	image, _ := os.ReadFile(raw)
+	var zbuf bytes.Buffer
+	zw, _ := zstd.NewWriter(&zbuf)
+	zw.Write(image)
+	zw.Close()
+	served := zbuf.Bytes()
+	servedSum := sha256.Sum256(served)
+	partEnd := imageSize - 33*512
+	wantPart := sha256.Sum256(image[mib:partEnd])
+
+	vm := &agentVM{kernel: k.Vmlinuz, initramfs: initramfs, disk: filepath.Join(dir, "disk.img"), dir: dir}
+	if err := disktest.SparseDisk(vm.disk, diskSize); err != nil {
+		t.Fatal(err)
+	}
+	vm.ns = netns.New(t, "agt")
+	vm.ns.AddBridge("br0")
+	vm.ns.AddAddr("br0", netip.MustParsePrefix(serverIP+"/24"))
+	vm.ns.AddTap("tap0", "br0")
+
+	joinToken := "K10" + hex.EncodeToString(randomBytes(16)) + "::server:" + hex.EncodeToString(randomBytes(16))
+	installToken := hex.EncodeToString(randomBytes(32))
+	img := &agenttest.Image{Name: "test", URL: "/images/test", SHA256: hex.EncodeToString(servedSum[:]), Size: int64(len(served)), Format: "zstd"}
+	api := agenttest.New(installToken, agenttest.Task{
+		Node: "cp-1", Action: "install", Image: img,
+		CIDATA: map[string][]byte{
+			"meta-data":      []byte("instance-id: cp-1\nlocal-hostname: cp-1\n"),
+			"user-data":      []byte("#cloud-config\nwrite_files:\n  - path: /etc/rancher/llmos/config.yaml\n    content: |\n      token: " + joinToken + "\n"),
+			"network-config": []byte("version: 2\nethernets: {}\n"),
+		},
+	}, served)
+	startServices(t, vm.ns, api)
+
+	t.Run("install", func(t *testing.T) {
+		took := vm.boot(t, installToken, nil)
+		rep := api.Report()
+		if len(rep.Done) != 1 || rep.Done[0] != "install" || len(rep.Failed) != 0 {
+			t.Fatalf("done %v, failed %v; agent log:\n%s", rep.Done, rep.Failed, strings.Join(rep.Logs, "\n"))
+		}
+		logFigures(t, "install", took, rep.Logs)
+		d := readDisk(t, vm.disk)
+		if got := sha256.Sum256(d[mib:partEnd]); got != wantPart {
+			t.Error("the image's partition on the disk does not have the image's sha256")
+		}
+		checkGPTAndCIDATA(t, vm.disk, []byte(joinToken))
+	})
+
+	t.Run("wipe", func(t *testing.T) {
+		wipeToken := hex.EncodeToString(randomBytes(32))
+		api.Token = wipeToken
+		api.Task.Action = "wipe"
+		api.Task.CIDATA = map[string][]byte{
+			"meta-data": []byte("instance-id: cp-1-deleted\nlocal-hostname: cp-1\n"),
+			"user-data": []byte("#cloud-config\nhostname: cp-1\n"),
+		}
+		took := vm.boot(t, wipeToken, nil)
+		rep := api.Report()
+		if len(rep.Done) != 2 || rep.Done[1] != "wipe" {
+			t.Fatalf("done %v, failed %v; agent log:\n%s", rep.Done, rep.Failed, strings.Join(rep.Logs, "\n"))
+		}
+		logFigures(t, "wipe", took, rep.Logs)
+		d := readDisk(t, vm.disk)
+		if bytes.Contains(d, []byte(joinToken)) {
+			t.Error("the disk still holds the join token after the wipe")
+		}
+		if got := sha256.Sum256(d[mib:partEnd]); got != wantPart {
+			t.Error("the reinstalled image's partition does not have the image's sha256")
+		}
+		checkGPTAndCIDATA(t, vm.disk, []byte("hostname: cp-1"))
+	})
+
+	t.Run("checksum mismatch is reported as failed", func(t *testing.T) {
+		failToken := hex.EncodeToString(randomBytes(32))
+		api.Token = failToken
+		api.Task.Action = "install"
+		bad := *img
+		bad.SHA256 = strings.Repeat("0", 64)
+		api.Task.Image = &bad
+		vm.boot(t, failToken, func() bool { return len(api.Report().Failed) > 0 })
+		rep := api.Report()
+		if len(rep.Failed) != 1 || !strings.Contains(rep.Failed[0], "checksum mismatch") {
+			t.Fatalf("failed = %q, want one checksum mismatch", rep.Failed)
+		}
+		if len(rep.Done) != 2 {
+			t.Errorf("done = %v after a failed install", rep.Done)
+		}
+	})
+}
+
+func randomBytes(n int) []byte {
+	b := make([]byte, n)
+	rand.Read(b)
+	return b
+}
+
+func readDisk(t *testing.T, path string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// checkGPTAndCIDATA reads the disk with go-diskfs: a valid GPT whose backup header is
+// at the disk's end, and a CIDATA filesystem whose user-data contains want.
+func checkGPTAndCIDATA(t *testing.T, path string, want []byte) {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	st := file.New(f, true)
+	table, err := gpt.Read(st, 512, 512)
+	if err != nil {
+		t.Fatalf("GPT: %v", err)
+	}
+	if err := table.Verify(st, diskSize); err != nil {
+		t.Errorf("GPT backup header not at the disk's end: %v", err)
+	}
+	var cidata *gpt.Partition
+	for _, p := range table.Partitions {
+		if p.Name == "CIDATA" {
+			cidata = p
+		}
+	}
+	if cidata == nil {
+		t.Fatalf("no CIDATA partition in %+v", table.Partitions)
+	}
+	fs, err := fat16.Read(st, int64(cidata.Size), int64(cidata.Start)*512, 512)
+	if err != nil {
+		t.Fatalf("CIDATA filesystem: %v", err)
+	}
+	if label := strings.TrimSpace(fs.Label()); label != "CIDATA" {
+		t.Errorf("CIDATA label = %q", label)
+	}
+	uf, err := fs.OpenFile("user-data", os.O_RDONLY)
+	if err != nil {
+		t.Fatalf("CIDATA/user-data: %v", err)
+	}
+	ud, err := io.ReadAll(uf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Contains(ud, want) {
+		t.Errorf("CIDATA/user-data = %q, want it to contain %q", ud, want)
+	}
+}
+
+// logFigures prints the run's time and the agent's own write throughput.
+func logFigures(t *testing.T, what string, took time.Duration, logs []string) {
+	t.Helper()
+	rate := "?"
+	re := regexp.MustCompile(`mb_per_s=([0-9]+(\.[0-9])?)`)
+	for _, l := range logs {
+		if m := re.FindStringSubmatch(l); m != nil {
+			rate = m[1]
+		}
+	}
+	t.Logf("%s: power-on to done and reboot %s; agent wrote the image at %s MB/s (TCG)", what, took.Round(time.Second), rate)
+}
