@@ -22,7 +22,7 @@ case "$1" in
 bound) ip addr add "$ip/$subnet" dev "$interface" ;;
 esac`
 
-func requireTool(t *testing.T, name string) {
+func requireTool(t testing.TB, name string) {
 	t.Helper()
 	if _, err := exec.LookPath(name); err != nil {
 		t.Skipf("%s is not installed (Debian package: see the Makefile)", name)

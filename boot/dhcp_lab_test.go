@@ -19,17 +19,20 @@ import (
 // lab is a server namespace and a client namespace joined by a veth: bsrv (10.77.0.1/24)
 // in srv, bcli (no address) in cli. Everything the tests send stays on that wire.
 type lab struct {
-	t        *testing.T
+	t        testing.TB
 	srv, cli *netns.NS
 	inv      *testInventory
 	dir      string
 }
 
-func newLab(t *testing.T) *lab {
+func newLab(t testing.TB) *lab { return newLabOn(t, netip.MustParsePrefix("10.77.0.1/24")) }
+
+// newLabOn is newLab with the server's address (and so the served subnet) chosen.
+func newLabOn(t testing.TB, server netip.Prefix) *lab {
 	t.Helper()
 	l := &lab{t: t, srv: netns.New(t, "srv"), cli: netns.New(t, "cli"), dir: t.TempDir()}
 	netns.Link(t, l.srv, "bsrv", l.cli, "bcli")
-	l.srv.AddAddr("bsrv", netip.MustParsePrefix("10.77.0.1/24"))
+	l.srv.AddAddr("bsrv", server)
 	l.inv = openTestStore(t, l.dir)
 	return l
 }
@@ -98,7 +101,7 @@ func (l *lab) script(name, body string) (path, out string) {
 }
 
 // waitForLine polls out until a line contains want (the client runs as its own process).
-func waitForLine(t *testing.T, out, want string, limit time.Duration) string {
+func waitForLine(t testing.TB, out, want string, limit time.Duration) string {
 	t.Helper()
 	deadline := time.Now().Add(limit)
 	for time.Now().Before(deadline) {

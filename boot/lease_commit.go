@@ -3,6 +3,7 @@ package boot
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/bootyard/bootyard/store"
 )
@@ -65,7 +66,9 @@ func (c *leaseCommitter) run(ctx context.Context) {
 		for _, r := range batch {
 			leases = append(leases, r.lease)
 		}
+		start := time.Now()
 		err := c.store.PutLeases(context.WithoutCancel(ctx), leases...)
+		c.counters.commitNanos.Add(uint64(time.Since(start)))
 		c.counters.commitBatches.Add(1)
 		if err != nil {
 			c.counters.commitErrors.Add(uint64(len(batch)))

@@ -71,9 +71,17 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	d := &demux{waiting: make(map[dhcpv4.TransactionID]chan *dhcpv4.DHCPv4)}
-	go d.read(ctx, cfg.Conn)
-	// Unblock the reader when the run ends.
-	defer cfg.Conn.SetReadDeadline(time.Now())
+	// A previous run left a deadline in the past to stop its reader; clear it.
+	if err := cfg.Conn.SetReadDeadline(time.Time{}); err != nil {
+		return Result{}, fmt.Errorf("loadgen: %w", err)
+	}
+	readerDone := make(chan struct{})
+	go func() { d.read(ctx, cfg.Conn); close(readerDone) }()
+	defer func() {
+		// Unblock the reader and wait for it, so the next run owns the socket alone.
+		cfg.Conn.SetReadDeadline(time.Now())
+		<-readerDone
+	}()
 
 	var next atomic.Int64
 	var mu sync.Mutex

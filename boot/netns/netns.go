@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -47,6 +48,7 @@ func Require(t testing.TB) {
 func New(t testing.TB, label string) *NS {
 	t.Helper()
 	Require(t)
+	sweepOrphans(t)
 	name := fmt.Sprintf("by-%s-%d-%d", label, os.Getpid(), counter.Add(1))
 	if out, err := exec.Command("ip", "netns", "add", name).CombinedOutput(); err != nil {
 		t.Fatalf("netns: ip netns add %s: %v: %s", name, err, out)
@@ -60,6 +62,34 @@ func New(t testing.TB, label string) *NS {
 	})
 	ns.IP("link", "set", "lo", "up")
 	return ns
+}
+
+// sweepOrphans deletes namespaces this helper made for test processes that no longer
+// exist (a test killed before its t.Cleanup ran). Names carry the owner's PID; a live
+// PID, even a reused one, keeps its namespaces.
+func sweepOrphans(t testing.TB) {
+	entries, err := os.ReadDir("/run/netns")
+	if err != nil {
+		return
+	}
+	for _, e := range entries {
+		parts := strings.Split(e.Name(), "-")
+		if len(parts) != 4 || parts[0] != "by" {
+			continue
+		}
+		pid, err := strconv.Atoi(parts[2])
+		if err != nil || pid <= 0 {
+			continue
+		}
+		if _, err := os.Stat(filepath.Join("/proc", parts[2])); err == nil {
+			continue
+		}
+		if out, err := exec.Command("ip", "netns", "del", e.Name()).CombinedOutput(); err == nil {
+			t.Logf("netns: removed %s, left by dead test process %d", e.Name(), pid)
+		} else {
+			t.Logf("netns: removing orphan %s: %v: %s", e.Name(), err, out)
+		}
+	}
 }
 
 // IP runs `ip -n NAME args...` and fails the test if it fails.
