@@ -15,6 +15,7 @@ import (
 
 	"github.com/pin/tftp/v3"
 
+	"github.com/bootyard/bootyard/boot/netns"
 	"github.com/bootyard/bootyard/ipxe"
 )
 
@@ -310,7 +311,7 @@ func TestNewTFTP_RefusesBadConfiguration(t *testing.T) {
 	}
 }
 
-func TestTFTPRun_ReturnsABindErrorAndStopsOnCancel(t *testing.T) {
+func TestTFTPRun_ASecondServerOnTheAddressFailsAtOnce(t *testing.T) {
 	lab := newTFTPLab(t, TFTPConfig{})
 	// A second server on the same address must fail at once with the address in the error.
 	second, err := NewTFTP(TFTPConfig{Listen: "127.0.0.1:69"}, lab.bins, tftpQuietLog())
@@ -369,5 +370,38 @@ func TestTFTP_LostAcksAreRetransmittedAndTheFileArrivesWhole(t *testing.T) {
 	want, _ := os.ReadFile(filepath.Join(lab.dir, "undionly.kpxe"))
 	if !bytes.Equal(got, want) {
 		t.Errorf("got %d bytes, want the %d of the file", len(got), len(want))
+	}
+}
+
+func TestTFTPRun_CancelClosesTheSocketAndReturns(t *testing.T) {
+	netns.Require(t)
+	ns := netns.New(t, "tftpstop")
+	dir, _ := tftpTestDir(t)
+	bins, err := ipxe.OpenBinaries(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for round := range 2 { // the second round binds the port the first one released
+		srv, err := NewTFTP(TFTPConfig{Listen: "127.0.0.1:69"}, bins, tftpQuietLog())
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		errc := make(chan error, 1)
+		go func() { errc <- ns.Do(func() error { return srv.Run(ctx) }) }()
+		for srv.Addr() == nil {
+			select {
+			case err := <-errc:
+				t.Fatalf("round %d: Run returned before serving: %v", round, err)
+			case <-time.After(2 * time.Millisecond):
+			}
+		}
+		cancel()
+		if err := <-errc; err != nil {
+			t.Errorf("round %d: Run after cancel = %v, want nil", round, err)
+		}
+		if srv.Addr() != nil {
+			t.Errorf("round %d: Addr still %v after Run returned", round, srv.Addr())
+		}
 	}
 }
