@@ -22,13 +22,14 @@ import (
 type TFTPConfig struct {
 	// Listen is host:port. cmd defaults it to port 69 of the DHCP interface's address.
 	Listen string
-	// Timeout is how long the server waits for each ACK before retransmitting (default 2s;
-	// PXE ROMs retransmit their own requests after about 4s, so the server should be faster).
+	// Timeout is how long the server waits for each ACK before resending the block
+	// (default 2s). Firmware clients only ever resend their last ACK, and slowly, so a
+	// lost DATA packet costs the server's timeout, not theirs.
 	Timeout time.Duration
 	// Retries is how many times a block is sent before the transfer is abandoned (default 5).
 	Retries int
-	// MaxBlockSize caps the negotiated blksize (default: the interface MTU minus headers,
-	// which pin/tftp finds per request).
+	// MaxBlockSize caps the negotiated blksize, 513..65464 (default: the interface MTU
+	// minus headers, which pin/tftp finds per request; it cannot be capped at 512).
 	MaxBlockSize int
 }
 
@@ -68,8 +69,9 @@ func NewTFTP(cfg TFTPConfig, bins *ipxe.Binaries, logger *slog.Logger) (*TFTPSer
 	if cfg.Retries <= 0 {
 		cfg.Retries = 5
 	}
-	if cfg.MaxBlockSize != 0 && (cfg.MaxBlockSize < 512 || cfg.MaxBlockSize > 65464) {
-		return nil, fmt.Errorf("tftp max block size %d: %w: want 512..65464", cfg.MaxBlockSize, node.ErrInvalid)
+	if cfg.MaxBlockSize != 0 && (cfg.MaxBlockSize <= 512 || cfg.MaxBlockSize > 65464) {
+		// pin/tftp ignores a cap of 512 or less: refuse it rather than silently not cap.
+		return nil, fmt.Errorf("tftp max block size %d: %w: want 513..65464", cfg.MaxBlockSize, node.ErrInvalid)
 	}
 	s := &TFTPServer{cfg: cfg, addr: addr, bins: bins, log: logger.With(slog.String("service", "tftp"))}
 	s.bufs.New = func() any { return bufio.NewReaderSize(nil, readBufferSize) }

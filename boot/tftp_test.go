@@ -301,7 +301,7 @@ func TestNewTFTP_RefusesBadConfiguration(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, cfg := range []TFTPConfig{{}, {Listen: "nonsense"}, {Listen: "127.0.0.1:69", MaxBlockSize: 100}} {
+	for _, cfg := range []TFTPConfig{{}, {Listen: "nonsense"}, {Listen: "127.0.0.1:69", MaxBlockSize: 100}, {Listen: "127.0.0.1:69", MaxBlockSize: 512}} {
 		if _, err := NewTFTP(cfg, bins, nil); err == nil {
 			t.Errorf("NewTFTP(%+v) accepted it", cfg)
 		}
@@ -404,4 +404,17 @@ func TestTFTPRun_CancelClosesTheSocketAndReturns(t *testing.T) {
 			t.Errorf("round %d: Addr still %v after Run returned", round, srv.Addr())
 		}
 	}
+}
+
+func TestTFTP_MaxBlockSizeCapsTheNegotiation(t *testing.T) {
+	lab := newTFTPLab(t, TFTPConfig{MaxBlockSize: 1024})
+	conn := lab.udpIn(t)
+	if _, err := conn.WriteTo(rrq("ipxe.efi", "octet", "blksize", "1468"), &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 69}); err != nil {
+		t.Fatal(err)
+	}
+	opts, peer := readOACK(t, conn)
+	if opts["blksize"] != "1024" {
+		t.Errorf("OACK %v, want blksize capped at 1024", opts)
+	}
+	abortTransfer(conn, peer)
 }
