@@ -1,6 +1,8 @@
 package web
 
 import (
+	"bytes"
+	"encoding/json"
 	"errors"
 	"io"
 	"log/slog"
@@ -83,21 +85,27 @@ func (u *ui) streamInventory(c echo.Context) error {
 	s := startSSE(c)
 	tick := time.NewTicker(u.pollEvery)
 	defer tick.Stop()
-	last := ""
+	var last []byte
 	for {
 		inv, err := u.inventory(ctx, role, state)
 		if err != nil {
 			return u.streamEnd(ctx.Err(), err)
 		}
-		html, err := u.fragment("inventory", inv)
+		// Sent when the data changes, not when an age ticks (the script ticks those):
+		// replacing the table every second would drop the operator's text selection.
+		key, err := json.Marshal([]any{inv.Nodes, inv.Discovered, inv.Total})
 		if err != nil {
 			return u.streamEnd(nil, err)
 		}
-		if html != last {
+		if !bytes.Equal(key, last) {
+			html, err := u.fragment("inventory", inv)
+			if err != nil {
+				return u.streamEnd(nil, err)
+			}
 			if err := s.send("inventory", "", html); err != nil {
 				return nil // the browser went away
 			}
-			last = html
+			last = key
 		} else if err := s.keepAlive(); err != nil {
 			return nil
 		}
@@ -123,7 +131,7 @@ func (u *ui) streamNode(c echo.Context) error {
 	s := startSSE(c)
 	tick := time.NewTicker(u.pollEvery)
 	defer tick.Stop()
-	lastSummary := ""
+	var lastSummary []byte
 	for {
 		n, err := u.inv.GetNode(ctx, ref)
 		if errors.Is(err, node.ErrNotFound) {
@@ -154,15 +162,20 @@ func (u *ui) streamNode(c echo.Context) error {
 			}
 			after = e.Seq
 		}
-		html, err := u.fragment("node_summary", u.summary(n, events))
+		sum := u.summary(n, events)
+		key, err := json.Marshal([]any{sum.Node, sum.Progress, sum.Stage})
 		if err != nil {
 			return u.streamEnd(nil, err)
 		}
-		if html != lastSummary {
+		if !bytes.Equal(key, lastSummary) {
+			html, err := u.fragment("node_summary", sum)
+			if err != nil {
+				return u.streamEnd(nil, err)
+			}
 			if err := s.send("summary", "", html); err != nil {
 				return nil
 			}
-			lastSummary = html
+			lastSummary = key
 		} else if err := s.keepAlive(); err != nil {
 			return nil
 		}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 	"github.com/labstack/echo/v4/middleware"
+	"golang.org/x/time/rate"
 
 	"github.com/bootyard/bootyard/node"
 )
@@ -38,7 +39,9 @@ type ui struct {
 	join      JoinRenderer
 	passwords PasswordStore
 	sessions  *sessions
-	tmpl      *template.Template
+	// loginFailures throttles wrong passwords (see newLoginLimiter).
+	loginFailures *rate.Limiter
+	tmpl          *template.Template
 	// pollEvery is how often a live view re-reads the store: machines report progress
 	// every few seconds, so once a second is fresh enough and costs one read transaction.
 	pollEvery time.Duration
@@ -52,6 +55,9 @@ type pageView struct {
 	Nav      string // the active navigation entry
 	SignedIn bool
 	Flash    string
+	// ServerTime lets the script tick relative ages against the server's clock, not a
+	// browser clock that may be off.
+	ServerTime string
 }
 
 type messageView struct {
@@ -65,13 +71,14 @@ func (s *Server) mountPages() error {
 		return fmt.Errorf("web: parse page templates: %w", err)
 	}
 	u := &ui{
-		srv:       s,
-		inv:       s.deps.Inventory,
-		join:      s.deps.Join,
-		sessions:  newSessions(s.cfg.SessionTTL),
-		tmpl:      tmpl,
-		pollEvery: time.Second,
-		now:       func() time.Time { return time.Now().UTC() },
+		srv:           s,
+		inv:           s.deps.Inventory,
+		join:          s.deps.Join,
+		sessions:      newSessions(s.cfg.SessionTTL),
+		loginFailures: newLoginLimiter(),
+		tmpl:          tmpl,
+		pollEvery:     time.Second,
+		now:           func() time.Time { return time.Now().UTC() },
 	}
 	u.passwords, _ = s.deps.Inventory.(PasswordStore)
 	static, err := fs.Sub(staticFS, "static")
@@ -154,12 +161,14 @@ func (u *ui) fragment(name string, data any) (string, error) {
 }
 
 func (u *ui) page(c echo.Context, title, nav string) pageView {
-	return pageView{Title: title, CSRF: currentSession(c).csrf, Nav: nav, SignedIn: true}
+	return pageView{Title: title, CSRF: currentSession(c).csrf, Nav: nav, SignedIn: true,
+		ServerTime: u.now().Format(time.RFC3339Nano)}
 }
 
 var templateFuncs = template.FuncMap{
 	"ago":        ago,
 	"stamp":      stamp,
+	"iso":        iso,
 	"stateClass": func(s node.State) string { return "state-" + string(s) },
 	"join":       strings.Join,
 }
@@ -187,4 +196,13 @@ func stamp(t time.Time) string {
 		return ""
 	}
 	return t.UTC().Format("2006-01-02 15:04:05 UTC")
+}
+
+// iso is the machine-readable form for <time datetime>, which the page's script reads
+// to keep relative ages ticking without asking the server.
+func iso(t time.Time) string {
+	if t.IsZero() {
+		return ""
+	}
+	return t.UTC().Format(time.RFC3339)
 }

@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -472,7 +473,7 @@ func TestPages_ImportWithAdvancedFieldsShowsTheNodeRegisteredWithItsJoin(t *test
 		t.Errorf("import event source: %+v", events)
 	}
 	p = h.get(p.location)
-	for _, want := range []string{`Imported gpu-1`, `nodeName: gpu-1`, tokenMask, `<a href="/ui/nodes/gpu-1">gpu-1</a>`,
+	for _, want := range []string{`Imported gpu-1`, `nodeName: gpu-1`, tokenMask, `<a href="/ui/nodes/gpu-1" id="link-gpu-1">gpu-1</a>`,
 		`state-registered`} {
 		if !strings.Contains(p.body, want) {
 			t.Errorf("the page after import lacks %q", want)
@@ -770,5 +771,23 @@ func TestPages_APasswordSetOnTheAccountPageSignsIn(t *testing.T) {
 		if p := b.do(b.client, "POST", "/login", form); p.code != http.StatusSeeOther {
 			t.Errorf("sign in with %q after the change = %d", pw[:4], p.code)
 		}
+	}
+}
+
+func TestLogin_WrongPasswordsAreThrottled(t *testing.T) {
+	h := newUI(t, uiOptions{})
+	loginToken := formToken(t, h.get("/login").body)
+	try := func(password string) int {
+		form := url.Values{"csrf": {loginToken}, "username": {"admin"}, "password": {password}}
+		return h.do(h.client, "POST", "/login", form).code
+	}
+	for i := range loginFailureBurst {
+		if code := try("guess-" + strconv.Itoa(i)); code != http.StatusUnauthorized {
+			t.Fatalf("wrong password %d = %d, want 401", i, code)
+		}
+	}
+	// The bucket is empty: even the right password waits, so guessing cannot go on.
+	if code := try(testToken); code != http.StatusTooManyRequests {
+		t.Fatalf("sign-in after %d failures = %d, want 429", loginFailureBurst, code)
 	}
 }

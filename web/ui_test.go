@@ -250,7 +250,14 @@ func TestUI_OperatorImportsInspectsDeletesAndSignsOut(t *testing.T) {
 		t.Errorf("gpu-1 as stored: %+v", n)
 	}
 
-	// The nodes table follows the store: a machine that starts installing shows up so.
+	// Ages tick in the page without the table being replaced (which would drop a text
+	// selection); a real change replaces it: a machine that starts installing shows up so.
+	run(t, ctx, "ages tick in place",
+		chromedp.Evaluate(`window.gpuRow = document.getElementById("node-gpu-1");
+			window.gpuAge = window.gpuRow.querySelector("time[data-ago]").textContent; true`, nil),
+		chromedp.Poll(`document.getElementById("node-gpu-1").querySelector("time[data-ago]").textContent !== window.gpuAge`, nil,
+			chromedp.WithPollingTimeout(15*time.Second)))
+	jsTrue(t, ctx, "the row was not replaced while its age ticked", `document.getElementById("node-gpu-1") === window.gpuRow`)
 	h.walk("gpu-1", node.StateProvisioning)
 	run(t, ctx, "the table updates live",
 		chromedp.Poll(`document.getElementById("node-gpu-1").textContent.includes("provisioning")`, nil,
@@ -293,6 +300,17 @@ func TestUI_OperatorImportsInspectsDeletesAndSignsOut(t *testing.T) {
 	if got := h.state("gpu-1"); got != node.StateWiping || state != "wiping" {
 		t.Fatalf("after delete gpu-1 is %s (page says %q), want wiping", got, state)
 	}
+
+	// The cluster page: settings with the token masked, and the fault-tolerance table.
+	var token string
+	run(t, ctx, "open the cluster page",
+		chromedp.Click(`a[href="/ui/cluster"]`, chromedp.ByQuery),
+		chromedp.WaitVisible("#cluster-token", chromedp.ByID),
+		chromedp.Text("#cluster-token", &token, chromedp.ByID))
+	if token != tokenMask {
+		t.Errorf("cluster token shown as %q", token)
+	}
+	screenshot(t, ctx, "cluster.png", 1280, 900)
 
 	// Sign out: every page is closed again.
 	run(t, ctx, "sign out",

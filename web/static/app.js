@@ -71,6 +71,28 @@
     });
   });
 
+  // Relative ages ("42s", "5m") tick here, against the server's clock, so live updates
+  // only need to carry real changes.
+  var serverTime = document.querySelector('meta[name="server-time"]');
+  var skew = serverTime ? Date.parse(serverTime.content) - Date.now() : 0;
+  if (isNaN(skew)) skew = 0;
+  function ago(ms) {
+    var s = Math.max(0, Math.floor(ms / 1000));
+    if (s < 60) return s + "s";
+    if (s < 3600) return Math.floor(s / 60) + "m";
+    if (s < 48 * 3600) return Math.floor(s / 3600) + "h";
+    return Math.floor(s / 86400) + "d";
+  }
+  setInterval(function () {
+    var now = Date.now() + skew;
+    document.querySelectorAll("time[data-ago]").forEach(function (el) {
+      var t = Date.parse(el.getAttribute("datetime"));
+      if (isNaN(t)) return;
+      var text = ago(now - t);
+      if (el.textContent !== text) el.textContent = text;
+    });
+  }, 1000);
+
   if (!window.EventSource) return;
 
   // Nodes page: replace the tables when they change, keeping keyboard focus in place.
