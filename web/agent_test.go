@@ -46,7 +46,7 @@ func (c *testClock) advance(d time.Duration) {
 // agentHarness is the web server with the real store, image catalog, cloud-init
 // renderer and agent API, as cmd wires them, on a loopback socket.
 type agentHarness struct {
-	t       *testing.T
+	t       testing.TB
 	st      *store.Store
 	catalog *images.Catalog
 	agent   *Agent
@@ -57,7 +57,7 @@ type agentHarness struct {
 
 const agentTokenTTL = 2 * time.Hour
 
-func newAgentHarness(t *testing.T) *agentHarness {
+func newAgentHarness(t testing.TB) *agentHarness {
 	t.Helper()
 	quiet := slog.New(slog.DiscardHandler)
 	st, err := store.Open(filepath.Join(t.TempDir(), "bootyard.db"), store.Options{Logger: quiet})
