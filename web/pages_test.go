@@ -791,3 +791,53 @@ func TestLogin_WrongPasswordsAreThrottled(t *testing.T) {
 		t.Fatalf("sign-in after %d failures = %d, want 429", loginFailureBurst, code)
 	}
 }
+
+func TestPages_SeedISOIsAPostedDownload(t *testing.T) {
+	h := newUI(t, uiOptions{})
+	setToken(t, h.st, "https://10.20.0.10:6443")
+	h.importNode(`{"macs":["52:54:00:00:02:01"],"role":"worker","name":"w-1"}`)
+	h.login()
+	if p := h.do(h.client, "GET", "/ui/nodes/w-1/seed.iso", nil); p.code != http.StatusMethodNotAllowed && p.code != http.StatusNotFound {
+		t.Errorf("GET of the seed ISO = %d: a link or a prefetch could fetch the token", p.code)
+	}
+	p := h.post("/ui/nodes/w-1/seed.iso", nil)
+	if p.code != http.StatusOK || !strings.Contains(p.header.Get("Content-Disposition"), `filename="w-1-seed.iso"`) {
+		t.Fatalf("seed ISO = %d %v", p.code, p.header)
+	}
+	// ISO 9660: the primary volume descriptor at sector 16 starts with 1 "CD001".
+	if len(p.body) < 16*2048+6 || p.body[16*2048+1:16*2048+6] != "CD001" {
+		t.Fatalf("the download is not an ISO 9660 image (%d bytes)", len(p.body))
+	}
+}
+
+func TestPages_DiscoveredMachineImportPrefillsItsMAC(t *testing.T) {
+	h := newUI(t, uiOptions{})
+	if err := h.st.RecordBoot(t.Context(), node.MAC{0x52, 0x54, 0, 0xde, 0xad, 0x01}, node.BootInfo{Firmware: "uefi", Arch: 7}); err != nil {
+		t.Fatal(err)
+	}
+	h.login()
+	p := h.get("/ui/nodes")
+	for _, want := range []string{"Discovered machines", "52:54:00:de:ad:01", "uefi (arch 7)",
+		`<input type="hidden" name="mac" value="52:54:00:de:ad:01" data-prefill="import-mac">`} {
+		if !strings.Contains(p.body, want) {
+			t.Errorf("nodes page lacks %q", want)
+		}
+	}
+	if strings.Contains(p.body, `id="node-node-525400dead01"`) {
+		t.Error("a discovered machine is listed among the imported nodes")
+	}
+	// Without script, the Import button reloads the page with the dialog open and filled.
+	p = h.get("/ui/nodes?import=1&mac=52:54:00:de:ad:01")
+	if !strings.Contains(p.body, `<dialog id="import-dialog" aria-labelledby="import-title" open>`) ||
+		!strings.Contains(p.body, `name="mac" value="52:54:00:de:ad:01"`) {
+		t.Errorf("import dialog not drawn open with the MAC:\n%s", p.body)
+	}
+	p = h.post("/ui/nodes", url.Values{"mac": {"52:54:00:de:ad:01"}, "role": {"server"}})
+	if p.code != http.StatusSeeOther {
+		t.Fatalf("import of the discovered machine = %d\n%s", p.code, p.body)
+	}
+	n, err := h.st.GetNode(t.Context(), "node-525400dead01")
+	if err != nil || n.State != node.StateRegistered || !n.ClusterInit || n.Boot.Firmware != "uefi" {
+		t.Fatalf("the discovered machine after import: %+v, %v", n, err)
+	}
+}

@@ -178,6 +178,14 @@ func TestUI_OperatorImportsInspectsDeletesAndSignsOut(t *testing.T) {
 		chromedp.WaitNotVisible("#import-mac", chromedp.ByID))
 	jsTrue(t, ctx, "focus returns to the opener", `document.activeElement.id === "import-open"`)
 
+	// A discovered machine's Import button opens the same dialog with its MAC filled in.
+	run(t, ctx, "import a discovered machine",
+		chromedp.Click("#import-node-525400dead01", chromedp.ByID),
+		chromedp.WaitVisible("#import-mac", chromedp.ByID))
+	jsTrue(t, ctx, "the MAC is prefilled", `document.getElementById("import-mac").value === "52:54:00:de:ad:01"`)
+	run(t, ctx, "cancel it", chromedp.Click(`#import-dialog button[formmethod="dialog"]`, chromedp.ByQuery),
+		chromedp.WaitNotVisible("#import-mac", chromedp.ByID))
+
 	// A bad MAC, with the advanced fields filled: the error sits beside the MAC field.
 	run(t, ctx, "import with a bad MAC",
 		chromedp.Click("#import-open", chromedp.ByID),
