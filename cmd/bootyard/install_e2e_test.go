@@ -1,0 +1,388 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/diskfs/go-diskfs/backend/file"
+	"github.com/diskfs/go-diskfs/filesystem/fat16"
+	"github.com/diskfs/go-diskfs/partition/gpt"
+
+	"github.com/bootyard/bootyard/boot/netns"
+	"github.com/bootyard/bootyard/images"
+	"github.com/bootyard/bootyard/images/disk/disktest"
+	"github.com/bootyard/bootyard/node"
+)
+
+const (
+	installImageSize = 64 << 20
+	installDiskSize  = 256 << 20
+)
+
+// installLab is `bootyard serve` in a test namespace (DHCP full mode on the bridge)
+// with the agent's kernel and initramfs in its data directory.
+type installLab struct {
+	*labServer
+	data string
+}
+
+func startInstallLab(t *testing.T, bin, data string) *installLab {
+	t.Helper()
+	ns := netns.New(t, "inst")
+	ns.AddBridge("br0")
+	ns.AddAddr("br0", netip.MustParsePrefix("10.77.0.1/24"))
+	ns.AddTap("tap0", "br0")
+	logFile, err := os.Create(filepath.Join(t.TempDir(), "serve.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cmd := ns.Command(ctx, bin, "serve", "--data", data, "--listen", "10.77.0.1:8080",
+		"--advertise-url", "http://10.77.0.1:8080",
+		"--dhcp-interface", "br0", "--dhcp-mode", "full", "--dhcp-range", "10.77.0.100-10.77.0.150",
+		"--dhcp-router", "10.77.0.1")
+	cmd.Stdout, cmd.Stderr = logFile, logFile
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(done) }()
+	t.Cleanup(func() {
+		// SIGTERM, then the context's kill: only the process this test started.
+		_ = cmd.Process.Signal(os.Interrupt)
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			cancel()
+			<-done
+		}
+		cancel()
+		if t.Failed() {
+			b, _ := os.ReadFile(logFile.Name())
+			t.Logf("bootyard serve log (tail):\n%s", tail(string(b), 6000))
+		}
+	})
+	l := &installLab{labServer: &labServer{ns: ns, url: "http://10.77.0.1:8080", client: ns.HTTPClient(), log: logFile}, data: data}
+	waitFor(t, 30*time.Second, "bootyard /healthz", func() bool {
+		resp, err := l.client.Get(l.url + "/healthz")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == 200
+	})
+	tok, err := os.ReadFile(filepath.Join(data, "admin-token"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.token = strings.TrimSpace(string(tok))
+	return l
+}
+
+func (l *installLab) node(t *testing.T, name string) node.Node {
+	t.Helper()
+	var n node.Node
+	if code := l.api(t, "GET", "/api/v1/nodes/"+name, "", &n); code != 200 {
+		t.Fatalf("GET node %s: %d", name, code)
+	}
+	return n
+}
+
+// get fetches a path from Bootyard as a machine would (no admin token).
+func (l *installLab) get(t *testing.T, path string) (int, []byte) {
+	t.Helper()
+	resp, err := l.client.Get(l.url + path)
+	if err != nil {
+		t.Fatalf("GET %s: %v", path, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, b
+}
+
+// installVM is a QEMU guest that network-boots first and powers off instead of
+// rebooting (-no-reboot), so the test reads the disk file between boots.
+type installVM struct {
+	cmd    *exec.Cmd
+	serial string
+	exited chan struct{}
+	start  time.Time
+}
+
+func bootInstallVM(t *testing.T, ns *netns.NS, mac string, uefi bool, disk string) *installVM {
+	t.Helper()
+	dir := t.TempDir()
+	v := &installVM{serial: filepath.Join(dir, "serial.log"), exited: make(chan struct{})}
+	args := []string{"-accel", "tcg", "-m", "1024", "-display", "none", "-no-user-config", "-nodefaults",
+		"-no-reboot", "-serial", "file:" + v.serial,
+		"-netdev", "tap,id=n0,ifname=tap0,script=no,downscript=no",
+		"-drive", "if=none,id=d0,format=raw,cache=unsafe,file=" + disk,
+		"-device", "virtio-blk-pci,drive=d0,bootindex=2",
+		// The agent's Go crypto/rand waits for a seeded CRNG; TCG has no RDRAND.
+		"-device", "virtio-rng-pci"}
+	if uefi {
+		vars := filepath.Join(dir, "OVMF_VARS.fd")
+		b, err := os.ReadFile("/usr/share/OVMF/OVMF_VARS.fd")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(vars, b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		args = append(args, "-machine", "q35",
+			"-drive", "if=pflash,format=raw,readonly=on,file=/usr/share/OVMF/OVMF_CODE.fd",
+			"-drive", "if=pflash,format=raw,file="+vars,
+			// An empty romfile: OVMF's own PXE (arch 7), which TFTPs ipxe.efi.
+			"-device", "virtio-net-pci,netdev=n0,mac="+mac+",romfile=,bootindex=1")
+	} else {
+		args = append(args, "-machine", "pc", "-device", "virtio-net-pci,netdev=n0,mac="+mac+",bootindex=1")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
+	v.cmd = ns.Command(ctx, "qemu-system-x86_64", args...)
+	out, err := os.Create(filepath.Join(dir, "qemu.out"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	v.cmd.Stdout, v.cmd.Stderr = out, out
+	v.start = time.Now()
+	if err := v.cmd.Start(); err != nil {
+		t.Fatalf("qemu: %v", err)
+	}
+	go func() { _ = v.cmd.Wait(); close(v.exited) }()
+	t.Cleanup(func() {
+		cancel() // kills the QEMU this test started, by its PID, if still running
+		<-v.exited
+		if t.Failed() {
+			b, _ := os.ReadFile(v.serial)
+			q, _ := os.ReadFile(out.Name())
+			t.Logf("VM serial console (tail):\n%s\nqemu: %s", tail(string(b), 5000), tail(string(q), 1000))
+		}
+	})
+	return v
+}
+
+// waitPowerOff waits for the agent's reboot, which -no-reboot turns into QEMU's exit.
+func (v *installVM) waitPowerOff(t *testing.T, limit time.Duration) {
+	t.Helper()
+	select {
+	case <-v.exited:
+	case <-time.After(limit):
+		t.Fatalf("the VM did not reboot within %s of the node's change", limit)
+	}
+}
+
+func (l *installLab) waitState(t *testing.T, name string, want node.State, limit time.Duration) {
+	t.Helper()
+	waitFor(t, limit, fmt.Sprintf("node %s to be %s", name, want), func() bool {
+		n := l.node(t, name)
+		if n.State == node.StateFailed {
+			t.Fatalf("node %s failed: %s", name, n.StateReason)
+		}
+		return n.State == want
+	})
+}
+
+// buildAgentFiles puts the agent's kernel and initramfs in <data>/agent, as
+// `bootyard image build-agent` does.
+func buildAgentFiles(t *testing.T, data string) {
+	t.Helper()
+	root, err := filepath.Abs("../..")
+	if err != nil {
+		t.Fatal(err)
+	}
+	agent := filepath.Join(t.TempDir(), "bootyard-agent")
+	build := exec.Command("go", "build", "-trimpath", "-ldflags=-s -w", "-o", agent, "./cmd/bootyard-agent")
+	build.Dir = root
+	build.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("go build agent: %v\n%s", err, out)
+	}
+	k, err := images.FetchKernel(context.Background(), filepath.Join(root, ".cache", "kernel"), slog.Default())
+	if err != nil {
+		t.Fatalf("agent kernel: %v", err)
+	}
+	if _, err := images.WriteAgentFiles(context.Background(), filepath.Join(data, "agent"), images.InitramfsSpec{Agent: agent, Kernel: k}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestInstall_VMInstallsWithJoinDataAndDeletionWipesItAway drives the whole issue on
+// real firmware: import → PXE → agent → image and CIDATA on the disk → installed; delete
+// → PXE → wipe and reinstall without join data → deleted.
+func TestInstall_VMInstallsWithJoinDataAndDeletionWipesItAway(t *testing.T) {
+	if testing.Short() {
+		t.Skip("boots QEMU under TCG four times: skipped with -short")
+	}
+	requireFirmware(t)
+	bin := buildBinary(t)
+	agentData := t.TempDir()
+	buildAgentFiles(t, agentData)
+
+	imgPath := filepath.Join(t.TempDir(), "test.raw")
+	if err := disktest.GPTImage(imgPath, installImageSize); err != nil {
+		t.Fatal(err)
+	}
+	image, err := os.ReadFile(imgPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	partEnd := installImageSize - 33*512
+	wantPart := sha256.Sum256(image[1<<20 : partEnd])
+
+	tests := []struct {
+		name string
+		mac  string
+		uefi bool
+	}{
+		{"bios", "52:54:00:77:01:01", false},
+		{"uefi", "52:54:00:77:01:02", true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			data := t.TempDir()
+			if err := os.CopyFS(filepath.Join(data, "agent"), os.DirFS(filepath.Join(agentData, "agent"))); err != nil {
+				t.Fatal(err)
+			}
+			lab := startInstallLab(t, bin, data)
+			joinToken := "K10" + randomHex(16) + "::server:" + randomHex(8)
+			if code := lab.api(t, "POST", "/api/v1/images", `{"name":"test","file":"`+imgPath+`","default":true}`, nil); code/100 != 2 {
+				t.Fatalf("add image: %d", code)
+			}
+			if code := lab.api(t, "PATCH", "/api/v1/cluster", `{"serverURL":"https://10.77.0.10:6443","token":"`+joinToken+`"}`, nil); code/100 != 2 {
+				t.Fatalf("cluster settings: %d", code)
+			}
+			name := "w-" + tc.name
+			if code := lab.api(t, "POST", "/api/v1/nodes", `{"macs":["`+tc.mac+`"],"role":"worker","name":"`+name+`"}`, nil); code != 201 {
+				t.Fatalf("import: %d", code)
+			}
+			diskPath := filepath.Join(t.TempDir(), "disk.img")
+			if err := disktest.SparseDisk(diskPath, installDiskSize); err != nil {
+				t.Fatal(err)
+			}
+
+			vm := bootInstallVM(t, lab.ns, tc.mac, tc.uefi, diskPath)
+			lab.waitState(t, name, node.StateInstalled, 10*time.Minute)
+			t.Logf("%s: power-on to installed in %s (TCG, 64 MiB image)", tc.name, time.Since(vm.start).Round(time.Second))
+			vm.waitPowerOff(t, 2*time.Minute)
+			d := readFile(t, diskPath)
+			if got := sha256.Sum256(d[1<<20 : partEnd]); got != wantPart {
+				t.Error("the image's partition on the disk does not have the image's sha256")
+			}
+			if ud := cidataUserData(t, diskPath); !bytes.Contains(ud, []byte(joinToken)) {
+				t.Errorf("CIDATA user-data lacks the join token:\n%s", ud)
+			}
+			lab.checkAgentEvents(t, name)
+
+			if code := lab.api(t, "DELETE", "/api/v1/nodes/"+name, `{"confirm":"`+name+`"}`, nil); code/100 != 2 {
+				t.Fatalf("delete: %d", code)
+			}
+			if st := lab.node(t, name).State; st != node.StateWiping {
+				t.Fatalf("deleted installed node is %s, want wiping", st)
+			}
+			vm = bootInstallVM(t, lab.ns, tc.mac, tc.uefi, diskPath)
+			lab.waitState(t, name, node.StateDeleted, 10*time.Minute)
+			t.Logf("%s: power-on to deleted (wiped and reinstalled) in %s", tc.name, time.Since(vm.start).Round(time.Second))
+			vm.waitPowerOff(t, 2*time.Minute)
+			d = readFile(t, diskPath)
+			if bytes.Contains(d, []byte(joinToken)) {
+				t.Error("the disk holds the join token after the wipe")
+			}
+			if got := sha256.Sum256(d[1<<20 : partEnd]); got != wantPart {
+				t.Error("the reinstalled image's partition does not have the image's sha256")
+			}
+			if ud := cidataUserData(t, diskPath); len(ud) == 0 || bytes.Contains(ud, []byte(joinToken)) {
+				t.Errorf("CIDATA user-data after the wipe is empty or holds the token:\n%s", ud)
+			}
+			code, body := lab.get(t, "/nocloud/"+tc.mac+"/user-data")
+			if bytes.Contains(body, []byte(joinToken)) {
+				t.Errorf("NoCloud user-data of the deleted node (%d) holds the join token", code)
+			}
+		})
+	}
+}
+
+// checkAgentEvents checks that the agent's progress and log lines became node events.
+func (l *installLab) checkAgentEvents(t *testing.T, name string) {
+	t.Helper()
+	var events []node.Event
+	l.api(t, "GET", "/api/v1/nodes/"+name+"/events", "", &events)
+	progress, logs := 0, 0
+	for _, e := range events {
+		switch e.Type {
+		case node.EventProgress:
+			progress++
+		case node.EventLog:
+			logs++
+		}
+	}
+	if progress == 0 || logs == 0 {
+		t.Errorf("node %s has %d progress and %d log events from the agent, want both", name, progress, logs)
+	}
+}
+
+func randomHex(n int) string {
+	b := make([]byte, n)
+	rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+func readFile(t *testing.T, path string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// cidataUserData reads user-data from the disk's CIDATA partition with go-diskfs,
+// checking on the way that the GPT is valid with its backup header at the disk's end.
+func cidataUserData(t *testing.T, path string) []byte {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	st := file.New(f, true)
+	table, err := gpt.Read(st, 512, 512)
+	if err != nil {
+		t.Fatalf("GPT: %v", err)
+	}
+	if err := table.Verify(st, installDiskSize); err != nil {
+		t.Errorf("GPT backup header is not at the disk's end: %v", err)
+	}
+	for _, p := range table.Partitions {
+		if p.Name != "CIDATA" {
+			continue
+		}
+		fs, err := fat16.Read(st, int64(p.Size), int64(p.Start)*512, 512)
+		if err != nil {
+			t.Fatalf("CIDATA filesystem: %v", err)
+		}
+		uf, err := fs.OpenFile("user-data", os.O_RDONLY)
+		if err != nil {
+			t.Fatalf("CIDATA/user-data: %v", err)
+		}
+		b, err := io.ReadAll(uf)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	t.Fatalf("no CIDATA partition in %d partitions", len(table.Partitions))
+	return nil
+}
