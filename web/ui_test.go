@@ -285,6 +285,7 @@ func TestUI_OperatorImportsInspectsDeletesAndSignsOut(t *testing.T) {
 			document.getElementById("node-state").textContent === "installed"`, nil,
 			chromedp.WithPollingTimeout(15*time.Second)))
 	screenshot(t, ctx, "node.png", 1280, 900)
+	screenshot(t, ctx, "node-phone.png", 390, 844)
 
 	// Delete: the wrong name is refused, the right one sends the node to the wipe.
 	run(t, ctx, "delete with a wrong name",
