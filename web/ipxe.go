@@ -47,6 +47,8 @@ type IPXEHandler struct {
 	bufs   sync.Pool // *bytes.Buffer
 	writer *bootWriter
 	agent  AgentBooter // nil: install and wipe scripts stay placeholders
+	// observe is told the node state each served script was chosen for (metrics).
+	observe func(node.State)
 
 	mu      sync.RWMutex
 	scripts map[node.MAC]renderedScript
@@ -90,6 +92,10 @@ func NewIPXEHandler(r *ipxe.Renderer, inv IPXEInventory, bins *ipxe.Binaries, lo
 	h.writer = newBootWriter(inv, log)
 	return h
 }
+
+// Observe sets a callback told the node state of every script served (metrics count
+// scripts by state); call before serving.
+func (h *IPXEHandler) Observe(fn func(node.State)) { h.observe = fn }
 
 // Flush waits until every event and boot record queued so far is written.
 func (h *IPXEHandler) Flush() { h.writer.flush() }
@@ -194,6 +200,9 @@ func (h *IPXEHandler) serveScript(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusOK)
 	if _, err := w.Write(rs.body); err != nil {
 		h.log.Debug("write ipxe script", slog.String("node", n.Name), slog.Any("err", err))
+	}
+	if h.observe != nil {
+		h.observe(n.State)
 	}
 	if recorded {
 		queued.event = node.NewEvent(n.Name, node.EventBoot, rs.reason, "ipxe", h.now())

@@ -68,6 +68,7 @@ type NoCloudHandler struct {
 	// recorded holds the events already written per node, so a machine that re-reads
 	// its seed on every boot, or polls join-turn, leaves one line, not hundreds.
 	recorded map[string]map[string]bool
+	observe  func(outcome string)
 }
 
 // NewNoCloudHandler builds the handler; mount it at /nocloud/.
@@ -83,6 +84,16 @@ func NewNoCloudHandler(r *cloudinit.Renderer, inv NoCloudInventory, log *slog.Lo
 		turns:    cloudinit.NewJoinTurns(0, nil),
 		now:      func() time.Time { return time.Now().UTC() },
 		recorded: make(map[string]map[string]bool),
+	}
+}
+
+// Observe sets a callback told the outcome of every file request: served (with join
+// data), withheld (served without it) or refused. Metrics count them; call before serving.
+func (h *NoCloudHandler) Observe(fn func(outcome string)) { h.observe = fn }
+
+func (h *NoCloudHandler) observed(outcome string) {
+	if h.observe != nil {
+		h.observe(outcome)
 	}
 }
 
@@ -237,6 +248,11 @@ func (h *NoCloudHandler) serveFile(ctx context.Context, w http.ResponseWriter, r
 				"join data withheld: node is "+string(n.State)+"; served hostname and SSH keys only", "nocloud", h.now()))
 		}
 	}
+	if join {
+		h.observed("served")
+	} else {
+		h.observed("withheld")
+	}
 	body := files[req.leaf]
 	hdr := w.Header()
 	hdr.Set("Content-Type", "text/plain; charset=utf-8")
@@ -370,6 +386,7 @@ func (h *NoCloudHandler) holderIsDone(ctx context.Context, holder string) bool {
 
 // refuse answers a refused request and records why on the node, when there is one.
 func (h *NoCloudHandler) refuse(ctx context.Context, w http.ResponseWriter, req noCloudRequest, status int, err error) {
+	h.observed("refused")
 	attrs := []any{slog.String("remote", req.remote.String()), slog.String("leaf", req.leaf), slog.Int("status", status), slog.Any("err", err)}
 	if req.node.Name != "" {
 		attrs = append(attrs, slog.String("node", req.node.Name))

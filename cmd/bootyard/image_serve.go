@@ -22,11 +22,11 @@ func (o *serveOptions) mountImages(ctx context.Context, g *errgroup.Group, st *s
 	if err != nil {
 		return err
 	}
-	// The same configuration as the NoCloud endpoint's renderer, so the agent's CIDATA
-	// and the NoCloud URL serve the same files.
-	ci, err := cloudinit.NewRenderer(cloudinit.Config{AdvertiseURL: advertise})
-	if err != nil {
-		return fmt.Errorf("cloud-init renderer for the agent: %w", err)
+	// The NoCloud endpoint's renderer, so the agent's CIDATA and the NoCloud URL serve
+	// the same files.
+	ci, ok := deps.Join.(*cloudinit.Renderer)
+	if !ok {
+		return fmt.Errorf("images: no cloud-init renderer mounted")
 	}
 	agent, err := web.NewAgent(web.AgentConfig{AdvertiseURL: advertise, Logger: log}, st, catalog, ci)
 	if err != nil {

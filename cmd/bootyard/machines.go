@@ -7,6 +7,7 @@ import (
 
 	"github.com/bootyard/bootyard/cloudinit"
 	"github.com/bootyard/bootyard/ipxe"
+	"github.com/bootyard/bootyard/node"
 	"github.com/bootyard/bootyard/store"
 	"github.com/bootyard/bootyard/web"
 )
@@ -19,7 +20,8 @@ func (o *serveOptions) mountMachineEndpoints(st *store.Store, bins *ipxe.Binarie
 		return nil, fmt.Errorf("cloud-init renderer: %w", err)
 	}
 	deps.Join = ci
-	deps.NoCloud = web.NewNoCloudHandler(ci, st, log)
+	nocloud := web.NewNoCloudHandler(ci, st, log)
+	deps.NoCloud = nocloud
 
 	scripts, err := ipxe.NewRenderer(ipxe.Config{AdvertiseURL: advertise})
 	if err != nil {
@@ -27,6 +29,10 @@ func (o *serveOptions) mountMachineEndpoints(st *store.Store, bins *ipxe.Binarie
 	}
 	h := web.NewIPXEHandler(scripts, st, bins, log)
 	deps.IPXE = h
+	if m := deps.Metrics; m != nil {
+		h.Observe(func(s node.State) { m.Scripts.WithLabelValues(string(s)).Inc() })
+		nocloud.Observe(func(outcome string) { m.NoCloud.WithLabelValues(outcome).Inc() })
+	}
 	return h.Close, nil
 }
 
