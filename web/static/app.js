@@ -36,11 +36,6 @@
     if (dialog.hasAttribute("open")) openDialog(dialog, null);
   });
 
-  // Filters apply as soon as they change.
-  document.querySelectorAll("form[data-autosubmit] select").forEach(function (sel) {
-    sel.addEventListener("change", function () { sel.form.submit(); });
-  });
-
   // Reveal on click: a CSRF-checked POST whose answer replaces the masked text; a second
   // click masks it again.
   document.querySelectorAll("form[data-reveal]").forEach(function (form) {
