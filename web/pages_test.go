@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/url"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -365,5 +366,39 @@ func TestPages_DiscoveredMachineImportPrefillsItsMAC(t *testing.T) {
 	n, err := h.st.GetNode(t.Context(), "node-525400dead01")
 	if err != nil || n.State != node.StateRegistered || !n.ClusterInit || n.Boot.Firmware != "uefi" {
 		t.Fatalf("the discovered machine after import: %+v, %v", n, err)
+	}
+}
+
+func TestPages_NodesTableFiltersByRoleAndState(t *testing.T) {
+	h := newUI(t, uiOptions{})
+	h.importNode(`{"macs":["52:54:00:00:01:01"],"role":"server","name":"cp-1"}`)
+	h.importNode(`{"macs":["52:54:00:00:02:01"],"role":"worker","name":"w-1"}`)
+	h.importNode(`{"macs":["52:54:00:00:02:02"],"role":"worker","name":"w-2"}`)
+	h.walk("w-2", node.StateProvisioning, node.StateFailed)
+	h.login()
+	tests := []struct {
+		query string
+		want  []string
+	}{
+		{"", []string{"cp-1", "w-1", "w-2"}},
+		{"?role=server", []string{"cp-1"}},
+		{"?role=worker", []string{"w-1", "w-2"}},
+		{"?state=failed", []string{"w-2"}},
+		{"?role=worker&state=registered", []string{"w-1"}},
+		{"?role=server&state=failed", nil},
+	}
+	for _, tc := range tests {
+		t.Run(tc.query, func(t *testing.T) {
+			p := h.get("/ui/nodes" + tc.query)
+			for _, name := range []string{"cp-1", "w-1", "w-2"} {
+				listed := strings.Contains(p.body, `<tr id="node-`+name+`">`)
+				if want := slices.Contains(tc.want, name); listed != want {
+					t.Errorf("%s listed = %v, want %v", name, listed, want)
+				}
+			}
+			if tc.want == nil && !strings.Contains(p.body, "No node matches this filter (3 imported in all)") {
+				t.Error("an empty filter result does not say so")
+			}
+		})
 	}
 }
