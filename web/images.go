@@ -22,10 +22,8 @@ type ImageCatalog interface {
 	Remove(ctx context.Context, name string) error
 }
 
-// imageRoutes mounts the image API, the image and agent files, and the agent API, each
-// only when its service is given.
-func (s *Server) imageRoutes(api *echo.Group) {
-	e := s.echo
+// imageFileRoutes mounts the image and agent files and the agent API, for machines.
+func (s *Server) imageFileRoutes(e *echo.Echo) {
 	if s.deps.ImageFiles != nil {
 		h := sendfileHandler(s.deps.ImageFiles)
 		for _, p := range []string{"/images/*", "/agent/" + images.AgentKernel, "/agent/" + images.AgentInitramfs} {
@@ -36,6 +34,10 @@ func (s *Server) imageRoutes(api *echo.Group) {
 	if s.deps.Agent != nil {
 		s.deps.Agent.mount(e)
 	}
+}
+
+// imageAPIRoutes mounts the catalog API for operators.
+func (s *Server) imageAPIRoutes(api *echo.Group) {
 	if s.deps.Images != nil {
 		api.GET("/images", s.listImages)
 		api.POST("/images", s.addImage, s.requireAdmin)

@@ -31,6 +31,9 @@ type Config struct {
 	// TLS marks the web session cookie Secure: set it when browsers reach Bootyard over
 	// HTTPS (directly or through a TLS-terminating proxy).
 	TLS bool
+	// MachineURL is the plain-HTTP base URL machines use (the advertise URL); the pages
+	// show it so operators know iPXE and NoCloud do not go over TLS.
+	MachineURL string
 	// SessionTTL is how long an idle web session stays signed in; 0 means 12 hours.
 	SessionTTL time.Duration
 }
@@ -57,7 +60,10 @@ type Server struct {
 	cfg  Config
 	deps Deps
 	echo *echo.Echo
-	log  *slog.Logger
+	// machines serves only what booting machines call (scripts, NoCloud, images, the
+	// agent API), for a plain-HTTP listener beside an HTTPS operator listener.
+	machines *echo.Echo
+	log      *slog.Logger
 }
 
 // New builds the server and its routes.
@@ -74,10 +80,14 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	if cfg.ClusterConnected == nil {
 		cfg.ClusterConnected = func() bool { return false }
 	}
-	e := echo.New()
-	e.HideBanner, e.HidePort = true, true
-	e.HTTPErrorHandler = errorHandler(cfg.Logger)
-	s := &Server{cfg: cfg, deps: deps, echo: e, log: cfg.Logger}
+	newEcho := func() *echo.Echo {
+		e := echo.New()
+		e.HideBanner, e.HidePort = true, true
+		e.HTTPErrorHandler = errorHandler(cfg.Logger)
+		return e
+	}
+	s := &Server{cfg: cfg, deps: deps, echo: newEcho(), machines: newEcho(), log: cfg.Logger}
+	s.machineRoutes(s.machines)
 	s.routes()
 	if err := s.mountPages(); err != nil {
 		return nil, err
@@ -88,8 +98,13 @@ func New(cfg Config, deps Deps) (*Server, error) {
 // Handler is the whole application, for httptest and for http.Server.
 func (s *Server) Handler() http.Handler { return s.echo }
 
-func (s *Server) routes() {
-	e := s.echo
+// MachineHandler serves only the endpoints booting machines use, never the API or pages.
+func (s *Server) MachineHandler() http.Handler { return s.machines }
+
+// machineRoutes mounts what machines call: they speak plain HTTP (most firmware iPXE
+// builds carry no CA for Bootyard's certificate) and authenticate by MAC, source
+// address and per-boot tokens, never by the admin token.
+func (s *Server) machineRoutes(e *echo.Echo) {
 	e.GET("/healthz", func(c echo.Context) error { return c.JSON(http.StatusOK, map[string]string{"status": "ok"}) })
 	if s.deps.IPXE != nil {
 		h := echo.WrapHandler(s.deps.IPXE)
@@ -100,6 +115,12 @@ func (s *Server) routes() {
 	if s.deps.NoCloud != nil {
 		e.Any("/nocloud/*", echo.WrapHandler(s.deps.NoCloud))
 	}
+	s.imageFileRoutes(e)
+}
+
+func (s *Server) routes() {
+	e := s.echo
+	s.machineRoutes(e)
 	if s.deps.Metrics != nil {
 		e.GET("/metrics", echo.WrapHandler(s.deps.Metrics.Handler()))
 	}
@@ -120,16 +141,25 @@ func (s *Server) routes() {
 	api.GET("/nodes/:ref/join-command", s.joinCommand)
 	api.GET("/nodes/:ref/seed.iso", s.seedISO, admin)
 	api.GET("/cluster", s.getCluster)
-	s.imageRoutes(api)
+	s.imageAPIRoutes(api)
 	api.PUT("/cluster", s.updateCluster, admin)
 	api.PATCH("/cluster", s.updateCluster, admin)
 }
 
 // Serve runs the server on ln until ctx is cancelled, then stops accepting and lets
-// in-flight requests finish (bounded by shutdownTimeout).
+// in-flight requests finish (bounded by shutdownTimeout). ln may be a TLS listener.
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+	return s.serve(ctx, ln, s.echo)
+}
+
+// ServeMachines serves MachineHandler on ln, like Serve.
+func (s *Server) ServeMachines(ctx context.Context, ln net.Listener) error {
+	return s.serve(ctx, ln, s.machines)
+}
+
+func (s *Server) serve(ctx context.Context, ln net.Listener, h http.Handler) error {
 	srv := &http.Server{
-		Handler:           s.echo,
+		Handler:           h,
 		ReadHeaderTimeout: 10 * time.Second,
 		// No WriteTimeout: image downloads and event streams last long by design.
 		IdleTimeout: 2 * time.Minute,

@@ -3,6 +3,8 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -20,6 +22,7 @@ type clientFlags struct {
 	server  string
 	token   string
 	dataDir string
+	caCert  string
 }
 
 func (c *clientFlags) register(root *cobra.Command) {
@@ -27,6 +30,39 @@ func (c *clientFlags) register(root *cobra.Command) {
 	pf.StringVar(&c.server, "server", envOr("BOOTYARD_SERVER", "http://127.0.0.1:8080"), "Bootyard API URL (env BOOTYARD_SERVER)")
 	pf.StringVar(&c.token, "admin-token", "", "admin token (default: env BOOTYARD_TOKEN, else <data-dir>/admin-token)")
 	pf.StringVar(&c.dataDir, "data-dir", envOr("BOOTYARD_DATA", "./data"), "where the local server keeps its admin-token file (env BOOTYARD_DATA)")
+	pf.StringVar(&c.caCert, "ca-cert", "", "PEM certificate to trust for an https --server (default: <data-dir>/tls/cert.pem when it exists)")
+}
+
+// httpClient trusts the system roots plus the given or the local self-signed certificate.
+func (c *clientFlags) httpClient() (*http.Client, error) {
+	file := c.caCert
+	if file == "" {
+		if p := filepath.Join(c.dataDir, "tls", "cert.pem"); fileExists(p) {
+			file = p
+		}
+	}
+	if file == "" || !strings.HasPrefix(c.server, "https:") {
+		return http.DefaultClient, nil
+	}
+	pemBytes, err := os.ReadFile(file)
+	if err != nil {
+		return nil, fmt.Errorf("--ca-cert: %w", err)
+	}
+	pool, err := x509.SystemCertPool()
+	if err != nil {
+		pool = x509.NewCertPool()
+	}
+	if !pool.AppendCertsFromPEM(pemBytes) {
+		return nil, fmt.Errorf("--ca-cert %s: no PEM certificate in it", file)
+	}
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+	return &http.Client{Transport: tr}, nil
+}
+
+func fileExists(p string) bool {
+	_, err := os.Stat(p)
+	return err == nil
 }
 
 func envOr(name, def string) string {
@@ -97,7 +133,12 @@ func (c *clientFlags) raw(ctx context.Context, method, path string, body any) (*
 	if tok := c.adminToken(); tok != "" {
 		req.Header.Set("Authorization", "Bearer "+tok)
 	}
-	resp, err := http.DefaultClient.Do(req)
+	hc, err := c.httpClient()
+	if err != nil {
+		cancel()
+		return nil, err
+	}
+	resp, err := hc.Do(req)
 	if err != nil {
 		cancel()
 		return nil, fmt.Errorf("cannot reach Bootyard at %s: %w", c.server, err)

@@ -45,10 +45,17 @@ type server struct {
 }
 
 // startServer runs `bootyard serve` and waits until /healthz answers.
-func startServer(t *testing.T, bin, dataDir, addr string, extraEnv ...string) *server {
+func startServer(t *testing.T, bin, dataDir, addr string, extraArgs ...string) *server {
 	t.Helper()
-	cmd := exec.Command(bin, "serve", "--data", dataDir, "--listen", addr)
-	cmd.Env = append(os.Environ(), extraEnv...)
+	s := startServerArgs(t, bin, "http://"+addr, append([]string{"serve", "--data", dataDir, "--listen", addr}, extraArgs...)...)
+	return s
+}
+
+// startServerArgs runs bin with args and waits until healthURL/healthz answers.
+func startServerArgs(t *testing.T, bin, healthURL string, args ...string) *server {
+	t.Helper()
+	cmd := exec.Command(bin, args...)
+	cmd.Env = os.Environ()
 	s := &server{cmd: cmd, stderr: &bytes.Buffer{}, done: make(chan error, 1)}
 	cmd.Stderr = s.stderr
 	if err := cmd.Start(); err != nil {
@@ -58,7 +65,7 @@ func startServer(t *testing.T, bin, dataDir, addr string, extraEnv ...string) *s
 	t.Cleanup(func() { s.stop(t) })
 	deadline := time.Now().Add(20 * time.Second)
 	for {
-		resp, err := http.Get("http://" + addr + "/healthz")
+		resp, err := http.Get(healthURL + "/healthz")
 		if err == nil {
 			resp.Body.Close()
 			return s

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -27,6 +28,7 @@ type serveOptions struct {
 	logFormat    string
 	logLevel     string
 	boot         bootOptions
+	tls          tlsOptions
 }
 
 func newServeCommand() *cobra.Command {
@@ -57,6 +59,7 @@ DHCP is never started unless --dhcp-interface names an interface.`,
 	f.StringVar(&o.logFormat, "log-format", "text", "log format: text or json")
 	f.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	o.boot.register(f)
+	o.tls.register(f)
 	return cmd
 }
 
@@ -104,47 +107,78 @@ func runServe(ctx context.Context, o *serveOptions) error {
 		fmt.Fprintf(os.Stderr, "bootyard: generated the admin token in %s (the web login password for user admin; the CLI reads it from there)\n", tokenPath)
 	}
 
+	tlsCfg, err := o.tls.config(o.dataDir, o.listen, log)
+	if err != nil {
+		return err
+	}
 	ln, err := net.Listen("tcp", o.listen)
 	if err != nil {
 		return fmt.Errorf("listen %s: %w", o.listen, err)
 	}
-	advertise, err := o.effectiveAdvertiseURL(ln.Addr())
-	if err != nil {
-		ln.Close()
-		return err
+	listeners := []net.Listener{ln}
+	// Machines speak plain HTTP (firmware iPXE has no CA for us): with TLS on the
+	// operator listener, they get a listener of their own that serves nothing else.
+	var machineLn net.Listener
+	if addr := o.tls.machineAddr(o.listen); addr != "" {
+		if machineLn, err = net.Listen("tcp", addr); err != nil {
+			ln.Close()
+			return fmt.Errorf("--machine-listen %s: %w", addr, err)
+		}
+		listeners = append(listeners, machineLn)
+	}
+	if tlsCfg != nil {
+		ln = tls.NewListener(ln, tlsCfg)
 	}
 
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
 	g, gctx := errgroup.WithContext(ctx)
+	// fail undoes a half-started server: stop what runs, release the ports.
+	fail := func(err error) error {
+		cancel()
+		_ = g.Wait()
+		for _, l := range listeners {
+			l.Close()
+		}
+		return err
+	}
+	machineAddr := listeners[len(listeners)-1].Addr()
+	advertise, err := o.effectiveAdvertiseURL(machineAddr)
+	if err != nil {
+		return fail(err)
+	}
 	sources.NodeCount = st.CountNodes
 	deps := web.Deps{Inventory: st, Metrics: metrics}
 	bins, err := o.boot.binaries(log)
 	if err != nil {
-		ln.Close()
-		return err
+		return fail(err)
 	}
 	stopMachines, err := o.mountMachineEndpoints(st, bins, advertise, &deps, log)
 	if err != nil {
-		ln.Close()
-		return err
+		return fail(err)
 	}
 	// Queued boot events are written before the store closes (defers run in reverse).
 	defer stopMachines()
 	if err := o.mountImages(gctx, g, st, advertise, &deps, log); err != nil {
-		ln.Close()
-		return err
+		return fail(err)
 	}
 	if err := o.boot.start(gctx, g, st, bins, advertise, sources, log); err != nil {
-		ln.Close()
-		return err
+		return fail(err)
 	}
-	srv, err := web.New(web.Config{AdminToken: token, Logger: log}, deps)
+	srv, err := web.New(web.Config{AdminToken: token, Logger: log, TLS: tlsCfg != nil, MachineURL: advertise}, deps)
 	if err != nil {
-		ln.Close()
-		return err
+		return fail(err)
 	}
-	log.Info("bootyard serving", slog.String("listen", ln.Addr().String()), slog.String("advertise", advertise),
+	scheme := "http"
+	if tlsCfg != nil {
+		scheme = "https"
+	}
+	log.Info("bootyard serving", slog.String("listen", scheme+"://"+ln.Addr().String()), slog.String("advertise", advertise),
 		slog.String("data", o.dataDir), slog.Bool("dhcp", o.boot.dhcpInterface != ""))
 	g.Go(func() error { return srv.Serve(gctx, ln) })
+	if machineLn != nil {
+		g.Go(func() error { return srv.ServeMachines(gctx, machineLn) })
+	}
 	err = g.Wait()
 	if err != nil && !errors.Is(err, context.Canceled) {
 		return err
