@@ -15,6 +15,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -33,14 +34,26 @@ import (
 )
 
 const (
-	mib       = 1 << 20
-	vmMAC     = "52:54:00:77:00:10"
-	serverIP  = "10.77.0.1"
-	agentIP   = "10.77.0.50"
-	apiPort   = "8080"
-	imageSize = 64 * mib
-	diskSize  = 256 * mib
+	mib      = 1 << 20
+	vmMAC    = "52:54:00:77:00:10"
+	serverIP = "10.77.0.1"
+	agentIP  = "10.77.0.50"
+	apiPort  = "8080"
 )
+
+// e2eImageSize is the test image's size: 64 MiB, or BOOTYARD_AGENT_E2E_IMAGE_MIB MiB to
+// measure install throughput with a larger image (1024 for the 1 GiB figure).
+func e2eImageSize(t *testing.T) int64 {
+	v := os.Getenv("BOOTYARD_AGENT_E2E_IMAGE_MIB")
+	if v == "" {
+		return 64 * mib
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 16 {
+		t.Fatalf("BOOTYARD_AGENT_E2E_IMAGE_MIB=%q: want a number of MiB, at least 16", v)
+	}
+	return int64(n) * mib
+}
 
 // agentVM is one QEMU machine booting the agent kernel and initramfs directly, on a tap
 // in a test namespace where a DHCP server and a fake Bootyard agent API answer.
@@ -184,7 +197,10 @@ func TestAgentQEMU_InstallsThenWipesAndReinstallsADiskOverTheNetwork(t *testing.
 	}
 	f.Close()
 
-	// The image: 64 MiB GPT with one partition of random bytes, served zstd-compressed.
+	// The image: a GPT image (64 MiB) with one partition of random bytes, served
+	// zstd-compressed, on a disk 192 MiB larger.
+	imageSize := e2eImageSize(t)
+	diskSize := imageSize + 192*mib
 	raw := filepath.Join(dir, "image.raw")
 	if err := disktest.GPTImage(raw, imageSize); err != nil {
 		t.Fatal(err)
@@ -232,7 +248,7 @@ func TestAgentQEMU_InstallsThenWipesAndReinstallsADiskOverTheNetwork(t *testing.
 		if got := sha256.Sum256(d[mib:partEnd]); got != wantPart {
 			t.Error("the image's partition on the disk does not have the image's sha256")
 		}
-		checkGPTAndCIDATA(t, vm.disk, []byte(joinToken))
+		checkGPTAndCIDATA(t, vm.disk, diskSize, []byte(joinToken))
 	})
 
 	t.Run("wipe", func(t *testing.T) {
@@ -256,7 +272,7 @@ func TestAgentQEMU_InstallsThenWipesAndReinstallsADiskOverTheNetwork(t *testing.
 		if got := sha256.Sum256(d[mib:partEnd]); got != wantPart {
 			t.Error("the reinstalled image's partition does not have the image's sha256")
 		}
-		checkGPTAndCIDATA(t, vm.disk, []byte("hostname: cp-1"))
+		checkGPTAndCIDATA(t, vm.disk, diskSize, []byte("hostname: cp-1"))
 	})
 
 	t.Run("checksum mismatch is reported as failed", func(t *testing.T) {
@@ -294,7 +310,7 @@ func readDisk(t *testing.T, path string) []byte {
 
 // checkGPTAndCIDATA reads the disk with go-diskfs: a valid GPT whose backup header is
 // at the disk's end, and a CIDATA filesystem whose user-data contains want.
-func checkGPTAndCIDATA(t *testing.T, path string, want []byte) {
+func checkGPTAndCIDATA(t *testing.T, path string, diskSize int64, want []byte) {
 	t.Helper()
 	f, err := os.Open(path)
 	if err != nil {
@@ -306,7 +322,7 @@ func checkGPTAndCIDATA(t *testing.T, path string, want []byte) {
 	if err != nil {
 		t.Fatalf("GPT: %v", err)
 	}
-	if err := table.Verify(st, diskSize); err != nil {
+	if err := table.Verify(st, uint64(diskSize)); err != nil {
 		t.Errorf("GPT backup header not at the disk's end: %v", err)
 	}
 	var cidata *gpt.Partition
