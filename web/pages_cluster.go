@@ -15,6 +15,10 @@ type clusterPageView struct {
 	pageView
 	Cluster    clusterView
 	InstallURL string
+	// MachineURL is where machines fetch scripts and NoCloud data: plain HTTP even when
+	// this page is served over TLS, which the page says.
+	MachineURL string
+	TLS        bool
 	// Table is the fault-tolerance table around the current count, as the LLMOS docs
 	// print it: the rows for 1 to 7 servers, with the current and next counts marked.
 	Table []quorumRow
@@ -40,7 +44,8 @@ func (u *ui) clusterPage(c echo.Context) error {
 	}
 	// The API's own view, unrevealed: the same numbers and warnings `cluster show` prints.
 	cv := u.srv.clusterView(settings, nodes, false)
-	v := clusterPageView{pageView: u.page(c, "Cluster", "cluster"), Cluster: cv, InstallURL: settings.EffectiveInstallURL()}
+	v := clusterPageView{pageView: u.page(c, "Cluster", "cluster"), Cluster: cv, InstallURL: settings.EffectiveInstallURL(),
+		MachineURL: u.srv.cfg.MachineURL, TLS: u.srv.cfg.TLS}
 	for n := 1; n <= max(7, cv.Next.Servers); n++ {
 		v.Table = append(v.Table, quorumRow{Quorum: node.QuorumFor(n), Current: n == cv.Quorum.Servers, Next: n == cv.Next.Servers,
 			Even: n%2 == 0, Prev: n - 1})

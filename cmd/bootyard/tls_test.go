@@ -92,6 +92,17 @@ func TestTLS_SelfSignedOperatorListenerAndPlainMachineListener(t *testing.T) {
 		t.Errorf("sign-in over TLS: %d, cookies %q", resp.StatusCode, resp.Header.Values("Set-Cookie"))
 	}
 
+	// The cluster page says machines stay on plain HTTP, and where.
+	resp, err = trusted.Get("https://" + addr + "/ui/cluster")
+	if err != nil {
+		t.Fatal(err)
+	}
+	clusterPage, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !strings.Contains(string(clusterPage), "http://"+machineAddr) || !strings.Contains(string(clusterPage), "plain HTTP") {
+		t.Errorf("cluster page over TLS (%d) does not tell where machines go in plain HTTP:\n%s", resp.StatusCode, clusterPage)
+	}
+
 	// The CLI trusts the local certificate by default.
 	cli := exec.Command(bin, "--server", "https://"+addr, "--data-dir", data, "node", "import", "52:54:00:aa:00:01", "--role", "worker", "--name", "tls-1")
 	if out, err := cli.CombinedOutput(); err != nil {
