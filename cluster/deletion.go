@@ -1,0 +1,337 @@
+package cluster
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/bootyard/bootyard/node"
+)
+
+// The deletion sequence takes a node the API moved to `deleting` out of the cluster:
+//
+//	quorum check → cordon → drain → network boot (reinstall) → delete Node → wiping
+//	quorum check → cordon → drain → delete Node → uninstall → deleted
+//
+// Every step is idempotent and records an event; the first failure moves the node to
+// `failed` (FailedFrom deleting) with the step and the cause. A retry, a new delete
+// request or a restart of Bootyard runs the sequence again from the top: steps already
+// done find nothing left to do (cordoned, no pods, no Node), so it resumes where it stopped.
+
+// StartDeletion hands the sequence a node the API has just moved to `deleting`. force
+// skips the live quorum check and deletes the pods that cannot be evicted. The sequence
+// runs in the controller's own context, not the request's; a resumed deletion (retry,
+// restart) runs without force.
+func (c *Controller) StartDeletion(_ context.Context, name string, force bool) {
+	c.mu.Lock()
+	if force {
+		c.force[name] = true
+	} else {
+		delete(c.force, name)
+	}
+	c.mu.Unlock()
+	c.nudge()
+}
+
+// CheckDeletion refuses (node.ErrRefused) to delete a server whose removal leaves the
+// cluster's remaining Ready servers without an etcd majority, as the live Nodes show it.
+// Before the first sync it has nothing to say; the store's own check still applies.
+func (c *Controller) CheckDeletion(ctx context.Context, name string) error {
+	if !c.synced.Load() {
+		return nil
+	}
+	n, err := c.inv.GetNode(ctx, name)
+	if err != nil {
+		return err
+	}
+	knodes, err := c.clusterNodes()
+	if err != nil {
+		return err
+	}
+	k, _ := newIndex(knodes).match(&n)
+	if _, err := quorumCheck(k, knodes); err != nil {
+		return fmt.Errorf("delete %s: %w (use --force to override)", name, err)
+	}
+	return nil
+}
+
+// quorumCheck applies node.CheckServerRemoval to the Kubernetes Nodes: servers are the
+// Nodes with a control-plane or etcd role, up means Ready.
+func quorumCheck(k *corev1.Node, all []*corev1.Node) (string, error) {
+	if k == nil {
+		return "no Kubernetes Node: nothing to check", nil
+	}
+	if !isServer(k) {
+		return "not an etcd member", nil
+	}
+	var members []node.ServerMember
+	others, up := 0, 0
+	for _, m := range all {
+		if !isServer(m) {
+			others++
+			continue
+		}
+		members = append(members, node.ServerMember{Name: m.Name, Up: isReady(m)})
+		if m.Name != k.Name && isReady(m) {
+			up++
+		}
+	}
+	if err := node.CheckServerRemoval(members, k.Name, others); err != nil {
+		return "", fmt.Errorf("live cluster: %w", err)
+	}
+	return fmt.Sprintf("%d of the %d remaining servers are Ready, enough for an etcd majority", up, len(members)-1), nil
+}
+
+// sweepDeletions starts the sequence for every `deleting` node that has none running.
+func (c *Controller) sweepDeletions(ctx context.Context) error {
+	if !c.synced.Load() {
+		return nil
+	}
+	nodes, err := c.inv.ListNodes(ctx)
+	if err != nil {
+		return fmt.Errorf("list inventory: %w", err)
+	}
+	for _, n := range nodes {
+		if n.State != node.StateDeleting {
+			continue
+		}
+		c.mu.Lock()
+		if c.running[n.Name] {
+			c.mu.Unlock()
+			continue
+		}
+		c.running[n.Name] = true
+		force := c.force[n.Name]
+		c.mu.Unlock()
+		c.wg.Add(1)
+		go func(name string) {
+			defer c.wg.Done()
+			c.removeFromCluster(ctx, name, force)
+			c.mu.Lock()
+			delete(c.running, name)
+			delete(c.force, name)
+			c.mu.Unlock()
+		}(n.Name)
+	}
+	return nil
+}
+
+// stepError names the step that stopped a deletion.
+type stepError struct {
+	step string
+	err  error
+}
+
+func (e *stepError) Error() string { return e.step + ": " + e.err.Error() }
+func (e *stepError) Unwrap() error { return e.err }
+
+// removeFromCluster runs the sequence once and records its failure.
+func (c *Controller) removeFromCluster(ctx context.Context, name string, force bool) {
+	err := c.runDeletion(ctx, name, force)
+	if err == nil {
+		return
+	}
+	if ctx.Err() != nil {
+		// Shutting down: the node stays `deleting` and the next start resumes it.
+		return
+	}
+	if errors.Is(err, node.ErrNotFound) {
+		return // removed from the inventory meanwhile
+	}
+	c.log.Warn("node deletion stopped", slog.String("node", name), slog.Any("err", err))
+	now := c.cfg.Now()
+	if uerr := c.update(ctx, name, func(n *node.Node) ([]node.Event, error) {
+		if n.State != node.StateDeleting {
+			return nil, errNoChange
+		}
+		ev, err := n.Transition(node.StateFailed, "removal from the cluster stopped at "+err.Error(), source, now)
+		if err != nil {
+			return nil, err
+		}
+		return []node.Event{ev}, nil
+	}); uerr != nil {
+		c.log.Error("record failed deletion", slog.String("node", name), slog.Any("err", uerr))
+	}
+}
+
+// deletion is one run of the sequence for one node.
+type deletion struct {
+	c     *Controller
+	n     node.Node
+	k     *corev1.Node // the machine's Kubernetes Node as the run began; nil when there is none
+	force bool
+	// final is where the node goes when every step is done.
+	final node.State
+	why   string
+}
+
+// k8sName is the Node the helper pods are pinned to: the matched one, or the machine's
+// own name once an earlier attempt deleted the Node object (its kubelet may still run).
+func (d *deletion) k8sName() string {
+	if d.k != nil {
+		return d.k.Name
+	}
+	return d.n.Name
+}
+
+type step struct {
+	name string
+	run  func(ctx context.Context) (reason string, warn bool, err error)
+}
+
+func (c *Controller) runDeletion(ctx context.Context, name string, force bool) error {
+	n, err := c.inv.GetNode(ctx, name)
+	if err != nil {
+		return err
+	}
+	if n.State != node.StateDeleting {
+		return nil
+	}
+	knodes, err := c.clusterNodes()
+	if err != nil {
+		return err
+	}
+	k, _ := newIndex(knodes).match(&n)
+	d := &deletion{c: c, n: n, k: k, force: force, final: node.StateWiping,
+		why: "removed from the cluster: the next network boot wipes and reinstalls the machine"}
+	steps := []step{{"quorum check", d.quorum}, {"cordon", d.cordon}, {"drain", d.drain}}
+	if n.DeleteMode == node.DeleteUninstall {
+		steps = append(steps, step{"delete Node", d.deleteNode}, step{"uninstall", d.uninstall})
+	} else {
+		steps = append(steps, step{"network boot", d.netboot}, step{"delete Node", d.deleteNode})
+	}
+	names := make([]string, len(steps))
+	for i, s := range steps {
+		names[i] = s.name
+	}
+	start := "removing from the cluster: " + strings.Join(names, ", ")
+	if force {
+		start += " (forced)"
+	}
+	c.log.Info("removing node from the cluster", slog.String("node", name), slog.Bool("force", force), slog.String("mode", string(n.DeleteMode)))
+	c.event(ctx, name, node.EventCluster, start)
+	for _, s := range steps {
+		reason, warn, err := s.run(ctx)
+		if err != nil {
+			return &stepError{step: s.name, err: err}
+		}
+		t := node.EventCluster
+		if warn {
+			t = node.EventWarning
+		}
+		c.event(ctx, name, t, s.name+": "+reason)
+	}
+	now := c.cfg.Now()
+	return c.update(ctx, name, func(n *node.Node) ([]node.Event, error) {
+		if n.State != node.StateDeleting {
+			return nil, errNoChange
+		}
+		n.Cluster = nil
+		ev, err := n.Transition(d.final, d.why, source, now)
+		if err != nil {
+			return nil, err
+		}
+		return []node.Event{ev}, nil
+	})
+}
+
+func (d *deletion) quorum(context.Context) (string, bool, error) {
+	if d.force {
+		return "skipped (forced)", false, nil
+	}
+	knodes, err := d.c.clusterNodes()
+	if err != nil {
+		return "", false, err
+	}
+	reason, err := quorumCheck(d.k, knodes)
+	return reason, false, err
+}
+
+func (d *deletion) cordon(ctx context.Context) (string, bool, error) {
+	if d.k == nil {
+		return "no Kubernetes Node", false, nil
+	}
+	if d.k.Spec.Unschedulable {
+		return "Node " + d.k.Name + " was already cordoned", false, nil
+	}
+	if err := d.c.cordon(ctx, d.k.Name); err != nil {
+		if apierrors.IsNotFound(err) {
+			return "Node " + d.k.Name + " is gone", false, nil
+		}
+		return "", false, err
+	}
+	return "Node " + d.k.Name + " cordoned", false, nil
+}
+
+func (d *deletion) drain(ctx context.Context) (string, bool, error) {
+	if d.k == nil {
+		return "no Kubernetes Node", false, nil
+	}
+	res, err := d.c.drain(ctx, d.k.Name, d.force)
+	if err != nil {
+		return "", false, err
+	}
+	return res.String(), res.Deleted > 0 || res.Left > 0, nil
+}
+
+// netboot makes the machine boot from the network next, so the wipe runs. A node that is
+// down never runs the pod: that is said, and the deletion goes on; the machine is then
+// wiped at its next power cycle, when it network-boots into Bootyard's wiping state.
+func (d *deletion) netboot(ctx context.Context) (string, bool, error) {
+	if d.k == nil {
+		return "no Kubernetes Node to run the reboot on: the machine is wiped at its next network boot", true, nil
+	}
+	timeout := d.c.cfg.RebootTimeout
+	pod := helperPod(d.c.cfg.HelperNamespace, d.c.cfg.HelperImage, purposeNetboot, d.n.Name, d.k.Name, d.n.Generation, netbootScript)
+	outcome, msg, err := d.c.runHelperPod(ctx, pod, podRunning, timeout)
+	if err != nil {
+		return "", false, err
+	}
+	switch outcome {
+	case podRunning, podSucceeded:
+		return "pod " + pod.Name + " set the next boot to the network and rebooted the machine", false, nil
+	case podFailed:
+		return fmt.Sprintf("pod %s failed (%s): the machine is wiped once it network-boots", pod.Name, msg), true, nil
+	}
+	return fmt.Sprintf("pod %s did not run within %s (node down?): the machine is wiped at its next network boot", pod.Name, timeout), true, nil
+}
+
+func (d *deletion) deleteNode(ctx context.Context) (string, bool, error) {
+	if d.k == nil {
+		return "no Kubernetes Node", false, nil
+	}
+	err := d.c.client.CoreV1().Nodes().Delete(ctx, d.k.Name, metav1.DeleteOptions{})
+	if apierrors.IsNotFound(err) {
+		return "Node " + d.k.Name + " was already deleted", false, nil
+	}
+	if err != nil {
+		return "", false, err
+	}
+	return "Node " + d.k.Name + " deleted", false, nil
+}
+
+// uninstall runs LLMOS's uninstall script on the host and keeps the OS: the node ends
+// `deleted` without a wipe. It needs the machine's kubelet to run the pod; a machine
+// that is down cannot be uninstalled, and the step fails saying what to do instead.
+func (d *deletion) uninstall(ctx context.Context) (string, bool, error) {
+	timeout := d.c.cfg.RebootTimeout
+	pod := helperPod(d.c.cfg.HelperNamespace, d.c.cfg.HelperImage, purposeUninstall, d.n.Name, d.k8sName(), d.n.Generation, uninstallScript)
+	outcome, msg, err := d.c.runHelperPod(ctx, pod, podSucceeded, timeout)
+	if err != nil {
+		return "", false, err
+	}
+	switch outcome {
+	case podSucceeded:
+		d.final, d.why = node.StateDeleted, "LLMOS uninstalled from the host; the OS is kept and gets no join data"
+		return "pod " + pod.Name + " started " + UninstallScript + " on the host", false, nil
+	case podFailed:
+		return "", false, fmt.Errorf("pod %s failed: %s", pod.Name, msg)
+	}
+	return "", false, fmt.Errorf("pod %s did not finish within %s (node down?): the machine still has LLMOS; retry when it is up, or delete it again with --mode reinstall to wipe it at its next network boot", pod.Name, timeout)
+}

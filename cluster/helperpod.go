@@ -1,0 +1,206 @@
+package cluster
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/utils/ptr"
+)
+
+// Labels on Bootyard's helper pods, so drains leave them alone and operators can find them.
+const (
+	labelManagedBy = "app.kubernetes.io/managed-by"
+	managedBy      = "bootyard"
+	labelPurpose   = "bootyard.io/purpose"
+	labelNode      = "bootyard.io/node"
+)
+
+// helperPurpose is what a privileged helper pod does on the host.
+type helperPurpose string
+
+const (
+	purposeNetboot   helperPurpose = "netboot"
+	purposeUninstall helperPurpose = "uninstall"
+)
+
+// UninstallScript is what LLMOS installs to remove itself from a host.
+const UninstallScript = "/usr/local/bin/llmos-uninstall.sh"
+
+// efiNetworkEntryAWK picks the first network boot entry from efibootmgr's listing
+// ("Boot0003* UEFI PXEv4 (MAC:525400123456)") and prints its number. The hex digits are
+// spelled out: mawk, Debian's awk, has no {4} intervals.
+const efiNetworkEntryAWK = `toupper($0) ~ /^BOOT[0-9A-F][0-9A-F][0-9A-F][0-9A-F]/ && toupper($0) ~ /(PXE|NETWORK|IPV4|IPV6|HTTP)/ { print substr($1, 5, 4); exit }`
+
+// netbootScript runs in the host's namespaces. With UEFI and efibootmgr it makes a network
+// entry the next boot (BootNext, one boot only); otherwise it clears the 0x55AA boot
+// signature of the disk holding the OS, so the firmware finds nothing bootable there and
+// falls through to the network. Then it reboots through systemd, which finishes the
+// reboot even when this pod is killed on the way down.
+const netbootScript = `set -u
+done=""
+if [ -d /sys/firmware/efi ] && command -v efibootmgr >/dev/null 2>&1; then
+	entry=$(efibootmgr | awk '` + efiNetworkEntryAWK + `')
+	if [ -n "$entry" ] && efibootmgr --bootnext "$entry" >/dev/null; then
+		echo "bootyard: next boot is network entry Boot$entry"
+		done=1
+	fi
+fi
+if [ -z "$done" ]; then
+	for m in / /boot /boot/efi /run/initramfs/cos-state /oem; do
+		src=$(findmnt -no SOURCE "$m" 2>/dev/null | head -n1)
+		[ -b "$src" ] || continue
+		disk=$(lsblk -ndo PKNAME "$src" 2>/dev/null | head -n1)
+		[ -n "$disk" ] || continue
+		printf '\000\000' | dd of="/dev/$disk" bs=1 seek=510 count=2 conv=notrunc,fsync 2>/dev/null &&
+			echo "bootyard: cleared the boot signature of /dev/$disk" && done=1 && break
+	done
+fi
+[ -n "$done" ] || echo "bootyard: found no network boot entry and no boot disk; rebooting anyway" >&2
+sync
+systemctl reboot 2>/dev/null || reboot
+`
+
+// uninstallScript starts LLMOS's uninstall script as a transient host unit: the script
+// stops the kubelet, which kills this pod, so it must not run inside it.
+const uninstallScript = `set -u
+script=` + UninstallScript + `
+if [ ! -x "$script" ]; then
+	echo "bootyard: $script not found on the host" >&2
+	exit 3
+fi
+if command -v systemd-run >/dev/null 2>&1; then
+	systemd-run --unit=bootyard-llmos-uninstall --collect "$script"
+else
+	nohup setsid "$script" >/var/log/bootyard-llmos-uninstall.log 2>&1 &
+fi
+echo "bootyard: started $script"
+`
+
+// helperPodName is stable for a node and generation, so a resumed deletion finds the
+// pod an earlier attempt created, and a later life of the same machine does not.
+func helperPodName(purpose helperPurpose, nodeName string, generation int) string {
+	name := fmt.Sprintf("bootyard-%s-%s-g%d", purpose, nodeName, generation)
+	if len(name) > 63 {
+		name = strings.TrimRight(name[:63], "-.")
+	}
+	return name
+}
+
+// helperPod is a privileged pod pinned to k8sNode (nodeName bypasses the scheduler, so
+// the cordon does not keep it off) that enters the host's namespaces through PID 1 and
+// runs script there with the host's own tools.
+func helperPod(namespace, image string, purpose helperPurpose, bootyardName, k8sNode string, generation int, script string) *corev1.Pod {
+	return &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{
+			Name:      helperPodName(purpose, bootyardName, generation),
+			Namespace: namespace,
+			Labels:    map[string]string{labelManagedBy: managedBy, labelPurpose: string(purpose), labelNode: bootyardName},
+		},
+		Spec: corev1.PodSpec{
+			NodeName:                     k8sNode,
+			HostPID:                      true,
+			RestartPolicy:                corev1.RestartPolicyNever,
+			AutomountServiceAccountToken: ptr.To(false),
+			TerminationGracePeriodSeconds: ptr.To[int64](0),
+			// Tolerate everything: the node is cordoned and may be NotReady or tainted.
+			Tolerations: []corev1.Toleration{{Operator: corev1.TolerationOpExists}},
+			Containers: []corev1.Container{{
+				Name:            string(purpose),
+				Image:           image,
+				ImagePullPolicy: corev1.PullIfNotPresent,
+				Command:         []string{"nsenter", "--target", "1", "--mount", "--uts", "--ipc", "--net", "--pid", "--", "sh", "-c", script},
+				SecurityContext: &corev1.SecurityContext{Privileged: ptr.To(true)},
+			}},
+		},
+	}
+}
+
+// podOutcome is how far a helper pod got within its wait.
+type podOutcome int
+
+const (
+	podNeverRan podOutcome = iota // still pending: the node is down, or the image could not be pulled
+	podRunning                    // started (a reboot kills it before it can finish)
+	podSucceeded
+	podFailed
+)
+
+// runHelperPod creates pod (or adopts one from an earlier attempt) and waits up to
+// timeout until it reaches want: podRunning for the reboot, podSucceeded for the
+// uninstall. It returns the furthest outcome seen, with the pod's message on failure.
+func (c *Controller) runHelperPod(ctx context.Context, pod *corev1.Pod, want podOutcome, timeout time.Duration) (podOutcome, string, error) {
+	pods := c.client.CoreV1().Pods(pod.Namespace)
+	if old, err := pods.Get(ctx, pod.Name, metav1.GetOptions{}); err == nil && old.Status.Phase == corev1.PodFailed {
+		// A failed attempt is retried with a fresh pod; its name is stable, so the old one goes first.
+		if err := c.removePod(ctx, pod.Namespace, pod.Name, timeout); err != nil {
+			return podNeverRan, "", err
+		}
+	}
+	_, err := pods.Create(ctx, pod, metav1.CreateOptions{})
+	if err != nil && !apierrors.IsAlreadyExists(err) {
+		return podNeverRan, "", fmt.Errorf("create pod %s/%s: %w", pod.Namespace, pod.Name, err)
+	}
+	outcome, msg := podNeverRan, ""
+	err = wait.PollUntilContextTimeout(ctx, time.Second, timeout, true, func(ctx context.Context) (bool, error) {
+		p, err := pods.Get(ctx, pod.Name, metav1.GetOptions{})
+		if err != nil {
+			if apierrors.IsNotFound(err) {
+				return false, fmt.Errorf("pod %s/%s was deleted while Bootyard waited for it", pod.Namespace, pod.Name)
+			}
+			return false, err
+		}
+		outcome, msg = outcomeOf(p)
+		return outcome == podFailed || outcome == want || outcome == podSucceeded, nil
+	})
+	if err != nil && !wait.Interrupted(err) {
+		return outcome, msg, err
+	}
+	if ctx.Err() != nil {
+		return outcome, msg, ctx.Err()
+	}
+	return outcome, msg, nil
+}
+
+func outcomeOf(p *corev1.Pod) (podOutcome, string) {
+	switch p.Status.Phase {
+	case corev1.PodRunning:
+		return podRunning, ""
+	case corev1.PodSucceeded:
+		return podSucceeded, ""
+	case corev1.PodFailed:
+		msg := p.Status.Message
+		for _, cs := range p.Status.ContainerStatuses {
+			if t := cs.State.Terminated; t != nil {
+				msg = strings.TrimSpace(fmt.Sprintf("exit code %d %s %s", t.ExitCode, t.Reason, t.Message))
+			}
+		}
+		return podFailed, msg
+	}
+	return podNeverRan, ""
+}
+
+// removePod deletes a pod without grace and waits until the API no longer has it.
+func (c *Controller) removePod(ctx context.Context, namespace, name string, timeout time.Duration) error {
+	pods := c.client.CoreV1().Pods(namespace)
+	err := pods.Delete(ctx, name, metav1.DeleteOptions{GracePeriodSeconds: ptr.To[int64](0)})
+	if err != nil && !apierrors.IsNotFound(err) {
+		return fmt.Errorf("delete pod %s/%s: %w", namespace, name, err)
+	}
+	err = wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, timeout, true, func(ctx context.Context) (bool, error) {
+		_, err := pods.Get(ctx, name, metav1.GetOptions{})
+		if apierrors.IsNotFound(err) {
+			return true, nil
+		}
+		return false, err
+	})
+	if err != nil {
+		return fmt.Errorf("delete pod %s/%s: %w", namespace, name, err)
+	}
+	return nil
+}
