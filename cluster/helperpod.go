@@ -103,10 +103,10 @@ func helperPod(namespace, image string, purpose helperPurpose, bootyardName, k8s
 			Labels:    map[string]string{labelManagedBy: managedBy, labelPurpose: string(purpose), labelNode: bootyardName},
 		},
 		Spec: corev1.PodSpec{
-			NodeName:                     k8sNode,
-			HostPID:                      true,
-			RestartPolicy:                corev1.RestartPolicyNever,
-			AutomountServiceAccountToken: ptr.To(false),
+			NodeName:                      k8sNode,
+			HostPID:                       true,
+			RestartPolicy:                 corev1.RestartPolicyNever,
+			AutomountServiceAccountToken:  ptr.To(false),
 			TerminationGracePeriodSeconds: ptr.To[int64](0),
 			// Tolerate everything: the node is cordoned and may be NotReady or tainted.
 			Tolerations: []corev1.Toleration{{Operator: corev1.TolerationOpExists}},
