@@ -97,6 +97,16 @@ func ActionFor(s node.State) (AgentAction, bool) {
 	return "", false
 }
 
+// CanInstall reports whether n's image resolves, so an install could start now.
+func (a *Agent) CanInstall(ctx context.Context, n node.Node) error {
+	settings, err := a.inv.ClusterSettings(ctx)
+	if err != nil {
+		return err
+	}
+	_, err = a.images.Resolve(ctx, n, settings)
+	return err
+}
+
 // BootTarget is what iPXE boots for n, which booted through mac: the agent (with a new
 // per-boot token, which revokes the node's previous one) for an install or a wipe, or
 // an installer image's own kernel pointed at the node's NoCloud URL. An error means

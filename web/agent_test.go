@@ -684,7 +684,7 @@ func TestAgentIPXE_ScriptsBootTheAgentWithATokenThatWorks(t *testing.T) {
 	}{
 		{"registered node boots the agent to install", agentMAC(1), AgentInstall, "kernel http://10.20.0.1:8080/agent/vmlinuz initrd=initramfs.gz"},
 		{"wiping node boots the agent to wipe", agentMAC(2), AgentWipe, "booting the agent: wipe every disk"},
-		{"node whose image is gone waits with the reason", agentMAC(3), "", "cannot boot the install"},
+		{"node whose image is gone waits with the reason and stays registered", agentMAC(3), "", "cannot start the install"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -696,6 +696,9 @@ func TestAgentIPXE_ScriptsBootTheAgentWithATokenThatWorks(t *testing.T) {
 			if tt.wantAction == "" {
 				if m != nil {
 					t.Fatalf("a token was minted for a node with nothing to boot:\n%s", script)
+				}
+				if n, err := h.st.NodeByMAC(ctx, tt.mac); err != nil || n.State != node.StateRegistered {
+					t.Fatalf("a node with nothing to install left registered: %v %v", n.State, err)
 				}
 				return
 			}

@@ -71,6 +71,9 @@ const maxCachedScripts = 1 << 16
 // per-boot token, or an installer image's kernel); *Agent is one.
 type AgentBooter interface {
 	BootTarget(ctx context.Context, n node.Node, mac node.MAC) (ipxe.InstallTarget, error)
+	// CanInstall tells whether an install could start now (an image resolves); a node
+	// that cannot install stays registered instead of entering provisioning for nothing.
+	CanInstall(ctx context.Context, n node.Node) error
 }
 
 // WithAgent makes install and wipe scripts boot what a decides. Call it before serving.
@@ -168,6 +171,14 @@ func (h *IPXEHandler) serveScript(w http.ResponseWriter, r *http.Request) {
 		queued.record = true
 	}
 
+	if n.State == node.StateRegistered && h.agent != nil {
+		if err := h.agent.CanInstall(ctx, n); err != nil {
+			h.log.Warn("cannot start the install", slog.String("node", n.Name), slog.Any("err", err))
+			h.writer.enqueue(queued)
+			h.serveWait(w, n, mac, platform, "cannot start the install: "+err.Error())
+			return
+		}
+	}
 	if n.State == node.StateRegistered {
 		if n, err = h.beginInstall(ctx, mac, n); err != nil {
 			h.log.Error("start install", slog.String("node", n.Name), slog.String("mac", mac.String()), slog.Any("err", err))
@@ -264,6 +275,22 @@ func (h *IPXEHandler) renderScript(ctx context.Context, mac node.MAC, n node.Nod
 		body:     bytes.Clone(buf.Bytes()),
 		reason:   "iPXE script served: " + string(script.Kind) + " (" + platformName(script.Platform) + archSuffix(buildarch) + ")",
 	}, nil
+}
+
+// serveWait answers a wait script with the reason, for a node that has nothing to boot.
+func (h *IPXEHandler) serveWait(w http.ResponseWriter, n node.Node, mac node.MAC, p ipxe.Platform, reason string) {
+	script := ipxe.Script{Kind: ipxe.KindWait, MAC: mac, Name: n.Name, State: n.State, Role: n.Role,
+		Image: n.Image, Generation: n.Generation, Platform: p, Reason: reason}
+	var buf bytes.Buffer
+	if err := h.render.Render(&buf, script); err != nil {
+		h.log.Error("render ipxe wait script", slog.String("node", n.Name), slog.Any("err", err))
+		plainError(w, http.StatusInternalServerError, "could not render the script")
+		return
+	}
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(http.StatusOK)
+	_, _ = w.Write(buf.Bytes())
 }
 
 // errStateChanged aborts the install transition when the node left registered between

@@ -215,6 +215,14 @@ func TestFirmware_VMNetworkBootsToItsScriptAndProceedsWhenImported(t *testing.T)
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			lab := startLab(t, bin)
+			// A default image, so an imported node has something to install.
+			img := filepath.Join(t.TempDir(), "tiny.img")
+			if err := os.WriteFile(img, make([]byte, 1<<20), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			if code := lab.api(t, "POST", "/api/v1/images", `{"name":"tiny","file":"`+img+`","default":true}`, nil); code != 201 {
+				t.Fatalf("add image: %d", code)
+			}
 			v := startVM(t, lab.ns, tc.mac, tc.uefi, "")
 			var n node.Node
 			waitFor(t, 4*time.Minute, "the VM to fetch its script and be discovered", func() bool {
