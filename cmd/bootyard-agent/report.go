@@ -20,6 +20,8 @@ const (
 // Bootyard every interval, so neither the disk writer nor a slow network waits on the
 // other. Before the API is reachable it only queues.
 type shipper struct {
+	// sending makes flushes one at a time, so no line is sent twice.
+	sending  sync.Mutex
 	mu       sync.Mutex
 	lines    []string
 	dropped  int
@@ -70,8 +72,15 @@ func (s *shipper) connect(api *apiClient) {
 // flush sends what is queued. Failures keep the lines for the next try, except on a
 // rejected token, after which nothing will ever be accepted.
 func (s *shipper) flush(ctx context.Context) error {
+	s.sending.Lock()
+	defer s.sending.Unlock()
 	s.mu.Lock()
 	api := s.api
+	if api == nil {
+		// Not connected yet: keep everything for the first flush that can send.
+		s.mu.Unlock()
+		return nil
+	}
 	progress := s.progress
 	s.progress = nil
 	if len(progress) == 0 && s.last != nil && time.Since(s.lastSent) >= heartbeat {
@@ -82,9 +91,6 @@ func (s *shipper) flush(ctx context.Context) error {
 	}
 	lines := s.lines[:min(len(s.lines), maxLogLines)]
 	s.mu.Unlock()
-	if api == nil {
-		return nil
-	}
 	var errs []error
 	for _, p := range progress {
 		if err := api.progress(ctx, p); err != nil {
