@@ -1,0 +1,175 @@
+package cluster
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"strings"
+	"testing"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/utils/ptr"
+
+	"github.com/bootyard/bootyard/node"
+	"github.com/bootyard/bootyard/store"
+)
+
+// TestRealAPIServer runs Bootyard's cluster integration against a real kube-apiserver
+// and etcd, as the bootyard service account with only the RBAC in deploy/. There is no
+// kubelet: the test writes Node objects and their Ready condition itself, and helper
+// pods never run.
+func TestRealAPIServer(t *testing.T) {
+	api := startKubeAPI(t)
+	ctx := context.Background()
+
+	// newBootyard is a Bootyard with its own inventory, connected through the kubeconfig.
+	newBootyard := func(t *testing.T) (*store.Store, *Controller, kubernetes.Interface) {
+		cfg, err := RESTConfig(api.bootyardKubeconfig)
+		if err != nil {
+			t.Fatal(err)
+		}
+		client, err := NewClient(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		st := openStore(t)
+		return st, startController(t, client, st, testConfig(nil)), client
+	}
+	// putNode registers a Node and sets its Ready condition, as a kubelet would.
+	putNode := func(t *testing.T, k *corev1.Node) {
+		t.Helper()
+		status := k.Status
+		created, err := api.admin.CoreV1().Nodes().Create(ctx, k, metav1.CreateOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		created.Status = status
+		if _, err := api.admin.CoreV1().Nodes().UpdateStatus(ctx, created, metav1.UpdateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	t.Run("the bootyard account reads the join token Secret and no other", func(t *testing.T) {
+		for _, name := range []string{TokenSecret, "other-secret"} {
+			s := tokenSecret()
+			s.Name = name
+			if _, err := api.admin.CoreV1().Secrets(TokenNamespace).Create(ctx, s, metav1.CreateOptions{}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		st, _, client := newBootyard(t)
+		eventually(t, "the join token is read", func() bool {
+			s, err := st.ClusterSettings(ctx)
+			return err == nil && s.Token.Reveal() == clusterToken
+		})
+		if _, err := client.CoreV1().Secrets(TokenNamespace).Get(ctx, "other-secret", metav1.GetOptions{}); !apierrors.IsForbidden(err) {
+			t.Errorf("get another Secret: %v, want Forbidden", err)
+		}
+		if _, err := client.CoreV1().Secrets(TokenNamespace).List(ctx, metav1.ListOptions{}); !apierrors.IsForbidden(err) {
+			t.Errorf("list Secrets: %v, want Forbidden", err)
+		}
+	})
+
+	t.Run("Ready makes the node active and NotReady is shown", func(t *testing.T) {
+		st, _, _ := newBootyard(t)
+		importNode(t, st, "rdy-1", node.RoleWorker, "52:54:00:10:00:01", node.StateInstalled)
+		putNode(t, kubeNode("rdy-1", true))
+		eventually(t, "rdy-1 is active", func() bool { return nodeState(t, st, "rdy-1").State == node.StateActive })
+		if c := nodeState(t, st, "rdy-1").Cluster; c == nil || !c.Ready || c.KubeletVersion != "v1.34.4+k3s1" {
+			t.Errorf("cluster status %+v", c)
+		}
+
+		k, err := api.admin.CoreV1().Nodes().Get(ctx, "rdy-1", metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		k.Status.Conditions[0].Status, k.Status.Conditions[0].Reason = corev1.ConditionUnknown, "NodeStatusUnknown"
+		if _, err := api.admin.CoreV1().Nodes().UpdateStatus(ctx, k, metav1.UpdateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		eventually(t, "NotReady is recorded", func() bool { c := nodeState(t, st, "rdy-1").Cluster; return c != nil && !c.Ready })
+	})
+
+	t.Run("deleting a Ready server is refused when 3 servers have one NotReady", func(t *testing.T) {
+		st, c, _ := newBootyard(t)
+		for i, name := range []string{"q-1", "q-2", "q-3"} {
+			importNode(t, st, name, node.RoleServer, "52:54:00:10:01:0"+string(rune('1'+i)), node.StateActive)
+			putNode(t, kubeNode(name, name != "q-3", "control-plane", "etcd", "master"))
+		}
+		eventually(t, "q-3 is seen NotReady", func() bool { c := nodeState(t, st, "q-3").Cluster; return c != nil && !c.Ready })
+
+		if err := c.CheckDeletion(ctx, "q-2"); !errors.Is(err, node.ErrRefused) {
+			t.Errorf("live check for q-2: %v, want refused", err)
+		}
+		// The store's check, which the API runs in the same transaction, sees the same.
+		_, _, err := st.DeleteNode(ctx, "q-2", node.DeleteOptions{Confirm: "q-2", ClusterConnected: true, Source: "api"})
+		if !errors.Is(err, node.ErrRefused) {
+			t.Errorf("delete q-2: %v, want refused", err)
+		}
+		if err := c.CheckDeletion(ctx, "q-3"); err != nil {
+			t.Errorf("removing the NotReady server q-3 leaves 2 of 2 Ready: %v", err)
+		}
+		if _, err := api.admin.CoreV1().Nodes().Get(ctx, "q-2", metav1.GetOptions{}); err != nil {
+			t.Errorf("the refused deletion touched the Node: %v", err)
+		}
+	})
+
+	t.Run("delete drains, deletes the Node and leaves the node wiping though the reboot pod never runs; a comeback is fenced", func(t *testing.T) {
+		st, c, _ := newBootyard(t)
+		importNode(t, st, "del-1", node.RoleWorker, "52:54:00:10:02:01", node.StateActive)
+		putNode(t, kubeNode("del-1", true))
+		work := &corev1.Pod{
+			ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "work-0"},
+			Spec: corev1.PodSpec{NodeName: "del-1", TerminationGracePeriodSeconds: ptr.To[int64](0),
+				Containers: []corev1.Container{{Name: "c", Image: "busybox"}}},
+		}
+		if _, err := api.admin.CoreV1().Pods("default").Create(ctx, work, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		eventually(t, "del-1's status is recorded", func() bool { return nodeState(t, st, "del-1").Cluster != nil })
+
+		deleteThroughAPI(t, st, c, "del-1", node.DeleteReinstall, false)
+		eventually(t, "del-1 leaves deleting", func() bool { return nodeState(t, st, "del-1").State != node.StateDeleting })
+		if n := nodeState(t, st, "del-1"); n.State != node.StateWiping {
+			t.Fatalf("state %s (%s), want wiping", n.State, n.StateReason)
+		}
+		wantPrefixes(t, clusterEvents(t, st, "del-1"), []string{
+			"removing from the cluster",
+			"quorum check: not an etcd member",
+			"cordon: Node del-1 cordoned",
+			"drain: 1 pods evicted",
+			"warning network boot: pod bootyard-netboot-del-1-g1 did not run within",
+			"delete Node: Node del-1 deleted",
+			"→ wiping:",
+		})
+		if _, err := api.admin.CoreV1().Nodes().Get(ctx, "del-1", metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+			t.Errorf("Node del-1: %v, want it deleted", err)
+		}
+		if _, err := api.admin.CoreV1().Pods("default").Get(ctx, "work-0", metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+			t.Errorf("pod work-0: %v, want it evicted", err)
+		}
+		// The API server admitted the privileged pod as Bootyard built it.
+		p, err := api.admin.CoreV1().Pods(DefaultHelperNamespace).Get(ctx, "bootyard-netboot-del-1-g1", metav1.GetOptions{})
+		if err != nil {
+			t.Fatalf("reboot pod: %v", err)
+		}
+		if p.Spec.NodeName != "del-1" || !*p.Spec.Containers[0].SecurityContext.Privileged {
+			t.Errorf("reboot pod on %q, privileged %v", p.Spec.NodeName, *p.Spec.Containers[0].SecurityContext.Privileged)
+		}
+
+		// The machine boots its old disk before the wipe and its kubelet registers again.
+		putNode(t, kubeNode("del-1", true))
+		eventually(t, "the returning Node is deleted again", func() bool {
+			_, err := api.admin.CoreV1().Nodes().Get(ctx, "del-1", metav1.GetOptions{})
+			return apierrors.IsNotFound(err)
+		})
+		if !slices.ContainsFunc(events(t, st, "del-1"), func(e node.Event) bool {
+			return e.Type == node.EventWarning && strings.HasPrefix(e.Reason, "fence: Kubernetes Node del-1 registered again while the node is wiping")
+		}) {
+			t.Error("no fence warning event")
+		}
+	})
+}
