@@ -45,6 +45,11 @@ func (s *Server) getCluster(c echo.Context) error {
 
 func (s *Server) clusterView(settings node.ClusterSettings, nodes []node.Node, reveal bool) clusterView {
 	servers := node.ServerCount(nodes)
+	live, liveInit, isLive := s.liveServers()
+	if isLive {
+		// Connected: the cluster's control-plane Nodes are the members etcd counts.
+		servers = live
+	}
 	v := clusterView{
 		Settings:  redactSettings(settings, reveal),
 		Connected: s.cfg.ClusterConnected(),
@@ -56,6 +61,9 @@ func (s *Server) clusterView(settings node.ClusterSettings, nodes []node.Node, r
 		if n.ClusterInit && n.State != node.StateDeleted {
 			v.ClusterInit = n.Name
 		}
+	}
+	if isLive && liveInit != "" {
+		v.ClusterInit = liveInit
 	}
 	if settings.ServerURL == "" {
 		v.Warnings = append(v.Warnings, "no server URL set: joining nodes cannot be rendered a server to join (bootyard cluster set --server-url https://HOST:6443)")

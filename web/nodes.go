@@ -126,7 +126,7 @@ func (s *Server) deleteNode(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	n, removed, err := s.deps.Inventory.DeleteNode(ctx, cur.Name, node.DeleteOptions{
+	n, removed, err := s.deleteWithCluster(ctx, s.deps.Inventory, cur.Name, node.DeleteOptions{
 		Confirm: in.Confirm, Force: in.Force, Mode: mode,
 		ClusterConnected: s.cfg.ClusterConnected(), Source: source(c),
 	})
@@ -176,5 +176,6 @@ func (s *Server) retryNode(c echo.Context) error {
 	if err != nil {
 		return err
 	}
+	s.resumeDeletion(ctx, n)
 	return c.JSON(http.StatusOK, n)
 }

@@ -304,7 +304,7 @@ func (u *ui) deleteNode(c echo.Context) error {
 	if dv.NeedAck && !ack {
 		return fail("ack", fmt.Errorf("delete %s: %w: tick the box to confirm you accept the loss of failure tolerance", n.Name, node.ErrRefused))
 	}
-	out, removed, err := u.inv.DeleteNode(ctx, n.Name, node.DeleteOptions{
+	out, removed, err := u.srv.deleteWithCluster(ctx, u.inv, n.Name, node.DeleteOptions{
 		Confirm: dv.Confirm, Mode: mode,
 		// The extra confirmation is the force: it is only offered with the refusal spelled out.
 		Force:            ack && dv.Refusal != "",
@@ -334,7 +334,7 @@ func (u *ui) retryNode(c echo.Context) error {
 	if err != nil {
 		return u.pageError(c, err)
 	}
-	_, err = u.inv.UpdateNode(ctx, cur.Name, func(n *node.Node) ([]node.Event, error) {
+	retried, err := u.inv.UpdateNode(ctx, cur.Name, func(n *node.Node) ([]node.Event, error) {
 		to, err := n.RetryState()
 		if err != nil {
 			return nil, err
@@ -348,6 +348,7 @@ func (u *ui) retryNode(c echo.Context) error {
 	if err != nil {
 		return u.pageError(c, err)
 	}
+	u.srv.resumeDeletion(ctx, retried)
 	return c.Redirect(http.StatusSeeOther, "/ui/nodes/"+cur.Name)
 }
 

@@ -53,6 +53,8 @@ type Deps struct {
 	ImageFiles http.Handler
 	// Agent is the installer agent's API under /agent/v1/; nil means not served.
 	Agent *Agent
+	// Cluster drains and removes deleted nodes; nil when not connected to a cluster.
+	Cluster ClusterIntegration
 }
 
 // Server is the echo application.

@@ -29,6 +29,7 @@ type serveOptions struct {
 	logLevel     string
 	boot         bootOptions
 	tls          tlsOptions
+	cluster      clusterOptions
 }
 
 func newServeCommand() *cobra.Command {
@@ -60,6 +61,7 @@ DHCP is never started unless --dhcp-interface names an interface.`,
 	f.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	o.boot.register(f)
 	o.tls.register(f)
+	o.cluster.register(f)
 	return cmd
 }
 
@@ -165,7 +167,11 @@ func runServe(ctx context.Context, o *serveOptions) error {
 	if err := o.boot.start(gctx, g, st, bins, advertise, sources, log); err != nil {
 		return fail(err)
 	}
-	srv, err := web.New(web.Config{AdminToken: token, Logger: log, TLS: tlsCfg != nil, MachineURL: advertise}, deps)
+	clusterConnected, err := o.cluster.start(gctx, g, st, &deps, log)
+	if err != nil {
+		return fail(err)
+	}
+	srv, err := web.New(web.Config{AdminToken: token, Logger: log, TLS: tlsCfg != nil, MachineURL: advertise, ClusterConnected: clusterConnected}, deps)
 	if err != nil {
 		return fail(err)
 	}

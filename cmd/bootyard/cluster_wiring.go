@@ -1,0 +1,71 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/spf13/pflag"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/bootyard/bootyard/cluster"
+	"github.com/bootyard/bootyard/store"
+	"github.com/bootyard/bootyard/web"
+)
+
+// clusterOptions connect Bootyard to the Kubernetes cluster it provisions.
+type clusterOptions struct {
+	kubeconfig      string
+	drainTimeout    time.Duration
+	rebootTimeout   time.Duration
+	helperNamespace string
+	helperImage     string
+}
+
+// kubeconfigOff turns the integration off even when Bootyard runs in a pod.
+const kubeconfigOff = "none"
+
+func (c *clusterOptions) register(f *pflag.FlagSet) {
+	f.StringVar(&c.kubeconfig, "kubeconfig", "", `kubeconfig of the cluster (default: the in-cluster config when running as a pod; "none": no cluster integration)`)
+	f.DurationVar(&c.drainTimeout, "drain-timeout", cluster.DefaultDrainTimeout, "how long a deletion waits for evictions PodDisruptionBudgets hold back (then it stops, or with --force deletes the pods)")
+	f.DurationVar(&c.rebootTimeout, "reboot-timeout", cluster.DefaultRebootTimeout, "how long a deletion waits for the network-boot (or uninstall) pod to run on the node")
+	f.StringVar(&c.helperNamespace, "helper-namespace", cluster.DefaultHelperNamespace, "namespace of the privileged network-boot and uninstall pods (deploy/rbac.yaml creates it)")
+	f.StringVar(&c.helperImage, "helper-image", cluster.DefaultHelperImage, "image of the helper pods; it needs only nsenter, the rest runs from the host")
+}
+
+// start runs the cluster controller in g when a kubeconfig is given or Bootyard runs in a
+// pod, and sets deps.Cluster. It returns web.Config's ClusterConnected (nil: not connected).
+func (c *clusterOptions) start(ctx context.Context, g *errgroup.Group, st *store.Store, deps *web.Deps, log *slog.Logger) (func() bool, error) {
+	if c.kubeconfig == kubeconfigOff {
+		log.Info("cluster integration off (--kubeconfig none)")
+		return nil, nil
+	}
+	restCfg, err := cluster.RESTConfig(c.kubeconfig)
+	if errors.Is(err, cluster.ErrNotConfigured) {
+		log.Info("cluster integration off (no --kubeconfig, not running in a pod): deletions go straight to the wipe")
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	client, err := cluster.NewClient(restCfg)
+	if err != nil {
+		return nil, err
+	}
+	if c.drainTimeout <= 0 || c.rebootTimeout <= 0 {
+		return nil, fmt.Errorf("--drain-timeout and --reboot-timeout must be positive")
+	}
+	ctrl := cluster.New(cluster.Config{
+		HelperNamespace: c.helperNamespace,
+		HelperImage:     c.helperImage,
+		DrainTimeout:    c.drainTimeout,
+		RebootTimeout:   c.rebootTimeout,
+		Logger:          log,
+	}, client, st)
+	log.Info("cluster integration on", slog.String("server", restCfg.Host))
+	g.Go(func() error { return ctrl.Run(ctx) })
+	deps.Cluster = ctrl
+	return ctrl.Connected, nil
+}

@@ -1,0 +1,54 @@
+package web
+
+import (
+	"context"
+
+	"github.com/bootyard/bootyard/node"
+)
+
+// ClusterIntegration is the Kubernetes side of Bootyard when it is connected to the
+// cluster (package cluster): a live quorum check before a deletion, the drain and
+// removal after it, and the cluster's own server count.
+type ClusterIntegration interface {
+	// CheckDeletion refuses (node.ErrRefused) what the live cluster cannot afford.
+	CheckDeletion(ctx context.Context, name string) error
+	// StartDeletion takes a node that is `deleting` out of the cluster, asynchronously.
+	StartDeletion(ctx context.Context, name string, force bool)
+	// LiveServers is the server count and cluster-init node as the cluster sees them;
+	// ok is false until the integration has synced.
+	LiveServers() (servers int, clusterInit string, ok bool)
+}
+
+// deleteWithCluster is Inventory.DeleteNode between the cluster's live quorum check
+// (skipped when forced, like the store's own) and the hand-off of a node left
+// `deleting` to the cluster integration. Without one it is Inventory.DeleteNode.
+func (s *Server) deleteWithCluster(ctx context.Context, inv Inventory, name string, opts node.DeleteOptions) (node.Node, bool, error) {
+	cl := s.deps.Cluster
+	if cl != nil && !opts.Force {
+		if err := cl.CheckDeletion(ctx, name); err != nil {
+			return node.Node{}, false, err
+		}
+	}
+	n, removed, err := inv.DeleteNode(ctx, name, opts)
+	if err == nil && !removed && cl != nil && n.State == node.StateDeleting {
+		cl.StartDeletion(ctx, n.Name, opts.Force)
+	}
+	return n, removed, err
+}
+
+// resumeDeletion hands a retried deletion back to the cluster integration at once
+// (it would also find it on its next pass).
+func (s *Server) resumeDeletion(ctx context.Context, n node.Node) {
+	if s.deps.Cluster != nil && n.State == node.StateDeleting {
+		s.deps.Cluster.StartDeletion(ctx, n.Name, false)
+	}
+}
+
+// liveServers is the cluster's server count and cluster-init node when connected and
+// synced; ok is false otherwise and the inventory's own count applies.
+func (s *Server) liveServers() (servers int, clusterInit string, ok bool) {
+	if s.deps.Cluster == nil || !s.cfg.ClusterConnected() {
+		return 0, "", false
+	}
+	return s.deps.Cluster.LiveServers()
+}
