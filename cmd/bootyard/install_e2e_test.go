@@ -199,11 +199,21 @@ func (l *installLab) waitState(t *testing.T, name string, want node.State, limit
 // `bootyard image build-agent` does.
 func buildAgentFiles(t *testing.T, data string) {
 	t.Helper()
+	k, agent := buildAgentFilesWith(t, t.TempDir())
+	if _, err := images.WriteAgentFiles(context.Background(), filepath.Join(data, "agent"), images.InitramfsSpec{Agent: agent, Kernel: k}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// buildAgentFilesWith builds the static agent into dir and returns it with the agent
+// kernel from the repository's cache (fetched there on first use).
+func buildAgentFilesWith(t *testing.T, dir string) (images.Kernel, string) {
+	t.Helper()
 	root, err := filepath.Abs("../..")
 	if err != nil {
 		t.Fatal(err)
 	}
-	agent := filepath.Join(t.TempDir(), "bootyard-agent")
+	agent := filepath.Join(dir, "bootyard-agent")
 	build := exec.Command("go", "build", "-trimpath", "-ldflags=-s -w", "-o", agent, "./cmd/bootyard-agent")
 	build.Dir = root
 	build.Env = append(os.Environ(), "CGO_ENABLED=0")
@@ -214,9 +224,7 @@ func buildAgentFiles(t *testing.T, data string) {
 	if err != nil {
 		t.Fatalf("agent kernel: %v", err)
 	}
-	if _, err := images.WriteAgentFiles(context.Background(), filepath.Join(data, "agent"), images.InitramfsSpec{Agent: agent, Kernel: k}); err != nil {
-		t.Fatal(err)
-	}
+	return k, agent
 }
 
 // TestInstall_VMInstallsWithJoinDataAndDeletionWipesItAway drives the whole issue on
