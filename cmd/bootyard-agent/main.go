@@ -23,6 +23,7 @@ import (
 const (
 	deviceTimeout = 60 * time.Second
 	dhcpTimeout   = 3 * time.Minute
+	taskTimeout   = 2 * time.Minute
 	failureWait   = 30 * time.Second
 	flushInterval = 2 * time.Second
 )
@@ -94,7 +95,7 @@ func boot(ctx context.Context, log *slog.Logger, ship *shipper, console *console
 	defer stopShipping()
 	go ship.run(sctx, flushInterval)
 
-	task, err := api.task(ctx)
+	task, err := fetchTask(ctx, log, api, 3*time.Second)
 	if err != nil {
 		return fmt.Errorf("get task: %w", err)
 	}
@@ -116,6 +117,25 @@ func boot(ctx context.Context, log *slog.Logger, ship *shipper, console *console
 	}
 	log.Info("task done", slog.String("action", task.Action))
 	return nil
+}
+
+// fetchTask asks for the task, retrying for a while when Bootyard cannot be reached (it
+// may be restarting, or the switch still learning the port); a 401 or 409 is final.
+func fetchTask(ctx context.Context, log *slog.Logger, api *apiClient, retryEvery time.Duration) (Task, error) {
+	ctx, cancel := context.WithTimeout(ctx, taskTimeout)
+	defer cancel()
+	for attempt := 1; ; attempt++ {
+		task, err := api.task(ctx)
+		if err == nil || errors.Is(err, errTokenRejected) || errors.Is(err, errStateChanged) {
+			return task, err
+		}
+		log.Warn("Bootyard not reachable yet", slog.Int("attempt", attempt), slog.Any("err", err))
+		select {
+		case <-ctx.Done():
+			return task, err
+		case <-time.After(retryEvery):
+		}
+	}
 }
 
 // fail reports a fatal error to Bootyard when it can, prints it on the console, and
