@@ -54,7 +54,7 @@ const (
 	DefaultDrainTimeout    = 5 * time.Minute
 	DefaultRebootTimeout   = 60 * time.Second
 	defaultEvictionRetry   = 5 * time.Second
-	defaultResync          = 30 * time.Second
+	defaultResync          = 10 * time.Second
 )
 
 func (c Config) withDefaults() Config {

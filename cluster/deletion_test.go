@@ -11,6 +11,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	k8stesting "k8s.io/client-go/testing"
 
 	"github.com/bootyard/bootyard/node"
 	"github.com/bootyard/bootyard/store"
@@ -76,6 +77,7 @@ func TestDeletion_EveryStepIsAnEvent(t *testing.T) {
 		name        string
 		mode        node.DeleteMode
 		helperPhase corev1.PodPhase // what the fake kubelet makes of the helper pod; "" never runs it
+		failPodGets bool            // every GET of a pod fails, as a client rate limiter at its deadline does
 		wantState   node.State
 		want        []string
 	}{
@@ -99,6 +101,21 @@ func TestDeletion_EveryStepIsAnEvent(t *testing.T) {
 				"cordon: Node gpu-1 cordoned",
 				"drain: 1 pods evicted",
 				"warning network boot: pod bootyard-netboot-gpu-1-g1 did not run within 1.5s (node down?)",
+				"delete Node: Node gpu-1 deleted",
+				"→ wiping:",
+			},
+		},
+		{
+			// The API refusing to answer (here every look at the pod) is no answer about
+			// the pod: the wait runs to its timeout and the deletion goes on.
+			name: "reinstall when every look at the reboot pod fails goes on after the timeout", mode: node.DeleteReinstall,
+			failPodGets: true, wantState: node.StateWiping,
+			want: []string{
+				"removing from the cluster",
+				"quorum check:",
+				"cordon:",
+				"drain:",
+				"warning network boot: pod bootyard-netboot-gpu-1-g1 did not run within",
 				"delete Node: Node gpu-1 deleted",
 				"→ wiping:",
 			},
@@ -134,6 +151,11 @@ func TestDeletion_EveryStepIsAnEvent(t *testing.T) {
 			cs := fakeCluster(kubeNode("gpu-1", true), pod("default", "train-0", "gpu-1", nil))
 			if tt.helperPhase != "" {
 				setHelperPhase(cs, tt.helperPhase)
+			}
+			if tt.failPodGets {
+				cs.PrependReactor("get", "pods", func(k8stesting.Action) (bool, runtime.Object, error) {
+					return true, nil, errors.New("client rate limiter Wait returned an error: rate: Wait(n=1) would exceed context deadline")
+				})
 			}
 			c := startController(t, cs, st, testConfig(nil))
 

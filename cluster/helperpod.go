@@ -3,6 +3,7 @@ package cluster
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"strings"
 	"time"
 
@@ -147,22 +148,25 @@ func (c *Controller) runHelperPod(ctx context.Context, pod *corev1.Pod, want pod
 		return podNeverRan, "", fmt.Errorf("create pod %s/%s: %w", pod.Namespace, pod.Name, err)
 	}
 	outcome, msg := podNeverRan, ""
-	err = wait.PollUntilContextTimeout(ctx, time.Second, timeout, true, func(ctx context.Context) (bool, error) {
-		p, err := pods.Get(ctx, pod.Name, metav1.GetOptions{})
-		if err != nil {
-			if apierrors.IsNotFound(err) {
-				return false, fmt.Errorf("pod %s/%s was deleted while Bootyard waited for it", pod.Namespace, pod.Name)
-			}
-			return false, err
+	err = wait.PollUntilContextTimeout(ctx, time.Second, timeout, true, func(pollCtx context.Context) (bool, error) {
+		p, err := pods.Get(pollCtx, pod.Name, metav1.GetOptions{})
+		switch {
+		case apierrors.IsNotFound(err):
+			return false, fmt.Errorf("pod %s/%s was deleted while Bootyard waited for it", pod.Namespace, pod.Name)
+		case err != nil:
+			// A failed look (API hiccup, the client's rate limiter at the deadline) is not
+			// an answer about the pod: look again until the timeout.
+			c.log.Debug("look at helper pod", slog.String("pod", pod.Namespace+"/"+pod.Name), slog.Any("err", err))
+			return false, nil
 		}
 		outcome, msg = outcomeOf(p)
 		return outcome == podFailed || outcome == want || outcome == podSucceeded, nil
 	})
-	if err != nil && !wait.Interrupted(err) {
-		return outcome, msg, err
-	}
 	if ctx.Err() != nil {
 		return outcome, msg, ctx.Err()
+	}
+	if err != nil && !wait.Interrupted(err) {
+		return outcome, msg, err
 	}
 	return outcome, msg, nil
 }
@@ -192,12 +196,10 @@ func (c *Controller) removePod(ctx context.Context, namespace, name string, time
 	if err != nil && !apierrors.IsNotFound(err) {
 		return fmt.Errorf("delete pod %s/%s: %w", namespace, name, err)
 	}
-	err = wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, timeout, true, func(ctx context.Context) (bool, error) {
-		_, err := pods.Get(ctx, name, metav1.GetOptions{})
-		if apierrors.IsNotFound(err) {
-			return true, nil
-		}
-		return false, err
+	err = wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, timeout, true, func(pollCtx context.Context) (bool, error) {
+		_, err := pods.Get(pollCtx, name, metav1.GetOptions{})
+		// Any other answer, an error included, means: not gone yet, look again.
+		return apierrors.IsNotFound(err), nil
 	})
 	if err != nil {
 		return fmt.Errorf("delete pod %s/%s: %w", namespace, name, err)
