@@ -14,16 +14,44 @@ import (
 	"time"
 
 	"github.com/bootyard/bootyard/boot/netns"
+	"github.com/bootyard/bootyard/ipxe"
 )
 
-// TestDHCP_QEMUiPXEFetchesItsScriptFromTheOfferedURL boots a QEMU machine whose NIC ROM
-// is iPXE (Debian's ipxe-qemu) on a tap in a test namespace. Real firmware must accept
-// the DHCP answer, take the address and fetch <advertise>/boot.ipxe?mac=<its MAC>: the
-// HTTP request proves the whole exchange worked.
-func TestDHCP_QEMUiPXEFetchesItsScriptFromTheOfferedURL(t *testing.T) {
+// TestBoot_QEMUFirmwareReachesItsScript boots QEMU machines on a tap in a test namespace
+// and waits for the HTTP request for <advertise>/boot.ipxe?mac=<its MAC>: it arrives
+// only if real firmware accepted every DHCP answer on the way.
+//
+//   - bios-ipxe-rom: SeaBIOS runs the NIC's iPXE ROM (Debian's ipxe-qemu), which asks
+//     DHCP as iPXE and is given the script URL at once.
+//   - uefi-pxe-chain: OVMF with no iPXE ROM uses its own PXE (arch 7), is given ipxe.efi
+//     over TFTP from siaddr, and the iPXE it loads asks again and gets the script.
+func TestBoot_QEMUFirmwareReachesItsScript(t *testing.T) {
 	netns.Require(t)
 	requireTool(t, "qemu-system-x86_64")
-	const vmMAC = "52:54:00:7e:57:01"
+	tests := []struct {
+		name      string
+		mac       string
+		extra     []string // firmware and NIC arguments
+		needsFile string   // skip unless this exists
+		wantFirst string   // firmware of the first recorded boot
+	}{
+		{"bios-ipxe-rom", "52:54:00:7e:57:01", []string{"-device", "virtio-net-pci,netdev=n0,mac=52:54:00:7e:57:01"}, "", "ipxe"},
+		{"uefi-pxe-chain", "52:54:00:7e:57:02", []string{"-bios", "/usr/share/ovmf/OVMF.fd",
+			"-device", "virtio-net-pci,netdev=n0,romfile=,mac=52:54:00:7e:57:02"}, "/usr/share/ovmf/OVMF.fd", "uefi"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if tt.needsFile != "" {
+				if _, err := os.Stat(tt.needsFile); err != nil {
+					t.Skipf("%s is missing (Debian package ovmf)", tt.needsFile)
+				}
+			}
+			bootQEMU(t, tt.mac, tt.extra, tt.wantFirst)
+		})
+	}
+}
+
+func bootQEMU(t *testing.T, vmMAC string, extra []string, wantFirst string) {
 	ns := netns.New(t, "pxe")
 	ns.AddBridge("br0")
 	ns.AddAddr("br0", netip.MustParsePrefix("10.77.0.1/24"))
@@ -34,6 +62,7 @@ func TestDHCP_QEMUiPXEFetchesItsScriptFromTheOfferedURL(t *testing.T) {
 	cfg := testConfig(ModeFull)
 	cfg.Interface = "br0"
 	s, _ := l.start(cfg)
+	startTFTP(t, ns)
 
 	fetched := make(chan string, 4)
 	var ln net.Listener
@@ -55,15 +84,15 @@ func TestDHCP_QEMUiPXEFetchesItsScriptFromTheOfferedURL(t *testing.T) {
 	go srv.Serve(ln)
 	defer srv.Close()
 
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
 	serial := filepath.Join(l.dir, "serial.log")
 	// TCG, not KVM: under this host's KVM the iPXE ROM stalls in its Ctrl-B wait.
 	// graphics=off sends SeaBIOS and iPXE's console to the serial file for diagnosis.
-	qemu := ns.Command(ctx, "qemu-system-x86_64", "-accel", "tcg", "-m", "256", "-smp", "1", "-no-reboot",
-		"-machine", "graphics=off", "-display", "none", "-monitor", "none", "-serial", "file:"+serial, "-boot", "n",
-		"-netdev", "tap,id=n0,ifname=tap0,script=no,downscript=no",
-		"-device", "virtio-net-pci,netdev=n0,mac="+vmMAC)
+	args := append([]string{"-accel", "tcg", "-m", "512", "-smp", "1", "-no-reboot",
+		"-machine", "graphics=off", "-display", "none", "-monitor", "none", "-serial", "file:" + serial, "-boot", "n",
+		"-netdev", "tap,id=n0,ifname=tap0,script=no,downscript=no"}, extra...)
+	qemu := ns.Command(ctx, "qemu-system-x86_64", args...)
 	var stderr bytes.Buffer
 	qemu.Stderr = &stderr
 	if err := qemu.Start(); err != nil {
@@ -89,23 +118,48 @@ func TestDHCP_QEMUiPXEFetchesItsScriptFromTheOfferedURL(t *testing.T) {
 		t.Fatalf("qemu exited before fetching its script: %v\ndhcp stats %+v\nstderr: %s\nserial:\n%s", waitErr, s.Stats(), stderr.Bytes(), b)
 	case <-ctx.Done():
 		b, _ := os.ReadFile(serial)
-		t.Fatalf("iPXE never fetched its script\ndhcp stats %+v\nserial:\n%s", s.Stats(), b)
+		t.Fatalf("the firmware never fetched its script\ndhcp stats %+v\nserial:\n%s", s.Stats(), b)
 	}
 	lease, err := l.inv.LeaseForMAC(context.Background(), mustMAC(vmMAC))
 	if err != nil || !cfg.Range.Contains(lease.IP) {
 		t.Fatalf("lease for the VM: %+v, %v", lease, err)
 	}
-	var ipxeSeen bool
+	var firmwares []string
 	for range 200 {
+		firmwares = firmwares[:0]
 		for _, r := range l.inv.recorded() {
-			ipxeSeen = ipxeSeen || (r.mac == mustMAC(vmMAC) && r.seen.Firmware == "ipxe")
+			if r.mac == mustMAC(vmMAC) {
+				firmwares = append(firmwares, r.seen.Firmware)
+			}
 		}
-		if ipxeSeen {
+		if len(firmwares) > 0 && firmwares[len(firmwares)-1] == "ipxe" {
 			break
 		}
 		waitABit()
 	}
-	if !ipxeSeen {
-		t.Fatalf("the VM was not recorded as an iPXE client: %+v", l.inv.recorded())
+	if len(firmwares) == 0 || firmwares[0] != wantFirst || firmwares[len(firmwares)-1] != "ipxe" {
+		t.Fatalf("recorded firmwares %v, want %s first and ipxe last", firmwares, wantFirst)
 	}
+}
+
+// startTFTP serves Debian's iPXE binaries on 10.77.0.1:69 inside ns.
+func startTFTP(t *testing.T, ns *netns.NS) {
+	bins, err := ipxe.OpenBinaries("/usr/lib/ipxe")
+	if err != nil {
+		t.Skipf("iPXE binaries (Debian package ipxe): %v", err)
+	}
+	tftp, err := NewTFTP(TFTPConfig{Listen: "10.77.0.1:69"}, bins, quietLogger())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	// Run opens its sockets on the calling thread: keep that thread in the namespace.
+	go func() { done <- ns.Do(func() error { return tftp.Run(ctx) }) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("tftp: %v", err)
+		}
+	})
 }
