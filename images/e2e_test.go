@@ -58,6 +58,10 @@ func e2eImageSize(t *testing.T) int64 {
 // agentVM is one QEMU machine booting the agent kernel and initramfs directly, on a tap
 // in a test namespace where a DHCP server and a fake Bootyard agent API answer.
 type agentVM struct {
+	// nic is the QEMU NIC model (virtio-net-pci when empty); diskArgs attach the disk
+	// file given to them (a virtio-blk disk when nil).
+	nic       string
+	diskArgs  func(path string) []string
 	ns        *netns.NS
 	kernel    string
 	initramfs string
@@ -73,16 +77,24 @@ func (vm *agentVM) boot(t *testing.T, token string, stop func() bool) time.Durat
 	ctx, cancel := context.WithTimeout(context.Background(), 6*time.Minute)
 	defer cancel()
 	cmdline := fmt.Sprintf("console=ttyS0,115200 quiet bootyard.url=http://%s:%s bootyard.token=%s bootyard.mac=%s", serverIP, apiPort, token, vmMAC)
-	qemu := vm.ns.Command(ctx, "qemu-system-x86_64",
+	nic := vm.nic
+	if nic == "" {
+		nic = "virtio-net-pci"
+	}
+	diskArgs := []string{"-drive", "file=" + vm.disk + ",format=raw,if=virtio,cache=unsafe"}
+	if vm.diskArgs != nil {
+		diskArgs = vm.diskArgs(vm.disk)
+	}
+	args := append([]string{
 		"-accel", "tcg", "-m", "1024", "-smp", "1", "-no-reboot",
-		"-display", "none", "-monitor", "none", "-serial", "file:"+serial,
+		"-display", "none", "-monitor", "none", "-serial", "file:" + serial,
 		"-kernel", vm.kernel, "-initrd", vm.initramfs, "-append", cmdline,
-		"-drive", "file="+vm.disk+",format=raw,if=virtio,cache=unsafe",
 		"-netdev", "tap,id=n0,ifname=tap0,script=no,downscript=no",
-		"-device", "virtio-net-pci,netdev=n0,mac="+vmMAC,
+		"-device", nic + ",netdev=n0,mac=" + vmMAC,
 		// Go's crypto/rand blocks until the kernel's CRNG is seeded; TCG has no RDRAND.
 		"-device", "virtio-rng-pci",
-	)
+	}, diskArgs...)
+	qemu := vm.ns.Command(ctx, "qemu-system-x86_64", args...)
 	var stderr bytes.Buffer
 	qemu.Stderr = &stderr
 	start := time.Now()
@@ -290,7 +302,90 @@ func TestAgentQEMU_InstallsThenWipesAndReinstallsADiskOverTheNetwork(t *testing.
 		if len(rep.Done) != 2 {
 			t.Errorf("done = %v after a failed install", rep.Done)
 		}
+		// The rejected image's partition tables are erased: nothing boots from it.
+		if d := readDisk(t, vm.disk); !bytes.Equal(d[:mib], make([]byte, mib)) {
+			t.Error("the disk's first MiB still holds the rejected image's boot code or partition table")
+		}
 	})
+}
+
+// TestAgentQEMU_LoadsTheDriversOfCommonNICsAndDisks installs through other emulated
+// NICs and disk controllers than virtio: the agent must load their drivers (from
+// modules.dep, dependencies first), find the boot NIC by MAC and the first disk.
+func TestAgentQEMU_LoadsTheDriversOfCommonNICsAndDisks(t *testing.T) {
+	netns.Require(t)
+	if testing.Short() {
+		t.Skip("boots QEMU under TCG: skipped with -short")
+	}
+	if _, err := exec.LookPath("qemu-system-x86_64"); err != nil {
+		t.Skip("qemu-system-x86_64 is not installed (Debian package qemu-system-x86)")
+	}
+	k := kernel(t)
+	dir := t.TempDir()
+	initramfs := filepath.Join(dir, "initramfs.gz")
+	f, err := os.Create(initramfs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := images.BuildInitramfs(context.Background(), f, images.InitramfsSpec{Agent: agentBinary(t), Kernel: k}); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	const imageSize, diskSize = 16 * mib, 64 * mib
+	raw := filepath.Join(dir, "image.raw")
+	if err := disktest.GPTImage(raw, imageSize); err != nil {
+		t.Fatal(err)
+	}
+	image, _ := os.ReadFile(raw)
+	sum := sha256.Sum256(image)
+	partEnd := imageSize - 33*512
+	wantPart := sha256.Sum256(image[mib:partEnd])
+
+	tests := []struct {
+		name     string
+		nic      string
+		diskArgs func(string) []string
+	}{
+		{"e1000e and nvme", "e1000e", func(p string) []string {
+			return []string{"-drive", "if=none,id=d0,format=raw,cache=unsafe,file=" + p, "-device", "nvme,drive=d0,serial=bootyard"}
+		}},
+		{"e1000 and ahci", "e1000", func(p string) []string {
+			return []string{"-drive", "if=none,id=d0,format=raw,cache=unsafe,file=" + p, "-device", "ahci,id=ahci0", "-device", "ide-hd,drive=d0,bus=ahci0.0"}
+		}},
+		{"vmxnet3 and virtio-scsi", "vmxnet3", func(p string) []string {
+			return []string{"-drive", "if=none,id=d0,format=raw,cache=unsafe,file=" + p, "-device", "virtio-scsi-pci,id=scsi0", "-device", "scsi-hd,drive=d0,bus=scsi0.0"}
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			vm := &agentVM{nic: tt.nic, diskArgs: tt.diskArgs, kernel: k.Vmlinuz, initramfs: initramfs,
+				disk: filepath.Join(t.TempDir(), "disk.img"), dir: t.TempDir()}
+			if err := disktest.SparseDisk(vm.disk, diskSize); err != nil {
+				t.Fatal(err)
+			}
+			vm.ns = netns.New(t, "drv")
+			vm.ns.AddBridge("br0")
+			vm.ns.AddAddr("br0", netip.MustParsePrefix(serverIP+"/24"))
+			vm.ns.AddTap("tap0", "br0")
+			token := hex.EncodeToString(randomBytes(32))
+			api := agenttest.New(token, agenttest.Task{
+				Node: "hw-1", Action: "install",
+				Image:  &agenttest.Image{Name: "test", URL: "/images/test", SHA256: hex.EncodeToString(sum[:]), Size: int64(len(image)), Format: "raw"},
+				CIDATA: map[string][]byte{"meta-data": []byte("instance-id: hw-1\n"), "user-data": []byte("#cloud-config\nhostname: hw-1\n")},
+			}, image)
+			startServices(t, vm.ns, api)
+			took := vm.boot(t, token, nil)
+			rep := api.Report()
+			if len(rep.Done) != 1 || len(rep.Failed) != 0 {
+				t.Fatalf("done %v, failed %v; agent log:\n%s", rep.Done, rep.Failed, strings.Join(rep.Logs, "\n"))
+			}
+			t.Logf("%s: installed in %s", tt.name, took.Round(time.Second))
+			if got := sha256.Sum256(readDisk(t, vm.disk)[mib:partEnd]); got != wantPart {
+				t.Error("the image's partition on the disk does not have the image's sha256")
+			}
+			checkGPTAndCIDATA(t, vm.disk, diskSize, []byte("hostname: hw-1"))
+		})
+	}
 }
 
 func randomBytes(n int) []byte {
