@@ -45,10 +45,10 @@ const chunkSize = 4 << 20
 // WriteImage streams src (the served image file) to dst from offset 0, decoding
 // img.Format and hashing the served bytes on the way. It fails with ErrDiskTooSmall
 // before writing past diskSize, and with ErrChecksumMismatch when the digest differs
-// from img.SHA256; in that case the signature areas at both ends of what it wrote are
-// zeroed again, so a machine never boots a half-verified image. Reading and writing
-// overlap: one goroutine decodes while the caller's goroutine writes. report, if not
-// nil, is called after every chunk.
+// from img.SHA256. Whenever it fails after writing, the first and last MiB of what it
+// wrote are zeroed again, so a machine never boots a partial or unverified image.
+// Reading and writing overlap: one goroutine decodes while the caller's goroutine
+// writes. report, if not nil, is called after every chunk.
 func WriteImage(ctx context.Context, dst io.WriterAt, diskSize int64, src io.Reader, img Image, report func(Progress)) (Result, error) {
 	want := strings.ToLower(img.SHA256)
 	if _, err := hex.DecodeString(want); err != nil || len(want) != sha256.Size*2 {
@@ -109,36 +109,43 @@ func WriteImage(ctx context.Context, dst io.WriterAt, diskSize int64, src io.Rea
 	}()
 
 	var written int64
+	// rejected ends a write that failed after bytes reached the disk: what is there is
+	// not the image, so its partition tables and boot code must not survive.
+	rejected := func(err error) (Result, error) {
+		cancel()
+		if written > 0 {
+			err = errors.Join(err, invalidate(dst, written))
+		}
+		return Result{Written: written}, err
+	}
 	for buf := range chunks {
 		if written+int64(len(buf)) > diskSize {
-			cancel()
-			return Result{Written: written}, fmt.Errorf("%w: image needs more than %d bytes", ErrDiskTooSmall, diskSize)
+			return rejected(fmt.Errorf("%w: image needs more than %d bytes", ErrDiskTooSmall, diskSize))
 		}
 		n, err := dst.WriteAt(buf, written)
-		written += int64(n)
 		if err == nil && n < len(buf) {
 			err = io.ErrShortWrite
 		}
 		if err != nil {
-			cancel()
-			return Result{Written: written}, fmt.Errorf("write disk at offset %d: %w", written, err)
+			err = fmt.Errorf("write disk at offset %d: %w", written+int64(n), err)
+			written += int64(n)
+			return rejected(err)
 		}
+		written += int64(n)
 		free <- buf[:cap(buf)]
 		if report != nil {
 			report(Progress{Read: served.n.Load(), Total: img.Size, Written: written})
 		}
 	}
 	if err := <-readErr; err != nil {
-		return Result{Written: written}, err
+		return rejected(err)
 	}
 	got := hex.EncodeToString(hash.Sum(nil))
 	if got != want {
-		err := fmt.Errorf("%w: served image has sha256 %s, catalog says %s (%d bytes read)", ErrChecksumMismatch, got, want, served.n.Load())
-		return Result{Written: written}, errors.Join(err, invalidate(dst, written))
+		return rejected(fmt.Errorf("%w: served image has sha256 %s, catalog says %s (%d bytes read)", ErrChecksumMismatch, got, want, served.n.Load()))
 	}
 	if img.Size > 0 && served.n.Load() != img.Size {
-		err := fmt.Errorf("%w: read %d bytes, catalog says %d", ErrChecksumMismatch, served.n.Load(), img.Size)
-		return Result{Written: written}, errors.Join(err, invalidate(dst, written))
+		return rejected(fmt.Errorf("%w: read %d bytes, catalog says %d", ErrChecksumMismatch, served.n.Load(), img.Size))
 	}
 	return Result{Written: written, SHA256: got}, nil
 }

@@ -172,6 +172,10 @@ func TestWriteImage_DiskTooSmallIsRefused(t *testing.T) {
 			if fi, _ := os.Stat(d.Name()); fi.Size() != 10*mib {
 				t.Errorf("disk file grew to %d bytes", fi.Size())
 			}
+			// Raw fails before writing; zstd after 8 MiB, which must not stay bootable.
+			if !bytes.Equal(readDisk(t, d, 0, mib), make([]byte, mib)) {
+				t.Error("the partial image's first MiB is on the disk")
+			}
 		})
 	}
 }
