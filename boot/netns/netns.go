@@ -5,19 +5,15 @@ package netns
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
-
-	"golang.org/x/sys/unix"
 )
 
 // counter makes namespace names unique within one test process; the PID makes them
@@ -162,36 +158,4 @@ func Link(t testing.TB, a *NS, aDev string, b *NS, bDev string) {
 // Do runs fn on an OS thread switched into the namespace. Sockets fn opens stay in the
 // namespace for their whole life, so a server can be built inside Do and then served from
 // ordinary goroutines. Goroutines fn starts do NOT inherit the namespace.
-func (ns *NS) Do(fn func() error) error {
-	errc := make(chan error, 1)
-	go func() {
-		// The thread is left locked (and so destroyed when this goroutine ends) unless it
-		// is back in its original namespace: no other goroutine may ever run on a thread
-		// stuck in a test namespace.
-		runtime.LockOSThread()
-		errc <- ns.doLocked(fn)
-	}()
-	return <-errc
-}
-
-func (ns *NS) doLocked(fn func() error) error {
-	orig, err := os.Open("/proc/thread-self/ns/net")
-	if err != nil {
-		return fmt.Errorf("netns: open own namespace: %w", err)
-	}
-	defer orig.Close()
-	target, err := os.Open(filepath.Join("/run/netns", ns.Name))
-	if err != nil {
-		return fmt.Errorf("netns: open %s: %w", ns.Name, err)
-	}
-	defer target.Close()
-	if err := unix.Setns(int(target.Fd()), unix.CLONE_NEWNET); err != nil {
-		return fmt.Errorf("netns: enter %s: %w", ns.Name, err)
-	}
-	fnErr := fn()
-	if err := unix.Setns(int(orig.Fd()), unix.CLONE_NEWNET); err != nil {
-		return errors.Join(fnErr, fmt.Errorf("netns: leave %s: %w", ns.Name, err))
-	}
-	runtime.UnlockOSThread()
-	return fnErr
-}
+func (ns *NS) Do(fn func() error) error { return Enter(ns.Name, fn) }
