@@ -4,6 +4,7 @@ import (
 	"context"
 	"strings"
 	"testing"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	policyv1 "k8s.io/api/policy/v1"
@@ -95,5 +96,33 @@ func TestDrain_DisruptionBudget(t *testing.T) {
 				t.Errorf("db-0 still there (err %v)", err)
 			}
 		})
+	}
+}
+
+func TestDrain_PodsStuckTerminatingOnADownNodeDoNotHoldItUp(t *testing.T) {
+	stuck := pod("default", "web-0", "dead-1", nil)
+	past := metav1.NewTime(time.Now().Add(-time.Minute))
+	stuck.DeletionTimestamp, stuck.Finalizers = &past, []string{"test/keep"}
+	cs := fakeCluster(kubeNode("dead-1", false), stuck)
+	c := startController(t, cs, openStore(t), testConfig(nil))
+
+	res, err := c.drain(context.Background(), "dead-1", false)
+	if err != nil {
+		t.Fatalf("drain of a down node: %v; no kubelet will confirm the deletion, waiting cannot help", err)
+	}
+	if res.Left != 1 || res.Evicted != 0 {
+		t.Errorf("drain = %+v, want the one stuck pod left", res)
+	}
+}
+
+func TestDrain_PodsTerminatingOnAReadyNodeAreWaitedFor(t *testing.T) {
+	term := pod("default", "web-0", "live-1", nil)
+	past := metav1.NewTime(time.Now().Add(-time.Minute))
+	term.DeletionTimestamp, term.Finalizers = &past, []string{"test/keep"}
+	c := startController(t, fakeCluster(kubeNode("live-1", true), term), openStore(t), testConfig(nil))
+
+	_, err := c.drain(context.Background(), "live-1", false)
+	if err == nil || !strings.Contains(err.Error(), "default/web-0 (terminating)") {
+		t.Fatalf("drain error = %v, want a timeout naming the terminating pod", err)
 	}
 }

@@ -72,3 +72,10 @@ func TestLiveServers_CountsControlPlaneNodesAndNamesTheOldest(t *testing.T) {
 		t.Errorf("LiveServers = %d, %q, %v; want 3 servers with cp-b the cluster-init node", servers, init, ok)
 	}
 }
+
+func TestLiveServers_WithoutServerRolesTheInventoryAnswers(t *testing.T) {
+	c := startController(t, fakeCluster(kubeNode("w-1", true)), openStore(t), testConfig(nil))
+	if n, init, ok := c.LiveServers(); ok {
+		t.Errorf("LiveServers = %d, %q, ok; want no answer from a cluster with no server-role Node", n, init)
+	}
+}

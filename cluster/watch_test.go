@@ -143,12 +143,12 @@ func TestFence_AWipedMachineThatRejoinsIsCordonedAndDeleted(t *testing.T) {
 				_, err := cs.CoreV1().Nodes().Get(ctx, tt.k8s.Name, metav1.GetOptions{})
 				return err != nil
 			})
-			evs := events(t, st, "old-1")
-			if !slices.ContainsFunc(evs, func(e node.Event) bool {
-				return e.Type == node.EventWarning && strings.Contains(e.Reason, "fence: Kubernetes Node "+tt.k8s.Name+" registered again while the node is "+string(tt.state))
-			}) {
-				t.Errorf("no fence warning among %+v", evs)
-			}
+			// The event follows the deletion: wait for it too.
+			eventually(t, "the fence warning is recorded", func() bool {
+				return slices.ContainsFunc(events(t, st, "old-1"), func(e node.Event) bool {
+					return e.Type == node.EventWarning && strings.Contains(e.Reason, "fence: Kubernetes Node "+tt.k8s.Name+" registered again while the node is "+string(tt.state))
+				})
+			})
 			if got := nodeState(t, st, "old-1").State; got != tt.state {
 				t.Errorf("fencing moved the node to %s", got)
 			}
