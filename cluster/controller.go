@@ -57,8 +57,16 @@ func New(cfg Config, client kubernetes.Interface, inv Inventory) *Controller {
 	}
 	nudge := func(any) { c.nudge() }
 	if _, err := factory.Core().V1().Nodes().Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
-		AddFunc:    nudge,
-		UpdateFunc: func(_, _ any) { c.nudge() },
+		AddFunc: nudge,
+		UpdateFunc: func(old, cur any) {
+			// Kubelets rewrite their Node for heartbeats; only what Bootyard records or
+			// matches on is worth a pass.
+			o, ok1 := old.(*corev1.Node)
+			n, ok2 := cur.(*corev1.Node)
+			if !ok1 || !ok2 || fingerprint(o) != fingerprint(n) {
+				c.nudge()
+			}
+		},
 		DeleteFunc: nudge,
 	}); err != nil {
 		// Only fails once the informer has stopped, which cannot be the case here.
@@ -97,27 +105,32 @@ func (c *Controller) Run(ctx context.Context) error {
 	c.log.Info("cluster Nodes synced")
 	tick := time.NewTicker(c.cfg.Resync)
 	defer tick.Stop()
+	c.pass(ctx, true)
 	for {
-		c.pass(ctx)
 		select {
 		case <-ctx.Done():
 			c.wg.Wait()
 			return nil
 		case <-c.kick:
+			c.pass(ctx, false)
 		case <-tick.C:
+			c.pass(ctx, true)
 		}
 	}
 }
 
-// pass is one round: inventory from the cluster, fencing, unfinished deletions, token.
-func (c *Controller) pass(ctx context.Context) {
+// pass is one round: inventory from the cluster, fencing, unfinished deletions, and on
+// the resync clock (not on every Node change) the join token.
+func (c *Controller) pass(ctx context.Context, resync bool) {
 	if err := c.reconcile(ctx); err != nil && ctx.Err() == nil {
 		c.log.Warn("reconcile with the cluster", slog.Any("err", err))
 	}
 	if err := c.sweepDeletions(ctx); err != nil && ctx.Err() == nil {
 		c.log.Warn("resume deletions", slog.Any("err", err))
 	}
-	c.syncJoinToken(ctx)
+	if resync {
+		c.syncJoinToken(ctx)
+	}
 }
 
 // clusterNodes is the informer's view of every Node.

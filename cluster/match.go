@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"fmt"
 	"net/netip"
 	"slices"
 	"strings"
@@ -194,5 +195,14 @@ func describeStatus(k *corev1.Node, st node.ClusterStatus) string {
 		b.WriteString("; roles ")
 		b.WriteString(strings.Join(st.Roles, ","))
 	}
+	return b.String()
+}
+
+// fingerprint is everything about a Node that the inventory records or matching and
+// fencing look at; two versions with the same fingerprint need no pass.
+func fingerprint(k *corev1.Node) string {
+	st := statusOf(k, time.Time{})
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s|%s|%v|%s|%v|%v|%v", k.UID, k.Name, st.Ready, st.KubeletVersion, st.Roles, nodeMACs(k), nodeAddrs(k))
 	return b.String()
 }

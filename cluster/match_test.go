@@ -49,3 +49,31 @@ func withLabel(k *corev1.Node, key, value string) *corev1.Node {
 	k.Labels[key] = value
 	return k
 }
+
+func TestFingerprint_IgnoresHeartbeatsAndSeesWhatBootyardRecords(t *testing.T) {
+	base := kubeNode("n1", true, "control-plane")
+	tests := []struct {
+		name    string
+		change  func(k *corev1.Node)
+		differs bool
+	}{
+		{"heartbeat", func(k *corev1.Node) { k.Status.Conditions[0].LastHeartbeatTime.Time = k.Status.Conditions[0].LastHeartbeatTime.Add(10) }, false},
+		{"unrelated annotation", func(k *corev1.Node) { k.Annotations["volumes.kubernetes.io/controller-managed-attach-detach"] = "true" }, false},
+		{"Ready flips", func(k *corev1.Node) { k.Status.Conditions[0].Status = corev1.ConditionFalse }, true},
+		{"kubelet upgraded", func(k *corev1.Node) { k.Status.NodeInfo.KubeletVersion = "v1.35.0+k3s1" }, true},
+		{"role added", func(k *corev1.Node) { k.Labels[roleLabelPrefix+"etcd"] = "true" }, true},
+		{"MAC annotated", func(k *corev1.Node) { k.Annotations[annotationMACs] = "52:54:00:00:00:01" }, true},
+		{"address changed", func(k *corev1.Node) {
+			k.Status.Addresses = []corev1.NodeAddress{{Type: corev1.NodeInternalIP, Address: "10.0.0.9"}}
+		}, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			k := base.DeepCopy()
+			tt.change(k)
+			if got := fingerprint(k) != fingerprint(base); got != tt.differs {
+				t.Errorf("fingerprint differs = %v, want %v", got, tt.differs)
+			}
+		})
+	}
+}
