@@ -57,7 +57,9 @@ func TestFingerprint_IgnoresHeartbeatsAndSeesWhatBootyardRecords(t *testing.T) {
 		change  func(k *corev1.Node)
 		differs bool
 	}{
-		{"heartbeat", func(k *corev1.Node) { k.Status.Conditions[0].LastHeartbeatTime.Time = k.Status.Conditions[0].LastHeartbeatTime.Add(10) }, false},
+		{"heartbeat", func(k *corev1.Node) {
+			k.Status.Conditions[0].LastHeartbeatTime.Time = k.Status.Conditions[0].LastHeartbeatTime.Add(10)
+		}, false},
 		{"unrelated annotation", func(k *corev1.Node) { k.Annotations["volumes.kubernetes.io/controller-managed-attach-detach"] = "true" }, false},
 		{"Ready flips", func(k *corev1.Node) { k.Status.Conditions[0].Status = corev1.ConditionFalse }, true},
 		{"kubelet upgraded", func(k *corev1.Node) { k.Status.NodeInfo.KubeletVersion = "v1.35.0+k3s1" }, true},
