@@ -28,15 +28,21 @@ import (
 // skips the live quorum check and deletes the pods that cannot be evicted. The sequence
 // runs in the controller's own context, not the request's; a resumed deletion (retry,
 // restart) runs without force.
+//
+// The API calls this just after its transaction: a pass may have started the sequence
+// in between, so the steps read force when they act, not when the run began.
 func (c *Controller) StartDeletion(_ context.Context, name string, force bool) {
 	c.mu.Lock()
-	if force {
-		c.force[name] = true
-	} else {
-		delete(c.force, name)
-	}
+	c.force[name] = force
 	c.mu.Unlock()
 	c.nudge()
+}
+
+// forced reports the --force of the node's latest deletion request.
+func (c *Controller) forced(name string) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.force[name]
 }
 
 // CheckDeletion refuses (node.ErrRefused) to delete a server whose removal leaves the
@@ -107,15 +113,13 @@ func (c *Controller) sweepDeletions(ctx context.Context) error {
 			continue
 		}
 		c.running[n.Name] = true
-		force := c.force[n.Name]
 		c.mu.Unlock()
 		c.wg.Add(1)
 		go func(name string) {
 			defer c.wg.Done()
-			c.removeFromCluster(ctx, name, force)
+			c.removeFromCluster(ctx, name)
 			c.mu.Lock()
 			delete(c.running, name)
-			delete(c.force, name)
 			c.mu.Unlock()
 		}(n.Name)
 	}
@@ -132,8 +136,8 @@ func (e *stepError) Error() string { return e.step + ": " + e.err.Error() }
 func (e *stepError) Unwrap() error { return e.err }
 
 // removeFromCluster runs the sequence once and records its failure.
-func (c *Controller) removeFromCluster(ctx context.Context, name string, force bool) {
-	err := c.runDeletion(ctx, name, force)
+func (c *Controller) removeFromCluster(ctx context.Context, name string) {
+	err := c.runDeletion(ctx, name)
 	if err == nil {
 		return
 	}
@@ -162,10 +166,9 @@ func (c *Controller) removeFromCluster(ctx context.Context, name string, force b
 
 // deletion is one run of the sequence for one node.
 type deletion struct {
-	c     *Controller
-	n     node.Node
-	k     *corev1.Node // the machine's Kubernetes Node as the run began; nil when there is none
-	force bool
+	c *Controller
+	n node.Node
+	k *corev1.Node // the machine's Kubernetes Node as the run began; nil when there is none
 	// final is where the node goes when every step is done.
 	final node.State
 	why   string
@@ -185,7 +188,7 @@ type step struct {
 	run  func(ctx context.Context) (reason string, warn bool, err error)
 }
 
-func (c *Controller) runDeletion(ctx context.Context, name string, force bool) error {
+func (c *Controller) runDeletion(ctx context.Context, name string) error {
 	n, err := c.inv.GetNode(ctx, name)
 	if err != nil {
 		return err
@@ -198,7 +201,7 @@ func (c *Controller) runDeletion(ctx context.Context, name string, force bool) e
 		return err
 	}
 	k, _ := newIndex(knodes).match(&n)
-	d := &deletion{c: c, n: n, k: k, force: force, final: node.StateWiping,
+	d := &deletion{c: c, n: n, k: k, final: node.StateWiping,
 		why: "removed from the cluster: the next network boot wipes and reinstalls the machine"}
 	steps := []step{{"quorum check", d.quorum}, {"cordon", d.cordon}, {"drain", d.drain}}
 	if n.DeleteMode == node.DeleteUninstall {
@@ -211,10 +214,10 @@ func (c *Controller) runDeletion(ctx context.Context, name string, force bool) e
 		names[i] = s.name
 	}
 	start := "removing from the cluster: " + strings.Join(names, ", ")
-	if force {
+	if c.forced(name) {
 		start += " (forced)"
 	}
-	c.log.Info("removing node from the cluster", slog.String("node", name), slog.Bool("force", force), slog.String("mode", string(n.DeleteMode)))
+	c.log.Info("removing node from the cluster", slog.String("node", name), slog.Bool("force", c.forced(name)), slog.String("mode", string(n.DeleteMode)))
 	c.event(ctx, name, node.EventCluster, start)
 	for _, s := range steps {
 		reason, warn, err := s.run(ctx)
@@ -242,7 +245,7 @@ func (c *Controller) runDeletion(ctx context.Context, name string, force bool) e
 }
 
 func (d *deletion) quorum(context.Context) (string, bool, error) {
-	if d.force {
+	if d.c.forced(d.n.Name) {
 		return "skipped (forced)", false, nil
 	}
 	knodes, err := d.c.clusterNodes()
@@ -273,7 +276,7 @@ func (d *deletion) drain(ctx context.Context) (string, bool, error) {
 	if d.k == nil {
 		return "no Kubernetes Node", false, nil
 	}
-	res, err := d.c.drain(ctx, d.k.Name, d.force)
+	res, err := d.c.drain(ctx, d.k.Name, func() bool { return d.c.forced(d.n.Name) })
 	if err != nil {
 		return "", false, err
 	}

@@ -3,6 +3,7 @@ package cluster
 import (
 	"context"
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -283,5 +284,28 @@ func TestCheckDeletion_RefusesWhatTheLiveServersCannotAfford(t *testing.T) {
 				t.Fatalf("CheckDeletion(%s) = %v, refused want %v", tt.target, err, tt.refused)
 			}
 		})
+	}
+}
+
+// The API hands over --force just after its transaction; a pass can start the sequence
+// in between. The force must still count.
+func TestDeletion_ForceHandedOverAfterTheSequenceStartedStillCounts(t *testing.T) {
+	st := openStore(t)
+	importNode(t, st, "db-3", node.RoleWorker, "52:54:00:00:00:23", node.StateActive)
+	cs := fakeCluster(kubeNode("db-3", true),
+		pod("default", "db-0", "db-3", map[string]string{"app": "db"}), budget("default", "db", 0))
+	c := startController(t, cs, st, testConfig(nil))
+	ctx := context.Background()
+
+	if _, _, err := st.DeleteNode(ctx, "db-3", node.DeleteOptions{Confirm: "db-3", Force: true, ClusterConnected: true, Source: "api"}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the sequence starts on its own", func() bool {
+		return slices.ContainsFunc(clusterEvents(t, st, "db-3"), func(e string) bool { return strings.HasPrefix(e, "cordon:") })
+	})
+	c.StartDeletion(ctx, "db-3", true)
+	eventually(t, "db-3 leaves deleting", func() bool { return nodeState(t, st, "db-3").State != node.StateDeleting })
+	if n := nodeState(t, st, "db-3"); n.State != node.StateWiping {
+		t.Fatalf("state %s (%s): the late force was ignored", n.State, n.StateReason)
 	}
 }

@@ -42,9 +42,9 @@ func (r drainResult) String() string {
 }
 
 // drain evicts every pod on the Node through the Eviction API, so PodDisruptionBudgets
-// are honoured: a refused eviction (429) is retried until DrainTimeout. Then, with force,
-// the pods still there are deleted; without, the drain fails naming them.
-func (c *Controller) drain(ctx context.Context, nodeName string, force bool) (drainResult, error) {
+// are honoured: a refused eviction (429) is retried until DrainTimeout. Then, if force
+// says so, the pods still there are deleted; otherwise the drain fails naming them.
+func (c *Controller) drain(ctx context.Context, nodeName string, force func() bool) (drainResult, error) {
 	var res drainResult
 	deadline := c.cfg.Now().Add(c.cfg.DrainTimeout)
 	evicted, left := map[types.UID]bool{}, map[types.UID]bool{}
@@ -91,7 +91,7 @@ func (c *Controller) drain(ctx context.Context, nodeName string, force bool) (dr
 			return res, nil
 		}
 		if !c.cfg.Now().Before(deadline) {
-			if !force {
+			if !force() {
 				return res, fmt.Errorf("drain timed out after %s with %d pods left: %s (use --force to delete them)",
 					c.cfg.DrainTimeout, len(waiting), strings.Join(waiting, ", "))
 			}

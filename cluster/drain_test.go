@@ -40,7 +40,7 @@ func TestDrain_EvictsOnlyThePodsADrainMoves(t *testing.T) {
 		ds, mirror, done, helper)
 	c := startController(t, cs, openStore(t), testConfig(nil))
 
-	res, err := c.drain(context.Background(), "w1", false)
+	res, err := c.drain(context.Background(), "w1", notForced)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -76,7 +76,7 @@ func TestDrain_DisruptionBudget(t *testing.T) {
 			cs := fakeCluster(kubeNode("s1", true), pod("default", "db-0", "s1", map[string]string{"app": "db"}), budget("default", "db", tt.allowed))
 			c := startController(t, cs, openStore(t), testConfig(nil))
 
-			res, err := c.drain(context.Background(), "s1", tt.force)
+			res, err := c.drain(context.Background(), "s1", func() bool { return tt.force })
 			if tt.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tt.wantErr) || !strings.Contains(err.Error(), "timed out") {
 					t.Fatalf("drain error = %v, want a timeout naming %q", err, tt.wantErr)
@@ -106,7 +106,7 @@ func TestDrain_PodsStuckTerminatingOnADownNodeDoNotHoldItUp(t *testing.T) {
 	cs := fakeCluster(kubeNode("dead-1", false), stuck)
 	c := startController(t, cs, openStore(t), testConfig(nil))
 
-	res, err := c.drain(context.Background(), "dead-1", false)
+	res, err := c.drain(context.Background(), "dead-1", notForced)
 	if err != nil {
 		t.Fatalf("drain of a down node: %v; no kubelet will confirm the deletion, waiting cannot help", err)
 	}
@@ -121,8 +121,10 @@ func TestDrain_PodsTerminatingOnAReadyNodeAreWaitedFor(t *testing.T) {
 	term.DeletionTimestamp, term.Finalizers = &past, []string{"test/keep"}
 	c := startController(t, fakeCluster(kubeNode("live-1", true), term), openStore(t), testConfig(nil))
 
-	_, err := c.drain(context.Background(), "live-1", false)
+	_, err := c.drain(context.Background(), "live-1", notForced)
 	if err == nil || !strings.Contains(err.Error(), "default/web-0 (terminating)") {
 		t.Fatalf("drain error = %v, want a timeout naming the terminating pod", err)
 	}
 }
+
+func notForced() bool { return false }
