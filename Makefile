@@ -16,7 +16,7 @@ TEST_DEBS := $(RUN_DEBS) iproute2 curl isc-dhcp-client busybox tftp-hpa dnsmasq-
 	qemu-system-x86 ipxe-qemu ovmf cloud-init xorriso genisoimage util-linux \
 	chromium mtools dosfstools wrk vagrant vagrant-libvirt
 
-.PHONY: all build run test test-go fuzz lint deps-run deps-test deb vagrant-validate clean
+.PHONY: all build images demo run test test-go fuzz lint deps-run deps-test deb vagrant-validate clean
 
 all: build
 
@@ -38,8 +38,21 @@ deps-test:
 
 build:
 	$(GO) build -o $(BIN)/bootyard ./cmd/bootyard
+	CGO_ENABLED=0 $(GO) build -o $(BIN)/bootyard-agent ./cmd/bootyard-agent
+	$(GO) build -o $(BIN)/bootyard-demo ./cmd/bootyard-demo
 
-run: deps-run build
+# The installer agent's kernel (Debian's linux-image-amd64, fetched once into
+# .cache/kernel) and initramfs (built in Go), into $(DATA)/agent where serve finds them.
+images: build
+	@[ -d .cache/kernel ] || apt-cache show linux-image-amd64 >/dev/null 2>&1 || apt-get update -qq
+	$(BIN)/bootyard image build-agent --data $(DATA) --kernel-cache .cache/kernel
+
+# The lab on this machine: a namespace, Bootyard with DHCP on its bridge, two QEMU
+# machines (BIOS, UEFI) that install a demo image; the web page on 127.0.0.1:8080.
+demo: deps-test build
+	$(BIN)/bootyard-demo --bootyard $(BIN)/bootyard --listen $(LISTEN)
+
+run: deps-run images
 	$(BIN)/bootyard serve --data $(DATA) --listen $(LISTEN)
 
 lint:

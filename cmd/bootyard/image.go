@@ -15,7 +15,7 @@ import (
 
 func newImageCommand(cl *clientFlags) *cobra.Command {
 	cmd := &cobra.Command{Use: "image", Short: "Add, list and remove OS images"}
-	cmd.AddCommand(newImageAddCommand(cl), newImageListCommand(cl), newImageRemoveCommand(cl))
+	cmd.AddCommand(newImageAddCommand(cl), newImageListCommand(cl), newImageRemoveCommand(cl), newImageBuildAgentCommand())
 	return cmd
 }
 

@@ -206,6 +206,17 @@ func printNode(w io.Writer, n node.Node, events []node.Event) {
 	if n.Boot.Firmware != "" {
 		fmt.Fprintf(tw, "Firmware:\t%s (arch %d)\n", n.Boot.Firmware, n.Boot.Arch)
 	}
+	if c := n.Cluster; c != nil {
+		ready := "NotReady"
+		if c.Ready {
+			ready = "Ready"
+		}
+		roles := strings.Join(c.Roles, ",")
+		if roles == "" {
+			roles = "-"
+		}
+		fmt.Fprintf(tw, "Kubernetes:\t%s, roles %s, kubelet %s (seen %s)\n", ready, roles, c.KubeletVersion, c.ObservedAt.Format(time.RFC3339))
+	}
 	fmt.Fprintf(tw, "Created:\t%s\n", n.CreatedAt.Format(time.RFC3339))
 	_ = tw.Flush()
 	if len(events) > 0 {
