@@ -3,6 +3,7 @@ package boot
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"net"
 	"net/netip"
 	"os"
@@ -23,6 +24,7 @@ type lab struct {
 	srv, cli *netns.NS
 	inv      *testInventory
 	dir      string
+	log      *slog.Logger // nil: quiet
 }
 
 func newLab(t testing.TB) *lab { return newLabOn(t, netip.MustParsePrefix("10.77.0.1/24")) }
@@ -50,7 +52,11 @@ func (l *lab) start(cfg DHCPConfig) (*DHCPServer, func()) {
 	var s *DHCPServer
 	if err := l.srv.Do(func() error {
 		var err error
-		s, err = NewDHCP(cfg, l.inv, l.inv, quietLogger())
+		log := l.log
+		if log == nil {
+			log = quietLogger()
+		}
+		s, err = NewDHCP(cfg, l.inv, l.inv, log)
 		return err
 	}); err != nil {
 		l.t.Fatal(err)

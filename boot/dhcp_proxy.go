@@ -40,6 +40,10 @@ func (s *DHCPServer) handleProxy(r request) *dhcpv4.DHCPv4 {
 		reply.ClientIPAddr = r.ciaddr.AsSlice()
 	}
 	s.bootOptions(reply, choice)
+	// iPXE (dhcp.c, dhcp_has_pxeopts in the builds Debian ships) ignores a ProxyDHCP
+	// answer unless it has BOTH a next-server (siaddr) and a file name, even when the
+	// file is an HTTP URL; it then boots nothing. siaddr is always ours.
+	reply.ServerIPAddr = s.tftpServer.AsSlice()
 	if choice.vendorClass == "" {
 		// iPXE and PXE ROMs recognise a ProxyDHCP offer by option 60 = PXEClient.
 		reply.Options[dhcpv4.OptionClassIdentifier.Code()] = []byte("PXEClient")

@@ -55,6 +55,9 @@ func TestProxyDHCP_AnswersPXEClientsOnlyWithBootInformation(t *testing.T) {
 			if !reply.YourIPAddr.IsUnspecified() || reply.Options.Has(dhcpv4.OptionIPAddressLeaseTime) {
 				t.Fatalf("proxy reply carries an address: yiaddr %s", reply.YourIPAddr)
 			}
+			if !reply.ServerIPAddr.Equal(net.ParseIP("10.77.0.1")) {
+				t.Fatalf("siaddr %s: iPXE ignores proxy answers without a next-server", reply.ServerIPAddr)
+			}
 			if reply.BootFileNameOption() != "ipxe.efi" || reply.ClassIdentifier() != "PXEClient" {
 				t.Fatalf("file %q class %q", reply.BootFileNameOption(), reply.ClassIdentifier())
 			}

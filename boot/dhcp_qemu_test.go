@@ -4,12 +4,14 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/netip"
 	"net/url"
 	"os"
 	"path/filepath"
+	"syscall"
 	"testing"
 	"time"
 
@@ -26,6 +28,9 @@ import (
 //   - uefi-pxe-chain: OVMF with no iPXE ROM uses its own PXE (arch 7), is given ipxe.efi
 //     over TFTP from siaddr, and the iPXE it loads asks again and gets the script.
 func TestBoot_QEMUFirmwareReachesItsScript(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short: four QEMU boots under TCG take about 95s")
+	}
 	netns.Require(t)
 	requireTool(t, "qemu-system-x86_64")
 	tests := []struct {
@@ -34,10 +39,14 @@ func TestBoot_QEMUFirmwareReachesItsScript(t *testing.T) {
 		extra     []string // firmware and NIC arguments
 		needsFile string   // skip unless this exists
 		wantFirst string   // firmware of the first recorded boot
+		mode      DHCPMode // proxy runs dnsmasq on the same bridge as the address server
 	}{
-		{"bios-ipxe-rom", "52:54:00:7e:57:01", []string{"-device", "virtio-net-pci,netdev=n0,mac=52:54:00:7e:57:01"}, "", "ipxe"},
+		{"bios-ipxe-rom", "52:54:00:7e:57:01", []string{"-device", "virtio-net-pci,netdev=n0,mac=52:54:00:7e:57:01"}, "", "ipxe", ModeFull},
 		{"uefi-pxe-chain", "52:54:00:7e:57:02", []string{"-bios", "/usr/share/ovmf/OVMF.fd",
-			"-device", "virtio-net-pci,netdev=n0,romfile=,mac=52:54:00:7e:57:02"}, "/usr/share/ovmf/OVMF.fd", "uefi"},
+			"-device", "virtio-net-pci,netdev=n0,romfile=,mac=52:54:00:7e:57:02"}, "/usr/share/ovmf/OVMF.fd", "uefi", ModeFull},
+		{"proxy-bios-ipxe-rom", "52:54:00:7e:57:03", []string{"-device", "virtio-net-pci,netdev=n0,mac=52:54:00:7e:57:03"}, "", "ipxe", ModeProxy},
+		{"proxy-uefi-pxe-chain", "52:54:00:7e:57:04", []string{"-bios", "/usr/share/ovmf/OVMF.fd",
+			"-device", "virtio-net-pci,netdev=n0,romfile=,mac=52:54:00:7e:57:04"}, "/usr/share/ovmf/OVMF.fd", "uefi", ModeProxy},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -46,23 +55,29 @@ func TestBoot_QEMUFirmwareReachesItsScript(t *testing.T) {
 					t.Skipf("%s is missing (Debian package ovmf)", tt.needsFile)
 				}
 			}
-			bootQEMU(t, tt.mac, tt.extra, tt.wantFirst)
+			if tt.mode == ModeProxy {
+				requireTool(t, "dnsmasq")
+			}
+			bootQEMU(t, tt.mac, tt.extra, tt.wantFirst, tt.mode)
 		})
 	}
 }
 
-func bootQEMU(t *testing.T, vmMAC string, extra []string, wantFirst string) {
+func bootQEMU(t *testing.T, vmMAC string, extra []string, wantFirst string, mode DHCPMode) {
 	ns := netns.New(t, "pxe")
 	ns.AddBridge("br0")
 	ns.AddAddr("br0", netip.MustParsePrefix("10.77.0.1/24"))
 	ns.AddTap("tap0", "br0")
 
-	l := &lab{t: t, srv: ns, dir: t.TempDir()}
+	l := &lab{t: t, srv: ns, dir: t.TempDir(), log: slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelDebug}))}
 	l.inv = openTestStore(t, l.dir)
-	cfg := testConfig(ModeFull)
+	cfg := testConfig(mode)
 	cfg.Interface = "br0"
 	s, _ := l.start(cfg)
 	startTFTP(t, ns)
+	if mode == ModeProxy {
+		startDnsmasq(t, ns, l.dir)
+	}
 
 	fetched := make(chan string, 4)
 	var ln net.Listener
@@ -121,8 +136,13 @@ func bootQEMU(t *testing.T, vmMAC string, extra []string, wantFirst string) {
 		t.Fatalf("the firmware never fetched its script\ndhcp stats %+v\nserial:\n%s", s.Stats(), b)
 	}
 	lease, err := l.inv.LeaseForMAC(context.Background(), mustMAC(vmMAC))
-	if err != nil || !cfg.Range.Contains(lease.IP) {
+	switch {
+	case mode == ModeFull && (err != nil || !cfg.Range.Contains(lease.IP)):
 		t.Fatalf("lease for the VM: %+v, %v", lease, err)
+	case mode == ModeProxy && err == nil:
+		t.Fatalf("proxy mode stored a lease: %+v", lease)
+	case mode == ModeProxy && s.Stats().ProxyReplies == 0:
+		t.Fatalf("no proxy replies: %+v", s.Stats())
 	}
 	var firmwares []string
 	for range 200 {
@@ -140,6 +160,28 @@ func bootQEMU(t *testing.T, vmMAC string, extra []string, wantFirst string) {
 	if len(firmwares) == 0 || firmwares[0] != wantFirst || firmwares[len(firmwares)-1] != "ipxe" {
 		t.Fatalf("recorded firmwares %v, want %s first and ipxe last", firmwares, wantFirst)
 	}
+}
+
+// startDnsmasq runs dnsmasq as the network's own address server, in its own namespace
+// on ns's bridge, as on a network where Bootyard must not hand out addresses.
+func startDnsmasq(t *testing.T, lan *netns.NS, dir string) {
+	dns := netns.New(t, "dns")
+	netns.Link(t, lan, "ldns", dns, "bdns")
+	lan.Enslave("ldns", "br0")
+	dns.AddAddr("bdns", netip.MustParsePrefix("10.77.0.2/24"))
+	ctx, cancel := context.WithCancel(context.Background())
+	cmd := dns.Command(ctx, "dnsmasq", "--no-daemon", "--conf-file=/dev/null", "--interface=bdns", "--bind-interfaces",
+		"--dhcp-range=10.77.0.50,10.77.0.60,255.255.255.0,1h", "--port=0", "--user=root", "--no-ping",
+		"--pid-file="+filepath.Join(dir, "dnsmasq.pid"), "--dhcp-leasefile="+filepath.Join(dir, "dnsmasq.leases"))
+	cmd.Stdout, cmd.Stderr = t.Output(), t.Output()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cmd.Process.Signal(syscall.SIGTERM) // only the dnsmasq this test started
+		cmd.Wait()
+		cancel()
+	})
 }
 
 // startTFTP serves Debian's iPXE binaries on 10.77.0.1:69 inside ns.

@@ -293,6 +293,11 @@ func (s *DHCPServer) serve(ctx context.Context, p packet) {
 	if !ok {
 		return
 	}
+	if s.log.Enabled(ctx, slog.LevelDebug) {
+		// Guarded: building these attributes costs allocations the hot path should not pay.
+		s.log.Debug("dhcp reply", slog.String("from", p.peer.String()), slog.Int("port", p.port),
+			slog.String("to", dst.String()), slog.Int("bytes", len(reply)))
+	}
 	if _, err := p.conn.WriteToUDPAddrPort(reply, dst); err != nil {
 		s.stats.sendErrors.Add(1)
 		s.log.Warn("dhcp send failed", slog.String("to", dst.String()), slog.Any("err", err))
