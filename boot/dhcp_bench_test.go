@@ -45,6 +45,7 @@ func BenchmarkDHCPDORA(b *testing.B) {
 func BenchmarkDHCPDORAFlat(b *testing.B) {
 	for range b.N {
 		_, s, conn := benchLab(b)
+		prev := s.Stats()
 		for w := range 5 {
 			res, err := loadgen.Run(context.Background(), loadgen.Config{Conn: conn, Server: netip.MustParseAddrPort("255.255.255.255:67"),
 				Clients: 50, Exchanges: 10_000, MACPrefix: [2]byte{0x02, 0xbf}, FirstMAC: uint32(w * 10_000)})
@@ -53,7 +54,11 @@ func BenchmarkDHCPDORAFlat(b *testing.B) {
 			}
 			b.ReportMetric(res.Rate, fmt.Sprintf("exch/s@%dk", (w+1)*10))
 			b.ReportMetric(float64(res.P99.Microseconds())/1000, fmt.Sprintf("p99-ms@%dk", (w+1)*10))
-			b.Logf("leases %d→%d: %s", w*10_000, (w+1)*10_000, res)
+			st := s.Stats()
+			commits := max(1, st.CommitBatches-prev.CommitBatches)
+			b.Logf("leases %d→%d: %s; %.1f leases and %.2f ms per commit", w*10_000, (w+1)*10_000, res,
+				float64(st.LeasesCommited-prev.LeasesCommited)/float64(commits), float64(st.CommitNanos-prev.CommitNanos)/float64(commits)/1e6)
+			prev = st
 		}
 		st := s.Stats()
 		b.Logf("stats: %d ACKs in %d commits (%.1f leases per commit, %.2f ms per commit), %d active leases, rate-limited %d, queue-full %d",
