@@ -24,7 +24,7 @@ func (s *Store) ImportNode(ctx context.Context, spec node.Node, source string) (
 	if err := spec.Validate(); err != nil {
 		return node.Node{}, fmt.Errorf("import: %w", err)
 	}
-	var out node.Node
+	var out, before node.Node
 	err := s.db.Update(func(tx *bolt.Tx) error {
 		now := s.now()
 		// Find an existing record these MACs or this name belong to.
@@ -98,11 +98,15 @@ func (s *Store) ImportNode(ctx context.Context, spec node.Node, source string) (
 			return err
 		}
 		out = n
+		if prior != nil {
+			before = *prior
+		}
 		return appendEvents(tx, events...)
 	})
 	if err != nil {
 		return node.Node{}, err
 	}
+	s.updated(before, out)
 	return out, nil
 }
 

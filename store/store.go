@@ -49,9 +49,10 @@ type Options struct {
 	// directory must fail at once with a clear message, not hang.
 	LockTimeout time.Duration
 	Logger      *slog.Logger
-	// OnUpdate, when set, is called after each committed node update with the node
-	// before and after (metrics observe install and wipe durations from it). It runs on
-	// the writer's goroutine: it must be quick and must not call the store.
+	// OnUpdate, when set, is called after each committed import or node update with the
+	// node before (zero for a new one) and after: metrics observe install and wipe
+	// durations from it, DHCP refreshes its reservations. It runs on the writer's
+	// goroutine: it must be quick and must not call the store.
 	OnUpdate func(before, after node.Node)
 }
 
@@ -77,7 +78,14 @@ func Open(path string, opts Options) (*Store, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return nil, fmt.Errorf("open store: %w", err)
 	}
-	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: opts.LockTimeout})
+	db, err := bolt.Open(path, 0o600, &bolt.Options{
+		Timeout: opts.LockTimeout,
+		// The freelist is rebuilt at open instead of written at every commit: DHCP
+		// commits a group of leases every millisecond or so, and rewriting a freelist
+		// that grows with the lease count made those commits slower as leases grew.
+		NoFreelistSync: true,
+		FreelistType:   bolt.FreelistMapType,
+	})
 	if err != nil {
 		if errors.Is(err, bolterrors.ErrTimeout) {
 			return nil, fmt.Errorf("open store %s: %w (is another bootyard serve running on this data directory?)", path, ErrLocked)

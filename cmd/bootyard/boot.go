@@ -13,6 +13,7 @@ import (
 
 	"github.com/bootyard/bootyard/boot"
 	"github.com/bootyard/bootyard/ipxe"
+	"github.com/bootyard/bootyard/node"
 	"github.com/bootyard/bootyard/store"
 	"github.com/bootyard/bootyard/web"
 )
@@ -42,7 +43,7 @@ func (b *bootOptions) register(f *pflag.FlagSet) {
 
 // start launches DHCP and TFTP when asked. DHCP never starts unless an interface is
 // named: on a shared network an unasked DHCP server is a rogue one.
-func (b *bootOptions) start(ctx context.Context, g *errgroup.Group, st *store.Store, bins *ipxe.Binaries, advertise string, src *web.MetricSources, log *slog.Logger) error {
+func (b *bootOptions) start(ctx context.Context, g *errgroup.Group, st *store.Store, bins *ipxe.Binaries, advertise string, src *web.MetricSources, hooks *updateHooks, log *slog.Logger) error {
 	if b.dhcpInterface == "" && b.tftpListen == "" {
 		log.Info("DHCP and TFTP are off (no --dhcp-interface, no --tftp-listen)")
 		return nil
@@ -61,6 +62,17 @@ func (b *bootOptions) start(ctx context.Context, g *errgroup.Group, st *store.St
 			tftpListen = net.JoinHostPort(srv.Addr().String(), "69")
 		}
 		src.DHCP = srv.Stats
+		// A node imported or changed with a static address is reserved at once, not at
+		// the next periodic refresh, so the pool cannot offer it in between.
+		hooks.add(func(before, after node.Node) {
+			if before.IP != after.IP || (after.IP.IsValid() && before.State != after.State) {
+				go func() {
+					if err := srv.RefreshReservations(ctx); err != nil {
+						log.Warn("refresh DHCP reservations", slog.Any("err", err))
+					}
+				}()
+			}
+		})
 		if cfg.Range.Start.IsValid() {
 			src.DHCPPool = cfg.Range.Size()
 		}

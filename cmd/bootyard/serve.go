@@ -91,7 +91,9 @@ func runServe(ctx context.Context, o *serveOptions) error {
 	// Metric sources are filled in as services start; the registry reads them at scrape time.
 	sources := &web.MetricSources{}
 	metrics := web.NewMetrics(sources)
-	st, err := store.Open(filepath.Join(o.dataDir, "bootyard.db"), store.Options{Logger: log, OnUpdate: metrics.ObserveTransition})
+	hooks := &updateHooks{}
+	hooks.add(metrics.ObserveTransition)
+	st, err := store.Open(filepath.Join(o.dataDir, "bootyard.db"), store.Options{Logger: log, OnUpdate: hooks.run})
 	if err != nil {
 		return err
 	}
@@ -164,7 +166,7 @@ func runServe(ctx context.Context, o *serveOptions) error {
 	if err := o.mountImages(gctx, g, st, advertise, &deps, log); err != nil {
 		return fail(err)
 	}
-	if err := o.boot.start(gctx, g, st, bins, advertise, sources, log); err != nil {
+	if err := o.boot.start(gctx, g, st, bins, advertise, sources, hooks, log); err != nil {
 		return fail(err)
 	}
 	clusterConnected, err := o.cluster.start(gctx, g, st, &deps, log)
