@@ -54,6 +54,7 @@ func (b *bootOptions) start(ctx context.Context, g *errgroup.Group, st *store.St
 		if err != nil {
 			return err
 		}
+		cfg.BootFiles = bootFiles(bins)
 		srv, err := boot.NewDHCP(cfg, st, st, log)
 		if err != nil {
 			return err
@@ -85,6 +86,18 @@ func (b *bootOptions) start(ctx context.Context, g *errgroup.Group, st *store.St
 	src.TFTP = tftp.Stats
 	g.Go(func() error { return tftp.Run(ctx) })
 	return nil
+}
+
+// bootFiles names the iPXE binaries DHCP offers from what the directory holds: arm64
+// clients get a file only where one exists.
+func bootFiles(bins *ipxe.Binaries) boot.BootFiles {
+	var f boot.BootFiles
+	for arch, name := range map[uint16]*string{0x00: &f.BIOS, 0x07: &f.EFIx64, 0x0b: &f.EFIARM64} {
+		if n, ok := bins.BootFile(arch); ok {
+			*name = n
+		}
+	}
+	return f
 }
 
 // dhcpConfig turns the flags into boot.DHCPConfig.

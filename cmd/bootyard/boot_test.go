@@ -1,0 +1,41 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/bootyard/bootyard/boot"
+	"github.com/bootyard/bootyard/ipxe"
+)
+
+func TestBootFiles_OfferOnlyWhatTheIPXEDirectoryHolds(t *testing.T) {
+	tests := []struct {
+		name  string
+		files []string
+		want  boot.BootFiles
+	}{
+		{"debian package", []string{"undionly.kpxe", "ipxe.efi", "snponly.efi"},
+			boot.BootFiles{BIOS: "undionly.kpxe", EFIx64: "ipxe.efi"}},
+		{"with an arm64 build", []string{"undionly.kpxe", "ipxe.efi", "snponly-arm64.efi"},
+			boot.BootFiles{BIOS: "undionly.kpxe", EFIx64: "ipxe.efi", EFIARM64: "snponly-arm64.efi"}},
+		{"snponly only", []string{"snponly.efi"}, boot.BootFiles{EFIx64: "snponly.efi"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			for _, f := range tc.files {
+				if err := os.WriteFile(filepath.Join(dir, f), []byte("MZ fake iPXE"), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			bins, err := ipxe.OpenBinaries(dir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := bootFiles(bins); got != tc.want {
+				t.Errorf("got %+v, want %+v", got, tc.want)
+			}
+		})
+	}
+}
