@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -27,10 +28,20 @@ import (
 	"github.com/bootyard/bootyard/node"
 )
 
-const (
-	installImageSize = 64 << 20
-	installDiskSize  = 256 << 20
-)
+// installImageSize is the test image's size: 64 MiB, or BOOTYARD_INSTALL_E2E_IMAGE_MIB
+// MiB to measure power-on to installed with a larger image (1024 for the 1 GiB figure).
+// The disk is 192 MiB larger than the image.
+func installImageSize(t *testing.T) int64 {
+	v := os.Getenv("BOOTYARD_INSTALL_E2E_IMAGE_MIB")
+	if v == "" {
+		return 64 << 20
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 16 {
+		t.Fatalf("BOOTYARD_INSTALL_E2E_IMAGE_MIB=%q: want a number of MiB, at least 16", v)
+	}
+	return int64(n) << 20
+}
 
 // installLab is `bootyard serve` in a test namespace (DHCP full mode on the bridge)
 // with the agent's kernel and initramfs in its data directory.
@@ -240,14 +251,16 @@ func TestInstall_VMInstallsWithJoinDataAndDeletionWipesItAway(t *testing.T) {
 	buildAgentFiles(t, agentData)
 
 	imgPath := filepath.Join(t.TempDir(), "test.raw")
-	if err := disktest.GPTImage(imgPath, installImageSize); err != nil {
+	imageSize := installImageSize(t)
+	diskSize := imageSize + 192<<20
+	if err := disktest.GPTImage(imgPath, imageSize); err != nil {
 		t.Fatal(err)
 	}
 	image, err := os.ReadFile(imgPath)
 	if err != nil {
 		t.Fatal(err)
 	}
-	partEnd := installImageSize - 33*512
+	partEnd := imageSize - 33*512
 	wantPart := sha256.Sum256(image[1<<20 : partEnd])
 
 	tests := []struct {
@@ -277,19 +290,19 @@ func TestInstall_VMInstallsWithJoinDataAndDeletionWipesItAway(t *testing.T) {
 				t.Fatalf("import: %d", code)
 			}
 			diskPath := filepath.Join(t.TempDir(), "disk.img")
-			if err := disktest.SparseDisk(diskPath, installDiskSize); err != nil {
+			if err := disktest.SparseDisk(diskPath, diskSize); err != nil {
 				t.Fatal(err)
 			}
 
 			vm := bootInstallVM(t, lab.ns, tc.mac, tc.uefi, diskPath)
 			lab.waitState(t, name, node.StateInstalled, 10*time.Minute)
-			t.Logf("%s: power-on to installed in %s (TCG, 64 MiB image)", tc.name, time.Since(vm.start).Round(time.Second))
-			vm.waitPowerOff(t, 2*time.Minute)
+			t.Logf("%s: power-on to installed in %s (TCG, %d MiB image)", tc.name, time.Since(vm.start).Round(time.Second), imageSize>>20)
+			vm.waitPowerOff(t, 5*time.Minute)
 			d := readFile(t, diskPath)
 			if got := sha256.Sum256(d[1<<20 : partEnd]); got != wantPart {
 				t.Error("the image's partition on the disk does not have the image's sha256")
 			}
-			if ud := cidataUserData(t, diskPath); !bytes.Contains(ud, []byte(joinToken)) {
+			if ud := cidataUserData(t, diskPath, diskSize); !bytes.Contains(ud, []byte(joinToken)) {
 				t.Errorf("CIDATA user-data lacks the join token:\n%s", ud)
 			}
 			lab.checkAgentEvents(t, name)
@@ -303,7 +316,7 @@ func TestInstall_VMInstallsWithJoinDataAndDeletionWipesItAway(t *testing.T) {
 			vm = bootInstallVM(t, lab.ns, tc.mac, tc.uefi, diskPath)
 			lab.waitState(t, name, node.StateDeleted, 10*time.Minute)
 			t.Logf("%s: power-on to deleted (wiped and reinstalled) in %s", tc.name, time.Since(vm.start).Round(time.Second))
-			vm.waitPowerOff(t, 2*time.Minute)
+			vm.waitPowerOff(t, 5*time.Minute)
 			d = readFile(t, diskPath)
 			if bytes.Contains(d, []byte(joinToken)) {
 				t.Error("the disk holds the join token after the wipe")
@@ -311,7 +324,7 @@ func TestInstall_VMInstallsWithJoinDataAndDeletionWipesItAway(t *testing.T) {
 			if got := sha256.Sum256(d[1<<20 : partEnd]); got != wantPart {
 				t.Error("the reinstalled image's partition does not have the image's sha256")
 			}
-			if ud := cidataUserData(t, diskPath); len(ud) == 0 || bytes.Contains(ud, []byte(joinToken)) {
+			if ud := cidataUserData(t, diskPath, diskSize); len(ud) == 0 || bytes.Contains(ud, []byte(joinToken)) {
 				t.Errorf("CIDATA user-data after the wipe is empty or holds the token:\n%s", ud)
 			}
 			code, body := lab.get(t, "/nocloud/"+tc.mac+"/user-data")
@@ -334,6 +347,9 @@ func (l *installLab) checkAgentEvents(t *testing.T, name string) {
 			progress++
 		case node.EventLog:
 			logs++
+			if strings.Contains(e.Reason, "mb_per_s") {
+				t.Logf("agent: %s", e.Reason)
+			}
 		}
 	}
 	if progress == 0 || logs == 0 {
@@ -358,7 +374,7 @@ func readFile(t *testing.T, path string) []byte {
 
 // cidataUserData reads user-data from the disk's CIDATA partition with go-diskfs,
 // checking on the way that the GPT is valid with its backup header at the disk's end.
-func cidataUserData(t *testing.T, path string) []byte {
+func cidataUserData(t *testing.T, path string, diskSize int64) []byte {
 	t.Helper()
 	f, err := os.Open(path)
 	if err != nil {
@@ -370,7 +386,7 @@ func cidataUserData(t *testing.T, path string) []byte {
 	if err != nil {
 		t.Fatalf("GPT: %v", err)
 	}
-	if err := table.Verify(st, installDiskSize); err != nil {
+	if err := table.Verify(st, uint64(diskSize)); err != nil {
 		t.Errorf("GPT backup header is not at the disk's end: %v", err)
 	}
 	for _, p := range table.Partitions {
