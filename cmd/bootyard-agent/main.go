@@ -93,7 +93,16 @@ func boot(ctx context.Context, log *slog.Logger, ship *shipper, console *console
 	ship.connect(api)
 	sctx, stopShipping := context.WithCancel(ctx)
 	defer stopShipping()
-	go ship.run(sctx, flushInterval)
+	go func() {
+		// As PID 1 a panic anywhere ends in a kernel panic; losing the log shipper is
+		// better than losing the install.
+		defer func() {
+			if r := recover(); r != nil {
+				log.Error("log shipper crashed; the console keeps the log", slog.Any("panic", r))
+			}
+		}()
+		ship.run(sctx, flushInterval)
+	}()
 
 	task, err := fetchTask(ctx, log, api, 3*time.Second)
 	if err != nil {
