@@ -194,9 +194,24 @@ func mtoolsCheck(t *testing.T, d *disk.Device, ext disk.Extent) {
 			t.Errorf("mtype ::%s: %v: %q, want %q", name, err, got, want)
 		}
 	}
+	blkidCheck(t, d, ext)
 	cmd := exec.Command("mlabel", "-s", "-i", img, "::")
 	cmd.Env = append(os.Environ(), "MTOOLS_SKIP_CHECK=1")
 	if out, err := cmd.CombinedOutput(); err != nil || !strings.Contains(string(out), disk.CIDATALabel) {
 		t.Errorf("mlabel -s: %v: %s", err, out)
+	}
+}
+
+// blkidCheck probes the CIDATA partition as cloud-init's ds-identify does (blkid):
+// a vfat filesystem labelled CIDATA.
+func blkidCheck(t *testing.T, d *disk.Device, ext disk.Extent) {
+	t.Helper()
+	if _, err := exec.LookPath("blkid"); err != nil {
+		t.Log("blkid not installed (Debian package util-linux): the cross-check with it is skipped")
+		return
+	}
+	out, err := exec.Command("blkid", "-p", "-o", "export", "-O", fmt.Sprint(ext.Offset), "--size", fmt.Sprint(ext.Length), d.Name()).CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "TYPE=vfat") || !strings.Contains(string(out), "LABEL=CIDATA") {
+		t.Errorf("blkid of CIDATA: %v:\n%s", err, out)
 	}
 }

@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"testing"
 
@@ -158,6 +160,20 @@ func TestWipe_LeavesNoPartitionTableNoCIDATAAndZerosEveryPlannedByte(t *testing.
 				if !bytes.Equal(readDisk(t, d, r.Offset, r.Length), make([]byte, r.Length)) {
 					t.Errorf("region %+v (%s) not zeroed", r.Extent, r.Why)
 				}
+			}
+			if _, err := exec.LookPath("wipefs"); err == nil {
+				// util-linux's own signature scan of the whole disk and each old partition.
+				for _, e := range append([]disk.Extent{{Offset: 0, Length: d.Size()}}, parts...) {
+					out, err := exec.Command("blkid", "-p", "-o", "export", "-O", fmt.Sprint(e.Offset), "--size", fmt.Sprint(e.Length), d.Name()).CombinedOutput()
+					if len(bytes.TrimSpace(out)) != 0 {
+						t.Errorf("blkid finds a signature at %+v after the wipe (%v):\n%s", e, err, out)
+					}
+				}
+				if out, err := exec.Command("wipefs", "--no-act", d.Name()).CombinedOutput(); err != nil || len(bytes.TrimSpace(out)) != 0 {
+					t.Errorf("wipefs finds signatures after the wipe (%v):\n%s", err, out)
+				}
+			} else {
+				t.Log("util-linux (wipefs, blkid) not installed: the cross-check with it is skipped")
 			}
 			// The NoCloud files sit in CIDATA's first MiB (right after its FATs and
 			// root directory), so even the signature wipe takes the join token with it.
