@@ -73,6 +73,12 @@ func FetchKernel(ctx context.Context, cacheDir string, log *slog.Logger) (Kernel
 	if err := os.Rename(tmp, root); err != nil {
 		return Kernel{}, fmt.Errorf("kernel cache: %w", err)
 	}
+	// The unpacked tree is the cache; the .deb would only double its size.
+	for _, deb := range debs {
+		if err := os.Remove(deb); err != nil {
+			log.Warn("could not remove the downloaded kernel package", slog.String("file", deb), slog.Any("err", err))
+		}
+	}
 	return findKernel(root)
 }
 
