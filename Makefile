@@ -14,7 +14,7 @@ FUZZTIME ?= 15s
 RUN_DEBS  := ipxe ca-certificates
 TEST_DEBS := $(RUN_DEBS) iproute2 curl isc-dhcp-client busybox tftp-hpa dnsmasq-base \
 	qemu-system-x86 ipxe-qemu ovmf cloud-init xorriso genisoimage util-linux \
-	chromium mtools dosfstools wrk vagrant vagrant-libvirt
+	chromium mtools dosfstools gdisk wrk vagrant vagrant-libvirt
 
 .PHONY: all build images demo run test test-go fuzz lint deps-run deps-test deb vagrant-validate clean
 
@@ -38,7 +38,7 @@ deps-test:
 
 build:
 	$(GO) build -o $(BIN)/bootyard ./cmd/bootyard
-	CGO_ENABLED=0 $(GO) build -o $(BIN)/bootyard-agent ./cmd/bootyard-agent
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags="-s -w" -o $(BIN)/bootyard-agent ./cmd/bootyard-agent
 	$(GO) build -o $(BIN)/bootyard-demo ./cmd/bootyard-demo
 
 # The installer agent's kernel (Debian's linux-image-amd64, fetched once into

@@ -146,7 +146,8 @@ func (a *Agent) BootTarget(ctx context.Context, n node.Node, mac node.MAC) (ipxe
 		Kernel:  a.base + "/agent/vmlinuz",
 		Initrds: []string{a.base + "/agent/initramfs.gz"},
 		// initrd= names the image for the EFI stub; quiet keeps the console for the agent.
-		Cmdline: "initrd=initramfs.gz console=ttyS0,115200 console=tty0 quiet bootyard.url=" + a.base +
+		// panic=30: a kernel panic reboots (and so asks Bootyard again) instead of hanging.
+		Cmdline: "initrd=initramfs.gz console=ttyS0,115200 console=tty0 quiet panic=30 bootyard.url=" + a.base +
 			" bootyard.token=" + tok.Reveal() + " bootyard.mac=" + mac.String(),
 	}, nil
 }
