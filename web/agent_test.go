@@ -223,7 +223,7 @@ func TestAgentBootTarget_KernelLineFollowsTheContract(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := regexp.MustCompile(`^initrd=initramfs\.gz console=ttyS0,115200 console=tty0 quiet bootyard\.url=http://10\.20\.0\.1:8080 bootyard\.token=[0-9a-f]{64} bootyard\.mac=52:54:00:a0:00:01$`)
+	want := regexp.MustCompile(`^initrd=initramfs\.gz console=ttyS0,115200 console=tty0 quiet panic=30 bootyard\.url=http://10\.20\.0\.1:8080 bootyard\.token=[0-9a-f]{64} bootyard\.mac=52:54:00:a0:00:01$`)
 	if target.Kernel != "http://10.20.0.1:8080/agent/vmlinuz" || !slices.Equal(target.Initrds, []string{"http://10.20.0.1:8080/agent/initramfs.gz"}) ||
 		!want.MatchString(target.Cmdline) {
 		t.Errorf("target = %+v; want the agent kernel, its initramfs and the contract's command line", target)
