@@ -32,11 +32,16 @@ type labServer struct {
 // namespace: the test talks to the server with a client that dials inside it.
 func startLab(t *testing.T, bin string, extra ...string) *labServer {
 	t.Helper()
-	ns := netns.New(t, "fw")
+	return startLabIn(t, bin, t.TempDir(), extra...)
+}
+
+// startLabIn is startLab with the server's data directory given.
+func startLabIn(t *testing.T, bin, data string, extra ...string) *labServer {
+	t.Helper()
+	ns := netns.New(t, "lab")
 	ns.AddBridge("br0")
 	ns.AddAddr("br0", netip.MustParsePrefix("10.77.0.1/24"))
 	ns.AddTap("tap0", "br0")
-	data := t.TempDir()
 	logFile, err := os.Create(filepath.Join(t.TempDir(), "serve.log"))
 	if err != nil {
 		t.Fatal(err)
@@ -64,7 +69,7 @@ func startLab(t *testing.T, bin string, extra ...string) *labServer {
 		cancel()
 		if t.Failed() {
 			b, _ := os.ReadFile(logFile.Name())
-			t.Logf("bootyard serve log (tail):\n%s", tail(string(b), 4000))
+			t.Logf("bootyard serve log (tail):\n%s", tail(string(b), 6000))
 		}
 	})
 	l := &labServer{ns: ns, url: "http://10.77.0.1:8080", client: ns.HTTPClient(), log: logFile}
@@ -124,20 +129,44 @@ func tail(s string, n int) string {
 	return s
 }
 
-// vm is a QEMU guest on the lab's tap device, under TCG: nested KVM aborts once iPXE runs.
-type vm struct {
-	serial string
-	cmd    *exec.Cmd
+// vmOptions shape a lab VM.
+type vmOptions struct {
+	uefi bool
+	disk string // raw disk file; empty for none
+	// noReboot turns the guest's reboot into QEMU's exit, so a test can read the disk
+	// file between boots.
+	noReboot bool
+	limit    time.Duration // how long QEMU may run at most; default 10 minutes
 }
 
-func startVM(t *testing.T, ns *netns.NS, mac string, uefi bool, disk string) *vm {
+// vm is a QEMU guest on the lab's tap device, under TCG: nested KVM aborts once iPXE runs.
+type vm struct {
+	cmd    *exec.Cmd
+	serial string
+	exited chan struct{}
+	start  time.Time
+}
+
+// startVM boots a guest that tries the network first: SeaBIOS with Debian's iPXE ROM,
+// or OVMF with its own PXE (an empty romfile), which TFTPs ipxe.efi.
+func startVM(t *testing.T, ns *netns.NS, mac string, o vmOptions) *vm {
 	t.Helper()
 	dir := t.TempDir()
-	v := &vm{serial: filepath.Join(dir, "serial.log")}
-	args := []string{"-accel", "tcg", "-m", "512", "-display", "none", "-no-user-config", "-nodefaults",
-		"-serial", "file:" + v.serial, "-boot", "order=n",
-		"-netdev", "tap,id=n0,ifname=tap0,script=no,downscript=no"}
-	if uefi {
+	v := &vm{serial: filepath.Join(dir, "serial.log"), exited: make(chan struct{})}
+	args := []string{"-accel", "tcg", "-m", "1024", "-display", "none", "-no-user-config", "-nodefaults",
+		"-serial", "file:" + v.serial,
+		"-netdev", "tap,id=n0,ifname=tap0,script=no,downscript=no",
+		// The agent's Go crypto/rand waits for a seeded CRNG; TCG has no RDRAND.
+		"-device", "virtio-rng-pci"}
+	if o.noReboot {
+		args = append(args, "-no-reboot")
+	}
+	if o.disk != "" {
+		args = append(args, "-drive", "if=none,id=d0,format=raw,cache=unsafe,file="+o.disk,
+			"-device", "virtio-blk-pci,drive=d0,bootindex=2")
+	}
+	nic := "virtio-net-pci,netdev=n0,mac=" + mac + ",bootindex=1"
+	if o.uefi {
 		vars := filepath.Join(dir, "OVMF_VARS.fd")
 		b, err := os.ReadFile("/usr/share/OVMF/OVMF_VARS.fd")
 		if err != nil {
@@ -149,32 +178,32 @@ func startVM(t *testing.T, ns *netns.NS, mac string, uefi bool, disk string) *vm
 		args = append(args, "-machine", "q35",
 			"-drive", "if=pflash,format=raw,readonly=on,file=/usr/share/OVMF/OVMF_CODE.fd",
 			"-drive", "if=pflash,format=raw,file="+vars,
-			// An empty romfile leaves the NIC to OVMF's own PXE: DHCP arch 7, then TFTP ipxe.efi.
-			"-device", "virtio-net-pci,netdev=n0,mac="+mac+",romfile=")
+			"-device", nic+",romfile=")
 	} else {
-		// Debian's ipxe-qemu ROM: the NIC's option ROM is iPXE itself.
-		args = append(args, "-machine", "pc", "-device", "virtio-net-pci,netdev=n0,mac="+mac)
+		args = append(args, "-machine", "pc", "-device", nic)
 	}
-	if disk != "" {
-		args = append(args, "-drive", "if=virtio,format=raw,file="+disk)
+	if o.limit == 0 {
+		o.limit = 10 * time.Minute
 	}
-	ctx, cancel := context.WithCancel(context.Background())
+	ctx, cancel := context.WithTimeout(context.Background(), o.limit)
 	v.cmd = ns.Command(ctx, "qemu-system-x86_64", args...)
 	out, err := os.Create(filepath.Join(dir, "qemu.out"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	v.cmd.Stdout, v.cmd.Stderr = out, out
+	v.start = time.Now()
 	if err := v.cmd.Start(); err != nil {
 		t.Fatalf("qemu: %v", err)
 	}
+	go func() { _ = v.cmd.Wait(); close(v.exited) }()
 	t.Cleanup(func() {
-		cancel() // kills the QEMU we started, by its PID
-		_ = v.cmd.Wait()
+		cancel() // kills the QEMU this test started, by its PID, if still running
+		<-v.exited
 		if t.Failed() {
 			b, _ := os.ReadFile(v.serial)
 			q, _ := os.ReadFile(out.Name())
-			t.Logf("VM serial console (tail):\n%s\nqemu: %s", tail(string(b), 3000), tail(string(q), 1000))
+			t.Logf("VM serial console (tail):\n%s\nqemu: %s", tail(string(b), 5000), tail(string(q), 1000))
 		}
 	})
 	return v
@@ -223,7 +252,7 @@ func TestFirmware_VMNetworkBootsToItsScriptAndProceedsWhenImported(t *testing.T)
 			if code := lab.api(t, "POST", "/api/v1/images", `{"name":"tiny","file":"`+img+`","default":true}`, nil); code != 201 {
 				t.Fatalf("add image: %d", code)
 			}
-			v := startVM(t, lab.ns, tc.mac, tc.uefi, "")
+			v := startVM(t, lab.ns, tc.mac, vmOptions{uefi: tc.uefi})
 			var n node.Node
 			waitFor(t, 4*time.Minute, "the VM to fetch its script and be discovered", func() bool {
 				return lab.api(t, "GET", "/api/v1/nodes/"+tc.mac, "", &n) == 200

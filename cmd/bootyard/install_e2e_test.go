@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -22,7 +21,6 @@ import (
 	"github.com/diskfs/go-diskfs/filesystem/fat16"
 	"github.com/diskfs/go-diskfs/partition/gpt"
 
-	"github.com/bootyard/bootyard/boot/netns"
 	"github.com/bootyard/bootyard/images"
 	"github.com/bootyard/bootyard/images/disk/disktest"
 	"github.com/bootyard/bootyard/node"
@@ -52,55 +50,7 @@ type installLab struct {
 
 func startInstallLab(t *testing.T, bin, data string) *installLab {
 	t.Helper()
-	ns := netns.New(t, "inst")
-	ns.AddBridge("br0")
-	ns.AddAddr("br0", netip.MustParsePrefix("10.77.0.1/24"))
-	ns.AddTap("tap0", "br0")
-	logFile, err := os.Create(filepath.Join(t.TempDir(), "serve.log"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	cmd := ns.Command(ctx, bin, "serve", "--data", data, "--listen", "10.77.0.1:8080",
-		"--advertise-url", "http://10.77.0.1:8080",
-		"--dhcp-interface", "br0", "--dhcp-mode", "full", "--dhcp-range", "10.77.0.100-10.77.0.150",
-		"--dhcp-router", "10.77.0.1")
-	cmd.Stdout, cmd.Stderr = logFile, logFile
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(done) }()
-	t.Cleanup(func() {
-		// SIGTERM, then the context's kill: only the process this test started.
-		_ = cmd.Process.Signal(os.Interrupt)
-		select {
-		case <-done:
-		case <-time.After(10 * time.Second):
-			cancel()
-			<-done
-		}
-		cancel()
-		if t.Failed() {
-			b, _ := os.ReadFile(logFile.Name())
-			t.Logf("bootyard serve log (tail):\n%s", tail(string(b), 6000))
-		}
-	})
-	l := &installLab{labServer: &labServer{ns: ns, url: "http://10.77.0.1:8080", client: ns.HTTPClient(), log: logFile}, data: data}
-	waitFor(t, 30*time.Second, "bootyard /healthz", func() bool {
-		resp, err := l.client.Get(l.url + "/healthz")
-		if err != nil {
-			return false
-		}
-		resp.Body.Close()
-		return resp.StatusCode == 200
-	})
-	tok, err := os.ReadFile(filepath.Join(data, "admin-token"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	l.token = strings.TrimSpace(string(tok))
-	return l
+	return &installLab{labServer: startLabIn(t, bin, data, "--advertise-url", "http://10.77.0.1:8080"), data: data}
 }
 
 func (l *installLab) node(t *testing.T, name string) node.Node {
@@ -124,69 +74,8 @@ func (l *installLab) get(t *testing.T, path string) (int, []byte) {
 	return resp.StatusCode, b
 }
 
-// installVM is a QEMU guest that network-boots first and powers off instead of
-// rebooting (-no-reboot), so the test reads the disk file between boots.
-type installVM struct {
-	cmd    *exec.Cmd
-	serial string
-	exited chan struct{}
-	start  time.Time
-}
-
-func bootInstallVM(t *testing.T, ns *netns.NS, mac string, uefi bool, disk string) *installVM {
-	t.Helper()
-	dir := t.TempDir()
-	v := &installVM{serial: filepath.Join(dir, "serial.log"), exited: make(chan struct{})}
-	args := []string{"-accel", "tcg", "-m", "1024", "-display", "none", "-no-user-config", "-nodefaults",
-		"-no-reboot", "-serial", "file:" + v.serial,
-		"-netdev", "tap,id=n0,ifname=tap0,script=no,downscript=no",
-		"-drive", "if=none,id=d0,format=raw,cache=unsafe,file=" + disk,
-		"-device", "virtio-blk-pci,drive=d0,bootindex=2",
-		// The agent's Go crypto/rand waits for a seeded CRNG; TCG has no RDRAND.
-		"-device", "virtio-rng-pci"}
-	if uefi {
-		vars := filepath.Join(dir, "OVMF_VARS.fd")
-		b, err := os.ReadFile("/usr/share/OVMF/OVMF_VARS.fd")
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(vars, b, 0o600); err != nil {
-			t.Fatal(err)
-		}
-		args = append(args, "-machine", "q35",
-			"-drive", "if=pflash,format=raw,readonly=on,file=/usr/share/OVMF/OVMF_CODE.fd",
-			"-drive", "if=pflash,format=raw,file="+vars,
-			// An empty romfile: OVMF's own PXE (arch 7), which TFTPs ipxe.efi.
-			"-device", "virtio-net-pci,netdev=n0,mac="+mac+",romfile=,bootindex=1")
-	} else {
-		args = append(args, "-machine", "pc", "-device", "virtio-net-pci,netdev=n0,mac="+mac+",bootindex=1")
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
-	v.cmd = ns.Command(ctx, "qemu-system-x86_64", args...)
-	out, err := os.Create(filepath.Join(dir, "qemu.out"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	v.cmd.Stdout, v.cmd.Stderr = out, out
-	v.start = time.Now()
-	if err := v.cmd.Start(); err != nil {
-		t.Fatalf("qemu: %v", err)
-	}
-	go func() { _ = v.cmd.Wait(); close(v.exited) }()
-	t.Cleanup(func() {
-		cancel() // kills the QEMU this test started, by its PID, if still running
-		<-v.exited
-		if t.Failed() {
-			b, _ := os.ReadFile(v.serial)
-			q, _ := os.ReadFile(out.Name())
-			t.Logf("VM serial console (tail):\n%s\nqemu: %s", tail(string(b), 5000), tail(string(q), 1000))
-		}
-	})
-	return v
-}
-
 // waitPowerOff waits for the agent's reboot, which -no-reboot turns into QEMU's exit.
-func (v *installVM) waitPowerOff(t *testing.T, limit time.Duration) {
+func (v *vm) waitPowerOff(t *testing.T, limit time.Duration) {
 	t.Helper()
 	select {
 	case <-v.exited:
@@ -294,7 +183,7 @@ func TestInstall_VMInstallsWithJoinDataAndDeletionWipesItAway(t *testing.T) {
 				t.Fatal(err)
 			}
 
-			vm := bootInstallVM(t, lab.ns, tc.mac, tc.uefi, diskPath)
+			vm := startVM(t, lab.ns, tc.mac, vmOptions{uefi: tc.uefi, disk: diskPath, noReboot: true, limit: 15 * time.Minute})
 			lab.waitState(t, name, node.StateInstalled, 10*time.Minute)
 			t.Logf("%s: power-on to installed in %s (TCG, %d MiB image)", tc.name, time.Since(vm.start).Round(time.Second), imageSize>>20)
 			vm.waitPowerOff(t, 5*time.Minute)
@@ -313,7 +202,7 @@ func TestInstall_VMInstallsWithJoinDataAndDeletionWipesItAway(t *testing.T) {
 			if st := lab.node(t, name).State; st != node.StateWiping {
 				t.Fatalf("deleted installed node is %s, want wiping", st)
 			}
-			vm = bootInstallVM(t, lab.ns, tc.mac, tc.uefi, diskPath)
+			vm = startVM(t, lab.ns, tc.mac, vmOptions{uefi: tc.uefi, disk: diskPath, noReboot: true, limit: 15 * time.Minute})
 			lab.waitState(t, name, node.StateDeleted, 10*time.Minute)
 			t.Logf("%s: power-on to deleted (wiped and reinstalled) in %s", tc.name, time.Since(vm.start).Round(time.Second))
 			vm.waitPowerOff(t, 5*time.Minute)
