@@ -85,6 +85,10 @@ func Open(path string, opts Options) (*Store, error) {
 		// that grows with the lease count made those commits slower as leases grew.
 		NoFreelistSync: true,
 		FreelistType:   bolt.FreelistMapType,
+		// Growing the memory map blocks every transaction while it is remapped; starting
+		// at 64 MiB (address space, not memory) covers 50,000 leases and their nodes
+		// without a remap on the DHCP path.
+		InitialMmapSize: 64 << 20,
 	})
 	if err != nil {
 		if errors.Is(err, bolterrors.ErrTimeout) {
