@@ -7,7 +7,6 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"net/netip"
@@ -20,9 +19,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/diskfs/go-diskfs/backend/file"
-	"github.com/diskfs/go-diskfs/filesystem/fat16"
-	"github.com/diskfs/go-diskfs/partition/gpt"
 	"github.com/insomniacslk/dhcp/dhcpv4"
 	"github.com/insomniacslk/dhcp/dhcpv4/server4"
 	"github.com/klauspost/compress/zstd"
@@ -256,7 +252,7 @@ func TestAgentQEMU_InstallsThenWipesAndReinstallsADiskOverTheNetwork(t *testing.
 			t.Fatalf("done %v, failed %v; agent log:\n%s", rep.Done, rep.Failed, strings.Join(rep.Logs, "\n"))
 		}
 		logFigures(t, "install", took, rep.Logs)
-		d := readDisk(t, vm.disk)
+		d := readFile(t, vm.disk)
 		if got := sha256.Sum256(d[mib:partEnd]); got != wantPart {
 			t.Error("the image's partition on the disk does not have the image's sha256")
 		}
@@ -277,7 +273,7 @@ func TestAgentQEMU_InstallsThenWipesAndReinstallsADiskOverTheNetwork(t *testing.
 			t.Fatalf("done %v, failed %v; agent log:\n%s", rep.Done, rep.Failed, strings.Join(rep.Logs, "\n"))
 		}
 		logFigures(t, "wipe", took, rep.Logs)
-		d := readDisk(t, vm.disk)
+		d := readFile(t, vm.disk)
 		if bytes.Contains(d, []byte(joinToken)) {
 			t.Error("the disk still holds the join token after the wipe")
 		}
@@ -303,7 +299,7 @@ func TestAgentQEMU_InstallsThenWipesAndReinstallsADiskOverTheNetwork(t *testing.
 			t.Errorf("done = %v after a failed install", rep.Done)
 		}
 		// The rejected image's partition tables are erased: nothing boots from it.
-		if d := readDisk(t, vm.disk); !bytes.Equal(d[:mib], make([]byte, mib)) {
+		if d := readFile(t, vm.disk); !bytes.Equal(d[:mib], make([]byte, mib)) {
 			t.Error("the disk's first MiB still holds the rejected image's boot code or partition table")
 		}
 	})
@@ -380,7 +376,7 @@ func TestAgentQEMU_LoadsTheDriversOfCommonNICsAndDisks(t *testing.T) {
 				t.Fatalf("done %v, failed %v; agent log:\n%s", rep.Done, rep.Failed, strings.Join(rep.Logs, "\n"))
 			}
 			t.Logf("%s: installed in %s", tt.name, took.Round(time.Second))
-			if got := sha256.Sum256(readDisk(t, vm.disk)[mib:partEnd]); got != wantPart {
+			if got := sha256.Sum256(readFile(t, vm.disk)[mib:partEnd]); got != wantPart {
 				t.Error("the image's partition on the disk does not have the image's sha256")
 			}
 			checkGPTAndCIDATA(t, vm.disk, diskSize, []byte("hostname: hw-1"))
@@ -394,7 +390,7 @@ func randomBytes(n int) []byte {
 	return b
 }
 
-func readDisk(t *testing.T, path string) []byte {
+func readFile(t *testing.T, path string) []byte {
 	t.Helper()
 	b, err := os.ReadFile(path)
 	if err != nil {
@@ -407,40 +403,7 @@ func readDisk(t *testing.T, path string) []byte {
 // at the disk's end, and a CIDATA filesystem whose user-data contains want.
 func checkGPTAndCIDATA(t *testing.T, path string, diskSize int64, want []byte) {
 	t.Helper()
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	st := file.New(f, true)
-	table, err := gpt.Read(st, 512, 512)
-	if err != nil {
-		t.Fatalf("GPT: %v", err)
-	}
-	if err := table.Verify(st, uint64(diskSize)); err != nil {
-		t.Errorf("GPT backup header not at the disk's end: %v", err)
-	}
-	var cidata *gpt.Partition
-	for _, p := range table.Partitions {
-		if p.Name == "CIDATA" {
-			cidata = p
-		}
-	}
-	if cidata == nil {
-		t.Fatalf("no CIDATA partition in %+v", table.Partitions)
-	}
-	fs, err := fat16.Read(st, int64(cidata.Size), int64(cidata.Start)*512, 512)
-	if err != nil {
-		t.Fatalf("CIDATA filesystem: %v", err)
-	}
-	if label := strings.TrimSpace(fs.Label()); label != "CIDATA" {
-		t.Errorf("CIDATA label = %q", label)
-	}
-	uf, err := fs.OpenFile("user-data", os.O_RDONLY)
-	if err != nil {
-		t.Fatalf("CIDATA/user-data: %v", err)
-	}
-	ud, err := io.ReadAll(uf)
+	ud, err := disktest.ReadCIDATA(path, diskSize, "user-data")
 	if err != nil {
 		t.Fatal(err)
 	}

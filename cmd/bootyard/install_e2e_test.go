@@ -17,10 +17,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/diskfs/go-diskfs/backend/file"
-	"github.com/diskfs/go-diskfs/filesystem/fat16"
-	"github.com/diskfs/go-diskfs/partition/gpt"
-
 	"github.com/bootyard/bootyard/images"
 	"github.com/bootyard/bootyard/images/disk/disktest"
 	"github.com/bootyard/bootyard/node"
@@ -261,41 +257,13 @@ func readFile(t *testing.T, path string) []byte {
 	return b
 }
 
-// cidataUserData reads user-data from the disk's CIDATA partition with go-diskfs,
-// checking on the way that the GPT is valid with its backup header at the disk's end.
+// cidataUserData reads user-data from the disk's CIDATA partition, checking on the way
+// that the GPT is valid with its backup header at the disk's end.
 func cidataUserData(t *testing.T, path string, diskSize int64) []byte {
 	t.Helper()
-	f, err := os.Open(path)
+	ud, err := disktest.ReadCIDATA(path, diskSize, "user-data")
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer f.Close()
-	st := file.New(f, true)
-	table, err := gpt.Read(st, 512, 512)
-	if err != nil {
-		t.Fatalf("GPT: %v", err)
-	}
-	if err := table.Verify(st, uint64(diskSize)); err != nil {
-		t.Errorf("GPT backup header is not at the disk's end: %v", err)
-	}
-	for _, p := range table.Partitions {
-		if p.Name != "CIDATA" {
-			continue
-		}
-		fs, err := fat16.Read(st, int64(p.Size), int64(p.Start)*512, 512)
-		if err != nil {
-			t.Fatalf("CIDATA filesystem: %v", err)
-		}
-		uf, err := fs.OpenFile("user-data", os.O_RDONLY)
-		if err != nil {
-			t.Fatalf("CIDATA/user-data: %v", err)
-		}
-		b, err := io.ReadAll(uf)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return b
-	}
-	t.Fatalf("no CIDATA partition in %d partitions", len(table.Partitions))
-	return nil
+	return ud
 }
