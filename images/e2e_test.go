@@ -188,22 +188,32 @@ func offerOneAddress(conn net.PacketConn, _ net.Addr, m *dhcpv4.DHCPv4) {
 	conn.WriteTo(reply.ToBytes(), &net.UDPAddr{IP: net.IPv4bcast, Port: dhcpv4.ClientPort})
 }
 
-func TestAgentQEMU_InstallsThenWipesAndReinstallsADiskOverTheNetwork(t *testing.T) {
-	netns.Require(t)
-	if _, err := exec.LookPath("qemu-system-x86_64"); err != nil {
-		t.Skip("qemu-system-x86_64 is not installed (Debian package qemu-system-x86)")
-	}
+// agentInitramfs builds the agent's initramfs into dir, with the cached Debian kernel.
+func agentInitramfs(t *testing.T, dir string) (images.Kernel, string) {
+	t.Helper()
 	k := kernel(t)
-	dir := t.TempDir()
 	initramfs := filepath.Join(dir, "initramfs.gz")
 	f, err := os.Create(initramfs)
 	if err != nil {
 		t.Fatal(err)
 	}
+	defer f.Close()
 	if _, err := images.BuildInitramfs(context.Background(), f, images.InitramfsSpec{Agent: agentBinary(t), Kernel: k}); err != nil {
 		t.Fatal(err)
 	}
-	f.Close()
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return k, initramfs
+}
+
+func TestAgentQEMU_InstallsThenWipesAndReinstallsADiskOverTheNetwork(t *testing.T) {
+	netns.Require(t)
+	if _, err := exec.LookPath("qemu-system-x86_64"); err != nil {
+		t.Skip("qemu-system-x86_64 is not installed (Debian package qemu-system-x86)")
+	}
+	dir := t.TempDir()
+	k, initramfs := agentInitramfs(t, dir)
 
 	// The image: a GPT image (64 MiB) with one partition of random bytes, served
 	// zstd-compressed, on a disk 192 MiB larger.
@@ -316,17 +326,8 @@ func TestAgentQEMU_LoadsTheDriversOfCommonNICsAndDisks(t *testing.T) {
 	if _, err := exec.LookPath("qemu-system-x86_64"); err != nil {
 		t.Skip("qemu-system-x86_64 is not installed (Debian package qemu-system-x86)")
 	}
-	k := kernel(t)
 	dir := t.TempDir()
-	initramfs := filepath.Join(dir, "initramfs.gz")
-	f, err := os.Create(initramfs)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := images.BuildInitramfs(context.Background(), f, images.InitramfsSpec{Agent: agentBinary(t), Kernel: k}); err != nil {
-		t.Fatal(err)
-	}
-	f.Close()
+	k, initramfs := agentInitramfs(t, dir)
 	const imageSize, diskSize = 16 * mib, 64 * mib
 	raw := filepath.Join(dir, "image.raw")
 	if err := disktest.GPTImage(raw, imageSize); err != nil {
