@@ -11,6 +11,8 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+
+	"golang.org/x/sys/unix"
 )
 
 // Kernel is an unpacked Linux kernel package: the image and its modules.
@@ -44,6 +46,19 @@ func FetchKernel(ctx context.Context, cacheDir string, log *slog.Logger) (Kernel
 	}
 	if err := os.MkdirAll(cacheDir, 0o755); err != nil {
 		return Kernel{}, fmt.Errorf("kernel cache: %w", err)
+	}
+	// Test packages run in parallel processes and may all find the cache empty: one
+	// fetches while the others wait on the lock, then find its result.
+	lock, err := os.OpenFile(filepath.Join(cacheDir, ".lock"), os.O_CREATE|os.O_RDWR, 0o644)
+	if err != nil {
+		return Kernel{}, fmt.Errorf("kernel cache lock: %w", err)
+	}
+	defer lock.Close()
+	if err := unix.Flock(int(lock.Fd()), unix.LOCK_EX); err != nil {
+		return Kernel{}, fmt.Errorf("kernel cache lock: %w", err)
+	}
+	if k, err := findKernel(root); err == nil {
+		return k, nil
 	}
 	pkg, err := concreteKernelPackage(ctx)
 	if err != nil {
