@@ -18,7 +18,7 @@ import (
 )
 
 // buildBinary compiles bootyard once per test binary run.
-func buildBinary(t *testing.T) string {
+func buildBinary(t testing.TB) string {
 	t.Helper()
 	bin := filepath.Join(t.TempDir(), "bootyard")
 	out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput()
