@@ -34,9 +34,10 @@ func TestJoinToken_AnEmptySettingIsFilledFromTheSecretAndNeverLogged(t *testing.
 	if s.Token.Reveal() != clusterToken {
 		t.Errorf("token %q, want the Secret's serverToken without its newline", s.Token.Reveal())
 	}
-	if !strings.Contains(logs.String(), "join token read from the cluster") {
-		t.Errorf("no log line says where the token came from:\n%s", logs.String())
-	}
+	// The line is logged just after the settings are written: wait for it, too.
+	eventually(t, "a log line saying where the token came from", func() bool {
+		return strings.Contains(logs.String(), "join token read from the cluster")
+	})
 	if strings.Contains(logs.String(), "K10abc123") {
 		t.Errorf("the token reached the log:\n%s", logs.String())
 	}
