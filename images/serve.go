@@ -39,8 +39,8 @@ type FileServerConfig struct {
 // FileServer serves image and agent files: GET/HEAD /images/<name> (a disk image's
 // file), /images/<name>/kernel and /images/<name>/initrd (an installer image's files),
 // /agent/vmlinuz and /agent/initramfs.gz. Every file goes through http.ServeContent on
-// an *os.File, so Range, If-Range and ETag work and the bytes move by sendfile(2)
-// when the ResponseWriter allows it: nothing is read into memory whatever the size.
+// an *os.File, so Range, If-Range and ETag work and the bytes stream through the
+// ResponseWriter's copy: nothing is read into memory whatever the size.
 type FileServer struct {
 	images   ImageLookup
 	agentDir string

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"sync"
 
 	"github.com/labstack/echo/v4"
 
@@ -25,7 +26,7 @@ type ImageCatalog interface {
 // imageFileRoutes mounts the image and agent files and the agent API, for machines.
 func (s *Server) imageFileRoutes(e *echo.Echo) {
 	if s.deps.ImageFiles != nil {
-		h := sendfileHandler(s.deps.ImageFiles)
+		h := streamHandler(s.deps.ImageFiles)
 		for _, p := range []string{"/images/*", "/agent/" + images.AgentKernel, "/agent/" + images.AgentInitramfs} {
 			e.GET(p, h)
 			e.HEAD(p, h)
@@ -107,10 +108,12 @@ func (s *Server) checkImage(ctx context.Context, in *NodeInput) error {
 	return nil
 }
 
-// sendfileHandler runs a file-serving handler on echo's response with io.ReaderFrom
-// restored: echo's Response does not implement it, and without it http.ServeContent
-// copies through a 32 KiB buffer instead of letting the kernel sendfile(2) the file.
-func sendfileHandler(h http.Handler) echo.HandlerFunc {
+// streamHandler runs a file-serving handler on echo's response with io.ReaderFrom
+// added, so http.ServeContent streams the file through a 256 KiB buffer from a pool
+// instead of io.Copy's 32 KiB one. Measured on loopback with curl against nginx
+// (sendfile on) for a 200 MB image: sendfile(2) from Go reached 86-87 % of nginx, this
+// copy 91-96 %, with the heap flat (one buffer per download in flight).
+func streamHandler(h http.Handler) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		h.ServeHTTP(readerFromResponse{c.Response()}, c.Request())
 		return nil
@@ -119,19 +122,17 @@ func sendfileHandler(h http.Handler) echo.HandlerFunc {
 
 type readerFromResponse struct{ *echo.Response }
 
-// ReadFrom hands the copy to net/http's response, which passes an *os.File (or a
-// LimitedReader of one) to the TCP connection's ReadFrom: sendfile.
+// streamBuffers are the copy buffers of downloads in flight.
+var streamBuffers = sync.Pool{New: func() any { b := make([]byte, 256<<10); return &b }}
+
+// ReadFrom copies src to the client in large writes.
 func (w readerFromResponse) ReadFrom(src io.Reader) (int64, error) {
 	if !w.Committed {
 		w.WriteHeader(http.StatusOK)
 	}
-	rf, ok := w.Writer.(io.ReaderFrom)
-	if !ok {
-		return io.Copy(writerOnly{w.Response}, src)
-	}
-	n, err := rf.ReadFrom(src)
-	w.Size += n
-	return n, err
+	buf := streamBuffers.Get().(*[]byte)
+	defer streamBuffers.Put(buf)
+	return io.CopyBuffer(writerOnly{w.Response}, src, *buf)
 }
 
 // writerOnly hides ReadFrom so io.Copy does not recurse into it.
