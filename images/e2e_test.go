@@ -247,7 +247,7 @@ func TestAgentQEMU_InstallsThenWipesAndReinstallsADiskOverTheNetwork(t *testing.
 	img := &agenttest.Image{Name: "test", URL: "/images/test", SHA256: hex.EncodeToString(servedSum[:]), Size: int64(len(served)), Format: "zstd"}
 	api := agenttest.New(installToken, agenttest.Task{
 		Node: "cp-1", Action: "install", Image: img,
-		CIDATA: map[string][]byte{
+		CIData: map[string][]byte{
 			"meta-data":      []byte("instance-id: cp-1\nlocal-hostname: cp-1\n"),
 			"user-data":      []byte("#cloud-config\nwrite_files:\n  - path: /etc/rancher/llmos/config.yaml\n    content: |\n      token: " + joinToken + "\n"),
 			"network-config": []byte("version: 2\nethernets: {}\n"),
@@ -273,7 +273,7 @@ func TestAgentQEMU_InstallsThenWipesAndReinstallsADiskOverTheNetwork(t *testing.
 		wipeToken := hex.EncodeToString(randomBytes(32))
 		api.Token = wipeToken
 		api.Task.Action = "wipe"
-		api.Task.CIDATA = map[string][]byte{
+		api.Task.CIData = map[string][]byte{
 			"meta-data": []byte("instance-id: cp-1-deleted\nlocal-hostname: cp-1\n"),
 			"user-data": []byte("#cloud-config\nhostname: cp-1\n"),
 		}
@@ -368,7 +368,7 @@ func TestAgentQEMU_LoadsTheDriversOfCommonNICsAndDisks(t *testing.T) {
 			api := agenttest.New(token, agenttest.Task{
 				Node: "hw-1", Action: "install",
 				Image:  &agenttest.Image{Name: "test", URL: "/images/test", SHA256: hex.EncodeToString(sum[:]), Size: int64(len(image)), Format: "raw"},
-				CIDATA: map[string][]byte{"meta-data": []byte("instance-id: hw-1\n"), "user-data": []byte("#cloud-config\nhostname: hw-1\n")},
+				CIData: map[string][]byte{"meta-data": []byte("instance-id: hw-1\n"), "user-data": []byte("#cloud-config\nhostname: hw-1\n")},
 			}, image)
 			startServices(t, vm.ns, api)
 			took := vm.boot(t, token, nil)

@@ -17,6 +17,7 @@ import (
 	"github.com/bootyard/bootyard/images/agenttest"
 	"github.com/bootyard/bootyard/images/disk"
 	"github.com/bootyard/bootyard/images/disk/disktest"
+	"github.com/bootyard/bootyard/web"
 )
 
 const mib = 1 << 20
@@ -94,9 +95,9 @@ func newRig(t *testing.T, action string, ndisks int, cidata map[string][]byte) *
 		disks = append(disks, filepath.Join(dev, name))
 	}
 	api := agenttest.New("tok", agenttest.Task{
-		Node: "cp-1", Action: action,
+		Node: "cp-1", Action: web.AgentAction(action),
 		Image:  &agenttest.Image{Name: "test", URL: "/images/test", SHA256: hex.EncodeToString(sum[:]), Size: int64(len(image)), Format: "raw"},
-		CIDATA: cidata,
+		CIData: cidata,
 	}, image)
 	srv := httptest.NewServer(api)
 	t.Cleanup(srv.Close)

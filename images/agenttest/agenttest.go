@@ -10,28 +10,16 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/bootyard/bootyard/web"
 )
 
-// Task mirrors the agent contract's GET /agent/v1/task answer.
-type Task struct {
-	Node   string            `json:"node"`
-	Action string            `json:"action"`
-	Disk   string            `json:"disk"`
-	Image  *Image            `json:"image,omitempty"`
-	CIDATA map[string][]byte `json:"cidata"`
-	Wipe   struct {
-		Overwrite bool `json:"overwrite"`
-	} `json:"wipe"`
-}
+// Task is the GET /agent/v1/task answer: Bootyard's own type, so the fake cannot drift
+// from the contract the real server speaks.
+type Task = web.AgentTask
 
 // Image is the task's image.
-type Image struct {
-	Name   string `json:"name"`
-	URL    string `json:"url"`
-	SHA256 string `json:"sha256"`
-	Size   int64  `json:"size"`
-	Format string `json:"format"`
-}
+type Image = web.AgentImage
 
 // Progress is one POST /agent/v1/progress.
 type Progress struct {
