@@ -91,22 +91,11 @@ func (u *ui) streamInventory(c echo.Context) error {
 		if err != nil {
 			return u.streamEnd(ctx.Err(), err)
 		}
-		// Sent when the data changes, not when an age ticks (the script ticks those):
-		// replacing the table every second would drop the operator's text selection.
-		key, err := json.Marshal([]any{inv.Nodes, inv.Discovered, inv.Total})
+		gone, err := u.sendChanged(s, "inventory", "inventory", inv, []any{inv.Nodes, inv.Discovered, inv.Total}, &last)
 		if err != nil {
 			return u.streamEnd(nil, err)
 		}
-		if !bytes.Equal(key, last) {
-			html, err := u.fragment("inventory", inv)
-			if err != nil {
-				return u.streamEnd(nil, err)
-			}
-			if err := s.send("inventory", "", html); err != nil {
-				return nil // the browser went away
-			}
-			last = key
-		} else if err := s.keepAlive(); err != nil {
+		if gone {
 			return nil
 		}
 		select {
@@ -163,20 +152,11 @@ func (u *ui) streamNode(c echo.Context) error {
 			after = e.Seq
 		}
 		sum := u.summary(n, events)
-		key, err := json.Marshal([]any{sum.Node, sum.Progress, sum.Stage})
+		gone, err := u.sendChanged(s, "summary", "node_summary", sum, []any{sum.Node, sum.Progress, sum.Stage}, &lastSummary)
 		if err != nil {
 			return u.streamEnd(nil, err)
 		}
-		if !bytes.Equal(key, lastSummary) {
-			html, err := u.fragment("node_summary", sum)
-			if err != nil {
-				return u.streamEnd(nil, err)
-			}
-			if err := s.send("summary", "", html); err != nil {
-				return nil
-			}
-			lastSummary = key
-		} else if err := s.keepAlive(); err != nil {
+		if gone {
 			return nil
 		}
 		select {
@@ -185,6 +165,29 @@ func (u *ui) streamNode(c echo.Context) error {
 		case <-tick.C:
 		}
 	}
+}
+
+// sendChanged sends tmpl rendered with data as event when key differs from *last, and a
+// keep-alive otherwise. The key is the data without the ages the page's script ticks
+// itself: replacing the fragment every second would drop the operator's text selection
+// and keyboard focus. gone reports a browser that went away.
+func (u *ui) sendChanged(s *sseStream, event, tmpl string, data, key any, last *[]byte) (gone bool, err error) {
+	k, err := json.Marshal(key)
+	if err != nil {
+		return false, err
+	}
+	if bytes.Equal(k, *last) {
+		return s.keepAlive() != nil, nil
+	}
+	html, err := u.fragment(tmpl, data)
+	if err != nil {
+		return false, err
+	}
+	if err := s.send(event, "", html); err != nil {
+		return true, nil
+	}
+	*last = k
+	return false, nil
 }
 
 // streamEnd closes a stream after a store or template error. A cancelled request is the
