@@ -22,16 +22,11 @@ func (s *Server) joinCommand(c echo.Context) error {
 	if s.deps.Join == nil {
 		return echo.NewHTTPError(http.StatusNotImplemented, "cloud-init rendering is not configured")
 	}
-	ctx := c.Request().Context()
 	reveal := c.QueryParam("reveal") == "true"
 	if reveal && !s.isAdmin(c) {
 		return echo.NewHTTPError(http.StatusUnauthorized, "reveal=true needs the admin token")
 	}
-	n, err := s.deps.Inventory.GetNode(ctx, c.Param("ref"))
-	if err != nil {
-		return err
-	}
-	settings, err := s.deps.Inventory.ClusterSettings(ctx)
+	n, settings, err := s.nodeAndSettings(c)
 	if err != nil {
 		return err
 	}
@@ -42,16 +37,22 @@ func (s *Server) joinCommand(c echo.Context) error {
 	return c.JSON(http.StatusOK, map[string]any{"name": n.Name, "command": cmd, "revealed": reveal})
 }
 
+// nodeAndSettings loads the node the URL names and the join settings it renders with.
+func (s *Server) nodeAndSettings(c echo.Context) (node.Node, node.ClusterSettings, error) {
+	ctx := c.Request().Context()
+	n, err := s.deps.Inventory.GetNode(ctx, c.Param("ref"))
+	if err != nil {
+		return node.Node{}, node.ClusterSettings{}, err
+	}
+	settings, err := s.deps.Inventory.ClusterSettings(ctx)
+	return n, settings, err
+}
+
 func (s *Server) seedISO(c echo.Context) error {
 	if s.deps.Join == nil {
 		return echo.NewHTTPError(http.StatusNotImplemented, "cloud-init rendering is not configured")
 	}
-	ctx := c.Request().Context()
-	n, err := s.deps.Inventory.GetNode(ctx, c.Param("ref"))
-	if err != nil {
-		return err
-	}
-	settings, err := s.deps.Inventory.ClusterSettings(ctx)
+	n, settings, err := s.nodeAndSettings(c)
 	if err != nil {
 		return err
 	}

@@ -181,6 +181,29 @@ func TestEndToEnd_CLIDrivesServerAndInventorySurvivesRestart(t *testing.T) {
 	if strings.Contains(cs, joinToken) {
 		t.Errorf("cluster show prints the token:\n%s", cs)
 	}
+	// The join command, redacted unless revealed, and the seed ISO for a VM template.
+	join := mustCLI("node", "join-command", "gpu-1")
+	for _, want := range []string{"role: agent", "nodeName: gpu-1", "server: https://10.20.0.10:6443", "gpu=true:NoSchedule", "[redacted]"} {
+		if !strings.Contains(join, want) {
+			t.Errorf("join-command lacks %q:\n%s", want, join)
+		}
+	}
+	if strings.Contains(join, joinToken) {
+		t.Errorf("join-command shows the token without --reveal:\n%s", join)
+	}
+	if revealed := mustCLI("node", "join-command", "gpu-1", "--reveal"); !strings.Contains(revealed, joinToken) {
+		t.Errorf("join-command --reveal lacks the token:\n%s", revealed)
+	}
+	iso := filepath.Join(t.TempDir(), "seed.iso")
+	mustCLI("node", "seed-iso", "gpu-1", "-o", iso)
+	b, err := os.ReadFile(iso)
+	// ISO 9660: the primary volume descriptor at sector 16 starts "\x01CD001".
+	if err != nil || len(b) < 32774 || string(b[32769:32774]) != "CD001" || !bytes.Contains(b, []byte("cidata")) && !bytes.Contains(b, []byte("CIDATA")) {
+		t.Errorf("seed-iso wrote no cidata ISO 9660 image (%d bytes, %v)", len(b), err)
+	}
+	if out, err := cli("--admin-token", "wrong", "node", "seed-iso", "gpu-1", "-o", iso); err == nil || !strings.Contains(out, "admin token") {
+		t.Errorf("seed-iso without the admin token: err=%v %s", err, out)
+	}
 	mustCLI("node", "delete", "node-525400123458", "--confirm", "node-525400123458")
 
 	// Restart: same inventory, same settings.
