@@ -173,7 +173,7 @@ func TestEndToEnd_CLIDrivesServerAndInventorySurvivesRestart(t *testing.T) {
 	const joinToken = "K10secret-e2e-token"
 	mustCLI("cluster", "set", "--server-url", "https://10.20.0.10:6443", "--token", joinToken)
 	cs := mustCLI("cluster", "show")
-	for _, want := range []string{"https://10.20.0.10:6443", "[redacted]", "cp-1", "FAILURE TOLERANCE"} {
+	for _, want := range []string{"https://10.20.0.10:6443", "[redacted]", "cp-1", "FAILURE TOLERANCE", "not connected"} {
 		if !strings.Contains(cs, want) {
 			t.Errorf("cluster show lacks %q:\n%s", want, cs)
 		}

@@ -91,6 +91,13 @@ func TestMetrics_CountOneDHCPExchangeOneTFTPTransferAndOneRefusedNoCloudRequest(
 		t.Fatalf("NoCloud for an unknown MAC answered %d", resp.StatusCode)
 	}
 
+	// One iPXE script, for a machine nobody imported.
+	if resp, err := lab.client.Get(lab.url + "/boot.ipxe?mac=52:54:00:de:ad:02"); err != nil {
+		t.Fatal(err)
+	} else {
+		resp.Body.Close()
+	}
+
 	after := scrape(t, lab)
 	tests := []struct {
 		metric string
@@ -105,6 +112,8 @@ func TestMetrics_CountOneDHCPExchangeOneTFTPTransferAndOneRefusedNoCloudRequest(
 		{`bootyard_tftp_transfers_total{result="served"}`, 1},
 		{`bootyard_tftp_bytes_total`, 0}, // checked below against the file size
 		{`bootyard_nocloud_requests_total{outcome="refused"}`, 1},
+		{`bootyard_ipxe_scripts_total{state="discovered"}`, 1},
+		{`bootyard_nodes{state="discovered"}`, 1},
 	}
 	for _, tc := range tests {
 		got := after[tc.metric] - before[tc.metric]
