@@ -118,7 +118,11 @@ func newAgentHarness(t testing.TB) *agentHarness {
 		t.Fatal(err)
 	}
 	t.Cleanup(scriptsHandler.Close)
-	s := New(Config{Logger: quiet}, Deps{Agent: agent, IPXE: scriptsHandler,
+	nocloud, err := NewNoCloudHandler(NoCloudConfig{Renderer: ci, Inventory: st, Identity: id, Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := New(Config{Logger: quiet}, Deps{Agent: agent, IPXE: scriptsHandler, NoCloud: nocloud,
 		Files: images.NewFileServer(images.FileServerConfig{Images: st, AgentDir: t.TempDir(), Logger: quiet})})
 	srv := httptest.NewServer(s.Handler())
 	t.Cleanup(srv.Close)
@@ -189,8 +193,14 @@ func (h *agentHarness) boot(name string) string {
 	return m[1]
 }
 
-// do calls the agent API with a bearer token ("" sends none).
+// do calls the agent API with a bearer token ("" sends none), from 127.0.0.1.
 func (h *agentHarness) do(method, path, token, body string) (int, []byte) {
+	h.t.Helper()
+	return h.doFrom(h.srv.Client(), method, path, token, body)
+}
+
+// doFrom is do through c, a client with its own source address (clientFrom).
+func (h *agentHarness) doFrom(c *http.Client, method, path, token, body string) (int, []byte) {
 	h.t.Helper()
 	var rd io.Reader
 	if body != "" {
@@ -204,7 +214,7 @@ func (h *agentHarness) do(method, path, token, body string) (int, []byte) {
 		req.Header.Set("Authorization", "Bearer "+token)
 	}
 	req.Header.Set("Content-Type", "application/json")
-	resp, err := h.srv.Client().Do(req)
+	resp, err := c.Do(req)
 	if err != nil {
 		h.t.Fatal(err)
 	}
