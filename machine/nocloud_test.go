@@ -628,13 +628,10 @@ func TestNoCloud_SecondServerWaitsUntilTheFirstHasJoined(t *testing.T) {
 	}
 
 	done1, out1 := run(first)
-	deadline := time.Now().Add(time.Minute)
-	for holder, _ := x.h.turns.Holder(); holder != "cp-1"; holder, _ = x.h.turns.Holder() {
-		if time.Now().After(deadline) {
-			t.Fatalf("cp-1 never took its turn:\n%s", out1)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	waitUntil(t, time.Minute, func() string { return "cp-1 to take its turn:\n" + out1.String() }, func() bool {
+		holder, _ := x.h.turns.Holder()
+		return holder == "cp-1"
+	})
 	done2, out2 := run(second)
 	for i, done := range []chan error{done1, done2} {
 		select {
