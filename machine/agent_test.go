@@ -108,11 +108,7 @@ func newAgentHarness(t testing.TB) *agentHarness {
 	if err != nil {
 		t.Fatal(err)
 	}
-	seen := boot.NewSightings(0, 0, nil)
-	id, err := NewIdentity(IdentityConfig{Leases: st, Sightings: seen})
-	if err != nil {
-		t.Fatal(err)
-	}
+	id, seen := newTestIdentity(t, st, false)
 	scriptsHandler, err := NewIPXEHandler(IPXEConfig{Scripts: scripts, Inventory: st, Identity: id, Agent: agent, Logger: quiet})
 	if err != nil {
 		t.Fatal(err)

@@ -67,11 +67,7 @@ func newIPXEHarness(t testing.TB) *ipxeHarness {
 	if err != nil {
 		t.Fatal(err)
 	}
-	seen := boot.NewSightings(0, 0, nil)
-	id, err := NewIdentity(IdentityConfig{Leases: st, Sightings: seen})
-	if err != nil {
-		t.Fatal(err)
-	}
+	id, seen := newTestIdentity(t, st, false)
 	h, err := NewIPXEHandler(IPXEConfig{Scripts: r, Inventory: st, Identity: id, Binaries: bins, Logger: quietLog()})
 	if err != nil {
 		t.Fatal(err)

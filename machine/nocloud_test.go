@@ -108,11 +108,8 @@ func newNoCloudHarness(t testing.TB, opts ...harnessOption) *noCloudHarness {
 	if _, err := st.UpdateClusterSettings(ctx, func(c *node.ClusterSettings) error { *c = settings; return nil }); err != nil {
 		t.Fatal(err)
 	}
-	x.seen = boot.NewSightings(0, 0, nil)
-	id, err := NewIdentity(IdentityConfig{Leases: st, Sightings: x.seen, TrustUnverified: x.trustUnverified})
-	if err != nil {
-		t.Fatal(err)
-	}
+	var id *Identity
+	id, x.seen = newTestIdentity(t, st, x.trustUnverified)
 	if x.h, err = NewNoCloudHandler(NoCloudConfig{Renderer: x.r, Inventory: st, Identity: id, Logger: log}); err != nil {
 		t.Fatal(err)
 	}

@@ -3,7 +3,22 @@ package machine
 import (
 	"testing"
 	"time"
+
+	"github.com/bootyard/bootyard/boot"
+	"github.com/bootyard/bootyard/store"
 )
+
+// newTestIdentity is the identity check on st's leases and a real, empty DHCP sightings
+// record, which tests fill as Bootyard's DHCP would.
+func newTestIdentity(t testing.TB, st *store.Store, trustUnverified bool) (*Identity, *boot.Sightings) {
+	t.Helper()
+	seen := boot.NewSightings(0, 0, nil)
+	id, err := NewIdentity(IdentityConfig{Leases: st, Sightings: seen, TrustUnverified: trustUnverified})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return id, seen
+}
 
 // waitUntil polls cond until it holds, failing the test after limit with what it waited
 // for: tests wait for a condition, never for a time.
