@@ -316,10 +316,13 @@ func carriesSecrets(s node.State) bool {
 
 // refused records, once per node and address, that a script with secrets was withheld.
 func (h *IPXEHandler) refused(ctx context.Context, n node.Node, remote netip.Addr, d Decision) {
-	h.log.Warn("install or wipe script withheld", slog.String("node", n.Name), slog.String("remote", remote.String()), slog.String("why", d.Why))
+	attrs := []any{slog.String("node", n.Name), slog.String("remote", remote.String()), slog.String("why", d.Why)}
 	if !h.refusals.first(n.Name + "|" + remote.String() + "|" + strconv.Itoa(n.Generation)) {
+		// Waiting machines poll every few seconds: one warning and one event are enough.
+		h.log.Debug("install or wipe script withheld again", attrs...)
 		return
 	}
+	h.log.Warn("install or wipe script withheld", attrs...)
 	ev := node.NewEvent(n.Name, node.EventWarning, "iPXE "+string(ipxe.KindFor(n.State))+" script withheld from "+remote.String()+": "+d.Why, "ipxe", h.now())
 	if err := h.inv.AppendEvents(ctx, ev); err != nil {
 		h.log.Error("record withheld script", slog.String("node", n.Name), slog.Any("err", err))
