@@ -310,3 +310,24 @@ func TestSecurity_PerRequesterRecordsAreBounded(t *testing.T) {
 		t.Error("a bounded set must still answer first once per key")
 	}
 }
+
+// Where Bootyard knows no address for the node (another DHCP server, no static IP), the
+// node waits without a token and its events say why and which setting would change it.
+func TestSecurity_UnverifiableNodeWaitsAndItsEventsSayWhy(t *testing.T) {
+	h := newAgentHarness(t)
+	mac := agentMAC(4)
+	if _, err := h.st.ImportNode(context.Background(), node.Node{Name: "w-4", MACs: []node.MAC{mac}, Role: node.RoleWorker}, "test"); err != nil {
+		t.Fatal(err)
+	}
+	code, script := h.do("GET", scriptPath(mac), "", "")
+	if code != 200 || tokenOnCmdline.Match(script) || !strings.Contains(string(script), "asking again") {
+		t.Fatalf("script: %d\n%s\nwant a wait script without a token", code, script)
+	}
+	if st := h.node("w-4").State; st != node.StateRegistered {
+		t.Errorf("node is %s, want still registered", st)
+	}
+	w := h.events("w-4", node.EventWarning)
+	if len(w) != 1 || !strings.Contains(w[0].Reason, "cannot verify") || !strings.Contains(w[0].Reason, "--trust-unverified-machines") {
+		t.Errorf("warnings = %+v, want one saying the address cannot be verified and naming the setting", w)
+	}
+}
