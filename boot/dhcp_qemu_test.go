@@ -73,6 +73,7 @@ func bootQEMU(t *testing.T, vmMAC string, extra []string, wantFirst string, mode
 	l.inv = openTestStore(t, l.dir)
 	cfg := testConfig(mode)
 	cfg.Interface = "br0"
+	cfg.Sightings = NewSightings(0, 0, nil)
 	s, _ := l.start(cfg)
 	startTFTP(t, ns)
 	if mode == ModeProxy {
@@ -80,6 +81,7 @@ func bootQEMU(t *testing.T, vmMAC string, extra []string, wantFirst string, mode
 	}
 
 	fetched := make(chan string, 4)
+	fetchedFrom := make(chan netip.AddrPort, 4)
 	var ln net.Listener
 	if err := ns.Do(func() error {
 		var err error
@@ -91,6 +93,7 @@ func bootQEMU(t *testing.T, vmMAC string, extra []string, wantFirst string, mode
 	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		select {
 		case fetched <- r.URL.String():
+			fetchedFrom <- netip.MustParseAddrPort(r.RemoteAddr)
 		default:
 		}
 		// Keep the machine idle until the test stops it.
@@ -127,6 +130,12 @@ func bootQEMU(t *testing.T, vmMAC string, extra []string, wantFirst string, mode
 		u, err := url.Parse(raw)
 		if err != nil || u.Path != "/boot.ipxe" || u.Query().Get("mac") != vmMAC {
 			t.Fatalf("iPXE fetched %q, want /boot.ipxe?mac=%s", raw, vmMAC)
+		}
+		// The address the script request came from is one Bootyard's own DHCP saw the
+		// machine use: in proxy mode, where dnsmasq hands out the address, this is what
+		// lets the machine endpoints tell the node from another host.
+		if from := (<-fetchedFrom).Addr().Unmap(); !cfg.Sightings.Seen(mustMAC(vmMAC), from) {
+			t.Fatalf("the script request came from %s, which Bootyard's DHCP (%s mode) never saw %s use", from, mode, vmMAC)
 		}
 	case <-exited:
 		b, _ := os.ReadFile(serial)
