@@ -75,12 +75,17 @@ func (l LLMOS) Plan(n node.Node, s node.ClusterSettings, token string) (JoinPlan
 		if s.ServerURL == "" {
 			return JoinPlan{}, fmt.Errorf("llmos join for %s: no server URL set (bootyard cluster set --server): %w", n.Name, node.ErrInvalid)
 		}
-		u, err := url.Parse(s.ServerURL)
+		// Normalised here too: a URL stored before normalisation existed may end in "/".
+		server, err := node.NormalizeServerURL(s.ServerURL)
+		if err != nil {
+			return JoinPlan{}, fmt.Errorf("llmos join for %s: %w", n.Name, err)
+		}
+		u, err := url.Parse(server)
 		if err != nil || u.Hostname() == "" {
 			return JoinPlan{}, fmt.Errorf("llmos join for %s: server URL %q: %w", n.Name, s.ServerURL, node.ErrInvalid)
 		}
-		cfg.Server = s.ServerURL
-		plan.PingURL = s.ServerURL + "/ping"
+		cfg.Server = server
+		plan.PingURL = server + "/ping"
 		plan.PingAnswer = "pong"
 		port := l.ClusterInfoPort
 		if port == 0 {

@@ -61,6 +61,35 @@ func ValidateServerURL(s string) error {
 	return nil
 }
 
+// NormalizeServerURL validates s and returns the one form that is stored and rendered:
+// scheme://host:port, no trailing slash. LLMOS trims a trailing slash itself, but the
+// first-boot script appends /ping to the stored value, and k3s never answers "pong" on
+// //ping. Any other path is refused rather than dropped: the operator meant something
+// Bootyard cannot give them.
+func NormalizeServerURL(s string) (string, error) {
+	if err := ValidateServerURL(s); err != nil || s == "" {
+		return s, err
+	}
+	u, _ := url.Parse(s) // ValidateServerURL parsed it already
+	return u.Scheme + "://" + u.Host, nil
+}
+
+// TokenWarning explains why token will not work with LLMOS, or returns "" if nothing is
+// known to be wrong. A k3s secure token (K10<CA hash>::<user>:<password>) is what
+// `cat /var/lib/rancher/k3s/server/token` prints on an LLMOS server, so it is the token
+// an operator is most likely to paste; LLMOS's cluster-info endpoint checks its own
+// cluster token and refuses this form, so every joiner would wait on it for ever.
+// It is a warning, not a refusal: Bootyard cannot see which token the cluster accepts.
+func TokenWarning(token Secret) string {
+	t := token.Reveal()
+	if strings.HasPrefix(t, "K10") && strings.Contains(t, "::") {
+		return "the join token looks like a k3s secure token (K10<CA hash>::server:<secret>); " +
+			"LLMOS's cluster-info check rejects that form, so nodes would never join: " +
+			"set the LLMOS cluster token (the token: value of /etc/llmos/config.yaml on the first server)"
+	}
+	return ""
+}
+
 // Validate checks every field.
 func (c *ClusterSettings) Validate() error {
 	if err := ValidateServerURL(c.ServerURL); err != nil {

@@ -71,6 +71,9 @@ func (s *Server) clusterView(settings node.ClusterSettings, nodes []node.Node, r
 	if !settings.Token.IsSet() {
 		v.Warnings = append(v.Warnings, "no join token set (bootyard cluster set --token ...)")
 	}
+	if w := node.TokenWarning(settings.Token); w != "" {
+		v.Warnings = append(v.Warnings, w)
+	}
 	if v.Warnings == nil {
 		v.Warnings = []string{}
 	}

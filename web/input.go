@@ -176,10 +176,12 @@ type ClusterInput struct {
 
 func (in *ClusterInput) apply(c *node.ClusterSettings) error {
 	if in.ServerURL != nil {
-		if err := node.ValidateServerURL(*in.ServerURL); err != nil {
+		// Stored normalised (no trailing slash) so every rendering of it agrees.
+		u, err := node.NormalizeServerURL(*in.ServerURL)
+		if err != nil {
 			return badField("serverURL", err)
 		}
-		c.ServerURL = *in.ServerURL
+		c.ServerURL = u
 	}
 	if in.Token != nil {
 		c.Token = node.Secret(*in.Token)
