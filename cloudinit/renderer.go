@@ -107,8 +107,12 @@ func (r *Renderer) Files(n node.Node, s node.ClusterSettings, join bool) (map[st
 	if err != nil {
 		return nil, err
 	}
+	md, err := r.MetaData(n)
+	if err != nil {
+		return nil, err
+	}
 	return map[string][]byte{
-		FileMetaData:      r.MetaData(n),
+		FileMetaData:      md,
 		FileUserData:      ud,
 		FileVendorData:    r.VendorData(),
 		FileNetworkConfig: nc,
