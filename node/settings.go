@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"net/url"
 	"strings"
+	"time"
 )
 
 // Secret holds a value that must never reach a log, an event or an API response by accident.
@@ -40,6 +41,24 @@ type ClusterSettings struct {
 	DefaultImage      string            `json:"defaultImage,omitempty"`
 	// WipeOverwrite asks the wipe to overwrite whole disks, not only signatures.
 	WipeOverwrite bool `json:"wipeOverwrite"`
+	// JoinTurnMinutes caps how long one server may hold the join turn, renewals
+	// included; 0 means DefaultJoinTurnLimit.
+	JoinTurnMinutes int `json:"joinTurnMinutes,omitempty"`
+}
+
+// DefaultJoinTurnLimit is how long one server may hold the join turn when no setting
+// says otherwise: a k3s server join with image pulls takes minutes, not half an hour.
+const DefaultJoinTurnLimit = 30 * time.Minute
+
+// maxJoinTurnMinutes bounds the setting to a day: a longer cap is no cap.
+const maxJoinTurnMinutes = 24 * 60
+
+// JoinTurnLimit is the cap on one server's join turn.
+func (c *ClusterSettings) JoinTurnLimit() time.Duration {
+	if c.JoinTurnMinutes <= 0 {
+		return DefaultJoinTurnLimit
+	}
+	return time.Duration(c.JoinTurnMinutes) * time.Minute
 }
 
 // ValidateServerURL accepts https://HOST:6443 or https://HOST:9345: LLMOS bootstrap
@@ -105,6 +124,9 @@ func (c *ClusterSettings) Validate() error {
 		if k == "" || strings.ContainsAny(k, "= \t\n'\"$") {
 			return fmt.Errorf("install env %q: %w: not a variable name", k, ErrInvalid)
 		}
+	}
+	if c.JoinTurnMinutes < 0 || c.JoinTurnMinutes > maxJoinTurnMinutes {
+		return fmt.Errorf("join turn minutes %d: %w: want 1 to %d (0: %s)", c.JoinTurnMinutes, ErrInvalid, maxJoinTurnMinutes, DefaultJoinTurnLimit)
 	}
 	if strings.ContainsAny(c.Token.Reveal(), "\n\r") {
 		return fmt.Errorf("token: %w: must be one line", ErrInvalid)

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/bootyard/bootyard/node"
 )
@@ -134,6 +135,9 @@ func TestClusterSettingsValidate_RefusesWhatWouldBreakTheRenderedScript(t *testi
 			c.SSHAuthorizedKeys = []string{"ssh-ed25519 AAAA a@b\nssh-rsa BBBB c@d"}
 		}, false},
 		{"ssh key without type", func(c *node.ClusterSettings) { c.SSHAuthorizedKeys = []string{"AAAAC3NzaC1lZDI1NTE5AAAA"} }, false},
+		{"join turn of 45 minutes", func(c *node.ClusterSettings) { c.JoinTurnMinutes = 45 }, true},
+		{"negative join turn", func(c *node.ClusterSettings) { c.JoinTurnMinutes = -1 }, false},
+		{"join turn over a day", func(c *node.ClusterSettings) { c.JoinTurnMinutes = 24*60 + 1 }, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -215,5 +219,16 @@ func TestTokenWarning_NamesTheK3sSecureTokenForm(t *testing.T) {
 				t.Fatalf("warning %q must give the reason and never echo the token", w)
 			}
 		})
+	}
+}
+
+func TestJoinTurnLimit_DefaultsToThirtyMinutes(t *testing.T) {
+	var c node.ClusterSettings
+	if got := c.JoinTurnLimit(); got != 30*time.Minute {
+		t.Errorf("default JoinTurnLimit = %v, want 30m", got)
+	}
+	c.JoinTurnMinutes = 45
+	if got := c.JoinTurnLimit(); got != 45*time.Minute {
+		t.Errorf("JoinTurnLimit with 45 = %v", got)
 	}
 }

@@ -172,6 +172,7 @@ type ClusterInput struct {
 	SSHAuthorizedKeys *[]string          `json:"sshAuthorizedKeys,omitempty"`
 	DefaultImage      *string            `json:"defaultImage,omitempty"`
 	WipeOverwrite     *bool              `json:"wipeOverwrite,omitempty"`
+	JoinTurnMinutes   *int               `json:"joinTurnMinutes,omitempty"`
 }
 
 func (in *ClusterInput) apply(c *node.ClusterSettings) error {
@@ -203,6 +204,9 @@ func (in *ClusterInput) apply(c *node.ClusterSettings) error {
 	}
 	if in.WipeOverwrite != nil {
 		c.WipeOverwrite = *in.WipeOverwrite
+	}
+	if in.JoinTurnMinutes != nil {
+		c.JoinTurnMinutes = *in.JoinTurnMinutes
 	}
 	return c.Validate()
 }
