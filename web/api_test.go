@@ -9,7 +9,9 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/bootyard/bootyard/cloudinit"
 	"github.com/bootyard/bootyard/node"
 	"github.com/bootyard/bootyard/store"
 )
@@ -428,5 +430,32 @@ func TestAPI_ImportRefusesLabelsTheKubeletRefuses(t *testing.T) {
 				t.Fatalf("refusal does not say why: %s", out)
 			}
 		})
+	}
+}
+
+func TestAPI_ClusterShowsTheJoinTurnHolderSinceAndUntil(t *testing.T) {
+	granted := time.Date(2026, 12, 1, 8, 0, 0, 0, time.UTC)
+	turns := cloudinit.NewJoinTurns(0, func() time.Time { return granted })
+	h := newAPI(t, func(_ *store.Store, d *Deps) { d.JoinTurns = turns })
+	var v struct {
+		JoinTurn *cloudinit.Turn `json:"joinTurn"`
+	}
+	code, out := h.call("GET", "/api/v1/cluster", nil, true)
+	if code != 200 || json.Unmarshal(out, &v) != nil || v.JoinTurn != nil {
+		t.Fatalf("no holder: %d %s", code, out)
+	}
+	if code, out := h.call("PATCH", "/api/v1/cluster", `{"joinTurnMinutes":45}`, true); code != 200 || !strings.Contains(string(out), `"joinTurnMinutes":45`) {
+		t.Fatalf("set joinTurnMinutes: %d %s", code, out)
+	}
+	if code, out := h.call("PATCH", "/api/v1/cluster", `{"joinTurnMinutes":-5}`, true); code != 422 {
+		t.Fatalf("negative joinTurnMinutes: %d %s", code, out)
+	}
+	turns.Take("cp-1", 45*time.Minute)
+	code, out = h.call("GET", "/api/v1/cluster", nil, true)
+	if code != 200 || json.Unmarshal(out, &v) != nil || v.JoinTurn == nil {
+		t.Fatalf("holder: %d %s", code, out)
+	}
+	if v.JoinTurn.Node != "cp-1" || !v.JoinTurn.Since.Equal(granted) || !v.JoinTurn.Until.Equal(granted.Add(45*time.Minute)) {
+		t.Errorf("joinTurn = %+v, want cp-1 since %v until 45 minutes later", v.JoinTurn, granted)
 	}
 }

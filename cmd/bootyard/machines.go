@@ -23,6 +23,7 @@ func (o *serveOptions) mountMachineEndpoints(st *store.Store, bins *ipxe.Binarie
 	deps.Join = ci
 	nocloud := machine.NewNoCloudHandler(ci, st, log)
 	mdeps.NoCloud = nocloud
+	deps.JoinTurns = nocloud.Turns()
 
 	scripts, err := ipxe.NewRenderer(ipxe.Config{AdvertiseURL: advertise})
 	if err != nil {
