@@ -10,7 +10,6 @@ import (
 	"net/netip"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/bootyard/bootyard/cloudinit"
@@ -24,8 +23,6 @@ type NoCloudInventory interface {
 	GetNode(ctx context.Context, ref string) (node.Node, error)
 	// MACForIP answers which MAC holds an active DHCP lease on ip (node.ErrNotFound if none).
 	MACForIP(ctx context.Context, ip netip.Addr) (node.MAC, error)
-	// LeaseForMAC returns mac's active lease (node.ErrNotFound if none).
-	LeaseForMAC(ctx context.Context, mac node.MAC) (store.Lease, error)
 	ClusterSettings(ctx context.Context) (node.ClusterSettings, error)
 	AppendEvents(ctx context.Context, events ...node.Event) error
 	UpdateNode(ctx context.Context, name string, fn store.UpdateFunc) (node.Node, error)
@@ -54,42 +51,67 @@ func isKnownLeaf(s string) bool {
 // /nocloud/<mac>/phone-home (POST) and /nocloud/<mac>/join-turn (GET).
 //
 // Secret rules: join data (the token) goes only to a node whose state allows it, and
-// only to the requester's address if Bootyard knows the node's address; callbacks also
-// need the node's callback key. Refusals are 403/404 plus an event on the node.
+// only to a requester the identity check trusts as that node; callbacks also need the
+// node's callback key and a trusted requester. A requester Bootyard knows is not the
+// node is refused (403); one it cannot verify gets the files without join data.
+// Refusals and withholdings leave an event on the node.
 type NoCloudHandler struct {
 	renderer *cloudinit.Renderer
 	cache    *cloudinit.Cache
 	inv      NoCloudInventory
+	identity *Identity
 	log      *slog.Logger
 	turns    *cloudinit.JoinTurns
 	now      func() time.Time
 
-	mu sync.Mutex
-	// recorded holds the events already written per node, so a machine that re-reads
-	// its seed on every boot, or polls join-turn, leaves one line, not hundreds.
-	recorded map[string]map[string]bool
+	// recorded holds the events already written, by node and kind, so a machine that
+	// re-reads its seed on every boot, or polls join-turn, leaves one line, not hundreds.
+	recorded *onceKeys
 	observe  func(outcome string)
 }
 
+// NoCloudConfig is what the NoCloud endpoints need.
+type NoCloudConfig struct {
+	Renderer  *cloudinit.Renderer
+	Inventory NoCloudInventory
+	Identity  *Identity
+	// Turns is the server join queue, shared with the operator's cluster view (who holds
+	// the turn); nil: a queue of the handler's own.
+	Turns *cloudinit.JoinTurns
+	// Observe, if set, is told the outcome of every file request: served (with join
+	// data), withheld (served without it) or refused (metrics).
+	Observe func(outcome string)
+	Logger  *slog.Logger
+}
+
+// maxRecordedKeys bounds the once-only event keys; some hold requester addresses.
+const maxRecordedKeys = 16384
+
 // NewNoCloudHandler builds the handler; mount it at /nocloud/.
-func NewNoCloudHandler(r *cloudinit.Renderer, inv NoCloudInventory, log *slog.Logger) *NoCloudHandler {
+func NewNoCloudHandler(cfg NoCloudConfig) (*NoCloudHandler, error) {
+	if cfg.Renderer == nil || cfg.Inventory == nil || cfg.Identity == nil {
+		return nil, errors.New("machine: the NoCloud handler needs a renderer, an inventory and the identity check")
+	}
+	log := cfg.Logger
 	if log == nil {
 		log = slog.Default()
 	}
-	return &NoCloudHandler{
-		renderer: r,
-		cache:    cloudinit.NewCache(r),
-		inv:      inv,
-		log:      log.With(slog.String("component", "nocloud")),
-		turns:    cloudinit.NewJoinTurns(0, nil),
-		now:      func() time.Time { return time.Now().UTC() },
-		recorded: make(map[string]map[string]bool),
+	turns := cfg.Turns
+	if turns == nil {
+		turns = cloudinit.NewJoinTurns(0, nil)
 	}
+	return &NoCloudHandler{
+		renderer: cfg.Renderer,
+		cache:    cloudinit.NewCache(cfg.Renderer),
+		inv:      cfg.Inventory,
+		identity: cfg.Identity,
+		log:      log.With(slog.String("component", "nocloud")),
+		turns:    turns,
+		now:      func() time.Time { return time.Now().UTC() },
+		recorded: newOnceKeys(maxRecordedKeys),
+		observe:  cfg.Observe,
+	}, nil
 }
-
-// Observe sets a callback told the outcome of every file request: served (with join
-// data), withheld (served without it) or refused. Metrics count them; call before serving.
-func (h *NoCloudHandler) Observe(fn func(outcome string)) { h.observe = fn }
 
 func (h *NoCloudHandler) observed(outcome string) {
 	if h.observe != nil {
@@ -97,14 +119,13 @@ func (h *NoCloudHandler) observed(outcome string) {
 	}
 }
 
-// Turns exposes the server join queue, for status pages.
-func (h *NoCloudHandler) Turns() *cloudinit.JoinTurns { return h.turns }
-
 // noCloudRequest is one parsed request: who asks, for what, about which node.
 type noCloudRequest struct {
 	leaf   string // meta-data, user-data, ..., phone-home, join-turn
 	remote netip.Addr
 	node   node.Node
+	// who is the identity check's answer; secrets only when who.Trusted.
+	who Decision
 }
 
 func (h *NoCloudHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -148,13 +169,12 @@ func (h *NoCloudHandler) resolve(ctx context.Context, r *http.Request) (noCloudR
 	}
 	// The socket's peer, never X-Forwarded-For: a header would let any machine claim to
 	// be the node.
-	ap, err := netip.ParseAddrPort(r.RemoteAddr)
-	if err != nil {
+	if req.remote = peerAddr(r); !req.remote.IsValid() {
 		return req, http.StatusBadRequest, fmt.Errorf("remote address %q: %w", r.RemoteAddr, node.ErrInvalid)
 	}
-	req.remote = ap.Addr().Unmap()
 
 	var mac node.MAC
+	var err error
 	leased := false
 	if first, leaf, found := strings.Cut(rest, "/"); found {
 		if mac, err = node.ParseMAC(first); err != nil || strings.Contains(leaf, "/") {
@@ -178,44 +198,18 @@ func (h *NoCloudHandler) resolve(ctx context.Context, r *http.Request) (noCloudR
 		req.node = node.Node{}
 		return req, http.StatusNotFound, fmt.Errorf("node %s is not imported: %w", name, node.ErrNotFound)
 	}
-	if !leased {
-		if err := h.checkSource(ctx, &req.node, req.remote); err != nil {
-			return req, statusOf(err), err
-		}
+	if leased {
+		// The lease that named the MAC is the identity.
+		req.who = Decision{Verdict: Verified, Why: req.remote.String() + " is the node's DHCP lease", Trusted: true}
+		return req, http.StatusOK, nil
+	}
+	if req.who, err = h.identity.Check(ctx, req.node, req.remote); err != nil {
+		return req, http.StatusInternalServerError, err
+	}
+	if req.who.Verdict == Foreign {
+		return req, http.StatusForbidden, fmt.Errorf("%s: %w", req.who.Why, node.ErrForbidden)
 	}
 	return req, http.StatusOK, nil
-}
-
-// checkSource enforces "when Bootyard knows the node's address, the request comes from
-// it". The requester's address may be leased to this node (fine) or to another machine
-// (refused); it may be the node's static address (fine); otherwise, if any of the node's
-// MACs holds an active lease, the request should have come from that address (refused).
-// A requester with no lease, no static match and no lease of its own is allowed: in
-// proxyDHCP mode another server hands out the addresses and Bootyard cannot know them.
-func (h *NoCloudHandler) checkSource(ctx context.Context, n *node.Node, remote netip.Addr) error {
-	owner, err := h.inv.MACForIP(ctx, remote)
-	switch {
-	case err == nil:
-		if n.HasMAC(owner) {
-			return nil
-		}
-		return fmt.Errorf("request from %s, which is leased to %s, not to node %s: %w", remote, owner, n.Name, node.ErrForbidden)
-	case !errors.Is(err, node.ErrNotFound):
-		return fmt.Errorf("lease lookup %s: %w", remote, err)
-	}
-	if n.IP.IsValid() && n.IP.Addr() == remote {
-		return nil
-	}
-	for _, mac := range n.MACs {
-		lease, err := h.inv.LeaseForMAC(ctx, mac)
-		switch {
-		case err == nil:
-			return fmt.Errorf("request from %s, but node %s holds the lease on %s: %w", remote, n.Name, lease.IP, node.ErrForbidden)
-		case !errors.Is(err, node.ErrNotFound):
-			return fmt.Errorf("lease lookup %s: %w", mac, err)
-		}
-	}
-	return nil
 }
 
 func (h *NoCloudHandler) serveFile(ctx context.Context, w http.ResponseWriter, req noCloudRequest) {
@@ -226,7 +220,7 @@ func (h *NoCloudHandler) serveFile(ctx context.Context, w http.ResponseWriter, r
 		http.Error(w, "internal error", http.StatusInternalServerError)
 		return
 	}
-	join := n.State.MayReceiveJoinData()
+	join := n.State.MayReceiveJoinData() && req.who.Trusted
 	files, err := h.cache.Files(*n, settings, join)
 	if err != nil {
 		// Most likely incomplete settings (no token, no server URL). Serving the files
@@ -243,6 +237,9 @@ func (h *NoCloudHandler) serveFile(ctx context.Context, w http.ResponseWriter, r
 		if join {
 			h.recordOnce(ctx, n.Name, "served:"+gen, node.NewEvent(n.Name, node.EventCloudInit,
 				"user-data with join config served to "+req.remote.String()+" (generation "+gen+")", "nocloud", h.now()))
+		} else if !req.who.Trusted && n.State.MayReceiveJoinData() {
+			h.recordOnce(ctx, n.Name, "unverified:"+gen+":"+req.remote.String(), node.NewEvent(n.Name, node.EventWarning,
+				"join data withheld from "+req.remote.String()+": "+req.who.Why, "nocloud", h.now()))
 		} else {
 			h.recordOnce(ctx, n.Name, "withheld:"+gen+":"+string(n.State), node.NewEvent(n.Name, node.EventCloudInit,
 				"join data withheld: node is "+string(n.State)+"; served hostname and SSH keys only", "nocloud", h.now()))
@@ -263,8 +260,13 @@ func (h *NoCloudHandler) serveFile(ctx context.Context, w http.ResponseWriter, r
 	w.Write(body)
 }
 
-// checkKey compares the node's callback key in constant time.
-func (h *NoCloudHandler) checkKey(ctx context.Context, r *http.Request, n *node.Node) (node.ClusterSettings, error) {
+// checkKey admits a callback: from a requester the identity check trusts as the node,
+// with the node's callback key (compared in constant time).
+func (h *NoCloudHandler) checkKey(ctx context.Context, r *http.Request, req noCloudRequest) (node.ClusterSettings, error) {
+	n := &req.node
+	if !req.who.Trusted {
+		return node.ClusterSettings{}, fmt.Errorf("%s callback: %s: %w", strings.TrimPrefix(r.URL.Path, "/nocloud/"), req.who.Why, node.ErrForbidden)
+	}
 	settings, err := h.inv.ClusterSettings(ctx)
 	if err != nil {
 		return settings, fmt.Errorf("read cluster settings: %w", err)
@@ -281,7 +283,7 @@ func (h *NoCloudHandler) checkKey(ctx context.Context, r *http.Request, n *node.
 // joining keeps a server's join turn, joined and failed end it so the next server can go.
 func (h *NoCloudHandler) phoneHome(ctx context.Context, w http.ResponseWriter, r *http.Request, req noCloudRequest) {
 	n := &req.node
-	settings, err := h.checkKey(ctx, r, n)
+	settings, err := h.checkKey(ctx, r, req)
 	if err != nil {
 		h.refuse(ctx, w, req, statusOf(err), err)
 		return
@@ -323,7 +325,7 @@ func (h *NoCloudHandler) phoneHome(ctx context.Context, w http.ResponseWriter, r
 // other and never ask.
 func (h *NoCloudHandler) joinTurn(ctx context.Context, w http.ResponseWriter, r *http.Request, req noCloudRequest) {
 	n := &req.node
-	settings, err := h.checkKey(ctx, r, n)
+	settings, err := h.checkKey(ctx, r, req)
 	if err != nil {
 		h.refuse(ctx, w, req, statusOf(err), err)
 		return
@@ -401,18 +403,9 @@ func (h *NoCloudHandler) refuse(ctx context.Context, w http.ResponseWriter, req 
 // recordOnce appends ev unless an event with the same key was already written for the
 // node by this process.
 func (h *NoCloudHandler) recordOnce(ctx context.Context, name, key string, ev node.Event) {
-	h.mu.Lock()
-	seen := h.recorded[name]
-	if seen == nil {
-		seen = make(map[string]bool)
-		h.recorded[name] = seen
-	}
-	if seen[key] {
-		h.mu.Unlock()
+	if !h.recorded.first(name + "|" + key) {
 		return
 	}
-	seen[key] = true
-	h.mu.Unlock()
 	if err := h.inv.AppendEvents(ctx, ev); err != nil {
 		h.log.Error("record nocloud event", slog.String("node", name), slog.Any("err", err))
 	}

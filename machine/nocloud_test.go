@@ -23,6 +23,7 @@ import (
 
 	"sigs.k8s.io/yaml"
 
+	"github.com/bootyard/bootyard/boot"
 	"github.com/bootyard/bootyard/cloudinit"
 	"github.com/bootyard/bootyard/node"
 	"github.com/bootyard/bootyard/store"
@@ -59,9 +60,20 @@ type noCloudHarness struct {
 	h    *NoCloudHandler
 	srv  *httptest.Server
 	logs *noCloudLogs
+	// seen is Bootyard's DHCP record: importAt puts each node at 127.0.0.1, where the
+	// tests' own requests come from.
+	seen            *boot.Sightings
+	trustUnverified bool
 }
 
-type harnessOption func(*cloudinit.Config, *node.ClusterSettings)
+// harnessOption changes the renderer's config, the cluster settings or the harness
+// itself before the handler is built.
+type harnessOption func(*noCloudHarness, *cloudinit.Config, *node.ClusterSettings)
+
+// trustingUnverified is --trust-unverified-machines.
+func trustingUnverified(x *noCloudHarness, _ *cloudinit.Config, _ *node.ClusterSettings) {
+	x.trustUnverified = true
+}
 
 func newNoCloudHarness(t testing.TB, opts ...harnessOption) *noCloudHarness {
 	t.Helper()
@@ -88,7 +100,7 @@ func newNoCloudHarness(t testing.TB, opts ...harnessOption) *noCloudHarness {
 		SSHAuthorizedKeys: []string{"ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAINoCloudTest ops@lab"},
 	}
 	for _, o := range opts {
-		o(&cfg, &settings)
+		o(x, &cfg, &settings)
 	}
 	if x.r, err = cloudinit.NewRenderer(cfg); err != nil {
 		t.Fatal(err)
@@ -96,7 +108,11 @@ func newNoCloudHarness(t testing.TB, opts ...harnessOption) *noCloudHarness {
 	if _, err := st.UpdateClusterSettings(ctx, func(c *node.ClusterSettings) error { *c = settings; return nil }); err != nil {
 		t.Fatal(err)
 	}
-	x.h = NewNoCloudHandler(x.r, st, log)
+	var id *Identity
+	id, x.seen = newTestIdentity(t, st, x.trustUnverified)
+	if x.h, err = NewNoCloudHandler(NoCloudConfig{Renderer: x.r, Inventory: st, Identity: id, Logger: log}); err != nil {
+		t.Fatal(err)
+	}
 	handler = New(Config{Logger: log}, Deps{NoCloud: x.h}).Handler()
 	t.Cleanup(x.checkNoTokenLeaked)
 	return x
@@ -155,6 +171,7 @@ func (x *noCloudHarness) importAt(name, mac string, role node.Role, state node.S
 	if err != nil {
 		x.t.Fatal(err)
 	}
+	x.seen.Saw(m, netip.MustParseAddr("127.0.0.1"))
 	for _, to := range statePathFromRegistered[state] {
 		if n, err = x.st.UpdateNode(ctx, name, func(n *node.Node) ([]node.Event, error) {
 			ev, err := n.Transition(to, "test", "test", time.Now().UTC())
@@ -639,7 +656,7 @@ func TestNoCloud_SecondServerWaitsUntilTheFirstHasJoined(t *testing.T) {
 	}))
 	defer installer.Close()
 
-	x := newNoCloudHarness(t, func(c *cloudinit.Config, s *node.ClusterSettings) {
+	x := newNoCloudHarness(t, func(_ *noCloudHarness, c *cloudinit.Config, s *node.ClusterSettings) {
 		c.Join = cloudinit.LLMOS{ClusterInfoPort: 6443}
 		c.WaitFirstDelay, c.WaitMaxDelay, c.WaitLimit = time.Second, time.Second, 2*time.Minute
 		s.ServerURL = "https://" + host + ":6443"
@@ -682,13 +699,10 @@ func TestNoCloud_SecondServerWaitsUntilTheFirstHasJoined(t *testing.T) {
 	}
 
 	done1, out1 := run(first)
-	deadline := time.Now().Add(time.Minute)
-	for holder, _ := x.h.Turns().Holder(); holder.Node != "cp-1"; holder, _ = x.h.Turns().Holder() {
-		if time.Now().After(deadline) {
-			t.Fatalf("cp-1 never took its turn:\n%s", out1)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	waitUntil(t, time.Minute, func() string { return "cp-1 to take its turn:\n" + out1.String() }, func() bool {
+		holder, _ := x.h.turns.Holder()
+		return holder.Node == "cp-1"
+	})
 	done2, out2 := run(second)
 	for i, done := range []chan error{done1, done2} {
 		select {
@@ -718,7 +732,7 @@ func TestNoCloud_SecondServerWaitsUntilTheFirstHasJoined(t *testing.T) {
 			}
 		}
 	}
-	if holder, held := x.h.Turns().Holder(); held {
+	if holder, held := x.h.turns.Holder(); held {
 		t.Errorf("%s still holds the turn after both joined", holder.Node)
 	}
 }

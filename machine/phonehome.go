@@ -3,7 +3,6 @@ package machine
 import (
 	"strings"
 	"time"
-	"unicode"
 
 	"github.com/bootyard/bootyard/node"
 	"github.com/bootyard/bootyard/store"
@@ -122,12 +121,7 @@ func cleanLogTail(s string, token node.Secret) []string {
 
 // cleanLine keeps s to one line of printable characters, at most max runes long.
 func cleanLine(s string, max int) string {
-	s = strings.Map(func(r rune) rune {
-		if unicode.IsPrint(r) {
-			return r
-		}
-		return ' '
-	}, s)
+	s = printable(s)
 	if r := []rune(s); len(r) > max {
 		s = string(r[:max]) + "…"
 	}
