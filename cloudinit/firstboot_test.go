@@ -97,6 +97,7 @@ root="$BOOTYARD_ROOT"
 case "$1" in
 --version) echo "systemd $FAKE_SYSTEMD_VERSION (fake)"; echo "+PAM +AUDIT"; exit 0 ;;
 daemon-reload) echo daemon-reload >> "$root/reloads"; exit 0 ;;
+reset-failed) rm -f "$root/failed"; echo reset >> "$root/resets"; exit 0 ;;
 is-failed) [ -e "$root/failed" ]; exit $? ;;
 restart)
   n=$(($(cat "$root/starts" 2>/dev/null | wc -l) + 1))
@@ -144,8 +145,9 @@ func firstBootScriptOf(t *testing.T, userData []byte) string {
 
 // scriptEnv is how one run of the script sees its machine.
 type scriptEnv struct {
-	systemd  string   // what systemctl --version reports
-	outcomes []string // the join unit's outcome per start: ok, fail, hang
+	systemd      string   // what systemctl --version reports
+	outcomes     []string // the join unit's outcome per start: ok, fail, hang
+	failedBefore bool     // the unit is failed from an earlier run when the script starts
 }
 
 // runScript runs script with sh as cloud-init's runcmd would, with the console and
@@ -185,6 +187,9 @@ func runScript(t *testing.T, dir, script string, env scriptEnv) (exitCode int, o
 		env.outcomes = []string{"ok"}
 	}
 	files := map[string]string{"outcomes": strings.Join(env.outcomes, "\n") + "\n", "journal": journalLines()}
+	if env.failedBefore {
+		files["failed"] = ""
+	}
 	for name, body := range files {
 		if err := os.WriteFile(filepath.Join(root, name), []byte(body), 0o644); err != nil {
 			t.Fatal(err)
@@ -330,6 +335,8 @@ func TestFirstBootScript_RetriesTheJoinTheWayTheRunningSystemdAllows(t *testing.
 			[]string{"joining", "failed"}, "(0 restarts by Bootyard)"},
 		{"systemctl without a version: Bootyard retries", "", []string{"fail", "ok"}, false, 2,
 			[]string{"joining", "joined"}, "finished the join"},
+		{"rerun after a failure: the old failed state is reset first", "252", []string{"ok"}, true, 1,
+			[]string{"joining", "joined"}, "finished the join"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -355,7 +362,8 @@ func TestFirstBootScript_RetriesTheJoinTheWayTheRunningSystemdAllows(t *testing.
 			if version == "" {
 				version = "unknown"
 			}
-			exit, out := runScript(t, dir, firstBootScriptOf(t, ud), scriptEnv{systemd: version, outcomes: tt.outcomes})
+			env := scriptEnv{systemd: version, outcomes: tt.outcomes, failedBefore: strings.HasPrefix(tt.name, "rerun")}
+			exit, out := runScript(t, dir, firstBootScriptOf(t, ud), env)
 			failed := tt.wantStatuses[len(tt.wantStatuses)-1] == "failed"
 			if (exit != 0) != failed {
 				t.Errorf("exit %d\n%s", exit, out)
@@ -374,6 +382,11 @@ func TestFirstBootScript_RetriesTheJoinTheWayTheRunningSystemdAllows(t *testing.
 				if reloads, _ := os.ReadFile(filepath.Join(root, "reloads")); len(reloads) == 0 {
 					t.Errorf("no daemon-reload after writing the drop-in")
 				}
+			}
+			// systemd refuses a start once the unit hit its start limit, until reset-failed:
+			// a rerun of the script must clear it before the installer restarts the unit.
+			if resets, _ := os.ReadFile(filepath.Join(root, "resets")); len(resets) == 0 {
+				t.Errorf("no systemctl reset-failed before the installer")
 			}
 			starts, _ := os.ReadFile(filepath.Join(root, "starts"))
 			if got := strings.Count(string(starts), "start "); got != tt.wantStarts {

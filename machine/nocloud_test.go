@@ -752,7 +752,7 @@ func fakeLLMOSBin(t *testing.T, dir string) string {
 		"systemctl": `#!/bin/sh
 case "$1" in
 --version) echo "systemd 252 (252.30-1~deb12u2)" ;;
-daemon-reload) ;;
+daemon-reload|reset-failed) ;;
 is-failed) exit 1 ;;
 restart) (sleep 2; echo "bootstrapped $NODE_TAG" >> "$JOIN_LOG"
   mkdir -p "$BOOTYARD_ROOT/var/lib/llmos" && touch "$BOOTYARD_ROOT/var/lib/llmos/bootstrapped") >/dev/null 2>&1 & ;;
