@@ -28,8 +28,9 @@ type NoCloudInventory interface {
 	UpdateNode(ctx context.Context, name string, fn store.UpdateFunc) (node.Node, error)
 }
 
-// maxPhoneHomeBody bounds a phone-home form: a status and one line of reason.
-const maxPhoneHomeBody = 4 << 10
+// maxPhoneHomeBody bounds a phone-home form: a status, one line of reason and the join
+// unit's journal tail (at most 3000 bytes, up to three times that URL-encoded).
+const maxPhoneHomeBody = 16 << 10
 
 // maxReasonLen bounds the reason a node reports, as stored in its event.
 const maxReasonLen = 200
@@ -74,6 +75,9 @@ type NoCloudConfig struct {
 	Renderer  *cloudinit.Renderer
 	Inventory NoCloudInventory
 	Identity  *Identity
+	// Turns is the server join queue, shared with the operator's cluster view (who holds
+	// the turn); nil: a queue of the handler's own.
+	Turns *cloudinit.JoinTurns
 	// Observe, if set, is told the outcome of every file request: served (with join
 	// data), withheld (served without it) or refused (metrics).
 	Observe func(outcome string)
@@ -92,13 +96,17 @@ func NewNoCloudHandler(cfg NoCloudConfig) (*NoCloudHandler, error) {
 	if log == nil {
 		log = slog.Default()
 	}
+	turns := cfg.Turns
+	if turns == nil {
+		turns = cloudinit.NewJoinTurns(0, nil)
+	}
 	return &NoCloudHandler{
 		renderer: cfg.Renderer,
 		cache:    cloudinit.NewCache(cfg.Renderer),
 		inv:      cfg.Inventory,
 		identity: cfg.Identity,
 		log:      log.With(slog.String("component", "nocloud")),
-		turns:    cloudinit.NewJoinTurns(0, nil),
+		turns:    turns,
 		now:      func() time.Time { return time.Now().UTC() },
 		recorded: newOnceKeys(maxRecordedKeys),
 		observe:  cfg.Observe,
@@ -271,9 +279,8 @@ func (h *NoCloudHandler) checkKey(ctx context.Context, r *http.Request, req noCl
 	return settings, nil
 }
 
-// phoneHome takes the first-boot script's report. "installed" moves a provisioning
-// node to installed (the installer agent may have done so already) and ends a server's
-// join turn; "failed" records a warning and ends the turn so the next server can go.
+// phoneHome takes the first-boot script's report (see phoneHomeUpdate for the states):
+// joining keeps a server's join turn, joined and failed end it so the next server can go.
 func (h *NoCloudHandler) phoneHome(ctx context.Context, w http.ResponseWriter, r *http.Request, req noCloudRequest) {
 	n := &req.node
 	settings, err := h.checkKey(ctx, r, req)
@@ -288,42 +295,22 @@ func (h *NoCloudHandler) phoneHome(ctx context.Context, w http.ResponseWriter, r
 	}
 	reason := cleanReason(r.PostForm.Get("reason"), settings.Token)
 	status := r.PostForm.Get("status")
-	now := h.now()
+	var logTail []string
 	switch status {
-	case "installed":
+	case phoneInstalled, phoneJoined:
+		// The join is over: the next server may go.
 		h.turns.Release(n.Name)
-		_, err = h.inv.UpdateNode(ctx, n.Name, func(cur *node.Node) ([]node.Event, error) {
-			events := []node.Event{node.NewEvent(cur.Name, node.EventCloudInit, "phone-home: cloud-init finished: "+reason, "nocloud", now)}
-			if cur.State == node.StateRegistered {
-				// A VM from a template never network-booted the installer, so it skipped
-				// provisioning. Step through it, but keep the generation: the machine has
-				// just run cloud-init with this generation's instance-id, and a new one
-				// would make it run the first boot again on its next reboot.
-				gen := cur.Generation
-				ev, err := cur.Transition(node.StateProvisioning, "first boot from a cloud-init seed", "nocloud", now)
-				if err != nil {
-					return nil, err
-				}
-				cur.Generation = gen
-				events = append(events, ev)
-			}
-			if cur.State == node.StateProvisioning {
-				ev, err := cur.Transition(node.StateInstalled, "cloud-init finished", "nocloud", now)
-				if err != nil {
-					return nil, err
-				}
-				events = append(events, ev)
-			}
-			return events, nil
-		})
-	case "failed":
+	case phoneJoining:
+		// The installer only queued the join: the turn is held until joined or failed.
+	case phoneFailed:
 		h.turns.Release(n.Name)
+		logTail = cleanLogTail(r.PostForm.Get("log"), settings.Token)
 		h.log.Warn("node reports first boot failed", slog.String("node", n.Name), slog.String("reason", reason))
-		err = h.inv.AppendEvents(ctx, node.NewEvent(n.Name, node.EventWarning, "phone-home: first boot failed: "+reason, "nocloud", now))
 	default:
-		http.Error(w, "status must be installed or failed", http.StatusBadRequest)
+		http.Error(w, "status must be installed, joining, joined or failed", http.StatusBadRequest)
 		return
 	}
+	_, err = h.inv.UpdateNode(ctx, n.Name, phoneHomeUpdate(status, reason, logTail, h.now()))
 	if err != nil {
 		h.log.Error("record phone-home", slog.String("node", n.Name), slog.Any("err", err))
 		http.Error(w, "internal error", statusOf(err))
@@ -333,10 +320,13 @@ func (h *NoCloudHandler) phoneHome(ctx context.Context, w http.ResponseWriter, r
 }
 
 // joinTurn answers a server's "may I join now?": 200 "go" when no other server is
-// mid-join, 423 "wait" otherwise. Agents do not wait for each other and never ask.
+// mid-join, 423 "wait" otherwise. The holder asks again while it joins, which renews
+// the turn up to the cap (the join-turn-minutes setting). Agents do not wait for each
+// other and never ask.
 func (h *NoCloudHandler) joinTurn(ctx context.Context, w http.ResponseWriter, r *http.Request, req noCloudRequest) {
 	n := &req.node
-	if _, err := h.checkKey(ctx, r, req); err != nil {
+	settings, err := h.checkKey(ctx, r, req)
+	if err != nil {
 		h.refuse(ctx, w, req, statusOf(err), err)
 		return
 	}
@@ -344,13 +334,21 @@ func (h *NoCloudHandler) joinTurn(ctx context.Context, w http.ResponseWriter, r 
 		http.Error(w, "only a server being provisioned takes a join turn", http.StatusConflict)
 		return
 	}
-	ok, holder := h.turns.Take(n.Name)
-	if !ok && h.holderIsDone(ctx, holder) {
+	limit := settings.JoinTurnLimit()
+	ok, holder := h.turns.Take(n.Name, limit)
+	if !ok && holder != "" && h.holderIsDone(ctx, holder) {
 		h.turns.Release(holder)
-		ok, holder = h.turns.Take(n.Name)
+		ok, holder = h.turns.Take(n.Name, limit)
 	}
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	w.Header().Set("Cache-Control", "no-store")
+	if !ok && holder == "" {
+		h.recordOnce(ctx, n.Name, "turn-capped:"+strconv.Itoa(n.Generation), node.NewEvent(n.Name, node.EventWarning,
+			"join turn ended after "+limit.String()+" without joined or failed: other servers go first", "nocloud", h.now()))
+		w.WriteHeader(http.StatusLocked)
+		fmt.Fprintf(w, "wait: this server's join turn ran out after %s\n", limit)
+		return
+	}
 	if !ok {
 		h.recordOnce(ctx, n.Name, "turn-wait:"+holder+":"+strconv.Itoa(n.Generation), node.NewEvent(n.Name, node.EventCloudInit,
 			"waiting to join: server "+holder+" is joining", "nocloud", h.now()))
@@ -364,8 +362,8 @@ func (h *NoCloudHandler) joinTurn(ctx context.Context, w http.ResponseWriter, r 
 }
 
 // holderIsDone reports whether the server holding the turn has finished joining by
-// other means than phoning home: it became active in the cluster, or it was deleted or
-// failed. Such a holder must not block the next server until the TTL runs out.
+// other means than phoning home: its Kubernetes Node became Ready (active), or it was
+// deleted or failed. Such a holder must not block the next server until the TTL runs out.
 func (h *NoCloudHandler) holderIsDone(ctx context.Context, holder string) bool {
 	n, err := h.inv.GetNode(ctx, holder)
 	switch {
@@ -419,10 +417,7 @@ func cleanReason(s string, token node.Secret) string {
 	if token.IsSet() {
 		s = strings.ReplaceAll(s, token.Reveal(), "[redacted]")
 	}
-	s = printable(s)
-	if r := []rune(s); len(r) > maxReasonLen {
-		s = string(r[:maxReasonLen]) + "…"
-	}
+	s = cleanLine(s, maxReasonLen)
 	if s == "" {
 		s = "(no reason given)"
 	}

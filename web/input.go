@@ -154,14 +154,17 @@ type ClusterInput struct {
 	SSHAuthorizedKeys *[]string          `json:"sshAuthorizedKeys,omitempty"`
 	DefaultImage      *string            `json:"defaultImage,omitempty"`
 	WipeOverwrite     *bool              `json:"wipeOverwrite,omitempty"`
+	JoinTurnMinutes   *int               `json:"joinTurnMinutes,omitempty"`
 }
 
 func (in *ClusterInput) apply(c *node.ClusterSettings) error {
 	if in.ServerURL != nil {
-		if err := node.ValidateServerURL(*in.ServerURL); err != nil {
+		// Stored normalised (no trailing slash) so every rendering of it agrees.
+		u, err := node.NormalizeServerURL(*in.ServerURL)
+		if err != nil {
 			return badField("serverURL", err)
 		}
-		c.ServerURL = *in.ServerURL
+		c.ServerURL = u
 	}
 	if in.Token != nil {
 		c.Token = node.Secret(*in.Token)
@@ -183,6 +186,9 @@ func (in *ClusterInput) apply(c *node.ClusterSettings) error {
 	}
 	if in.WipeOverwrite != nil {
 		c.WipeOverwrite = *in.WipeOverwrite
+	}
+	if in.JoinTurnMinutes != nil {
+		c.JoinTurnMinutes = *in.JoinTurnMinutes
 	}
 	return c.Validate()
 }

@@ -46,6 +46,8 @@ type Deps struct {
 	Images ImageCatalog
 	// Cluster drains and removes deleted nodes; nil when not connected to a cluster.
 	Cluster ClusterIntegration
+	// JoinTurns says which server holds the join turn, for the cluster view; nil: none shown.
+	JoinTurns JoinTurnHolder
 }
 
 // Server is the echo application.

@@ -24,6 +24,8 @@ type machineServices struct {
 	server  *machine.Server
 	join    *cloudinit.Renderer // the operator's join command and seed ISO render the same files
 	catalog *images.Catalog
+	// turns is the server join queue: NoCloud hands out turns, the cluster view shows them.
+	turns *cloudinit.JoinTurns
 	// stop writes the iPXE handler's queued boot events; call it before closing the store.
 	stop func()
 }
@@ -51,7 +53,8 @@ func (o *serveOptions) machineServices(ctx context.Context, g *errgroup.Group, s
 	if err != nil {
 		return ms, err
 	}
-	nocloud, err := machine.NewNoCloudHandler(machine.NoCloudConfig{Renderer: ms.join, Inventory: st, Identity: identity,
+	ms.turns = cloudinit.NewJoinTurns(0, nil)
+	nocloud, err := machine.NewNoCloudHandler(machine.NoCloudConfig{Renderer: ms.join, Inventory: st, Identity: identity, Turns: ms.turns,
 		Observe: func(outcome string) { metrics.NoCloud.WithLabelValues(outcome).Inc() }, Logger: log})
 	if err != nil {
 		return ms, err

@@ -178,7 +178,7 @@ func runServe(ctx context.Context, o *serveOptions) error {
 	if err := o.boot.start(gctx, g, st, bins, sightings, advertise, sources, hooks, log); err != nil {
 		return fail(err)
 	}
-	deps := web.Deps{Inventory: st, Metrics: metrics, Join: ms.join, Images: ms.catalog}
+	deps := web.Deps{Inventory: st, Metrics: metrics, Join: ms.join, Images: ms.catalog, JoinTurns: ms.turns}
 	clusterConnected, err := o.cluster.start(gctx, g, st, &deps, log)
 	if err != nil {
 		return fail(err)
