@@ -27,6 +27,7 @@ type serveOptions struct {
 	advertiseURL string
 	logFormat    string
 	logLevel     string
+	limits       store.Limits
 	boot         bootOptions
 	tls          tlsOptions
 	cluster      clusterOptions
@@ -59,6 +60,12 @@ DHCP is never started unless --dhcp-interface names an interface.`,
 	f.StringVar(&o.advertiseURL, "advertise-url", "", "URL machines use to reach this server (default: from --listen, or the DHCP interface's address)")
 	f.StringVar(&o.logFormat, "log-format", "text", "log format: text or json")
 	f.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn, error")
+	f.IntVar(&o.limits.MaxDiscovered, "max-discovered", store.DefaultMaxDiscovered,
+		"discovered (not imported) machines kept; past it the longest-unseen is forgotten")
+	f.IntVar(&o.limits.MaxNodeEvents, "max-node-events", store.DefaultMaxNodeEvents,
+		"history entries (events and agent log lines) kept per node; the oldest are dropped first")
+	f.IntVar(&o.limits.MaxNodeEventBytes, "max-node-event-bytes", store.DefaultMaxNodeEventBytes,
+		"bytes of history kept per node; the oldest entries are dropped first")
 	o.boot.register(f)
 	o.tls.register(f)
 	o.cluster.register(f)
@@ -93,7 +100,7 @@ func runServe(ctx context.Context, o *serveOptions) error {
 	metrics := web.NewMetrics(sources)
 	hooks := &updateHooks{}
 	hooks.add(metrics.ObserveTransition)
-	st, err := store.Open(filepath.Join(o.dataDir, "bootyard.db"), store.Options{Logger: log, OnUpdate: hooks.run})
+	st, err := store.Open(filepath.Join(o.dataDir, "bootyard.db"), store.Options{Logger: log, OnUpdate: hooks.run, Limits: o.limits})
 	if err != nil {
 		return err
 	}
@@ -152,6 +159,7 @@ func runServe(ctx context.Context, o *serveOptions) error {
 		return fail(err)
 	}
 	sources.NodeCount = st.CountNodes
+	sources.Bounds = st.BoundStats
 	deps := web.Deps{Inventory: st, Metrics: metrics}
 	bins, err := o.boot.binaries(log)
 	if err != nil {
