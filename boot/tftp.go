@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"os"
 	"strings"
 	"sync"
 	"time"
@@ -33,12 +34,20 @@ type TFTPConfig struct {
 	MaxBlockSize int
 }
 
+// TFTPFiles is what the TFTP server needs of the iPXE binaries (*ipxe.Binaries).
+type TFTPFiles interface {
+	// Open opens an allow-listed binary and returns its size.
+	Open(name string) (*os.File, int64, error)
+	Dir() string
+	Names() []string
+}
+
 // TFTPServer serves the iPXE binaries over TFTP (RFC 1350) with blksize (RFC 2348) and
 // tsize (RFC 2349) negotiated by pin/tftp. It never accepts writes.
 type TFTPServer struct {
 	cfg   TFTPConfig
 	addr  *net.UDPAddr
-	bins  *ipxe.Binaries
+	bins  TFTPFiles
 	log   *slog.Logger
 	stats tftpCounters
 	bufs  sync.Pool // *bufio.Reader, so a transfer costs no 64 KiB allocation
@@ -52,7 +61,7 @@ type TFTPServer struct {
 const readBufferSize = 64 << 10
 
 // NewTFTP checks the configuration. Run binds the socket.
-func NewTFTP(cfg TFTPConfig, bins *ipxe.Binaries, logger *slog.Logger) (*TFTPServer, error) {
+func NewTFTP(cfg TFTPConfig, bins TFTPFiles, logger *slog.Logger) (*TFTPServer, error) {
 	if bins == nil {
 		return nil, errors.New("tftp: no iPXE binaries")
 	}
@@ -146,7 +155,8 @@ var (
 
 // serveRead answers an RRQ. Only names in the allow-list are opened; the file is
 // streamed through a pooled buffer, with tsize taken from the open file.
-func (s *TFTPServer) serveRead(filename string, rf io.ReaderFrom) error {
+func (s *TFTPServer) serveRead(filename string, rf io.ReaderFrom) (err error) {
+	defer s.recoverTransfer(filename, &err)
 	s.stats.requests.Add(1)
 	client := remoteOf(rf)
 	if err := ipxe.CheckName(filename); err != nil {
@@ -197,7 +207,8 @@ func (s *TFTPServer) serveRead(filename string, rf io.ReaderFrom) error {
 }
 
 // refuseWrite answers every WRQ with an error: nothing is ever written or acknowledged.
-func (s *TFTPServer) refuseWrite(filename string, wt io.WriterTo) error {
+func (s *TFTPServer) refuseWrite(filename string, wt io.WriterTo) (err error) {
+	defer s.recoverTransfer(filename, &err)
 	s.stats.writesRefused.Add(1)
 	client := ""
 	if it, ok := wt.(tftp.IncomingTransfer); ok {

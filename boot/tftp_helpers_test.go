@@ -64,7 +64,7 @@ func tftpQuietLog() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discar
 
 // startTFTPIn runs a TFTP server inside ns (its socket and every transfer socket live
 // there) and stops it when the test ends.
-func startTFTPIn(t testing.TB, ns *netns.NS, cfg TFTPConfig, bins *ipxe.Binaries) *TFTPServer {
+func startTFTPIn(t testing.TB, ns *netns.NS, cfg TFTPConfig, bins TFTPFiles) *TFTPServer {
 	t.Helper()
 	srv, err := NewTFTP(cfg, bins, tftpQuietLog())
 	if err != nil {

@@ -418,3 +418,46 @@ func TestTFTP_MaxBlockSizeCapsTheNegotiation(t *testing.T) {
 	}
 	abortTransfer(conn, peer)
 }
+
+// panickyFiles is the real directory whose Open panics for one name.
+type panickyFiles struct {
+	TFTPFiles
+	poison string
+}
+
+func (p panickyFiles) Open(name string) (*os.File, int64, error) {
+	if name == p.poison {
+		panic("injected: a bug in opening " + name)
+	}
+	return p.TFTPFiles.Open(name)
+}
+
+func TestTFTP_APanickingHandlerRefusesThatTransferAndServingGoesOn(t *testing.T) {
+	tftpRequireTool(t, "curl")
+	netns.Require(t)
+	ns := netns.New(t, "tftp")
+	dir, _ := tftpTestDir(t)
+	bins, err := ipxe.OpenBinaries(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := startTFTPIn(t, ns, TFTPConfig{Listen: "127.0.0.1:69"}, panickyFiles{TFTPFiles: bins, poison: "undionly.kpxe"})
+	ctx := context.Background()
+	out := t.TempDir()
+	for range 3 {
+		if msg, err := ns.Exec(ctx, "curl", "-sS", "-o", filepath.Join(out, "poisoned"), "tftp://127.0.0.1/undionly.kpxe"); err == nil {
+			t.Fatalf("the poisoned transfer succeeded: %s", msg)
+		}
+	}
+	if st := srv.Stats(); st.Panics != 3 {
+		t.Fatalf("panics = %d, want 3", st.Panics)
+	}
+	got := filepath.Join(out, "ipxe.efi")
+	if msg, err := ns.Exec(ctx, "curl", "-sS", "-o", got, "tftp://127.0.0.1/ipxe.efi"); err != nil {
+		t.Fatalf("after the panics: %v %s", err, msg)
+	}
+	want, _ := os.ReadFile(filepath.Join(dir, "ipxe.efi"))
+	if b, _ := os.ReadFile(got); !bytes.Equal(b, want) {
+		t.Fatalf("after the panics ipxe.efi arrived as %d bytes, want %d", len(b), len(want))
+	}
+}

@@ -429,3 +429,24 @@ func TestNodeCache_HoldsAtMostItsCapWhateverMACsAsk(t *testing.T) {
 		}
 	}
 }
+
+func TestRecordBoot_StoresOnlyPrintableBootText(t *testing.T) {
+	ctx := context.Background()
+	s := openLimitedStore(t, Limits{})
+	mac := coreMAC(7)
+	if err := s.RecordBoot(ctx, mac, node.BootInfo{Firmware: "ipxe\x1b[2J", VendorClass: "PXEClient\x07\u202e", UserClass: "iPXE\nx", IP: "10.0.0.5\x00"}); err != nil {
+		t.Fatal(err)
+	}
+	n, err := s.NodeByMAC(ctx, mac)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := node.BootInfo{Firmware: "ipxe?[2J", VendorClass: "PXEClient??", UserClass: "iPXE?x", IP: "10.0.0.5?"}
+	if got := n.Boot; got.Firmware != want.Firmware || got.VendorClass != want.VendorClass || got.UserClass != want.UserClass || got.IP != want.IP {
+		t.Errorf("boot info stored as %+v, want %+v", got, want)
+	}
+	evs, err := s.Events(ctx, n.Name, 0)
+	if err != nil || len(evs) != 1 || strings.ContainsAny(evs[0].Reason, "\x1b\x07\n\u202e") {
+		t.Errorf("discovery event %+v, %v: want one, printable", evs, err)
+	}
+}

@@ -36,6 +36,11 @@ func (s *Store) RecordBoot(ctx context.Context, mac node.MAC, seen node.BootInfo
 	if seen.LastSeen.IsZero() {
 		seen.LastSeen = now
 	}
+	// The edges (DHCP, the script endpoint) already replace what a terminal or page
+	// would interpret; this keeps the record clean whichever caller forgot. Clean text
+	// costs nothing here.
+	seen.Firmware, seen.VendorClass = node.Printable(seen.Firmware), node.Printable(seen.VendorClass)
+	seen.UserClass, seen.IP = node.Printable(seen.UserClass), node.Printable(seen.IP)
 	var current bool
 	if err := s.db.View(func(tx *bolt.Tx) error {
 		n, err := nodeByMACTx(tx, mac)

@@ -120,11 +120,12 @@ func (c *sourceCollector) Collect(ch chan<- prometheus.Metric) {
 			{"any", "received", s.Received}, {"any", "malformed", s.Malformed},
 			{"any", "ignored", s.Ignored}, {"any", "rate_limited", s.RateLimited},
 			{"any", "queue_full", s.QueueFull}, {"any", "no_subnet", s.NoSubnet},
-			{"any", "send_error", s.SendErrors},
+			{"any", "send_error", s.SendErrors}, {"any", "panic", s.Panics},
 			{"discover", "received", s.Discovers}, {"discover", "pool_exhausted", s.PoolExhausted},
 			{"offer", "sent", s.Offers}, {"request", "received", s.Requests},
 			{"ack", "sent", s.Acks}, {"nak", "sent", s.Naks},
 			{"release", "received", s.Releases}, {"decline", "received", s.Declines},
+			{"release", "spoofed", s.ReleaseSpoofed}, {"decline", "spoofed", s.DeclineSpoofed},
 			{"inform", "received", s.Informs}, {"proxy", "sent", s.ProxyReplies},
 			{"relayed", "sent", s.Relayed},
 		} {
@@ -145,7 +146,7 @@ func (c *sourceCollector) Collect(ch chan<- prometheus.Metric) {
 		}{
 			{"requested", s.Requests}, {"served", s.Served}, {"not_found", s.NotFound},
 			{"refused", s.Refused}, {"write_refused", s.WritesRefused}, {"malformed", s.Malformed},
-			{"failed", s.Failed},
+			{"failed", s.Failed}, {"panic", s.Panics},
 		} {
 			counter(descTFTPTransfers, p.v, p.result)
 		}

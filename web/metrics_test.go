@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/bootyard/bootyard/boot"
 	"github.com/bootyard/bootyard/node"
 	"github.com/bootyard/bootyard/store"
 )
@@ -65,6 +66,26 @@ func TestMetrics_StoreEvictionsAreCounted(t *testing.T) {
 	m.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
 	body, _ := io.ReadAll(rec.Body)
 	for _, want := range []string{"bootyard_discovered_evicted_total 3", "bootyard_node_events_dropped_total 2"} {
+		if !strings.Contains(string(body), want) {
+			t.Errorf("metrics lack %q:\n%s", want, body)
+		}
+	}
+}
+
+func TestMetrics_PanicsAndSpoofedReleasesAreExported(t *testing.T) {
+	m := NewMetrics(&MetricSources{
+		DHCP: func() boot.DHCPStats { return boot.DHCPStats{Panics: 2, ReleaseSpoofed: 3, DeclineSpoofed: 4} },
+		TFTP: func() boot.TFTPStats { return boot.TFTPStats{Panics: 5} },
+	})
+	rec := httptest.NewRecorder()
+	m.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+	body, _ := io.ReadAll(rec.Body)
+	for _, want := range []string{
+		`bootyard_dhcp_packets_total{result="panic",type="any"} 2`,
+		`bootyard_dhcp_packets_total{result="spoofed",type="release"} 3`,
+		`bootyard_dhcp_packets_total{result="spoofed",type="decline"} 4`,
+		`bootyard_tftp_transfers_total{result="panic"} 5`,
+	} {
 		if !strings.Contains(string(body), want) {
 			t.Errorf("metrics lack %q:\n%s", want, body)
 		}
