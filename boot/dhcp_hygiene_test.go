@@ -313,3 +313,22 @@ func TestDHCP_NonPrintableOptionTextIsReplacedAtTheEdge(t *testing.T) {
 		t.Errorf("lease hostname stored as %q, want %q", lease.Hostname, want)
 	}
 }
+
+func TestDHCP_GroupAndZeroMACsGetNothing(t *testing.T) {
+	inv := openTestStore(t, t.TempDir())
+	s := socketless(t, testConfig(ModeFull), inv)
+	pxe := []dhcpv4.Modifier{dhcpv4.WithOption(dhcpv4.OptClassIdentifier("PXEClient:Arch:00000:UNDI:002001")),
+		dhcpv4.WithOption(dhcpv4.OptClientArch(iana.INTEL_X86PC))}
+	for _, mac := range []node.MAC{{0xff, 0xff, 0xff, 0xff, 0xff, 0xff}, {0x01, 0x00, 0x5e, 0, 0, 1}, {0x33, 0x33, 0, 0, 0, 1}, {}} {
+		before := s.Stats().Ignored
+		if reply, _ := exchange(t, s, discoverFrom(t, mac, pxe...), 67); reply != nil {
+			t.Errorf("DISCOVER from %s got %s", mac, reply.MessageType())
+		}
+		if got := s.Stats().Ignored; got != before+1 {
+			t.Errorf("DISCOVER from %s: ignored %d → %d, want one more", mac, before, got)
+		}
+	}
+	if st := s.Stats(); st.Offers != 0 || len(inv.recorded()) != 0 {
+		t.Errorf("offers %d, boots recorded %d; want none", st.Offers, len(inv.recorded()))
+	}
+}
