@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -448,5 +449,48 @@ func TestRecordBoot_StoresOnlyPrintableBootText(t *testing.T) {
 	evs, err := s.Events(ctx, n.Name, 0)
 	if err != nil || len(evs) != 1 || strings.ContainsAny(evs[0].Reason, "\x1b\x07\n\u202e") {
 		t.Errorf("discovery event %+v, %v: want one, printable", evs, err)
+	}
+}
+
+// BenchmarkDiscover_AtTheCap is the cost of one new discovered node once the cap is
+// reached (record, event, index, eviction of the longest unseen), inside one
+// transaction so fsyncs do not hide it. It stays flat as the cap grows: eviction is a
+// cursor seek on the last-seen index, not a scan of the records.
+func BenchmarkDiscover_AtTheCap(b *testing.B) {
+	for _, limit := range []int{1000, 20_000} {
+		b.Run(fmt.Sprintf("cap=%d", limit), func(b *testing.B) {
+			s, err := Open(filepath.Join(b.TempDir(), "bootyard.db"), Options{Logger: slog.New(slog.DiscardHandler), Limits: Limits{MaxDiscovered: limit}})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer s.Close()
+			base := time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC)
+			mac := func(i int) node.MAC { return node.MAC{0x02, 0xbe, byte(i >> 24), byte(i >> 16), byte(i >> 8), byte(i)} }
+			seen := func(i int) node.BootInfo { return node.BootInfo{Firmware: "bios", LastSeen: base.Add(time.Duration(i) * time.Second)} }
+			if err := s.db.Update(func(tx *bolt.Tx) error {
+				for i := range limit {
+					if err := s.discover(tx, mac(i), seen(i)); err != nil {
+						return err
+					}
+				}
+				return nil
+			}); err != nil {
+				b.Fatal(err)
+			}
+			b.ResetTimer()
+			err = s.db.Update(func(tx *bolt.Tx) error {
+				i := limit
+				for b.Loop() {
+					if err := s.discover(tx, mac(i), seen(i)); err != nil {
+						return err
+					}
+					i++
+				}
+				return nil
+			})
+			if err != nil {
+				b.Fatal(err)
+			}
+		})
 	}
 }
