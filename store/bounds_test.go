@@ -466,7 +466,9 @@ func BenchmarkDiscover_AtTheCap(b *testing.B) {
 			defer s.Close()
 			base := time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC)
 			mac := func(i int) node.MAC { return node.MAC{0x02, 0xbe, byte(i >> 24), byte(i >> 16), byte(i >> 8), byte(i)} }
-			seen := func(i int) node.BootInfo { return node.BootInfo{Firmware: "bios", LastSeen: base.Add(time.Duration(i) * time.Second)} }
+			seen := func(i int) node.BootInfo {
+				return node.BootInfo{Firmware: "bios", LastSeen: base.Add(time.Duration(i) * time.Second)}
+			}
 			if err := s.db.Update(func(tx *bolt.Tx) error {
 				for i := range limit {
 					if err := s.discover(tx, mac(i), seen(i)); err != nil {
