@@ -332,3 +332,28 @@ func TestDHCP_GroupAndZeroMACsGetNothing(t *testing.T) {
 		t.Errorf("offers %d, boots recorded %d; want none", st.Offers, len(inv.recorded()))
 	}
 }
+
+// TestDHCP_AFloodOfNewMACsKeepsTheLeaseTableWithinThePool checks the other map keyed by
+// requester: offers and leases are indexed by address, one record per MAC, so however many
+// MACs ask, the table never holds more records than the pool has addresses.
+func TestDHCP_AFloodOfNewMACsKeepsTheLeaseTableWithinThePool(t *testing.T) {
+	inv := openTestStore(t, t.TempDir())
+	cfg := testConfig(ModeFull) // a 100-address range
+	s := socketless(t, cfg, inv)
+	for i := range 2000 {
+		mac := node.MAC{0x02, 0xf1, 0, 0, byte(i >> 8), byte(i)}
+		offer, _ := exchange(t, s, discoverFrom(t, mac), 67)
+		if offer != nil && i%3 == 0 {
+			exchange(t, s, requestFor(t, offer), 67) // some take their lease too
+		}
+	}
+	s.table.mu.Lock()
+	byIP, byMAC := len(s.table.byIP), len(s.table.byMAC)
+	s.table.mu.Unlock()
+	if size := cfg.Range.Size(); byIP > size || byMAC > size {
+		t.Fatalf("after 2,000 MACs the table holds %d addresses and %d MACs, want at most the pool's %d", byIP, byMAC, size)
+	}
+	if st := s.Stats(); st.PoolExhausted == 0 {
+		t.Fatalf("2,000 MACs on 100 addresses never exhausted the pool: %+v", st)
+	}
+}
