@@ -434,14 +434,8 @@ func (p panickyFiles) Open(name string) (*os.File, int64, error) {
 
 func TestTFTP_APanickingHandlerRefusesThatTransferAndServingGoesOn(t *testing.T) {
 	tftpRequireTool(t, "curl")
-	netns.Require(t)
-	ns := netns.New(t, "tftp")
-	dir, _ := tftpTestDir(t)
-	bins, err := ipxe.OpenBinaries(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := startTFTPIn(t, ns, TFTPConfig{Listen: "127.0.0.1:69"}, panickyFiles{TFTPFiles: bins, poison: "undionly.kpxe"})
+	lab := newTFTPLabServing(t, TFTPConfig{}, func(b *ipxe.Binaries) TFTPFiles { return panickyFiles{TFTPFiles: b, poison: "undionly.kpxe"} })
+	ns, srv, dir := lab.ns, lab.srv, lab.dir
 	ctx := context.Background()
 	out := t.TempDir()
 	for range 3 {
