@@ -72,10 +72,14 @@ func (s *DHCPServer) discover(r request, p *subnetPool) *dhcpv4.DHCPv4 {
 	s.stats.discovers.Add(1)
 	resv := s.resv.Load()
 	res, static := s.staticFor(r, p, resv)
-	ip, ok := s.table.offer(r.mac, p, static, resv, s.now(), s.cfg.OfferHold)
+	now := s.now()
+	ip, ok := s.table.offer(r.mac, p, static, resv, now, s.cfg.OfferHold)
 	if !ok {
 		s.stats.poolExhausted.Add(1)
-		s.log.Warn("dhcp pool exhausted", slog.String("mac", r.mac.String()), slog.String("range", p.rng.String()))
+		if s.exhaustedLog.allow(now, exhaustedLogEvery) {
+			s.log.Warn("dhcp pool exhausted (logged at most every 10s; bootyard_dhcp_packets_total{type=\"discover\",result=\"pool_exhausted\"} counts each)",
+				slog.String("mac", r.mac.String()), slog.String("range", p.rng.String()))
+		}
 		return nil
 	}
 	reply := s.newReply(r.msg, dhcpv4.MessageTypeOffer)

@@ -3,8 +3,10 @@ package boot
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"net"
 	"net/netip"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -355,5 +357,49 @@ func TestDHCP_AFloodOfNewMACsKeepsTheLeaseTableWithinThePool(t *testing.T) {
 	}
 	if st := s.Stats(); st.PoolExhausted == 0 {
 		t.Fatalf("2,000 MACs on 100 addresses never exhausted the pool: %+v", st)
+	}
+}
+
+// countingHandler counts log records whose message contains a substring.
+type countingHandler struct {
+	slog.Handler
+	substr string
+	n      *atomic.Int64
+}
+
+func (h countingHandler) Enabled(context.Context, slog.Level) bool { return true }
+func (h countingHandler) WithAttrs([]slog.Attr) slog.Handler       { return h }
+func (h countingHandler) WithGroup(string) slog.Handler            { return h }
+
+func (h countingHandler) Handle(ctx context.Context, r slog.Record) error {
+	if strings.Contains(r.Message, h.substr) {
+		h.n.Add(1)
+	}
+	return nil
+}
+
+func TestDHCP_AFullPoolIsLoggedOncePerIntervalNotPerPacket(t *testing.T) {
+	inv := openTestStore(t, t.TempDir())
+	var lines atomic.Int64
+	log := slog.New(countingHandler{Handler: slog.DiscardHandler, substr: "pool exhausted", n: &lines})
+	s, err := newDHCP(testConfig(ModeFull), testLink, inv, inv, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC)
+	s.now = func() time.Time { return now }
+	discover := func(i int) {
+		exchange(t, s, discoverFrom(t, node.MAC{0x02, 0xf2, 0, 0, byte(i >> 8), byte(i)}), 67)
+	}
+	for i := range 300 { // 100 addresses: 200 DISCOVERs find the pool full
+		discover(i)
+	}
+	if st := s.Stats(); st.PoolExhausted != 200 || lines.Load() != 1 {
+		t.Fatalf("%d DISCOVERs on a full pool wrote %d log lines, want 200 counted and 1 line", st.PoolExhausted, lines.Load())
+	}
+	now = now.Add(exhaustedLogEvery)
+	discover(1000)
+	if lines.Load() != 2 {
+		t.Fatalf("after the interval: %d lines, want a second one", lines.Load())
 	}
 }

@@ -47,6 +47,9 @@ type DHCPServer struct {
 	commit *leaseCommitter
 	boots  chan bootRecord
 	stats  dhcpCounters
+	// exhaustedLog holds back repeats of "pool exhausted", which every DISCOVER of a
+	// flood would otherwise log.
+	exhaustedLog logThrottle
 	// handlePacket is handle; tests put a handler that panics in its place to prove
 	// that a panic costs one packet, not the server.
 	handlePacket func(ctx context.Context, b []byte, port int, peer netip.AddrPort) ([]byte, netip.AddrPort, bool)
