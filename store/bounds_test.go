@@ -496,3 +496,23 @@ func BenchmarkDiscover_AtTheCap(b *testing.B) {
 		})
 	}
 }
+
+func TestIndexBoundedState_RunTwiceRebuildsInsteadOfDoubleCounting(t *testing.T) {
+	ctx := context.Background()
+	s := openLimitedStore(t, Limits{})
+	recordAll(t, s, randomMACs(4, 9), time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC))
+	if err := s.AppendEvents(ctx, logLine(node.DefaultName(randomMACs(4, 9)[0]), 0, 300)); err != nil {
+		t.Fatal(err)
+	}
+	for range 2 {
+		if err := s.db.Update(indexBoundedState); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var count int
+	_ = s.db.View(func(tx *bolt.Tx) error { count = discoveredCount(tx); return nil })
+	if count != 4 {
+		t.Fatalf("discovered count after two rebuilds = %d, want 4", count)
+	}
+	closeAndCheck(t, s)
+}

@@ -4,10 +4,12 @@ import (
 	"bytes"
 	"encoding/binary"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 
 	bolt "go.etcd.io/bbolt"
+	bolterrors "go.etcd.io/bbolt/errors"
 
 	"github.com/bootyard/bootyard/node"
 )
@@ -98,8 +100,20 @@ func (s *Store) evictDiscovered(tx *bolt.Tx, limit int) error {
 }
 
 // indexBoundedState builds the discovered index and the history sizes for a file
-// written before they existed (schema 1 → 2).
+// written before they existed (schema 1 → 2). It starts from empty buckets, so running
+// it again (a migration list reordered in a merge) rebuilds rather than double-counts.
 func indexBoundedState(tx *bolt.Tx) error {
+	for _, name := range [][]byte{bucketDiscovered, bucketEventTotals} {
+		if err := tx.DeleteBucket(name); err != nil && !errors.Is(err, bolterrors.ErrBucketNotFound) {
+			return err
+		}
+		if _, err := tx.CreateBucket(name); err != nil {
+			return err
+		}
+	}
+	if err := tx.Bucket(bucketMeta).Put(keyDiscovered, encodeUint(0)); err != nil {
+		return err
+	}
 	if err := tx.Bucket(bucketNodes).ForEach(func(k, v []byte) error {
 		var n node.Node
 		if err := json.Unmarshal(v, &n); err != nil {
