@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/netip"
 	"os"
 	"strings"
 	"sync"
@@ -32,6 +33,10 @@ type TFTPConfig struct {
 	// MaxBlockSize caps the negotiated blksize, 513..65464 (default: the interface MTU
 	// minus headers, which pin/tftp finds per request; it cannot be capped at 512).
 	MaxBlockSize int
+	// MaxTransfers caps the read transfers in flight (default 512) and
+	// MaxTransfersPerClient those from one address (default 16): a PXE ROM fetches one
+	// file at a time, and a request past a cap is refused at once (the ROM retries).
+	MaxTransfers, MaxTransfersPerClient int
 }
 
 // TFTPFiles is what the TFTP server needs of the iPXE binaries (*ipxe.Binaries).
@@ -51,6 +56,7 @@ type TFTPServer struct {
 	log   *slog.Logger
 	stats tftpCounters
 	bufs  sync.Pool // *bufio.Reader, so a transfer costs no 64 KiB allocation
+	slots *transferSlots
 
 	mu    sync.Mutex
 	bound net.Addr
@@ -82,7 +88,14 @@ func NewTFTP(cfg TFTPConfig, bins TFTPFiles, logger *slog.Logger) (*TFTPServer, 
 		// pin/tftp ignores a cap of 512 or less: refuse it rather than silently not cap.
 		return nil, fmt.Errorf("tftp max block size %d: %w: want 513..65464", cfg.MaxBlockSize, node.ErrInvalid)
 	}
-	s := &TFTPServer{cfg: cfg, addr: addr, bins: bins, log: logger.With(slog.String("service", "tftp"))}
+	if cfg.MaxTransfers <= 0 {
+		cfg.MaxTransfers = 512
+	}
+	if cfg.MaxTransfersPerClient <= 0 {
+		cfg.MaxTransfersPerClient = 16
+	}
+	s := &TFTPServer{cfg: cfg, addr: addr, bins: bins, log: logger.With(slog.String("service", "tftp")),
+		slots: newTransferSlots(cfg.MaxTransfers, cfg.MaxTransfersPerClient)}
 	s.bufs.New = func() any { return bufio.NewReaderSize(nil, readBufferSize) }
 	return s, nil
 }
@@ -151,6 +164,7 @@ var (
 	errNotFound = errors.New("file not found")
 	errAccess   = errors.New("access violation: only iPXE binaries are served")
 	errReadOnly = errors.New("access violation: this server is read-only")
+	errBusy     = errors.New("server busy: too many transfers in flight, retry")
 )
 
 // serveRead answers an RRQ. Only names in the allow-list are opened; the file is
@@ -158,6 +172,15 @@ var (
 func (s *TFTPServer) serveRead(filename string, rf io.ReaderFrom) (err error) {
 	defer s.recoverTransfer(filename, &err)
 	s.stats.requests.Add(1)
+	peer := remoteAddrOf(rf)
+	if !s.slots.acquire(peer) {
+		s.stats.busy.Add(1)
+		if s.log.Enabled(context.Background(), slog.LevelDebug) {
+			s.log.Debug("tftp request refused: too many transfers in flight", slog.String("client", peer.String()))
+		}
+		return errBusy
+	}
+	defer s.slots.release(peer)
 	client := remoteOf(rf)
 	if err := ipxe.CheckName(filename); err != nil {
 		if errors.Is(err, node.ErrInvalid) {
@@ -217,6 +240,15 @@ func (s *TFTPServer) refuseWrite(filename string, wt io.WriterTo) (err error) {
 	}
 	s.log.Warn("tftp write refused", slog.String("client", client), slog.String("file", quoteShort(filename)))
 	return errReadOnly
+}
+
+// remoteAddrOf is the client's address, the key of the per-client transfer cap.
+func remoteAddrOf(rf io.ReaderFrom) netip.Addr {
+	if ot, ok := rf.(tftp.OutgoingTransfer); ok {
+		a := ot.RemoteAddr()
+		return a.AddrPort().Addr().Unmap()
+	}
+	return netip.Addr{}
 }
 
 func remoteOf(rf io.ReaderFrom) string {

@@ -75,7 +75,7 @@ func TestMetrics_StoreEvictionsAreCounted(t *testing.T) {
 func TestMetrics_PanicsAndSpoofedReleasesAreExported(t *testing.T) {
 	m := NewMetrics(&MetricSources{
 		DHCP: func() boot.DHCPStats { return boot.DHCPStats{Panics: 2, ReleaseSpoofed: 3, DeclineSpoofed: 4} },
-		TFTP: func() boot.TFTPStats { return boot.TFTPStats{Panics: 5} },
+		TFTP: func() boot.TFTPStats { return boot.TFTPStats{Panics: 5, Busy: 6} },
 	})
 	rec := httptest.NewRecorder()
 	m.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
@@ -85,6 +85,7 @@ func TestMetrics_PanicsAndSpoofedReleasesAreExported(t *testing.T) {
 		`bootyard_dhcp_packets_total{result="spoofed",type="release"} 3`,
 		`bootyard_dhcp_packets_total{result="spoofed",type="decline"} 4`,
 		`bootyard_tftp_transfers_total{result="panic"} 5`,
+		`bootyard_tftp_transfers_total{result="busy"} 6`,
 	} {
 		if !strings.Contains(string(body), want) {
 			t.Errorf("metrics lack %q:\n%s", want, body)
