@@ -3,11 +3,11 @@ package boot
 import (
 	"bytes"
 	"encoding/binary"
-	"strings"
 
 	"github.com/insomniacslk/dhcp/dhcpv4"
 
 	"github.com/bootyard/bootyard/ipxe"
+	"github.com/bootyard/bootyard/node"
 )
 
 // Client system architectures, DHCP option 93 (RFC 4578 §2.1 and the IANA registry).
@@ -103,9 +103,11 @@ func classify(m *dhcpv4.DHCPv4) bootClient {
 	c.ipxe = bytes.Equal(uc, userClassIPXE) || (len(uc) == 5 && uc[0] == 4 && bytes.Equal(uc[1:], userClassIPXE))
 	if c.netboot() {
 		// Strings are only kept for clients that will be recorded: plain DHCP clients cost
-		// no allocation here.
-		c.vendorClass = strings.ToValidUTF8(string(vc), "?")
-		c.userClass = strings.ToValidUTF8(string(bytes.TrimLeft(uc, "\x04")), "?")
+		// no allocation here. They are made printable here, at the edge: the node's boot
+		// info, its events and the live page show them, and escape codes must not ride
+		// along.
+		c.vendorClass = node.PrintableBytes(vc)
+		c.userClass = node.PrintableBytes(bytes.TrimLeft(uc, "\x04"))
 	}
 	return c
 }

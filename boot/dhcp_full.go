@@ -4,9 +4,11 @@ import (
 	"context"
 	"log/slog"
 	"net/netip"
+	"sync/atomic"
 
 	"github.com/insomniacslk/dhcp/dhcpv4"
 
+	"github.com/bootyard/bootyard/node"
 	"github.com/bootyard/bootyard/store"
 )
 
@@ -70,10 +72,14 @@ func (s *DHCPServer) discover(r request, p *subnetPool) *dhcpv4.DHCPv4 {
 	s.stats.discovers.Add(1)
 	resv := s.resv.Load()
 	res, static := s.staticFor(r, p, resv)
-	ip, ok := s.table.offer(r.mac, p, static, resv, s.now(), s.cfg.OfferHold)
+	now := s.now()
+	ip, ok := s.table.offer(r.mac, p, static, resv, now, s.cfg.OfferHold)
 	if !ok {
 		s.stats.poolExhausted.Add(1)
-		s.log.Warn("dhcp pool exhausted", slog.String("mac", r.mac.String()), slog.String("range", p.rng.String()))
+		if s.exhaustedLog.allow(now, exhaustedLogEvery) {
+			s.log.Warn("dhcp pool exhausted (logged at most every 10s; bootyard_dhcp_packets_total{type=\"discover\",result=\"pool_exhausted\"} counts each)",
+				slog.String("mac", r.mac.String()), slog.String("range", p.rng.String()))
+		}
 		return nil
 	}
 	reply := s.newReply(r.msg, dhcpv4.MessageTypeOffer)
@@ -109,7 +115,7 @@ func (s *DHCPServer) request(ctx context.Context, r request, p *subnetPool) *dhc
 	res, static := s.staticFor(r, p, resv)
 	hostname := ""
 	if h := r.msg.Options.Get(dhcpv4.OptionHostName); len(h) > 0 && len(h) <= 63 {
-		hostname = string(h)
+		hostname = node.PrintableBytes(h) // kept with the lease, shown to operators
 	}
 	lease, snap, verdict := s.table.bind(r.mac, want, p, static, resv, hostname, now, s.cfg.LeaseTime)
 	if verdict != bindOK {
@@ -145,14 +151,32 @@ func (s *DHCPServer) nak(r request, why string) *dhcpv4.DHCPv4 {
 	return reply
 }
 
+// release ends a lease (DHCPRELEASE). DHCP cannot authenticate a MAC, but a client
+// releases from the address it holds (RFC 2131 §4.4.6: ciaddr, sent unicast from it), so
+// a RELEASE is honoured only when it comes from that address (or through the relay
+// that serves it) and ciaddr is the sender's own lease: a spoofed RELEASE from another
+// host's socket, for another client's lease, frees nothing and is counted.
 func (s *DHCPServer) release(ctx context.Context, r request) {
 	s.stats.releases.Add(1)
 	if sid := ipv4Field(r.msg.Options.Get(dhcpv4.OptionServerIdentifier)); sid.IsValid() && sid != s.link.addr {
 		s.stats.ignored.Add(1)
 		return
 	}
+	if !r.ciaddr.IsValid() {
+		s.stats.malformed.Add(1)
+		return
+	}
+	from := r.peer.Addr().Unmap()
+	if (r.giaddr.IsValid() && from != r.giaddr) || (!r.giaddr.IsValid() && from != r.ciaddr) {
+		s.spoofed(&s.stats.releaseSpoofed, "RELEASE not sent from the leased address", r, r.ciaddr)
+		return
+	}
 	lease, ok := s.table.release(r.mac, r.ciaddr, s.now())
 	if !ok {
+		if holder, held := s.table.holder(r.ciaddr, s.now()); held && holder != r.mac {
+			s.spoofed(&s.stats.releaseSpoofed, "RELEASE for another client's lease", r, r.ciaddr)
+			return
+		}
 		s.stats.ignored.Add(1)
 		return
 	}
@@ -161,11 +185,30 @@ func (s *DHCPServer) release(ctx context.Context, r request) {
 	}
 }
 
+// decline takes an address out of the pool (DHCPDECLINE). A declining client has not
+// configured the address (RFC 2131 §4.4.1: ciaddr 0, the address in option 50), so it
+// sends from 0.0.0.0 or through its relay; and the address must be the one offered or
+// leased to that MAC. Anything else cannot be the client's own DECLINE: it is ignored
+// and counted, so a host that merely holds an address cannot take another's out of the
+// pool.
 func (s *DHCPServer) decline(ctx context.Context, r request) {
 	s.stats.declines.Add(1)
 	ip := ipv4Field(r.msg.Options.Get(dhcpv4.OptionRequestedIPAddress))
+	if !ip.IsValid() {
+		s.stats.malformed.Add(1)
+		return
+	}
+	from := r.peer.Addr().Unmap()
+	if r.ciaddr.IsValid() || (r.giaddr.IsValid() && from != r.giaddr) || (!r.giaddr.IsValid() && from.IsValid() && !from.IsUnspecified()) {
+		s.spoofed(&s.stats.declineSpoofed, "DECLINE from a configured address", r, ip)
+		return
+	}
 	lease, ok := s.table.decline(r.mac, ip, s.now(), s.cfg.DeclineHold)
 	if !ok {
+		if holder, held := s.table.holder(ip, s.now()); held && holder != r.mac {
+			s.spoofed(&s.stats.declineSpoofed, "DECLINE for another client's address", r, ip)
+			return
+		}
 		s.stats.ignored.Add(1)
 		return
 	}
@@ -202,5 +245,15 @@ func (s *DHCPServer) addBoot(reply *dhcpv4.DHCPv4, r request) {
 	}
 	if c, ok := s.cfg.BootFiles.chooseBoot(r.client, r.mac.String(), s.scriptPrefix, s.httpPrefix); ok {
 		s.bootOptions(reply, c)
+	}
+}
+
+// spoofed counts a RELEASE or DECLINE that is not the sender's to make. The log line is
+// at debug level: the sender chooses how many to send, the counter is the signal.
+func (s *DHCPServer) spoofed(counter *atomic.Uint64, why string, r request, ip netip.Addr) {
+	counter.Add(1)
+	if s.log.Enabled(context.Background(), slog.LevelDebug) {
+		s.log.Debug("dhcp: "+why+"; ignored", slog.String("mac", r.mac.String()), slog.String("ip", ip.String()),
+			slog.String("from", r.peer.String()))
 	}
 }

@@ -155,7 +155,8 @@ func TestDHCP_ReleaseAndDecline(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if reply, _ := exchange(t, s, rel, 67); reply != nil {
+	// A client releases from its own address (RFC 2131 §4.4.6).
+	if reply, _ := exchangeFrom(t, s, rel, 67, netip.AddrPortFrom(ip, 68)); reply != nil {
 		t.Fatalf("RELEASE got a reply %s", reply.MessageType())
 	}
 	if _, err := inv.MACForIP(ctx, ip); !errors.Is(err, node.ErrNotFound) {

@@ -34,7 +34,9 @@ func (s *DHCPServer) handle(ctx context.Context, b []byte, port int, peer netip.
 		return nil, netip.AddrPort{}, false
 	}
 	mac, ok := node.MACFromBytes(m.ClientHWAddr)
-	if !ok || mac.IsZero() {
+	// A group (multicast or broadcast) chaddr is no network card's: node.ParseMAC
+	// refuses it at the API, and it must not get a lease or a discovered record here.
+	if !ok || mac.IsZero() || mac.IsGroup() {
 		s.stats.ignored.Add(1)
 		return nil, netip.AddrPort{}, false
 	}

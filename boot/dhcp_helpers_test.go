@@ -114,7 +114,13 @@ func requestFor(t testing.TB, offer *dhcpv4.DHCPv4, mods ...dhcpv4.Modifier) *dh
 // exchange sends m through the handler and parses the reply (nil when silent).
 func exchange(t testing.TB, s *DHCPServer, m *dhcpv4.DHCPv4, port int) (*dhcpv4.DHCPv4, netip.AddrPort) {
 	t.Helper()
-	b, dst, ok := s.handle(context.Background(), m.ToBytes(), port, netip.MustParseAddrPort("0.0.0.0:68"))
+	return exchangeFrom(t, s, m, port, netip.MustParseAddrPort("0.0.0.0:68"))
+}
+
+// exchangeFrom is exchange with the datagram's source address chosen.
+func exchangeFrom(t testing.TB, s *DHCPServer, m *dhcpv4.DHCPv4, port int, peer netip.AddrPort) (*dhcpv4.DHCPv4, netip.AddrPort) {
+	t.Helper()
+	b, dst, ok := s.handle(context.Background(), m.ToBytes(), port, peer)
 	if !ok {
 		return nil, dst
 	}

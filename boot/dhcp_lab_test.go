@@ -25,6 +25,8 @@ type lab struct {
 	inv      *testInventory
 	dir      string
 	log      *slog.Logger // nil: quiet
+	// prepare, when set, changes the server after it is built and before it runs.
+	prepare func(*DHCPServer)
 }
 
 func newLab(t testing.TB) *lab { return newLabOn(t, netip.MustParsePrefix("10.77.0.1/24")) }
@@ -60,6 +62,9 @@ func (l *lab) start(cfg DHCPConfig) (*DHCPServer, func()) {
 		return err
 	}); err != nil {
 		l.t.Fatal(err)
+	}
+	if l.prepare != nil {
+		l.prepare(s)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
@@ -137,4 +142,17 @@ func field(line, key string) string {
 func isExit(err error) bool {
 	var ee interface{ ExitCode() int }
 	return errors.As(err, &ee)
+}
+
+// waitUntil polls cond until it holds, failing the test at a generous deadline: tests
+// wait for a condition, never for a time.
+func waitUntil(t testing.TB, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting until %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 }

@@ -16,6 +16,7 @@ type macLimiter struct {
 	burst   float64
 	buckets map[node.MAC]*tokenBucket
 	swept   time.Time
+	maxMACs int // see limiterMaxMACs
 }
 
 type tokenBucket struct {
@@ -24,17 +25,24 @@ type tokenBucket struct {
 }
 
 // limiterMaxMACs bounds memory when a flood spoofs random MACs: past it, idle buckets are
-// swept at once instead of once a minute.
-const limiterMaxMACs = 100_000
+// swept at once instead of once a minute, and if the flood is faster than buckets refill
+// (none is idle), arbitrary buckets are dropped down to limiterKeepFraction of the cap.
+// A dropped bucket only means that MAC starts again with a full burst, which a flood of
+// made-up MACs gets anyway; dropping an eighth at a time keeps the cost per packet
+// constant instead of a sweep of the whole map on every packet past the cap.
+const (
+	limiterMaxMACs      = 100_000
+	limiterKeepFraction = 7.0 / 8
+)
 
 func newMACLimiter(rate, burst float64) *macLimiter {
-	return &macLimiter{rate: rate, burst: burst, buckets: make(map[node.MAC]*tokenBucket)}
+	return &macLimiter{rate: rate, burst: burst, buckets: make(map[node.MAC]*tokenBucket), maxMACs: limiterMaxMACs}
 }
 
 func (l *macLimiter) allow(mac node.MAC, now time.Time) bool {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if now.Sub(l.swept) > time.Minute || len(l.buckets) > limiterMaxMACs {
+	if now.Sub(l.swept) > time.Minute || len(l.buckets) >= l.maxMACs {
 		l.sweep(now)
 	}
 	b := l.buckets[mac]
@@ -58,5 +66,15 @@ func (l *macLimiter) sweep(now time.Time) {
 		if b.tokens+now.Sub(b.last).Seconds()*l.rate >= l.burst {
 			delete(l.buckets, mac)
 		}
+	}
+	if len(l.buckets) < l.maxMACs {
+		return
+	}
+	keep := int(float64(l.maxMACs) * limiterKeepFraction)
+	for mac := range l.buckets {
+		if len(l.buckets) <= keep {
+			break
+		}
+		delete(l.buckets, mac)
 	}
 }

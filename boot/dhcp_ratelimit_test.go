@@ -72,3 +72,40 @@ func TestDHCP_FloodFromOneMACDoesNotStarveOthers(t *testing.T) {
 		t.Fatalf("rate-limited %d, discovers handled %d of a %d flood", st.RateLimited, st.Discovers, flood)
 	}
 }
+
+func TestMACLimiter_AFloodOfNewMACsStaysUnderTheCap(t *testing.T) {
+	tests := []struct {
+		name string
+		gap  time.Duration // between packets: 0 is faster than any bucket refills
+	}{
+		{"faster than buckets refill", 0},
+		{"slow enough that buckets go idle", time.Second},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			l := newMACLimiter(10, 40)
+			l.maxMACs = 1000
+			t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+			for i := range 50_000 {
+				mac := node.MAC{2, 0, byte(i >> 24), byte(i >> 16), byte(i >> 8), byte(i)}
+				if !l.allow(mac, t0.Add(time.Duration(i)*tt.gap)) {
+					t.Fatalf("packet %d: a new MAC's first packet was refused", i)
+				}
+				if n := len(l.buckets); n > l.maxMACs {
+					t.Fatalf("after %d MACs the limiter holds %d buckets, cap %d", i+1, n, l.maxMACs)
+				}
+			}
+			// Under the cap the limit still bites: one MAC spends its burst and is refused.
+			a := node.MAC{2, 0xaa, 0, 0, 0, 1}
+			at := t0.Add(50_000 * tt.gap)
+			for i := range 40 {
+				if !l.allow(a, at) {
+					t.Fatalf("burst packet %d refused", i)
+				}
+			}
+			if l.allow(a, at) {
+				t.Fatal("the 41st packet in the same instant was allowed")
+			}
+		})
+	}
+}

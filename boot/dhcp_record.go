@@ -55,12 +55,17 @@ func (s *DHCPServer) recordBoots(ctx context.Context) {
 			clear(sent) // a flood of spoofed MACs must not grow this without bound
 		}
 		sent[r.mac] = last{seen: r.seen, at: r.seen.LastSeen}
-		rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		err := s.inv.RecordBoot(rctx, r.mac, r.seen)
-		cancel()
-		s.stats.bootRecords.Add(1)
-		if err != nil {
-			s.log.Warn("dhcp: recording boot failed", slog.String("mac", r.mac.String()), slog.Any("err", err))
-		}
+		s.recordBoot(ctx, r)
+	}
+}
+
+func (s *DHCPServer) recordBoot(ctx context.Context, r bootRecord) {
+	defer s.recoverTask("recording a boot")
+	rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	err := s.inv.RecordBoot(rctx, r.mac, r.seen)
+	s.stats.bootRecords.Add(1)
+	if err != nil {
+		s.log.Warn("dhcp: recording boot failed", slog.String("mac", r.mac.String()), slog.Any("err", err))
 	}
 }

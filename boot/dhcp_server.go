@@ -47,6 +47,12 @@ type DHCPServer struct {
 	commit *leaseCommitter
 	boots  chan bootRecord
 	stats  dhcpCounters
+	// exhaustedLog holds back repeats of "pool exhausted", which every DISCOVER of a
+	// flood would otherwise log.
+	exhaustedLog logThrottle
+	// handlePacket is handle; tests put a handler that panics in its place to prove
+	// that a panic costs one packet, not the server.
+	handlePacket func(ctx context.Context, b []byte, port int, peer netip.AddrPort) ([]byte, netip.AddrPort, bool)
 
 	scriptPrefix string // <advertise>/boot.ipxe?mac=
 	httpPrefix   string // <advertise>/ipxe/
@@ -92,6 +98,7 @@ func newDHCP(cfg DHCPConfig, l link, inv Inventory, leases LeaseStore, logger *s
 		boots: make(chan bootRecord, 1024),
 	}
 	s.commit = newLeaseCommitter(leases, &s.stats)
+	s.handlePacket = s.handle
 	advertise := strings.TrimRight(cfg.AdvertiseURL, "/")
 	s.scriptPrefix = advertise + "/boot.ipxe?mac="
 	s.httpPrefix = advertise + "/ipxe/"
@@ -258,38 +265,44 @@ func (s *DHCPServer) Run(ctx context.Context) error {
 }
 
 func (s *DHCPServer) read(conn *net.UDPConn, port int, work chan<- packet, bufs *sync.Pool) {
-	for {
-		bp := bufs.Get().(*[]byte)
-		buf := *bp
-		n, peer, err := conn.ReadFromUDPAddrPort(buf)
-		if err != nil {
-			bufs.Put(bp)
-			if errors.Is(err, net.ErrClosed) {
-				return
-			}
-			s.log.Warn("dhcp read failed", slog.Any("err", err))
-			time.Sleep(10 * time.Millisecond) // a persistent error must not spin a core
-			continue
-		}
-		s.stats.received.Add(1)
-		mac, ok := peekMAC(buf[:n])
-		if !ok {
-			s.stats.malformed.Add(1)
-			bufs.Put(bp)
-			continue
-		}
-		if !s.limit.allow(mac, time.Now()) {
-			s.stats.rateLimited.Add(1)
-			bufs.Put(bp)
-			continue
-		}
-		select {
-		case work <- packet{buf: buf, n: n, peer: peer, conn: conn, port: port}:
-		default:
-			s.stats.queueFull.Add(1)
-			bufs.Put(bp)
-		}
+	for !s.readOne(conn, port, work, bufs) {
 	}
+}
+
+// readOne reads and queues one datagram; closed is true once the socket is closed.
+func (s *DHCPServer) readOne(conn *net.UDPConn, port int, work chan<- packet, bufs *sync.Pool) (closed bool) {
+	defer s.recoverTask("reading a datagram")
+	bp := bufs.Get().(*[]byte)
+	buf := *bp
+	n, peer, err := conn.ReadFromUDPAddrPort(buf)
+	if err != nil {
+		bufs.Put(bp)
+		if errors.Is(err, net.ErrClosed) {
+			return true
+		}
+		s.log.Warn("dhcp read failed", slog.Any("err", err))
+		time.Sleep(10 * time.Millisecond) // a persistent error must not spin a core
+		return false
+	}
+	s.stats.received.Add(1)
+	mac, ok := peekMAC(buf[:n])
+	if !ok {
+		s.stats.malformed.Add(1)
+		bufs.Put(bp)
+		return false
+	}
+	if !s.limit.allow(mac, time.Now()) {
+		s.stats.rateLimited.Add(1)
+		bufs.Put(bp)
+		return false
+	}
+	select {
+	case work <- packet{buf: buf, n: n, peer: peer, conn: conn, port: port}:
+	default:
+		s.stats.queueFull.Add(1)
+		bufs.Put(bp)
+	}
+	return false
 }
 
 // peekMAC reads chaddr without parsing the packet, for the rate limiter: a BOOTREQUEST
@@ -303,7 +316,8 @@ func peekMAC(b []byte) (node.MAC, bool) {
 }
 
 func (s *DHCPServer) serve(ctx context.Context, p packet) {
-	reply, dst, ok := s.handle(ctx, p.buf[:p.n], p.port, p.peer)
+	defer s.recoverPacket(p.peer, p.port)
+	reply, dst, ok := s.handlePacket(ctx, p.buf[:p.n], p.port, p.peer)
 	if !ok {
 		return
 	}
@@ -326,9 +340,14 @@ func (s *DHCPServer) refreshLoop(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			if err := s.RefreshReservations(ctx); err != nil && ctx.Err() == nil {
-				s.log.Warn("dhcp reservations refresh failed; keeping the previous snapshot", slog.Any("err", err))
-			}
+			s.refreshOnce(ctx)
 		}
+	}
+}
+
+func (s *DHCPServer) refreshOnce(ctx context.Context) {
+	defer s.recoverTask("refreshing reservations")
+	if err := s.RefreshReservations(ctx); err != nil && ctx.Err() == nil {
+		s.log.Warn("dhcp reservations refresh failed; keeping the previous snapshot", slog.Any("err", err))
 	}
 }

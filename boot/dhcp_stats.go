@@ -29,6 +29,9 @@ type DHCPStats struct {
 	SendErrors     uint64
 	BootRecords    uint64 // RecordBoot calls made for PXE/iPXE clients
 	BootRecordDrop uint64 // discovery records dropped because the recorder was behind
+	Panics         uint64 // packets (or background records, commits) whose handling panicked: recovered, dropped
+	ReleaseSpoofed uint64 // RELEASEs ignored: not from the lease's own address, or for another client's lease
+	DeclineSpoofed uint64 // DECLINEs ignored: from a configured address, or for another client's address
 	ActiveLeases   uint64 // leases active at the time of the Stats call
 }
 
@@ -37,6 +40,7 @@ type dhcpCounters struct {
 	received, malformed, unknownOptions, ignored, rateLimited, queueFull, noSubnet, poolExhausted      atomic.Uint64
 	discovers, offers, requests, acks, naks, releases, declines, informs, proxyReplies, relayed        atomic.Uint64
 	commitBatches, leasesCommitted, commitErrors, commitNanos, sendErrors, bootRecords, bootRecordDrop atomic.Uint64
+	panics, releaseSpoofed, declineSpoofed                                                             atomic.Uint64
 }
 
 func (c *dhcpCounters) snapshot() DHCPStats {
@@ -49,5 +53,6 @@ func (c *dhcpCounters) snapshot() DHCPStats {
 		ProxyReplies: c.proxyReplies.Load(), Relayed: c.relayed.Load(),
 		CommitBatches: c.commitBatches.Load(), LeasesCommited: c.leasesCommitted.Load(), CommitErrors: c.commitErrors.Load(), CommitNanos: c.commitNanos.Load(),
 		SendErrors: c.sendErrors.Load(), BootRecords: c.bootRecords.Load(), BootRecordDrop: c.bootRecordDrop.Load(),
+		Panics: c.panics.Load(), ReleaseSpoofed: c.releaseSpoofed.Load(), DeclineSpoofed: c.declineSpoofed.Load(),
 	}
 }

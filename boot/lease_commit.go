@@ -67,7 +67,7 @@ func (c *leaseCommitter) run(ctx context.Context) {
 			leases = append(leases, r.lease)
 		}
 		start := time.Now()
-		err := c.store.PutLeases(context.WithoutCancel(ctx), leases...)
+		err := c.put(context.WithoutCancel(ctx), leases)
 		c.counters.commitNanos.Add(uint64(time.Since(start)))
 		c.counters.commitBatches.Add(1)
 		if err != nil {
@@ -80,4 +80,16 @@ func (c *leaseCommitter) run(ctx context.Context) {
 			r.done <- err
 		}
 	}
+}
+
+// put writes one batch. A lease store that panics fails the batch (its REQUESTs get no
+// ACK and are retransmitted) instead of killing the committer every handler waits on.
+func (c *leaseCommitter) put(ctx context.Context, leases []store.Lease) (err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			c.counters.panics.Add(1)
+			err = fmt.Errorf("lease store panicked: %v", v)
+		}
+	}()
+	return c.store.PutLeases(ctx, leases...)
 }

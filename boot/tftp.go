@@ -8,6 +8,8 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/netip"
+	"os"
 	"strings"
 	"sync"
 	"time"
@@ -31,6 +33,18 @@ type TFTPConfig struct {
 	// MaxBlockSize caps the negotiated blksize, 513..65464 (default: the interface MTU
 	// minus headers, which pin/tftp finds per request; it cannot be capped at 512).
 	MaxBlockSize int
+	// MaxTransfers caps the read transfers in flight (default 512) and
+	// MaxTransfersPerClient those from one address (default 16): a PXE ROM fetches one
+	// file at a time, and a request past a cap is refused at once (the ROM retries).
+	MaxTransfers, MaxTransfersPerClient int
+}
+
+// TFTPFiles is what the TFTP server needs of the iPXE binaries (*ipxe.Binaries).
+type TFTPFiles interface {
+	// Open opens an allow-listed binary and returns its size.
+	Open(name string) (*os.File, int64, error)
+	Dir() string
+	Names() []string
 }
 
 // TFTPServer serves the iPXE binaries over TFTP (RFC 1350) with blksize (RFC 2348) and
@@ -38,10 +52,11 @@ type TFTPConfig struct {
 type TFTPServer struct {
 	cfg   TFTPConfig
 	addr  *net.UDPAddr
-	bins  *ipxe.Binaries
+	bins  TFTPFiles
 	log   *slog.Logger
 	stats tftpCounters
 	bufs  sync.Pool // *bufio.Reader, so a transfer costs no 64 KiB allocation
+	slots *transferSlots
 
 	mu    sync.Mutex
 	bound net.Addr
@@ -52,7 +67,7 @@ type TFTPServer struct {
 const readBufferSize = 64 << 10
 
 // NewTFTP checks the configuration. Run binds the socket.
-func NewTFTP(cfg TFTPConfig, bins *ipxe.Binaries, logger *slog.Logger) (*TFTPServer, error) {
+func NewTFTP(cfg TFTPConfig, bins TFTPFiles, logger *slog.Logger) (*TFTPServer, error) {
 	if bins == nil {
 		return nil, errors.New("tftp: no iPXE binaries")
 	}
@@ -73,7 +88,14 @@ func NewTFTP(cfg TFTPConfig, bins *ipxe.Binaries, logger *slog.Logger) (*TFTPSer
 		// pin/tftp ignores a cap of 512 or less: refuse it rather than silently not cap.
 		return nil, fmt.Errorf("tftp max block size %d: %w: want 513..65464", cfg.MaxBlockSize, node.ErrInvalid)
 	}
-	s := &TFTPServer{cfg: cfg, addr: addr, bins: bins, log: logger.With(slog.String("service", "tftp"))}
+	if cfg.MaxTransfers <= 0 {
+		cfg.MaxTransfers = 512
+	}
+	if cfg.MaxTransfersPerClient <= 0 {
+		cfg.MaxTransfersPerClient = 16
+	}
+	s := &TFTPServer{cfg: cfg, addr: addr, bins: bins, log: logger.With(slog.String("service", "tftp")),
+		slots: newTransferSlots(cfg.MaxTransfers, cfg.MaxTransfersPerClient)}
 	s.bufs.New = func() any { return bufio.NewReaderSize(nil, readBufferSize) }
 	return s, nil
 }
@@ -142,12 +164,23 @@ var (
 	errNotFound = errors.New("file not found")
 	errAccess   = errors.New("access violation: only iPXE binaries are served")
 	errReadOnly = errors.New("access violation: this server is read-only")
+	errBusy     = errors.New("server busy: too many transfers in flight, retry")
 )
 
 // serveRead answers an RRQ. Only names in the allow-list are opened; the file is
 // streamed through a pooled buffer, with tsize taken from the open file.
-func (s *TFTPServer) serveRead(filename string, rf io.ReaderFrom) error {
+func (s *TFTPServer) serveRead(filename string, rf io.ReaderFrom) (err error) {
+	defer s.recoverTransfer(filename, &err)
 	s.stats.requests.Add(1)
+	peer := remoteAddrOf(rf)
+	if !s.slots.acquire(peer) {
+		s.stats.busy.Add(1)
+		if s.log.Enabled(context.Background(), slog.LevelDebug) {
+			s.log.Debug("tftp request refused: too many transfers in flight", slog.String("client", peer.String()))
+		}
+		return errBusy
+	}
+	defer s.slots.release(peer)
 	client := remoteOf(rf)
 	if err := ipxe.CheckName(filename); err != nil {
 		if errors.Is(err, node.ErrInvalid) {
@@ -197,7 +230,8 @@ func (s *TFTPServer) serveRead(filename string, rf io.ReaderFrom) error {
 }
 
 // refuseWrite answers every WRQ with an error: nothing is ever written or acknowledged.
-func (s *TFTPServer) refuseWrite(filename string, wt io.WriterTo) error {
+func (s *TFTPServer) refuseWrite(filename string, wt io.WriterTo) (err error) {
+	defer s.recoverTransfer(filename, &err)
 	s.stats.writesRefused.Add(1)
 	client := ""
 	if it, ok := wt.(tftp.IncomingTransfer); ok {
@@ -206,6 +240,15 @@ func (s *TFTPServer) refuseWrite(filename string, wt io.WriterTo) error {
 	}
 	s.log.Warn("tftp write refused", slog.String("client", client), slog.String("file", quoteShort(filename)))
 	return errReadOnly
+}
+
+// remoteAddrOf is the client's address, the key of the per-client transfer cap.
+func remoteAddrOf(rf io.ReaderFrom) netip.Addr {
+	if ot, ok := rf.(tftp.OutgoingTransfer); ok {
+		a := ot.RemoteAddr()
+		return a.AddrPort().Addr().Unmap()
+	}
+	return netip.Addr{}
 }
 
 func remoteOf(rf io.ReaderFrom) string {

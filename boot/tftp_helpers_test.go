@@ -64,7 +64,7 @@ func tftpQuietLog() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discar
 
 // startTFTPIn runs a TFTP server inside ns (its socket and every transfer socket live
 // there) and stops it when the test ends.
-func startTFTPIn(t testing.TB, ns *netns.NS, cfg TFTPConfig, bins *ipxe.Binaries) *TFTPServer {
+func startTFTPIn(t testing.TB, ns *netns.NS, cfg TFTPConfig, bins TFTPFiles) *TFTPServer {
 	t.Helper()
 	srv, err := NewTFTP(cfg, bins, tftpQuietLog())
 	if err != nil {
@@ -106,6 +106,12 @@ type tftpLab struct {
 
 func newTFTPLab(t testing.TB, cfg TFTPConfig) *tftpLab {
 	t.Helper()
+	return newTFTPLabServing(t, cfg, func(b *ipxe.Binaries) TFTPFiles { return b })
+}
+
+// newTFTPLabServing is newTFTPLab with the server given files wrapped by serve.
+func newTFTPLabServing(t testing.TB, cfg TFTPConfig, serve func(*ipxe.Binaries) TFTPFiles) *tftpLab {
+	t.Helper()
 	netns.Require(t)
 	ns := netns.New(t, "tftp")
 	dir, secret := tftpTestDir(t)
@@ -116,7 +122,7 @@ func newTFTPLab(t testing.TB, cfg TFTPConfig) *tftpLab {
 	if cfg.Listen == "" {
 		cfg.Listen = "127.0.0.1:69"
 	}
-	return &tftpLab{ns: ns, srv: startTFTPIn(t, ns, cfg, bins), dir: dir, secret: secret, bins: bins}
+	return &tftpLab{ns: ns, srv: startTFTPIn(t, ns, cfg, serve(bins)), dir: dir, secret: secret, bins: bins}
 }
 
 // udpIn opens a client socket inside the namespace.

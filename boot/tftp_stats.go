@@ -12,10 +12,12 @@ type TFTPStats struct {
 	WritesRefused uint64 // write requests, all refused
 	Malformed     uint64 // unparseable packets on the request port, empty file names
 	Failed        uint64 // transfers that started and did not finish (timeouts, client errors)
+	Panics        uint64 // requests whose handler panicked: recovered, refused
+	Busy          uint64 // read requests refused because too many transfers were in flight
 }
 
 type tftpCounters struct {
-	requests, served, bytes, notFound, refused, writesRefused, malformed, failed atomic.Uint64
+	requests, served, bytes, notFound, refused, writesRefused, malformed, failed, panics, busy atomic.Uint64
 }
 
 // Stats returns a snapshot of the counters.
@@ -24,6 +26,6 @@ func (s *TFTPServer) Stats() TFTPStats {
 	return TFTPStats{
 		Requests: c.requests.Load(), Served: c.served.Load(), BytesSent: c.bytes.Load(),
 		NotFound: c.notFound.Load(), Refused: c.refused.Load(), WritesRefused: c.writesRefused.Load(),
-		Malformed: c.malformed.Load(), Failed: c.failed.Load(),
+		Malformed: c.malformed.Load(), Failed: c.failed.Load(), Panics: c.panics.Load(), Busy: c.busy.Load(),
 	}
 }

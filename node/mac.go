@@ -11,8 +11,22 @@ type MAC [6]byte
 
 // ParseMAC accepts the forms operators paste from switches, BMCs and hypervisors:
 // aa:bb:cc:dd:ee:ff, AA-BB-CC-DD-EE-FF, aabb.ccdd.eeff and aabbccddeeff.
-// Only 48-bit addresses are accepted: InfiniBand and EUI-64 forms are refused.
+// Only 48-bit addresses are accepted: InfiniBand and EUI-64 forms are refused. So are
+// group addresses (the I/G bit of the first octet set: broadcast ff:ff:ff:ff:ff:ff,
+// multicast 01:00:5e:..): no NIC boots with one, and a node owning the broadcast
+// address would match every frame's idea of "any machine".
 func ParseMAC(s string) (MAC, error) {
+	m, err := parseMAC(s)
+	if err != nil {
+		return MAC{}, err
+	}
+	if m.IsGroup() {
+		return MAC{}, fmt.Errorf("mac %q: %w: a group (multicast or broadcast) address, not a machine's", s, ErrInvalid)
+	}
+	return m, nil
+}
+
+func parseMAC(s string) (MAC, error) {
 	var m MAC
 	if len(s) == 12 {
 		// Bare hex, as printed by some BMCs and by iPXE's ${mac:hexraw}.
@@ -85,6 +99,10 @@ func (m MAC) Hex() string {
 
 // HardwareAddr returns a copy usable with the net package.
 func (m MAC) HardwareAddr() net.HardwareAddr { return append(net.HardwareAddr(nil), m[:]...) }
+
+// IsGroup reports whether m is a group address (IEEE 802 I/G bit set): multicast or
+// broadcast, never one network card's own address.
+func (m MAC) IsGroup() bool { return m[0]&1 == 1 }
 
 // IsZero reports whether m is the all-zero address (unset).
 func (m MAC) IsZero() bool { return m == MAC{} }

@@ -57,6 +57,12 @@ func TestParseMAC_RefusesWhatIsNotA48BitAddress(t *testing.T) {
 		{"mixed separators", "aa:bb-cc:dd-ee:ff"},
 		{"garbage", "not a mac"},
 		{"leading space", " aa:bb:cc:dd:ee:ff"},
+		{"broadcast", "ff:ff:ff:ff:ff:ff"},
+		{"broadcast bare hex", "ffffffffffff"},
+		{"IPv4 multicast", "01:00:5e:00:00:fb"},
+		{"IPv6 multicast", "33:33:00:00:00:01"},
+		{"spanning tree group address", "01-80-C2-00-00-00"},
+		{"locally administered group address", "03:00:00:00:00:01"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -160,4 +166,21 @@ func FuzzParseMAC(f *testing.F) {
 			t.Fatalf("Hex form %q of %v parses to %v, %v", m.Hex(), m, hex, err)
 		}
 	})
+}
+
+func TestMAC_IsGroupIsTheIGBitOfTheFirstOctet(t *testing.T) {
+	tests := []struct {
+		mac  node.MAC
+		want bool
+	}{
+		{node.MAC{0x52, 0x54, 0x00, 0x12, 0x34, 0x56}, false},
+		{node.MAC{0x02, 0x00, 0x00, 0x00, 0x00, 0x01}, false}, // locally administered unicast
+		{node.MAC{0x01, 0x00, 0x5e, 0x00, 0x00, 0x01}, true},
+		{node.MAC{0xff, 0xff, 0xff, 0xff, 0xff, 0xff}, true},
+	}
+	for _, tt := range tests {
+		if got := tt.mac.IsGroup(); got != tt.want {
+			t.Errorf("%s.IsGroup() = %v, want %v", tt.mac, got, tt.want)
+		}
+	}
 }

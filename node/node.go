@@ -97,6 +97,9 @@ func (n *Node) Validate() error {
 		if m.IsZero() {
 			return fmt.Errorf("node %s: %w: MAC 00:00:00:00:00:00", n.Name, ErrInvalid)
 		}
+		if m.IsGroup() {
+			return fmt.Errorf("node %s: %w: MAC %s is a group (multicast or broadcast) address", n.Name, ErrInvalid, m)
+		}
 		if seen[m] {
 			return fmt.Errorf("node %s: %w: MAC %s listed twice", n.Name, ErrInvalid, m)
 		}
@@ -110,6 +113,19 @@ func (n *Node) Validate() error {
 	if n.IP.IsValid() {
 		if !n.IP.Addr().Is4() && !n.IP.Addr().Is6() {
 			return fmt.Errorf("node %s: %w: ip %s", n.Name, ErrInvalid, n.IP)
+		}
+		if err := checkAddr(n.IP.Addr()); err != nil {
+			return fmt.Errorf("node %s: ip %s: %w", n.Name, n.IP, err)
+		}
+		if n.Gateway.IsValid() {
+			if err := checkAddr(n.Gateway); err != nil {
+				return fmt.Errorf("node %s: gateway %s: %w", n.Name, n.Gateway, err)
+			}
+		}
+		for _, d := range n.DNS {
+			if err := checkAddr(d); err != nil {
+				return fmt.Errorf("node %s: dns %s: %w", n.Name, d, err)
+			}
 		}
 		if n.Gateway.IsValid() && !n.IP.Masked().Contains(n.Gateway) {
 			return fmt.Errorf("node %s: %w: gateway %s is outside %s", n.Name, ErrInvalid, n.Gateway, n.IP.Masked())
@@ -135,8 +151,41 @@ func ParseIP(s string) (netip.Prefix, error) {
 	if err != nil {
 		return netip.Prefix{}, fmt.Errorf("ip %q: %w: want an address in CIDR form, e.g. 10.20.0.31/24", s, ErrInvalid)
 	}
+	if p.Addr().Is4In6() {
+		return netip.Prefix{}, fmt.Errorf("ip %q: %w: %s", s, ErrInvalid, mappedHint(p.Addr()))
+	}
 	if p.Addr() == p.Masked().Addr() && p.Bits() < p.Addr().BitLen()-1 {
 		return netip.Prefix{}, fmt.Errorf("ip %q: %w: that is the network address, not a host", s, ErrInvalid)
 	}
 	return p, nil
+}
+
+// ParseAddr parses a single address (a gateway, a DNS server). IPv4-mapped IPv6
+// addresses (::ffff:10.0.0.5) are refused: they compare unequal to the IPv4 address
+// they spell, so a node configured with one would never match its own lease, and the
+// renderers would write an IPv6 address into an IPv4 network config.
+func ParseAddr(s string) (netip.Addr, error) {
+	a, err := netip.ParseAddr(s)
+	if err != nil {
+		return netip.Addr{}, fmt.Errorf("address %q: %w: not an IP address", s, ErrInvalid)
+	}
+	if err := checkAddr(a); err != nil {
+		return netip.Addr{}, fmt.Errorf("address %q: %w", s, err)
+	}
+	return a, nil
+}
+
+// checkAddr refuses the address forms no node, gateway or DNS server may have.
+func checkAddr(a netip.Addr) error {
+	if a.Is4In6() {
+		return fmt.Errorf("%w: %s", ErrInvalid, mappedHint(a))
+	}
+	if a.Zone() != "" {
+		return fmt.Errorf("%w: an address with a zone (%%%s) is local to this host's interface", ErrInvalid, a.Zone())
+	}
+	return nil
+}
+
+func mappedHint(a netip.Addr) string {
+	return "an IPv4-mapped IPv6 address; write the IPv4 address " + a.Unmap().String() + " instead"
 }

@@ -3,6 +3,7 @@ package node_test
 import (
 	"errors"
 	"net/netip"
+	"strings"
 	"testing"
 
 	"github.com/bootyard/bootyard/node"
@@ -94,6 +95,9 @@ func TestParseIP_WantsAHostAddressInCIDRForm(t *testing.T) {
 		{"10.20.0/24", false},
 		{"", false},
 		{"gpu-01", false},
+		{"::ffff:10.0.0.5/120", false}, // IPv4-mapped: never equal to the lease's 10.0.0.5
+		{"::ffff:10.0.0.5/128", false},
+		{"::ffff:a00:5/120", false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.in, func(t *testing.T) {
@@ -176,5 +180,69 @@ func TestNode_PrimaryMACIsTheFirstAndHasMACFindsAll(t *testing.T) {
 	var empty node.Node
 	if !empty.PrimaryMAC().IsZero() {
 		t.Fatal("PrimaryMAC of a node without MACs is not zero")
+	}
+}
+
+func TestParseAddr_RefusesMappedAndZonedAddresses(t *testing.T) {
+	tests := []struct {
+		in      string
+		ok      bool
+		mention string // a word the error must carry, so the operator knows what to fix
+	}{
+		{"10.20.0.1", true, ""},
+		{"fd00:20::1", true, ""},
+		{"::ffff:10.0.0.5", false, "10.0.0.5"},
+		{"::ffff:a00:5", false, "IPv4-mapped"},
+		{"fe80::1%eth0", false, "zone"},
+		{"10.20.0.1/24", false, "not an IP address"},
+		{"", false, "not an IP address"},
+		{"dns.example", false, "not an IP address"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.in, func(t *testing.T) {
+			a, err := node.ParseAddr(tt.in)
+			if tt.ok {
+				if err != nil || a.String() != tt.in {
+					t.Fatalf("ParseAddr(%q) = %v, %v; want %s", tt.in, a, err, tt.in)
+				}
+				return
+			}
+			if !errors.Is(err, node.ErrInvalid) || !strings.Contains(err.Error(), tt.mention) {
+				t.Fatalf("ParseAddr(%q) = %v, %v; want ErrInvalid mentioning %q", tt.in, a, err, tt.mention)
+			}
+		})
+	}
+}
+
+func TestValidate_RefusesGroupMACsAndMappedAddresses(t *testing.T) {
+	base := func() node.Node {
+		return node.Node{Name: "n1", MACs: []node.MAC{{0x52, 0x54, 0, 0, 0, 1}}, Role: node.RoleWorker, State: node.StateRegistered,
+			IP: netip.MustParsePrefix("10.20.0.31/24")}
+	}
+	tests := []struct {
+		name   string
+		change func(n *node.Node)
+	}{
+		{"broadcast MAC", func(n *node.Node) { n.MACs = append(n.MACs, node.MAC{0xff, 0xff, 0xff, 0xff, 0xff, 0xff}) }},
+		{"multicast MAC", func(n *node.Node) { n.MACs = []node.MAC{{0x01, 0x00, 0x5e, 0, 0, 1}} }},
+		{"mapped ip", func(n *node.Node) { n.IP = netip.MustParsePrefix("::ffff:10.20.0.31/120") }},
+		{"mapped gateway", func(n *node.Node) {
+			n.IP = netip.MustParsePrefix("::ffff:10.20.0.31/120")
+			n.Gateway = netip.MustParseAddr("::ffff:10.20.0.1")
+		}},
+		{"mapped dns", func(n *node.Node) { n.DNS = []netip.Addr{netip.MustParseAddr("::ffff:1.1.1.1")} }},
+	}
+	ok := base()
+	if err := ok.Validate(); err != nil {
+		t.Fatalf("the base node must be valid: %v", err)
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			n := base()
+			tt.change(&n)
+			if err := n.Validate(); !errors.Is(err, node.ErrInvalid) {
+				t.Fatalf("Validate() = %v, want ErrInvalid", err)
+			}
+		})
 	}
 }

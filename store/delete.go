@@ -53,7 +53,7 @@ func (s *Store) DeleteNode(ctx context.Context, name string, opts node.DeleteOpt
 		if err := putNode(tx, &target, &old); err != nil {
 			return err
 		}
-		return appendEvents(tx, plan.Events...)
+		return s.appendEvents(tx, plan.Events...)
 	})
 	if err == nil && !removed {
 		s.updated(before, out)

@@ -36,6 +36,11 @@ func (s *Store) RecordBoot(ctx context.Context, mac node.MAC, seen node.BootInfo
 	if seen.LastSeen.IsZero() {
 		seen.LastSeen = now
 	}
+	// The edges (DHCP, the script endpoint) already replace what a terminal or page
+	// would interpret; this keeps the record clean whichever caller forgot. Clean text
+	// costs nothing here.
+	seen.Firmware, seen.VendorClass = node.Printable(seen.Firmware), node.Printable(seen.VendorClass)
+	seen.UserClass, seen.IP = node.Printable(seen.UserClass), node.Printable(seen.IP)
 	var current bool
 	if err := s.db.View(func(tx *bolt.Tx) error {
 		n, err := nodeByMACTx(tx, mac)
@@ -54,7 +59,7 @@ func (s *Store) RecordBoot(ctx context.Context, mac node.MAC, seen node.BootInfo
 	err := s.db.Batch(func(tx *bolt.Tx) error {
 		name := tx.Bucket(bucketMACIndex).Get(mac[:])
 		if name == nil {
-			return discover(tx, mac, seen)
+			return s.discover(tx, mac, seen)
 		}
 		old, err := getNode(tx, string(name))
 		if err != nil {
@@ -76,7 +81,7 @@ func (s *Store) RecordBoot(ctx context.Context, mac node.MAC, seen node.BootInfo
 }
 
 // discover creates the record of a machine nobody imported yet.
-func discover(tx *bolt.Tx, mac node.MAC, seen node.BootInfo) error {
+func (s *Store) discover(tx *bolt.Tx, mac node.MAC, seen node.BootInfo) error {
 	at := seen.LastSeen
 	n := node.Node{
 		Name:        node.DefaultName(mac),
@@ -95,8 +100,13 @@ func discover(tx *bolt.Tx, mac node.MAC, seen node.BootInfo) error {
 	if err := putNode(tx, &n, nil); err != nil {
 		return fmt.Errorf("discover %s as %s: %w", mac, n.Name, err)
 	}
-	return appendEvents(tx, node.Event{Time: at, Node: n.Name, Type: node.EventTransition,
-		To: node.StateDiscovered, Reason: "first network boot: " + describeBoot(n.Boot)})
+	if err := s.appendEvents(tx, node.Event{Time: at, Node: n.Name, Type: node.EventTransition,
+		To: node.StateDiscovered, Reason: "first network boot: " + describeBoot(n.Boot)}); err != nil {
+		return err
+	}
+	// Anyone on the provisioning network can boot with made-up MACs: the newcomer costs
+	// the longest-unseen discovered record its place once the cap is reached.
+	return s.evictDiscovered(tx, s.limits.MaxDiscovered)
 }
 
 // bootNeedsWrite reports whether seen says something the record lacks, or the record's
@@ -194,7 +204,7 @@ func (s *Store) AppendMACEvents(ctx context.Context, events ...MACEvent) (droppe
 			ev.Node = string(name)
 			named = append(named, ev)
 		}
-		return appendEvents(tx, named...)
+		return s.appendEvents(tx, named...)
 	})
 	if err != nil {
 		return 0, fmt.Errorf("append events by MAC: %w", err)

@@ -29,7 +29,7 @@ func (s *Store) AppendEvents(ctx context.Context, events ...node.Event) error {
 				return fmt.Errorf("append events: node %q: %w", e.Node, node.ErrNotFound)
 			}
 		}
-		return appendEvents(tx, events...)
+		return s.appendEvents(tx, events...)
 	})
 }
 
@@ -65,7 +65,7 @@ func (s *Store) Events(ctx context.Context, name string, limit int) ([]node.Even
 	return out, err
 }
 
-func appendEvents(tx *bolt.Tx, events ...node.Event) error {
+func (s *Store) appendEvents(tx *bolt.Tx, events ...node.Event) error {
 	for _, e := range events {
 		if e.Node == "" {
 			return fmt.Errorf("event without a node: %+v", e)
@@ -86,12 +86,21 @@ func appendEvents(tx *bolt.Tx, events ...node.Event) error {
 		if err := b.Put(encodeUint(seq), v); err != nil {
 			return err
 		}
+		t := getEventTotals(tx, e.Node)
+		t.count++
+		t.bytes += uint64(len(v))
+		if err := s.trimEvents(tx, b, &t); err != nil {
+			return fmt.Errorf("trim events of %s: %w", e.Node, err)
+		}
+		if err := putEventTotals(tx, e.Node, t); err != nil {
+			return err
+		}
 	}
 	return nil
 }
 
 // moveEvents carries a node's history to its new name (rename, discovered → imported).
-func moveEvents(tx *bolt.Tx, from, to string) error {
+func (s *Store) moveEvents(tx *bolt.Tx, from, to string) error {
 	events := tx.Bucket(bucketEvents)
 	src := events.Bucket([]byte(from))
 	if src == nil {
@@ -112,5 +121,8 @@ func moveEvents(tx *bolt.Tx, from, to string) error {
 	if err := events.DeleteBucket([]byte(from)); err != nil {
 		return err
 	}
-	return appendEvents(tx, moved...)
+	if err := deleteEventTotals(tx, from); err != nil {
+		return err
+	}
+	return s.appendEvents(tx, moved...)
 }

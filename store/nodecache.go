@@ -23,7 +23,14 @@ type NodeCache struct {
 	mu      sync.RWMutex
 	entries map[node.MAC]*cachedNode
 	next    uint64
+	max     int // entries kept; see maxCachedNodes
 }
+
+// maxCachedNodes bounds the cache: it is keyed by whatever MAC a request names, and
+// entries of nodes that went away (an evicted discovered record) are only dropped when
+// that MAC asks again. Past the cap an arbitrary entry makes room: a miss costs one JSON
+// decode, so the choice does not matter for correctness, only for a little speed.
+const maxCachedNodes = 16384
 
 type cachedNode struct {
 	raw     []byte // the stored JSON the node was decoded from
@@ -33,7 +40,7 @@ type cachedNode struct {
 
 // NewNodeCache makes an empty cache over s.
 func (s *Store) NewNodeCache() *NodeCache {
-	return &NodeCache{s: s, entries: make(map[node.MAC]*cachedNode)}
+	return &NodeCache{s: s, entries: make(map[node.MAC]*cachedNode), max: maxCachedNodes}
 }
 
 // NodeByMAC returns the node that owns mac and a version number that changes whenever the
@@ -74,6 +81,12 @@ func (c *NodeCache) NodeByMAC(ctx context.Context, mac node.MAC) (node.Node, uin
 		c.mu.Lock()
 		c.next++
 		e.version = c.next
+		if _, ok := c.entries[mac]; !ok && len(c.entries) >= c.max {
+			for victim := range c.entries {
+				delete(c.entries, victim)
+				break
+			}
+		}
 		c.entries[mac] = e
 		c.mu.Unlock()
 		out, version = n, e.version

@@ -73,7 +73,7 @@ func (s *Store) ImportNode(ctx context.Context, spec node.Node, source string) (
 				return err
 			}
 			if prior.Name != n.Name {
-				if err := moveEvents(tx, prior.Name, n.Name); err != nil {
+				if err := s.moveEvents(tx, prior.Name, n.Name); err != nil {
 					return err
 				}
 			}
@@ -101,7 +101,7 @@ func (s *Store) ImportNode(ctx context.Context, spec node.Node, source string) (
 		if prior != nil {
 			before = *prior
 		}
-		return appendEvents(tx, events...)
+		return s.appendEvents(tx, events...)
 	})
 	if err != nil {
 		return node.Node{}, err
@@ -226,7 +226,7 @@ func (s *Store) UpdateNode(ctx context.Context, name string, fn UpdateFunc) (nod
 			if err := tx.Bucket(bucketNodes).Delete([]byte(old.Name)); err != nil {
 				return err
 			}
-			if err := moveEvents(tx, old.Name, n.Name); err != nil {
+			if err := s.moveEvents(tx, old.Name, n.Name); err != nil {
 				return err
 			}
 			for i := range events {
@@ -237,7 +237,7 @@ func (s *Store) UpdateNode(ctx context.Context, name string, fn UpdateFunc) (nod
 			return err
 		}
 		out = n
-		return appendEvents(tx, events...)
+		return s.appendEvents(tx, events...)
 	})
 	if err == nil {
 		s.updated(before, out)
@@ -302,6 +302,9 @@ func putNode(tx *bolt.Tx, n *node.Node, old *node.Node) error {
 	if err != nil {
 		return fmt.Errorf("encode node %s: %w", n.Name, err)
 	}
+	if err := indexDiscovered(tx, old, n); err != nil {
+		return fmt.Errorf("index node %s: %w", n.Name, err)
+	}
 	return tx.Bucket(bucketNodes).Put([]byte(n.Name), b)
 }
 
@@ -317,7 +320,16 @@ func removeNode(tx *bolt.Tx, n *node.Node, dropEvents bool) error {
 	if err := tx.Bucket(bucketNodes).Delete([]byte(n.Name)); err != nil {
 		return err
 	}
-	if dropEvents && tx.Bucket(bucketEvents).Bucket([]byte(n.Name)) != nil {
+	if err := indexDiscovered(tx, n, nil); err != nil {
+		return fmt.Errorf("unindex node %s: %w", n.Name, err)
+	}
+	if !dropEvents {
+		return nil
+	}
+	if err := deleteEventTotals(tx, n.Name); err != nil {
+		return err
+	}
+	if tx.Bucket(bucketEvents).Bucket([]byte(n.Name)) != nil {
 		return tx.Bucket(bucketEvents).DeleteBucket([]byte(n.Name))
 	}
 	return nil

@@ -25,11 +25,17 @@ var (
 	bucketMACIndex = []byte("mac_index") // mac (6 bytes) → name
 	bucketEvents   = []byte("events")    // name → sub-bucket: seq (8 bytes BE) → event JSON
 	bucketSettings = []byte("settings")  // key → JSON
-	keySchema      = []byte("schema_version")
+	// bucketDiscovered indexes discovered nodes by last-seen time (8 bytes BE Unix
+	// nanoseconds, then the name) → empty: the longest-unseen is its first key.
+	bucketDiscovered = []byte("discovered_index")
+	// bucketEventTotals holds each node's history size: name → count, bytes (8 bytes BE each).
+	bucketEventTotals = []byte("event_totals")
+	keySchema         = []byte("schema_version")
+	keyDiscovered     = []byte("discovered_count") // in meta: entries in bucketDiscovered
 )
 
 // allBuckets are created at open, so read transactions never meet a missing bucket.
-var allBuckets = [][]byte{bucketMeta, bucketNodes, bucketMACIndex, bucketEvents, bucketSettings}
+var allBuckets = [][]byte{bucketMeta, bucketNodes, bucketMACIndex, bucketEvents, bucketSettings, bucketDiscovered, bucketEventTotals}
 
 // migration upgrades the file from schema version i to i+1 (index i in migrations).
 type migration func(tx *bolt.Tx) error
@@ -38,6 +44,7 @@ type migration func(tx *bolt.Tx) error
 // later layout appends a function here and never edits an old one.
 var migrations = []migration{
 	func(tx *bolt.Tx) error { return nil }, // 0 → 1: buckets created by open
+	indexBoundedState,                      // 1 → 2: discovered index and history sizes
 }
 
 // SchemaVersion is the version this build writes.
@@ -54,6 +61,8 @@ type Options struct {
 	// durations from it, DHCP refreshes its reservations. It runs on the writer's
 	// goroutine: it must be quick and must not call the store.
 	OnUpdate func(before, after node.Node)
+	// Limits bound what machines can make the store keep; zero fields take the defaults.
+	Limits Limits
 }
 
 // Store is the bbolt-backed inventory. It is safe for concurrent use.
@@ -62,6 +71,8 @@ type Store struct {
 	log      *slog.Logger
 	now      func() time.Time
 	onUpdate func(before, after node.Node)
+	limits   Limits
+	bounds   boundCounters
 }
 
 // ErrLocked means another process holds the database file.
@@ -74,6 +85,10 @@ func Open(path string, opts Options) (*Store, error) {
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
+	}
+	limits, err := opts.Limits.withDefaults()
+	if err != nil {
+		return nil, fmt.Errorf("open store: %w", err)
 	}
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return nil, fmt.Errorf("open store: %w", err)
@@ -96,7 +111,7 @@ func Open(path string, opts Options) (*Store, error) {
 		}
 		return nil, fmt.Errorf("open store %s: %w", path, err)
 	}
-	s := &Store{db: db, log: opts.Logger, now: func() time.Time { return time.Now().UTC() }, onUpdate: opts.OnUpdate}
+	s := &Store{db: db, log: opts.Logger, now: func() time.Time { return time.Now().UTC() }, onUpdate: opts.OnUpdate, limits: limits}
 	if err := s.migrate(); err != nil {
 		db.Close()
 		return nil, err

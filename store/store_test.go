@@ -1,6 +1,7 @@
 package store
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -115,12 +116,16 @@ func checkIndexes(t *testing.T, path string) {
 				}
 			}
 		}
-		return events.ForEach(func(k, v []byte) error {
+		if err := events.ForEach(func(k, v []byte) error {
 			if _, ok := byName[string(k)]; !ok {
 				t.Errorf("checkIndexes: events kept for %q, which is not a node", k)
 			}
 			return nil
-		})
+		}); err != nil {
+			return err
+		}
+		checkBoundedState(t, tx, byName)
+		return nil
 	})
 	if err != nil {
 		t.Fatalf("checkIndexes: %v", err)
@@ -336,4 +341,55 @@ func TestStore_CancelledContextStopsBeforeTheTransaction(t *testing.T) {
 		}
 	}
 	closeAndCheck(t, s)
+}
+
+// checkBoundedState checks that the discovered index lists exactly the discovered nodes
+// under their LastSeen, that its count is right, and that each node's history size
+// record matches its history.
+func checkBoundedState(t *testing.T, tx *bolt.Tx, byName map[string]node.Node) {
+	t.Helper()
+	indexed := 0
+	if err := tx.Bucket(bucketDiscovered).ForEach(func(k, _ []byte) error {
+		indexed++
+		n, ok := byName[string(k[8:])]
+		if !ok || n.State != node.StateDiscovered || !bytes.Equal(discoveredKey(&n), k) {
+			t.Errorf("checkIndexes: discovered index entry %x (%q) matches no discovered node", k[:8], k[8:])
+		}
+		return nil
+	}); err != nil {
+		t.Errorf("checkIndexes: %v", err)
+	}
+	want := 0
+	for _, n := range byName {
+		if n.State == node.StateDiscovered {
+			want++
+			if tx.Bucket(bucketDiscovered).Get(discoveredKey(&n)) == nil {
+				t.Errorf("checkIndexes: discovered node %q is not in the discovered index", n.Name)
+			}
+		}
+	}
+	if indexed != want || discoveredCount(tx) != want {
+		t.Errorf("checkIndexes: %d discovered nodes, %d index entries, count says %d", want, indexed, discoveredCount(tx))
+	}
+	events := tx.Bucket(bucketEvents)
+	if err := tx.Bucket(bucketEventTotals).ForEach(func(k, _ []byte) error {
+		var have eventTotals
+		if b := events.Bucket(k); b != nil {
+			_ = b.ForEach(func(_, v []byte) error { have.count++; have.bytes += uint64(len(v)); return nil })
+		}
+		if got := getEventTotals(tx, string(k)); got != have {
+			t.Errorf("checkIndexes: history size of %q recorded as %+v, is %+v", k, got, have)
+		}
+		return nil
+	}); err != nil {
+		t.Errorf("checkIndexes: %v", err)
+	}
+	if err := events.ForEachBucket(func(k []byte) error {
+		if tx.Bucket(bucketEventTotals).Get(k) == nil {
+			t.Errorf("checkIndexes: history of %q has no size record", k)
+		}
+		return nil
+	}); err != nil {
+		t.Errorf("checkIndexes: %v", err)
+	}
 }

@@ -83,9 +83,9 @@ func (in *NodeInput) apply(n *node.Node, importing bool) error {
 	if in.Gateway != nil {
 		n.Gateway = netip.Addr{}
 		if *in.Gateway != "" {
-			a, err := netip.ParseAddr(*in.Gateway)
+			a, err := node.ParseAddr(*in.Gateway)
 			if err != nil {
-				return badField("gateway", fmt.Errorf("gateway %q: %w: not an IP address", *in.Gateway, node.ErrInvalid))
+				return badField("gateway", fmt.Errorf("gateway: %w", err))
 			}
 			n.Gateway = a
 		}
@@ -93,9 +93,9 @@ func (in *NodeInput) apply(n *node.Node, importing bool) error {
 	if in.DNS != nil {
 		n.DNS = nil
 		for _, s := range in.DNS {
-			a, err := netip.ParseAddr(s)
+			a, err := node.ParseAddr(s)
 			if err != nil {
-				return badField("dns", fmt.Errorf("dns %q: %w: not an IP address", s, node.ErrInvalid))
+				return badField("dns", fmt.Errorf("dns: %w", err))
 			}
 			n.DNS = append(n.DNS, a)
 		}

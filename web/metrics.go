@@ -10,6 +10,7 @@ import (
 
 	"github.com/bootyard/bootyard/boot"
 	"github.com/bootyard/bootyard/node"
+	"github.com/bootyard/bootyard/store"
 )
 
 // MetricSources are read at scrape time (the pointer is kept, so services started after
@@ -20,6 +21,8 @@ type MetricSources struct {
 	DHCPPool  int // addresses in the DHCP ranges, for leases free
 	TFTP      func() boot.TFTPStats
 	NodeCount func(ctx context.Context) (map[node.State]int, error)
+	// Bounds counts what the store's limits evicted (discovered nodes, history entries).
+	Bounds func() store.BoundStats
 }
 
 // Metrics is Bootyard's Prometheus registry: /metrics.
@@ -89,13 +92,17 @@ var (
 		"TFTP read requests by result.", []string{"result"}, nil)
 	descTFTPBytes = prometheus.NewDesc("bootyard_tftp_bytes_total", "TFTP file bytes sent.", nil, nil)
 	descNodes     = prometheus.NewDesc("bootyard_nodes", "Nodes by state.", []string{"state"}, nil)
+	descEvicted   = prometheus.NewDesc("bootyard_discovered_evicted_total",
+		"Discovered (not imported) nodes forgotten, longest-unseen first, to stay under --max-discovered.", nil, nil)
+	descEventsDropped = prometheus.NewDesc("bootyard_node_events_dropped_total",
+		"Oldest node history entries (events, agent log lines) dropped to stay under the per-node caps.", nil, nil)
 )
 
 // sourceCollector turns the services' own counters into metrics at scrape time.
 type sourceCollector struct{ src *MetricSources }
 
 func (c *sourceCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descDHCPPackets, descLeases, descTFTPTransfers, descTFTPBytes, descNodes} {
+	for _, d := range []*prometheus.Desc{descDHCPPackets, descLeases, descTFTPTransfers, descTFTPBytes, descNodes, descEvicted, descEventsDropped} {
 		ch <- d
 	}
 }
@@ -113,11 +120,12 @@ func (c *sourceCollector) Collect(ch chan<- prometheus.Metric) {
 			{"any", "received", s.Received}, {"any", "malformed", s.Malformed},
 			{"any", "ignored", s.Ignored}, {"any", "rate_limited", s.RateLimited},
 			{"any", "queue_full", s.QueueFull}, {"any", "no_subnet", s.NoSubnet},
-			{"any", "send_error", s.SendErrors},
+			{"any", "send_error", s.SendErrors}, {"any", "panic", s.Panics},
 			{"discover", "received", s.Discovers}, {"discover", "pool_exhausted", s.PoolExhausted},
 			{"offer", "sent", s.Offers}, {"request", "received", s.Requests},
 			{"ack", "sent", s.Acks}, {"nak", "sent", s.Naks},
 			{"release", "received", s.Releases}, {"decline", "received", s.Declines},
+			{"release", "spoofed", s.ReleaseSpoofed}, {"decline", "spoofed", s.DeclineSpoofed},
 			{"inform", "received", s.Informs}, {"proxy", "sent", s.ProxyReplies},
 			{"relayed", "sent", s.Relayed},
 		} {
@@ -138,11 +146,16 @@ func (c *sourceCollector) Collect(ch chan<- prometheus.Metric) {
 		}{
 			{"requested", s.Requests}, {"served", s.Served}, {"not_found", s.NotFound},
 			{"refused", s.Refused}, {"write_refused", s.WritesRefused}, {"malformed", s.Malformed},
-			{"failed", s.Failed},
+			{"failed", s.Failed}, {"panic", s.Panics}, {"busy", s.Busy},
 		} {
 			counter(descTFTPTransfers, p.v, p.result)
 		}
 		counter(descTFTPBytes, s.BytesSent)
+	}
+	if c.src.Bounds != nil {
+		b := c.src.Bounds()
+		counter(descEvicted, b.DiscoveredEvicted)
+		counter(descEventsDropped, b.EventsDropped)
 	}
 	if c.src.NodeCount != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)

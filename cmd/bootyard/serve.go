@@ -29,6 +29,7 @@ type serveOptions struct {
 	advertiseURL string
 	logFormat    string
 	logLevel     string
+	limits       store.Limits
 	boot         bootOptions
 	tls          tlsOptions
 	cluster      clusterOptions
@@ -65,6 +66,12 @@ DHCP is never started unless --dhcp-interface names an interface.`,
 	f.StringVar(&o.logFormat, "log-format", "text", "log format: text or json")
 	f.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	f.BoolVar(&o.trustUnverified, "trust-unverified-machines", false, "serve install tokens and join data to requests Bootyard cannot verify as the node's own address (no DHCP lease, no static IP, not seen in Bootyard's DHCP): only where another DHCP server hands out addresses and the provisioning network is trusted")
+	f.IntVar(&o.limits.MaxDiscovered, "max-discovered", store.DefaultMaxDiscovered,
+		"discovered (not imported) machines kept; past it the longest-unseen is forgotten")
+	f.IntVar(&o.limits.MaxNodeEvents, "max-node-events", store.DefaultMaxNodeEvents,
+		"history entries (events and agent log lines) kept per node; the oldest are dropped first")
+	f.IntVar(&o.limits.MaxNodeEventBytes, "max-node-event-bytes", store.DefaultMaxNodeEventBytes,
+		"bytes of history kept per node; the oldest entries are dropped first")
 	o.boot.register(f)
 	o.tls.register(f)
 	o.cluster.register(f)
@@ -99,7 +106,7 @@ func runServe(ctx context.Context, o *serveOptions) error {
 	metrics := web.NewMetrics(sources)
 	hooks := &updateHooks{}
 	hooks.add(metrics.ObserveTransition)
-	st, err := store.Open(filepath.Join(o.dataDir, "bootyard.db"), store.Options{Logger: log, OnUpdate: hooks.run})
+	st, err := store.Open(filepath.Join(o.dataDir, "bootyard.db"), store.Options{Logger: log, OnUpdate: hooks.run, Limits: o.limits})
 	if err != nil {
 		return err
 	}
@@ -158,6 +165,7 @@ func runServe(ctx context.Context, o *serveOptions) error {
 		return fail(err)
 	}
 	sources.NodeCount = st.CountNodes
+	sources.Bounds = st.BoundStats
 	bins, err := o.boot.binaries(log)
 	if err != nil {
 		return fail(err)
