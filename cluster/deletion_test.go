@@ -78,7 +78,9 @@ func TestDeletion_EveryStepIsAnEvent(t *testing.T) {
 		name        string
 		mode        node.DeleteMode
 		helperPhase corev1.PodPhase // what the fake kubelet makes of the helper pod; "" never runs it
+		helperExit  int32           // the helper container's exit status when it failed
 		failPodGets bool            // every GET of a pod fails, as a client rate limiter at its deadline does
+		keepsNode   bool            // the Kubernetes Node must still be there at the end
 		wantState   node.State
 		want        []string
 	}{
@@ -124,24 +126,35 @@ func TestDeletion_EveryStepIsAnEvent(t *testing.T) {
 		{
 			name: "uninstall keeps the OS and ends deleted", mode: node.DeleteUninstall, helperPhase: corev1.PodSucceeded, wantState: node.StateDeleted,
 			want: []string{
-				"removing from the cluster: quorum check, cordon, drain, delete Node, uninstall",
+				"removing from the cluster: quorum check, cordon, drain, uninstall, delete Node",
 				"quorum check:",
 				"cordon: Node gpu-1 cordoned",
 				"drain: 1 pods evicted",
+				"uninstall: pod bootyard-uninstall-gpu-1-g1 ran llmos-uninstall.sh and removed the join data (exit status 0)",
 				"delete Node: Node gpu-1 deleted",
-				"uninstall: pod bootyard-uninstall-gpu-1-g1 started " + UninstallScript,
 				"→ deleted: LLMOS uninstalled",
 			},
 		},
 		{
-			name: "uninstall on a dead node fails, saying what to do instead", mode: node.DeleteUninstall, wantState: node.StateFailed,
+			name: "uninstall on a dead node fails, saying what to do instead, and keeps the Node", mode: node.DeleteUninstall, wantState: node.StateFailed,
+			keepsNode: true,
 			want: []string{
 				"removing from the cluster",
 				"quorum check:",
 				"cordon:",
 				"drain:",
-				"delete Node: Node gpu-1 deleted",
-				"→ failed: removal from the cluster stopped at uninstall: pod bootyard-uninstall-gpu-1-g1 did not finish",
+				"→ failed: removal from the cluster stopped at uninstall: pod bootyard-uninstall-gpu-1-g1 did not run within 1.5s (node down?)",
+			},
+		},
+		{
+			name: "uninstall that exits 3 fails with the status and the log tail, and keeps the Node", mode: node.DeleteUninstall,
+			helperPhase: corev1.PodFailed, helperExit: 3, wantState: node.StateFailed, keepsNode: true,
+			want: []string{
+				"removing from the cluster",
+				"quorum check:",
+				"cordon:",
+				"drain:",
+				"→ failed: removal from the cluster stopped at uninstall: pod bootyard-uninstall-gpu-1-g1: exit status 3 (Error): bootyard: LLMOS is installed",
 			},
 		},
 	}
@@ -151,7 +164,7 @@ func TestDeletion_EveryStepIsAnEvent(t *testing.T) {
 			importNode(t, st, "gpu-1", node.RoleWorker, "52:54:00:00:00:11", node.StateActive)
 			cs := fakeCluster(kubeNode("gpu-1", true), pod("default", "train-0", "gpu-1", nil))
 			if tt.helperPhase != "" {
-				setHelperPhase(cs, tt.helperPhase)
+				setHelperStatus(cs, tt.helperPhase, tt.helperExit, "bootyard: LLMOS is installed (/etc/systemd/system/llmos.service) but llmos-uninstall.sh is in none of: /usr/local/bin /opt/bin\n")
 			}
 			if tt.failPodGets {
 				cs.PrependReactor("get", "pods", func(k8stesting.Action) (bool, runtime.Object, error) {
@@ -168,7 +181,11 @@ func TestDeletion_EveryStepIsAnEvent(t *testing.T) {
 				t.Fatalf("state %s (%s), want %s", n.State, n.StateReason, tt.wantState)
 			}
 			wantPrefixes(t, clusterEvents(t, st, "gpu-1"), tt.want)
-			if _, err := cs.CoreV1().Nodes().Get(context.Background(), "gpu-1", metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+			_, err := cs.CoreV1().Nodes().Get(context.Background(), "gpu-1", metav1.GetOptions{})
+			if tt.keepsNode && err != nil {
+				t.Errorf("Node object: %v, want it kept", err)
+			}
+			if !tt.keepsNode && !apierrors.IsNotFound(err) {
 				t.Errorf("Node object still there (err %v)", err)
 			}
 			if tt.wantState != node.StateFailed && n.Cluster != nil {
@@ -183,7 +200,7 @@ func TestDeletion_AFailedStepStopsTheSequenceAndARetryResumesIt(t *testing.T) {
 	importNode(t, st, "db-1", node.RoleWorker, "52:54:00:00:00:21", node.StateActive)
 	cs := fakeCluster(kubeNode("db-1", true),
 		pod("default", "db-0", "db-1", map[string]string{"app": "db"}), budget("default", "db", 0))
-	setHelperPhase(cs, corev1.PodRunning)
+	setHelperStatus(cs, corev1.PodRunning, 0, "")
 	c := startController(t, cs, st, testConfig(nil))
 	ctx := context.Background()
 
@@ -218,8 +235,8 @@ func TestDeletion_AFailedStepStopsTheSequenceAndARetryResumesIt(t *testing.T) {
 	// The second run starts after the retry's own deleting transition.
 	wantPrefixes(t, got, []string{
 		"removing from the cluster",
-		"quorum check:",
-		"cordon: Node db-1 was already cordoned",
+		"quorum check: done before this run",
+		"cordon: done before this run",
 		"drain: 1 pods evicted",
 		"network boot: pod bootyard-netboot-db-1-g1 set the next boot",
 		"delete Node: Node db-1 deleted",
