@@ -109,14 +109,12 @@ for part in $parts; do
     fail "found CIDATA on $part but not its disk and partition number"
   fi
   wipefs -a -q "$part" || fail "cannot wipe the CIDATA filesystem on $part"
-  pttype=$(blkid -p -o value -s PTTYPE "$disk" 2>/dev/null)
-  if [ "$pttype" = gpt ] && command -v sgdisk >/dev/null 2>&1; then
-    sgdisk --delete="$num" "$disk" >/dev/null 2>&1 || sfdisk -q --no-reread --no-tell-kernel --delete "$disk" "$num" ||
-      fail "wiped $part but cannot delete partition $num from $disk"
-  else
-    sfdisk -q --no-reread --no-tell-kernel --delete "$disk" "$num" ||
-      fail "wiped $part but cannot delete partition $num from $disk"
-  fi
+  # sfdisk (GPT and MBR alike) without a re-read of the whole table, which would drop and
+  # re-add every partition of the disk; then only this one leaves the kernel's view.
+  # sgdisk, where sfdisk is too old to delete, does re-read, and a busy disk refuses that.
+  sfdisk -q --no-reread --no-tell-kernel --delete "$disk" "$num" 2>/dev/null ||
+    sgdisk --delete="$num" "$disk" >/dev/null 2>&1 ||
+    fail "wiped $part but cannot delete partition $num from $disk"
   partx -d --nr "$num" "$disk" 2>/dev/null || true
   say "wiped and deleted the CIDATA partition $part (partition $num of $disk)"
   found=$((found + 1))
