@@ -5,6 +5,7 @@ import (
 	"errors"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -324,5 +325,55 @@ func TestDeletion_ForceHandedOverAfterTheSequenceStartedStillCounts(t *testing.T
 	eventually(t, "db-3 leaves deleting", func() bool { return nodeState(t, st, "db-3").State != node.StateDeleting })
 	if n := nodeState(t, st, "db-3"); n.State != node.StateWiping {
 		t.Fatalf("state %s (%s): the late force was ignored", n.State, n.StateReason)
+	}
+}
+
+// Once the uninstall has run, the node's kubelet is gone: a drain would wait for pods that
+// never terminate and a new uninstall pod would never run. A Bootyard restarted at that
+// point must go on with the one step left.
+func TestDeletion_ARestartAfterTheUninstallOnlyDeletesTheNode(t *testing.T) {
+	st := openStore(t)
+	importNode(t, st, "gpu-2", node.RoleWorker, "52:54:00:00:00:12", node.StateActive)
+	ctx := context.Background()
+	// What the controller before the restart recorded: every step up to the uninstall.
+	if _, err := st.UpdateNode(ctx, "gpu-2", func(n *node.Node) ([]node.Event, error) {
+		n.DeleteMode = node.DeleteUninstall
+		ev, err := n.Transition(node.StateDeleting, "deletion requested", "api", time.Now().UTC())
+		for _, s := range []string{"quorum check", "cordon", "drain", "uninstall"} {
+			n.RecordDeletionStep(s)
+		}
+		return []node.Event{ev}, err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	// The machine as the uninstall left it: Node NotReady, a pod that will never go.
+	cs := fakeCluster(kubeNode("gpu-2", false), pod("default", "train-0", "gpu-2", nil))
+	var helpers, evictions atomic.Int32
+	cs.PrependReactor("create", "pods", func(a k8stesting.Action) (bool, runtime.Object, error) {
+		if a.GetSubresource() == "eviction" {
+			evictions.Add(1)
+		} else {
+			helpers.Add(1)
+		}
+		return true, nil, errors.New("nothing may be created or evicted after the uninstall")
+	})
+	startController(t, cs, st, testConfig(nil))
+
+	eventually(t, "gpu-2 leaves deleting", func() bool { return nodeState(t, st, "gpu-2").State != node.StateDeleting })
+	n := nodeState(t, st, "gpu-2")
+	if n.State != node.StateDeleted || len(n.DeletionDone) != 0 {
+		t.Fatalf("state %s (%s), steps %q; want deleted with the record cleared", n.State, n.StateReason, n.DeletionDone)
+	}
+	wantPrefixes(t, clusterEvents(t, st, "gpu-2"), []string{
+		"removing from the cluster: quorum check, cordon, drain, uninstall, delete Node",
+		"quorum check: done before this run",
+		"cordon: done before this run",
+		"drain: done before this run",
+		"uninstall: done before this run",
+		"delete Node: Node gpu-2 deleted",
+		"→ deleted:",
+	})
+	if helpers.Load() != 0 || evictions.Load() != 0 {
+		t.Errorf("%d helper pods created, %d evictions after the uninstall", helpers.Load(), evictions.Load())
 	}
 }
