@@ -358,7 +358,13 @@ func (d *deletion) uninstall(ctx context.Context) (string, bool, error) {
 	case podFailed:
 		return "", false, fmt.Errorf("pod %s: %s", pod.Name, msg)
 	case podRunning:
-		return "", false, fmt.Errorf("pod %s still running after %s: the uninstall's exit status is unknown (its log is /var/log/bootyard-uninstall.log on the host); retry once it has finished, or delete again with --mode reinstall to wipe the machine", pod.Name, timeout)
+		// LLMOS's script stops k3s, and the kubelet with it, before this pod can report: on
+		// a k3s node the status stays unknown. --force takes the operator's word, given
+		// after reading the host's log, for it.
+		if d.c.forced(d.n.Name) {
+			return fmt.Sprintf("pod %s still running after %s, exit status unknown (the kubelet stopped?); going on (forced): the host's /var/log/bootyard-uninstall.log tells how it ended", pod.Name, timeout), true, nil
+		}
+		return "", false, fmt.Errorf("pod %s still running after %s: the uninstall's exit status is unknown (LLMOS's script stops the kubelet that would report it); read /var/log/bootyard-uninstall.log on the host, then delete again with --mode uninstall --force to go on, or with --mode reinstall to wipe the machine", pod.Name, timeout)
 	}
 	return "", false, fmt.Errorf("pod %s did not run within %s (node down?): the machine still has LLMOS; retry when it is up, or delete it again with --mode reinstall to wipe it at its next network boot", pod.Name, timeout)
 }

@@ -82,6 +82,7 @@ func TestDeletion_EveryStepIsAnEvent(t *testing.T) {
 		helperExit  int32           // the helper container's exit status when it failed
 		failPodGets bool            // every GET of a pod fails, as a client rate limiter at its deadline does
 		keepsNode   bool            // the Kubernetes Node must still be there at the end
+		force       bool
 		wantState   node.State
 		want        []string
 	}{
@@ -148,6 +149,30 @@ func TestDeletion_EveryStepIsAnEvent(t *testing.T) {
 			},
 		},
 		{
+			name: "uninstall whose pod never reports fails, the Node kept", mode: node.DeleteUninstall,
+			helperPhase: corev1.PodRunning, wantState: node.StateFailed, keepsNode: true,
+			want: []string{
+				"removing from the cluster",
+				"quorum check:",
+				"cordon:",
+				"drain:",
+				"→ failed: removal from the cluster stopped at uninstall: pod bootyard-uninstall-gpu-1-g1 still running after 1.5s: the uninstall's exit status is unknown",
+			},
+		},
+		{
+			name: "uninstall whose pod never reports goes on when forced, with a warning", mode: node.DeleteUninstall, force: true,
+			helperPhase: corev1.PodRunning, wantState: node.StateDeleted,
+			want: []string{
+				"removing from the cluster",
+				"quorum check: skipped (forced)",
+				"cordon:",
+				"drain:",
+				"warning uninstall: pod bootyard-uninstall-gpu-1-g1 still running after 1.5s, exit status unknown",
+				"delete Node: Node gpu-1 deleted",
+				"→ deleted:",
+			},
+		},
+		{
 			name: "uninstall that exits 3 fails with the status and the log tail, and keeps the Node", mode: node.DeleteUninstall,
 			helperPhase: corev1.PodFailed, helperExit: 3, wantState: node.StateFailed, keepsNode: true,
 			want: []string{
@@ -174,7 +199,7 @@ func TestDeletion_EveryStepIsAnEvent(t *testing.T) {
 			}
 			c := startController(t, cs, st, testConfig(nil))
 
-			deleteThroughAPI(t, st, c, "gpu-1", tt.mode, false)
+			deleteThroughAPI(t, st, c, "gpu-1", tt.mode, tt.force)
 			eventually(t, "gpu-1 leaves deleting", func() bool { return nodeState(t, st, "gpu-1").State != node.StateDeleting })
 
 			n := nodeState(t, st, "gpu-1")
