@@ -60,6 +60,10 @@ llmos_traces() {
 }
 
 if script=$(find_uninstall); then
+  # A transient unit's PATH lacks /opt/bin, where k3s's installer (which LLMOS's script
+  # calls by name for k3s-uninstall.sh) goes when /usr/local/bin is read-only.
+  PATH="$PATH:${script%/*}:/usr/local/bin:/opt/bin"
+  export PATH
   say "running $script"
   "$script"
   rc=$?
@@ -103,6 +107,10 @@ found=0
 parts=$(lsblk -lnpo NAME,TYPE ${DISKS:-} 2>/dev/null | awk '$2 == "part" { print $1 }' | sort -u)
 for part in $parts; do
   [ "$(upper "$(blkid -p -o value -s LABEL "$part" 2>/dev/null)")" = CIDATA ] || continue
+  if [ "$(lsblk -ndo RO "$part" 2>/dev/null | tr -d ' ')" = 1 ]; then
+    say "left the read-only CIDATA partition $part alone"
+    continue
+  fi
   disk=$(lsblk -ndpo PKNAME "$part" 2>/dev/null | head -n 1)
   num=$(cat "/sys/class/block/${part##*/}/partition" 2>/dev/null)
   if [ -z "$disk" ] || [ -z "$num" ]; then

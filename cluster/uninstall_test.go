@@ -86,11 +86,11 @@ func fakeMachine(t *testing.T, root, binDir string, userData []byte) {
 
 // runHostScript runs the uninstall exactly as the helper pod hands it to the host, with
 // ROOT and DISKS pointing at the test's machine.
-func runHostScript(t *testing.T, root, disks string, env ...string) (int, string) {
+func runHostScript(t *testing.T, root, disks string, installEnv map[string]string, env ...string) (int, string) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, "sh", "-c", uninstallEnv(nil)+uninstallHostScript)
+	cmd := exec.CommandContext(ctx, "sh", "-c", uninstallEnv(installEnv)+uninstallHostScript)
 	cmd.Env = append(os.Environ(), append([]string{"ROOT=" + root, "DISKS=" + disks}, env...)...)
 	out, err := cmd.CombinedOutput()
 	var ee *exec.ExitError
@@ -107,10 +107,10 @@ func runHostScript(t *testing.T, root, disks string, env ...string) (int, string
 func TestUninstallHostScript_FindsLLMOSsUninstallScriptWhereTheInstallerPutIt(t *testing.T) {
 	tests := []struct {
 		name     string
-		binDir   string   // where the fake install put llmos and llmos-uninstall.sh
-		unit     bool     // the llmos.service unit names binDir
-		env      []string // the installer settings Bootyard passes on
-		exit     int      // what the fake llmos-uninstall.sh exits with
+		binDir   string            // where the fake install put llmos and llmos-uninstall.sh
+		unit     bool              // the llmos.service unit names binDir
+		settings map[string]string // the cluster's installer settings, which Bootyard passes on
+		exit     int               // what the fake llmos-uninstall.sh exits with
 		wantExit int
 		wantRan  bool
 		wantOut  string
@@ -118,7 +118,7 @@ func TestUninstallHostScript_FindsLLMOSsUninstallScriptWhereTheInstallerPutIt(t 
 		{name: "the default /usr/local/bin", binDir: "/usr/local/bin", wantRan: true, wantOut: "running "},
 		{name: "/opt/bin, where the installer goes when /usr/local/bin is read-only", binDir: "/opt/bin", wantRan: true},
 		{name: "INSTALL_LLMOS_BIN_DIR from the cluster's installer settings", binDir: "/srv/llmos",
-			env: []string{"INSTALL_LLMOS_BIN_DIR=/srv/llmos"}, wantRan: true},
+			settings: map[string]string{"INSTALL_LLMOS_BIN_DIR": "/srv/llmos", "INSTALL_LLMOS_VERSION": "v0.3.1"}, wantRan: true},
 		{name: "a BIN_DIR only the installed unit still names", binDir: "/var/opt/llmos/bin", unit: true, wantRan: true},
 		{name: "LLMOS installed but the script is nowhere LLMOS puts it: exit 3", binDir: "/somewhere/else",
 			wantExit: 3, wantOut: "LLMOS is installed"},
@@ -146,9 +146,8 @@ func TestUninstallHostScript_FindsLLMOSsUninstallScriptWhereTheInstallerPutIt(t 
 					t.Fatal(err)
 				}
 			}
-			env := append([]string{"FAKE_UNINSTALL_EXIT=" + strconv.Itoa(tt.exit)}, tt.env...)
 			// DISKS names no block device: these cases must not look at the test machine's disks.
-			code, out := runHostScript(t, root, "/dev/null", env...)
+			code, out := runHostScript(t, root, "/dev/null", tt.settings, "FAKE_UNINSTALL_EXIT="+strconv.Itoa(tt.exit))
 			if code != tt.wantExit {
 				t.Fatalf("exit %d, want %d\n%s", code, tt.wantExit, out)
 			}
@@ -358,7 +357,7 @@ func TestUninstallHostScript_LeavesNoWayToRejoinWithoutNewInput(t *testing.T) {
 		t.Fatalf("before the uninstall the rerun should reach the installer with the join data; it saw:\n%s", saw)
 	}
 
-	code, out := runHostScript(t, root, dev)
+	code, out := runHostScript(t, root, dev, nil)
 	if code != 0 {
 		t.Fatalf("uninstall exit %d\n%s", code, out)
 	}
@@ -420,7 +419,64 @@ func TestUninstallHostScript_LeavesNoWayToRejoinWithoutNewInput(t *testing.T) {
 	}
 
 	// Running it again (a retry after a lost pod) finds nothing left to do, and succeeds.
-	if code, out := runHostScript(t, root, dev); code != 0 || !strings.Contains(out, "nothing to uninstall") {
+	if code, out := runHostScript(t, root, dev, nil); code != 0 || !strings.Contains(out, "nothing to uninstall") {
 		t.Errorf("second run: exit %d\n%s", code, out)
+	}
+}
+
+// The pod's own script, on a host without systemd: it must exit with the uninstall's
+// status and print its output, which becomes the pod's termination message on failure.
+// It runs in its own mount namespace with fresh /run and /var/log, the host paths it writes.
+func TestUninstallPodScript_ExitsWithTheUninstallsStatusAndPrintsItsOutput(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("not root: cannot give the pod script its own /run and /var/log")
+	}
+	if _, err := exec.LookPath("unshare"); err != nil {
+		t.Skip("no unshare on this machine")
+	}
+	tests := []struct {
+		name     string
+		host     string
+		wantExit int
+	}{
+		{"success", "echo bootyard: uninstall finished\nexit 0\n", 0},
+		{"LLMOS's script failed", "echo bootyard: running llmos-uninstall.sh\necho 'bootyard: llmos-uninstall.sh exited with status 3' >&2\nexit 3\n", 3},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			cmd := exec.CommandContext(ctx, "unshare", "--mount", "--propagation", "private", "sh", "-c",
+				`mount -t tmpfs tmpfs /run && mount -t tmpfs tmpfs /var/log || exit 99
+sh -c "$POD_SCRIPT"
+rc=$?
+echo "--- host log"
+cat /var/log/bootyard-uninstall.log
+exit $rc`)
+			cmd.Env = append(os.Environ(), "POD_SCRIPT="+uninstallPodScript, uninstallEnvVar+"="+tt.host)
+			out, err := cmd.CombinedOutput()
+			code := 0
+			var ee *exec.ExitError
+			if errors.As(err, &ee) {
+				code = ee.ExitCode()
+			} else if err != nil {
+				t.Fatal(err)
+			}
+			if code == 99 {
+				t.Skipf("cannot mount tmpfs in a new mount namespace here:\n%s", out)
+			}
+			if code != tt.wantExit {
+				t.Errorf("exit %d, want %d\n%s", code, tt.wantExit, out)
+			}
+			podLog, hostLog, _ := strings.Cut(string(out), "--- host log\n")
+			for _, line := range strings.Split(strings.TrimSpace(tt.host), "\n") {
+				if msg, ok := strings.CutPrefix(line, "echo "); ok {
+					msg = strings.Trim(strings.TrimSuffix(msg, " >&2"), "'")
+					if !strings.Contains(podLog, msg) || !strings.Contains(hostLog, msg) {
+						t.Errorf("%q missing from the pod's output or the host's log:\n%s", msg, out)
+					}
+				}
+			}
+		})
 	}
 }
