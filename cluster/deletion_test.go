@@ -246,16 +246,7 @@ func TestDeletion_AFailedStepStopsTheSequenceAndARetryResumesIt(t *testing.T) {
 	if _, err := cs.PolicyV1().PodDisruptionBudgets("default").UpdateStatus(ctx, b, metav1.UpdateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := st.UpdateNode(ctx, "db-1", func(n *node.Node) ([]node.Event, error) {
-		to, err := n.RetryState()
-		if err != nil {
-			return nil, err
-		}
-		ev, err := n.Transition(to, "retry requested", "api", time.Now().UTC())
-		return []node.Event{ev}, err
-	}); err != nil {
-		t.Fatal(err)
-	}
+	retryNode(t, st, "db-1")
 	eventually(t, "the resumed deletion finishes", func() bool { return nodeState(t, st, "db-1").State == node.StateWiping })
 	got := clusterEvents(t, st, "db-1")
 	// The second run starts after the retry's own deleting transition.

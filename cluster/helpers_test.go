@@ -245,6 +245,22 @@ func startController(t *testing.T, client kubernetes.Interface, inv Inventory, c
 	return c
 }
 
+// retryNode does what POST /api/v1/nodes/NAME/retry does: the failed node goes back to
+// the state it failed from.
+func retryNode(t *testing.T, st *store.Store, name string) {
+	t.Helper()
+	if _, err := st.UpdateNode(context.Background(), name, func(n *node.Node) ([]node.Event, error) {
+		to, err := n.RetryState()
+		if err != nil {
+			return nil, err
+		}
+		ev, err := n.Transition(to, "retry requested", "api", time.Now().UTC())
+		return []node.Event{ev}, err
+	}); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // eventually polls cond until it holds or waitTimeout passes.
 func eventually(t *testing.T, what string, cond func() bool) {
 	t.Helper()

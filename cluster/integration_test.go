@@ -7,7 +7,6 @@ import (
 	"strconv"
 	"strings"
 	"testing"
-	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -254,26 +253,27 @@ func TestRealAPIServer(t *testing.T) {
 				deleteThroughAPI(t, st, c, tt.name, node.DeleteUninstall, true)
 				kubelet(t, tt.name, tt.exit, "bootyard: running /opt/bin/llmos-uninstall.sh\nbootyard: /opt/bin/llmos-uninstall.sh exited with status 3; the join data stays until it succeeds (node retry runs it again)\n")
 				eventually(t, tt.name+" leaves deleting", func() bool { return nodeState(t, st, tt.name).State != node.StateDeleting })
-
-				n := nodeState(t, st, tt.name)
-				if tt.exit == 0 {
-					if n.State != node.StateDeleted {
+				// uninstalled checks the end of a run that succeeded: deleted, the Node gone
+				// after the uninstall, and the run's events.
+				uninstalled := func(want ...string) {
+					t.Helper()
+					if n := nodeState(t, st, tt.name); n.State != node.StateDeleted {
 						t.Fatalf("state %s (%s), want deleted", n.State, n.StateReason)
 					}
-					wantPrefixes(t, clusterEvents(t, st, tt.name), []string{
-						"removing from the cluster: quorum check, cordon, drain, uninstall, delete Node (forced)",
-						"quorum check: skipped (forced)",
-						"cordon: Node " + tt.name + " cordoned",
-						"drain:",
-						"uninstall: pod bootyard-uninstall-" + tt.name + "-g1 ran llmos-uninstall.sh and removed the join data (exit status 0)",
-						"delete Node: Node " + tt.name + " deleted",
-						"→ deleted: LLMOS uninstalled",
-					})
+					wantPrefixes(t, clusterEvents(t, st, tt.name), append(want,
+						"uninstall: pod bootyard-uninstall-"+tt.name+"-g1 ran llmos-uninstall.sh and removed the join data (exit status 0)",
+						"delete Node: Node "+tt.name+" deleted",
+						"→ deleted: LLMOS uninstalled"))
 					if !nodeGone(tt.name) {
 						t.Errorf("Node %s still there after the uninstall succeeded", tt.name)
 					}
+				}
+				if tt.exit == 0 {
+					uninstalled("removing from the cluster: quorum check, cordon, drain, uninstall, delete Node (forced)",
+						"quorum check: skipped (forced)", "cordon: Node "+tt.name+" cordoned", "drain:")
 					return
 				}
+				n := nodeState(t, st, tt.name)
 				if n.State != node.StateFailed || n.FailedFrom != node.StateDeleting ||
 					!strings.Contains(n.StateReason, "stopped at uninstall: pod bootyard-uninstall-"+tt.name+"-g1: exit status 3 (Error): ") ||
 					!strings.HasSuffix(n.StateReason, "exited with status 3; the join data stays until it succeeds (node retry runs it again)") {
@@ -285,30 +285,10 @@ func TestRealAPIServer(t *testing.T) {
 
 				// node retry: the sequence resumes after the recorded steps with a fresh
 				// pod, and this time the uninstall succeeds.
-				if _, err := st.UpdateNode(ctx, tt.name, func(n *node.Node) ([]node.Event, error) {
-					to, err := n.RetryState()
-					if err != nil {
-						return nil, err
-					}
-					ev, err := n.Transition(to, "retry requested", "api", time.Now().UTC())
-					return []node.Event{ev}, err
-				}); err != nil {
-					t.Fatal(err)
-				}
+				retryNode(t, st, tt.name)
 				kubelet(t, tt.name, 0, "")
-				eventually(t, tt.name+" is deleted after the retry", func() bool { return nodeState(t, st, tt.name).State == node.StateDeleted })
-				wantPrefixes(t, clusterEvents(t, st, tt.name), []string{
-					"removing from the cluster",
-					"quorum check: done before this run",
-					"cordon: done before this run",
-					"drain: done before this run",
-					"uninstall: pod bootyard-uninstall-" + tt.name + "-g1 ran llmos-uninstall.sh",
-					"delete Node: Node " + tt.name + " deleted",
-					"→ deleted:",
-				})
-				if !nodeGone(tt.name) {
-					t.Errorf("Node %s still there after the retried uninstall succeeded", tt.name)
-				}
+				eventually(t, tt.name+" leaves deleting after the retry", func() bool { return nodeState(t, st, tt.name).State != node.StateDeleting })
+				uninstalled("removing from the cluster", "quorum check: done before this run", "cordon: done before this run", "drain: done before this run")
 			})
 		}
 	})

@@ -67,6 +67,18 @@ func fakeMachine(t *testing.T, root, binDir string, userData []byte) {
 	for _, f := range doc.WriteFiles {
 		files[f.Path] = f.Content
 	}
+	writeTree(t, root, files)
+	if err := os.Symlink("/var/lib/cloud/instances/iid-gpu-7-g1", filepath.Join(root, "var/lib/cloud/instance")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(root, "etc/llmos/config.yaml")); err != nil {
+		t.Fatalf("user-data wrote no LLMOS config: %v", err)
+	}
+}
+
+// writeTree writes files (path → content, all executable) under root.
+func writeTree(t *testing.T, root string, files map[string]string) {
+	t.Helper()
 	for p, content := range files {
 		full := filepath.Join(root, p)
 		if err := os.MkdirAll(filepath.Dir(full), 0o755); err != nil {
@@ -76,12 +88,17 @@ func fakeMachine(t *testing.T, root, binDir string, userData []byte) {
 			t.Fatal(err)
 		}
 	}
-	if err := os.Symlink("/var/lib/cloud/instances/iid-gpu-7-g1", filepath.Join(root, "var/lib/cloud/instance")); err != nil {
-		t.Fatal(err)
+}
+
+// run runs cmd and returns its exit status and output; only a command that could not
+// run at all fails the test.
+func run(t *testing.T, cmd *exec.Cmd) (int, string) {
+	t.Helper()
+	out, err := cmd.CombinedOutput()
+	if cmd.ProcessState == nil {
+		t.Fatalf("run %s: %v\n%s", cmd.Path, err, out)
 	}
-	if _, err := os.Stat(filepath.Join(root, "etc/llmos/config.yaml")); err != nil {
-		t.Fatalf("user-data wrote no LLMOS config: %v", err)
-	}
+	return cmd.ProcessState.ExitCode(), string(out)
 }
 
 // runHostScript runs the uninstall exactly as the helper pod hands it to the host, with
@@ -92,16 +109,7 @@ func runHostScript(t *testing.T, root, disks string, installEnv map[string]strin
 	defer cancel()
 	cmd := exec.CommandContext(ctx, "sh", "-c", uninstallEnv(installEnv)+uninstallHostScript)
 	cmd.Env = append(os.Environ(), append([]string{"ROOT=" + root, "DISKS=" + disks}, env...)...)
-	out, err := cmd.CombinedOutput()
-	var ee *exec.ExitError
-	switch {
-	case err == nil:
-		return 0, string(out)
-	case errors.As(err, &ee):
-		return ee.ExitCode(), string(out)
-	}
-	t.Fatalf("run the uninstall: %v\n%s", err, out)
-	return -1, ""
+	return run(t, cmd)
 }
 
 func TestUninstallHostScript_FindsLLMOSsUninstallScriptWhereTheInstallerPutIt(t *testing.T) {
@@ -137,15 +145,7 @@ func TestUninstallHostScript_FindsLLMOSsUninstallScriptWhereTheInstallerPutIt(t 
 			if tt.unit {
 				files["/etc/systemd/system/llmos.service"] = "[Service]\nExecStart=" + tt.binDir + "/llmos bootstrap \\\n\t'--debug'\n"
 			}
-			for p, c := range files {
-				full := filepath.Join(root, p)
-				if err := os.MkdirAll(filepath.Dir(full), 0o755); err != nil {
-					t.Fatal(err)
-				}
-				if err := os.WriteFile(full, []byte(c), 0o755); err != nil {
-					t.Fatal(err)
-				}
-			}
+			writeTree(t, root, files)
 			// DISKS names no block device: these cases must not look at the test machine's disks.
 			code, out := runHostScript(t, root, "/dev/null", tt.settings, "FAKE_UNINSTALL_EXIT="+strconv.Itoa(tt.exit))
 			if code != tt.wantExit {
@@ -454,21 +454,14 @@ echo "--- host log"
 cat /var/log/bootyard-uninstall.log
 exit $rc`)
 			cmd.Env = append(os.Environ(), "POD_SCRIPT="+uninstallPodScript, uninstallEnvVar+"="+tt.host)
-			out, err := cmd.CombinedOutput()
-			code := 0
-			var ee *exec.ExitError
-			if errors.As(err, &ee) {
-				code = ee.ExitCode()
-			} else if err != nil {
-				t.Fatal(err)
-			}
+			code, out := run(t, cmd)
 			if code == 99 {
 				t.Skipf("cannot mount tmpfs in a new mount namespace here:\n%s", out)
 			}
 			if code != tt.wantExit {
 				t.Errorf("exit %d, want %d\n%s", code, tt.wantExit, out)
 			}
-			podLog, hostLog, _ := strings.Cut(string(out), "--- host log\n")
+			podLog, hostLog, _ := strings.Cut(out, "--- host log\n")
 			for _, line := range strings.Split(strings.TrimSpace(tt.host), "\n") {
 				if msg, ok := strings.CutPrefix(line, "echo "); ok {
 					msg = strings.Trim(strings.TrimSuffix(msg, " >&2"), "'")
