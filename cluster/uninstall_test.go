@@ -313,9 +313,18 @@ func (f *firstBootRerun) rerun(t *testing.T, root, stubLog string) string {
 // The machine keeps its OS after an uninstall; what it must not keep is a way back into
 // the cluster without new input from Bootyard. The test builds an installed LLMOS node
 // under a directory (config with the token, first-boot script, cloud-init's instance
-// data and seed) on a GPT disk with a CIDATA partition, runs the uninstall exactly as
+// data and seed) on a GPT or MBR disk with a CIDATA partition, runs the uninstall exactly as
 // the helper pod hands it to the host, then reruns the machine's own first-boot script.
 func TestUninstallHostScript_LeavesNoWayToRejoinWithoutNewInput(t *testing.T) {
+	for _, tt := range []struct {
+		table string
+		build func(path string, size int64) error
+	}{{"gpt", disktest.GPTImage}, {"dos", disktest.MBRImage}} {
+		t.Run(tt.table, func(t *testing.T) { uninstallLeavesNoWayToRejoin(t, tt.build) })
+	}
+}
+
+func uninstallLeavesNoWayToRejoin(t *testing.T, build func(path string, size int64) error) {
 	const mib = 1 << 20
 	root := t.TempDir()
 	stubLog := filepath.Join(t.TempDir(), "installer-runs")
@@ -326,7 +335,7 @@ func TestUninstallHostScript_LeavesNoWayToRejoinWithoutNewInput(t *testing.T) {
 	// The disk: the OS partition, and CIDATA with the node's NoCloud files, as Bootyard's
 	// installer leaves it.
 	img := filepath.Join(t.TempDir(), "disk.img")
-	if err := disktest.GPTImage(img, 32*mib); err != nil {
+	if err := build(img, 32*mib); err != nil {
 		t.Fatal(err)
 	}
 	if err := os.Truncate(img, 64*mib); err != nil {
