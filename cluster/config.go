@@ -38,6 +38,9 @@ type Config struct {
 	// RebootTimeout bounds the wait for the network-boot pod to run: a dead node never
 	// runs it, and its deletion must go on so the next power cycle wipes it.
 	RebootTimeout time.Duration
+	// UninstallTimeout bounds the wait for the uninstall pod to finish: LLMOS's uninstall
+	// stops k3s and removes its data, which takes minutes on a loaded node.
+	UninstallTimeout time.Duration
 	// EvictionRetry is the pause between eviction rounds while a budget refuses.
 	EvictionRetry time.Duration
 	// Resync is how often the inventory is compared with the cluster and unfinished
@@ -49,12 +52,13 @@ type Config struct {
 
 // Defaults.
 const (
-	DefaultHelperNamespace = "bootyard-system"
-	DefaultHelperImage     = "docker.io/library/busybox:1.37"
-	DefaultDrainTimeout    = 5 * time.Minute
-	DefaultRebootTimeout   = 60 * time.Second
-	defaultEvictionRetry   = 5 * time.Second
-	defaultResync          = 10 * time.Second
+	DefaultHelperNamespace  = "bootyard-system"
+	DefaultHelperImage      = "docker.io/library/busybox:1.37"
+	DefaultDrainTimeout     = 5 * time.Minute
+	DefaultRebootTimeout    = 60 * time.Second
+	DefaultUninstallTimeout = 10 * time.Minute
+	defaultEvictionRetry    = 5 * time.Second
+	defaultResync           = 10 * time.Second
 )
 
 func (c Config) withDefaults() Config {
@@ -69,6 +73,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.RebootTimeout <= 0 {
 		c.RebootTimeout = DefaultRebootTimeout
+	}
+	if c.UninstallTimeout <= 0 {
+		c.UninstallTimeout = DefaultUninstallTimeout
 	}
 	if c.EvictionRetry <= 0 {
 		c.EvictionRetry = defaultEvictionRetry

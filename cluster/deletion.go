@@ -16,13 +16,20 @@ import (
 
 // The deletion sequence takes a node the API moved to `deleting` out of the cluster:
 //
-//	quorum check → cordon → drain → network boot (reinstall) → delete Node → wiping
-//	quorum check → cordon → drain → delete Node → uninstall → deleted
+//	quorum check → cordon → drain → network boot → delete Node → wiping          (reinstall)
+//	quorum check → cordon → drain → uninstall → delete Node → deleted            (uninstall)
 //
-// Every step is idempotent and records an event; the first failure moves the node to
-// `failed` (FailedFrom deleting) with the step and the cause. A retry, a new delete
-// request or a restart of Bootyard runs the sequence again from the top: steps already
-// done find nothing left to do (cordoned, no pods, no Node), so it resumes where it stopped.
+// The uninstall runs in LLMOS's own order: on the node while it is still a cluster
+// member, and the Node is deleted only once the uninstall exited 0. Deleting the Node
+// first would remove a server's etcd member before the pod could run there, and k3s
+// would rejoin at its next start.
+//
+// Every step records an event, and its completion on the node (RecordDeletionStep); the
+// first failure moves the node to `failed` (FailedFrom deleting) with the step and the
+// cause. A retry, a new delete request or a restart of Bootyard runs the sequence again
+// and skips the recorded steps, so it resumes where it stopped. That matters after the
+// uninstall: the node's kubelet is gone then, and neither the drain nor the pod could run
+// again.
 
 // StartDeletion hands the sequence a node the API has just moved to `deleting`. force
 // skips the live quorum check and deletes the pods that cannot be evicted. The sequence
@@ -174,15 +181,6 @@ type deletion struct {
 	why   string
 }
 
-// k8sName is the Node the helper pods are pinned to: the matched one, or the machine's
-// own name once an earlier attempt deleted the Node object (its kubelet may still run).
-func (d *deletion) k8sName() string {
-	if d.k != nil {
-		return d.k.Name
-	}
-	return d.n.Name
-}
-
 type step struct {
 	name string
 	run  func(ctx context.Context) (reason string, warn bool, err error)
@@ -205,7 +203,8 @@ func (c *Controller) runDeletion(ctx context.Context, name string) error {
 		why: "removed from the cluster: the next network boot wipes and reinstalls the machine"}
 	steps := []step{{"quorum check", d.quorum}, {"cordon", d.cordon}, {"drain", d.drain}}
 	if n.DeleteMode == node.DeleteUninstall {
-		steps = append(steps, step{"delete Node", d.deleteNode}, step{"uninstall", d.uninstall})
+		d.final, d.why = node.StateDeleted, "LLMOS uninstalled and the join data removed; the OS is kept"
+		steps = append(steps, step{"uninstall", d.uninstall}, step{"delete Node", d.deleteNode})
 	} else {
 		steps = append(steps, step{"network boot", d.netboot}, step{"delete Node", d.deleteNode})
 	}
@@ -220,6 +219,10 @@ func (c *Controller) runDeletion(ctx context.Context, name string) error {
 	c.log.Info("removing node from the cluster", slog.String("node", name), slog.Bool("force", c.forced(name)), slog.String("mode", string(n.DeleteMode)))
 	c.event(ctx, name, node.EventCluster, start)
 	for _, s := range steps {
+		if n.DeletionStepDone(s.name) {
+			c.event(ctx, name, node.EventCluster, s.name+": done before this run")
+			continue
+		}
 		reason, warn, err := s.run(ctx)
 		if err != nil {
 			return &stepError{step: s.name, err: err}
@@ -229,6 +232,15 @@ func (c *Controller) runDeletion(ctx context.Context, name string) error {
 			t = node.EventWarning
 		}
 		c.event(ctx, name, t, s.name+": "+reason)
+		if err := c.update(ctx, name, func(n *node.Node) ([]node.Event, error) {
+			if n.State != node.StateDeleting {
+				return nil, fmt.Errorf("node left deleting (now %s) during the step: %w", n.State, node.ErrConflict)
+			}
+			n.RecordDeletionStep(s.name)
+			return nil, nil
+		}); err != nil {
+			return &stepError{step: s.name, err: fmt.Errorf("record the step: %w", err)}
+		}
 	}
 	now := c.cfg.Now()
 	return c.update(ctx, name, func(n *node.Node) ([]node.Event, error) {
@@ -236,6 +248,7 @@ func (c *Controller) runDeletion(ctx context.Context, name string) error {
 			return nil, errNoChange
 		}
 		n.Cluster = nil
+		n.DeletionDone = nil
 		ev, err := n.Transition(d.final, d.why, source, now)
 		if err != nil {
 			return nil, err
@@ -319,22 +332,39 @@ func (d *deletion) deleteNode(ctx context.Context) (string, bool, error) {
 	return "Node " + d.k.Name + " deleted", false, nil
 }
 
-// uninstall runs LLMOS's uninstall script on the host and keeps the OS: the node ends
-// `deleted` without a wipe. It needs the machine's kubelet to run the pod; a machine
-// that is down cannot be uninstalled, and the step fails saying what to do instead.
+// uninstall runs the uninstall on the node while it is still a member: LLMOS's own
+// script, found where LLMOS's installer put it, then the removal of the join data
+// (uninstall.sh). Success is the pod's exit status 0. A non-zero status fails the step
+// with that status and the end of the script's output; a machine that is down cannot be
+// uninstalled, and the step fails saying what to do instead. Either way the Node stays.
 func (d *deletion) uninstall(ctx context.Context) (string, bool, error) {
-	timeout := d.c.cfg.RebootTimeout
-	pod := helperPod(d.c.cfg.HelperNamespace, d.c.cfg.HelperImage, purposeUninstall, d.n.Name, d.k8sName(), d.n.Generation, uninstallScript)
+	if d.k == nil {
+		return "", false, errors.New("no Kubernetes Node to run the uninstall on: the machine is not a cluster member; delete it again with --mode reinstall to wipe it at its next network boot")
+	}
+	settings, err := d.c.inv.ClusterSettings(ctx)
+	if err != nil {
+		return "", false, fmt.Errorf("read the installer settings: %w", err)
+	}
+	timeout := d.c.cfg.UninstallTimeout
+	pod := helperPod(d.c.cfg.HelperNamespace, d.c.cfg.HelperImage, purposeUninstall, d.n.Name, d.k.Name, d.n.Generation, uninstallPodScript,
+		corev1.EnvVar{Name: uninstallEnvVar, Value: uninstallEnv(settings.InstallEnv) + uninstallHostScript})
 	outcome, msg, err := d.c.runHelperPod(ctx, pod, podSucceeded, timeout)
 	if err != nil {
 		return "", false, err
 	}
 	switch outcome {
 	case podSucceeded:
-		d.final, d.why = node.StateDeleted, "LLMOS uninstalled from the host; the OS is kept and gets no join data"
-		return "pod " + pod.Name + " started " + UninstallScript + " on the host", false, nil
+		return "pod " + pod.Name + " ran llmos-uninstall.sh and removed the join data (exit status 0)", false, nil
 	case podFailed:
-		return "", false, fmt.Errorf("pod %s failed: %s", pod.Name, msg)
+		return "", false, fmt.Errorf("pod %s: %s", pod.Name, msg)
+	case podRunning:
+		// LLMOS's script stops k3s, and the kubelet with it, before this pod can report: on
+		// a k3s node the status stays unknown. --force takes the operator's word, given
+		// after reading the host's log, for it.
+		if d.c.forced(d.n.Name) {
+			return fmt.Sprintf("pod %s still running after %s, exit status unknown (the kubelet stopped?); going on (forced): the host's /var/log/bootyard-uninstall.log tells how it ended", pod.Name, timeout), true, nil
+		}
+		return "", false, fmt.Errorf("pod %s still running after %s: the uninstall's exit status is unknown (LLMOS's script stops the kubelet that would report it); read /var/log/bootyard-uninstall.log on the host, then delete again with --mode uninstall --force to go on, or with --mode reinstall to wipe the machine", pod.Name, timeout)
 	}
-	return "", false, fmt.Errorf("pod %s did not finish within %s (node down?): the machine still has LLMOS; retry when it is up, or delete it again with --mode reinstall to wipe it at its next network boot", pod.Name, timeout)
+	return "", false, fmt.Errorf("pod %s did not run within %s (node down?): the machine still has LLMOS; retry when it is up, or delete it again with --mode reinstall to wipe it at its next network boot", pod.Name, timeout)
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -78,7 +79,10 @@ func TestDeletion_EveryStepIsAnEvent(t *testing.T) {
 		name        string
 		mode        node.DeleteMode
 		helperPhase corev1.PodPhase // what the fake kubelet makes of the helper pod; "" never runs it
+		helperExit  int32           // the helper container's exit status when it failed
 		failPodGets bool            // every GET of a pod fails, as a client rate limiter at its deadline does
+		keepsNode   bool            // the Kubernetes Node must still be there at the end
+		force       bool
 		wantState   node.State
 		want        []string
 	}{
@@ -124,24 +128,59 @@ func TestDeletion_EveryStepIsAnEvent(t *testing.T) {
 		{
 			name: "uninstall keeps the OS and ends deleted", mode: node.DeleteUninstall, helperPhase: corev1.PodSucceeded, wantState: node.StateDeleted,
 			want: []string{
-				"removing from the cluster: quorum check, cordon, drain, delete Node, uninstall",
+				"removing from the cluster: quorum check, cordon, drain, uninstall, delete Node",
 				"quorum check:",
 				"cordon: Node gpu-1 cordoned",
 				"drain: 1 pods evicted",
+				"uninstall: pod bootyard-uninstall-gpu-1-g1 ran llmos-uninstall.sh and removed the join data (exit status 0)",
 				"delete Node: Node gpu-1 deleted",
-				"uninstall: pod bootyard-uninstall-gpu-1-g1 started " + UninstallScript,
 				"→ deleted: LLMOS uninstalled",
 			},
 		},
 		{
-			name: "uninstall on a dead node fails, saying what to do instead", mode: node.DeleteUninstall, wantState: node.StateFailed,
+			name: "uninstall on a dead node fails, saying what to do instead, and keeps the Node", mode: node.DeleteUninstall, wantState: node.StateFailed,
+			keepsNode: true,
 			want: []string{
 				"removing from the cluster",
 				"quorum check:",
 				"cordon:",
 				"drain:",
+				"→ failed: removal from the cluster stopped at uninstall: pod bootyard-uninstall-gpu-1-g1 did not run within 1.5s (node down?)",
+			},
+		},
+		{
+			name: "uninstall whose pod never reports fails, the Node kept", mode: node.DeleteUninstall,
+			helperPhase: corev1.PodRunning, wantState: node.StateFailed, keepsNode: true,
+			want: []string{
+				"removing from the cluster",
+				"quorum check:",
+				"cordon:",
+				"drain:",
+				"→ failed: removal from the cluster stopped at uninstall: pod bootyard-uninstall-gpu-1-g1 still running after 1.5s: the uninstall's exit status is unknown",
+			},
+		},
+		{
+			name: "uninstall whose pod never reports goes on when forced, with a warning", mode: node.DeleteUninstall, force: true,
+			helperPhase: corev1.PodRunning, wantState: node.StateDeleted,
+			want: []string{
+				"removing from the cluster",
+				"quorum check: skipped (forced)",
+				"cordon:",
+				"drain:",
+				"warning uninstall: pod bootyard-uninstall-gpu-1-g1 still running after 1.5s, exit status unknown",
 				"delete Node: Node gpu-1 deleted",
-				"→ failed: removal from the cluster stopped at uninstall: pod bootyard-uninstall-gpu-1-g1 did not finish",
+				"→ deleted:",
+			},
+		},
+		{
+			name: "uninstall that exits 3 fails with the status and the log tail, and keeps the Node", mode: node.DeleteUninstall,
+			helperPhase: corev1.PodFailed, helperExit: 3, wantState: node.StateFailed, keepsNode: true,
+			want: []string{
+				"removing from the cluster",
+				"quorum check:",
+				"cordon:",
+				"drain:",
+				"→ failed: removal from the cluster stopped at uninstall: pod bootyard-uninstall-gpu-1-g1: exit status 3 (Error): bootyard: LLMOS is installed",
 			},
 		},
 	}
@@ -151,7 +190,7 @@ func TestDeletion_EveryStepIsAnEvent(t *testing.T) {
 			importNode(t, st, "gpu-1", node.RoleWorker, "52:54:00:00:00:11", node.StateActive)
 			cs := fakeCluster(kubeNode("gpu-1", true), pod("default", "train-0", "gpu-1", nil))
 			if tt.helperPhase != "" {
-				setHelperPhase(cs, tt.helperPhase)
+				setHelperStatus(cs, tt.helperPhase, tt.helperExit, "bootyard: LLMOS is installed (/etc/systemd/system/llmos.service) but llmos-uninstall.sh is in none of: /usr/local/bin /opt/bin\n")
 			}
 			if tt.failPodGets {
 				cs.PrependReactor("get", "pods", func(k8stesting.Action) (bool, runtime.Object, error) {
@@ -160,7 +199,7 @@ func TestDeletion_EveryStepIsAnEvent(t *testing.T) {
 			}
 			c := startController(t, cs, st, testConfig(nil))
 
-			deleteThroughAPI(t, st, c, "gpu-1", tt.mode, false)
+			deleteThroughAPI(t, st, c, "gpu-1", tt.mode, tt.force)
 			eventually(t, "gpu-1 leaves deleting", func() bool { return nodeState(t, st, "gpu-1").State != node.StateDeleting })
 
 			n := nodeState(t, st, "gpu-1")
@@ -168,7 +207,11 @@ func TestDeletion_EveryStepIsAnEvent(t *testing.T) {
 				t.Fatalf("state %s (%s), want %s", n.State, n.StateReason, tt.wantState)
 			}
 			wantPrefixes(t, clusterEvents(t, st, "gpu-1"), tt.want)
-			if _, err := cs.CoreV1().Nodes().Get(context.Background(), "gpu-1", metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+			_, err := cs.CoreV1().Nodes().Get(context.Background(), "gpu-1", metav1.GetOptions{})
+			if tt.keepsNode && err != nil {
+				t.Errorf("Node object: %v, want it kept", err)
+			}
+			if !tt.keepsNode && !apierrors.IsNotFound(err) {
 				t.Errorf("Node object still there (err %v)", err)
 			}
 			if tt.wantState != node.StateFailed && n.Cluster != nil {
@@ -183,7 +226,7 @@ func TestDeletion_AFailedStepStopsTheSequenceAndARetryResumesIt(t *testing.T) {
 	importNode(t, st, "db-1", node.RoleWorker, "52:54:00:00:00:21", node.StateActive)
 	cs := fakeCluster(kubeNode("db-1", true),
 		pod("default", "db-0", "db-1", map[string]string{"app": "db"}), budget("default", "db", 0))
-	setHelperPhase(cs, corev1.PodRunning)
+	setHelperStatus(cs, corev1.PodRunning, 0, "")
 	c := startController(t, cs, st, testConfig(nil))
 	ctx := context.Background()
 
@@ -203,23 +246,14 @@ func TestDeletion_AFailedStepStopsTheSequenceAndARetryResumesIt(t *testing.T) {
 	if _, err := cs.PolicyV1().PodDisruptionBudgets("default").UpdateStatus(ctx, b, metav1.UpdateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := st.UpdateNode(ctx, "db-1", func(n *node.Node) ([]node.Event, error) {
-		to, err := n.RetryState()
-		if err != nil {
-			return nil, err
-		}
-		ev, err := n.Transition(to, "retry requested", "api", time.Now().UTC())
-		return []node.Event{ev}, err
-	}); err != nil {
-		t.Fatal(err)
-	}
+	retryNode(t, st, "db-1")
 	eventually(t, "the resumed deletion finishes", func() bool { return nodeState(t, st, "db-1").State == node.StateWiping })
 	got := clusterEvents(t, st, "db-1")
 	// The second run starts after the retry's own deleting transition.
 	wantPrefixes(t, got, []string{
 		"removing from the cluster",
-		"quorum check:",
-		"cordon: Node db-1 was already cordoned",
+		"quorum check: done before this run",
+		"cordon: done before this run",
 		"drain: 1 pods evicted",
 		"network boot: pod bootyard-netboot-db-1-g1 set the next boot",
 		"delete Node: Node db-1 deleted",
@@ -307,5 +341,55 @@ func TestDeletion_ForceHandedOverAfterTheSequenceStartedStillCounts(t *testing.T
 	eventually(t, "db-3 leaves deleting", func() bool { return nodeState(t, st, "db-3").State != node.StateDeleting })
 	if n := nodeState(t, st, "db-3"); n.State != node.StateWiping {
 		t.Fatalf("state %s (%s): the late force was ignored", n.State, n.StateReason)
+	}
+}
+
+// Once the uninstall has run, the node's kubelet is gone: a drain would wait for pods that
+// never terminate and a new uninstall pod would never run. A Bootyard restarted at that
+// point must go on with the one step left.
+func TestDeletion_ARestartAfterTheUninstallOnlyDeletesTheNode(t *testing.T) {
+	st := openStore(t)
+	importNode(t, st, "gpu-2", node.RoleWorker, "52:54:00:00:00:12", node.StateActive)
+	ctx := context.Background()
+	// What the controller before the restart recorded: every step up to the uninstall.
+	if _, err := st.UpdateNode(ctx, "gpu-2", func(n *node.Node) ([]node.Event, error) {
+		n.DeleteMode = node.DeleteUninstall
+		ev, err := n.Transition(node.StateDeleting, "deletion requested", "api", time.Now().UTC())
+		for _, s := range []string{"quorum check", "cordon", "drain", "uninstall"} {
+			n.RecordDeletionStep(s)
+		}
+		return []node.Event{ev}, err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	// The machine as the uninstall left it: Node NotReady, a pod that will never go.
+	cs := fakeCluster(kubeNode("gpu-2", false), pod("default", "train-0", "gpu-2", nil))
+	var helpers, evictions atomic.Int32
+	cs.PrependReactor("create", "pods", func(a k8stesting.Action) (bool, runtime.Object, error) {
+		if a.GetSubresource() == "eviction" {
+			evictions.Add(1)
+		} else {
+			helpers.Add(1)
+		}
+		return true, nil, errors.New("nothing may be created or evicted after the uninstall")
+	})
+	startController(t, cs, st, testConfig(nil))
+
+	eventually(t, "gpu-2 leaves deleting", func() bool { return nodeState(t, st, "gpu-2").State != node.StateDeleting })
+	n := nodeState(t, st, "gpu-2")
+	if n.State != node.StateDeleted || len(n.DeletionDone) != 0 {
+		t.Fatalf("state %s (%s), steps %q; want deleted with the record cleared", n.State, n.StateReason, n.DeletionDone)
+	}
+	wantPrefixes(t, clusterEvents(t, st, "gpu-2"), []string{
+		"removing from the cluster: quorum check, cordon, drain, uninstall, delete Node",
+		"quorum check: done before this run",
+		"cordon: done before this run",
+		"drain: done before this run",
+		"uninstall: done before this run",
+		"delete Node: Node gpu-2 deleted",
+		"→ deleted:",
+	})
+	if helpers.Load() != 0 || evictions.Load() != 0 {
+		t.Errorf("%d helper pods created, %d evictions after the uninstall", helpers.Load(), evictions.Load())
 	}
 }

@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"context"
+	_ "embed"
 	"fmt"
 	"log/slog"
 	"strings"
@@ -29,9 +30,6 @@ const (
 	purposeNetboot   helperPurpose = "netboot"
 	purposeUninstall helperPurpose = "uninstall"
 )
-
-// UninstallScript is what LLMOS installs to remove itself from a host.
-const UninstallScript = "/usr/local/bin/llmos-uninstall.sh"
 
 // efiNetworkEntryAWK picks the first network boot entry from efibootmgr's listing
 // ("Boot0003* UEFI PXEv4 (MAC:525400123456)") and prints its number. The hex digits are
@@ -67,21 +65,60 @@ sync
 systemctl reboot 2>/dev/null || reboot
 `
 
-// uninstallScript starts LLMOS's uninstall script as a transient host unit: the script
-// stops the kubelet, which kills this pod, so it must not run inside it.
-const uninstallScript = `set -u
-script=` + UninstallScript + `
-if [ ! -x "$script" ]; then
-	echo "bootyard: $script not found on the host" >&2
-	exit 3
-fi
-if command -v systemd-run >/dev/null 2>&1; then
-	systemd-run --unit=bootyard-llmos-uninstall --collect "$script"
+// uninstallHostScript is the uninstall itself: LLMOS's uninstall script, found where
+// LLMOS's installer puts it, then Bootyard's removal of the join data. Tests run it
+// against a directory (ROOT) and a loop device (DISKS).
+//
+//go:embed uninstall.sh
+var uninstallHostScript string
+
+// uninstallEnvVar carries the host script into the pod; the pod's own script writes it to
+// the host.
+const uninstallEnvVar = "BOOTYARD_UNINSTALL"
+
+// uninstallPodScript runs in the host's namespaces and exits with the uninstall's exit
+// status, its output being the pod's log (and, on failure, its termination message).
+// The uninstall runs as a transient host unit, not in the pod: LLMOS's script stops k3s
+// and kills every container on the host, this pod included, and whatever happens to the
+// pod, the uninstall and the cleanup after it must finish. The pod waits for the unit and
+// reports its status while the kubelet is there to report it; the host keeps the log in
+// /var/log/bootyard-uninstall.log. $ signs stay out of systemd-run's arguments, which
+// systemd would expand itself.
+const uninstallPodScript = `set -u
+dir=/run/bootyard-uninstall
+mkdir -p "$dir" || exit 125
+rm -f "$dir/status" "$dir/log"
+printf '%s\n' "$` + uninstallEnvVar + `" >"$dir/uninstall.sh" || exit 125
+cat >"$dir/run.sh" <<'EOF'
+sh /run/bootyard-uninstall/uninstall.sh >/run/bootyard-uninstall/log 2>&1
+echo $? >/run/bootyard-uninstall/status
+cat /run/bootyard-uninstall/log >>/var/log/bootyard-uninstall.log
+EOF
+if [ -d /run/systemd/system ] && command -v systemd-run >/dev/null 2>&1; then
+	systemd-run --quiet --wait --collect --unit="bootyard-uninstall-$(date +%s)" /bin/sh "$dir/run.sh"
 else
-	nohup setsid "$script" >/var/log/bootyard-llmos-uninstall.log 2>&1 &
+	sh "$dir/run.sh"
 fi
-echo "bootyard: started $script"
+cat "$dir/log" 2>/dev/null
+rc=$(cat "$dir/status" 2>/dev/null)
+if [ -z "$rc" ]; then
+	echo "bootyard: the uninstall left no exit status; see /var/log/bootyard-uninstall.log on the host" >&2
+	exit 125
+fi
+exit "$rc"
 `
+
+// uninstallEnv renders the installer settings the host script looks at (where LLMOS put
+// its binary and its unit) as shell assignments ahead of the script.
+func uninstallEnv(installEnv map[string]string) string {
+	var b strings.Builder
+	for _, k := range []string{"INSTALL_LLMOS_BIN_DIR", "INSTALL_LLMOS_SYSTEMD_DIR"} {
+		if v := installEnv[k]; v != "" {
+			b.WriteString("export " + k + "='" + strings.ReplaceAll(v, "'", `'\''`) + "'\n")
+		}
+	}
+	return b.String()
+}
 
 // helperPodName is stable for a node and generation, so a resumed deletion finds the
 // pod an earlier attempt created, and a later life of the same machine does not.
@@ -96,7 +133,7 @@ func helperPodName(purpose helperPurpose, nodeName string, generation int) strin
 // helperPod is a privileged pod pinned to k8sNode (nodeName bypasses the scheduler, so
 // the cordon does not keep it off) that enters the host's namespaces through PID 1 and
 // runs script there with the host's own tools.
-func helperPod(namespace, image string, purpose helperPurpose, bootyardName, k8sNode string, generation int, script string) *corev1.Pod {
+func helperPod(namespace, image string, purpose helperPurpose, bootyardName, k8sNode string, generation int, script string, env ...corev1.EnvVar) *corev1.Pod {
 	return &corev1.Pod{
 		ObjectMeta: metav1.ObjectMeta{
 			Name:      helperPodName(purpose, bootyardName, generation),
@@ -116,7 +153,11 @@ func helperPod(namespace, image string, purpose helperPurpose, bootyardName, k8s
 				Image:           image,
 				ImagePullPolicy: corev1.PullIfNotPresent,
 				Command:         []string{"nsenter", "--target", "1", "--mount", "--uts", "--ipc", "--net", "--pid", "--", "sh", "-c", script},
-				SecurityContext: &corev1.SecurityContext{Privileged: ptr.To(true)},
+				Env:             env,
+				// A failure's message is the end of the script's output: what failed and why,
+				// with no kubectl logs needed on a node that may be gone.
+				TerminationMessagePolicy: corev1.TerminationMessageFallbackToLogsOnError,
+				SecurityContext:          &corev1.SecurityContext{Privileged: ptr.To(true)},
 			}},
 		},
 	}
@@ -181,12 +222,36 @@ func outcomeOf(p *corev1.Pod) (podOutcome, string) {
 		msg := p.Status.Message
 		for _, cs := range p.Status.ContainerStatuses {
 			if t := cs.State.Terminated; t != nil {
-				msg = strings.TrimSpace(fmt.Sprintf("exit code %d %s %s", t.ExitCode, t.Reason, t.Message))
+				msg = fmt.Sprintf("exit status %d", t.ExitCode)
+				if t.Reason != "" {
+					msg += " (" + t.Reason + ")"
+				}
+				if tail := lastLines(t.Message, terminationTailLines); tail != "" {
+					msg += ": " + tail
+				}
 			}
 		}
 		return podFailed, msg
 	}
 	return podNeverRan, ""
+}
+
+// terminationTailLines is how much of a failed helper's output goes into the node's
+// failure reason: the lines that say what failed, not the whole log.
+const terminationTailLines = 8
+
+// lastLines is the last n non-empty lines of s, joined with " | " so the reason stays one line.
+func lastLines(s string, n int) string {
+	var lines []string
+	for _, l := range strings.Split(s, "\n") {
+		if l = strings.TrimSpace(l); l != "" {
+			lines = append(lines, l)
+		}
+	}
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, " | ")
 }
 
 // removePod deletes a pod without grace and waits until the API no longer has it.

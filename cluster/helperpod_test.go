@@ -16,7 +16,7 @@ func TestHelperPod_IsPrivilegedPinnedToTheNodeAndRunsTheScriptInTheHostNamespace
 		wantRuns []string // what the host must be told to do
 	}{
 		{purposeNetboot, netbootScript, []string{"efibootmgr --bootnext", "seek=510", "systemctl reboot"}},
-		{purposeUninstall, uninstallScript, []string{UninstallScript, "systemd-run"}},
+		{purposeUninstall, uninstallPodScript, []string{"$" + uninstallEnvVar, "systemd-run --quiet --wait", "exit \"$rc\""}},
 	}
 	for _, tt := range tests {
 		t.Run(string(tt.purpose), func(t *testing.T) {
@@ -51,6 +51,9 @@ func TestHelperPod_IsPrivilegedPinnedToTheNodeAndRunsTheScriptInTheHostNamespace
 					t.Errorf("script does not contain %q", w)
 				}
 			}
+			if ctr.TerminationMessagePolicy != corev1.TerminationMessageFallbackToLogsOnError {
+				t.Errorf("termination message policy %q: a failure would lose its log tail", ctr.TerminationMessagePolicy)
+			}
 			if p.Labels[labelManagedBy] != managedBy || p.Labels[labelNode] != "cp-2" || p.Labels[labelPurpose] != string(tt.purpose) {
 				t.Errorf("labels %v", p.Labels)
 			}
@@ -75,7 +78,7 @@ func TestHelperPodScripts_ParseAsShell(t *testing.T) {
 	if err != nil {
 		t.Skip("no sh on this machine: cannot syntax-check the helper scripts")
 	}
-	for name, script := range map[string]string{"netboot": netbootScript, "uninstall": uninstallScript} {
+	for name, script := range map[string]string{"netboot": netbootScript, "uninstall pod": uninstallPodScript, "uninstall host": uninstallHostScript} {
 		// -n reads without executing: these scripts reboot and uninstall the host.
 		if out, err := exec.Command(sh, "-n", "-c", script).CombinedOutput(); err != nil {
 			t.Errorf("%s script: %v\n%s", name, err, out)

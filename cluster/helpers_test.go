@@ -34,11 +34,12 @@ const waitTimeout = 30 * time.Second
 // in a test's lifetime.
 func testConfig(log *slog.Logger) Config {
 	return Config{
-		DrainTimeout:  1500 * time.Millisecond,
-		RebootTimeout: 1500 * time.Millisecond,
-		EvictionRetry: 100 * time.Millisecond,
-		Resync:        200 * time.Millisecond,
-		Logger:        log,
+		DrainTimeout:     1500 * time.Millisecond,
+		RebootTimeout:    1500 * time.Millisecond,
+		UninstallTimeout: 1500 * time.Millisecond,
+		EvictionRetry:    100 * time.Millisecond,
+		Resync:           200 * time.Millisecond,
+		Logger:           log,
 	}
 }
 
@@ -182,9 +183,10 @@ func fakeCluster(objs ...runtime.Object) *fake.Clientset {
 	return cs
 }
 
-// setHelperPhase makes every helper pod created from now on report phase, standing in
-// for a kubelet that runs it.
-func setHelperPhase(cs *fake.Clientset, phase corev1.PodPhase) {
+// setHelperStatus makes every helper pod created from now on report phase, standing in
+// for a kubelet that runs it; a Failed pod's container ends with exitCode and message (its
+// log tail, as FallbackToLogsOnError makes it).
+func setHelperStatus(cs *fake.Clientset, phase corev1.PodPhase, exitCode int32, message string) {
 	cs.PrependReactor("create", "pods", func(a k8stesting.Action) (bool, runtime.Object, error) {
 		if a.GetSubresource() != "" {
 			return false, nil, nil
@@ -194,12 +196,35 @@ func setHelperPhase(cs *fake.Clientset, phase corev1.PodPhase) {
 			return false, nil, nil
 		}
 		p = p.DeepCopy()
-		p.Status.Phase = phase
+		p.Status = podStatus(p, phase, exitCode, message)
 		if err := cs.Tracker().Create(schema.GroupVersionResource{Version: "v1", Resource: "pods"}, p, p.Namespace); err != nil {
 			return true, nil, err
 		}
 		return true, p, nil
 	})
+}
+
+// podStatus is what a kubelet reports for pod in phase: a terminated container with its
+// exit status once the pod Succeeded or Failed.
+func podStatus(p *corev1.Pod, phase corev1.PodPhase, exitCode int32, message string) corev1.PodStatus {
+	st := corev1.PodStatus{Phase: phase}
+	if phase != corev1.PodSucceeded && phase != corev1.PodFailed {
+		return st
+	}
+	reason := "Completed"
+	if phase == corev1.PodFailed {
+		reason = "Error"
+	}
+	for _, c := range p.Spec.Containers {
+		st.ContainerStatuses = append(st.ContainerStatuses, corev1.ContainerStatus{
+			Name: c.Name, Image: c.Image, ImageID: c.Image,
+			State: corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{
+				ExitCode: exitCode, Reason: reason, Message: message,
+				StartedAt: metav1.Now(), FinishedAt: metav1.Now(),
+			}},
+		})
+	}
+	return st
 }
 
 // startController runs a controller until the test ends and waits for its first sync.
@@ -220,6 +245,22 @@ func startController(t *testing.T, client kubernetes.Interface, inv Inventory, c
 	})
 	eventually(t, "the Node cache syncs", c.Synced)
 	return c
+}
+
+// retryNode does what POST /api/v1/nodes/NAME/retry does: the failed node goes back to
+// the state it failed from.
+func retryNode(t *testing.T, st *store.Store, name string) {
+	t.Helper()
+	if _, err := st.UpdateNode(context.Background(), name, func(n *node.Node) ([]node.Event, error) {
+		to, err := n.RetryState()
+		if err != nil {
+			return nil, err
+		}
+		ev, err := n.Transition(to, "retry requested", "api", time.Now().UTC())
+		return []node.Event{ev}, err
+	}); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // eventually polls cond until it holds or waitTimeout passes.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -27,7 +28,7 @@ func TestRealAPIServer(t *testing.T) {
 	ctx := context.Background()
 
 	// newBootyard is a Bootyard with its own inventory, connected through the kubeconfig.
-	newBootyard := func(t *testing.T) (*store.Store, *Controller, kubernetes.Interface) {
+	newBootyard := func(t *testing.T, ccfg Config) (*store.Store, *Controller, kubernetes.Interface) {
 		cfg, err := RESTConfig(api.bootyardKubeconfig)
 		if err != nil {
 			t.Fatal(err)
@@ -37,7 +38,7 @@ func TestRealAPIServer(t *testing.T) {
 			t.Fatal(err)
 		}
 		st := openStore(t)
-		return st, startController(t, client, st, testConfig(nil)), client
+		return st, startController(t, client, st, ccfg), client
 	}
 	// putNode registers a Node and sets its Ready condition, as a kubelet would.
 	putNode := func(t *testing.T, k *corev1.Node) {
@@ -72,7 +73,7 @@ func TestRealAPIServer(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		st, _, client := newBootyard(t)
+		st, _, client := newBootyard(t, testConfig(nil))
 		eventually(t, "the join token is read", func() bool {
 			s, err := st.ClusterSettings(ctx)
 			return err == nil && s.Token.Reveal() == clusterToken
@@ -86,7 +87,7 @@ func TestRealAPIServer(t *testing.T) {
 	})
 
 	t.Run("Ready makes the node active and NotReady is shown", func(t *testing.T) {
-		st, _, _ := newBootyard(t)
+		st, _, _ := newBootyard(t, testConfig(nil))
 		importNode(t, st, "rdy-1", node.RoleWorker, "52:54:00:10:00:01", node.StateInstalled)
 		putNode(t, kubeNode("rdy-1", true))
 		eventually(t, "rdy-1 is active", func() bool { return nodeState(t, st, "rdy-1").State == node.StateActive })
@@ -122,7 +123,7 @@ func TestRealAPIServer(t *testing.T) {
 	})
 
 	t.Run("deleting a Ready server is refused when 3 servers have one NotReady", func(t *testing.T) {
-		st, c, _ := newBootyard(t)
+		st, c, _ := newBootyard(t, testConfig(nil))
 		for i, name := range []string{"q-1", "q-2", "q-3"} {
 			importNode(t, st, name, node.RoleServer, "52:54:00:10:01:0"+string(rune('1'+i)), node.StateActive)
 			putNode(t, kubeNode(name, name != "q-3", "control-plane", "etcd", "master"))
@@ -146,7 +147,7 @@ func TestRealAPIServer(t *testing.T) {
 	})
 
 	t.Run("delete drains, deletes the Node and leaves the node wiping though the reboot pod never runs; a comeback is fenced", func(t *testing.T) {
-		st, c, _ := newBootyard(t)
+		st, c, _ := newBootyard(t, testConfig(nil))
 		importNode(t, st, "del-1", node.RoleWorker, "52:54:00:10:02:01", node.StateActive)
 		putNode(t, kubeNode("del-1", true))
 		work := &corev1.Pod{
@@ -202,5 +203,109 @@ func TestRealAPIServer(t *testing.T) {
 				return e.Type == node.EventWarning && strings.HasPrefix(e.Reason, "fence: Kubernetes Node del-1 registered again while the node is wiping")
 			})
 		})
+	})
+
+	// There is no kubelet: the test plays its part for the uninstall pod, reporting it
+	// Running and then its container's exit, as a kubelet does through the status.
+	t.Run("uninstall runs on the member node, and only its exit status 0 deletes the Node", func(t *testing.T) {
+		cfg := testConfig(nil)
+		cfg.UninstallTimeout = waitTimeout // the kubelet here is the test itself
+		st, c, _ := newBootyard(t, cfg)
+		helperPods := api.admin.CoreV1().Pods(DefaultHelperNamespace)
+		// kubelet waits for the uninstall pod of name, checks it runs where and how it must
+		// with the Node still there, and reports its container's exit.
+		kubelet := func(t *testing.T, name string, exit int32, log string) {
+			t.Helper()
+			var p *corev1.Pod
+			eventually(t, "the uninstall pod of "+name+" is created", func() bool {
+				var err error
+				p, err = helperPods.Get(ctx, "bootyard-uninstall-"+name+"-g1", metav1.GetOptions{})
+				return err == nil && p.Status.Phase == corev1.PodPending
+			})
+			ctr := p.Spec.Containers[0]
+			if p.Spec.NodeName != name || !*ctr.SecurityContext.Privileged || !p.Spec.HostPID ||
+				len(ctr.Env) != 1 || !strings.Contains(ctr.Env[0].Value, "llmos-uninstall.sh") {
+				t.Fatalf("uninstall pod on %q, privileged %v, hostPID %v, env %d", p.Spec.NodeName, *ctr.SecurityContext.Privileged, p.Spec.HostPID, len(ctr.Env))
+			}
+			p.Status = corev1.PodStatus{Phase: corev1.PodRunning}
+			p, err := helperPods.UpdateStatus(ctx, p, metav1.UpdateOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			// While the uninstall runs the machine is still a member: its Node is there.
+			if _, err := api.admin.CoreV1().Nodes().Get(ctx, name, metav1.GetOptions{}); err != nil {
+				t.Fatalf("Node %s while the uninstall pod runs: %v", name, err)
+			}
+			if n := nodeState(t, st, name); n.State != node.StateDeleting {
+				t.Fatalf("%s is %s while its uninstall runs", name, n.State)
+			}
+			phase := corev1.PodSucceeded
+			if exit != 0 {
+				phase = corev1.PodFailed
+			}
+			p.Status = podStatus(p, phase, exit, log)
+			if _, err := helperPods.UpdateStatus(ctx, p, metav1.UpdateOptions{}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		nodeGone := func(name string) bool {
+			_, err := api.admin.CoreV1().Nodes().Get(ctx, name, metav1.GetOptions{})
+			return apierrors.IsNotFound(err)
+		}
+
+		tests := []struct {
+			name, mac string
+			exit      int32
+		}{
+			{"un-1", "52:54:00:10:03:01", 0},
+			{"un-2", "52:54:00:10:03:02", 3},
+		}
+		for _, tt := range tests {
+			t.Run(tt.name+" exits "+strconv.Itoa(int(tt.exit)), func(t *testing.T) {
+				importNode(t, st, tt.name, node.RoleServer, tt.mac, node.StateActive)
+				putNode(t, kubeNode(tt.name, true, "control-plane", "etcd"))
+				eventually(t, tt.name+"'s status is recorded", func() bool { return nodeState(t, st, tt.name).Cluster != nil })
+
+				deleteThroughAPI(t, st, c, tt.name, node.DeleteUninstall, true)
+				kubelet(t, tt.name, tt.exit, "bootyard: running /opt/bin/llmos-uninstall.sh\nbootyard: /opt/bin/llmos-uninstall.sh exited with status 3; the join data stays until it succeeds (node retry runs it again)\n")
+				eventually(t, tt.name+" leaves deleting", func() bool { return nodeState(t, st, tt.name).State != node.StateDeleting })
+				// uninstalled checks the end of a run that succeeded: deleted, the Node gone
+				// after the uninstall, and the run's events.
+				uninstalled := func(want ...string) {
+					t.Helper()
+					if n := nodeState(t, st, tt.name); n.State != node.StateDeleted {
+						t.Fatalf("state %s (%s), want deleted", n.State, n.StateReason)
+					}
+					wantPrefixes(t, clusterEvents(t, st, tt.name), append(want,
+						"uninstall: pod bootyard-uninstall-"+tt.name+"-g1 ran llmos-uninstall.sh and removed the join data (exit status 0)",
+						"delete Node: Node "+tt.name+" deleted",
+						"→ deleted: LLMOS uninstalled"))
+					if !nodeGone(tt.name) {
+						t.Errorf("Node %s still there after the uninstall succeeded", tt.name)
+					}
+				}
+				if tt.exit == 0 {
+					uninstalled("removing from the cluster: quorum check, cordon, drain, uninstall, delete Node (forced)",
+						"quorum check: skipped (forced)", "cordon: Node "+tt.name+" cordoned", "drain:")
+					return
+				}
+				n := nodeState(t, st, tt.name)
+				if n.State != node.StateFailed || n.FailedFrom != node.StateDeleting ||
+					!strings.Contains(n.StateReason, "stopped at uninstall: pod bootyard-uninstall-"+tt.name+"-g1: exit status 3 (Error): ") ||
+					!strings.HasSuffix(n.StateReason, "exited with status 3; the join data stays until it succeeds (node retry runs it again)") {
+					t.Fatalf("failed from %s: %q; want the uninstall step, its exit status and its log tail", n.FailedFrom, n.StateReason)
+				}
+				if nodeGone(tt.name) {
+					t.Fatal("the Node was deleted although the uninstall failed")
+				}
+
+				// node retry: the sequence resumes after the recorded steps with a fresh
+				// pod, and this time the uninstall succeeds.
+				retryNode(t, st, tt.name)
+				kubelet(t, tt.name, 0, "")
+				eventually(t, tt.name+" leaves deleting after the retry", func() bool { return nodeState(t, st, tt.name).State != node.StateDeleting })
+				uninstalled("removing from the cluster", "quorum check: done before this run", "cordon: done before this run", "drain: done before this run")
+			})
+		}
 	})
 }

@@ -2,6 +2,7 @@ package node
 
 import (
 	"fmt"
+	"slices"
 	"time"
 )
 
@@ -48,6 +49,11 @@ func PlanDeletion(target *Node, all []Node, opts DeleteOptions) (DeletePlan, err
 		return DeletePlan{}, err
 	}
 	target.DeleteMode = mode
+	if target.State != StateFailed || target.FailedFrom != StateDeleting || !opts.ClusterConnected {
+		// Only a deletion that stopped half-way goes on from its recorded steps; any other
+		// starts from the first step.
+		target.DeletionDone = nil
+	}
 	reason := "deletion requested"
 	if opts.Force {
 		reason += " (forced)"
@@ -123,4 +129,17 @@ func ServerCount(all []Node) int {
 		}
 	}
 	return n
+}
+
+// DeletionStepDone reports whether the current deletion already finished step.
+func (n *Node) DeletionStepDone(step string) bool { return slices.Contains(n.DeletionDone, step) }
+
+// RecordDeletionStep notes that the current deletion finished step. The record is what
+// makes a resumed deletion safe where a step cannot simply run again: once LLMOS is
+// uninstalled the node's kubelet is gone, so neither the drain nor the uninstall pod
+// could run a second time, and the next step (deleting the Node) must follow directly.
+func (n *Node) RecordDeletionStep(step string) {
+	if !n.DeletionStepDone(step) {
+		n.DeletionDone = append(n.DeletionDone, step)
+	}
 }

@@ -233,3 +233,43 @@ func TestPlanDeletion_SafeServerDeletionsPass(t *testing.T) {
 		})
 	}
 }
+
+func TestPlanDeletion_OnlyAHalfDoneDeletionKeepsItsRecordedSteps(t *testing.T) {
+	done := []string{"quorum check", "cordon", "drain", "uninstall"}
+	tests := []struct {
+		name       string
+		state      node.State
+		failedFrom node.State
+		connected  bool
+		want       []string
+	}{
+		{"a deletion that stopped half-way goes on after its steps", node.StateFailed, node.StateDeleting, true, done},
+		{"a failed install starts from the first step", node.StateFailed, node.StateProvisioning, true, nil},
+		{"an active node starts from the first step, whatever an old record says", node.StateActive, "", true, nil},
+		{"without a cluster connection nothing is resumed", node.StateFailed, node.StateDeleting, false, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			n := validNode()
+			n.Role, n.State, n.FailedFrom = node.RoleWorker, tt.state, tt.failedFrom
+			n.DeletionDone = append([]string(nil), done...)
+			if _, err := node.PlanDeletion(&n, []node.Node{n}, node.DeleteOptions{Confirm: n.Name, Mode: node.DeleteUninstall,
+				ClusterConnected: tt.connected, Source: "api", Now: deleteTime}); err != nil {
+				t.Fatal(err)
+			}
+			if !reflect.DeepEqual(n.DeletionDone, tt.want) {
+				t.Errorf("steps done %q, want %q", n.DeletionDone, tt.want)
+			}
+		})
+	}
+}
+
+func TestRecordDeletionStep_RecordsEachStepOnce(t *testing.T) {
+	var n node.Node
+	for _, s := range []string{"cordon", "drain", "cordon"} {
+		n.RecordDeletionStep(s)
+	}
+	if !reflect.DeepEqual(n.DeletionDone, []string{"cordon", "drain"}) || !n.DeletionStepDone("drain") || n.DeletionStepDone("uninstall") {
+		t.Errorf("steps %q", n.DeletionDone)
+	}
+}

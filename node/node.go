@@ -26,6 +26,9 @@ type Node struct {
 	Disk        string            `json:"disk,omitempty"`  // target disk; empty means the first non-removable one
 	// DeleteMode is how a deletion stops the machine from rejoining: reinstall (wipe) or uninstall.
 	DeleteMode DeleteMode `json:"deleteMode,omitempty"`
+	// DeletionDone lists the cluster-removal steps the current deletion has finished, so a
+	// retried or restarted deletion skips them (see RecordDeletionStep).
+	DeletionDone []string `json:"deletionDone,omitempty"`
 	// Generation counts provisioning rounds; cloud-init's instance-id includes it.
 	Generation int            `json:"generation"`
 	Boot       BootInfo       `json:"boot,omitzero"`
