@@ -16,7 +16,7 @@ func (h *agentHarness) admin(method, path, body string) (int, []byte) {
 
 func TestImagesAPI_AddListShowRemove(t *testing.T) {
 	h := newAgentHarness(t) // has "debian", the default
-	file := filepath.Join(t.TempDir(), "ubuntu.img")
+	file := filepath.Join(h.catalog.Dir(), "ubuntu.img")
 	if err := os.WriteFile(file, []byte("ubuntu disk"), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -36,9 +36,10 @@ func TestImagesAPI_AddListShowRemove(t *testing.T) {
 		{"add with an unknown field", "POST", "/api/v1/images", `{"name":"x","path":"/x"}`, true, 400, "unknown field"},
 		{"add a file", "POST", "/api/v1/images", fmt.Sprintf(`{"name":"ubuntu","file":%q,"default":true}`, file), true, 201, `"default":true`},
 		{"add the same name again", "POST", "/api/v1/images", fmt.Sprintf(`{"name":"ubuntu","file":%q}`, file), true, 409, "already exists"},
-		{"list without the admin token", "GET", "/api/v1/images", "", false, 200, `"name":"ubuntu"`},
-		{"show", "GET", "/api/v1/images/debian", "", false, 200, `"default":false`},
-		{"show unknown", "GET", "/api/v1/images/fedora", "", false, 404, "not found"},
+		{"list needs the admin token", "GET", "/api/v1/images", "", false, 401, "admin token"},
+		{"list", "GET", "/api/v1/images", "", true, 200, `"name":"ubuntu"`},
+		{"show", "GET", "/api/v1/images/debian", "", true, 200, `"default":false`},
+		{"show unknown", "GET", "/api/v1/images/fedora", "", true, 404, "not found"},
 		{"remove needs the admin token", "DELETE", "/api/v1/images/debian", "", false, 401, "admin token"},
 		{"remove unused", "DELETE", "/api/v1/images/debian", "", true, 200, `"removed":true`},
 		{"remove unknown", "DELETE", "/api/v1/images/debian", "", true, 404, "not found"},

@@ -126,10 +126,16 @@ func (c *clientFlags) raw(ctx context.Context, method, path string, body any) (*
 		cancel()
 		return nil, err
 	}
-	req.Header.Set("User-Agent", "bootyard-cli")
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
+	return c.send(req, cancel)
+}
+
+// send sends req with the CLI's headers and admin token; cancel ends req's context and
+// runs when the returned body is closed (or at once on error).
+func (c *clientFlags) send(req *http.Request, cancel context.CancelFunc) (*http.Response, error) {
+	req.Header.Set("User-Agent", "bootyard-cli")
 	if tok := c.adminToken(); tok != "" {
 		req.Header.Set("Authorization", "Bearer "+tok)
 	}
@@ -151,11 +157,19 @@ func (c *clientFlags) raw(ctx context.Context, method, path string, body any) (*
 		if json.Unmarshal(b, &e) != nil || e.Error == "" {
 			e.Error = strings.TrimSpace(string(b))
 		}
-		return nil, fmt.Errorf("%s (HTTP %d)", e.Error, resp.StatusCode)
+		return nil, &statusError{Status: resp.StatusCode, Message: e.Error}
 	}
 	resp.Body = &cancelOnClose{ReadCloser: resp.Body, cancel: cancel}
 	return resp, nil
 }
+
+// statusError is the server's refusal: its message and HTTP status.
+type statusError struct {
+	Status  int
+	Message string
+}
+
+func (e *statusError) Error() string { return fmt.Sprintf("%s (HTTP %d)", e.Message, e.Status) }
 
 type cancelOnClose struct {
 	io.ReadCloser

@@ -27,13 +27,17 @@ type serveOptions struct {
 	advertiseURL string
 	logFormat    string
 	logLevel     string
-	boot         bootOptions
-	tls          tlsOptions
-	cluster      clusterOptions
+	// adminToken is the root command's --admin-token (BOOTYARD_ADMIN_TOKEN, key
+	// admin-token): for serve it sets the server's token.
+	adminToken *string
+	edge       edgeOptions
+	boot       bootOptions
+	tls        tlsOptions
+	cluster    clusterOptions
 }
 
-func newServeCommand() *cobra.Command {
-	o := &serveOptions{}
+func newServeCommand(cl *clientFlags) *cobra.Command {
+	o := &serveOptions{adminToken: &cl.token}
 	cmd := &cobra.Command{
 		Use:   "serve",
 		Short: "Run the provisioning server (API, web page, iPXE, NoCloud; DHCP and TFTP when an interface is named)",
@@ -59,6 +63,7 @@ DHCP is never started unless --dhcp-interface names an interface.`,
 	f.StringVar(&o.advertiseURL, "advertise-url", "", "URL machines use to reach this server (default: from --listen, or the DHCP interface's address)")
 	f.StringVar(&o.logFormat, "log-format", "text", "log format: text or json")
 	f.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn, error")
+	o.edge.register(f)
 	o.boot.register(f)
 	o.tls.register(f)
 	o.cluster.register(f)
@@ -103,7 +108,11 @@ func runServe(ctx context.Context, o *serveOptions) error {
 			log.Error("close store", slog.Any("err", err))
 		}
 	}()
-	token, tokenPath, created, err := loadAdminToken(o.dataDir)
+	token, tokenPath, created, err := loadAdminToken(o.dataDir, *o.adminToken)
+	if err != nil {
+		return err
+	}
+	edge, err := o.edge.parse()
 	if err != nil {
 		return err
 	}
@@ -173,7 +182,8 @@ func runServe(ctx context.Context, o *serveOptions) error {
 	if err != nil {
 		return fail(err)
 	}
-	srv, err := web.New(web.Config{AdminToken: token, Logger: log, TLS: tlsCfg != nil, MachineURL: advertise, ClusterConnected: clusterConnected}, deps)
+	srv, err := web.New(web.Config{AdminToken: token, Logger: log, TLS: tlsCfg != nil, MachineURL: advertise, ClusterConnected: clusterConnected,
+		MetricsToken: edge.metricsToken, TrustedProxies: edge.trustedProxies, ImageUploadLimit: edge.imageUploadLimit}, deps)
 	if err != nil {
 		return fail(err)
 	}
