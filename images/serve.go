@@ -48,7 +48,7 @@ type FileServer struct {
 	images    ImageLookup
 	imagesDir string
 	agentDir  string
-	log      *slog.Logger
+	log       *slog.Logger
 }
 
 // NewFileServer builds the file server.
