@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/cookiejar"
 	"net/http/httptest"
+	"net/netip"
 	"net/url"
 	"path/filepath"
 	"regexp"
@@ -35,6 +36,8 @@ type uiOptions struct {
 	tls     bool
 	noJoin  bool
 	cluster func() bool
+	// trustedProxies are the proxies whose X-Forwarded-For the server believes.
+	trustedProxies []netip.Prefix
 }
 
 func newUI(t *testing.T, opts uiOptions) *uiHarness {
@@ -52,7 +55,7 @@ func newUI(t *testing.T, opts uiOptions) *uiHarness {
 		}
 		deps.Join = r
 	}
-	s, err := New(Config{AdminToken: testToken, TLS: opts.tls, ClusterConnected: opts.cluster}, deps)
+	s, err := New(Config{AdminToken: testToken, TLS: opts.tls, ClusterConnected: opts.cluster, TrustedProxies: opts.trustedProxies}, deps)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -28,7 +28,7 @@ type clientFlags struct {
 func (c *clientFlags) register(root *cobra.Command) {
 	pf := root.PersistentFlags()
 	pf.StringVar(&c.server, "server", envOr("BOOTYARD_SERVER", "http://127.0.0.1:8080"), "Bootyard API URL (env BOOTYARD_SERVER)")
-	pf.StringVar(&c.token, "admin-token", "", "admin token (default: env BOOTYARD_TOKEN, else <data-dir>/admin-token)")
+	pf.StringVar(&c.token, "admin-token", "", "admin token the CLI sends (default: env BOOTYARD_TOKEN, else <data-dir>/admin-token); for serve, the server's token (env BOOTYARD_ADMIN_TOKEN; at least 16 characters)")
 	pf.StringVar(&c.dataDir, "data-dir", envOr("BOOTYARD_DATA", "./data"), "where the local server keeps its admin-token file (env BOOTYARD_DATA)")
 	pf.StringVar(&c.caCert, "ca-cert", "", "PEM certificate to trust for an https --server (default: <data-dir>/tls/cert.pem when it exists)")
 }
