@@ -324,24 +324,27 @@ func TestSecrets_InstallEnvAndExtraCloudConfigAreRedactedLikeTheToken(t *testing
 	}
 }
 
+// signIn posts the sign-in form from b's client with extra headers and returns the status.
+func signIn(b *uiHarness, password string, hdr map[string]string) int {
+	b.t.Helper()
+	form := url.Values{"csrf": {formToken(b.t, b.get("/login").body)}, "username": {"admin"}, "password": {password}}
+	req, _ := http.NewRequest("POST", b.srv.URL+"/login", strings.NewReader(form.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	for k, v := range hdr {
+		req.Header.Set(k, v)
+	}
+	resp, err := b.client.Do(req)
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
 func TestLogin_AForeignSourceFailingDoesNotLockTheAdminOut(t *testing.T) {
 	h := newUI(t, uiOptions{})
 	attacker := &uiHarness{t: t, srv: h.srv, st: h.st, client: browserFrom(t, attackerIP)}
-	try := func(b *uiHarness, password string, hdr map[string]string) int {
-		t.Helper()
-		form := url.Values{"csrf": {formToken(t, b.get("/login").body)}, "username": {"admin"}, "password": {password}}
-		req, _ := http.NewRequest("POST", b.srv.URL+"/login", strings.NewReader(form.Encode()))
-		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-		for k, v := range hdr {
-			req.Header.Set(k, v)
-		}
-		resp, err := b.client.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
-		return resp.StatusCode
-	}
+	try := signIn
 	for i := range loginFailureBurst {
 		if code := try(attacker, fmt.Sprintf("guess-%d", i), nil); code != http.StatusUnauthorized {
 			t.Fatalf("wrong password %d from %s = %d, want 401", i, attackerIP, code)
@@ -368,16 +371,7 @@ func TestLogin_ForwardedForIsBelievedOnlyFromATrustedProxy(t *testing.T) {
 	proxy := &uiHarness{t: t, srv: h.srv, st: h.st, client: browserFrom(t, attackerIP)}
 	try := func(password, xff string) int {
 		t.Helper()
-		form := url.Values{"csrf": {formToken(t, proxy.get("/login").body)}, "username": {"admin"}, "password": {password}}
-		req, _ := http.NewRequest("POST", h.srv.URL+"/login", strings.NewReader(form.Encode()))
-		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-		req.Header.Set("X-Forwarded-For", xff)
-		resp, err := proxy.client.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
-		return resp.StatusCode
+		return signIn(proxy, password, map[string]string{"X-Forwarded-For": xff})
 	}
 	for i := range loginFailureBurst {
 		try(fmt.Sprintf("guess-%d", i), "10.9.9.9")
