@@ -2,12 +2,12 @@ package web
 
 import (
 	"errors"
-	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"net/netip"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -17,9 +17,6 @@ import (
 // and form bodies are at most 1 MiB; a client that trickles one for longer is holding a
 // connection open on purpose. Uploads reset it on every read instead (uploadIdleTimeout).
 const defaultBodyReadTimeout = 30 * time.Second
-
-// errSlowBody is a request body that did not arrive within the read deadline.
-var errSlowBody = errors.New("request body not received in time")
 
 // guardEdge sets what every operator request goes through whatever its route: the
 // client address rule and the body read deadline. Echo applies both at request time.
@@ -48,7 +45,8 @@ func ipExtractor(trusted []netip.Prefix) echo.IPExtractor {
 // read deadline on its connection. The deadline is lifted as soon as the body has been
 // read (net/http then watches the idle connection for a close, and a deadline firing
 // there would cancel a long handler's context). Requests without a body (page loads,
-// event streams, downloads) are not touched.
+// event streams, downloads) are not touched. A handler whose body read timed out answers
+// 408, whatever it made of the read error.
 func bodyReadDeadline(timeout time.Duration) echo.MiddlewareFunc {
 	return func(next echo.HandlerFunc) echo.HandlerFunc {
 		return func(c echo.Context) error {
@@ -61,18 +59,24 @@ func bodyReadDeadline(timeout time.Duration) echo.MiddlewareFunc {
 				// Not a net/http connection (a test recorder): nothing to bound.
 				return next(c)
 			}
-			r.Body = &deadlineBody{ReadCloser: r.Body, lift: func() { _ = rc.SetReadDeadline(time.Time{}) }}
-			return next(c)
+			body := &deadlineBody{ReadCloser: r.Body, lift: func() { _ = rc.SetReadDeadline(time.Time{}) }}
+			r.Body = body
+			err := next(c)
+			if err != nil && body.timedOut.Load() {
+				return echo.NewHTTPError(http.StatusRequestTimeout, "request body not received in time").SetInternal(err)
+			}
+			return err
 		}
 	}
 }
 
-// deadlineBody lifts the read deadline at the end of the body and turns a deadline that
-// fired into errSlowBody.
+// deadlineBody lifts the read deadline at the end of the body and notes a deadline
+// that fired.
 type deadlineBody struct {
 	io.ReadCloser
-	lift func()
-	once sync.Once
+	lift     func()
+	once     sync.Once
+	timedOut atomic.Bool
 }
 
 func (b *deadlineBody) Read(p []byte) (int, error) {
@@ -80,16 +84,11 @@ func (b *deadlineBody) Read(p []byte) (int, error) {
 	if err == io.EOF {
 		b.once.Do(b.lift)
 	}
-	return n, slowBodyError(err)
-}
-
-// slowBodyError names a read deadline that fired, so handlers answer 408, not 400.
-func slowBodyError(err error) error {
 	var ne net.Error
 	if errors.As(err, &ne) && ne.Timeout() {
-		return fmt.Errorf("%w: %v", errSlowBody, err)
+		b.timedOut.Store(true)
 	}
-	return err
+	return n, err
 }
 
 // idleDeadlineBody keeps a long upload going as long as bytes keep coming: each read gets
@@ -102,6 +101,5 @@ type idleDeadlineBody struct {
 
 func (b idleDeadlineBody) Read(p []byte) (int, error) {
 	_ = b.rc.SetReadDeadline(time.Now().Add(b.idle))
-	n, err := b.Reader.Read(p)
-	return n, slowBodyError(err)
+	return b.Reader.Read(p)
 }

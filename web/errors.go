@@ -36,8 +36,6 @@ func statusOf(err error) int {
 	switch {
 	case errors.As(err, &he):
 		return he.Code
-	case errors.Is(err, errSlowBody):
-		return http.StatusRequestTimeout
 	case errors.As(err, &syn), errors.As(err, &typ), errors.Is(err, errBadRequest):
 		return http.StatusBadRequest
 	case errors.Is(err, node.ErrNotFound):

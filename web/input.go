@@ -38,9 +38,6 @@ func decodeJSON(c echo.Context, v any) error {
 	if err := dec.Decode(v); err != nil {
 		var he *echo.HTTPError
 		var mbe *http.MaxBytesError
-		if errors.Is(err, errSlowBody) {
-			return err
-		}
 		if errors.As(err, &he) || errors.As(err, &mbe) {
 			return echo.NewHTTPError(http.StatusRequestEntityTooLarge, fmt.Sprintf("request body over %d bytes", maxBody))
 		}

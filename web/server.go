@@ -70,6 +70,9 @@ type Deps struct {
 
 // Server is the echo application.
 type Server struct {
+	// sessions are the signed-in browsers, for the pages and the read API.
+	sessions *sessions
+
 	cfg  Config
 	deps Deps
 	echo *echo.Echo
@@ -77,8 +80,6 @@ type Server struct {
 	// agent API), for a plain-HTTP listener beside an HTTPS operator listener.
 	machines *echo.Echo
 	log      *slog.Logger
-	// sessions are the signed-in browsers, for the pages and the read API.
-	sessions *sessions
 }
 
 // New builds the server and its routes.

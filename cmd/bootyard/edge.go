@@ -2,11 +2,14 @@ package main
 
 import (
 	"fmt"
+	"log/slog"
 	"net/netip"
+	"path/filepath"
 	"strings"
 
 	"github.com/spf13/pflag"
 
+	"github.com/bootyard/bootyard/images"
 	"github.com/bootyard/bootyard/node"
 	"github.com/bootyard/bootyard/web"
 )
@@ -56,4 +59,38 @@ func (o *edgeOptions) parse() (edgeSettings, error) {
 		e.trustedProxies = append(e.trustedProxies, p.Masked())
 	}
 	return e, nil
+}
+
+// newCatalog is the image catalog over --images-dir (default <data>/images).
+func (o *serveOptions) newCatalog(st images.CatalogStore, log *slog.Logger) (*images.Catalog, error) {
+	dir := o.edge.imagesDir
+	if dir == "" {
+		dir = filepath.Join(o.dataDir, "images")
+	}
+	catalog, err := images.NewCatalog(images.CatalogConfig{Store: st, Dir: dir, Logger: log})
+	if err != nil {
+		return nil, err
+	}
+	if err := checkImagesDirHoldsNoState(catalog.Dir(), o.dataDir); err != nil {
+		return nil, err
+	}
+	return catalog, nil
+}
+
+// checkImagesDirHoldsNoState refuses an images directory that contains the data
+// directory (the store, the admin token, the TLS key): everything in the images
+// directory may be served to machines.
+func checkImagesDirHoldsNoState(imagesDir, dataDir string) error {
+	data, err := filepath.Abs(dataDir)
+	if err == nil {
+		if real, rerr := filepath.EvalSymlinks(data); rerr == nil {
+			data = real
+		}
+	}
+	rel, err := filepath.Rel(imagesDir, data)
+	if err == nil && (rel == "." || (rel != ".." && !strings.HasPrefix(rel, ".."+string(filepath.Separator)))) {
+		return fmt.Errorf("--images-dir %s contains the data directory %s (the store and the admin token): use a directory of its own, e.g. %s",
+			imagesDir, dataDir, filepath.Join(dataDir, "images"))
+	}
+	return nil
 }

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"log/slog"
 	"path/filepath"
-	"strings"
 
 	"golang.org/x/sync/errgroup"
 
@@ -19,15 +18,8 @@ import (
 // <data>/agent) and the agent API to deps, hands the agent to the iPXE handler when
 // there is one, and runs the silent-agent watchdog in g.
 func (o *serveOptions) mountImages(ctx context.Context, g *errgroup.Group, st *store.Store, advertise string, deps *web.Deps, log *slog.Logger) error {
-	imagesDir := o.edge.imagesDir
-	if imagesDir == "" {
-		imagesDir = filepath.Join(o.dataDir, "images")
-	}
-	catalog, err := images.NewCatalog(images.CatalogConfig{Store: st, Dir: imagesDir, Logger: log})
+	catalog, err := o.newCatalog(st, log)
 	if err != nil {
-		return err
-	}
-	if err := checkImagesDirHoldsNoState(catalog.Dir(), o.dataDir); err != nil {
 		return err
 	}
 	// The NoCloud endpoint's renderer, so the agent's CIDATA and the NoCloud URL serve
@@ -49,23 +41,5 @@ func (o *serveOptions) mountImages(ctx context.Context, g *errgroup.Group, st *s
 		log.Warn("no iPXE handler: install and wipe scripts will not boot the agent")
 	}
 	g.Go(func() error { return agent.Run(ctx) })
-	return nil
-}
-
-// checkImagesDirHoldsNoState refuses an images directory that contains the data
-// directory (the store, the admin token, the TLS key): everything in the images
-// directory may be served to machines.
-func checkImagesDirHoldsNoState(imagesDir, dataDir string) error {
-	data, err := filepath.Abs(dataDir)
-	if err == nil {
-		if real, rerr := filepath.EvalSymlinks(data); rerr == nil {
-			data = real
-		}
-	}
-	rel, err := filepath.Rel(imagesDir, data)
-	if err == nil && (rel == "." || (rel != ".." && !strings.HasPrefix(rel, ".."+string(filepath.Separator)))) {
-		return fmt.Errorf("--images-dir %s contains the data directory %s (the store and the admin token): use a directory of its own, e.g. %s",
-			imagesDir, dataDir, filepath.Join(dataDir, "images"))
-	}
 	return nil
 }

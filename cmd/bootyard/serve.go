@@ -27,13 +27,11 @@ type serveOptions struct {
 	advertiseURL string
 	logFormat    string
 	logLevel     string
-	// adminToken is the root command's --admin-token (BOOTYARD_ADMIN_TOKEN, key
-	// admin-token): for serve it sets the server's token.
-	adminToken *string
-	edge       edgeOptions
-	boot       bootOptions
-	tls        tlsOptions
-	cluster    clusterOptions
+	adminToken   *string // the root command's --admin-token (BOOTYARD_ADMIN_TOKEN): for serve, the server's token
+	edge         edgeOptions
+	boot         bootOptions
+	tls          tlsOptions
+	cluster      clusterOptions
 }
 
 func newServeCommand(cl *clientFlags) *cobra.Command {
@@ -63,10 +61,10 @@ DHCP is never started unless --dhcp-interface names an interface.`,
 	f.StringVar(&o.advertiseURL, "advertise-url", "", "URL machines use to reach this server (default: from --listen, or the DHCP interface's address)")
 	f.StringVar(&o.logFormat, "log-format", "text", "log format: text or json")
 	f.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn, error")
-	o.edge.register(f)
 	o.boot.register(f)
 	o.tls.register(f)
 	o.cluster.register(f)
+	o.edge.register(f)
 	return cmd
 }
 
