@@ -25,10 +25,10 @@ type serveOptions struct {
 	dataDir      string
 	listen       string
 	advertiseURL string
-	logFormat    string
-	logLevel     string
 	adminToken   *string // the root command's --admin-token (BOOTYARD_ADMIN_TOKEN): for serve, the server's token
 	edge         edgeOptions
+	logFormat    string
+	logLevel     string
 	boot         bootOptions
 	tls          tlsOptions
 	cluster      clusterOptions
