@@ -15,7 +15,7 @@ import (
 
 // defaultBodyReadTimeout bounds how long a client may take to send a request body. API
 // and form bodies are at most 1 MiB; a client that trickles one for longer is holding a
-// connection open on purpose. Uploads reset it on every read instead (uploadIdleTimeout).
+// connection open on purpose. Uploads reset it on every read instead (idleDeadlineBody).
 const defaultBodyReadTimeout = 30 * time.Second
 
 // guardEdge sets what every operator request goes through whatever its route: the
