@@ -13,17 +13,14 @@ const tokenMask = "[redacted]"
 
 // JoinCommand is the human-readable join of n, for `bootyard node join-command` and the
 // web page: the config file the node receives and the installer command it runs. The
-// token is masked unless reveal is set; callers that reveal it are responsible for
-// showing it only to an admin.
+// token and the installer environment's values (proxy passwords) are masked unless
+// reveal is set; callers that reveal them are responsible for showing them only to an
+// admin.
 func (r *Renderer) JoinCommand(n node.Node, s node.ClusterSettings, reveal bool) (string, error) {
-	token := tokenMask
-	if reveal {
-		token = s.Token.Reveal()
+	if !reveal {
+		s = s.Redacted(tokenMask)
 	}
-	if !s.Token.IsSet() {
-		token = ""
-	}
-	plan, err := r.join.Plan(n, s, token)
+	plan, err := r.join.Plan(n, s, s.Token.Reveal())
 	if err != nil {
 		return "", fmt.Errorf("join command for %s: %w", n.Name, err)
 	}

@@ -150,7 +150,7 @@ func TestUserData_WithoutJoinCarriesNoJoinData(t *testing.T) {
 	}
 }
 
-func TestJoinCommand_TokenMaskedUnlessRevealed(t *testing.T) {
+func TestJoinCommand_TokenAndInstallEnvMaskedUnlessRevealed(t *testing.T) {
 	r := newRenderer(t, cloudinit.Config{})
 	n := fixtureNodes(t)["worker"]
 	tests := []struct {
@@ -164,6 +164,10 @@ func TestJoinCommand_TokenMaskedUnlessRevealed(t *testing.T) {
 		}
 		if got := strings.Contains(cmd, testToken); got != tt.wantToken {
 			t.Errorf("reveal=%v: token shown = %v, want %v:\n%s", tt.reveal, got, tt.wantToken, cmd)
+		}
+		// installEnv values (proxy URLs with passwords) are secrets like the token.
+		if got := strings.Contains(cmd, "http://proxy.lab:3128"); got != tt.wantToken {
+			t.Errorf("reveal=%v: installEnv value shown = %v, want %v:\n%s", tt.reveal, got, tt.wantToken, cmd)
 		}
 		if !strings.Contains(cmd, "sh -s -\n") || strings.Contains(cmd, "--") {
 			t.Errorf("reveal=%v: installer must run with no flags:\n%s", tt.reveal, cmd)

@@ -27,7 +27,10 @@ type CatalogStore interface {
 
 // CatalogConfig configures a Catalog.
 type CatalogConfig struct {
-	Store  CatalogStore
+	Store CatalogStore
+	// Dir is the images directory (made if missing): the only place image files are
+	// read from, and where uploads are written.
+	Dir    string
 	Logger *slog.Logger
 }
 
@@ -35,26 +38,34 @@ type CatalogConfig struct {
 // streamed, to learn its size, checksum and format; nothing else ever reads it whole.
 type Catalog struct {
 	store CatalogStore
+	dir   string // absolute, symlinks resolved
 	log   *slog.Logger
 }
 
-// NewCatalog builds a catalog over its store.
+// NewCatalog builds a catalog over its store and images directory.
 func NewCatalog(cfg CatalogConfig) (*Catalog, error) {
 	if cfg.Store == nil {
 		return nil, fmt.Errorf("images: a catalog store is required")
 	}
+	dir, err := openImagesDir(cfg.Dir)
+	if err != nil {
+		return nil, err
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	return &Catalog{store: cfg.Store, log: cfg.Logger.With(slog.String("component", "images"))}, nil
+	return &Catalog{store: cfg.Store, dir: dir, log: cfg.Logger.With(slog.String("component", "images"))}, nil
 }
+
+// Dir is the images directory, absolute with symlinks resolved.
+func (c *Catalog) Dir() string { return c.dir }
 
 // Spec is an image as the operator describes it (CLI flags, API body).
 type Spec struct {
 	Name string `json:"name"`
 	Kind string `json:"kind,omitempty"` // disk (default) or installer
-	// File is an absolute path on the Bootyard host; URL is a place machines download
-	// from themselves. A disk image has exactly one.
+	// File is an absolute path inside the images directory on the Bootyard host; URL is
+	// a place machines download from themselves. A disk image has exactly one.
 	File string `json:"file,omitempty"`
 	URL  string `json:"url,omitempty"`
 	// SHA256 is required for a URL image (Bootyard never downloads it) and checked
@@ -63,7 +74,8 @@ type Spec struct {
 	Size   int64  `json:"size,omitempty"`   // URL images only; a file's size is measured
 	Format string `json:"format,omitempty"` // raw, gzip or zstd; default from the name or the bytes
 	// Kernel, Initrd and Cmdline describe an installer image: each of Kernel and
-	// Initrd is an absolute file path (served by Bootyard) or an http(s) URL.
+	// Initrd is an absolute file path inside the images directory (served by Bootyard)
+	// or an http(s) URL.
 	Kernel  string `json:"kernel,omitempty"`
 	Initrd  string `json:"initrd,omitempty"`
 	Cmdline string `json:"cmdline,omitempty"`
@@ -85,14 +97,19 @@ func (c *Catalog) Add(ctx context.Context, spec Spec) (store.Image, error) {
 	case store.ImageDisk:
 		err = c.describeDisk(ctx, spec, &img)
 	case store.ImageInstaller:
-		err = describeInstaller(spec, &img)
+		err = c.describeInstaller(spec, &img)
 	default:
 		err = fmt.Errorf("image %s: %w: kind %q must be disk or installer", spec.Name, node.ErrInvalid, spec.Kind)
 	}
 	if err != nil {
 		return store.Image{}, err
 	}
-	out, err := c.store.AddImage(ctx, img, spec.Default)
+	return c.record(ctx, img, spec.Default)
+}
+
+// record records a described image and logs it.
+func (c *Catalog) record(ctx context.Context, img store.Image, makeDefault bool) (store.Image, error) {
+	out, err := c.store.AddImage(ctx, img, makeDefault)
 	if err != nil {
 		return store.Image{}, err
 	}
@@ -141,7 +158,11 @@ func (c *Catalog) measureFile(ctx context.Context, spec Spec, want string, img *
 	if !filepath.IsAbs(spec.File) {
 		return fmt.Errorf("image %s: %w: file %q must be an absolute path on the Bootyard host", spec.Name, node.ErrInvalid, spec.File)
 	}
-	f, err := os.Open(spec.File)
+	path, err := insideDir(c.dir, spec.File)
+	if err != nil {
+		return fmt.Errorf("image %s: %w: copy it there, or upload it (bootyard image add %s --file PATH --upload)", spec.Name, err, spec.Name)
+	}
+	f, err := os.Open(path)
 	if err != nil {
 		return fmt.Errorf("image %s: %w: %v", spec.Name, node.ErrInvalid, err)
 	}
@@ -156,58 +177,86 @@ func (c *Catalog) measureFile(ctx context.Context, spec Spec, want string, img *
 	if spec.Size != 0 && spec.Size != fi.Size() {
 		return fmt.Errorf("image %s: %w: size %d given, but %s has %d bytes", spec.Name, node.ErrInvalid, spec.Size, spec.File, fi.Size())
 	}
-	head := make([]byte, 512)
-	n, err := io.ReadFull(f, head)
-	if err != nil && err != io.EOF && err != io.ErrUnexpectedEOF {
-		return fmt.Errorf("image %s: read %s: %w", spec.Name, spec.File, err)
-	}
-	head = head[:n]
-	format, err := formatOf(spec.Format, spec.File, head)
+	m, err := measure(ctx, f, io.Discard, spec.Format, spec.File)
 	if err != nil {
-		return fmt.Errorf("image %s: %w", spec.Name, err)
+		return fmt.Errorf("image %s: %s: %w", spec.Name, spec.File, err)
 	}
-	h := sha256.New()
-	h.Write(head)
-	// 1 MiB reads: few syscalls, and the hash (not the copy) sets the pace.
-	copied, err := io.CopyBuffer(h, ctxReader{ctx: ctx, r: f}, make([]byte, 1<<20))
-	if err != nil {
-		return fmt.Errorf("image %s: checksum %s: %w", spec.Name, spec.File, err)
+	if m.size != fi.Size() {
+		return fmt.Errorf("image %s: %s changed while it was read (%d bytes read, %d expected)", spec.Name, spec.File, m.size, fi.Size())
 	}
-	if got := int64(len(head)) + copied; got != fi.Size() {
-		return fmt.Errorf("image %s: %s changed while it was read (%d bytes read, %d expected)", spec.Name, spec.File, got, fi.Size())
+	if want != "" && want != m.sha256 {
+		return fmt.Errorf("image %s: %w: sha256 mismatch: %s has %s, but %s was given", spec.Name, node.ErrInvalid, spec.File, m.sha256, want)
 	}
-	sum := hex.EncodeToString(h.Sum(nil))
-	if want != "" && want != sum {
-		return fmt.Errorf("image %s: %w: sha256 mismatch: %s has %s, but %s was given", spec.Name, node.ErrInvalid, spec.File, sum, want)
-	}
-	img.File, img.Size, img.SHA256, img.Format, img.ModTime = spec.File, fi.Size(), sum, format, fi.ModTime().UTC()
+	img.File, img.Size, img.SHA256, img.Format, img.ModTime = path, fi.Size(), m.sha256, m.format, fi.ModTime().UTC()
 	return nil
 }
 
-func describeInstaller(spec Spec, img *store.Image) error {
+// measured is what one streamed pass over an image learns.
+type measured struct {
+	format store.ImageFormat
+	size   int64
+	sha256 string
+}
+
+// measure reads r once, copying it to w (io.Discard to only measure): it sniffs the
+// format from the first bytes (name and explicit format as in formatOf) and hashes
+// everything on the way, so an upload is checked while it is written.
+func measure(ctx context.Context, r io.Reader, w io.Writer, explicit, name string) (measured, error) {
+	head := make([]byte, 512)
+	n, err := io.ReadFull(ctxReader{ctx: ctx, r: r}, head)
+	if err != nil && err != io.EOF && err != io.ErrUnexpectedEOF {
+		return measured{}, fmt.Errorf("read: %w", err)
+	}
+	head = head[:n]
+	format, err := formatOf(explicit, name, head)
+	if err != nil {
+		return measured{}, err
+	}
+	h := sha256.New()
+	out := io.MultiWriter(h, w)
+	if _, err := out.Write(head); err != nil {
+		return measured{}, fmt.Errorf("write: %w", err)
+	}
+	// 1 MiB reads: few syscalls, and the hash (not the copy) sets the pace.
+	copied, err := io.CopyBuffer(out, ctxReader{ctx: ctx, r: r}, make([]byte, 1<<20))
+	if err != nil {
+		return measured{}, fmt.Errorf("checksum: %w", err)
+	}
+	return measured{format: format, size: int64(n) + copied, sha256: hex.EncodeToString(h.Sum(nil))}, nil
+}
+
+func (c *Catalog) describeInstaller(spec Spec, img *store.Image) error {
 	if spec.File != "" || spec.URL != "" || spec.SHA256 != "" {
 		return fmt.Errorf("image %s: %w: an installer image is --kernel and --initrd (with --cmdline), not --file, --url or --sha256", spec.Name, node.ErrInvalid)
 	}
-	for _, p := range []struct{ what, v string }{{"kernel", spec.Kernel}, {"initrd", spec.Initrd}} {
-		if p.v == "" {
+	for _, p := range []struct {
+		what string
+		v    *string
+	}{{"kernel", &spec.Kernel}, {"initrd", &spec.Initrd}} {
+		if *p.v == "" {
 			return fmt.Errorf("image %s: %w: an installer image needs --%s", spec.Name, node.ErrInvalid, p.what)
 		}
-		if strings.HasPrefix(p.v, "http://") || strings.HasPrefix(p.v, "https://") {
-			if err := checkURL(p.v); err != nil {
+		if strings.HasPrefix(*p.v, "http://") || strings.HasPrefix(*p.v, "https://") {
+			if err := checkURL(*p.v); err != nil {
 				return fmt.Errorf("image %s: %s: %w", spec.Name, p.what, err)
 			}
 			continue
 		}
-		if !filepath.IsAbs(p.v) {
-			return fmt.Errorf("image %s: %w: %s %q must be an absolute path on the Bootyard host or an http(s) URL", spec.Name, node.ErrInvalid, p.what, p.v)
+		if !filepath.IsAbs(*p.v) {
+			return fmt.Errorf("image %s: %w: %s %q must be an absolute path on the Bootyard host or an http(s) URL", spec.Name, node.ErrInvalid, p.what, *p.v)
 		}
-		fi, err := os.Stat(p.v)
+		path, err := insideDir(c.dir, *p.v)
+		if err != nil {
+			return fmt.Errorf("image %s: %s: %w: copy it there", spec.Name, p.what, err)
+		}
+		fi, err := os.Stat(path)
 		if err != nil {
 			return fmt.Errorf("image %s: %w: %s: %v", spec.Name, node.ErrInvalid, p.what, err)
 		}
 		if !fi.Mode().IsRegular() {
-			return fmt.Errorf("image %s: %w: %s %s is not a regular file", spec.Name, node.ErrInvalid, p.what, p.v)
+			return fmt.Errorf("image %s: %w: %s %s is not a regular file", spec.Name, node.ErrInvalid, p.what, *p.v)
 		}
+		*p.v = path
 	}
 	// iPXE treats "||", "&&" and ${...} as syntax on its kernel line.
 	if strings.ContainsAny(spec.Cmdline, "\r\n$") || strings.Contains(spec.Cmdline, "||") || strings.Contains(spec.Cmdline, "&&") {

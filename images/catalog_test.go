@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/bootyard/bootyard/node"
@@ -20,21 +21,47 @@ var quietLog = slog.New(slog.DiscardHandler)
 
 func newTestCatalog(t *testing.T) (*Catalog, *store.Store) {
 	t.Helper()
+	return newTestCatalogIn(t, testImagesDir(t))
+}
+
+// newTestCatalogIn is a catalog over dir, for subtests that share their parent's files.
+func newTestCatalogIn(t *testing.T, dir string) (*Catalog, *store.Store) {
+	t.Helper()
 	st, err := store.Open(filepath.Join(t.TempDir(), "bootyard.db"), store.Options{Logger: quietLog})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	c, err := NewCatalog(CatalogConfig{Store: st, Logger: quietLog})
+	c, err := NewCatalog(CatalogConfig{Store: st, Dir: dir, Logger: quietLog})
 	if err != nil {
 		t.Fatal(err)
 	}
 	return c, st
 }
 
+// testImagesDirs is each test's images directory, shared by its catalog and writeFile.
+var testImagesDirs sync.Map
+
+func testImagesDir(t *testing.T) string {
+	t.Helper()
+	if d, ok := testImagesDirs.Load(t); ok {
+		return d.(string)
+	}
+	d := t.TempDir()
+	testImagesDirs.Store(t, d)
+	t.Cleanup(func() { testImagesDirs.Delete(t) })
+	return d
+}
+
+// writeFile writes a file into the test's images directory, in a directory of its own
+// so two files of the same name do not collide.
 func writeFile(t *testing.T, name string, data []byte) string {
 	t.Helper()
-	p := filepath.Join(t.TempDir(), name)
+	dir, err := os.MkdirTemp(testImagesDir(t), "f")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := filepath.Join(dir, name)
 	if err := os.WriteFile(p, data, 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -82,7 +109,11 @@ func TestCatalogAdd_FileImageIsMeasuredAndItsFormatDetected(t *testing.T) {
 
 func TestCatalogAdd_RefusesWithTheReason(t *testing.T) {
 	data := []byte("a disk image")
-	dir := t.TempDir()
+	imagesDir := testImagesDir(t)
+	dir, err := os.MkdirTemp(imagesDir, "d")
+	if err != nil {
+		t.Fatal(err)
+	}
 	file := writeFile(t, "disk.img", data)
 	kernel := writeFile(t, "vmlinuz", []byte("kernel"))
 	initrd := writeFile(t, "initrd", []byte("initrd"))
@@ -115,7 +146,7 @@ func TestCatalogAdd_RefusesWithTheReason(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			c, st := newTestCatalog(t)
+			c, st := newTestCatalogIn(t, imagesDir)
 			if tt.spec.Name == "" {
 				tt.spec.Name = "debian"
 			}

@@ -31,6 +31,9 @@ type ImageLookup interface {
 // FileServerConfig configures a FileServer.
 type FileServerConfig struct {
 	Images ImageLookup
+	// ImagesDir is the images directory (the catalog's Dir): no image file outside it
+	// is served, whatever the catalog says (symlinks resolved at each request).
+	ImagesDir string
 	// AgentDir holds AgentKernel and AgentInitramfs (<data>/agent).
 	AgentDir string
 	Logger   *slog.Logger
@@ -42,9 +45,10 @@ type FileServerConfig struct {
 // an *os.File, so Range, If-Range and ETag work and the bytes stream through the
 // ResponseWriter's copy: nothing is read into memory whatever the size.
 type FileServer struct {
-	images   ImageLookup
-	agentDir string
-	log      *slog.Logger
+	images    ImageLookup
+	imagesDir string
+	agentDir  string
+	log       *slog.Logger
 }
 
 // NewFileServer builds the file server.
@@ -52,7 +56,10 @@ func NewFileServer(cfg FileServerConfig) *FileServer {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	return &FileServer{images: cfg.Images, agentDir: cfg.AgentDir, log: cfg.Logger.With(slog.String("component", "files"))}
+	if real, err := filepath.EvalSymlinks(cfg.ImagesDir); err == nil && cfg.ImagesDir != "" {
+		cfg.ImagesDir = real
+	}
+	return &FileServer{images: cfg.Images, imagesDir: cfg.ImagesDir, agentDir: cfg.AgentDir, log: cfg.Logger.With(slog.String("component", "files"))}
 }
 
 // errFileChanged: the file behind a catalog entry is not the one that was measured.
@@ -125,6 +132,21 @@ func (s *FileServer) resolve(ctx context.Context, urlPath string) (string, valid
 	if err != nil {
 		return "", validator{}, err
 	}
+	path, v, err := imageFile(img, part)
+	if err != nil {
+		return "", validator{}, fmt.Errorf("%s: %w", urlPath, err)
+	}
+	// The catalog checked this when the image was added; checked again here because an
+	// older catalog, or a symlink changed since, must not make Bootyard serve its store.
+	real, err := insideDir(s.imagesDir, path)
+	if err != nil {
+		return "", validator{}, fmt.Errorf("image %s: %w: remove it and add it again from the images directory", img.Name, err)
+	}
+	return real, v, nil
+}
+
+// imageFile is the file behind part ("" for a disk image, kernel or initrd) of img.
+func imageFile(img store.Image, part string) (string, validator, error) {
 	switch {
 	case part == "" && img.Kind == store.ImageDisk && img.File != "":
 		return img.File, validator{value: `"` + img.SHA256 + `"`, check: func(fi os.FileInfo) error {
@@ -140,7 +162,7 @@ func (s *FileServer) resolve(ctx context.Context, urlPath string) (string, valid
 	case part == "initrd" && img.Kind == store.ImageInstaller && filepath.IsAbs(img.Initrd):
 		return img.Initrd, validator{}, nil
 	}
-	return "", validator{}, fmt.Errorf("%s: %w: image %s has no file Bootyard serves there (a url image is fetched from its url)", urlPath, node.ErrNotFound, img.Name)
+	return "", validator{}, fmt.Errorf("%w: image %s has no file Bootyard serves there (a url image is fetched from its url)", node.ErrNotFound, img.Name)
 }
 
 func notFoundIfMissing(err error) error {
@@ -157,6 +179,8 @@ func (s *FileServer) refuse(w http.ResponseWriter, r *http.Request, err error) {
 		status = http.StatusNotFound
 	case errors.Is(err, node.ErrConflict):
 		status = http.StatusConflict
+	case errors.Is(err, node.ErrForbidden):
+		status = http.StatusForbidden
 	}
 	msg := err.Error()
 	if status == http.StatusNotFound && strings.HasPrefix(r.URL.Path, "/agent/") {

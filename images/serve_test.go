@@ -45,7 +45,7 @@ func newFileFixture(t *testing.T) *fileFixture {
 	if err := os.WriteFile(filepath.Join(agentDir, AgentKernel), []byte("AGENT-KERNEL"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewServer(NewFileServer(FileServerConfig{Images: st, AgentDir: agentDir, Logger: quietLog}))
+	srv := httptest.NewServer(NewFileServer(FileServerConfig{Images: st, ImagesDir: c.Dir(), AgentDir: agentDir, Logger: quietLog}))
 	t.Cleanup(srv.Close)
 	return &fileFixture{srv: srv, image: img, content: content, agentDir: agentDir}
 }

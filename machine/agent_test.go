@@ -81,11 +81,11 @@ func newAgentHarness(t testing.TB) *agentHarness {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	catalog, err := images.NewCatalog(images.CatalogConfig{Store: st, Logger: quiet})
+	catalog, err := images.NewCatalog(images.CatalogConfig{Store: st, Dir: t.TempDir(), Logger: quiet})
 	if err != nil {
 		t.Fatal(err)
 	}
-	imgPath := filepath.Join(t.TempDir(), "debian.raw.zst")
+	imgPath := filepath.Join(catalog.Dir(), "debian.raw.zst")
 	if err := os.WriteFile(imgPath, append([]byte{0x28, 0xb5, 0x2f, 0xfd}, bytes.Repeat([]byte("disk"), 1024)...), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -119,7 +119,7 @@ func newAgentHarness(t testing.TB) *agentHarness {
 		t.Fatal(err)
 	}
 	s := New(Config{Logger: quiet}, Deps{Agent: agent, IPXE: scriptsHandler, NoCloud: nocloud,
-		Files: images.NewFileServer(images.FileServerConfig{Images: st, AgentDir: t.TempDir(), Logger: quiet})})
+		Files: images.NewFileServer(images.FileServerConfig{Images: st, ImagesDir: catalog.Dir(), AgentDir: t.TempDir(), Logger: quiet})})
 	srv := httptest.NewServer(s.Handler())
 	t.Cleanup(srv.Close)
 	return &agentHarness{t: t, st: st, catalog: catalog, agent: agent, clock: clock, srv: srv, image: img, seen: seen}
@@ -259,7 +259,7 @@ func TestAgentBootTarget_KernelLineFollowsTheContract(t *testing.T) {
 
 func TestAgentBootTarget_InstallerImageBootsItsOwnKernelWithTheNoCloudURL(t *testing.T) {
 	h := newAgentHarness(t)
-	kernel := filepath.Join(t.TempDir(), "vmlinuz")
+	kernel := filepath.Join(h.catalog.Dir(), "vmlinuz")
 	if err := os.WriteFile(kernel, []byte("k"), 0o644); err != nil {
 		t.Fatal(err)
 	}

@@ -30,20 +30,21 @@ func BenchmarkImageDownload200MB(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer st.Close()
-	path := filepath.Join(b.TempDir(), "big.raw")
+	dir := b.TempDir()
+	path := filepath.Join(dir, "big.raw")
 	// Real bytes, not a sparse file: the page cache then holds actual pages, as for a
 	// real image that machines download one after another.
 	if err := os.WriteFile(path, bytes.Repeat([]byte("bootyard image benchmark block\n"), size/31+1)[:size], 0o644); err != nil {
 		b.Fatal(err)
 	}
-	catalog, err := images.NewCatalog(images.CatalogConfig{Store: st, Logger: quiet})
+	catalog, err := images.NewCatalog(images.CatalogConfig{Store: st, Dir: dir, Logger: quiet})
 	if err != nil {
 		b.Fatal(err)
 	}
 	if _, err := catalog.Add(context.Background(), images.Spec{Name: "big", File: path}); err != nil {
 		b.Fatal(err)
 	}
-	files := images.NewFileServer(images.FileServerConfig{Images: st, Logger: quiet})
+	files := images.NewFileServer(images.FileServerConfig{Images: st, ImagesDir: dir, Logger: quiet})
 	for _, mode := range []struct {
 		name  string
 		mount func(h http.Handler) echo.HandlerFunc

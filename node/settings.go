@@ -61,6 +61,60 @@ func (c *ClusterSettings) JoinTurnLimit() time.Duration {
 	return time.Duration(c.JoinTurnMinutes) * time.Minute
 }
 
+// Redacted is s as it may be shown rather than delivered: the token, every installEnv
+// value (proxy URLs carry passwords) and the extra cloud-config (chpasswd, keys) are
+// replaced by mask. installEnv keys stay, so an operator still sees what is set. The extra
+// cloud-config is dropped rather than masked: renderers parse it as YAML, and a page
+// that renders user-data from these settings must not fail on the mask.
+func (c ClusterSettings) Redacted(mask string) ClusterSettings {
+	if c.Token.IsSet() {
+		c.Token = Secret(mask)
+	}
+	if len(c.InstallEnv) > 0 {
+		env := make(map[string]string, len(c.InstallEnv))
+		for k := range c.InstallEnv {
+			env[k] = mask
+		}
+		c.InstallEnv = env
+	}
+	c.ExtraCloudConfig = ""
+	return c
+}
+
+// redactedSettings has ClusterSettings' fields without its Format and LogValue, so those
+// two can print a redacted copy without calling themselves.
+type redactedSettings ClusterSettings
+
+// Format prints the settings with their secrets masked, for every fmt verb: a settings
+// value in an error or a debug print must not carry a proxy password.
+func (c ClusterSettings) Format(f fmt.State, _ rune) {
+	_, _ = fmt.Fprintf(f, "%+v", redactedSettings(c.Redacted("[redacted]")))
+}
+
+// LogValue logs the settings with their secrets masked.
+func (c ClusterSettings) LogValue() slog.Value {
+	return slog.AnyValue(redactedSettings(c.Redacted("[redacted]")))
+}
+
+// SecretValues are the secret strings of s (token, installEnv values, extra
+// cloud-config), for scrubbing text that may have picked one up by another road. Values
+// shorter than 4 bytes are left out: replacing "1" everywhere would mangle the text
+// without protecting anything.
+func (c ClusterSettings) SecretValues() []string {
+	var out []string
+	add := func(v string) {
+		if len(v) >= 4 {
+			out = append(out, v)
+		}
+	}
+	add(c.Token.Reveal())
+	for _, v := range c.InstallEnv {
+		add(v)
+	}
+	add(strings.TrimSpace(c.ExtraCloudConfig))
+	return out
+}
+
 // ValidateServerURL accepts https://HOST:6443 or https://HOST:9345: LLMOS bootstrap
 // exits with "port must be 6443 or 9345" for anything else.
 func ValidateServerURL(s string) error {

@@ -166,3 +166,39 @@ func TestEffectiveInstallURL_FallsBackToTheLLMOSDefault(t *testing.T) {
 		t.Fatalf("EffectiveInstallURL() = %q, want %q", got, c.InstallURL)
 	}
 }
+
+func TestClusterSettings_InstallEnvValuesAndExtraCloudConfigAreSecretsToo(t *testing.T) {
+	const proxyPassword, chpasswd = "proxy-pass-0451", "root:chpasswd-secret-7781"
+	s := node.ClusterSettings{
+		ServerURL:        "https://10.0.0.1:6443",
+		Token:            node.Secret(tokenValue),
+		InstallEnv:       map[string]string{"HTTPS_PROXY": "http://u:" + proxyPassword + "@proxy:3128"},
+		ExtraCloudConfig: "chpasswd:\n  list: |\n    " + chpasswd + "\n",
+	}
+	var logged bytes.Buffer
+	slog.New(slog.NewTextHandler(&logged, nil)).Info("settings", "settings", s, "pointer", &s)
+	red := s.Redacted("[redacted]")
+	outputs := map[string]string{
+		"%v": fmt.Sprintf("%v", s), "%+v": fmt.Sprintf("%+v", s), "%#v": fmt.Sprintf("%#v", s), "%s pointer": fmt.Sprintf("%s", &s),
+		"slog": logged.String(), "Redacted": fmt.Sprintf("%v %v %q", red.InstallEnv, red.Token.Reveal(), red.ExtraCloudConfig),
+	}
+	for name, out := range outputs {
+		for _, secret := range []string{tokenValue, proxyPassword, chpasswd} {
+			if strings.Contains(out, secret) {
+				t.Errorf("%s leaks %q: %s", name, secret, out)
+			}
+		}
+	}
+	if red.InstallEnv["HTTPS_PROXY"] != "[redacted]" || red.ServerURL != s.ServerURL || red.Token.Reveal() != "[redacted]" {
+		t.Errorf("Redacted = %+v: want the key kept, the value masked, the rest unchanged", red)
+	}
+	if s.InstallEnv["HTTPS_PROXY"] == "[redacted]" {
+		t.Error("Redacted changed the original's map")
+	}
+	if got := s.SecretValues(); len(got) != 3 {
+		t.Errorf("SecretValues = %d values, want token, proxy value, extra cloud-config", len(got))
+	}
+	if (node.ClusterSettings{}).Redacted("x").Token.IsSet() {
+		t.Error("Redacted set a token that was not set")
+	}
+}

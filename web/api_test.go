@@ -146,7 +146,7 @@ func TestAPI_ImportValidationErrorsNameTheField(t *testing.T) {
 		})
 	}
 	// Nothing of the refused imports reached the store.
-	code, out := h.call("GET", "/api/v1/nodes", nil, false)
+	code, out := h.call("GET", "/api/v1/nodes", nil, true)
 	var nodes []node.Node
 	if code != 200 || json.Unmarshal(out, &nodes) != nil || len(nodes) != 1 {
 		t.Fatalf("after refused imports: %d %s", code, out)
@@ -181,7 +181,7 @@ func TestAPI_NodeLifecycleThroughEveryEndpoint(t *testing.T) {
 	}
 
 	// The JSON shape scripts rely on.
-	code, out := h.call("GET", "/api/v1/nodes/gpu-1", nil, false)
+	code, out := h.call("GET", "/api/v1/nodes/gpu-1", nil, true)
 	var raw map[string]any
 	if code != 200 || json.Unmarshal(out, &raw) != nil {
 		t.Fatalf("get: %d %s", code, out)
@@ -192,14 +192,14 @@ func TestAPI_NodeLifecycleThroughEveryEndpoint(t *testing.T) {
 		}
 	}
 	// By MAC, in any accepted form.
-	if code, out := h.call("GET", "/api/v1/nodes/AA-BB-CC-DD-EE-01", nil, false); code != 200 || !strings.Contains(string(out), `"gpu-1"`) {
+	if code, out := h.call("GET", "/api/v1/nodes/AA-BB-CC-DD-EE-01", nil, true); code != 200 || !strings.Contains(string(out), `"gpu-1"`) {
 		t.Errorf("get by MAC: %d %s", code, out)
 	}
-	if code, _ := h.call("GET", "/api/v1/nodes/nope", nil, false); code != 404 {
+	if code, _ := h.call("GET", "/api/v1/nodes/nope", nil, true); code != 404 {
 		t.Errorf("unknown node: %d", code)
 	}
 	// Filters.
-	code, out = h.call("GET", "/api/v1/nodes?role=worker", nil, false)
+	code, out = h.call("GET", "/api/v1/nodes?role=worker", nil, true)
 	var list []node.Node
 	if code != 200 || json.Unmarshal(out, &list) != nil || len(list) != 2 {
 		t.Errorf("role filter: %d %s", code, out)
@@ -219,7 +219,7 @@ func TestAPI_NodeLifecycleThroughEveryEndpoint(t *testing.T) {
 		t.Errorf("update with bad taint: %d %s", code, out)
 	}
 	// Events.
-	code, out = h.call("GET", "/api/v1/nodes/gpu-1/events", nil, false)
+	code, out = h.call("GET", "/api/v1/nodes/gpu-1/events", nil, true)
 	var events []node.Event
 	if code != 200 || json.Unmarshal(out, &events) != nil || len(events) != 2 || events[0].To != node.StateRegistered {
 		t.Errorf("events: %d %s", code, out)
@@ -241,7 +241,7 @@ func TestAPI_NodeLifecycleThroughEveryEndpoint(t *testing.T) {
 	if code, out := h.call("DELETE", "/api/v1/nodes/gpu-1", `{"confirm":"gpu-1"}`, true); code != 200 || !strings.Contains(string(out), `"removed":true`) {
 		t.Errorf("delete: %d %s", code, out)
 	}
-	if code, _ := h.call("GET", "/api/v1/nodes/gpu-1", nil, false); code != 404 {
+	if code, _ := h.call("GET", "/api/v1/nodes/gpu-1", nil, true); code != 404 {
 		t.Errorf("deleted node still there: %d", code)
 	}
 	if code, _ := h.call("GET", "/healthz", nil, false); code != 200 {
@@ -333,7 +333,7 @@ func TestAPI_ClusterSettingsKeepTheTokenSecret(t *testing.T) {
 			}
 		})
 	}
-	code, out := h.call("GET", "/api/v1/cluster", nil, false)
+	code, out := h.call("GET", "/api/v1/cluster", nil, true)
 	if code != 200 || strings.Contains(string(out), secret) || !strings.Contains(string(out), "[redacted]") {
 		t.Fatalf("cluster get: %d %s", code, out)
 	}
@@ -364,7 +364,7 @@ func TestAPI_ClusterShowsQuorumAndEvenCountWarning(t *testing.T) {
 	}
 	for _, tc := range tests {
 		h.mustImport(`{"macs":["` + tc.mac + `"],"role":"server"}`)
-		code, out := h.call("GET", "/api/v1/cluster", nil, false)
+		code, out := h.call("GET", "/api/v1/cluster", nil, true)
 		var v struct {
 			Quorum   node.Quorum
 			Next     node.Quorum

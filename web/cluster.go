@@ -1,6 +1,7 @@
 package web
 
 import (
+	"log/slog"
 	"net/http"
 
 	"github.com/labstack/echo/v4"
@@ -28,11 +29,15 @@ type clusterView struct {
 	JoinTurn *cloudinit.Turn `json:"joinTurn,omitempty"`
 }
 
-// settingsView shows the token only as "[redacted]" or, with reveal, in plain text.
+// settingsView shows the secrets (token, installEnv values, extra cloud-config) only as
+// "[redacted]" or, with reveal, in plain text.
 type settingsView struct {
 	node.ClusterSettings
 	Token    string `json:"token"`
 	TokenSet bool   `json:"tokenSet"`
+	// ExtraCloudConfig shadows the embedded field, which Redacted empties.
+	ExtraCloudConfig    string `json:"extraCloudConfig,omitempty"`
+	ExtraCloudConfigSet bool   `json:"extraCloudConfigSet"`
 }
 
 func (s *Server) getCluster(c echo.Context) error {
@@ -40,6 +45,9 @@ func (s *Server) getCluster(c echo.Context) error {
 	reveal := c.QueryParam("reveal") == "true"
 	if reveal && !s.isAdmin(c) {
 		return echo.NewHTTPError(http.StatusUnauthorized, "reveal=true needs the admin token")
+	}
+	if reveal {
+		s.log.Info("cluster settings revealed", slog.String("remote", c.RealIP()))
 	}
 	settings, err := s.deps.Inventory.ClusterSettings(ctx)
 	if err != nil {
@@ -95,13 +103,14 @@ func (s *Server) clusterView(settings node.ClusterSettings, nodes []node.Node, r
 }
 
 func redactSettings(c node.ClusterSettings, reveal bool) settingsView {
-	v := settingsView{ClusterSettings: c, TokenSet: c.Token.IsSet()}
-	switch {
-	case !c.Token.IsSet():
-	case reveal:
-		v.Token = c.Token.Reveal()
-	default:
-		v.Token = "[redacted]"
+	if reveal {
+		return settingsView{ClusterSettings: c, Token: c.Token.Reveal(), TokenSet: c.Token.IsSet(),
+			ExtraCloudConfig: c.ExtraCloudConfig, ExtraCloudConfigSet: c.ExtraCloudConfig != ""}
+	}
+	v := settingsView{ClusterSettings: c.Redacted(tokenMask), TokenSet: c.Token.IsSet(), ExtraCloudConfigSet: c.ExtraCloudConfig != ""}
+	v.Token = v.ClusterSettings.Token.Reveal()
+	if v.ExtraCloudConfigSet {
+		v.ExtraCloudConfig = tokenMask
 	}
 	return v
 }

@@ -131,7 +131,7 @@ func TestAPI_RetryOfAFailedDeletionResumesItInTheCluster(t *testing.T) {
 func TestAPI_ConnectedClusterViewIsTheLiveOne(t *testing.T) {
 	h := newConnectedAPI(t, &fakeCluster{servers: 3, init: "cp-0"})
 	h.mustImport(`{"macs":["52:54:00:aa:00:03"],"role":"server","name":"cp-9"}`)
-	code, out := h.call("GET", "/api/v1/cluster", nil, false)
+	code, out := h.call("GET", "/api/v1/cluster", nil, true)
 	if code != http.StatusOK {
 		t.Fatalf("GET /cluster: %d %s", code, out)
 	}

@@ -17,16 +17,21 @@ import (
 
 // imagesHarness is the operator server with a real image catalog holding "debian", the
 // cluster default.
-type imagesHarness struct{ *apiHarness }
+type imagesHarness struct {
+	*apiHarness
+	catalog *images.Catalog
+}
 
 func newImagesHarness(t *testing.T) imagesHarness {
 	t.Helper()
+	var catalog *images.Catalog
 	h := newAPI(t, func(st *store.Store, d *Deps) {
-		catalog, err := images.NewCatalog(images.CatalogConfig{Store: st, Logger: slog.New(slog.DiscardHandler)})
+		var err error
+		catalog, err = images.NewCatalog(images.CatalogConfig{Store: st, Dir: t.TempDir(), Logger: slog.New(slog.DiscardHandler)})
 		if err != nil {
 			t.Fatal(err)
 		}
-		img := filepath.Join(t.TempDir(), "debian.raw")
+		img := filepath.Join(catalog.Dir(), "debian.raw")
 		if err := os.WriteFile(img, []byte("debian disk"), 0o644); err != nil {
 			t.Fatal(err)
 		}
@@ -35,7 +40,7 @@ func newImagesHarness(t *testing.T) imagesHarness {
 		}
 		d.Images = catalog
 	})
-	return imagesHarness{h}
+	return imagesHarness{h, catalog}
 }
 
 // do calls the API, with the admin token when token is it.
@@ -50,7 +55,7 @@ func (h imagesHarness) admin(method, path, body string) (int, []byte) {
 
 func TestImagesAPI_AddListShowRemove(t *testing.T) {
 	h := newImagesHarness(t) // has "debian", the default
-	file := filepath.Join(t.TempDir(), "ubuntu.img")
+	file := filepath.Join(h.catalog.Dir(), "ubuntu.img")
 	if err := os.WriteFile(file, []byte("ubuntu disk"), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -70,9 +75,10 @@ func TestImagesAPI_AddListShowRemove(t *testing.T) {
 		{"add with an unknown field", "POST", "/api/v1/images", `{"name":"x","path":"/x"}`, true, 400, "unknown field"},
 		{"add a file", "POST", "/api/v1/images", fmt.Sprintf(`{"name":"ubuntu","file":%q,"default":true}`, file), true, 201, `"default":true`},
 		{"add the same name again", "POST", "/api/v1/images", fmt.Sprintf(`{"name":"ubuntu","file":%q}`, file), true, 409, "already exists"},
-		{"list without the admin token", "GET", "/api/v1/images", "", false, 200, `"name":"ubuntu"`},
-		{"show", "GET", "/api/v1/images/debian", "", false, 200, `"default":false`},
-		{"show unknown", "GET", "/api/v1/images/fedora", "", false, 404, "not found"},
+		{"list needs the admin token", "GET", "/api/v1/images", "", false, 401, "admin token"},
+		{"list", "GET", "/api/v1/images", "", true, 200, `"name":"ubuntu"`},
+		{"show", "GET", "/api/v1/images/debian", "", true, 200, `"default":false`},
+		{"show unknown", "GET", "/api/v1/images/fedora", "", true, 404, "not found"},
 		{"remove needs the admin token", "DELETE", "/api/v1/images/debian", "", false, 401, "admin token"},
 		{"remove unused", "DELETE", "/api/v1/images/debian", "", true, 200, `"removed":true`},
 		{"remove unknown", "DELETE", "/api/v1/images/debian", "", true, 404, "not found"},

@@ -13,7 +13,6 @@ import (
 
 	"github.com/labstack/echo/v4"
 	"github.com/labstack/echo/v4/middleware"
-	"golang.org/x/time/rate"
 
 	"github.com/bootyard/bootyard/node"
 )
@@ -40,7 +39,7 @@ type ui struct {
 	passwords PasswordStore
 	sessions  *sessions
 	// loginFailures throttles wrong passwords (see newLoginLimiter).
-	loginFailures *rate.Limiter
+	loginFailures *loginLimiter
 	tmpl          *template.Template
 	// pollEvery is how often a live view re-reads the store: machines report progress
 	// every few seconds, so once a second is fresh enough and costs one read transaction.
@@ -81,6 +80,8 @@ func (s *Server) mountPages() error {
 		now:           func() time.Time { return time.Now().UTC() },
 	}
 	u.passwords, _ = s.deps.Inventory.(PasswordStore)
+	// The read API accepts these sessions too (requireOperator).
+	s.sessions = u.sessions
 	static, err := fs.Sub(staticFS, "static")
 	if err != nil {
 		return err

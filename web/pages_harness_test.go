@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/cookiejar"
 	"net/http/httptest"
+	"net/netip"
 	"net/url"
 	"path/filepath"
 	"regexp"
@@ -36,6 +37,8 @@ type uiOptions struct {
 	noJoin  bool
 	cluster func() bool
 	turns   JoinTurnHolder
+	// trustedProxies are the proxies whose X-Forwarded-For the server believes.
+	trustedProxies []netip.Prefix
 }
 
 func newUI(t *testing.T, opts uiOptions) *uiHarness {
@@ -53,7 +56,7 @@ func newUI(t *testing.T, opts uiOptions) *uiHarness {
 		}
 		deps.Join = r
 	}
-	s, err := New(Config{AdminToken: testToken, TLS: opts.tls, ClusterConnected: opts.cluster}, deps)
+	s, err := New(Config{AdminToken: testToken, TLS: opts.tls, ClusterConnected: opts.cluster, TrustedProxies: opts.trustedProxies}, deps)
 	if err != nil {
 		t.Fatal(err)
 	}

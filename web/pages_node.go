@@ -33,9 +33,11 @@ type nodeView struct {
 	Join       joinView
 	CloudInit  []cloudInitFile
 	CloudError string
-	CanRetry   bool
-	Delete     deleteView
-	ShowDelete bool
+	// ExtraCloudConfigSet says the shown user-data lacks the (secret) extra cloud-config.
+	ExtraCloudConfigSet bool
+	CanRetry            bool
+	Delete              deleteView
+	ShowDelete          bool
 }
 
 // summaryView is the live header of a node page.
@@ -113,6 +115,9 @@ func (u *ui) renderNode(c echo.Context, status int, dv *deleteView, showDelete b
 	}
 	v.Join.CSRF = v.CSRF
 	v.CloudInit, v.CloudError = u.cloudInitView(ctx, n)
+	if settings, err := u.inv.ClusterSettings(ctx); err == nil {
+		v.ExtraCloudConfigSet = settings.ExtraCloudConfig != ""
+	}
 	if dv == nil {
 		all, err := u.inv.ListNodes(ctx)
 		if err != nil {
@@ -143,20 +148,16 @@ func (u *ui) summary(n node.Node, events []node.Event) summaryView {
 	return s
 }
 
-// maskedSettings is the cluster settings with the token replaced by the mask, so a
-// renderer asked for something to display never even sees the real token.
-func maskedSettings(s node.ClusterSettings) node.ClusterSettings {
-	if s.Token.IsSet() {
-		s.Token = node.Secret(tokenMask)
-	}
-	return s
-}
+// maskedSettings is the cluster settings with the token, the installer environment's
+// values and the extra cloud-config masked, so a renderer asked for something to display
+// never even sees them.
+func maskedSettings(s node.ClusterSettings) node.ClusterSettings { return s.Redacted(tokenMask) }
 
-// scrub removes the token from text that is about to be shown, in case it reached it by
-// another road (pasted into the extra cloud-config, say).
+// scrub removes every secret of the settings from text that is about to be shown, in
+// case one reached it by another road (the token pasted into a label, say).
 func scrub(text string, s node.ClusterSettings) string {
-	if tok := s.Token.Reveal(); len(tok) >= 4 {
-		text = strings.ReplaceAll(text, tok, tokenMask)
+	for _, v := range s.SecretValues() {
+		text = strings.ReplaceAll(text, v, tokenMask)
 	}
 	return text
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -34,6 +35,16 @@ type Config struct {
 	MachineURL string
 	// SessionTTL is how long an idle web session stays signed in; 0 means 12 hours.
 	SessionTTL time.Duration
+	// MetricsToken, when set, is a bearer token that reads /metrics and nothing else;
+	// without it /metrics needs the admin token.
+	MetricsToken node.Secret
+	// TrustedProxies are the reverse proxies whose X-Forwarded-For is believed; empty
+	// means every client is direct and the socket's peer is its address.
+	TrustedProxies []netip.Prefix
+	// BodyReadTimeout bounds how long a request body may take to arrive; 0 means 30 s.
+	BodyReadTimeout time.Duration
+	// ImageUploadLimit is the largest image upload accepted, in bytes; 0 means 64 GiB.
+	ImageUploadLimit int64
 }
 
 // Deps are the services the server mounts. Nil handlers are simply not mounted.
@@ -52,6 +63,9 @@ type Deps struct {
 
 // Server is the echo application.
 type Server struct {
+	// sessions are the signed-in browsers, for the pages and the read API.
+	sessions *sessions
+
 	cfg  Config
 	deps Deps
 	echo *echo.Echo
@@ -63,8 +77,14 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	if deps.Inventory == nil {
 		return nil, errors.New("web: an inventory is required")
 	}
-	if !cfg.AdminToken.IsSet() {
-		return nil, errors.New("web: an admin token is required")
+	if len(cfg.AdminToken.Reveal()) < MinAdminTokenLen {
+		return nil, fmt.Errorf("web: an admin token of at least %d characters is required", MinAdminTokenLen)
+	}
+	if cfg.BodyReadTimeout <= 0 {
+		cfg.BodyReadTimeout = defaultBodyReadTimeout
+	}
+	if cfg.ImageUploadLimit <= 0 {
+		cfg.ImageUploadLimit = defaultImageUploadLimit
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
@@ -80,6 +100,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	if err := s.mountPages(); err != nil {
 		return nil, err
 	}
+	s.guardEdge()
 	return s, nil
 }
 
@@ -91,10 +112,11 @@ func (s *Server) routes() {
 	e := s.echo
 	e.GET("/healthz", func(c echo.Context) error { return c.JSON(http.StatusOK, map[string]string{"status": "ok"}) })
 	if s.deps.Metrics != nil {
-		e.GET("/metrics", echo.WrapHandler(s.deps.Metrics.Handler()))
+		e.GET("/metrics", echo.WrapHandler(s.deps.Metrics.Handler()), s.requireMetricsReader)
 	}
 
-	api := e.Group("/api/v1", middleware.BodyLimit(fmt.Sprint(maxBody)))
+	// Every /api/v1 call, reads too, needs the admin token or a web session.
+	api := e.Group("/api/v1", s.requireOperator, middleware.BodyLimit(fmt.Sprint(maxBody)))
 	admin := s.requireAdmin
 	api.GET("/nodes", s.listNodes)
 	api.POST("/nodes", s.importNode, admin)

@@ -16,7 +16,6 @@ import (
 
 	"github.com/labstack/echo/v4"
 	"golang.org/x/crypto/bcrypt"
-	"golang.org/x/time/rate"
 )
 
 const (
@@ -186,13 +185,15 @@ func (u *ui) login(c echo.Context) error {
 		return u.forbidden(c, "the sign-in form expired or was not sent by this page: reload it and try again")
 	}
 	next := c.FormValue("next")
-	if u.loginFailures.Tokens() < 1 {
+	// The budget is this source's own: others' failures never refuse a right password here.
+	src := loginSourceKey(c.RealIP())
+	if !u.loginFailures.allowed(src) {
 		u.srv.log.Warn("web sign-in throttled", slog.String("remote", c.RealIP()))
-		return u.renderLogin(c, http.StatusTooManyRequests, next, "Too many wrong passwords: wait a few seconds and try again.")
+		return u.renderLogin(c, http.StatusTooManyRequests, next, "Too many wrong passwords from this address: wait a few seconds and try again.")
 	}
 	user, password := c.FormValue("username"), c.FormValue("password")
 	if user != adminUser || !u.passwordOK(c.Request().Context(), password) {
-		u.loginFailures.Allow() // spend one failure
+		u.loginFailures.failed(src)
 		u.srv.log.Warn("web sign-in refused", slog.String("user", user), slog.String("remote", c.RealIP()))
 		return u.renderLogin(c, http.StatusUnauthorized, next, "Wrong user name or password.")
 	}
@@ -240,18 +241,6 @@ func safeNext(next string) string {
 		return "/ui/nodes"
 	}
 	return next
-}
-
-// Failed sign-ins spend from one server-wide bucket: a burst of loginFailureBurst, then
-// one more every loginFailureEvery. That caps online guessing of a set password at a
-// few thousand a day; the worst a guesser can do to the operator is a wait of seconds.
-const (
-	loginFailureBurst = 10
-	loginFailureEvery = 5 * time.Second
-)
-
-func newLoginLimiter() *rate.Limiter {
-	return rate.NewLimiter(rate.Every(loginFailureEvery), loginFailureBurst)
 }
 
 // minPasswordLen is the shortest password the account page accepts: bcrypt is slow to

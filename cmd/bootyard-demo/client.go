@@ -82,7 +82,8 @@ func (c *client) states(ctx context.Context) (map[string]string, error) {
 // seedInventory adds the demo image, join settings for a cluster that exists only on
 // paper (the demo has no LLMOS server to join), and the two machines.
 func seedInventory(ctx context.Context, c *client, data string) error {
-	img := filepath.Join(data, "demo.img")
+	// The server reads image files only from its images directory (made at its start).
+	img := filepath.Join(data, "images", "demo.img")
 	// A small GPT image (one partition of random bytes): enough to watch an install
 	// stream, verify and add its CIDATA partition.
 	if err := disktest.GPTImage(img, 64<<20); err != nil {

@@ -28,7 +28,7 @@ type clientFlags struct {
 func (c *clientFlags) register(root *cobra.Command) {
 	pf := root.PersistentFlags()
 	pf.StringVar(&c.server, "server", envOr("BOOTYARD_SERVER", "http://127.0.0.1:8080"), "Bootyard API URL (env BOOTYARD_SERVER)")
-	pf.StringVar(&c.token, "admin-token", "", "admin token (default: env BOOTYARD_TOKEN, else <data-dir>/admin-token)")
+	pf.StringVar(&c.token, "admin-token", "", "admin token the CLI sends (default: env BOOTYARD_TOKEN, else <data-dir>/admin-token); for serve, the server's token (env BOOTYARD_ADMIN_TOKEN; at least 16 characters)")
 	pf.StringVar(&c.dataDir, "data-dir", envOr("BOOTYARD_DATA", "./data"), "where the local server keeps its admin-token file (env BOOTYARD_DATA)")
 	pf.StringVar(&c.caCert, "ca-cert", "", "PEM certificate to trust for an https --server (default: <data-dir>/tls/cert.pem when it exists)")
 }
@@ -126,10 +126,16 @@ func (c *clientFlags) raw(ctx context.Context, method, path string, body any) (*
 		cancel()
 		return nil, err
 	}
-	req.Header.Set("User-Agent", "bootyard-cli")
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
+	return c.send(req, cancel)
+}
+
+// send sends req with the CLI's headers and admin token; cancel ends req's context and
+// runs when the returned body is closed (or at once on error).
+func (c *clientFlags) send(req *http.Request, cancel context.CancelFunc) (*http.Response, error) {
+	req.Header.Set("User-Agent", "bootyard-cli")
 	if tok := c.adminToken(); tok != "" {
 		req.Header.Set("Authorization", "Bearer "+tok)
 	}
@@ -151,11 +157,19 @@ func (c *clientFlags) raw(ctx context.Context, method, path string, body any) (*
 		if json.Unmarshal(b, &e) != nil || e.Error == "" {
 			e.Error = strings.TrimSpace(string(b))
 		}
-		return nil, fmt.Errorf("%s (HTTP %d)", e.Error, resp.StatusCode)
+		return nil, &statusError{Status: resp.StatusCode, Message: e.Error}
 	}
 	resp.Body = &cancelOnClose{ReadCloser: resp.Body, cancel: cancel}
 	return resp, nil
 }
+
+// statusError is the server's refusal: its message and HTTP status.
+type statusError struct {
+	Status  int
+	Message string
+}
+
+func (e *statusError) Error() string { return fmt.Sprintf("%s (HTTP %d)", e.Message, e.Status) }
 
 type cancelOnClose struct {
 	io.ReadCloser

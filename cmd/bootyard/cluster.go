@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"os"
+	"sort"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -49,7 +50,7 @@ func newClusterShowCommand(cl *clientFlags) *cobra.Command {
 	var reveal bool
 	cmd := &cobra.Command{
 		Use:   "show",
-		Short: "Show join settings (token redacted), servers, majority and failure tolerance",
+		Short: "Show join settings (secrets redacted), servers, majority and failure tolerance",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			path := "/api/v1/cluster"
@@ -78,6 +79,13 @@ func newClusterShowCommand(cl *clientFlags) *cobra.Command {
 			}
 			show("Token", tok)
 			show("Install URL", v.Settings.InstallURL)
+			env := make([]string, 0, len(v.Settings.InstallEnv))
+			for k, val := range v.Settings.InstallEnv {
+				env = append(env, k+"="+val)
+			}
+			sort.Strings(env)
+			show("Install env", strings.Join(env, " "))
+			show("Extra cloud-config", v.Settings.ExtraCloudConfig)
 			show("Default image", v.Settings.DefaultImage)
 			show("Cluster-init node", v.ClusterInit)
 			turnCap := time.Duration(v.Settings.JoinTurnMinutes) * time.Minute
@@ -109,7 +117,7 @@ func newClusterShowCommand(cl *clientFlags) *cobra.Command {
 		},
 	}
 	cmd.Flags().StringVarP(&output, "output", "o", "text", "text or json")
-	cmd.Flags().BoolVar(&reveal, "reveal", false, "show the join token (admin)")
+	cmd.Flags().BoolVar(&reveal, "reveal", false, "show the join token, the installer environment's values and the extra cloud-config (admin)")
 	return cmd
 }
 

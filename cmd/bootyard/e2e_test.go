@@ -272,7 +272,7 @@ func TestConfig_FlagsBeatEnvBeatFile(t *testing.T) {
 			for k, v := range tc.env {
 				t.Setenv(k, v)
 			}
-			cmd := newServeCommand()
+			cmd := newServeCommand(&clientFlags{})
 			if err := cmd.ParseFlags(tc.args); err != nil {
 				t.Fatal(err)
 			}
@@ -288,7 +288,7 @@ func TestConfig_FlagsBeatEnvBeatFile(t *testing.T) {
 	if err := os.WriteFile(file, []byte("lisen: x\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if err := applyConfig(newServeCommand().Flags(), file); err == nil || !strings.Contains(err.Error(), "unknown setting") {
+	if err := applyConfig(newServeCommand(&clientFlags{}).Flags(), file); err == nil || !strings.Contains(err.Error(), "unknown setting") {
 		t.Errorf("typo in config file: %v", err)
 	}
 }

@@ -25,7 +25,12 @@ type labServer struct {
 	client *http.Client
 	token  string
 	log    *os.File
+	data   string
 }
+
+// imagePath is where a test image goes: the server's images directory, the only place it
+// reads image files from.
+func (l *labServer) imagePath(name string) string { return filepath.Join(l.data, "images", name) }
 
 // startLab makes a namespace with a bridge (10.77.0.1/24) and a tap for QEMU, and runs
 // bootyard serve inside it with DHCP in full mode on the bridge. Nothing leaves the
@@ -72,7 +77,7 @@ func startLabIn(t *testing.T, bin, data string, extra ...string) *labServer {
 			t.Logf("bootyard serve log (tail):\n%s", tail(string(b), 6000))
 		}
 	})
-	l := &labServer{ns: ns, url: "http://10.77.0.1:8080", client: ns.HTTPClient(), log: logFile}
+	l := &labServer{ns: ns, url: "http://10.77.0.1:8080", client: ns.HTTPClient(), log: logFile, data: data}
 	waitFor(t, 30*time.Second, "bootyard /healthz", func() bool {
 		resp, err := l.client.Get(l.url + "/healthz")
 		if err != nil {
@@ -245,7 +250,7 @@ func TestFirmware_VMNetworkBootsToItsScriptAndProceedsWhenImported(t *testing.T)
 		t.Run(tc.name, func(t *testing.T) {
 			lab := startLab(t, bin)
 			// A default image, so an imported node has something to install.
-			img := filepath.Join(t.TempDir(), "tiny.img")
+			img := lab.imagePath("tiny.img")
 			if err := os.WriteFile(img, make([]byte, 1<<20), 0o644); err != nil {
 				t.Fatal(err)
 			}

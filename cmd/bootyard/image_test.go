@@ -41,9 +41,15 @@ func TestImageCLI_AddListRemoveAgainstARealServer(t *testing.T) {
 		wantErr bool
 		want    string
 	}{
+		// debian.raw is outside the server's images directory: the CLI uploads a copy.
 		{[]string{"image", "add", "debian", "--file", "debian.raw", "--sha256", strings.Repeat("0", 64)}, true, "sha256 mismatch"},
 		{[]string{"image", "add", "remote", "--url", "http://mirror.example/x.raw.zst"}, true, "does not download"},
-		{[]string{"image", "add", "debian", "--file", "debian.raw"}, false, "added debian: raw, 76.0 KiB, sha256 " + wantSum},
+		{[]string{"image", "add", "debian", "--file", "debian.raw"}, false, "uploading a copy"},
+		{[]string{"image", "add", "inplace", "--file", filepath.Join(data, "images", "debian.raw")}, false,
+			"added inplace: raw, 76.0 KiB, sha256 " + wantSum + ", file " + filepath.Join(data, "images", "debian.raw")},
+		{[]string{"image", "add", "copy", "--file", "debian.raw", "--upload", "--format", "raw"}, false, "uploading debian.raw [=="},
+		{[]string{"image", "rm", "inplace"}, false, "removed inplace"},
+		{[]string{"image", "rm", "copy"}, false, "removed copy"},
 		{[]string{"image", "add", "remote", "--url", "http://mirror.example/x.raw.zst", "--sha256", wantSum, "--default"}, false, "the cluster default"},
 		{[]string{"node", "import", "52:54:00:12:34:56", "--role", "worker", "--name", "w-1", "--image", "fedora"}, true, `image "fedora"`},
 		{[]string{"node", "import", "52:54:00:12:34:56", "--role", "worker", "--name", "w-1", "--image", "debian"}, false, "imported w-1"},
@@ -59,8 +65,9 @@ func TestImageCLI_AddListRemoveAgainstARealServer(t *testing.T) {
 	}
 	out, err := cli("image", "list", "-o", "json")
 	var imgs []store.Image
-	if err != nil || json.Unmarshal([]byte(out), &imgs) != nil || len(imgs) != 1 || imgs[0].File != filepath.Join(work, "debian.raw") {
-		t.Fatalf("image list -o json: %v %s; want debian with an absolute file path", err, out)
+	if err != nil || json.Unmarshal([]byte(out), &imgs) != nil || len(imgs) != 1 || imgs[0].File != filepath.Join(data, "images", "debian.raw") ||
+		imgs[0].SHA256 != wantSum {
+		t.Fatalf("image list -o json: %v %s; want debian uploaded into the images directory", err, out)
 	}
 
 	// The server streams what the catalog names, and the agent files from <data>/agent.

@@ -164,7 +164,11 @@ func TestInstall_VMInstallsWithJoinDataAndDeletionWipesItAway(t *testing.T) {
 			}
 			lab := startInstallLab(t, bin, data)
 			joinToken := "K10" + randomHex(16) + "::server:" + randomHex(8)
-			if code := lab.api(t, "POST", "/api/v1/images", `{"name":"test","file":"`+imgPath+`","default":true}`, nil); code/100 != 2 {
+			// A hard link: the server reads image files only from its images directory.
+			if err := os.Link(imgPath, lab.imagePath("test.raw")); err != nil {
+				t.Fatal(err)
+			}
+			if code := lab.api(t, "POST", "/api/v1/images", `{"name":"test","file":"`+lab.imagePath("test.raw")+`","default":true}`, nil); code/100 != 2 {
 				t.Fatalf("add image: %d", code)
 			}
 			if code := lab.api(t, "PATCH", "/api/v1/cluster", `{"serverURL":"https://10.77.0.10:6443","token":"`+joinToken+`"}`, nil); code/100 != 2 {

@@ -46,7 +46,7 @@ func (o *serveOptions) machineServices(ctx context.Context, g *errgroup.Group, s
 	if ms.join, err = cloudinit.NewRenderer(cloudinit.Config{AdvertiseURL: advertise}); err != nil {
 		return ms, fmt.Errorf("cloud-init renderer: %w", err)
 	}
-	if ms.catalog, err = images.NewCatalog(images.CatalogConfig{Store: st, Logger: log}); err != nil {
+	if ms.catalog, err = o.newCatalog(st, log); err != nil {
 		return ms, err
 	}
 	agent, err := machine.NewAgent(machine.AgentConfig{AdvertiseURL: advertise, Logger: log}, st, ms.catalog, ms.join)
@@ -69,7 +69,7 @@ func (o *serveOptions) machineServices(ctx context.Context, g *errgroup.Group, s
 		return ms, err
 	}
 	ms.stop = boot.Close
-	files := images.NewFileServer(images.FileServerConfig{Images: st, AgentDir: filepath.Join(o.dataDir, "agent"), Logger: log})
+	files := images.NewFileServer(images.FileServerConfig{Images: st, ImagesDir: ms.catalog.Dir(), AgentDir: filepath.Join(o.dataDir, "agent"), Logger: log})
 	ms.server = machine.New(machine.Config{Logger: log}, machine.Deps{IPXE: boot, NoCloud: nocloud, Files: files, Agent: agent})
 	g.Go(func() error { return agent.Run(ctx) })
 	return ms, nil

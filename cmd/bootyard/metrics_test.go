@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"io"
+	"net/http"
 	"net/netip"
 	"os"
 	"strconv"
@@ -17,7 +18,13 @@ import (
 // scrape reads /metrics into "name{labels}" → value.
 func scrape(t *testing.T, lab *labServer) map[string]float64 {
 	t.Helper()
-	resp, err := lab.client.Get(lab.url + "/metrics")
+	req, err := http.NewRequest("GET", lab.url+"/metrics", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// /metrics is private without --metrics-token: the admin token reads it.
+	req.Header.Set("Authorization", "Bearer "+lab.token)
+	resp, err := lab.client.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}

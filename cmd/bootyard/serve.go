@@ -27,6 +27,8 @@ type serveOptions struct {
 	dataDir      string
 	listen       string
 	advertiseURL string
+	adminToken   *string // the root command's --admin-token (BOOTYARD_ADMIN_TOKEN): for serve, the server's token
+	edge         edgeOptions
 	logFormat    string
 	logLevel     string
 	limits       store.Limits
@@ -38,8 +40,8 @@ type serveOptions struct {
 	trustUnverified bool
 }
 
-func newServeCommand() *cobra.Command {
-	o := &serveOptions{}
+func newServeCommand(cl *clientFlags) *cobra.Command {
+	o := &serveOptions{adminToken: &cl.token}
 	cmd := &cobra.Command{
 		Use:   "serve",
 		Short: "Run the provisioning server (API, web page, iPXE, NoCloud; DHCP and TFTP when an interface is named)",
@@ -75,6 +77,7 @@ DHCP is never started unless --dhcp-interface names an interface.`,
 	o.boot.register(f)
 	o.tls.register(f)
 	o.cluster.register(f)
+	o.edge.register(f)
 	return cmd
 }
 
@@ -116,7 +119,11 @@ func runServe(ctx context.Context, o *serveOptions) error {
 			log.Error("close store", slog.Any("err", err))
 		}
 	}()
-	token, tokenPath, created, err := loadAdminToken(o.dataDir)
+	token, tokenPath, created, err := loadAdminToken(o.dataDir, *o.adminToken)
+	if err != nil {
+		return err
+	}
+	edge, err := o.edge.parse()
 	if err != nil {
 		return err
 	}
@@ -191,7 +198,8 @@ func runServe(ctx context.Context, o *serveOptions) error {
 	if err != nil {
 		return fail(err)
 	}
-	srv, err := web.New(web.Config{AdminToken: token, Logger: log, TLS: tlsCfg != nil, MachineURL: advertise, ClusterConnected: clusterConnected}, deps)
+	srv, err := web.New(web.Config{AdminToken: token, Logger: log, TLS: tlsCfg != nil, MachineURL: advertise, ClusterConnected: clusterConnected,
+		MetricsToken: edge.metricsToken, TrustedProxies: edge.trustedProxies, ImageUploadLimit: edge.imageUploadLimit}, deps)
 	if err != nil {
 		return fail(err)
 	}

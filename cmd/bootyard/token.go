@@ -11,22 +11,27 @@ import (
 	"strings"
 
 	"github.com/bootyard/bootyard/node"
+	"github.com/bootyard/bootyard/web"
 )
 
 const adminTokenFile = "admin-token"
 
-// loadAdminToken returns BOOTYARD_ADMIN_TOKEN, or the token in <data>/admin-token,
-// generating that file (mode 0600) on first start. created tells the caller to print the
-// path once.
-func loadAdminToken(dataDir string) (tok node.Secret, path string, created bool, err error) {
+// loadAdminToken returns the --admin-token setting (flag, BOOTYARD_ADMIN_TOKEN or the
+// config file's admin-token), or the token in <data>/admin-token, generating that file
+// (mode 0600) on first start. created tells the caller to print the path once. A token
+// shorter than web.MinAdminTokenLen is refused wherever it comes from.
+func loadAdminToken(dataDir, setting string) (tok node.Secret, path string, created bool, err error) {
+	if v := strings.TrimSpace(setting); v != "" {
+		return checkAdminToken(v, "--admin-token (or BOOTYARD_ADMIN_TOKEN)", "", false)
+	}
 	if v := strings.TrimSpace(os.Getenv("BOOTYARD_ADMIN_TOKEN")); v != "" {
-		return node.Secret(v), "", false, nil
+		return checkAdminToken(v, "BOOTYARD_ADMIN_TOKEN", "", false)
 	}
 	path = filepath.Join(dataDir, adminTokenFile)
 	b, err := os.ReadFile(path)
 	if err == nil {
 		if v := strings.TrimSpace(string(b)); v != "" {
-			return node.Secret(v), path, false, nil
+			return checkAdminToken(v, path, path, false)
 		}
 	} else if !errors.Is(err, fs.ErrNotExist) {
 		return "", "", false, fmt.Errorf("admin token: %w", err)
@@ -43,4 +48,12 @@ func loadAdminToken(dataDir string) (tok node.Secret, path string, created bool,
 		return "", "", false, fmt.Errorf("admin token: %w", err)
 	}
 	return node.Secret(v), path, true, nil
+}
+
+func checkAdminToken(v, from, path string, created bool) (node.Secret, string, bool, error) {
+	if len(v) < web.MinAdminTokenLen {
+		return "", "", false, fmt.Errorf("admin token from %s has %d characters: use at least %d (it signs in to everything; e.g. openssl rand -hex 24)",
+			from, len(v), web.MinAdminTokenLen)
+	}
+	return node.Secret(v), path, created, nil
 }
