@@ -29,7 +29,7 @@ var (
 )
 
 // allBuckets are created at open, so read transactions never meet a missing bucket.
-var allBuckets = [][]byte{bucketMeta, bucketNodes, bucketMACIndex, bucketEvents, bucketSettings}
+var allBuckets = append([][]byte{bucketMeta, bucketNodes, bucketMACIndex, bucketEvents, bucketSettings}, indexBuckets...)
 
 // migration upgrades the file from schema version i to i+1 (index i in migrations).
 type migration func(tx *bolt.Tx) error
@@ -38,6 +38,7 @@ type migration func(tx *bolt.Tx) error
 // later layout appends a function here and never edits an old one.
 var migrations = []migration{
 	func(tx *bolt.Tx) error { return nil }, // 0 → 1: buckets created by open
+	buildIndexes,                           // 1 → 2: state, role, label and IP indexes, counts by state
 }
 
 // SchemaVersion is the version this build writes.

@@ -1,0 +1,69 @@
+package store
+
+import (
+	"maps"
+	"slices"
+	"testing"
+
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/bootyard/bootyard/node"
+)
+
+// checkSecondaryIndexes checks that every index bucket holds exactly the entries the
+// stored nodes imply (rebuilt here from the records) and that the counts by state agree.
+// closeAndCheck runs it, so every store test that writes nodes also checks the indexes.
+func checkSecondaryIndexes(t *testing.T, tx *bolt.Tx, byName map[string]node.Node) {
+	t.Helper()
+	want := map[string]map[string]string{}
+	for _, b := range indexBuckets {
+		want[string(b)] = map[string]string{}
+	}
+	counts := map[node.State]uint64{}
+	for _, n := range byName {
+		want[string(bucketStateIndex)][string(joinKey(string(n.State), n.Name))] = ""
+		want[string(bucketRoleIndex)][string(joinKey(string(n.Role), n.Name))] = string(n.State)
+		for k, v := range n.Labels {
+			want[string(bucketLabelIndex)][string(joinKey(k, v, n.Name))] = ""
+			want[string(bucketLabelKeyIndex)][string(joinKey(k, n.Name))] = v
+		}
+		if n.IP.IsValid() {
+			want[string(bucketIPIndex)][string(ipKey(n.IP.Addr(), n.Name))] = ""
+		}
+		counts[n.State]++
+	}
+	for st, c := range counts {
+		want[string(bucketStateCounts)][string(st)] = string(encodeUint(c))
+	}
+	for _, name := range indexBuckets {
+		b := tx.Bucket(name)
+		if b == nil {
+			t.Errorf("checkIndexes: bucket %s is missing", name)
+			continue
+		}
+		got := map[string]string{}
+		_ = b.ForEach(func(k, v []byte) error {
+			got[string(k)] = string(v)
+			return nil
+		})
+		if !maps.Equal(got, want[string(name)]) {
+			extra, missing := diffKeys(got, want[string(name)]), diffKeys(want[string(name)], got)
+			t.Errorf("checkIndexes: %s disagrees with the nodes: %d entries not implied by any node (%q), %d missing (%q)",
+				name, len(extra), extra, len(missing), missing)
+		}
+	}
+}
+
+func diffKeys(a, b map[string]string) []string {
+	var out []string
+	for k, v := range a {
+		if w, ok := b[k]; !ok || w != v {
+			out = append(out, k)
+		}
+	}
+	slices.Sort(out)
+	if len(out) > 5 {
+		out = out[:5]
+	}
+	return out
+}
