@@ -41,7 +41,10 @@ type ImportOptions struct {
 	// ContinueOnError writes the rows that pass and reports the others; without it one
 	// failing row means nothing is written.
 	ContinueOnError bool
-	Source          string
+	// DryRun checks every row as an import would and writes nothing: the web page's
+	// preview before the operator commits.
+	DryRun bool
+	Source string
 }
 
 // ImportNodes imports many nodes in one transaction: one fsync for the whole batch is
@@ -101,11 +104,22 @@ func (s *Store) ImportNodes(ctx context.Context, rows []ImportRow, opts ImportOp
 			}
 			plans[i], ok[i] = plan, true
 		}
-		if failed > 0 && !opts.ContinueOnError {
+		if opts.DryRun || (failed > 0 && !opts.ContinueOnError) {
+			// Nothing is written. A dry run says what each good row would become; a refused
+			// import says the good rows were skipped for the others' sake.
+			wouldWrite := opts.DryRun && (failed == 0 || opts.ContinueOnError)
 			for i := range rows {
-				if ok[i] {
-					results[i] = ImportResult{Line: rows[i].Line, Name: rows[i].Node.Name, Outcome: ImportSkipped}
+				if !ok[i] {
+					continue
 				}
+				r := ImportResult{Line: rows[i].Line, Name: rows[i].Node.Name, Outcome: ImportSkipped}
+				if wouldWrite {
+					r.Outcome = ImportCreated
+					if plans[i].same {
+						r.Outcome = ImportUnchanged
+					}
+				}
+				results[i] = r
 			}
 			return errRolledBack
 		}

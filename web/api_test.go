@@ -134,8 +134,8 @@ func TestAPI_ImportValidationErrorsNameTheField(t *testing.T) {
 	}
 	// Nothing of the refused imports reached the store.
 	code, out := h.call("GET", "/api/v1/nodes", nil, false)
-	var nodes []node.Node
-	if code != 200 || json.Unmarshal(out, &nodes) != nil || len(nodes) != 1 {
+	var nodes store.NodePage
+	if code != 200 || json.Unmarshal(out, &nodes) != nil || len(nodes.Nodes) != 1 {
 		t.Fatalf("after refused imports: %d %s", code, out)
 	}
 }
@@ -187,8 +187,8 @@ func TestAPI_NodeLifecycleThroughEveryEndpoint(t *testing.T) {
 	}
 	// Filters.
 	code, out = h.call("GET", "/api/v1/nodes?role=worker", nil, false)
-	var list []node.Node
-	if code != 200 || json.Unmarshal(out, &list) != nil || len(list) != 2 {
+	var list store.NodePage
+	if code != 200 || json.Unmarshal(out, &list) != nil || len(list.Nodes) != 2 || list.Total != 2 {
 		t.Errorf("role filter: %d %s", code, out)
 	}
 	// Update.

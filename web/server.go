@@ -146,6 +146,7 @@ func (s *Server) routes() {
 	s.imageAPIRoutes(api)
 	api.PUT("/cluster", s.updateCluster, admin)
 	api.PATCH("/cluster", s.updateCluster, admin)
+	s.bulkRoutes(e)
 }
 
 // Serve runs the server on ln until ctx is cancelled, then stops accepting and lets
