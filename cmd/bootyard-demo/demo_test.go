@@ -87,7 +87,9 @@ func TestDemo_BothMachinesInstallAndCtrlCRemovesTheNamespace(t *testing.T) {
 			return nil, false
 		}
 		defer resp.Body.Close()
-		var page struct{ Items []struct{ Name, State string } }
+		var page struct {
+			Items []struct{ Name, State string }
+		}
 		if json.NewDecoder(resp.Body).Decode(&page) != nil {
 			return nil, false
 		}
