@@ -39,10 +39,14 @@ func (s *Store) Reservations(ctx context.Context) ([]Reservation, error) {
 	}
 	var out []Reservation
 	err := s.db.View(func(tx *bolt.Tx) error {
-		return tx.Bucket(bucketNodes).ForEach(func(k, v []byte) error {
+		// The IP index lists exactly the nodes with a static address: nodes without one
+		// (most of a DHCP-addressed inventory) are never read.
+		nodes := tx.Bucket(bucketNodes)
+		return tx.Bucket(bucketIPIndex).ForEach(func(k, _ []byte) error {
+			name := k[16:]
 			var f reservationFields
-			if err := json.Unmarshal(v, &f); err != nil {
-				return fmt.Errorf("decode node %s: %w", k, err)
+			if err := json.Unmarshal(nodes.Get(name), &f); err != nil {
+				return fmt.Errorf("decode node %s: %w", name, err)
 			}
 			if !f.IP.IsValid() {
 				return nil

@@ -65,13 +65,27 @@ func (b *bootOptions) start(ctx context.Context, g *errgroup.Group, st *store.St
 		src.DHCP = srv.Stats
 		// A node imported or changed with a static address is reserved at once, not at
 		// the next periodic refresh, so the pool cannot offer it in between.
+		// Changes are coalesced: a bulk import of 100,000 nodes with addresses asks for
+		// one refresh (or a few), not 100,000 refreshes of 100,000 reservations each.
+		refresh := make(chan struct{}, 1)
 		hooks.add(func(before, after node.Node) {
 			if before.IP != after.IP || (after.IP.IsValid() && before.State != after.State) {
-				go func() {
-					if err := srv.RefreshReservations(ctx); err != nil {
-						log.Warn("refresh DHCP reservations", slog.Any("err", err))
-					}
-				}()
+				select {
+				case refresh <- struct{}{}:
+				default: // a refresh is already pending and will see this change
+				}
+			}
+		})
+		g.Go(func() error {
+			for {
+				select {
+				case <-ctx.Done():
+					return nil
+				case <-refresh:
+				}
+				if err := srv.RefreshReservations(ctx); err != nil && ctx.Err() == nil {
+					log.Warn("refresh DHCP reservations", slog.Any("err", err))
+				}
 			}
 		})
 		if cfg.Range.Start.IsValid() {

@@ -112,14 +112,37 @@ func (c *clientFlags) do(ctx context.Context, method, path string, body any, out
 
 // raw calls the API and returns a 2xx response for the caller to read and close.
 func (c *clientFlags) raw(ctx context.Context, method, path string, body any) (*http.Response, error) {
-	var rd io.Reader
-	if body != nil {
-		b, err := json.Marshal(body)
-		if err != nil {
-			return nil, err
-		}
-		rd = bytes.NewReader(b)
+	if body == nil {
+		return c.send(ctx, method, path, "", nil)
 	}
+	b, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	return c.send(ctx, method, path, "application/json", bytes.NewReader(b))
+}
+
+// send is raw with a body already encoded as contentType (a CSV file, say).
+func (c *clientFlags) send(ctx context.Context, method, path, contentType string, rd io.Reader) (*http.Response, error) {
+	resp, err := c.exchange(ctx, method, path, contentType, rd)
+	if err != nil {
+		return nil, err
+	}
+	if resp.StatusCode/100 != 2 {
+		defer resp.Body.Close()
+		var e apiError
+		b, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+		if json.Unmarshal(b, &e) != nil || e.Error == "" {
+			e.Error = strings.TrimSpace(string(b))
+		}
+		return nil, fmt.Errorf("%s (HTTP %d)", e.Error, resp.StatusCode)
+	}
+	return resp, nil
+}
+
+// exchange sends one request and returns the response whatever its status, for calls
+// whose error answers carry more than a message (a bulk import's failed rows).
+func (c *clientFlags) exchange(ctx context.Context, method, path, contentType string, rd io.Reader) (*http.Response, error) {
 	ctx, cancel := context.WithTimeout(ctx, 60*time.Second)
 	req, err := http.NewRequestWithContext(ctx, method, strings.TrimRight(c.server, "/")+path, rd)
 	if err != nil {
@@ -127,8 +150,8 @@ func (c *clientFlags) raw(ctx context.Context, method, path string, body any) (*
 		return nil, err
 	}
 	req.Header.Set("User-Agent", "bootyard-cli")
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
+	if contentType != "" {
+		req.Header.Set("Content-Type", contentType)
 	}
 	if tok := c.adminToken(); tok != "" {
 		req.Header.Set("Authorization", "Bearer "+tok)
@@ -142,16 +165,6 @@ func (c *clientFlags) raw(ctx context.Context, method, path string, body any) (*
 	if err != nil {
 		cancel()
 		return nil, fmt.Errorf("cannot reach Bootyard at %s: %w", c.server, err)
-	}
-	if resp.StatusCode/100 != 2 {
-		defer cancel()
-		defer resp.Body.Close()
-		var e apiError
-		b, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
-		if json.Unmarshal(b, &e) != nil || e.Error == "" {
-			e.Error = strings.TrimSpace(string(b))
-		}
-		return nil, fmt.Errorf("%s (HTTP %d)", e.Error, resp.StatusCode)
 	}
 	resp.Body = &cancelOnClose{ReadCloser: resp.Body, cancel: cancel}
 	return resp, nil
