@@ -18,8 +18,11 @@ import (
 
 // NodeQuery selects one page of nodes. Zero fields do not filter.
 type NodeQuery struct {
-	Role       node.Role
-	State      node.State
+	Role  node.Role
+	State node.State
+	// NotState leaves out one state: the nodes page lists imported nodes, not the
+	// discovered machines it shows apart.
+	NotState   node.State
 	NamePrefix string
 	MAC        node.MAC // zero: any
 	IP         netip.Addr
@@ -251,14 +254,14 @@ func (q NodeQuery) pickScan() scan {
 	if q.Role != "" {
 		p := joinKey(string(q.Role), "")
 		return scan{bucket: bucketRoleIndex, prefix: p, name: nameAfterPrefix(len(p)),
-			exact: q.State == "" && q.NamePrefix == "" && q.Selector == nil}
+			exact: q.State == "" && q.NotState == "" && q.NamePrefix == "" && q.Selector == nil}
 	}
 	return scan{bucket: bucketNodes, prefix: []byte(q.NamePrefix), name: func(k, _ []byte) string { return string(k) },
-		exact: q.Role == "" && q.State == "" && q.Selector == nil}
+		exact: q.Role == "" && q.State == "" && q.NotState == "" && q.Selector == nil}
 }
 
 func (q NodeQuery) noFilter() bool {
-	return q.Role == "" && q.State == "" && q.NamePrefix == "" && q.MAC.IsZero() && !q.IP.IsValid() && (q.Selector == nil || q.Selector.Empty())
+	return q.Role == "" && q.State == "" && q.NotState == "" && q.NamePrefix == "" && q.MAC.IsZero() && !q.IP.IsValid() && (q.Selector == nil || q.Selector.Empty())
 }
 
 func (q NodeQuery) onlyState() bool {
@@ -291,7 +294,7 @@ func (q NodeQuery) load(nodes *bolt.Bucket, name string) (node.Node, bool, error
 
 func (q NodeQuery) matches(n *node.Node) bool {
 	return (q.Role == "" || n.Role == q.Role) &&
-		(q.State == "" || n.State == q.State) &&
+		(q.State == "" || n.State == q.State) && (q.NotState == "" || n.State != q.NotState) &&
 		strings.HasPrefix(n.Name, q.NamePrefix) &&
 		(q.MAC.IsZero() || n.HasMAC(q.MAC)) &&
 		(!q.IP.IsValid() || n.IP.Addr() == q.IP) &&
@@ -312,6 +315,19 @@ type matchFields struct {
 // count counts every match. An exact scan counts keys; otherwise each candidate is
 // decoded (only the fields matching reads).
 func (q NodeQuery) count(tx *bolt.Tx, sc scan) (int, error) {
+	if r := q; r.NotState != "" {
+		// Everything but one state is a difference of two counters.
+		r.NotState = ""
+		if r.noFilter() {
+			total := 0
+			for st, c := range stateCounts(tx) {
+				if st != q.NotState {
+					total += c
+				}
+			}
+			return total, nil
+		}
+	}
 	if sc.exact && len(sc.prefix) == 0 && bytes.Equal(sc.bucket, bucketNodes) || (sc.exact && bytes.Equal(sc.bucket, bucketStateIndex) && len(sc.prefix) == 0) {
 		total := 0
 		for _, c := range stateCounts(tx) {

@@ -87,6 +87,8 @@ func TestQueryNodes_PagesAgreeWithFilteringEverything(t *testing.T) {
 		q    NodeQuery
 	}{
 		{"everything", NodeQuery{}},
+		{"all but one state", NodeQuery{NotState: node.StateRegistered}},
+		{"all but one state, with a label", NodeQuery{NotState: node.StateRegistered, Selector: mustSelector(t, "rack=r1")}},
 		{"name prefix", NodeQuery{NamePrefix: "n-001"}},
 		{"state", NodeQuery{State: node.StateProvisioning}},
 		{"state with no nodes", NodeQuery{State: node.StateActive}},

@@ -238,18 +238,29 @@ func (s *Server) bulkAction(c echo.Context) error {
 	return c.JSON(http.StatusOK, rep)
 }
 
-// runBulk resolves the selection and applies the action to each node in turn. Each node
-// goes through the same door as the single-node call (UpdateNode, DeleteNode with its
-// quorum check), so a bulk delete of servers is refused node by node exactly where a
-// one-by-one delete would be.
+// runBulk resolves the selection and applies the action.
 func (s *Server) runBulk(ctx context.Context, in BulkInput, src string) (BulkReport, error) {
-	act, err := s.bulkActionFunc(ctx, in, src)
-	if err != nil {
-		return BulkReport{}, err
+	if _, err := s.bulkActionFunc(ctx, in, src); err != nil {
+		return BulkReport{}, err // a bad action is reported before the selection is read
 	}
 	names, err := s.selectNames(ctx, in)
 	if err != nil {
 		return BulkReport{}, err
+	}
+	return s.applyBulk(ctx, in, names, src)
+}
+
+// applyBulk applies the action to each named node in turn. Each node goes through the
+// same door as the single-node call (UpdateNode, DeleteNode with its quorum check), so
+// a bulk delete of servers is refused node by node exactly where a one-by-one delete
+// would be.
+func (s *Server) applyBulk(ctx context.Context, in BulkInput, names []string, src string) (BulkReport, error) {
+	act, err := s.bulkActionFunc(ctx, in, src)
+	if err != nil {
+		return BulkReport{}, err
+	}
+	if len(names) == 0 {
+		return BulkReport{}, badField("names", fmt.Errorf("%w: no node is selected", node.ErrInvalid))
 	}
 	if in.Action == "delete" && (in.Confirm == nil || *in.Confirm != len(names)) {
 		got := "nothing"
@@ -349,7 +360,13 @@ func (s *Server) selectNames(ctx context.Context, in BulkInput) ([]string, error
 	if err != nil {
 		return nil, err
 	}
-	q.Limit, q.NoTotal = store.MaxPageLimit, true
+	return s.namesMatching(ctx, q)
+}
+
+// namesMatching walks every page of q and returns the names, for a bulk action on "all
+// matching nodes".
+func (s *Server) namesMatching(ctx context.Context, q store.NodeQuery) ([]string, error) {
+	q.Limit, q.NoTotal, q.Continue = store.MaxPageLimit, true, ""
 	var names []string
 	for {
 		page, err := s.deps.Inventory.QueryNodes(ctx, q)
