@@ -173,8 +173,11 @@ func (q nodesQuery) storeQuery() (store.NodeQuery, error) {
 	return sq, err
 }
 
-func isMAC(s string) bool { _, err := node.ParseMAC(s); return err == nil && strings.ContainsAny(s, ":-.") }
-func isIP(s string) bool  { _, err := parseAddrOrPrefix(s); return err == nil }
+func isMAC(s string) bool {
+	_, err := node.ParseMAC(s)
+	return err == nil && strings.ContainsAny(s, ":-.")
+}
+func isIP(s string) bool { _, err := parseAddrOrPrefix(s); return err == nil }
 
 func (u *ui) inventory(ctx context.Context, view nodesQuery) (inventoryView, error) {
 	v := inventoryView{Now: u.now(), View: view, Filtered: view.Q != "" || view.Role != "" || view.State != ""}
