@@ -73,3 +73,19 @@ func quorumView(tx *bolt.Tx) ([]node.Node, error) {
 	}
 	return all, nil
 }
+
+// QuorumNodes is the inventory as quorum and deletion checks need it: servers in full,
+// every other node as its name, role and state only, read from the role index without
+// decoding a record. The cluster page and the delete dialog call it on every render.
+func (s *Store) QuorumNodes(ctx context.Context) ([]node.Node, error) {
+	if err := ctxErr(ctx); err != nil {
+		return nil, err
+	}
+	var out []node.Node
+	err := s.db.View(func(tx *bolt.Tx) error {
+		var err error
+		out, err = quorumView(tx)
+		return err
+	})
+	return out, err
+}

@@ -67,3 +67,39 @@ func diffKeys(a, b map[string]string) []string {
 	}
 	return out
 }
+
+func TestQuorumNodes_ServersInFullOthersByNameRoleAndState(t *testing.T) {
+	ctx := t.Context()
+	s := openTestStore(t, tempStorePath(t))
+	fillInventory(t, s, 120)
+	if err := s.RecordBoot(ctx, coreMAC(0xffff), node.BootInfo{Firmware: "bios"}); err != nil {
+		t.Fatal(err)
+	}
+	all, err := s.ListNodes(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.QuorumNodes(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	byName := map[string]node.Node{}
+	for _, n := range got {
+		byName[n.Name] = n
+	}
+	if len(byName) != len(all) {
+		t.Fatalf("QuorumNodes has %d nodes, the store %d", len(byName), len(all))
+	}
+	for _, n := range all {
+		q := byName[n.Name]
+		if q.Role != n.Role || q.State != n.State {
+			t.Errorf("%s: role/state %s/%s, want %s/%s", n.Name, q.Role, q.State, n.Role, n.State)
+		}
+		if n.Role == node.RoleServer && (q.ClusterInit != n.ClusterInit || !slices.Equal(q.MACs, n.MACs)) {
+			t.Errorf("server %s not given in full: %+v", n.Name, q)
+		}
+	}
+	if servers, want := node.ServerCount(got), node.ServerCount(all); servers != want {
+		t.Fatalf("ServerCount %d over QuorumNodes, %d over every node", servers, want)
+	}
+}

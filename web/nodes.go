@@ -17,6 +17,9 @@ type Inventory interface {
 	ImportNode(ctx context.Context, spec node.Node, source string) (node.Node, error)
 	GetNode(ctx context.Context, ref string) (node.Node, error)
 	ListNodes(ctx context.Context) ([]node.Node, error)
+	// QuorumNodes is servers in full and other nodes as name, role and state: what the
+	// quorum and deletion views read, without decoding the whole inventory.
+	QuorumNodes(ctx context.Context) ([]node.Node, error)
 	QueryNodes(ctx context.Context, q store.NodeQuery) (store.NodePage, error)
 	StateCounts(ctx context.Context) (map[node.State]int, error)
 	ImportNodes(ctx context.Context, rows []store.ImportRow, opts store.ImportOptions) ([]store.ImportResult, error)

@@ -114,7 +114,7 @@ func (u *ui) renderNode(c echo.Context, status int, dv *deleteView, showDelete b
 	v.Join.CSRF = v.CSRF
 	v.CloudInit, v.CloudError = u.cloudInitView(ctx, n)
 	if dv == nil {
-		all, err := u.inv.ListNodes(ctx)
+		all, err := u.inv.QuorumNodes(ctx)
 		if err != nil {
 			return err
 		}
@@ -274,7 +274,7 @@ func (u *ui) deleteNode(c echo.Context) error {
 	if err != nil {
 		return u.pageError(c, err)
 	}
-	all, err := u.inv.ListNodes(ctx)
+	all, err := u.inv.QuorumNodes(ctx)
 	if err != nil {
 		return err
 	}
