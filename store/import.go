@@ -138,9 +138,10 @@ func (s *Store) ImportNodes(ctx context.Context, rows []ImportRow, opts ImportOp
 		} else {
 			initNeeded = needed
 		}
+		var pending []indexEntry
 		for _, i := range order {
 			p := plans[i]
-			n, err := p.write(tx, opts.Source, now, &initNeeded)
+			n, err := p.write(tx, opts.Source, now, &initNeeded, &pending)
 			if err != nil {
 				// Rows were checked above; a failure here is the store's, not the row's.
 				return fmt.Errorf("line %d: %w", rows[i].Line, err)
@@ -157,7 +158,7 @@ func (s *Store) ImportNodes(ctx context.Context, rows []ImportRow, opts ImportOp
 			}
 			results[i] = ImportResult{Line: rows[i].Line, Name: n.Name, Outcome: outcome}
 		}
-		return nil
+		return flushIndex(tx, pending)
 	})
 	if err != nil && err != errRolledBack {
 		return nil, fmt.Errorf("import: %w", err)

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"maps"
+	"slices"
 	"net/netip"
 
 	bolt "go.etcd.io/bbolt"
@@ -44,30 +45,62 @@ func ipKey(a netip.Addr, name string) []byte {
 	return append(a16[:], name...)
 }
 
-// indexNode adds n's index entries; unindexNode removes them. putNode calls both around
-// a change, so an entry that did not change is deleted and put again in the same
-// transaction, which bbolt turns into one page write.
-func indexNode(tx *bolt.Tx, n *node.Node) error {
-	if err := tx.Bucket(bucketStateIndex).Put(joinKey(string(n.State), n.Name), nil); err != nil {
-		return err
-	}
-	if err := tx.Bucket(bucketRoleIndex).Put(joinKey(string(n.Role), n.Name), []byte(n.State)); err != nil {
-		return err
+// indexEntry is one key an index holds for a node.
+type indexEntry struct {
+	bucket     []byte
+	key, value []byte
+}
+
+// indexEntries lists the keys n puts in the indexes (not the counts, not the MAC index).
+func indexEntries(n *node.Node) []indexEntry {
+	out := []indexEntry{
+		{bucketStateIndex, joinKey(string(n.State), n.Name), nil},
+		{bucketRoleIndex, joinKey(string(n.Role), n.Name), []byte(n.State)},
 	}
 	for k, v := range n.Labels {
-		if err := tx.Bucket(bucketLabelIndex).Put(joinKey(k, v, n.Name), nil); err != nil {
-			return err
-		}
-		if err := tx.Bucket(bucketLabelKeyIndex).Put(joinKey(k, n.Name), []byte(v)); err != nil {
-			return err
-		}
+		out = append(out, indexEntry{bucketLabelIndex, joinKey(k, v, n.Name), nil},
+			indexEntry{bucketLabelKeyIndex, joinKey(k, n.Name), []byte(v)})
 	}
 	if n.IP.IsValid() {
-		if err := tx.Bucket(bucketIPIndex).Put(ipKey(n.IP.Addr(), n.Name), nil); err != nil {
+		out = append(out, indexEntry{bucketIPIndex, ipKey(n.IP.Addr(), n.Name), nil})
+	}
+	return out
+}
+
+// indexNode adds n's index entries; unindexNode removes them. putNode calls both around
+// a change that touches what the indexes hold. With pending set (a bulk import), the
+// entries are collected instead, to be written sorted at the end (see flushIndex).
+func indexNode(tx *bolt.Tx, n *node.Node, pending *[]indexEntry) error {
+	for _, e := range indexEntries(n) {
+		if pending != nil {
+			*pending = append(*pending, e)
+			continue
+		}
+		if err := tx.Bucket(e.bucket).Put(e.key, e.value); err != nil {
 			return err
 		}
 	}
 	return addStateCount(tx, n.State, 1)
+}
+
+// flushIndex writes collected entries in key order, bucket by bucket. bbolt keeps a
+// transaction's changes in one in-memory node per page and inserts by shifting the keys
+// after the new one: 100,000 keys inserted out of order (a rack label, MACs in another
+// order than names) cost 100,000 shifts of a growing slice, quadratic; in order, each is
+// an append.
+func flushIndex(tx *bolt.Tx, pending []indexEntry) error {
+	slices.SortFunc(pending, func(a, b indexEntry) int {
+		if c := bytes.Compare(a.bucket, b.bucket); c != 0 {
+			return c
+		}
+		return bytes.Compare(a.key, b.key)
+	})
+	for _, e := range pending {
+		if err := tx.Bucket(e.bucket).Put(e.key, e.value); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // sameIndexEntries reports whether a and b index alike, so a write that changes only what
@@ -78,22 +111,8 @@ func sameIndexEntries(a, b *node.Node) bool {
 }
 
 func unindexNode(tx *bolt.Tx, n *node.Node) error {
-	if err := tx.Bucket(bucketStateIndex).Delete(joinKey(string(n.State), n.Name)); err != nil {
-		return err
-	}
-	if err := tx.Bucket(bucketRoleIndex).Delete(joinKey(string(n.Role), n.Name)); err != nil {
-		return err
-	}
-	for k, v := range n.Labels {
-		if err := tx.Bucket(bucketLabelIndex).Delete(joinKey(k, v, n.Name)); err != nil {
-			return err
-		}
-		if err := tx.Bucket(bucketLabelKeyIndex).Delete(joinKey(k, n.Name)); err != nil {
-			return err
-		}
-	}
-	if n.IP.IsValid() {
-		if err := tx.Bucket(bucketIPIndex).Delete(ipKey(n.IP.Addr(), n.Name)); err != nil {
+	for _, e := range indexEntries(n) {
+		if err := tx.Bucket(e.bucket).Delete(e.key); err != nil {
 			return err
 		}
 	}
@@ -128,6 +147,6 @@ func buildIndexes(tx *bolt.Tx) error {
 		if err := json.Unmarshal(v, &n); err != nil {
 			return fmt.Errorf("decode node %s: %w", k, err)
 		}
-		return indexNode(tx, &n)
+		return indexNode(tx, &n, nil)
 	})
 }

@@ -38,7 +38,7 @@ func (s *Store) ImportNode(ctx context.Context, spec node.Node, source string) (
 			// reporting. Bulk imports (ImportNodes) treat it as already done instead.
 			return fmt.Errorf("import: node %s already exists with this spec: %w", spec.Name, node.ErrConflict)
 		}
-		out, err = plan.write(tx, source, s.now(), nil)
+		out, err = plan.write(tx, source, s.now(), nil, nil)
 		if plan.prior != nil {
 			before = *plan.prior
 		}
@@ -107,7 +107,7 @@ func sameImport(cur, spec *node.Node) bool {
 // write stores the planned import. initNeeded, when not nil, caches across the rows of
 // one transaction whether a server still has to become the cluster-init node, instead of
 // looking for live servers once per row.
-func (p importPlan) write(tx *bolt.Tx, source string, now time.Time, initNeeded *bool) (node.Node, error) {
+func (p importPlan) write(tx *bolt.Tx, source string, now time.Time, initNeeded *bool, pending *[]indexEntry) (node.Node, error) {
 	if p.same {
 		return p.cur, nil
 	}
@@ -160,7 +160,7 @@ func (p importPlan) write(tx *bolt.Tx, source string, now time.Time, initNeeded 
 			*initNeeded = false // this server is live now: no later row starts the cluster
 		}
 	}
-	if err := putNode(tx, &n, nil); err != nil {
+	if err := putNodeBatch(tx, &n, nil, pending); err != nil {
 		return node.Node{}, err
 	}
 	return n, appendEvents(tx, events...)
@@ -327,7 +327,12 @@ func getNode(tx *bolt.Tx, name string) (node.Node, error) {
 
 // putNode writes n and brings the MAC index in line with it; old is the previous version
 // (nil for a new record). A MAC owned by another node is ErrConflict.
-func putNode(tx *bolt.Tx, n *node.Node, old *node.Node) error {
+func putNode(tx *bolt.Tx, n *node.Node, old *node.Node) error { return putNodeBatch(tx, n, old, nil) }
+
+// putNodeBatch is putNode that, with pending set, collects the new node's MAC and index
+// entries for flushIndex instead of writing them (a bulk import, whose rows were already
+// checked against the MAC index and each other).
+func putNodeBatch(tx *bolt.Tx, n *node.Node, old *node.Node, pending *[]indexEntry) error {
 	idx := tx.Bucket(bucketMACIndex)
 	for _, m := range n.MACs {
 		if owner := idx.Get(m[:]); owner != nil && (old == nil || string(owner) != old.Name) {
@@ -348,6 +353,10 @@ func putNode(tx *bolt.Tx, n *node.Node, old *node.Node) error {
 		}
 	}
 	for _, m := range n.MACs {
+		if pending != nil {
+			*pending = append(*pending, indexEntry{bucketMACIndex, bytes.Clone(m[:]), []byte(n.Name)})
+			continue
+		}
 		if err := idx.Put(m[:], []byte(n.Name)); err != nil {
 			return err
 		}
@@ -358,7 +367,7 @@ func putNode(tx *bolt.Tx, n *node.Node, old *node.Node) error {
 		}
 	}
 	if reindex {
-		if err := indexNode(tx, n); err != nil {
+		if err := indexNode(tx, n, pending); err != nil {
 			return err
 		}
 	}
