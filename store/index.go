@@ -5,8 +5,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"maps"
-	"slices"
 	"net/netip"
+	"slices"
 
 	bolt "go.etcd.io/bbolt"
 
