@@ -371,6 +371,9 @@ func putNodeBatch(tx *bolt.Tx, n *node.Node, old *node.Node, pending *[]indexEnt
 			return err
 		}
 	}
+	if err := bumpReservations(tx, old, n); err != nil {
+		return err
+	}
 	b, err := json.Marshal(n)
 	if err != nil {
 		return fmt.Errorf("encode node %s: %w", n.Name, err)
@@ -388,6 +391,9 @@ func removeNode(tx *bolt.Tx, n *node.Node, dropEvents bool) error {
 		}
 	}
 	if err := unindexNode(tx, n); err != nil {
+		return err
+	}
+	if err := bumpReservations(tx, n, nil); err != nil {
 		return err
 	}
 	if err := tx.Bucket(bucketNodes).Delete([]byte(n.Name)); err != nil {

@@ -63,6 +63,7 @@ type Store struct {
 	log      *slog.Logger
 	now      func() time.Time
 	onUpdate func(before, after node.Node)
+	resv     reservationsCache
 }
 
 // ErrLocked means another process holds the database file.
