@@ -4,13 +4,12 @@ import (
 	"context"
 	"fmt"
 	"net/netip"
-	"os"
-	"strconv"
 	"testing"
 
 	"github.com/bootyard/bootyard/boot/loadgen"
 	"github.com/bootyard/bootyard/node"
 	"github.com/bootyard/bootyard/store"
+	"github.com/bootyard/bootyard/store/scaletest"
 )
 
 // reservedMAC is the MAC of reserved node i: the load generator's MACs with prefix
@@ -26,13 +25,7 @@ func reservedMAC(i int) node.MAC {
 // the packet path, so the rates should match; the test checks the answers (every
 // exchange completes, reserved machines get their own address), not the rates.
 func TestScale_DHCPDORAWithReservations(t *testing.T) {
-	n := 2000
-	if v := os.Getenv("BOOTYARD_SCALE_NODES"); v != "" {
-		var err error
-		if n, err = strconv.Atoi(v); err != nil {
-			t.Fatalf("BOOTYARD_SCALE_NODES=%q", v)
-		}
-	}
+	n := scaletest.Nodes(t, 2000)
 	exchanges := 2000
 	run := func(t *testing.T, reservations int, prefix [2]byte) loadgen.Result {
 		l := newLabOn(t, netip.MustParsePrefix("10.0.0.1/8"))

@@ -5,29 +5,14 @@ import (
 	"fmt"
 	"net/netip"
 	"os"
-	"slices"
-	"strconv"
-	"syscall"
 	"testing"
 	"time"
 
 	"k8s.io/apimachinery/pkg/labels"
 
 	"github.com/bootyard/bootyard/node"
+	"github.com/bootyard/bootyard/store/scaletest"
 )
-
-// scaleNodes is the inventory size of the scale figures: small in `make test`, the
-// issue's 100,000 with BOOTYARD_SCALE_NODES=100000 (see the README's "Measured here").
-func scaleNodes(t testing.TB) int {
-	if v := os.Getenv("BOOTYARD_SCALE_NODES"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 100 {
-			t.Fatalf("BOOTYARD_SCALE_NODES=%q: want a number of at least 100", v)
-		}
-		return n
-	}
-	return 2000
-}
 
 // scaleSpec is node i of a data-centre inventory: racks of 40, a static address each,
 // and a label that one node in 40 carries (2,500 of 100,000) for the selector query.
@@ -44,35 +29,23 @@ func scaleSpec(i int) node.Node {
 	return n
 }
 
-// p99 runs fn runs times and returns the 99th percentile and the median.
-func p99(runs int, fn func()) (time.Duration, time.Duration) {
-	d := make([]time.Duration, runs)
-	for i := range d {
-		start := time.Now()
-		fn()
-		d[i] = time.Since(start)
-	}
-	slices.Sort(d)
-	return d[min(len(d)-1, len(d)*99/100)], d[len(d)/2]
-}
-
 // TestScale_StoreFigures generates the inventory in a temp store and reports the store's
 // figures of issue 13's table: bulk import rate (one transaction), the first and a deep
 // page of 100 by name, and a label-selector query that matches one node in 40. It
 // asserts what the answers are, never how long they took.
 func TestScale_StoreFigures(t *testing.T) {
 	ctx := context.Background()
-	n := scaleNodes(t)
+	n := scaletest.Nodes(t, 2000)
 	s := openTestStore(t, tempStorePath(t))
 	rows := make([]ImportRow, n)
 	for i := range rows {
 		rows[i] = ImportRow{Line: i + 2, Node: scaleSpec(i)}
 	}
-	start, cpu := time.Now(), cpuTime()
+	start, cpu := time.Now(), scaletest.CPU()
 	if _, err := s.ImportNodes(ctx, rows, ImportOptions{Source: "scale"}); err != nil {
 		t.Fatal(err)
 	}
-	took, used := time.Since(start), cpuTime()-cpu
+	took, used := time.Since(start), scaletest.CPU()-cpu
 	t.Logf("bulk import of %d nodes, one transaction: %v wall (%.0f nodes/s), %v CPU (%.0f nodes per CPU-second)",
 		n, took.Round(time.Millisecond), float64(n)/took.Seconds(), used.Round(time.Millisecond), float64(n)/used.Seconds())
 
@@ -106,7 +79,7 @@ func TestScale_StoreFigures(t *testing.T) {
 			Selector: labels.SelectorFromSet(labels.Set{"rack": "r7", "zone": "z1"})}, false},
 	} {
 		got := 0
-		p, med := p99(runs, func() {
+		p, med := scaletest.Time(runs, func() {
 			q := f.q
 			got = 0
 			for {
@@ -126,19 +99,19 @@ func TestScale_StoreFigures(t *testing.T) {
 		}
 		t.Logf("%s at %d nodes: p99 %v, median %v", f.name, n, p.Round(10*time.Microsecond), med.Round(10*time.Microsecond))
 	}
-	p, med := p99(runs, func() {
+	p, med := scaletest.Time(runs, func() {
 		if _, err := s.StateCounts(ctx); err != nil {
 			t.Fatal(err)
 		}
 	})
 	t.Logf("counts by state at %d nodes: p99 %v, median %v", n, p, med)
-	start, cpu = time.Now(), cpuTime()
+	start, cpu = time.Now(), scaletest.CPU()
 	res, err := s.Reservations(ctx)
 	if err != nil || len(res) != n {
 		t.Fatalf("reservations: %v, %d", err, len(res))
 	}
-	t.Logf("DHCP reservation snapshot of %d static addresses, built: %v wall, %v CPU", n, time.Since(start).Round(time.Millisecond), (cpuTime() - cpu).Round(time.Millisecond))
-	p, med = p99(runs, func() {
+	t.Logf("DHCP reservation snapshot of %d static addresses, built: %v wall, %v CPU", n, time.Since(start).Round(time.Millisecond), (scaletest.CPU() - cpu).Round(time.Millisecond))
+	p, med = scaletest.Time(runs, func() {
 		if _, err := s.Reservations(ctx); err != nil {
 			t.Fatal(err)
 		}
@@ -147,14 +120,4 @@ func TestScale_StoreFigures(t *testing.T) {
 	if fi, err := os.Stat(s.Path()); err == nil {
 		t.Logf("store file at %d nodes: %.1f MB", n, float64(fi.Size())/1e6)
 	}
-}
-
-// cpuTime is the user and system CPU this process has used: on a shared, loaded machine
-// it says more about the work than the wall clock does.
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }

@@ -41,6 +41,12 @@ func newAPI(t *testing.T) *apiHarness {
 // call sends a request (with the admin token when admin is true) and returns status and body.
 func (h *apiHarness) call(method, path string, body any, admin bool) (int, []byte) {
 	h.t.Helper()
+	return h.send(method, path, "application/json", body, admin)
+}
+
+// send is call with another content type (a CSV file, say).
+func (h *apiHarness) send(method, path, contentType string, body any, admin bool) (int, []byte) {
+	h.t.Helper()
 	var rd io.Reader
 	switch b := body.(type) {
 	case nil:
@@ -59,7 +65,7 @@ func (h *apiHarness) call(method, path string, body any, admin bool) (int, []byt
 	if err != nil {
 		h.t.Fatal(err)
 	}
-	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Content-Type", contentType)
 	if admin {
 		req.Header.Set("Authorization", "Bearer "+testToken)
 	}

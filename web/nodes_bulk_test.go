@@ -3,7 +3,6 @@ package web
 import (
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
 	"slices"
@@ -17,25 +16,12 @@ import (
 // postCSV sends a CSV body to the bulk import.
 func (h *apiHarness) postCSV(query, body string, admin bool) (int, ImportReport) {
 	h.t.Helper()
-	req, err := http.NewRequest("POST", h.srv.URL+"/api/v1/bulk/import"+query, strings.NewReader(body))
-	if err != nil {
-		h.t.Fatal(err)
-	}
-	req.Header.Set("Content-Type", "text/csv")
-	if admin {
-		req.Header.Set("Authorization", "Bearer "+testToken)
-	}
-	resp, err := h.srv.Client().Do(req)
-	if err != nil {
-		h.t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	raw, _ := io.ReadAll(resp.Body)
+	code, raw := h.send("POST", "/api/v1/bulk/import"+query, "text/csv", body, admin)
 	var rep ImportReport
 	if err := json.Unmarshal(raw, &rep); err != nil {
-		h.t.Fatalf("import answer %d is not JSON: %s", resp.StatusCode, raw)
+		h.t.Fatalf("import answer %d is not JSON: %s", code, raw)
 	}
-	return resp.StatusCode, rep
+	return code, rep
 }
 
 func (h *apiHarness) list(query string) store.NodePage {

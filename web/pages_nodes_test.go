@@ -119,9 +119,7 @@ func TestPages_NodesStreamSendsOnlyTheChangedRow(t *testing.T) {
 	// once it is open, one node moves on.
 	h.walk("w-042", node.StateProvisioning)
 	got := <-done
-	// Past this connection's first tick (its counts event), what remains is the change.
-	start := strings.Index(got, "event: counts")
-	after := got[start+strings.Index(got[start:], "\n\n")+2:]
+	after := afterFirstTick(got)
 	if strings.Contains(got, "event: inventory") {
 		t.Fatalf("the stream resent the table for one state change:\n%.300s", got)
 	}
@@ -203,4 +201,11 @@ func TestPages_BulkActionsOnCheckedRowsAndOnTheWholeView(t *testing.T) {
 	if c, _ := h.st.StateCounts(t.Context()); c[node.StateRegistered] != 28 {
 		t.Fatalf("counts after deleting 2 of 30: %v", c)
 	}
+}
+
+// afterFirstTick is what a stream sent after its first tick (the counts event every
+// connection starts with): for a stream opened just before one change, that change.
+func afterFirstTick(stream string) string {
+	start := strings.Index(stream, "event: counts")
+	return stream[start+strings.Index(stream[start:], "\n\n")+2:]
 }

@@ -9,29 +9,14 @@ import (
 	"os"
 	"regexp"
 	"runtime"
-	"slices"
-	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/bootyard/bootyard/node"
 	"github.com/bootyard/bootyard/store"
+	"github.com/bootyard/bootyard/store/scaletest"
 )
-
-// scaleNodes is the inventory size of the scale figures: small in `make test`, the
-// issue's 100,000 with BOOTYARD_SCALE_NODES=100000 (see the README's "Measured here").
-func scaleNodes(t testing.TB) int {
-	if v := os.Getenv("BOOTYARD_SCALE_NODES"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 400 {
-			t.Fatalf("BOOTYARD_SCALE_NODES=%q: want a number of at least 400", v)
-		}
-		return n
-	}
-	return 2000
-}
 
 // scaleCSV is a data centre's spreadsheet: racks of 40, a static address each, and a
 // gpu label on one node in 40 (2,500 of 100,000).
@@ -53,30 +38,19 @@ func scaleCSV(n int) string {
 	return b.String()
 }
 
-func timeIt(runs int, fn func()) (p99, median time.Duration) {
-	d := make([]time.Duration, runs)
-	for i := range d {
-		start := time.Now()
-		fn()
-		d[i] = time.Since(start)
-	}
-	slices.Sort(d)
-	return d[min(len(d)-1, len(d)*99/100)], d[len(d)/2]
-}
-
 // TestScale_WebFigures generates the inventory through the bulk import API and reports
 // the HTTP side of issue 13's table: the import rate (CSV parsing, validation and one
 // store transaction), list pages and a selector query over HTTP, the nodes page's server
 // render, the bytes one state change sends to an open page, and the process's memory.
 // It checks the answers, never the durations.
 func TestScale_WebFigures(t *testing.T) {
-	n := scaleNodes(t)
+	n := scaletest.Nodes(t, 2000)
 	h := newUI(t, uiOptions{})
 	h.login()
 	csv := scaleCSV(n)
-	start, cpu := time.Now(), cpuTime()
+	start, cpu := time.Now(), scaletest.CPU()
 	code, rep := (&apiHarness{t: t, srv: h.srv, st: h.st}).postCSV("", csv, true)
-	took, used := time.Since(start), cpuTime()-cpu
+	took, used := time.Since(start), scaletest.CPU()-cpu
 	if code != 200 || rep.Created != n {
 		t.Fatalf("bulk import: %d %+v", code, rep)
 	}
@@ -100,18 +74,18 @@ func TestScale_WebFigures(t *testing.T) {
 	deep := ""
 	for i := 0; i < n*3/4/1000; i++ {
 		var page store.NodePage
-		if err := jsonUnmarshal(get("/api/v1/nodes?limit=1000&continue="+url.QueryEscape(deep)), &page); err != nil {
+		if err := json.Unmarshal(get("/api/v1/nodes?limit=1000&continue="+url.QueryEscape(deep)), &page); err != nil {
 			t.Fatal(err)
 		}
 		deep = page.Continue
 	}
 	want := (n + 32) / 40
 	var sel store.NodePage
-	if err := jsonUnmarshal(get("/api/v1/nodes?limit=100&labelSelector=gpu%3Dh100"), &sel); err != nil || sel.Total != want {
+	if err := json.Unmarshal(get("/api/v1/nodes?limit=100&labelSelector=gpu%3Dh100"), &sel); err != nil || sel.Total != want {
 		t.Fatalf("selector: %v, total %d, want %d", err, sel.Total, want)
 	}
 	runs := 100
-	cpu = cpuTime()
+	cpu = scaletest.CPU()
 	for _, f := range []struct{ name, path string }{
 		{"GET /api/v1/nodes?limit=100 (first page)", "/api/v1/nodes?limit=100"},
 		{"GET /api/v1/nodes?limit=100 (deep page, 3/4 in)", "/api/v1/nodes?limit=100&continue=" + url.QueryEscape(deep)},
@@ -121,7 +95,7 @@ func TestScale_WebFigures(t *testing.T) {
 		{"GET /ui/nodes?q=rack=r7", "/ui/nodes?q=rack%3Dr7"},
 	} {
 		size := 0
-		p99, med := timeIt(runs, func() {
+		p99, med := scaletest.Time(runs, func() {
 			if f.path != "" {
 				size = len(get(f.path))
 				return
@@ -130,7 +104,7 @@ func TestScale_WebFigures(t *testing.T) {
 			got := 0
 			for next != "" {
 				var page store.NodePage
-				if err := jsonUnmarshal(get(next), &page); err != nil {
+				if err := json.Unmarshal(get(next), &page); err != nil {
 					t.Fatal(err)
 				}
 				got += len(page.Nodes)
@@ -143,8 +117,8 @@ func TestScale_WebFigures(t *testing.T) {
 				t.Fatalf("walked %d gpu nodes, want %d", got, want)
 			}
 		})
-		used := cpuTime() - cpu
-		cpu = cpuTime()
+		used := scaletest.CPU() - cpu
+		cpu = scaletest.CPU()
 		t.Logf("%s at %d nodes: p99 %v, median %v, %v CPU per request (client and server), %d bytes", f.name, n,
 			p99.Round(10*time.Microsecond), med.Round(10*time.Microsecond), (used / time.Duration(runs)).Round(10*time.Microsecond), size)
 	}
@@ -162,8 +136,7 @@ func TestScale_WebFigures(t *testing.T) {
 	}()
 	h.walk("dc-000001", node.StateProvisioning)
 	got := <-done
-	startAt := strings.Index(got, "event: counts")
-	after := got[startAt+strings.Index(got[startAt:], "\n\n")+2:]
+	after := afterFirstTick(got)
 	if strings.Contains(got, "event: inventory") || !strings.Contains(after, `id="node-dc-000001"`) {
 		t.Fatalf("the stream did not send just the row:\n%.400s", got)
 	}
@@ -187,16 +160,4 @@ func vmRSS() string {
 		}
 	}
 	return "unknown"
-}
-
-func jsonUnmarshal(b []byte, v any) error { return json.Unmarshal(b, v) }
-
-// cpuTime is the user and system CPU this process has used: on a shared, loaded machine
-// it says more about the work than the wall clock does.
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }

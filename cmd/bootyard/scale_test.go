@@ -9,12 +9,12 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
 
 	"github.com/bootyard/bootyard/node"
 	"github.com/bootyard/bootyard/store"
+	"github.com/bootyard/bootyard/store/scaletest"
 )
 
 // TestScale_ServeMemory reports issue 13's memory figure: the resident set of a real
@@ -22,13 +22,7 @@ import (
 // `make test`, 100,000 for the README), after it has answered the list API, the nodes
 // page's data and /metrics. It checks that those answers are right, not the size.
 func TestScale_ServeMemory(t *testing.T) {
-	n := 2000
-	if v := os.Getenv("BOOTYARD_SCALE_NODES"); v != "" {
-		var err error
-		if n, err = strconv.Atoi(v); err != nil {
-			t.Fatalf("BOOTYARD_SCALE_NODES=%q", v)
-		}
-	}
+	n := scaletest.Nodes(t, 2000)
 	data := t.TempDir()
 	st, err := store.Open(filepath.Join(data, "bootyard.db"), store.Options{Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
