@@ -62,7 +62,13 @@ func (s *Store) ImportNodes(ctx context.Context, rows []ImportRow, opts ImportOp
 	var done []written
 	var failed int
 	var firstErr error
-	err := s.db.Update(func(tx *bolt.Tx) error {
+	// A dry run only reads (it returns before the writes below), so it does not hold the
+	// write lock while it checks a big file.
+	run := s.db.Update
+	if opts.DryRun {
+		run = s.db.View
+	}
+	err := run(func(tx *bolt.Tx) error {
 		done, failed, firstErr = done[:0], 0, nil
 		plans := make([]importPlan, len(rows))
 		ok := make([]bool, len(rows))

@@ -151,3 +151,32 @@ func TestImportNodes_OnlyTheFirstServerStartsTheClusterAndDiscoveredRecordsAreTa
 	}
 	closeAndCheck(t, s)
 }
+
+func TestImportNodes_DryRunSaysWhatWouldHappenAndWritesNothing(t *testing.T) {
+	ctx := context.Background()
+	s := openTestStore(t, tempStorePath(t))
+	if _, err := s.ImportNodes(ctx, rowsOf(inventorySpec(0)), ImportOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	rows := rowsOf(inventorySpec(0), inventorySpec(1), workerSpec("bad", coreMAC(1)))
+	for _, tc := range []struct {
+		name string
+		opts ImportOptions
+		want []ImportOutcome
+	}{
+		{"all or nothing", ImportOptions{DryRun: true}, []ImportOutcome{ImportSkipped, ImportSkipped, ImportFailed}},
+		{"continue on error", ImportOptions{DryRun: true, ContinueOnError: true}, []ImportOutcome{ImportUnchanged, ImportCreated, ImportFailed}},
+	} {
+		results, err := s.ImportNodes(ctx, rows, tc.opts)
+		if !errors.Is(err, node.ErrConflict) {
+			t.Fatalf("%s: %v, want the conflict of line 4", tc.name, err)
+		}
+		if got := outcomes(results); !slices.Equal(got, tc.want) {
+			t.Fatalf("%s: outcomes %v, want %v", tc.name, got, tc.want)
+		}
+	}
+	if names := nodeNames(t, s); !slices.Equal(names, []string{inventorySpec(0).Name}) {
+		t.Fatalf("a dry run wrote: %v", names)
+	}
+	closeAndCheck(t, s)
+}
