@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/bootyard/bootyard/node"
 	"github.com/bootyard/bootyard/store"
@@ -263,5 +264,40 @@ func TestBulkAction_DeleteNeedsTheCountAndSetLabelsBySelector(t *testing.T) {
 	}
 	if code, _, out := act(`{"action":"retry","names":["r8-w1"]}`); code != 200 || !strings.Contains(string(out), `"failed":1`) {
 		t.Fatalf("retry of a registered node must fail for that node: %d %s", code, out)
+	}
+}
+
+// TestBulkAction_DeletingServersStillObeysQuorum: a bulk delete is node by node through
+// the same checks as one delete, so deleting every installed server by selector leaves
+// the cluster-init server (other nodes remain), refused with the reason, exactly as a
+// one-by-one delete would.
+func TestBulkAction_DeletingServersStillObeysQuorum(t *testing.T) {
+	h := newAPI(t)
+	for i := range 3 {
+		h.mustImport(fmt.Sprintf(`{"macs":["52:54:00:00:0a:%02x"],"role":"server","name":"cp-%d"}`, i, i))
+		if _, err := h.st.UpdateNode(t.Context(), fmt.Sprintf("cp-%d", i), func(n *node.Node) ([]node.Event, error) {
+			var evs []node.Event
+			for _, to := range []node.State{node.StateProvisioning, node.StateInstalled} {
+				ev, err := n.Transition(to, "test", "test", n.UpdatedAt.Add(time.Millisecond))
+				if err != nil {
+					return nil, err
+				}
+				evs = append(evs, ev)
+			}
+			return evs, nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	code, out := h.call("POST", "/api/v1/bulk/action", `{"action":"delete","role":"server","confirm":3}`, true)
+	var rep BulkReport
+	if code != 200 || json.Unmarshal(out, &rep) != nil || rep.Matched != 3 {
+		t.Fatalf("bulk delete of every server: %d %s", code, out)
+	}
+	if len(rep.Errors) != 1 || rep.Errors[0].Name != "cp-0" || !strings.Contains(rep.Errors[0].Error, "cluster-init") {
+		t.Fatalf("want exactly the cluster-init server refused: %s", out)
+	}
+	if p := h.list("?role=server&state=installed"); len(p.Nodes) != 1 || p.Nodes[0].Name != "cp-0" {
+		t.Fatalf("installed servers after the bulk delete: %v", pageNames(p))
 	}
 }
