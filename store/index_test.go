@@ -103,3 +103,35 @@ func TestQuorumNodes_ServersInFullOthersByNameRoleAndState(t *testing.T) {
 		t.Fatalf("ServerCount %d over QuorumNodes, %d over every node", servers, want)
 	}
 }
+
+// TestOpen_MigrationIndexesAVersion1File: a file written before the indexes existed (no
+// index buckets, schema version 1) gets every index and count built when it is opened.
+func TestOpen_MigrationIndexesAVersion1File(t *testing.T) {
+	path := tempStorePath(t)
+	s := openTestStore(t, path)
+	fillInventory(t, s, 60)
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	db, err := bolt.Open(path, 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Update(func(tx *bolt.Tx) error {
+		for _, b := range indexBuckets {
+			if err := tx.DeleteBucket(b); err != nil {
+				return err
+			}
+		}
+		return tx.Bucket(bucketMeta).Put(keySchema, encodeUint(1))
+	}); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	s = openTestStore(t, path)
+	page, err := s.QueryNodes(t.Context(), NodeQuery{State: node.StateProvisioning})
+	if err != nil || page.Total != 10 {
+		t.Fatalf("provisioning nodes after the migration: %v, total %d", err, page.Total)
+	}
+	closeAndCheck(t, s)
+}
