@@ -46,7 +46,11 @@ type DHCPServer struct {
 	limit  *macLimiter
 	commit *leaseCommitter
 	boots  chan bootRecord
-	stats  dhcpCounters
+	// refreshNow asks the refresh loop for a reservations refresh; its one slot
+	// coalesces a burst of node changes (a bulk import of 100,000 nodes with addresses)
+	// into one refresh instead of one per node.
+	refreshNow chan struct{}
+	stats      dhcpCounters
 	// exhaustedLog holds back repeats of "pool exhausted", which every DISCOVER of a
 	// flood would otherwise log.
 	exhaustedLog logThrottle
@@ -96,6 +100,8 @@ func newDHCP(cfg DHCPConfig, l link, inv Inventory, leases LeaseStore, logger *s
 		now:   func() time.Time { return time.Now().UTC() },
 		limit: newMACLimiter(cfg.PerMACRate, cfg.PerMACBurst),
 		boots: make(chan bootRecord, 1024),
+
+		refreshNow: make(chan struct{}, 1),
 	}
 	s.commit = newLeaseCommitter(leases, &s.stats)
 	s.handlePacket = s.handle
@@ -194,18 +200,18 @@ func (s *DHCPServer) RefreshReservations(ctx context.Context) error {
 	return nil
 }
 
-// NodeChanged refreshes the reservations, in the background, when a node's change
-// touches them: a node imported or changed with a static address is reserved at once,
-// not at the next periodic refresh, so the pool cannot offer it in between.
-func (s *DHCPServer) NodeChanged(ctx context.Context, before, after node.Node) {
+// NodeChanged asks for a reservations refresh when a node's change touches them: a
+// node imported or changed with a static address is reserved at once, not at the next
+// periodic refresh, so the pool cannot offer it in between. Requests made while one is
+// pending are folded into it.
+func (s *DHCPServer) NodeChanged(before, after node.Node) {
 	if before.IP == after.IP && !(after.IP.IsValid() && before.State != after.State) {
 		return
 	}
-	go func() {
-		if err := s.RefreshReservations(ctx); err != nil {
-			s.log.Warn("refresh DHCP reservations", slog.Any("err", err))
-		}
-	}()
+	select {
+	case s.refreshNow <- struct{}{}:
+	default: // a refresh is already pending and will see this change
+	}
 }
 
 type packet struct {
@@ -340,6 +346,8 @@ func (s *DHCPServer) refreshLoop(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
+			s.refreshOnce(ctx)
+		case <-s.refreshNow:
 			s.refreshOnce(ctx)
 		}
 	}

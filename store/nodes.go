@@ -1,12 +1,15 @@
 package store
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"sort"
+	"time"
 
 	bolt "go.etcd.io/bbolt"
 
@@ -26,82 +29,20 @@ func (s *Store) ImportNode(ctx context.Context, spec node.Node, source string) (
 	}
 	var out, before node.Node
 	err := s.db.Update(func(tx *bolt.Tx) error {
-		now := s.now()
-		// Find an existing record these MACs or this name belong to.
-		var prior *node.Node
-		for _, m := range spec.MACs {
-			name := tx.Bucket(bucketMACIndex).Get(m[:])
-			if name == nil {
-				continue
-			}
-			n, err := getNode(tx, string(name))
-			if err != nil {
-				return err
-			}
-			if n.State != node.StateDiscovered && n.State != node.StateDeleted {
-				return fmt.Errorf("import: MAC %s belongs to node %s (%s): %w", m, n.Name, n.State, node.ErrConflict)
-			}
-			if prior != nil && prior.Name != n.Name {
-				return fmt.Errorf("import: MACs belong to two nodes, %s and %s: %w", prior.Name, n.Name, node.ErrConflict)
-			}
-			prior = &n
-		}
-		if existing, err := getNode(tx, spec.Name); err == nil && (prior == nil || existing.Name != prior.Name) {
-			if existing.State != node.StateDeleted || prior != nil {
-				return fmt.Errorf("import: name %s is taken by a %s node: %w", spec.Name, existing.State, node.ErrConflict)
-			}
-			prior = &existing
-		}
-
-		n := spec
-		n.CreatedAt, n.UpdatedAt = now, now
-		n.ClusterInit = false
-		var events []node.Event
-		if prior != nil {
-			// Keep what the machine told us about itself and its history.
-			n.CreatedAt = prior.CreatedAt
-			n.Boot = prior.Boot
-			n.LastSeen = prior.LastSeen
-			n.Generation = prior.Generation
-			n.State = prior.State
-			for _, m := range prior.MACs {
-				if !slices.Contains(n.MACs, m) {
-					n.MACs = append(n.MACs, m)
-				}
-			}
-			if err := removeNode(tx, prior, false); err != nil {
-				return err
-			}
-			if prior.Name != n.Name {
-				if err := s.moveEvents(tx, prior.Name, n.Name); err != nil {
-					return err
-				}
-			}
-			ev, err := n.Transition(node.StateRegistered, "imported", source, now)
-			if err != nil {
-				return err
-			}
-			events = append(events, ev)
-		} else {
-			n.State, n.StateSince = node.StateRegistered, now
-			events = append(events, node.Event{Time: now, Node: n.Name, Type: node.EventTransition,
-				To: node.StateRegistered, Reason: "imported", Source: source})
-		}
-		if n.Role == node.RoleServer {
-			init, err := clusterInitNeeded(tx, n.Name)
-			if err != nil {
-				return err
-			}
-			n.ClusterInit = init
-		}
-		if err := putNode(tx, &n, nil); err != nil {
+		plan, err := planImport(tx, spec)
+		if err != nil {
 			return err
 		}
-		out = n
-		if prior != nil {
-			before = *prior
+		if plan.same {
+			// One import at a time is a request to create: a second one is a mistake worth
+			// reporting. Bulk imports (ImportNodes) treat it as already done instead.
+			return fmt.Errorf("import: node %s already exists with this spec: %w", spec.Name, node.ErrConflict)
 		}
-		return s.appendEvents(tx, events...)
+		out, err = s.writeImport(tx, plan, source, s.now(), nil, nil)
+		if plan.prior != nil {
+			before = *plan.prior
+		}
+		return err
 	})
 	if err != nil {
 		return node.Node{}, err
@@ -110,24 +51,136 @@ func (s *Store) ImportNode(ctx context.Context, spec node.Node, source string) (
 	return out, nil
 }
 
+// importPlan is an import checked against the store and not yet written: checking every
+// row of a bulk import before writing any is what makes it all-or-nothing.
+type importPlan struct {
+	spec  node.Node
+	prior *node.Node // the discovered or deleted record the import takes over
+	// same means the MAC already belongs to a live node imported with exactly this
+	// spec: importing it again changes nothing (bulk imports are idempotent).
+	same bool
+	cur  node.Node
+}
+
+// planImport finds the record spec's MACs or name belong to and decides whether the
+// import may proceed (ErrConflict when they belong to another live node).
+func planImport(tx *bolt.Tx, spec node.Node) (importPlan, error) {
+	var prior *node.Node
+	for _, m := range spec.MACs {
+		name := tx.Bucket(bucketMACIndex).Get(m[:])
+		if name == nil {
+			continue
+		}
+		n, err := getNode(tx, string(name))
+		if err != nil {
+			return importPlan{}, err
+		}
+		if n.State != node.StateDiscovered && n.State != node.StateDeleted {
+			if sameImport(&n, &spec) {
+				return importPlan{spec: spec, same: true, cur: n}, nil
+			}
+			return importPlan{}, fmt.Errorf("import: MAC %s belongs to node %s (%s): %w", m, n.Name, n.State, node.ErrConflict)
+		}
+		if prior != nil && prior.Name != n.Name {
+			return importPlan{}, fmt.Errorf("import: MACs belong to two nodes, %s and %s: %w", prior.Name, n.Name, node.ErrConflict)
+		}
+		prior = &n
+	}
+	if existing, err := getNode(tx, spec.Name); err == nil && (prior == nil || existing.Name != prior.Name) {
+		if existing.State != node.StateDeleted || prior != nil {
+			return importPlan{}, fmt.Errorf("import: name %s is taken by a %s node: %w", spec.Name, existing.State, node.ErrConflict)
+		}
+		prior = &existing
+	}
+	return importPlan{spec: spec, prior: prior}, nil
+}
+
+// sameImport reports whether cur, a live node, is what importing spec would have made:
+// the fields an import sets are equal and it owns exactly spec's MACs.
+func sameImport(cur, spec *node.Node) bool {
+	return cur.Name == spec.Name && slices.Equal(cur.MACs, spec.MACs) && cur.Role == spec.Role &&
+		cur.IP == spec.IP && cur.Gateway == spec.Gateway && slices.Equal(cur.DNS, spec.DNS) &&
+		maps.Equal(cur.Labels, spec.Labels) && slices.Equal(cur.Taints, spec.Taints) &&
+		cur.Image == spec.Image && cur.Disk == spec.Disk
+}
+
+// writeImport stores the planned import p. initNeeded, when not nil, caches across the rows of
+// one transaction whether a server still has to become the cluster-init node, instead of
+// looking for live servers once per row.
+func (s *Store) writeImport(tx *bolt.Tx, p importPlan, source string, now time.Time, initNeeded *bool, pending *[]indexEntry) (node.Node, error) {
+	if p.same {
+		return p.cur, nil
+	}
+	n := p.spec
+	n.CreatedAt, n.UpdatedAt = now, now
+	n.ClusterInit = false
+	var events []node.Event
+	if prior := p.prior; prior != nil {
+		// Keep what the machine told us about itself and its history.
+		n.CreatedAt = prior.CreatedAt
+		n.Boot = prior.Boot
+		n.LastSeen = prior.LastSeen
+		n.Generation = prior.Generation
+		n.State = prior.State
+		for _, m := range prior.MACs {
+			if !slices.Contains(n.MACs, m) {
+				n.MACs = append(n.MACs, m)
+			}
+		}
+		if err := removeNode(tx, prior, false); err != nil {
+			return node.Node{}, err
+		}
+		if prior.Name != n.Name {
+			if err := s.moveEvents(tx, prior.Name, n.Name); err != nil {
+				return node.Node{}, err
+			}
+		}
+		ev, err := n.Transition(node.StateRegistered, "imported", source, now)
+		if err != nil {
+			return node.Node{}, err
+		}
+		events = append(events, ev)
+	} else {
+		n.State, n.StateSince = node.StateRegistered, now
+		events = append(events, node.Event{Time: now, Node: n.Name, Type: node.EventTransition,
+			To: node.StateRegistered, Reason: "imported", Source: source})
+	}
+	if n.Role == node.RoleServer {
+		var init bool
+		if initNeeded != nil && !*initNeeded {
+			init = false
+		} else {
+			var err error
+			if init, err = clusterInitNeeded(tx, n.Name); err != nil {
+				return node.Node{}, err
+			}
+		}
+		n.ClusterInit = init
+		if initNeeded != nil {
+			*initNeeded = false // this server is live now: no later row starts the cluster
+		}
+	}
+	if err := putNodeBatch(tx, &n, nil, pending); err != nil {
+		return node.Node{}, err
+	}
+	return n, s.appendEvents(tx, events...)
+}
+
 // clusterInitNeeded reports whether no other live server exists, so this one must start
-// the cluster (role cluster-init) rather than join it.
+// the cluster (role cluster-init) rather than join it. The role index holds each server's
+// state, so this reads the servers' index entries, not the inventory.
 func clusterInitNeeded(tx *bolt.Tx, except string) (bool, error) {
-	needed := true
-	err := tx.Bucket(bucketNodes).ForEach(func(k, v []byte) error {
-		if string(k) == except {
-			return nil
+	prefix := joinKey(string(node.RoleServer), "")
+	c := tx.Bucket(bucketRoleIndex).Cursor()
+	for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
+		if string(k[len(prefix):]) == except {
+			continue
 		}
-		var n node.Node
-		if err := json.Unmarshal(v, &n); err != nil {
-			return fmt.Errorf("decode node %s: %w", k, err)
+		if st := node.State(v); st != node.StateDiscovered && st != node.StateDeleted {
+			return false, nil
 		}
-		if n.Role == node.RoleServer && n.State != node.StateDiscovered && n.State != node.StateDeleted {
-			needed = false
-		}
-		return nil
-	})
-	return needed, err
+	}
+	return true, nil
 }
 
 // GetNode finds a node by name or, if ref parses as one, by MAC.
@@ -274,7 +327,12 @@ func getNode(tx *bolt.Tx, name string) (node.Node, error) {
 
 // putNode writes n and brings the MAC index in line with it; old is the previous version
 // (nil for a new record). A MAC owned by another node is ErrConflict.
-func putNode(tx *bolt.Tx, n *node.Node, old *node.Node) error {
+func putNode(tx *bolt.Tx, n *node.Node, old *node.Node) error { return putNodeBatch(tx, n, old, nil) }
+
+// putNodeBatch is putNode that, with pending set, collects the new node's MAC and index
+// entries for flushIndex instead of writing them (a bulk import, whose rows were already
+// checked against the MAC index and each other).
+func putNodeBatch(tx *bolt.Tx, n *node.Node, old *node.Node, pending *[]indexEntry) error {
 	idx := tx.Bucket(bucketMACIndex)
 	for _, m := range n.MACs {
 		if owner := idx.Get(m[:]); owner != nil && (old == nil || string(owner) != old.Name) {
@@ -288,7 +346,17 @@ func putNode(tx *bolt.Tx, n *node.Node, old *node.Node) error {
 			}
 		}
 	}
+	reindex := old == nil || !sameIndexEntries(old, n)
+	if old != nil && reindex {
+		if err := unindexNode(tx, old); err != nil {
+			return err
+		}
+	}
 	for _, m := range n.MACs {
+		if pending != nil {
+			*pending = append(*pending, indexEntry{bucketMACIndex, bytes.Clone(m[:]), []byte(n.Name)})
+			continue
+		}
 		if err := idx.Put(m[:], []byte(n.Name)); err != nil {
 			return err
 		}
@@ -297,6 +365,14 @@ func putNode(tx *bolt.Tx, n *node.Node, old *node.Node) error {
 		if existing := tx.Bucket(bucketNodes).Get([]byte(n.Name)); existing != nil {
 			return fmt.Errorf("name %s: %w", n.Name, node.ErrConflict)
 		}
+	}
+	if reindex {
+		if err := indexNode(tx, n, pending); err != nil {
+			return err
+		}
+	}
+	if err := bumpReservations(tx, old, n); err != nil {
+		return err
 	}
 	b, err := json.Marshal(n)
 	if err != nil {
@@ -316,6 +392,12 @@ func removeNode(tx *bolt.Tx, n *node.Node, dropEvents bool) error {
 				return err
 			}
 		}
+	}
+	if err := unindexNode(tx, n); err != nil {
+		return err
+	}
+	if err := bumpReservations(tx, n, nil); err != nil {
+		return err
 	}
 	if err := tx.Bucket(bucketNodes).Delete([]byte(n.Name)); err != nil {
 		return err

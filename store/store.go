@@ -35,7 +35,7 @@ var (
 )
 
 // allBuckets are created at open, so read transactions never meet a missing bucket.
-var allBuckets = [][]byte{bucketMeta, bucketNodes, bucketMACIndex, bucketEvents, bucketSettings, bucketDiscovered, bucketEventTotals}
+var allBuckets = append([][]byte{bucketMeta, bucketNodes, bucketMACIndex, bucketEvents, bucketSettings, bucketDiscovered, bucketEventTotals}, indexBuckets...)
 
 // migration upgrades the file from schema version i to i+1 (index i in migrations).
 type migration func(tx *bolt.Tx) error
@@ -45,6 +45,7 @@ type migration func(tx *bolt.Tx) error
 var migrations = []migration{
 	func(tx *bolt.Tx) error { return nil }, // 0 → 1: buckets created by open
 	indexBoundedState,                      // 1 → 2: discovered index and history sizes
+	buildIndexes,                           // 2 → 3: state, role, label and IP indexes, counts by state
 }
 
 // SchemaVersion is the version this build writes.
@@ -73,6 +74,7 @@ type Store struct {
 	onUpdate func(before, after node.Node)
 	limits   Limits
 	bounds   boundCounters
+	resv     reservationsCache
 }
 
 // ErrLocked means another process holds the database file.

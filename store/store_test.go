@@ -116,6 +116,7 @@ func checkIndexes(t *testing.T, path string) {
 				}
 			}
 		}
+		checkSecondaryIndexes(t, tx, byName)
 		if err := events.ForEach(func(k, v []byte) error {
 			if _, ok := byName[string(k)]; !ok {
 				t.Errorf("checkIndexes: events kept for %q, which is not a node", k)

@@ -49,6 +49,12 @@ func newAPI(t *testing.T, with ...func(st *store.Store, d *Deps)) *apiHarness {
 // call sends a request (with the admin token when admin is true) and returns status and body.
 func (h *apiHarness) call(method, path string, body any, admin bool) (int, []byte) {
 	h.t.Helper()
+	return h.send(method, path, "application/json", body, admin)
+}
+
+// send is call with another content type (a CSV file, say).
+func (h *apiHarness) send(method, path, contentType string, body any, admin bool) (int, []byte) {
+	h.t.Helper()
 	var rd io.Reader
 	switch b := body.(type) {
 	case nil:
@@ -67,7 +73,7 @@ func (h *apiHarness) call(method, path string, body any, admin bool) (int, []byt
 	if err != nil {
 		h.t.Fatal(err)
 	}
-	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Content-Type", contentType)
 	if admin {
 		req.Header.Set("Authorization", "Bearer "+testToken)
 	}
@@ -147,8 +153,8 @@ func TestAPI_ImportValidationErrorsNameTheField(t *testing.T) {
 	}
 	// Nothing of the refused imports reached the store.
 	code, out := h.call("GET", "/api/v1/nodes", nil, true)
-	var nodes []node.Node
-	if code != 200 || json.Unmarshal(out, &nodes) != nil || len(nodes) != 1 {
+	var nodes store.NodePage
+	if code != 200 || json.Unmarshal(out, &nodes) != nil || len(nodes.Nodes) != 1 {
 		t.Fatalf("after refused imports: %d %s", code, out)
 	}
 }
@@ -200,8 +206,8 @@ func TestAPI_NodeLifecycleThroughEveryEndpoint(t *testing.T) {
 	}
 	// Filters.
 	code, out = h.call("GET", "/api/v1/nodes?role=worker", nil, true)
-	var list []node.Node
-	if code != 200 || json.Unmarshal(out, &list) != nil || len(list) != 2 {
+	var list store.NodePage
+	if code != 200 || json.Unmarshal(out, &list) != nil || len(list.Nodes) != 2 || list.Total != 2 {
 		t.Errorf("role filter: %d %s", code, out)
 	}
 	// Update.

@@ -53,7 +53,7 @@ func (s *Server) getCluster(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	nodes, err := s.deps.Inventory.ListNodes(ctx)
+	nodes, err := s.deps.Inventory.QuorumNodes(ctx)
 	if err != nil {
 		return err
 	}
@@ -125,7 +125,7 @@ func (s *Server) updateCluster(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	nodes, err := s.deps.Inventory.ListNodes(ctx)
+	nodes, err := s.deps.Inventory.QuorumNodes(ctx)
 	if err != nil {
 		return err
 	}

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"hash/fnv"
 	"io"
 	"log/slog"
 	"net/http"
@@ -78,24 +80,81 @@ func (s *sseStream) keepAlive() error {
 	return nil
 }
 
-// streamInventory sends the nodes page's tables whenever they change.
+// streamInventory keeps an open nodes page current while sending as little as it can:
+// it re-runs the page's own query (one page, never the inventory) and sends
+//
+//	row        one <tr> whose node changed (a state change costs about 1 KB)
+//	counts     the counts by state, when they change
+//	inventory  the page's table, only when the set of rows on it changes (a node
+//	           enters or leaves the page, the match count moves)
+//
+// The page passes v (its rows' membership key) and t (its render time), so the first
+// tick sends only what changed since the page was drawn, not the page again.
 func (u *ui) streamInventory(c echo.Context) error {
 	ctx := c.Request().Context()
-	role, state := c.QueryParam("role"), c.QueryParam("state")
+	view := viewFromURL(c.QueryParams())
+	lastMembers := c.QueryParam("v")
+	var rendered time.Time
+	if ns, err := strconv.ParseInt(c.QueryParam("t"), 10, 64); err == nil {
+		rendered = time.Unix(0, ns)
+	}
 	s := startSSE(c)
 	tick := time.NewTicker(u.pollEvery)
 	defer tick.Stop()
-	var last []byte
+	var lastCounts []byte
+	rows := map[string][]byte{} // name → key of the row as last sent (or as the page drew it)
+	first := true
 	for {
-		inv, err := u.inventory(ctx, role, state)
+		inv, err := u.inventory(ctx, view)
 		if err != nil {
 			return u.streamEnd(ctx.Err(), err)
 		}
-		gone, err := u.sendChanged(s, "inventory", "inventory", inv, []any{inv.Nodes, inv.Discovered, inv.Total}, &last)
+		counts, err := u.inv.StateCounts(ctx)
+		if err != nil {
+			return u.streamEnd(ctx.Err(), err)
+		}
+		gone, err := u.sendChanged(s, "counts", "state_counts", stateCountsView(counts, view), counts, &lastCounts)
 		if err != nil {
 			return u.streamEnd(nil, err)
 		}
 		if gone {
+			return nil
+		}
+		if members := membersKey(inv); members != lastMembers {
+			html, err := u.fragment("inventory", inv)
+			if err != nil {
+				return u.streamEnd(nil, err)
+			}
+			if err := s.send("inventory", members, html); err != nil {
+				return nil
+			}
+			lastMembers = members
+			clear(rows)
+			for _, r := range inv.Nodes {
+				rows[r.Name] = rowKey(r)
+			}
+		} else {
+			for _, r := range inv.Nodes {
+				k := rowKey(r)
+				prev, known := rows[r.Name]
+				rows[r.Name] = k
+				if first && !r.UpdatedAt.After(rendered) {
+					continue // the page drew it as it is
+				}
+				if known && bytes.Equal(prev, k) {
+					continue
+				}
+				html, err := u.fragment("node_row", r)
+				if err != nil {
+					return u.streamEnd(nil, err)
+				}
+				if err := s.send("row", "", html); err != nil {
+					return nil
+				}
+			}
+		}
+		first = false
+		if s.keepAlive() != nil {
 			return nil
 		}
 		select {
@@ -104,6 +163,27 @@ func (u *ui) streamInventory(c echo.Context) error {
 		case <-tick.C:
 		}
 	}
+}
+
+// membersKey identifies which rows a page shows and the totals around them: when it is
+// unchanged, only rows that changed need sending.
+func membersKey(inv inventoryView) string {
+	h := fnv.New64a()
+	for _, r := range inv.Nodes {
+		io.WriteString(h, r.Name+"\x00")
+	}
+	fmt.Fprintf(h, "%d/%d/%d/%s/%s/%s", inv.Matched, inv.Total, inv.DiscoveredTotal, inv.Next, inv.First, inv.Error)
+	for _, r := range inv.Discovered {
+		b, _ := json.Marshal(r.Node)
+		h.Write(b)
+	}
+	return strconv.FormatUint(h.Sum64(), 36)
+}
+
+// rowKey is a row's content without the render time its ages count from.
+func rowKey(r nodeRow) []byte {
+	b, _ := json.Marshal(r.Node)
+	return b
 }
 
 // streamNode sends a node's new events (timeline items and installer log lines) and its

@@ -17,6 +17,12 @@ type Inventory interface {
 	ImportNode(ctx context.Context, spec node.Node, source string) (node.Node, error)
 	GetNode(ctx context.Context, ref string) (node.Node, error)
 	ListNodes(ctx context.Context) ([]node.Node, error)
+	// QuorumNodes is servers in full and other nodes as name, role and state: what the
+	// quorum and deletion views read, without decoding the whole inventory.
+	QuorumNodes(ctx context.Context) ([]node.Node, error)
+	QueryNodes(ctx context.Context, q store.NodeQuery) (store.NodePage, error)
+	StateCounts(ctx context.Context) (map[node.State]int, error)
+	ImportNodes(ctx context.Context, rows []store.ImportRow, opts store.ImportOptions) ([]store.ImportResult, error)
 	UpdateNode(ctx context.Context, name string, fn store.UpdateFunc) (node.Node, error)
 	DeleteNode(ctx context.Context, name string, opts node.DeleteOptions) (node.Node, bool, error)
 	Events(ctx context.Context, name string, limit int) ([]node.Event, error)
@@ -32,19 +38,19 @@ func source(c echo.Context) string {
 	return "api"
 }
 
+// listNodes answers one page: {"items": [...], "continue": "<token>", "total": N}. Pass
+// continue back unchanged with the same filters for the next page; the order (by name
+// unless sort says otherwise) stays consistent across pages while nodes come and go.
 func (s *Server) listNodes(c echo.Context) error {
-	nodes, err := s.deps.Inventory.ListNodes(c.Request().Context())
+	q, err := parseNodeQuery(c.QueryParams())
 	if err != nil {
 		return err
 	}
-	role, state := c.QueryParam("role"), c.QueryParam("state")
-	out := make([]node.Node, 0, len(nodes))
-	for _, n := range nodes {
-		if (role == "" || string(n.Role) == role) && (state == "" || string(n.State) == state) {
-			out = append(out, n)
-		}
+	page, err := s.deps.Inventory.QueryNodes(c.Request().Context(), q)
+	if err != nil {
+		return err
 	}
-	return c.JSON(http.StatusOK, out)
+	return c.JSON(http.StatusOK, page)
 }
 
 func (s *Server) importNode(c echo.Context) error {
@@ -162,20 +168,9 @@ func (s *Server) retryNode(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	n, err := s.deps.Inventory.UpdateNode(ctx, cur.Name, func(n *node.Node) ([]node.Event, error) {
-		to, err := n.RetryState()
-		if err != nil {
-			return nil, err
-		}
-		ev, err := n.Transition(to, "retry requested", source(c), time.Now().UTC())
-		if err != nil {
-			return nil, err
-		}
-		return []node.Event{ev}, nil
-	})
+	n, err := s.retry(ctx, cur.Name, source(c))
 	if err != nil {
 		return err
 	}
-	s.resumeDeletion(ctx, n)
 	return c.JSON(http.StatusOK, n)
 }

@@ -100,6 +100,7 @@ func (s *Server) mountPages() error {
 	g.POST("/logout", u.logout, page...)
 	g.GET("/nodes", u.nodesPage, page...)
 	g.POST("/nodes", u.importNode, page...)
+	u.bulkPageRoutes(g, page)
 	g.GET("/nodes/stream", u.streamInventory, page...)
 	g.GET("/nodes/:ref", u.nodePage, page...)
 	g.GET("/nodes/:ref/stream", u.streamNode, page...)

@@ -38,7 +38,7 @@ func (u *ui) clusterPage(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	nodes, err := u.inv.ListNodes(ctx)
+	nodes, err := u.inv.QuorumNodes(ctx)
 	if err != nil {
 		return err
 	}

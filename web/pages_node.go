@@ -119,7 +119,7 @@ func (u *ui) renderNode(c echo.Context, status int, dv *deleteView, showDelete b
 		v.ExtraCloudConfigSet = settings.ExtraCloudConfig != ""
 	}
 	if dv == nil {
-		all, err := u.inv.ListNodes(ctx)
+		all, err := u.inv.QuorumNodes(ctx)
 		if err != nil {
 			return err
 		}
@@ -275,7 +275,7 @@ func (u *ui) deleteNode(c echo.Context) error {
 	if err != nil {
 		return u.pageError(c, err)
 	}
-	all, err := u.inv.ListNodes(ctx)
+	all, err := u.inv.QuorumNodes(ctx)
 	if err != nil {
 		return err
 	}

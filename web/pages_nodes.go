@@ -7,12 +7,14 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/labstack/echo/v4"
 
 	"github.com/bootyard/bootyard/node"
+	"github.com/bootyard/bootyard/store"
 )
 
 // nodeRow is one line of the nodes table (or of the discovered list).
@@ -21,6 +23,8 @@ type nodeRow struct {
 	MACList  []string
 	IPText   string
 	Firmware string
+	// Now is the render time the row's ages count from (the script ticks them on).
+	Now time.Time
 }
 
 func newNodeRow(n node.Node) nodeRow {
@@ -37,19 +41,35 @@ func newNodeRow(n node.Node) nodeRow {
 	return r
 }
 
-// inventoryView is the live part of the nodes page: the table and the discovered list.
+// inventoryView is the live part of the nodes page: one page of the table, where it sits
+// in the whole, and the first discovered machines.
 type inventoryView struct {
-	Now        time.Time
-	Nodes      []nodeRow
-	Discovered []nodeRow
-	Filtered   bool
-	Total      int
+	Now             time.Time
+	Nodes           []nodeRow
+	Discovered      []nodeRow
+	DiscoveredTotal int
+	Filtered        bool
+	Total           int // imported nodes in all
+	Matched         int // nodes the view's filters match, on all pages
+	From, To        int // 1-based positions of this page's rows among Matched
+	Next, First     string
+	SortName        string // the link of the Name and State column headers
+	SortState       string
+	View            nodesQuery
+	Error           string // a search the page could not run (a bad selector)
+}
+
+type stateCount struct {
+	State node.State
+	Count int
+	Link  string
 }
 
 type nodesView struct {
 	pageView
 	Role, State string
 	States      []node.State
+	Counts      []stateCount
 	Inventory   inventoryView
 	Import      importForm
 	ShowImport  bool
@@ -78,23 +98,165 @@ func (f importForm) Advanced() bool {
 	return false
 }
 
-func (u *ui) inventory(ctx context.Context, role, state string) (inventoryView, error) {
-	nodes, err := u.inv.ListNodes(ctx)
+// discoveredOnPage bounds the discovered list: a flood of unknown machines must not make
+// the page big.
+const discoveredOnPage = 20
+
+// nodesQuery is the view the URL holds: search, filters, order, page size and position.
+type nodesQuery struct {
+	Q, Role, State, Sort string
+	Limit                int
+	Continue             string
+	From                 int
+}
+
+func viewFromURL(v url.Values) nodesQuery {
+	q := nodesQuery{Q: strings.TrimSpace(v.Get("q")), Role: v.Get("role"), State: v.Get("state"), Sort: v.Get("sort"), Continue: v.Get("continue")}
+	q.Limit, _ = strconv.Atoi(v.Get("limit"))
+	q.From, _ = strconv.Atoi(v.Get("from"))
+	if q.From < 1 {
+		q.From = 1
+	}
+	return q
+}
+
+// Encode is the view as a query string, for the bulk form to come back to it.
+func (q nodesQuery) Encode() string { return q.values().Encode() }
+
+// values is the view as a query string; empty fields are left out so URLs stay short.
+func (q nodesQuery) values() url.Values {
+	v := url.Values{}
+	for k, s := range map[string]string{"q": q.Q, "role": q.Role, "state": q.State, "sort": q.Sort, "continue": q.Continue} {
+		if s != "" {
+			v.Set(k, s)
+		}
+	}
+	if q.Limit > 0 {
+		v.Set("limit", strconv.Itoa(q.Limit))
+	}
+	if q.From > 1 {
+		v.Set("from", strconv.Itoa(q.From))
+	}
+	return v
+}
+
+func (q nodesQuery) url(path string) string {
+	if e := q.values().Encode(); e != "" {
+		return path + "?" + e
+	}
+	return path
+}
+
+// storeQuery turns the view into a store query. The search box takes a MAC, an IP, a
+// label selector (anything with =, ! or " in ") or else a name prefix: each is an index
+// lookup, so searching 100,000 nodes costs what paging them does.
+func (q nodesQuery) storeQuery() (store.NodeQuery, error) {
+	v := url.Values{"role": {q.Role}, "state": {q.State}, "sort": {q.Sort}, "continue": {q.Continue}}
+	if q.Limit > 0 {
+		v.Set("limit", strconv.Itoa(q.Limit))
+	}
+	switch s := q.Q; {
+	case s == "":
+	case isMAC(s):
+		v.Set("mac", s)
+	case isIP(s):
+		v.Set("ip", s)
+	case strings.ContainsAny(s, "=!") || strings.Contains(s, " in ") || strings.Contains(s, " notin "):
+		v.Set("labelSelector", s)
+	default:
+		v.Set("name", s)
+	}
+	sq, err := parseNodeQuery(v)
+	if err == nil && q.State == "" {
+		sq.NotState = node.StateDiscovered
+	}
+	return sq, err
+}
+
+func isMAC(s string) bool {
+	_, err := node.ParseMAC(s)
+	return err == nil && strings.ContainsAny(s, ":-.")
+}
+func isIP(s string) bool { _, err := parseAddrOrPrefix(s); return err == nil }
+
+func (u *ui) inventory(ctx context.Context, view nodesQuery) (inventoryView, error) {
+	v := inventoryView{Now: u.now(), View: view, Filtered: view.Q != "" || view.Role != "" || view.State != ""}
+	counts, err := u.inv.StateCounts(ctx)
 	if err != nil {
 		return inventoryView{}, err
 	}
-	v := inventoryView{Now: u.now(), Filtered: role != "" || state != ""}
-	for _, n := range nodes {
-		if n.State == node.StateDiscovered {
-			v.Discovered = append(v.Discovered, newNodeRow(n))
-			continue
-		}
-		v.Total++
-		if (role == "" || string(n.Role) == role) && (state == "" || string(n.State) == state) {
-			v.Nodes = append(v.Nodes, newNodeRow(n))
+	for st, c := range counts {
+		if st != node.StateDiscovered {
+			v.Total += c
 		}
 	}
+	q, err := view.storeQuery()
+	var page store.NodePage
+	if err == nil {
+		page, err = u.inv.QueryNodes(ctx, q)
+	}
+	if err != nil {
+		if statusOf(err) >= 500 {
+			return inventoryView{}, err
+		}
+		// A search that does not parse shows why, beside an empty table.
+		_, v.Error = formError(err)
+	}
+	for _, n := range page.Nodes {
+		r := newNodeRow(n)
+		r.Now = v.Now
+		v.Nodes = append(v.Nodes, r)
+	}
+	v.Matched = page.Total
+	if len(v.Nodes) > 0 {
+		v.From, v.To = view.From, view.From+len(v.Nodes)-1
+	}
+	if page.Continue != "" {
+		next := view
+		next.Continue, next.From = page.Continue, view.From+len(v.Nodes)
+		v.Next = next.url("/ui/nodes")
+	}
+	if view.Continue != "" {
+		first := view
+		first.Continue, first.From = "", 0
+		v.First = first.url("/ui/nodes")
+	}
+	for _, sort := range []struct {
+		dst  *string
+		name string
+	}{{&v.SortName, "name"}, {&v.SortState, "state"}} {
+		s := view
+		s.Continue, s.From, s.Sort = "", 0, sort.name
+		if view.Sort == sort.name || (sort.name == "name" && view.Sort == "") {
+			s.Sort = "-" + sort.name
+		}
+		*sort.dst = s.url("/ui/nodes")
+	}
+	disc, err := u.inv.QueryNodes(ctx, store.NodeQuery{State: node.StateDiscovered, Limit: discoveredOnPage})
+	if err != nil {
+		return inventoryView{}, err
+	}
+	v.DiscoveredTotal = disc.Total
+	for _, n := range disc.Nodes {
+		r := newNodeRow(n)
+		r.Now = v.Now
+		v.Discovered = append(v.Discovered, r)
+	}
 	return v, nil
+}
+
+// stateCounts are the links at the top of the page: how many nodes in each state.
+func stateCountsView(counts map[node.State]int, view nodesQuery) []stateCount {
+	var out []stateCount
+	for _, st := range node.States {
+		if st == node.StateDiscovered {
+			continue
+		}
+		v := view
+		v.State, v.Continue, v.From = string(st), "", 0
+		out = append(out, stateCount{State: st, Count: counts[st], Link: v.url("/ui/nodes")})
+	}
+	return out
 }
 
 func (u *ui) nodesPage(c echo.Context) error {
@@ -104,20 +266,31 @@ func (u *ui) nodesPage(c echo.Context) error {
 
 func (u *ui) renderNodes(c echo.Context, status int, f importForm, showImport bool) error {
 	ctx := c.Request().Context()
-	role, state := c.QueryParam("role"), c.QueryParam("state")
-	inv, err := u.inventory(ctx, role, state)
+	view := viewFromURL(c.QueryParams())
+	inv, err := u.inventory(ctx, view)
+	if err != nil {
+		return err
+	}
+	if inv.Error != "" && status == http.StatusOK {
+		status = http.StatusUnprocessableEntity
+	}
+	counts, err := u.inv.StateCounts(ctx)
 	if err != nil {
 		return err
 	}
 	v := nodesView{
 		pageView:   u.page(c, "Nodes", "nodes"),
-		Role:       role,
-		State:      state,
+		Role:       view.Role,
+		State:      view.State,
+		Counts:     stateCountsView(counts, view),
 		Inventory:  inv,
 		Import:     f,
 		ShowImport: showImport,
-		StreamURL:  "/ui/nodes/stream?" + url.Values{"role": {role}, "state": {state}}.Encode(),
 	}
+	stream := view.values()
+	stream.Set("v", membersKey(inv))
+	stream.Set("t", strconv.FormatInt(inv.Now.UnixNano(), 10))
+	v.StreamURL = "/ui/nodes/stream?" + stream.Encode()
 	for _, s := range node.States {
 		if s != node.StateDiscovered {
 			v.States = append(v.States, s)
@@ -132,6 +305,9 @@ func (u *ui) renderNodes(c echo.Context, status int, f importForm, showImport bo
 	}
 	if name := c.QueryParam("removed"); name != "" {
 		v.Flash = fmt.Sprintf("Node %s was removed: it never started installing, so there was nothing to wipe.", name)
+	}
+	if msg := c.QueryParam("bulk"); msg != "" {
+		v.Flash = msg
 	}
 	return u.render(c, status, "nodes", v)
 }

@@ -132,4 +132,5 @@ func (s *Server) routes() {
 	s.imageAPIRoutes(api)
 	api.PUT("/cluster", s.updateCluster, admin)
 	api.PATCH("/cluster", s.updateCluster, admin)
+	s.bulkRoutes(e)
 }

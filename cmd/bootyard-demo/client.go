@@ -65,15 +65,18 @@ func (c *client) waitHealthy(ctx context.Context) error {
 }
 
 func (c *client) states(ctx context.Context) (map[string]string, error) {
-	var nodes []struct {
-		Name  string `json:"name"`
-		State string `json:"state"`
+	// The demo has two machines: one page holds them.
+	var page struct {
+		Items []struct {
+			Name  string `json:"name"`
+			State string `json:"state"`
+		} `json:"items"`
 	}
-	if err := c.call(ctx, "GET", "/api/v1/nodes", nil, &nodes); err != nil {
+	if err := c.call(ctx, "GET", "/api/v1/nodes", nil, &page); err != nil {
 		return nil, err
 	}
 	out := map[string]string{}
-	for _, n := range nodes {
+	for _, n := range page.Items {
 		out[n.Name] = n.State
 	}
 	return out, nil

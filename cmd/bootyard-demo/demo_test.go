@@ -87,12 +87,14 @@ func TestDemo_BothMachinesInstallAndCtrlCRemovesTheNamespace(t *testing.T) {
 			return nil, false
 		}
 		defer resp.Body.Close()
-		var nodes []struct{ Name, State string }
-		if json.NewDecoder(resp.Body).Decode(&nodes) != nil {
+		var page struct {
+			Items []struct{ Name, State string }
+		}
+		if json.NewDecoder(resp.Body).Decode(&page) != nil {
 			return nil, false
 		}
 		states := map[string]string{}
-		for _, n := range nodes {
+		for _, n := range page.Items {
 			states[n.Name] = n.State
 		}
 		return states, states["demo-bios"] == "installed" && states["demo-uefi"] == "installed"

@@ -13,7 +13,6 @@ import (
 
 	"github.com/bootyard/bootyard/boot"
 	"github.com/bootyard/bootyard/ipxe"
-	"github.com/bootyard/bootyard/node"
 	"github.com/bootyard/bootyard/store"
 	"github.com/bootyard/bootyard/web"
 )
@@ -65,7 +64,7 @@ func (b *bootOptions) start(ctx context.Context, g *errgroup.Group, st *store.St
 			tftpListen = net.JoinHostPort(srv.Addr().String(), "69")
 		}
 		src.DHCP = srv.Stats
-		hooks.add(func(before, after node.Node) { srv.NodeChanged(ctx, before, after) })
+		hooks.add(srv.NodeChanged)
 		if cfg.Range.Start.IsValid() {
 			src.DHCPPool = cfg.Range.Size()
 		}

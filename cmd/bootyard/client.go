@@ -112,29 +112,54 @@ func (c *clientFlags) do(ctx context.Context, method, path string, body any, out
 
 // raw calls the API and returns a 2xx response for the caller to read and close.
 func (c *clientFlags) raw(ctx context.Context, method, path string, body any) (*http.Response, error) {
-	var rd io.Reader
-	if body != nil {
-		b, err := json.Marshal(body)
-		if err != nil {
-			return nil, err
-		}
-		rd = bytes.NewReader(b)
+	if body == nil {
+		return c.sendBody(ctx, method, path, "", nil)
 	}
+	b, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	return c.sendBody(ctx, method, path, "application/json", bytes.NewReader(b))
+}
+
+// sendBody is raw with a body already encoded as contentType (a CSV file, say).
+func (c *clientFlags) sendBody(ctx context.Context, method, path, contentType string, rd io.Reader) (*http.Response, error) {
+	resp, err := c.exchange(ctx, method, path, contentType, rd)
+	if err != nil {
+		return nil, err
+	}
+	return refusal(resp)
+}
+
+// exchange sends one request and returns the response whatever its status, for calls
+// whose error answers carry more than a message (a bulk import's failed rows).
+func (c *clientFlags) exchange(ctx context.Context, method, path, contentType string, rd io.Reader) (*http.Response, error) {
 	ctx, cancel := context.WithTimeout(ctx, 60*time.Second)
 	req, err := http.NewRequestWithContext(ctx, method, strings.TrimRight(c.server, "/")+path, rd)
 	if err != nil {
 		cancel()
 		return nil, err
 	}
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
+	if contentType != "" {
+		req.Header.Set("Content-Type", contentType)
 	}
-	return c.send(req, cancel)
+	return c.do1(req, cancel)
 }
 
-// send sends req with the CLI's headers and admin token; cancel ends req's context and
-// runs when the returned body is closed (or at once on error).
+// send sends req with the CLI's headers and admin token and returns a 2xx response;
+// cancel ends req's context and runs when the returned body is closed (or at once on
+// error).
 func (c *clientFlags) send(req *http.Request, cancel context.CancelFunc) (*http.Response, error) {
+	resp, err := c.do1(req, cancel)
+	if err != nil {
+		return nil, err
+	}
+	return refusal(resp)
+}
+
+// do1 sends req with the CLI's headers and admin token and returns the response
+// whatever its status.
+func (c *clientFlags) do1(req *http.Request, cancel context.CancelFunc) (*http.Response, error) {
 	req.Header.Set("User-Agent", "bootyard-cli")
 	if tok := c.adminToken(); tok != "" {
 		req.Header.Set("Authorization", "Bearer "+tok)
@@ -149,18 +174,22 @@ func (c *clientFlags) send(req *http.Request, cancel context.CancelFunc) (*http.
 		cancel()
 		return nil, fmt.Errorf("cannot reach Bootyard at %s: %w", c.server, err)
 	}
-	if resp.StatusCode/100 != 2 {
-		defer cancel()
-		defer resp.Body.Close()
-		var e apiError
-		b, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
-		if json.Unmarshal(b, &e) != nil || e.Error == "" {
-			e.Error = strings.TrimSpace(string(b))
-		}
-		return nil, &statusError{Status: resp.StatusCode, Message: e.Error}
-	}
 	resp.Body = &cancelOnClose{ReadCloser: resp.Body, cancel: cancel}
 	return resp, nil
+}
+
+// refusal passes a 2xx response on and turns any other into a statusError.
+func refusal(resp *http.Response) (*http.Response, error) {
+	if resp.StatusCode/100 == 2 {
+		return resp, nil
+	}
+	defer resp.Body.Close()
+	var e apiError
+	b, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+	if json.Unmarshal(b, &e) != nil || e.Error == "" {
+		e.Error = strings.TrimSpace(string(b))
+	}
+	return nil, &statusError{Status: resp.StatusCode, Message: e.Error}
 }
 
 // statusError is the server's refusal: its message and HTTP status.

@@ -1,11 +1,13 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net/url"
 	"os"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -23,13 +25,28 @@ func newNodeCommand(cl *clientFlags) *cobra.Command {
 }
 
 func newNodeImportCommand(cl *clientFlags) *cobra.Command {
-	var role, name, ip, gateway, image, disk, output string
+	var role, name, ip, gateway, image, disk, output, file string
 	var dns, labels, taints []string
+	var bulk bulkImportFlags
 	cmd := &cobra.Command{
-		Use:   "import MAC [MAC...]",
-		Short: "Register a machine by MAC as a server or worker node",
-		Args:  cobra.MinimumNArgs(1),
+		Use:   "import MAC [MAC...] | import -f FILE",
+		Short: "Register a machine by MAC as a server or worker node, or many from a CSV or JSON file",
+		Long: `Register one machine by MAC, or many with -f: a CSV file whose header names the
+columns (mac,name,role,ip,gateway,dns,labels,taints,image; mac and role are required;
+several values in a cell are separated by ";") or a JSON array of import objects.
+Every row is checked first and nothing is imported if any row fails, unless
+--continue-on-error. Importing the same file again changes nothing.`,
+		Args: cobra.ArbitraryArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if file != "" {
+				if len(args) > 0 {
+					return fmt.Errorf("give MACs or -f FILE, not both")
+				}
+				return importFile(cmd, cl, file, bulk, output)
+			}
+			if len(args) == 0 || role == "" {
+				return fmt.Errorf("import needs at least one MAC and --role (or -f FILE)")
+			}
 			in := map[string]any{"macs": args, "role": role}
 			if name != "" {
 				in["name"] = name
@@ -89,58 +106,144 @@ func newNodeImportCommand(cl *clientFlags) *cobra.Command {
 	f.StringVar(&image, "image", "", "OS image (default: the cluster's default image)")
 	f.StringVar(&disk, "disk", "", "target disk, e.g. /dev/sda (default: the first non-removable disk)")
 	f.StringVarP(&output, "output", "o", "text", "text or json")
-	_ = cmd.MarkFlagRequired("role")
+	f.StringVarP(&file, "file", "f", "", "import every node of a CSV (.csv) or JSON array (.json) file; - reads CSV from stdin")
+	f.BoolVar(&bulk.continueOnError, "continue-on-error", false, "with -f: import the good rows even when some fail")
+	f.BoolVar(&bulk.dryRun, "dry-run", false, "with -f: check every row, import nothing")
 	return cmd
 }
 
 func newNodeListCommand(cl *clientFlags) *cobra.Command {
-	var output, role, state string
+	var output, role, state, selector, prefix string
+	var limit, chunk int
 	cmd := &cobra.Command{
 		Use:   "list",
-		Short: "List nodes",
+		Short: "List nodes (every page, streamed)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			q := url.Values{}
-			if role != "" {
-				q.Set("role", role)
+			for k, v := range map[string]string{"role": role, "state": state, "labelSelector": selector, "name": prefix} {
+				if v != "" {
+					q.Set(k, v)
+				}
 			}
-			if state != "" {
-				q.Set("state", state)
+			var p nodePrinter
+			if output == "json" {
+				p = &jsonNodePrinter{w: cmd.OutOrStdout()}
+			} else {
+				p = &tableNodePrinter{tw: tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)}
 			}
-			path := "/api/v1/nodes"
-			if len(q) > 0 {
-				path += "?" + q.Encode()
-			}
-			var nodes []node.Node
-			if err := cl.do(cmd.Context(), "GET", path, nil, &nodes); err != nil {
+			if err := listNodePages(cmd.Context(), cl, q, chunk, limit, p.page); err != nil {
 				return err
 			}
-			if output == "json" {
-				return writeJSON(cmd.OutOrStdout(), nodes)
-			}
-			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "NAME\tROLE\tSTATE\tMAC\tIP\tAGE")
-			for _, n := range nodes {
-				role := string(n.Role)
-				if n.ClusterInit {
-					role += "*"
-				}
-				if role == "" {
-					role = "-"
-				}
-				ip := "-"
-				if n.IP.IsValid() {
-					ip = n.IP.String()
-				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", n.Name, role, n.State, joinMACs(n.MACs), ip, age(n.CreatedAt))
-			}
-			return tw.Flush()
+			return p.end()
 		},
 	}
-	cmd.Flags().StringVarP(&output, "output", "o", "table", "table or json")
-	cmd.Flags().StringVar(&role, "role", "", "only this role")
-	cmd.Flags().StringVar(&state, "state", "", "only this state")
+	f := cmd.Flags()
+	f.StringVarP(&output, "output", "o", "table", "table or json")
+	f.StringVar(&role, "role", "", "only this role")
+	f.StringVar(&state, "state", "", "only this state")
+	f.StringVarP(&selector, "selector", "l", "", "label selector, e.g. rack=r7,gpu or 'rack in (r1,r2)'")
+	f.StringVar(&prefix, "name", "", "only names starting with this")
+	f.IntVar(&limit, "limit", 0, "print at most this many nodes (0: all)")
+	f.IntVar(&chunk, "chunk-size", 500, "nodes per API page")
 	return cmd
+}
+
+// listNodePages walks GET /api/v1/nodes page by page, handing each page to fn as it
+// arrives, so listing 100,000 nodes never holds them all.
+func listNodePages(ctx context.Context, cl *clientFlags, q url.Values, chunk, limit int, fn func([]node.Node) error) error {
+	printed := 0
+	for {
+		size := chunk
+		if limit > 0 && limit-printed < size {
+			size = limit - printed
+		}
+		q.Set("limit", strconv.Itoa(size))
+		var page struct {
+			Items    []node.Node `json:"items"`
+			Continue string      `json:"continue"`
+		}
+		if err := cl.do(ctx, "GET", "/api/v1/nodes?"+q.Encode(), nil, &page); err != nil {
+			return err
+		}
+		if err := fn(page.Items); err != nil {
+			return err
+		}
+		printed += len(page.Items)
+		if page.Continue == "" || (limit > 0 && printed >= limit) {
+			return nil
+		}
+		q.Set("continue", page.Continue)
+	}
+}
+
+type nodePrinter interface {
+	page([]node.Node) error
+	end() error
+}
+
+// tableNodePrinter flushes after every page: columns line up within a page, and the
+// first rows show at once.
+type tableNodePrinter struct {
+	tw     *tabwriter.Writer
+	header bool
+}
+
+func (p *tableNodePrinter) page(nodes []node.Node) error {
+	if !p.header {
+		fmt.Fprintln(p.tw, "NAME\tROLE\tSTATE\tMAC\tIP\tAGE")
+		p.header = true
+	}
+	for _, n := range nodes {
+		role := string(n.Role)
+		if n.ClusterInit {
+			role += "*"
+		}
+		if role == "" {
+			role = "-"
+		}
+		ip := "-"
+		if n.IP.IsValid() {
+			ip = n.IP.String()
+		}
+		fmt.Fprintf(p.tw, "%s\t%s\t%s\t%s\t%s\t%s\n", n.Name, role, n.State, joinMACs(n.MACs), ip, age(n.CreatedAt))
+	}
+	return p.tw.Flush()
+}
+
+func (p *tableNodePrinter) end() error { return p.page(nil) }
+
+// jsonNodePrinter writes one JSON array, element by element.
+type jsonNodePrinter struct {
+	w     io.Writer
+	count int
+}
+
+func (p *jsonNodePrinter) page(nodes []node.Node) error {
+	for _, n := range nodes {
+		b, err := json.MarshalIndent(n, "  ", "  ")
+		if err != nil {
+			return err
+		}
+		sep := ",\n  "
+		if p.count == 0 {
+			sep = "[\n  "
+		}
+		if _, err := fmt.Fprintf(p.w, "%s%s", sep, b); err != nil {
+			return err
+		}
+		p.count++
+	}
+	return nil
+}
+
+func (p *jsonNodePrinter) end() error {
+	if p.count == 0 {
+		_, err := io.WriteString(p.w, "[]\n")
+		return err
+	}
+	_, err := io.WriteString(p.w, "\n]\n")
+	return err
 }
 
 func newNodeShowCommand(cl *clientFlags) *cobra.Command {

@@ -90,15 +90,33 @@
 
   if (!window.EventSource) return;
 
-  // Nodes page: replace the tables when they change, keeping keyboard focus in place.
+  // Nodes page: the stream sends single rows that changed ("row"), the counts by state,
+  // and the page's table only when the set of rows on it changes. Keyboard focus and
+  // checked boxes survive a replacement.
   var inventory = document.getElementById("inventory");
   if (inventory && inventory.dataset.stream) {
     var es = new EventSource(inventory.dataset.stream);
-    es.addEventListener("inventory", function (ev) {
-      var focused = document.activeElement && inventory.contains(document.activeElement) ? document.activeElement.id : "";
-      inventory.innerHTML = ev.data;
+    var keep = function (root, fn) {
+      var focused = document.activeElement && root.contains(document.activeElement) ? document.activeElement.id : "";
+      var checked = {};
+      root.querySelectorAll("input[name=names]:checked").forEach(function (b) { checked[b.value] = true; });
+      var fresh = fn();
+      (fresh || inventory).querySelectorAll("input[name=names]").forEach(function (b) { if (checked[b.value]) b.checked = true; });
       if (focused) { var again = document.getElementById(focused); if (again) again.focus(); }
+    };
+    es.addEventListener("inventory", function (ev) {
+      keep(inventory, function () { inventory.innerHTML = ev.data; return inventory; });
     });
+    es.addEventListener("row", function (ev) {
+      var tpl = document.createElement("template");
+      tpl.innerHTML = "<table><tbody>" + ev.data + "</tbody></table>";
+      var row = tpl.content.querySelector("tr");
+      var old = row && document.getElementById(row.id);
+      if (!old) return;
+      keep(old, function () { old.replaceWith(row); return row; });
+    });
+    var counts = document.getElementById("state-counts");
+    es.addEventListener("counts", function (ev) { if (counts) counts.innerHTML = ev.data; });
   }
 
   // Node page: append events and log lines, refresh the summary.

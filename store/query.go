@@ -1,0 +1,396 @@
+package store
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"net/netip"
+	"strings"
+
+	bolt "go.etcd.io/bbolt"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/selection"
+
+	"github.com/bootyard/bootyard/node"
+)
+
+// NodeQuery selects one page of nodes. Zero fields do not filter.
+type NodeQuery struct {
+	Role  node.Role
+	State node.State
+	// NotState leaves out one state: the nodes page lists imported nodes, not the
+	// discovered machines it shows apart.
+	NotState   node.State
+	NamePrefix string
+	MAC        node.MAC // zero: any
+	IP         netip.Addr
+	Selector   labels.Selector // nil: any
+	// Sort is "name" (default) or "state" (state name, then node name); Desc reverses it.
+	Sort string
+	Desc bool
+	// Limit caps the page; 0 means DefaultPageLimit and more than MaxPageLimit is cut.
+	Limit int
+	// Continue is the opaque token of the previous page's NodePage.Continue.
+	Continue string
+	// NoTotal skips counting every match, for callers that only walk pages.
+	NoTotal bool
+}
+
+// Page size bounds: a page is rendered and sent whole, so it must stay small.
+const (
+	DefaultPageLimit = 100
+	MaxPageLimit     = 1000
+)
+
+// NodePage is one page of a query.
+type NodePage struct {
+	Nodes []node.Node `json:"items"`
+	// Continue fetches the next page; empty on the last one.
+	Continue string `json:"continue,omitempty"`
+	// Total counts every node the query matches, on all pages (-1 when not counted).
+	Total int `json:"total"`
+}
+
+// scan is where a query's candidates come from: one index prefix, in key order, each
+// key naming a node. The query picks the narrowest one its filters allow.
+type scan struct {
+	bucket []byte
+	prefix []byte
+	name   func(k, v []byte) string
+	// exact means every key in the prefix matches the whole query, so counting needs no
+	// decoding.
+	exact bool
+}
+
+func nameAfterPrefix(prefixLen int) func(k, v []byte) string {
+	return func(k, _ []byte) string { return string(k[prefixLen:]) }
+}
+
+// ErrBadContinue means a continue token was not one this store issued for this query.
+var ErrBadContinue = fmt.Errorf("%w: continue token is not valid for this query", node.ErrInvalid)
+
+// QueryNodes returns one page of the nodes matching q, in q's order, and (unless
+// q.NoTotal) how many match in all. It reads only the candidates of the narrowest index
+// the filters allow: a state, a role, a label value or key, an IP, a MAC or a name prefix.
+// Only a query with none of those (say, a selector of only "!=" terms) walks every node.
+func (s *Store) QueryNodes(ctx context.Context, q NodeQuery) (NodePage, error) {
+	if err := ctxErr(ctx); err != nil {
+		return NodePage{}, err
+	}
+	if q.Limit <= 0 {
+		q.Limit = DefaultPageLimit
+	}
+	if q.Limit > MaxPageLimit {
+		q.Limit = MaxPageLimit
+	}
+	if q.Sort == "" {
+		q.Sort = "name"
+	}
+	if q.Sort != "name" && q.Sort != "state" {
+		return NodePage{}, fmt.Errorf("sort %q: %w: must be name or state", q.Sort, node.ErrInvalid)
+	}
+	var after []byte
+	if q.Continue != "" {
+		raw, err := base64.RawURLEncoding.DecodeString(q.Continue)
+		if err != nil || !bytes.HasPrefix(raw, []byte(q.tokenTag())) {
+			return NodePage{}, ErrBadContinue
+		}
+		after = raw[len(q.tokenTag()):]
+	}
+	page := NodePage{Nodes: []node.Node{}, Total: -1}
+	err := s.db.View(func(tx *bolt.Tx) error {
+		if !q.MAC.IsZero() {
+			return q.byMAC(tx, &page)
+		}
+		sc := q.pickScan()
+		c := tx.Bucket(sc.bucket).Cursor()
+		var k, v []byte
+		switch {
+		case after != nil && !q.Desc:
+			k, v = c.Seek(after)
+			if bytes.Equal(k, after) {
+				k, v = c.Next()
+			}
+		case after != nil && q.Desc:
+			// The node the token names may be gone: step back to the last key before it.
+			if k, v = c.Seek(after); k == nil {
+				k, v = c.Last()
+			}
+			for k != nil && bytes.Compare(k, after) >= 0 {
+				k, v = c.Prev()
+			}
+		case q.Desc:
+			k, v = seekLast(c, sc.prefix)
+		default:
+			k, v = c.Seek(sc.prefix)
+		}
+		nodes := tx.Bucket(bucketNodes)
+		for ; k != nil && bytes.HasPrefix(k, sc.prefix); k, v = q.step(c) {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			n, ok, err := q.load(nodes, sc.name(k, v))
+			if err != nil {
+				return err
+			}
+			if !ok {
+				continue
+			}
+			if len(page.Nodes) == q.Limit {
+				// One more match exists: this page ends at the last key returned.
+				page.Continue = q.token(lastKey(sc, page.Nodes[len(page.Nodes)-1]))
+				break
+			}
+			page.Nodes = append(page.Nodes, n)
+		}
+		if q.NoTotal {
+			return nil
+		}
+		total, err := q.count(tx, sc)
+		page.Total = total
+		return err
+	})
+	if err != nil {
+		return NodePage{}, fmt.Errorf("query nodes: %w", err)
+	}
+	return page, nil
+}
+
+func (q NodeQuery) step(c *bolt.Cursor) ([]byte, []byte) {
+	if q.Desc {
+		return c.Prev()
+	}
+	return c.Next()
+}
+
+// seekLast positions c on the last key with prefix.
+func seekLast(c *bolt.Cursor, prefix []byte) ([]byte, []byte) {
+	if len(prefix) == 0 {
+		return c.Last()
+	}
+	// The first key after every key with this prefix: the prefix with its last byte
+	// incremented (prefixes here end in NUL or a byte below 0xff).
+	end := bytes.Clone(prefix)
+	end[len(end)-1]++
+	if k, _ := c.Seek(end); k == nil {
+		return c.Last()
+	}
+	return c.Prev()
+}
+
+// tokenTag ties a continue token to the query's order, so a token from a name-ordered
+// query cannot be replayed against a state-ordered one and land somewhere odd.
+func (q NodeQuery) tokenTag() string {
+	dir := "a"
+	if q.Desc {
+		dir = "d"
+	}
+	return q.Sort + ":" + dir + ":"
+}
+
+func (q NodeQuery) token(key []byte) string {
+	return base64.RawURLEncoding.EncodeToString(append([]byte(q.tokenTag()), key...))
+}
+
+// lastKey rebuilds the scan key of n, where the next page resumes.
+func lastKey(sc scan, n node.Node) []byte {
+	switch {
+	case bytes.Equal(sc.bucket, bucketStateIndex) && len(sc.prefix) == 0:
+		return joinKey(string(n.State), n.Name)
+	case bytes.Equal(sc.bucket, bucketIPIndex):
+		return ipKey(n.IP.Addr(), n.Name)
+	case bytes.Equal(sc.bucket, bucketNodes):
+		return []byte(n.Name)
+	}
+	return append(bytes.Clone(sc.prefix), n.Name...)
+}
+
+// pickScan chooses the index with the fewest candidates the filters allow: an exact IP,
+// then a label value, then a state, a label key, a role, a name prefix, else all nodes.
+// A state-ordered query always scans the state index, whose order it is.
+func (q NodeQuery) pickScan() scan {
+	if q.Sort == "state" {
+		if q.State != "" {
+			p := joinKey(string(q.State), "")
+			return scan{bucket: bucketStateIndex, prefix: p, name: nameAfterPrefix(len(p)), exact: q.onlyState()}
+		}
+		return scan{bucket: bucketStateIndex, name: func(k, _ []byte) string {
+			_, name, _ := bytes.Cut(k, []byte{0})
+			return string(name)
+		}, exact: q.noFilter()}
+	}
+	if q.IP.IsValid() {
+		a16 := q.IP.As16()
+		return scan{bucket: bucketIPIndex, prefix: a16[:], name: nameAfterPrefix(16)}
+	}
+	var keyOnly string
+	if q.Selector != nil {
+		reqs, _ := q.Selector.Requirements()
+		for _, r := range reqs {
+			switch r.Operator() {
+			case selection.Equals, selection.DoubleEquals, selection.In:
+				if r.Values().Len() == 1 {
+					p := joinKey(r.Key(), r.Values().List()[0], "")
+					return scan{bucket: bucketLabelIndex, prefix: p, name: nameAfterPrefix(len(p)), exact: len(reqs) == 1 && q.onlySelector()}
+				}
+				keyOnly = r.Key()
+			case selection.Exists:
+				keyOnly = r.Key()
+			}
+		}
+	}
+	if q.State != "" {
+		p := joinKey(string(q.State), "")
+		return scan{bucket: bucketStateIndex, prefix: p, name: nameAfterPrefix(len(p)), exact: q.onlyState()}
+	}
+	if keyOnly != "" {
+		p := joinKey(keyOnly, "")
+		reqs, _ := q.Selector.Requirements()
+		exact := len(reqs) == 1 && reqs[0].Operator() == selection.Exists && q.onlySelector()
+		return scan{bucket: bucketLabelKeyIndex, prefix: p, name: nameAfterPrefix(len(p)), exact: exact}
+	}
+	if q.Role != "" {
+		p := joinKey(string(q.Role), "")
+		return scan{bucket: bucketRoleIndex, prefix: p, name: nameAfterPrefix(len(p)),
+			exact: q.State == "" && q.NotState == "" && q.NamePrefix == "" && q.Selector == nil}
+	}
+	return scan{bucket: bucketNodes, prefix: []byte(q.NamePrefix), name: func(k, _ []byte) string { return string(k) },
+		exact: q.Role == "" && q.State == "" && q.NotState == "" && q.Selector == nil}
+}
+
+func (q NodeQuery) noFilter() bool {
+	return q.Role == "" && q.State == "" && q.NotState == "" && q.NamePrefix == "" && q.MAC.IsZero() && !q.IP.IsValid() && (q.Selector == nil || q.Selector.Empty())
+}
+
+func (q NodeQuery) onlyState() bool {
+	r := q
+	r.State = ""
+	return r.noFilter()
+}
+
+func (q NodeQuery) onlySelector() bool {
+	r := q
+	r.Selector = nil
+	return r.noFilter()
+}
+
+// load reads the node named name and reports whether it matches every filter.
+func (q NodeQuery) load(nodes *bolt.Bucket, name string) (node.Node, bool, error) {
+	if !strings.HasPrefix(name, q.NamePrefix) {
+		return node.Node{}, false, nil
+	}
+	raw := nodes.Get([]byte(name))
+	if raw == nil {
+		return node.Node{}, false, fmt.Errorf("index names node %q, which is missing", name)
+	}
+	var n node.Node
+	if err := json.Unmarshal(raw, &n); err != nil {
+		return node.Node{}, false, fmt.Errorf("decode node %s: %w", name, err)
+	}
+	return n, q.matches(&n), nil
+}
+
+func (q NodeQuery) matches(n *node.Node) bool {
+	return (q.Role == "" || n.Role == q.Role) &&
+		(q.State == "" || n.State == q.State) && (q.NotState == "" || n.State != q.NotState) &&
+		strings.HasPrefix(n.Name, q.NamePrefix) &&
+		(q.MAC.IsZero() || n.HasMAC(q.MAC)) &&
+		(!q.IP.IsValid() || n.IP.Addr() == q.IP) &&
+		(q.Selector == nil || q.Selector.Matches(labels.Set(n.Labels)))
+}
+
+// matchFields is what matching needs of a stored node; decoding into it skips the rest
+// when counting thousands of candidates.
+type matchFields struct {
+	Name   string            `json:"name"`
+	MACs   []node.MAC        `json:"macs"`
+	Role   node.Role         `json:"role"`
+	State  node.State        `json:"state"`
+	IP     netip.Prefix      `json:"ip"`
+	Labels map[string]string `json:"labels"`
+}
+
+// count counts every match. An exact scan counts keys; otherwise each candidate is
+// decoded (only the fields matching reads).
+func (q NodeQuery) count(tx *bolt.Tx, sc scan) (int, error) {
+	if r := q; r.NotState != "" {
+		// Everything but one state is a difference of two counters.
+		r.NotState = ""
+		if r.noFilter() {
+			total := 0
+			for st, c := range stateCounts(tx) {
+				if st != q.NotState {
+					total += c
+				}
+			}
+			return total, nil
+		}
+	}
+	if sc.exact && len(sc.prefix) == 0 && bytes.Equal(sc.bucket, bucketNodes) || (sc.exact && bytes.Equal(sc.bucket, bucketStateIndex) && len(sc.prefix) == 0) {
+		total := 0
+		for _, c := range stateCounts(tx) {
+			total += c
+		}
+		return total, nil
+	}
+	if sc.exact && bytes.Equal(sc.bucket, bucketStateIndex) {
+		return stateCounts(tx)[q.State], nil
+	}
+	total := 0
+	nodes := tx.Bucket(bucketNodes)
+	c := tx.Bucket(sc.bucket).Cursor()
+	for k, v := c.Seek(sc.prefix); k != nil && bytes.HasPrefix(k, sc.prefix); k, v = c.Next() {
+		if sc.exact {
+			total++
+			continue
+		}
+		name := sc.name(k, v)
+		if !strings.HasPrefix(name, q.NamePrefix) {
+			continue
+		}
+		raw := nodes.Get([]byte(name))
+		if raw == nil {
+			continue
+		}
+		var f matchFields
+		if err := json.Unmarshal(raw, &f); err != nil {
+			return 0, fmt.Errorf("decode node %s: %w", name, err)
+		}
+		n := node.Node{Name: f.Name, MACs: f.MACs, Role: f.Role, State: f.State, IP: f.IP, Labels: f.Labels}
+		if q.matches(&n) {
+			total++
+		}
+	}
+	return total, nil
+}
+
+// byMAC answers a query that names a MAC: at most one node, from the MAC index.
+func (q NodeQuery) byMAC(tx *bolt.Tx, page *NodePage) error {
+	page.Total = 0
+	name := tx.Bucket(bucketMACIndex).Get(q.MAC[:])
+	if name == nil || q.Continue != "" {
+		return nil
+	}
+	n, ok, err := q.load(tx.Bucket(bucketNodes), string(name))
+	if err != nil || !ok {
+		return err
+	}
+	page.Nodes = append(page.Nodes, n)
+	page.Total = 1
+	return nil
+}
+
+// StateCounts counts nodes by state from the maintained counters.
+func (s *Store) StateCounts(ctx context.Context) (map[node.State]int, error) {
+	if err := ctxErr(ctx); err != nil {
+		return nil, err
+	}
+	var out map[node.State]int
+	err := s.db.View(func(tx *bolt.Tx) error {
+		out = stateCounts(tx)
+		return nil
+	})
+	return out, err
+}

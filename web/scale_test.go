@@ -1,0 +1,163 @@
+package web
+
+import (
+	"encoding/json"
+	"fmt"
+	"html"
+	"io"
+	"net/url"
+	"os"
+	"regexp"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/bootyard/bootyard/node"
+	"github.com/bootyard/bootyard/store"
+	"github.com/bootyard/bootyard/store/scaletest"
+)
+
+// scaleCSV is a data centre's spreadsheet: racks of 40, a static address each, and a
+// gpu label on one node in 40 (2,500 of 100,000).
+func scaleCSV(n int) string {
+	var b strings.Builder
+	b.WriteString("mac,name,role,ip,gateway,dns,labels,taints,image\n")
+	for i := range n {
+		role := "worker"
+		if i%100 == 0 {
+			role = "server"
+		}
+		labels := fmt.Sprintf("rack=r%d;zone=z%d", i/40, i%4)
+		if i%40 == 7 {
+			labels += ";gpu=h100"
+		}
+		fmt.Fprintf(&b, "02:dc:00:%02x:%02x:%02x,dc-%06d,%s,10.%d.%d.%d/8,10.0.0.1,10.0.0.2,%s,,\n",
+			byte(i>>16), byte(i>>8), byte(i), i, role, 16+i>>16, byte(i>>8), byte(i), labels)
+	}
+	return b.String()
+}
+
+// TestScale_WebFigures generates the inventory through the bulk import API and reports
+// the HTTP side of issue 13's table: the import rate (CSV parsing, validation and one
+// store transaction), list pages and a selector query over HTTP, the nodes page's server
+// render, the bytes one state change sends to an open page, and the process's memory.
+// It checks the answers, never the durations.
+func TestScale_WebFigures(t *testing.T) {
+	n := scaletest.Nodes(t, 2000)
+	h := newUI(t, uiOptions{})
+	h.login()
+	csv := scaleCSV(n)
+	start, cpu := time.Now(), scaletest.CPU()
+	code, rep := (&apiHarness{t: t, srv: h.srv, st: h.st}).postCSV("", csv, true)
+	took, used := time.Since(start), scaletest.CPU()-cpu
+	if code != 200 || rep.Created != n {
+		t.Fatalf("bulk import: %d %+v", code, rep)
+	}
+	t.Logf("bulk import over HTTP, %d CSV rows (%.1f MB), all-or-nothing: %v wall (%.0f nodes/s), %v CPU (%.0f nodes per CPU-second)",
+		n, float64(len(csv))/1e6, took.Round(time.Millisecond), float64(n)/took.Seconds(), used.Round(time.Millisecond), float64(n)/used.Seconds())
+	csv = ""
+
+	get := func(path string) []byte {
+		resp, err := h.client.Get(h.srv.URL + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode != 200 {
+			t.Fatalf("GET %s: %d %.300s", path, resp.StatusCode, b)
+		}
+		return b
+	}
+	// A continue token three quarters in, by walking pages of 1000.
+	deep := ""
+	for i := 0; i < n*3/4/1000; i++ {
+		var page store.NodePage
+		if err := json.Unmarshal(get("/api/v1/nodes?limit=1000&continue="+url.QueryEscape(deep)), &page); err != nil {
+			t.Fatal(err)
+		}
+		deep = page.Continue
+	}
+	want := (n + 32) / 40
+	var sel store.NodePage
+	if err := json.Unmarshal(get("/api/v1/nodes?limit=100&labelSelector=gpu%3Dh100"), &sel); err != nil || sel.Total != want {
+		t.Fatalf("selector: %v, total %d, want %d", err, sel.Total, want)
+	}
+	runs := 100
+	cpu = scaletest.CPU()
+	for _, f := range []struct{ name, path string }{
+		{"GET /api/v1/nodes?limit=100 (first page)", "/api/v1/nodes?limit=100"},
+		{"GET /api/v1/nodes?limit=100 (deep page, 3/4 in)", "/api/v1/nodes?limit=100&continue=" + url.QueryEscape(deep)},
+		{fmt.Sprintf("GET ?labelSelector=gpu=h100&limit=100 (%d match)", want), "/api/v1/nodes?limit=100&labelSelector=gpu%3Dh100"},
+		{fmt.Sprintf("GET ?labelSelector=gpu=h100&limit=1000, all %d in 3 pages", want), ""},
+		{"GET /ui/nodes (page of 100, counts, discovered)", "/ui/nodes"},
+		{"GET /ui/nodes?q=rack=r7", "/ui/nodes?q=rack%3Dr7"},
+	} {
+		size := 0
+		p99, med := scaletest.Time(runs, func() {
+			if f.path != "" {
+				size = len(get(f.path))
+				return
+			}
+			next := "/api/v1/nodes?limit=1000&labelSelector=gpu%3Dh100"
+			got := 0
+			for next != "" {
+				var page store.NodePage
+				if err := json.Unmarshal(get(next), &page); err != nil {
+					t.Fatal(err)
+				}
+				got += len(page.Nodes)
+				next = ""
+				if page.Continue != "" {
+					next = "/api/v1/nodes?limit=1000&labelSelector=gpu%3Dh100&continue=" + url.QueryEscape(page.Continue)
+				}
+			}
+			if got != want {
+				t.Fatalf("walked %d gpu nodes, want %d", got, want)
+			}
+		})
+		used := scaletest.CPU() - cpu
+		cpu = scaletest.CPU()
+		t.Logf("%s at %d nodes: p99 %v, median %v, %v CPU per request (client and server), %d bytes", f.name, n,
+			p99.Round(10*time.Microsecond), med.Round(10*time.Microsecond), (used / time.Duration(runs)).Round(10*time.Microsecond), size)
+	}
+
+	// One node's state change, as an open page's stream carries it.
+	body := string(get("/ui/nodes"))
+	m := regexp.MustCompile(`data-stream="([^"]+)"`).FindStringSubmatch(body)
+	if m == nil {
+		t.Fatal("no stream on the nodes page")
+	}
+	stream := html.UnescapeString(m[1])
+	done := make(chan string, 1)
+	go func() {
+		done <- h.readStream(stream, func(ev string) bool { return strings.Contains(ev, "event: row") }, 50)
+	}()
+	h.walk("dc-000001", node.StateProvisioning)
+	got := <-done
+	after := afterFirstTick(got)
+	if strings.Contains(got, "event: inventory") || !strings.Contains(after, `id="node-dc-000001"`) {
+		t.Fatalf("the stream did not send just the row:\n%.400s", got)
+	}
+	t.Logf("one node's state change at %d nodes: %d bytes to the open nodes page (row and counts), page itself %d bytes", n, len(after), len(body))
+
+	runtime.GC()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	t.Logf("memory at %d nodes (this test process: store, server, harness): RSS %s, Go heap in use %.0f MB", n, vmRSS(), float64(ms.HeapInuse)/1e6)
+}
+
+// vmRSS is this process's resident set from /proc, or "unknown".
+func vmRSS() string {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return "unknown"
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+			return strings.TrimSpace(v)
+		}
+	}
+	return "unknown"
+}
