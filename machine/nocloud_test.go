@@ -1,6 +1,7 @@
 package machine
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -64,6 +65,7 @@ type noCloudHarness struct {
 	// tests' own requests come from.
 	seen            *boot.Sightings
 	trustUnverified bool
+	bodyReadTimeout time.Duration
 }
 
 // harnessOption changes the renderer's config, the cluster settings or the harness
@@ -113,7 +115,7 @@ func newNoCloudHarness(t testing.TB, opts ...harnessOption) *noCloudHarness {
 	if x.h, err = NewNoCloudHandler(NoCloudConfig{Renderer: x.r, Inventory: st, Identity: id, Logger: log}); err != nil {
 		t.Fatal(err)
 	}
-	handler = New(Config{Logger: log}, Deps{NoCloud: x.h}).Handler()
+	handler = New(Config{Logger: log, BodyReadTimeout: x.bodyReadTimeout}, Deps{NoCloud: x.h}).Handler()
 	t.Cleanup(x.checkNoTokenLeaked)
 	return x
 }
@@ -924,5 +926,47 @@ func BenchmarkNoCloudUserDataWrk(b *testing.B) {
 			}
 		}
 		b.Logf("wrk:\n%s", out)
+	}
+}
+
+// A machine that starts a phone-home body and stops is cut off and changes nothing; the
+// same report sent whole still lands.
+func TestNoCloud_ASlowPhoneHomeBodyIsCutAndChangesNothing(t *testing.T) {
+	x := newNoCloudHarness(t, func(x *noCloudHarness, _ *cloudinit.Config, _ *node.ClusterSettings) {
+		x.bodyReadTimeout = time.Second
+	})
+	x.importAt("w-1", "52:54:00:dd:00:02", node.RoleWorker, node.StateProvisioning)
+	hdr := x.keyHeader("w-1")
+	body := url.Values{"status": {"installed"}, "reason": {"done"}}.Encode()
+	conn, err := net.Dial("tcp", x.srv.Listener.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	fmt.Fprintf(conn, "POST /nocloud/52:54:00:dd:00:02/phone-home HTTP/1.1\r\nHost: bootyard\r\n%s: %s\r\n"+
+		"Content-Type: application/x-www-form-urlencoded\r\nContent-Length: %d\r\n\r\n%s",
+		cloudinit.CallbackKeyHeader, hdr.Get(cloudinit.CallbackKeyHeader), len(body), body[:5])
+	// The safety net only: the server must answer long before it.
+	_ = conn.SetReadDeadline(time.Now().Add(60 * time.Second))
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatalf("no answer to a trickled phone-home: %v", err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode/100 != 4 {
+		t.Errorf("trickled phone-home = %d, want a 4xx refusal", resp.StatusCode)
+	}
+	if _, err := conn.Read(make([]byte, 1)); err == nil {
+		t.Error("the connection stays open after the slow body")
+	}
+	if got := x.node("w-1").State; got != node.StateProvisioning {
+		t.Errorf("the cut phone-home moved the node to %s", got)
+	}
+	form, _ := url.ParseQuery(body)
+	if code, out := x.do(clientFrom("127.0.0.1"), http.MethodPost, "/nocloud/52:54:00:dd:00:02/phone-home", hdr, form); code != http.StatusNoContent {
+		t.Errorf("the whole phone-home = %d %s", code, out)
+	}
+	if got := x.node("w-1").State; got != node.StateInstalled {
+		t.Errorf("after the whole phone-home: %s, want installed", got)
 	}
 }

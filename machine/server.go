@@ -7,16 +7,23 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/bootyard/bootyard/httpedge"
 	"github.com/bootyard/bootyard/httperr"
 	"github.com/bootyard/bootyard/images"
 )
 
+// defaultBodyReadTimeout bounds how long a machine may take to send a request body.
+const defaultBodyReadTimeout = 30 * time.Second
+
 // Config is the machine server's own settings.
 type Config struct {
 	Logger *slog.Logger
+	// BodyReadTimeout bounds how long a request body may take to arrive; 0 means 30 s.
+	BodyReadTimeout time.Duration
 }
 
 // Deps are the handlers the machine server mounts. Nil ones are simply not mounted.
@@ -38,9 +45,17 @@ func New(cfg Config, deps Deps) *Server {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
+	if cfg.BodyReadTimeout <= 0 {
+		cfg.BodyReadTimeout = defaultBodyReadTimeout
+	}
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
 	e.HTTPErrorHandler = httperr.Handler(cfg.Logger)
+	// Identity is the socket's peer (peer.go); logs that use RealIP say the same.
+	e.IPExtractor = echo.ExtractIPDirect()
+	// Machine bodies (agent reports and log lines, phone-home) are small: one trickled
+	// slowly is a connection held open on purpose.
+	e.Use(httpedge.BodyReadDeadline(cfg.BodyReadTimeout))
 	// Machines speak plain HTTP (most firmware iPXE builds carry no CA for Bootyard's
 	// certificate) and authenticate by MAC, source address and per-boot tokens, never by
 	// the admin token.

@@ -3,12 +3,14 @@ package store
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"maps"
 	"net/netip"
 	"slices"
 
 	bolt "go.etcd.io/bbolt"
+	bolterrors "go.etcd.io/bbolt/errors"
 
 	"github.com/bootyard/bootyard/node"
 )
@@ -140,8 +142,18 @@ func stateCounts(tx *bolt.Tx) map[node.State]int {
 	return counts
 }
 
-// buildIndexes is migration 1 → 2: it indexes the nodes a version-1 file already holds.
+// buildIndexes is migration 2 → 3: it indexes the nodes an older file already holds.
+// It starts from empty index buckets, so a file whose indexes are partly written (or
+// running it twice) still ends with each node indexed once.
 func buildIndexes(tx *bolt.Tx) error {
+	for _, name := range indexBuckets {
+		if err := tx.DeleteBucket(name); err != nil && !errors.Is(err, bolterrors.ErrBucketNotFound) {
+			return err
+		}
+		if _, err := tx.CreateBucket(name); err != nil {
+			return err
+		}
+	}
 	return tx.Bucket(bucketNodes).ForEach(func(k, v []byte) error {
 		var n node.Node
 		if err := json.Unmarshal(v, &n); err != nil {

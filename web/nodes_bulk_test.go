@@ -27,7 +27,7 @@ func (h *apiHarness) postCSV(query, body string, admin bool) (int, ImportReport)
 
 func (h *apiHarness) list(query string) store.NodePage {
 	h.t.Helper()
-	code, out := h.call("GET", "/api/v1/nodes"+query, nil, false)
+	code, out := h.call("GET", "/api/v1/nodes"+query, nil, true)
 	var page store.NodePage
 	if code != 200 || json.Unmarshal(out, &page) != nil {
 		h.t.Fatalf("GET /api/v1/nodes%s: %d %s", query, code, out)
@@ -213,7 +213,7 @@ func TestListNodes_PagesFiltersAndSelectorErrors(t *testing.T) {
 		{"?mac=zz", "mac"},
 		{"?continue=garbage", ""},
 	} {
-		code, out := h.call("GET", "/api/v1/nodes"+tc.query, nil, false)
+		code, out := h.call("GET", "/api/v1/nodes"+tc.query, nil, true)
 		var e apiError
 		if code != http.StatusUnprocessableEntity || json.Unmarshal(out, &e) != nil || e.Field != tc.field || e.Error == "" {
 			t.Errorf("%s: %d %s, want 422 naming %q", tc.query, code, out, tc.field)
