@@ -13,8 +13,8 @@ import (
 )
 
 // FuzzTFTPRequest sends the fuzzed bytes as one datagram to the real server's request
-// port, in a namespace, the way a request arrives. pin/tftp parses requests internally
-// (our code sees only the file name), so the target checks the server as a whole:
+// port, in a namespace, the way a request arrives. It checks the server as a whole
+// (FuzzTFTPOptions checks the option parser and negotiation on their own):
 //
 //   - a read request for a name outside the allow-list is never answered with DATA/OACK,
 //   - a write request is never acknowledged,
@@ -99,8 +99,9 @@ const (
 	answerAny                     // a read of a served name: DATA, OACK or ERROR
 )
 
-// expectAnswer mirrors how pin/tftp frames a request: it reads at most 516 bytes, needs
-// an opcode and at least four bytes, and splits the rest at NULs into name and mode.
+// expectAnswer is how a request is framed (RFC 1350, RFC 2347): at most 516 bytes are
+// read, an opcode and at least four bytes are needed, and the rest must hold a
+// NUL-terminated name and a NUL-terminated mode.
 func expectAnswer(p []byte, bins *ipxe.Binaries) answer {
 	if len(p) > 516 {
 		p = p[:516]
@@ -113,7 +114,7 @@ func expectAnswer(p []byte, bins *ipxe.Binaries) answer {
 		return answerNone
 	}
 	fields := bytes.Split(p[2:], []byte{0})
-	if len(fields) < 2 {
+	if len(fields) < 3 { // name, mode, and what follows the mode's NUL
 		return answerNone
 	}
 	if op == 2 {

@@ -301,7 +301,7 @@ func TestNewTFTP_RefusesBadConfiguration(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, cfg := range []TFTPConfig{{}, {Listen: "nonsense"}, {Listen: "127.0.0.1:69", MaxBlockSize: 100}, {Listen: "127.0.0.1:69", MaxBlockSize: 512}} {
+	for _, cfg := range []TFTPConfig{{}, {Listen: "nonsense"}, {Listen: "127.0.0.1:69", MaxBlockSize: 7}, {Listen: "127.0.0.1:69", MaxBlockSize: 65465}, {Listen: "127.0.0.1:69", MaxWindowSize: -1}} {
 		if _, err := NewTFTP(cfg, bins, nil); err == nil {
 			t.Errorf("NewTFTP(%+v) accepted it", cfg)
 		}
