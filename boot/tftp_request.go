@@ -29,6 +29,8 @@ const (
 	maxBlockSize  = 65464 // RFC 2348: the largest DATA that fits one IPv4 UDP datagram
 	maxWindowSize = 65535 // RFC 7440
 	maxTimeoutSec = 255   // RFC 2349
+
+	maxWindowBytes = 64 << 10 // the most file bytes one window may carry
 )
 
 // tftpRequest is a parsed RRQ or WRQ: the file name, whether netascii was asked for, and
@@ -120,7 +122,10 @@ func negotiate(r tftpRequest, size int64, maxBlk, maxWin int, timeout time.Durat
 		add("blksize", int64(o.blksize))
 	}
 	if r.window > 0 {
-		o.window = min(r.window, maxWin)
+		// A window is sent as one burst: beyond maxWindowBytes it would overflow a
+		// default socket receive buffer (208 KiB of kernel memory holds far fewer
+		// datagrams than bytes) and lose its tail every time.
+		o.window = max(1, min(r.window, maxWin, maxWindowBytes/o.blksize))
 		add("windowsize", int64(o.window))
 	}
 	if r.timeout > 0 {
