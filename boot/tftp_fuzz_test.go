@@ -28,6 +28,9 @@ func FuzzTFTPRequest(f *testing.F) {
 		rrq("../secret", "octet"),
 		rrq("/etc/passwd", "octet"),
 		rrq("snponly.efi", "octet", "blksize", "abc", "tsize", "-1"),
+		rrq("ipxe.efi", "octet", "blksize", "1468", "windowsize", "4", "tsize", "0"),
+		rrq("ipxe.efi", "octet", "windowsize", "65535", "blksize", "8", "timeout", "1"),
+		rrq("undionly.kpxe", "octet", "windowsize", "0", "timeout", "256"),
 		append([]byte{0, 2}, rrq("ipxe.efi", "octet")[2:]...),
 		{0, 1},
 		{0, 4, 0, 1},
@@ -156,4 +159,64 @@ func strconvAppend(b []byte, n int) []byte {
 		b = strconvAppend(b, n/10)
 	}
 	return append(b, byte('0'+n%10))
+}
+
+// FuzzTFTPOptions checks the request parser and the option negotiation on their own,
+// with any bytes: they never panic, the negotiated blksize and windowsize stay inside
+// RFC 2348 / RFC 7440 bounds and our caps, a window never carries more than
+// maxWindowBytes, and the OACK names only options the client asked for, each once.
+func FuzzTFTPOptions(f *testing.F) {
+	for _, seed := range [][]byte{
+		rrq("ipxe.efi", "octet", "blksize", "1468", "windowsize", "4", "tsize", "0"),
+		rrq("ipxe.efi", "octet", "windowsize", "0"),
+		rrq("ipxe.efi", "octet", "windowsize", "65536"),
+		rrq("ipxe.efi", "octet", "windowsize", "-1", "blksize", "7"),
+		rrq("ipxe.efi", "octet", "WindowSize", "16", "BLKSIZE", "65464"),
+		rrq("ipxe.efi", "octet", "blksize", "65465", "timeout", "0"),
+		rrq("ipxe.efi", "octet", "timeout", "255", "timeout", "1"),
+		rrq("ipxe.efi", "octet", "blksize", "1468", "blksize", "8"),
+		rrq("ipxe.efi", "netascii", "windowsize", "+4", "blksize", " 1468"),
+		rrq("ipxe.efi", "octet", "windowsize", "99999999999999999999"),
+		rrq("ipxe.efi", "octet", "windowsize"),
+		{0, 1, 'a', 0, 'o', 0, 'w', 'i', 'n', 'd', 'o', 'w', 's', 'i', 'z', 'e', 0, '8'},
+	} {
+		f.Add(seed, uint16(1468), uint16(64))
+	}
+	f.Fuzz(func(t *testing.T, p []byte, capBlk, capWin uint16) {
+		req, err := parseRequest(p)
+		if err != nil {
+			return
+		}
+		maxBlk := max(minBlockSize, min(maxBlockSize, int(capBlk)))
+		maxWin := max(1, int(capWin))
+		o := negotiate(req, 1<<20, maxBlk, maxWin, time.Second, 3)
+		if o.blksize < minBlockSize || o.blksize > maxBlk {
+			t.Fatalf("blksize %d outside %d..%d", o.blksize, minBlockSize, maxBlk)
+		}
+		if o.window < 1 || o.window > maxWin || (o.window > 1 && o.window*o.blksize > maxWindowBytes) {
+			t.Fatalf("windowsize %d (blksize %d) outside 1..%d or over %d bytes", o.window, o.blksize, maxWin, maxWindowBytes)
+		}
+		if o.timeout < time.Second || o.timeout > maxTimeoutSec*time.Second {
+			t.Fatalf("timeout %s", o.timeout)
+		}
+		if o.oack == nil {
+			return
+		}
+		if binary.BigEndian.Uint16(o.oack) != opOACK || o.oack[len(o.oack)-1] != 0 {
+			t.Fatalf("OACK %q is not framed", o.oack)
+		}
+		fields := bytes.Split(o.oack[2:len(o.oack)-1], []byte{0})
+		if len(fields)%2 != 0 {
+			t.Fatalf("OACK %q has an odd number of fields", o.oack)
+		}
+		asked := map[string]bool{"blksize": req.blksize > 0, "windowsize": req.window > 0, "timeout": req.timeout > 0, "tsize": req.tsize}
+		seen := map[string]bool{}
+		for i := 0; i < len(fields); i += 2 {
+			name := string(fields[i])
+			if !asked[name] || seen[name] {
+				t.Fatalf("OACK %q names %q, which was not asked or twice", o.oack, name)
+			}
+			seen[name] = true
+		}
+	})
 }
