@@ -100,7 +100,7 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 				mac[0], mac[1] = cfg.MACPrefix[0], cfg.MACPrefix[1]
 				binary.BigEndian.PutUint32(mac[2:], cfg.FirstMAC+uint32(i))
 				t0 := time.Now()
-				ip, err := dora(ctx, cfg, d, mac, uint32(w))
+				ack, err := dora(ctx, cfg, d, mac, uint32(w))
 				took := time.Since(t0)
 				mu.Lock()
 				if err != nil {
@@ -108,7 +108,7 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 				} else {
 					res.Exchanges++
 					lat = append(lat, took)
-					res.Addresses = append(res.Addresses, ip)
+					res.Addresses = append(res.Addresses, yourIP(ack))
 				}
 				mu.Unlock()
 			}
@@ -119,13 +119,22 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 	if res.Elapsed > 0 {
 		res.Rate = float64(res.Exchanges) / res.Elapsed.Seconds()
 	}
-	if len(lat) > 0 {
-		slices.Sort(lat)
-		res.P50 = lat[len(lat)/2]
-		res.P99 = lat[min(len(lat)-1, len(lat)*99/100)]
-		res.Max = lat[len(lat)-1]
-	}
+	res.P50, res.P99, res.Max = percentiles(lat)
 	return res, ctx.Err()
+}
+
+// percentiles sorts lat and returns its median, 99th percentile and maximum.
+func percentiles(lat []time.Duration) (p50, p99, maxLat time.Duration) {
+	if len(lat) == 0 {
+		return 0, 0, 0
+	}
+	slices.Sort(lat)
+	return lat[len(lat)/2], lat[min(len(lat)-1, len(lat)*99/100)], lat[len(lat)-1]
+}
+
+func yourIP(ack *dhcpv4.DHCPv4) netip.Addr {
+	ip, _ := netip.AddrFromSlice(ack.YourIPAddr.To4())
+	return ip
 }
 
 // demux hands each reply to the exchange waiting for its transaction ID.
@@ -180,33 +189,34 @@ func (d *demux) read(ctx context.Context, conn *net.UDPConn) {
 
 var errNAK = errors.New("NAK")
 
-// dora runs one exchange; xids carry the worker number so concurrent ones never clash.
-func dora(ctx context.Context, cfg Config, d *demux, mac [6]byte, worker uint32) (netip.Addr, error) {
+// dora runs one exchange and returns the ACK; xids carry the worker number so
+// concurrent ones never clash. mods add options to both DISCOVER and REQUEST (a PXE
+// ROM's or iPXE's classes).
+func dora(ctx context.Context, cfg Config, d *demux, mac [6]byte, worker uint32, mods ...dhcpv4.Modifier) (*dhcpv4.DHCPv4, error) {
 	var xid dhcpv4.TransactionID
 	binary.BigEndian.PutUint32(xid[:], worker<<20|uint32(time.Now().UnixNano())&0xfffff)
 	ch := d.expect(xid)
 	defer d.done(xid)
 	hw := net.HardwareAddr(mac[:])
 
-	discover, err := dhcpv4.New(dhcpv4.WithTransactionID(xid), dhcpv4.WithHwAddr(hw),
-		dhcpv4.WithMessageType(dhcpv4.MessageTypeDiscover), dhcpv4.WithBroadcast(true))
+	discover, err := dhcpv4.New(append([]dhcpv4.Modifier{dhcpv4.WithTransactionID(xid), dhcpv4.WithHwAddr(hw),
+		dhcpv4.WithMessageType(dhcpv4.MessageTypeDiscover), dhcpv4.WithBroadcast(true)}, mods...)...)
 	if err != nil {
-		return netip.Addr{}, err
+		return nil, err
 	}
 	offer, err := step(ctx, cfg, discover, ch, dhcpv4.MessageTypeOffer)
 	if err != nil {
-		return netip.Addr{}, fmt.Errorf("discover: %w", err)
+		return nil, fmt.Errorf("discover: %w", err)
 	}
-	request, err := dhcpv4.NewRequestFromOffer(offer, dhcpv4.WithBroadcast(true))
+	request, err := dhcpv4.NewRequestFromOffer(offer, append([]dhcpv4.Modifier{dhcpv4.WithBroadcast(true)}, mods...)...)
 	if err != nil {
-		return netip.Addr{}, err
+		return nil, err
 	}
 	ack, err := step(ctx, cfg, request, ch, dhcpv4.MessageTypeAck)
 	if err != nil {
-		return netip.Addr{}, fmt.Errorf("request: %w", err)
+		return nil, fmt.Errorf("request: %w", err)
 	}
-	ip, _ := netip.AddrFromSlice(ack.YourIPAddr.To4())
-	return ip, nil
+	return ack, nil
 }
 
 func step(ctx context.Context, cfg Config, m *dhcpv4.DHCPv4, ch chan *dhcpv4.DHCPv4, want dhcpv4.MessageType) (*dhcpv4.DHCPv4, error) {

@@ -117,7 +117,9 @@ func TFTPGet(ctx context.Context, conn *net.UDPConn, req TFTPRequest, w io.Write
 		}
 		op := binary.BigEndian.Uint16(buf)
 		if !peer.IsValid() {
-			if op != 3 && op != 5 && op != 6 {
+			// The first answer sets the server's TID. A reused socket may still receive
+			// a late block of its previous transfer: only block 1 can start one.
+			if (op != 3 && op != 5 && op != 6) || (op == 3 && binary.BigEndian.Uint16(buf[2:]) != 1) {
 				continue
 			}
 			peer = from
