@@ -77,7 +77,7 @@ func BenchmarkStorm(b *testing.B) {
 	for _, conc := range []int{100, machines} {
 		for run := range runs * len(servers) {
 			server := servers[run%len(servers)]
-			b.Run(fmt.Sprintf("machines=%d/conc=%d/run=%d/server=%s", machines, conc, run/len(servers)+1, server), func(b *testing.B) {
+			b.Run(fmt.Sprintf("machines=%d/conc=%d/window=%d/run=%d/server=%s", machines, conc, stormWindow(), run/len(servers)+1, server), func(b *testing.B) {
 				for i := range b.N {
 					res, rss := runStorm(b, bin, server, machines, conc, byte(0x20+i))
 					b.ReportMetric(res.Rate, "machines/s")
@@ -92,6 +92,14 @@ func BenchmarkStorm(b *testing.B) {
 			})
 		}
 	}
+}
+
+// stormWindow is the windowsize the machines ask for: EDK2's 4, or BOOTYARD_STORM_WINDOW.
+func stormWindow() int {
+	if v, err := strconv.Atoi(os.Getenv("BOOTYARD_STORM_WINDOW")); err == nil && v >= 0 {
+		return v
+	}
+	return 4
 }
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
@@ -128,8 +136,10 @@ func runStorm(t testing.TB, bin, server string, machines, conc int, macByte byte
 		DHCP: loadgen.Config{Conn: dhcpConn, Server: netip.MustParseAddrPort("255.255.255.255:67"),
 			MACPrefix: [2]byte{0x03, macByte}, Timeout: 2 * time.Second, Retries: 4},
 		Machines: 1, Concurrent: 1,
-		// A UEFI PXE ROM's read: blksize 1468 and no windowsize, which dnsmasq lacks.
-		TFTP: loadgen.TFTPRequest{BlockSize: 1468, Timeout: 2 * time.Second, Retries: 5},
+		// A UEFI PXE ROM's read: EDK2 asks for blksize 1468 and windowsize 4
+		// (PcdPxeTftpWindowSize); dnsmasq 2.90 ignores windowsize and sends one block at
+		// a time. BOOTYARD_STORM_WINDOW=0 makes the machines not ask.
+		TFTP: loadgen.TFTPRequest{BlockSize: 1468, WindowSize: stormWindow(), Timeout: 2 * time.Second, Retries: 5},
 		ListenUDP: func(ip netip.Addr) (*net.UDPConn, error) {
 			var c *net.UDPConn
 			err := cli.Do(func() error {
