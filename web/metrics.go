@@ -88,14 +88,21 @@ var (
 	descTFTPTransfers = prometheus.NewDesc("bootyard_tftp_transfers_total",
 		"TFTP read requests by result.", []string{"result"}, nil)
 	descTFTPBytes = prometheus.NewDesc("bootyard_tftp_bytes_total", "TFTP file bytes sent.", nil, nil)
-	descNodes     = prometheus.NewDesc("bootyard_nodes", "Nodes by state.", []string{"state"}, nil)
+	// The TFTP transfer figures a boot storm is judged by.
+	descTFTPActive      = prometheus.NewDesc("bootyard_tftp_transfers_active", "TFTP transfers in flight.", nil, nil)
+	descTFTPRetransmits = prometheus.NewDesc("bootyard_tftp_retransmitted_blocks_total",
+		"TFTP blocks sent again after a timeout or a gap reported by the client.", nil, nil)
+	descTFTPWindow = prometheus.NewDesc("bootyard_tftp_windowsize",
+		"Negotiated RFC 7440 windowsize per transfer (1 when the client did not ask).", nil, nil)
+	descNodes = prometheus.NewDesc("bootyard_nodes", "Nodes by state.", []string{"state"}, nil)
 )
 
 // sourceCollector turns the services' own counters into metrics at scrape time.
 type sourceCollector struct{ src *MetricSources }
 
 func (c *sourceCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descDHCPPackets, descLeases, descTFTPTransfers, descTFTPBytes, descNodes} {
+	for _, d := range []*prometheus.Desc{descDHCPPackets, descLeases, descTFTPTransfers, descTFTPBytes,
+		descTFTPActive, descTFTPRetransmits, descTFTPWindow, descNodes} {
 		ch <- d
 	}
 }
@@ -143,6 +150,9 @@ func (c *sourceCollector) Collect(ch chan<- prometheus.Metric) {
 			counter(descTFTPTransfers, p.v, p.result)
 		}
 		counter(descTFTPBytes, s.BytesSent)
+		counter(descTFTPRetransmits, s.Retransmits)
+		ch <- prometheus.MustNewConstMetric(descTFTPActive, prometheus.GaugeValue, float64(s.Active))
+		ch <- prometheus.MustNewConstHistogram(descTFTPWindow, s.WindowSize.Count, float64(s.WindowSize.Sum), s.WindowSize.Buckets)
 	}
 	if c.src.NodeCount != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
