@@ -49,6 +49,7 @@ type PhaseTimes struct{ P50, P99, Max time.Duration }
 // StormResult is what a storm measured.
 type StormResult struct {
 	Booted, Failures int
+	NAKs             int // DHCP restarts after a NAK (the machines then booted or failed)
 	Elapsed          time.Duration
 	Rate             float64 // machines booted per second
 	Phases           map[string]PhaseTimes
@@ -57,8 +58,8 @@ type StormResult struct {
 
 func (r StormResult) String() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "%d machines (%d failed) in %s: %.1f machines/s", r.Booted, r.Failures,
-		r.Elapsed.Round(time.Millisecond), r.Rate)
+	fmt.Fprintf(&b, "%d machines (%d failed, %d DHCP restarts after NAK) in %s: %.1f machines/s", r.Booted, r.Failures,
+		r.NAKs, r.Elapsed.Round(time.Millisecond), r.Rate)
 	for _, p := range Phases {
 		t := r.Phases[p]
 		fmt.Fprintf(&b, "; %s p50 %s p99 %s", p, t.P50.Round(100*time.Microsecond), t.P99.Round(100*time.Microsecond))
@@ -93,7 +94,7 @@ func Storm(ctx context.Context, cfg StormConfig) (StormResult, error) {
 		<-readerDone
 	}()
 
-	var next atomic.Int64
+	var next, naks atomic.Int64
 	var mu sync.Mutex
 	var res StormResult
 	lat := make([][]time.Duration, len(Phases))
@@ -108,8 +109,12 @@ func Storm(ctx context.Context, cfg StormConfig) (StormResult, error) {
 				}
 				var mac [6]byte
 				mac[0], mac[1] = cfg.DHCP.MACPrefix[0], cfg.DHCP.MACPrefix[1]
-				binary.BigEndian.PutUint32(mac[2:], cfg.DHCP.FirstMAC+uint32(i))
-				times, err := bootMachine(ctx, cfg, d, mac, uint32(w))
+				// Spread, not consecutive: dnsmasq picks an address by a hash of the MAC
+				// that maps consecutive MACs to consecutive addresses, so a storm of them
+				// collides on its (unreserved) offers and is NAKed half the time. Real
+				// NICs in a rack are not that regular; both servers get the same MACs.
+				binary.BigEndian.PutUint32(mac[2:], cfg.DHCP.FirstMAC+uint32(i)*0x9e3779b1)
+				times, err := bootMachine(ctx, cfg, d, mac, uint32(w), &naks)
 				mu.Lock()
 				if err != nil {
 					res.Failures++
@@ -128,6 +133,7 @@ func Storm(ctx context.Context, cfg StormConfig) (StormResult, error) {
 	}
 	wg.Wait()
 	res.Elapsed = time.Since(start)
+	res.NAKs = int(naks.Load())
 	if res.Elapsed > 0 {
 		res.Rate = float64(res.Booted) / res.Elapsed.Seconds()
 	}
@@ -166,11 +172,27 @@ var (
 	}
 )
 
+// maxNAKRestarts bounds how often a machine starts DHCP over after a NAK.
+const maxNAKRestarts = 4
+
+// doraRestarting is a client's DHCP as RFC 2131 (3.1, step 5) has it: a NAK sends it
+// back to DISCOVER. A server that offers one free address to two machines at once (dnsmasq
+// does, under a storm) NAKs the second REQUEST; naks counts those restarts.
+func doraRestarting(ctx context.Context, cfg Config, d *demux, mac [6]byte, worker uint32, naks *atomic.Int64, mods ...dhcpv4.Modifier) (*dhcpv4.DHCPv4, error) {
+	for i := 0; ; i++ {
+		ack, err := dora(ctx, cfg, d, mac, worker, mods...)
+		if !errors.Is(err, errNAK) || i == maxNAKRestarts {
+			return ack, err
+		}
+		naks.Add(1)
+	}
+}
+
 // bootMachine runs one machine's boot and returns each phase's duration.
-func bootMachine(ctx context.Context, cfg StormConfig, d *demux, mac [6]byte, worker uint32) ([len(Phases)]time.Duration, error) {
+func bootMachine(ctx context.Context, cfg StormConfig, d *demux, mac [6]byte, worker uint32, naks *atomic.Int64) ([len(Phases)]time.Duration, error) {
 	var times [len(Phases)]time.Duration
 	t0 := time.Now()
-	ack, err := dora(ctx, cfg.DHCP, d, mac, worker, pxeOptions...)
+	ack, err := doraRestarting(ctx, cfg.DHCP, d, mac, worker, naks, pxeOptions...)
 	if err != nil {
 		return times, fmt.Errorf("dhcp-pxe: %w", err)
 	}
@@ -200,7 +222,7 @@ func bootMachine(ctx context.Context, cfg StormConfig, d *demux, mac [6]byte, wo
 	t2 := time.Now()
 	times[1] = t2.Sub(t1)
 
-	ack, err = dora(ctx, cfg.DHCP, d, mac, worker, ipxeOptions...)
+	ack, err = doraRestarting(ctx, cfg.DHCP, d, mac, worker, naks, ipxeOptions...)
 	if err != nil {
 		return times, fmt.Errorf("dhcp-ipxe: %w", err)
 	}

@@ -82,6 +82,7 @@ func BenchmarkStorm(b *testing.B) {
 					res, rss := runStorm(b, bin, server, machines, conc, byte(0x20+i))
 					b.ReportMetric(res.Rate, "machines/s")
 					b.ReportMetric(float64(res.Failures), "failed")
+					b.ReportMetric(float64(res.NAKs), "NAK-restarts")
 					b.ReportMetric(float64(rss)/(1<<20), "peak-RSS-MiB")
 					for _, p := range loadgen.Phases {
 						b.ReportMetric(ms(res.Phases[p].P50), p+"-p50-ms")
