@@ -62,65 +62,93 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 	if cfg.Conn == nil || cfg.Clients <= 0 || cfg.Exchanges <= 0 {
 		return Result{}, errors.New("loadgen: need a socket, clients > 0 and exchanges > 0")
 	}
+	cfg = cfg.withDefaults()
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	d, stop, err := startDemux(ctx, cfg.Conn)
+	if err != nil {
+		return Result{}, err
+	}
+	defer stop()
+
+	var mu sync.Mutex
+	var res Result
+	lat := make([]time.Duration, 0, cfg.Exchanges)
+	res.Elapsed = forEach(ctx, cfg.Clients, cfg.Exchanges, func(w, i int) {
+		mac := cfg.mac(uint32(i))
+		t0 := time.Now()
+		ack, err := dora(ctx, cfg, d, mac, uint32(w))
+		took := time.Since(t0)
+		mu.Lock()
+		defer mu.Unlock()
+		if err != nil {
+			res.Failures++
+			return
+		}
+		res.Exchanges++
+		lat = append(lat, took)
+		res.Addresses = append(res.Addresses, yourIP(ack))
+	})
+	if res.Elapsed > 0 {
+		res.Rate = float64(res.Exchanges) / res.Elapsed.Seconds()
+	}
+	res.P50, res.P99, res.Max = percentiles(lat)
+	return res, ctx.Err()
+}
+
+func (cfg Config) withDefaults() Config {
 	if cfg.Timeout == 0 {
 		cfg.Timeout = time.Second
 	}
 	if cfg.Retries == 0 {
 		cfg.Retries = 3
 	}
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	d := &demux{waiting: make(map[dhcpv4.TransactionID]chan *dhcpv4.DHCPv4)}
-	// A previous run left a deadline in the past to stop its reader; clear it.
-	if err := cfg.Conn.SetReadDeadline(time.Time{}); err != nil {
-		return Result{}, fmt.Errorf("loadgen: %w", err)
-	}
-	readerDone := make(chan struct{})
-	go func() { d.read(ctx, cfg.Conn); close(readerDone) }()
-	defer func() {
-		// Unblock the reader and wait for it, so the next run owns the socket alone.
-		cfg.Conn.SetReadDeadline(time.Now())
-		<-readerDone
-	}()
+	return cfg
+}
 
+// mac is the n-th simulated MAC: the prefix, then FirstMAC+n.
+func (cfg Config) mac(n uint32) [6]byte {
+	var mac [6]byte
+	mac[0], mac[1] = cfg.MACPrefix[0], cfg.MACPrefix[1]
+	binary.BigEndian.PutUint32(mac[2:], cfg.FirstMAC+n)
+	return mac
+}
+
+// startDemux reads replies on conn for the exchanges in flight; stop ends the reader and
+// waits for it, so the next run owns the socket alone.
+func startDemux(ctx context.Context, conn *net.UDPConn) (d *demux, stop func(), err error) {
+	// A previous run left a deadline in the past to stop its reader; clear it.
+	if err := conn.SetReadDeadline(time.Time{}); err != nil {
+		return nil, nil, fmt.Errorf("loadgen: %w", err)
+	}
+	d = &demux{waiting: make(map[dhcpv4.TransactionID]chan *dhcpv4.DHCPv4)}
+	readerDone := make(chan struct{})
+	go func() { d.read(ctx, conn); close(readerDone) }()
+	return d, func() {
+		conn.SetReadDeadline(time.Now())
+		<-readerDone
+	}, nil
+}
+
+// forEach runs job(worker, i) for every i below n on workers goroutines, each taking the
+// next i when it is done with one, and returns the wall time.
+func forEach(ctx context.Context, workers, n int, job func(worker, i int)) time.Duration {
 	var next atomic.Int64
-	var mu sync.Mutex
-	var res Result
-	lat := make([]time.Duration, 0, cfg.Exchanges)
 	start := time.Now()
 	var wg sync.WaitGroup
-	for w := range cfg.Clients {
+	for w := range workers {
 		wg.Go(func() {
 			for {
 				i := next.Add(1) - 1
-				if i >= int64(cfg.Exchanges) || ctx.Err() != nil {
+				if i >= int64(n) || ctx.Err() != nil {
 					return
 				}
-				var mac [6]byte
-				mac[0], mac[1] = cfg.MACPrefix[0], cfg.MACPrefix[1]
-				binary.BigEndian.PutUint32(mac[2:], cfg.FirstMAC+uint32(i))
-				t0 := time.Now()
-				ack, err := dora(ctx, cfg, d, mac, uint32(w))
-				took := time.Since(t0)
-				mu.Lock()
-				if err != nil {
-					res.Failures++
-				} else {
-					res.Exchanges++
-					lat = append(lat, took)
-					res.Addresses = append(res.Addresses, yourIP(ack))
-				}
-				mu.Unlock()
+				job(w, int(i))
 			}
 		})
 	}
 	wg.Wait()
-	res.Elapsed = time.Since(start)
-	if res.Elapsed > 0 {
-		res.Rate = float64(res.Exchanges) / res.Elapsed.Seconds()
-	}
-	res.P50, res.P99, res.Max = percentiles(lat)
-	return res, ctx.Err()
+	return time.Since(start)
 }
 
 // percentiles sorts lat and returns its median, 99th percentile and maximum.

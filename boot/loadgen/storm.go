@@ -3,7 +3,6 @@ package loadgen
 import (
 	"bufio"
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -11,6 +10,7 @@ import (
 	"net/http"
 	"net/netip"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -75,64 +75,40 @@ func Storm(ctx context.Context, cfg StormConfig) (StormResult, error) {
 	if cfg.DHCP.Conn == nil || cfg.Machines <= 0 || cfg.Concurrent <= 0 || cfg.ListenUDP == nil || cfg.DialTCP == nil {
 		return StormResult{}, errors.New("loadgen: a storm needs a DHCP socket, machines, concurrency and socket openers")
 	}
-	if cfg.DHCP.Timeout == 0 {
-		cfg.DHCP.Timeout = time.Second
-	}
-	if cfg.DHCP.Retries == 0 {
-		cfg.DHCP.Retries = 3
-	}
+	cfg.DHCP = cfg.DHCP.withDefaults()
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	d := &demux{waiting: make(map[dhcpv4.TransactionID]chan *dhcpv4.DHCPv4)}
-	if err := cfg.DHCP.Conn.SetReadDeadline(time.Time{}); err != nil {
-		return StormResult{}, fmt.Errorf("loadgen: %w", err)
+	d, stop, err := startDemux(ctx, cfg.DHCP.Conn)
+	if err != nil {
+		return StormResult{}, err
 	}
-	readerDone := make(chan struct{})
-	go func() { d.read(ctx, cfg.DHCP.Conn); close(readerDone) }()
-	defer func() {
-		cfg.DHCP.Conn.SetReadDeadline(time.Now())
-		<-readerDone
-	}()
+	defer stop()
 
-	var next, naks atomic.Int64
+	var naks atomic.Int64
 	var mu sync.Mutex
 	var res StormResult
 	lat := make([][]time.Duration, len(Phases))
-	start := time.Now()
-	var wg sync.WaitGroup
-	for w := range cfg.Concurrent {
-		wg.Go(func() {
-			for {
-				i := next.Add(1) - 1
-				if i >= int64(cfg.Machines) || ctx.Err() != nil {
-					return
-				}
-				var mac [6]byte
-				mac[0], mac[1] = cfg.DHCP.MACPrefix[0], cfg.DHCP.MACPrefix[1]
-				// Spread, not consecutive: dnsmasq picks an address by a hash of the MAC
-				// that maps consecutive MACs to consecutive addresses, so a storm of them
-				// collides on its (unreserved) offers and is NAKed half the time. Real
-				// NICs in a rack are not that regular; both servers get the same MACs.
-				binary.BigEndian.PutUint32(mac[2:], cfg.DHCP.FirstMAC+uint32(i)*0x9e3779b1)
-				times, err := bootMachine(ctx, cfg, d, mac, uint32(w), &naks)
-				mu.Lock()
-				if err != nil {
-					res.Failures++
-					if msg := err.Error(); len(res.Errors) < 5 && !containsString(res.Errors, msg) {
-						res.Errors = append(res.Errors, msg)
-					}
-				} else {
-					res.Booted++
-					for p, t := range times {
-						lat[p] = append(lat[p], t)
-					}
-				}
-				mu.Unlock()
+	res.Elapsed = forEach(ctx, cfg.Concurrent, cfg.Machines, func(w, i int) {
+		// Spread, not consecutive: dnsmasq picks an address by a hash of the MAC that
+		// maps consecutive MACs to consecutive addresses, so a storm of them collides on
+		// its (unreserved) offers and is NAKed half the time. Real NICs in a rack are not
+		// that regular; both servers get the same MACs.
+		mac := cfg.DHCP.mac(uint32(i) * 0x9e3779b1)
+		times, err := bootMachine(ctx, cfg, d, mac, uint32(w), &naks)
+		mu.Lock()
+		defer mu.Unlock()
+		if err != nil {
+			res.Failures++
+			if msg := err.Error(); len(res.Errors) < 5 && !slices.Contains(res.Errors, msg) {
+				res.Errors = append(res.Errors, msg)
 			}
-		})
-	}
-	wg.Wait()
-	res.Elapsed = time.Since(start)
+			return
+		}
+		res.Booted++
+		for p, t := range times {
+			lat[p] = append(lat[p], t)
+		}
+	})
 	res.NAKs = int(naks.Load())
 	if res.Elapsed > 0 {
 		res.Rate = float64(res.Booted) / res.Elapsed.Seconds()
@@ -144,15 +120,6 @@ func Storm(ctx context.Context, cfg StormConfig) (StormResult, error) {
 		res.Phases[name] = t
 	}
 	return res, ctx.Err()
-}
-
-func containsString(list []string, s string) bool {
-	for _, v := range list {
-		if v == s {
-			return true
-		}
-	}
-	return false
 }
 
 // The classes a UEFI x64 PXE ROM and then iPXE send (RFC 4578, iPXE's option 175 with

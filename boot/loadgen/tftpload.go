@@ -7,7 +7,6 @@ import (
 	"io"
 	"net"
 	"sync"
-	"sync/atomic"
 	"time"
 )
 
@@ -41,35 +40,26 @@ func TFTPLoad(ctx context.Context, cfg TFTPLoadConfig) (TFTPLoadResult, error) {
 	if len(cfg.Conns) == 0 || cfg.Transfers <= 0 {
 		return TFTPLoadResult{}, errors.New("loadgen: need sockets and transfers > 0")
 	}
-	var next atomic.Int64
 	var mu sync.Mutex
 	var res TFTPLoadResult
 	lat := make([]time.Duration, 0, cfg.Transfers)
-	start := time.Now()
-	var wg sync.WaitGroup
-	for _, conn := range cfg.Conns {
-		wg.Go(func() {
-			for next.Add(1) <= int64(cfg.Transfers) && ctx.Err() == nil {
-				t0 := time.Now()
-				r, err := TFTPGet(ctx, conn, cfg.Request, io.Discard)
-				took := time.Since(t0)
-				mu.Lock()
-				if err != nil {
-					res.Failures++
-					if res.Err == nil {
-						res.Err = err
-					}
-				} else {
-					res.Transfers++
-					res.Bytes += r.Bytes
-					lat = append(lat, took)
-				}
-				mu.Unlock()
+	res.Elapsed = forEach(ctx, len(cfg.Conns), cfg.Transfers, func(w, _ int) {
+		t0 := time.Now()
+		r, err := TFTPGet(ctx, cfg.Conns[w], cfg.Request, io.Discard)
+		took := time.Since(t0)
+		mu.Lock()
+		defer mu.Unlock()
+		if err != nil {
+			res.Failures++
+			if res.Err == nil {
+				res.Err = err
 			}
-		})
-	}
-	wg.Wait()
-	res.Elapsed = time.Since(start)
+			return
+		}
+		res.Transfers++
+		res.Bytes += r.Bytes
+		lat = append(lat, took)
+	})
 	if res.Elapsed > 0 {
 		res.MBps = float64(res.Bytes) / 1e6 / res.Elapsed.Seconds()
 	}
