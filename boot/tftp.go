@@ -32,6 +32,11 @@ type TFTPConfig struct {
 	// MaxWindowSize caps the negotiated RFC 7440 windowsize (default 64): blocks sent
 	// before waiting for an ACK, for clients that ask (EDK2 does).
 	MaxWindowSize int
+	// MaxTransfers bounds the transfers in flight (default 4096); a request beyond it is
+	// answered "server busy" and the firmware retries. Each costs a socket and, when its
+	// client is gone without a word, lives through the whole backoff: a flood of read
+	// requests must not exhaust descriptors for the machines that really boot.
+	MaxTransfers int
 }
 
 // TFTPServer serves the iPXE binaries over TFTP (RFC 1350) with blksize (RFC 2348),
@@ -83,6 +88,9 @@ func NewTFTP(cfg TFTPConfig, bins *ipxe.Binaries, logger *slog.Logger) (*TFTPSer
 	}
 	if cfg.MaxWindowSize == 0 {
 		cfg.MaxWindowSize = 64
+	}
+	if cfg.MaxTransfers <= 0 {
+		cfg.MaxTransfers = 4096
 	}
 	return &TFTPServer{cfg: cfg, addr: addr, bins: bins, files: newBootFiles(bins),
 		log: logger.With(slog.String("service", "tftp"))}, nil
@@ -188,6 +196,13 @@ func (s *TFTPServer) handleRequest(ctx context.Context, conn *net.UDPConn, p []b
 		_, _ = conn.WriteToUDP(errorPacket(errCodeNotFound, errNotFound.Error()), peer)
 		return
 	}
+	if s.stats.active.Load() >= int64(s.cfg.MaxTransfers) {
+		s.stats.busy.Add(1)
+		s.log.Warn("tftp busy: too many transfers in flight", slog.String("client", client),
+			slog.Int("max_transfers", s.cfg.MaxTransfers))
+		_, _ = conn.WriteToUDP(errorPacket(errCodeUndefined, "server busy"), peer)
+		return
+	}
 	// The transfer's own socket, connected to the client: its port is our TID, the kernel
 	// drops datagrams from any other address or port, and an ICMP port unreachable from
 	// a client that went away ends the transfer at once.
@@ -204,11 +219,12 @@ func (s *TFTPServer) handleRequest(ctx context.Context, conn *net.UDPConn, p []b
 	opts := negotiate(req, int64(len(data)), min(s.cfg.MaxBlockSize, pathMTUBlockSize(tc)),
 		s.cfg.MaxWindowSize, s.cfg.Timeout, s.cfg.Retries)
 	s.stats.negotiated(opts)
+	// Counted here, on the request loop, so the MaxTransfers check above is exact.
+	s.stats.active.Add(1)
 	transfers.Go(func() {
 		stop := context.AfterFunc(ctx, func() { tc.Close() })
 		defer stop()
 		defer tc.Close()
-		s.stats.active.Add(1)
 		defer s.stats.active.Add(-1)
 		t := newTransfer(tc, data, opts)
 		err := t.run()

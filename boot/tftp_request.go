@@ -147,12 +147,10 @@ func errorPacket(code uint16, msg string) []byte {
 	return append(append(b, msg...), 0)
 }
 
-// TFTP error codes used here (RFC 1350, RFC 2347).
+// TFTP error codes used here (RFC 1350).
 const (
-	errCodeUndefined  = 0
-	errCodeNotFound   = 1
-	errCodeAccess     = 2
-	errCodeIllegalOp  = 4
-	errCodeUnknownTID = 5
-	errCodeOptionDeny = 8
+	errCodeUndefined = 0
+	errCodeNotFound  = 1
+	errCodeAccess    = 2
+	errCodeIllegalOp = 4
 )

@@ -13,6 +13,7 @@ type TFTPStats struct {
 	Malformed     uint64 // unparseable packets on the request port, empty file names
 	Failed        uint64 // transfers that started and did not finish (timeouts, client errors)
 	Active        uint64 // transfers in flight now
+	Busy          uint64 // read requests answered "server busy" (MaxTransfers in flight)
 	Retransmits   uint64 // blocks (and OACKs) sent again after a timeout or a gap report
 	// WindowSize is the distribution of negotiated RFC 7440 windowsizes, one sample per
 	// started transfer (1 for clients that did not ask).
@@ -32,7 +33,7 @@ var windowBounds = [...]int{1, 2, 4, 8, 16, 32, 64}
 
 type tftpCounters struct {
 	requests, served, bytes, notFound, refused, writesRefused, malformed, failed atomic.Uint64
-	retransmits                                                                  atomic.Uint64
+	retransmits, busy                                                            atomic.Uint64
 	active                                                                       atomic.Int64
 	windowCount, windowSum                                                       atomic.Uint64
 	windowBuckets                                                                [len(windowBounds)]atomic.Uint64 // not cumulative
@@ -57,8 +58,8 @@ func (s *TFTPServer) Stats() TFTPStats {
 		Requests: c.requests.Load(), Served: c.served.Load(), BytesSent: c.bytes.Load(),
 		NotFound: c.notFound.Load(), Refused: c.refused.Load(), WritesRefused: c.writesRefused.Load(),
 		Malformed: c.malformed.Load(), Failed: c.failed.Load(), Active: uint64(max(c.active.Load(), 0)),
-		Retransmits: c.retransmits.Load(),
-		WindowSize:  Histogram{Count: c.windowCount.Load(), Sum: c.windowSum.Load(), Buckets: map[float64]uint64{}},
+		Retransmits: c.retransmits.Load(), Busy: c.busy.Load(),
+		WindowSize: Histogram{Count: c.windowCount.Load(), Sum: c.windowSum.Load(), Buckets: map[float64]uint64{}},
 	}
 	var cum uint64
 	for i, b := range windowBounds {

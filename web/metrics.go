@@ -145,7 +145,7 @@ func (c *sourceCollector) Collect(ch chan<- prometheus.Metric) {
 		}{
 			{"requested", s.Requests}, {"served", s.Served}, {"not_found", s.NotFound},
 			{"refused", s.Refused}, {"write_refused", s.WritesRefused}, {"malformed", s.Malformed},
-			{"failed", s.Failed},
+			{"failed", s.Failed}, {"busy", s.Busy},
 		} {
 			counter(descTFTPTransfers, p.v, p.result)
 		}
