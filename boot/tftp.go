@@ -113,6 +113,7 @@ func (s *TFTPServer) Run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("tftp: listen on %s: %w", s.addr, err)
 	}
+	growReadBuffer(conn, requestReadBuffer, s.log)
 	s.mu.Lock()
 	s.bound = conn.LocalAddr()
 	s.mu.Unlock()

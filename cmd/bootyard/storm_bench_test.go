@@ -11,10 +11,12 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/insomniacslk/dhcp/dhcpv4/server4"
+	"golang.org/x/sys/unix"
 
 	"github.com/bootyard/bootyard/boot/loadgen"
 	"github.com/bootyard/bootyard/boot/netns"
@@ -133,6 +135,11 @@ func runStorm(t testing.TB, bin, server string, machines, conc int, macByte byte
 		t.Fatal(err)
 	}
 	defer dhcpConn.Close()
+	// A thousand machines have a thousand NICs; here their DHCP replies share one socket,
+	// whose default buffer (208 KiB) would drop a burst of them and blame the server.
+	if err := forceReadBuffer(dhcpConn, 16<<20); err != nil {
+		t.Fatal(err)
+	}
 	cfg := loadgen.StormConfig{
 		DHCP: loadgen.Config{Conn: dhcpConn, Server: netip.MustParseAddrPort("255.255.255.255:67"),
 			MACPrefix: [2]byte{0x03, macByte}, Timeout: 2 * time.Second, Retries: 4},
@@ -183,7 +190,50 @@ func runStorm(t testing.TB, bin, server string, machines, conc int, macByte byte
 	if err != nil {
 		t.Errorf("%s: %v", server, err)
 	}
+	// Where datagrams were dropped for want of buffer space: the server's side or the
+	// machines'. Either makes machines retry after their timeout.
+	t.Logf("%s: UDP receive-buffer drops: server side %s, machines' side %s", server, udpDrops(srv), udpDrops(cli))
 	return res, rss
+}
+
+// forceReadBuffer sets SO_RCVBUFFORCE (root may exceed net.core.rmem_max).
+func forceReadBuffer(c *net.UDPConn, size int) error {
+	rc, err := c.SyscallConn()
+	if err != nil {
+		return err
+	}
+	var serr error
+	if err := rc.Control(func(fd uintptr) {
+		serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, size)
+	}); err != nil {
+		return err
+	}
+	return serr
+}
+
+// udpDrops is the namespace's UDP RcvbufErrors counter from /proc/net/snmp.
+func udpDrops(ns *netns.NS) string {
+	out, err := ns.Exec(context.Background(), "cat", "/proc/net/snmp")
+	if err != nil {
+		return "?"
+	}
+	var names []string
+	for _, line := range strings.Split(string(out), "\n") {
+		fields := strings.Fields(line)
+		if len(fields) == 0 || fields[0] != "Udp:" {
+			continue
+		}
+		if names == nil {
+			names = fields
+			continue
+		}
+		for i, n := range names {
+			if n == "RcvbufErrors" && i < len(fields) {
+				return fields[i]
+			}
+		}
+	}
+	return "?"
 }
 
 // stormIPXEDir is an iPXE directory with a 1 MiB ipxe.efi (the size of Debian's) and a
