@@ -75,7 +75,7 @@ func bootQEMU(t *testing.T, vmMAC string, extra []string, wantFirst string, mode
 	cfg.Interface = "br0"
 	cfg.Sightings = NewSightings(0, 0, nil)
 	s, _ := l.start(cfg)
-	startTFTP(t, ns)
+	tftp := startTFTP(t, ns)
 	if mode == ModeProxy {
 		startDnsmasq(t, ns, l.dir)
 	}
@@ -144,6 +144,13 @@ func bootQEMU(t *testing.T, vmMAC string, extra []string, wantFirst string, mode
 		b, _ := os.ReadFile(serial)
 		t.Fatalf("the firmware never fetched its script\ndhcp stats %+v\nserial:\n%s", s.Stats(), b)
 	}
+	// EDK2's PXE client asks for an RFC 7440 windowsize (PcdPxeTftpWindowSize, 4 by
+	// default): its ipxe.efi must have come with a window, not one block per ACK.
+	if wantFirst == "uefi" {
+		if st := tftp.Stats(); st.Served == 0 || st.WindowSize.Sum <= st.WindowSize.Count {
+			t.Errorf("tftp stats %+v: want ipxe.efi served with a window larger than 1", st)
+		}
+	}
 	lease, err := l.inv.LeaseForMAC(context.Background(), mustMAC(vmMAC))
 	switch {
 	case mode == ModeFull && (err != nil || !cfg.Range.Contains(lease.IP)):
@@ -194,7 +201,7 @@ func startDnsmasq(t *testing.T, lan *netns.NS, dir string) {
 }
 
 // startTFTP serves Debian's iPXE binaries on 10.77.0.1:69 inside ns.
-func startTFTP(t *testing.T, ns *netns.NS) {
+func startTFTP(t *testing.T, ns *netns.NS) *TFTPServer {
 	bins, err := ipxe.OpenBinaries("/usr/lib/ipxe")
 	if err != nil {
 		t.Skipf("iPXE binaries (Debian package ipxe): %v", err)
@@ -213,4 +220,5 @@ func startTFTP(t *testing.T, ns *netns.NS) {
 			t.Errorf("tftp: %v", err)
 		}
 	})
+	return tftp
 }

@@ -144,6 +144,7 @@ func (s *DHCPServer) listen() error {
 	if err != nil {
 		return fmt.Errorf("dhcp: listen on %s port %d: %w", s.link.name, s.cfg.ServerPort, err)
 	}
+	growReadBuffer(s.conn, requestReadBuffer, s.log)
 	if s.cfg.Mode == ModeProxy {
 		s.proxyConn, err = server4.NewIPv4UDPConn(s.link.name, &net.UDPAddr{Port: s.cfg.ProxyPort})
 		if err != nil {

@@ -3,6 +3,7 @@ package boot
 import (
 	"fmt"
 	"log/slog"
+	"net"
 	"net/netip"
 	"runtime/debug"
 )
@@ -31,13 +32,22 @@ func (s *DHCPServer) recoverTask(what string) {
 	}
 }
 
-// recoverTransfer ends a TFTP request handler that panicked; *err is what pin/tftp
-// sends the client.
-func (s *TFTPServer) recoverTransfer(filename string, err *error) {
+// recoverRequest ends the handling of one TFTP request that panicked: the client is
+// told, and the request loop goes on.
+func (s *TFTPServer) recoverRequest(conn *net.UDPConn, peer *net.UDPAddr) {
 	if v := recover(); v != nil {
 		s.stats.panics.Add(1)
-		s.log.Error("tftp: handling a request panicked; the transfer is refused", slog.String("file", quoteShort(filename)),
+		s.log.Error("tftp: handling a request panicked; the transfer is refused", slog.String("client", peer.String()),
 			slog.String("panic", fmt.Sprint(v)), slog.String("stack", string(debug.Stack())))
-		*err = errNotFound
+		_, _ = conn.WriteToUDP(errorPacket(errCodeNotFound, errNotFound.Error()), peer)
+	}
+}
+
+// recoverTransfer ends a TFTP transfer whose goroutine panicked; the client times out.
+func (s *TFTPServer) recoverTransfer(filename string) {
+	if v := recover(); v != nil {
+		s.stats.panics.Add(1)
+		s.log.Error("tftp: a transfer panicked; it is abandoned", slog.String("file", quoteShort(filename)),
+			slog.String("panic", fmt.Sprint(v)), slog.String("stack", string(debug.Stack())))
 	}
 }

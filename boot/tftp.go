@@ -1,20 +1,16 @@
 package boot
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
-	"net/netip"
 	"os"
-	"strings"
 	"sync"
 	"time"
 
-	"github.com/pin/tftp/v3"
+	"golang.org/x/sys/unix"
 
 	"github.com/bootyard/bootyard/ipxe"
 	"github.com/bootyard/bootyard/node"
@@ -24,47 +20,55 @@ import (
 type TFTPConfig struct {
 	// Listen is host:port. cmd defaults it to port 69 of the DHCP interface's address.
 	Listen string
-	// Timeout is how long the server waits for each ACK before resending the block
-	// (default 2s). Firmware clients only ever resend their last ACK, and slowly, so a
+	// Timeout is how long the server first waits for each ACK before resending (default
+	// 2s, or the client's RFC 2349 timeout option); it doubles with each resend of the
+	// same window. Firmware clients only ever resend their last ACK, and slowly, so a
 	// lost DATA packet costs the server's timeout, not theirs.
 	Timeout time.Duration
-	// Retries is how many times a block is sent before the transfer is abandoned (default 5).
+	// Retries is how many times a window is resent before the transfer is abandoned (default 5).
 	Retries int
-	// MaxBlockSize caps the negotiated blksize, 513..65464 (default: the interface MTU
-	// minus headers, which pin/tftp finds per request; it cannot be capped at 512).
+	// MaxBlockSize caps the negotiated blksize, 8..65464 (default: the path MTU to the
+	// client minus the IP, UDP and TFTP headers, found per transfer).
 	MaxBlockSize int
-	// MaxTransfers caps the read transfers in flight (default 512) and
-	// MaxTransfersPerClient those from one address (default 16): a PXE ROM fetches one
-	// file at a time, and a request past a cap is refused at once (the ROM retries).
-	MaxTransfers, MaxTransfersPerClient int
+	// MaxWindowSize caps the negotiated RFC 7440 windowsize (default 64): blocks sent
+	// before waiting for an ACK, for clients that ask (EDK2 does).
+	MaxWindowSize int
+	// MaxTransfers bounds the transfers in flight (default 4096); a request beyond it is
+	// answered "server busy" and the firmware retries. Each costs a socket and, when its
+	// client is gone without a word, lives through the whole backoff: a flood of read
+	// requests must not exhaust descriptors for the machines that really boot.
+	MaxTransfers int
 }
 
-// TFTPFiles is what the TFTP server needs of the iPXE binaries (*ipxe.Binaries).
-type TFTPFiles interface {
-	// Open opens an allow-listed binary and returns its size.
-	Open(name string) (*os.File, int64, error)
-	Dir() string
-	Names() []string
-}
-
-// TFTPServer serves the iPXE binaries over TFTP (RFC 1350) with blksize (RFC 2348) and
-// tsize (RFC 2349) negotiated by pin/tftp. It never accepts writes.
+// TFTPServer serves the iPXE binaries over TFTP (RFC 1350) with blksize (RFC 2348),
+// timeout and tsize (RFC 2349) and windowsize (RFC 7440). It never accepts writes.
+//
+// The sender is ours rather than pin/tftp's: pin/tftp v3.1.0 cannot negotiate windowsize
+// (its "anticipate" window is not RFC 7440 and is never offered to a client), reads the
+// file through a per-transfer buffer, and allocates per packet. Here each transfer is a
+// goroutine with a connected socket (the RFC 1350 TID) that sends slices of one shared
+// copy of the file, a whole window per sendmmsg.
 type TFTPServer struct {
 	cfg   TFTPConfig
 	addr  *net.UDPAddr
 	bins  TFTPFiles
+	files *bootFiles
 	log   *slog.Logger
 	stats tftpCounters
-	bufs  sync.Pool // *bufio.Reader, so a transfer costs no 64 KiB allocation
-	slots *transferSlots
 
 	mu    sync.Mutex
 	bound net.Addr
 }
 
-// readBufferSize batches file reads: pin/tftp reads one block per call, and 512-byte
-// read syscalls would cost more than the packets.
-const readBufferSize = 64 << 10
+// TFTPFiles is what the TFTP server needs of the iPXE binaries (*ipxe.Binaries).
+type TFTPFiles interface {
+	// Lookup finds an allow-listed binary.
+	Lookup(name string) (ipxe.Binary, bool)
+	// Open opens an allow-listed binary and returns its size.
+	Open(name string) (*os.File, int64, error)
+	Dir() string
+	Names() []string
+}
 
 // NewTFTP checks the configuration. Run binds the socket.
 func NewTFTP(cfg TFTPConfig, bins TFTPFiles, logger *slog.Logger) (*TFTPServer, error) {
@@ -84,20 +88,23 @@ func NewTFTP(cfg TFTPConfig, bins TFTPFiles, logger *slog.Logger) (*TFTPServer, 
 	if cfg.Retries <= 0 {
 		cfg.Retries = 5
 	}
-	if cfg.MaxBlockSize != 0 && (cfg.MaxBlockSize <= 512 || cfg.MaxBlockSize > 65464) {
-		// pin/tftp ignores a cap of 512 or less: refuse it rather than silently not cap.
-		return nil, fmt.Errorf("tftp max block size %d: %w: want 513..65464", cfg.MaxBlockSize, node.ErrInvalid)
+	if cfg.MaxBlockSize != 0 && (cfg.MaxBlockSize < minBlockSize || cfg.MaxBlockSize > maxBlockSize) {
+		return nil, fmt.Errorf("tftp max block size %d: %w: want %d..%d", cfg.MaxBlockSize, node.ErrInvalid, minBlockSize, maxBlockSize)
+	}
+	if cfg.MaxBlockSize == 0 {
+		cfg.MaxBlockSize = maxBlockSize
+	}
+	if cfg.MaxWindowSize < 0 || cfg.MaxWindowSize > maxWindowSize {
+		return nil, fmt.Errorf("tftp max window size %d: %w: want 1..%d", cfg.MaxWindowSize, node.ErrInvalid, maxWindowSize)
+	}
+	if cfg.MaxWindowSize == 0 {
+		cfg.MaxWindowSize = 64
 	}
 	if cfg.MaxTransfers <= 0 {
-		cfg.MaxTransfers = 512
+		cfg.MaxTransfers = 4096
 	}
-	if cfg.MaxTransfersPerClient <= 0 {
-		cfg.MaxTransfersPerClient = 16
-	}
-	s := &TFTPServer{cfg: cfg, addr: addr, bins: bins, log: logger.With(slog.String("service", "tftp")),
-		slots: newTransferSlots(cfg.MaxTransfers, cfg.MaxTransfersPerClient)}
-	s.bufs.New = func() any { return bufio.NewReaderSize(nil, readBufferSize) }
-	return s, nil
+	return &TFTPServer{cfg: cfg, addr: addr, bins: bins, files: newBootFiles(bins),
+		log: logger.With(slog.String("service", "tftp"))}, nil
 }
 
 // Addr is the bound address once Run is serving, nil before.
@@ -117,43 +124,38 @@ func (s *TFTPServer) Run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("tftp: listen on %s: %w", s.addr, err)
 	}
-	srv := tftp.NewServer(s.serveRead, s.refuseWrite)
-	srv.SetTimeout(s.cfg.Timeout)
-	srv.SetRetries(s.cfg.Retries)
-	// pin/tftp's default backoff sleeps up to a second before each retransmission, on top
-	// of the timeout; a PXE ROM on a lossy link would wait that long for every lost block.
-	srv.SetBackoff(func(int) time.Duration { return 0 })
-	if s.cfg.MaxBlockSize > 0 {
-		srv.SetBlockSize(s.cfg.MaxBlockSize)
-	}
-	srv.SetHook(tftpHook{s})
-
+	growReadBuffer(conn, requestReadBuffer, s.log)
 	s.mu.Lock()
 	s.bound = conn.LocalAddr()
 	s.mu.Unlock()
 	s.log.Info("tftp serving", slog.String("addr", conn.LocalAddr().String()),
-		slog.String("dir", s.bins.Dir()), slog.Int("files", len(s.bins.Names())))
+		slog.String("dir", s.bins.Dir()), slog.Int("files", len(s.bins.Names())),
+		slog.Int("max_window", s.cfg.MaxWindowSize))
 
-	stopped := make(chan struct{})
-	served := make(chan struct{})
-	go func() {
-		select {
-		case <-ctx.Done():
-		case <-served:
+	// Cancelling closes the request socket, which ends the loop below; each transfer
+	// closes its own socket on the same signal.
+	stop := context.AfterFunc(ctx, func() { conn.Close() })
+	defer stop()
+	var transfers sync.WaitGroup
+	buf := make([]byte, maxRequestLen)
+	var serveErr error
+	for {
+		n, peer, err := conn.ReadFromUDP(buf)
+		if err != nil {
+			if ctx.Err() == nil && !errors.Is(err, net.ErrClosed) {
+				serveErr = err
+			}
+			break
 		}
-		// Shutdown closes the socket, then waits for in-flight transfers, which end within
-		// Timeout × Retries.
-		srv.Shutdown()
-		close(stopped)
-	}()
-	err = srv.Serve(conn)
-	close(served)
-	<-stopped
+		s.handleRequest(ctx, conn, buf[:n], peer, &transfers)
+	}
+	conn.Close()
+	transfers.Wait()
 	s.mu.Lock()
 	s.bound = nil
 	s.mu.Unlock()
-	if err != nil {
-		return fmt.Errorf("tftp: serve %s: %w", s.addr, err)
+	if serveErr != nil {
+		return fmt.Errorf("tftp: serve %s: %w", s.addr, serveErr)
 	}
 	s.log.Info("tftp stopped", slog.String("addr", s.addr.String()))
 	return nil
@@ -164,99 +166,113 @@ var (
 	errNotFound = errors.New("file not found")
 	errAccess   = errors.New("access violation: only iPXE binaries are served")
 	errReadOnly = errors.New("access violation: this server is read-only")
-	errBusy     = errors.New("server busy: too many transfers in flight, retry")
 )
 
-// serveRead answers an RRQ. Only names in the allow-list are opened; the file is
-// streamed through a pooled buffer, with tsize taken from the open file.
-func (s *TFTPServer) serveRead(filename string, rf io.ReaderFrom) (err error) {
-	defer s.recoverTransfer(filename, &err)
-	s.stats.requests.Add(1)
-	peer := remoteAddrOf(rf)
-	if !s.slots.acquire(peer) {
-		s.stats.busy.Add(1)
-		if s.log.Enabled(context.Background(), slog.LevelDebug) {
-			s.log.Debug("tftp request refused: too many transfers in flight", slog.String("client", peer.String()))
-		}
-		return errBusy
+// handleRequest answers one datagram on the request port. Refusals are answered from
+// the request port; a served read gets its own socket and goroutine.
+func (s *TFTPServer) handleRequest(ctx context.Context, conn *net.UDPConn, p []byte, peer *net.UDPAddr, transfers *sync.WaitGroup) {
+	defer s.recoverRequest(conn, peer)
+	req, err := parseRequest(p)
+	if err != nil {
+		s.stats.malformed.Add(1)
+		s.log.Debug("tftp malformed packet", slog.String("client", peer.String()), slog.Int("bytes", len(p)))
+		return
 	}
-	defer s.slots.release(peer)
-	client := remoteOf(rf)
-	if err := ipxe.CheckName(filename); err != nil {
+	client := peer.String()
+	if req.op == opWRQ {
+		s.stats.writesRefused.Add(1)
+		s.log.Warn("tftp write refused", slog.String("client", client), slog.String("file", quoteShort(req.filename)))
+		_, _ = conn.WriteToUDP(errorPacket(errCodeAccess, errReadOnly.Error()), peer)
+		return
+	}
+	s.stats.requests.Add(1)
+	if err := ipxe.CheckName(req.filename); err != nil {
 		if errors.Is(err, node.ErrInvalid) {
 			s.stats.malformed.Add(1)
 		} else {
 			s.stats.refused.Add(1)
 		}
-		s.log.Warn("tftp request refused", slog.String("client", client), slog.String("file", quoteShort(filename)),
+		s.log.Warn("tftp request refused", slog.String("client", client), slog.String("file", quoteShort(req.filename)),
 			slog.String("reason", err.Error()))
-		return errAccess
+		_, _ = conn.WriteToUDP(errorPacket(errCodeAccess, errAccess.Error()), peer)
+		return
 	}
-	f, size, err := s.bins.Open(filename)
+	f, err := s.files.get(req.filename)
 	if err != nil {
 		if errors.Is(err, node.ErrNotFound) {
 			s.stats.notFound.Add(1)
-			s.log.Info("tftp file not found", slog.String("client", client), slog.String("file", filename))
-			return errNotFound
+			s.log.Info("tftp file not found", slog.String("client", client), slog.String("file", req.filename))
+		} else {
+			s.stats.failed.Add(1)
+			s.log.Error("tftp open failed", slog.String("file", req.filename), slog.Any("err", err))
 		}
-		s.stats.failed.Add(1)
-		s.log.Error("tftp open failed", slog.String("file", filename), slog.Any("err", err))
-		return errNotFound
+		_, _ = conn.WriteToUDP(errorPacket(errCodeNotFound, errNotFound.Error()), peer)
+		return
 	}
-	defer f.Close()
-	if ot, ok := rf.(tftp.OutgoingTransfer); ok {
-		// Setting the size ourselves spares pin/tftp three seeks, and makes tsize right
-		// even though the buffered reader below cannot seek.
-		ot.SetSize(size)
+	if s.stats.active.Load() >= int64(s.cfg.MaxTransfers) {
+		s.stats.busy.Add(1)
+		s.log.Warn("tftp busy: too many transfers in flight", slog.String("client", client),
+			slog.Int("max_transfers", s.cfg.MaxTransfers))
+		_, _ = conn.WriteToUDP(errorPacket(errCodeUndefined, "server busy"), peer)
+		return
 	}
-	br := s.bufs.Get().(*bufio.Reader)
-	br.Reset(f)
-	defer func() {
-		br.Reset(nil)
-		s.bufs.Put(br)
-	}()
-	n, err := rf.ReadFrom(br)
-	s.stats.bytes.Add(uint64(max(n, 0)))
+	// The transfer's own socket, connected to the client: its port is our TID, the kernel
+	// drops datagrams from any other address or port, and an ICMP port unreachable from
+	// a client that went away ends the transfer at once.
+	local := &net.UDPAddr{IP: s.addr.IP}
+	tc, err := net.DialUDP("udp", local, peer)
 	if err != nil {
-		// pin/tftp has already sent the client an ERROR packet.
+		// Not the client's fault: no socket for the transfer (descriptor exhaustion).
 		s.stats.failed.Add(1)
-		s.log.Warn("tftp transfer failed", slog.String("client", client), slog.String("file", filename),
-			slog.Int64("sent", n), slog.Int64("size", size), slog.Any("err", err))
-		return nil
+		s.log.Error("tftp transfer socket", slog.String("client", client), slog.Any("err", err))
+		_, _ = conn.WriteToUDP(errorPacket(errCodeUndefined, "server busy"), peer)
+		return
 	}
-	s.stats.served.Add(1)
-	s.log.Info("tftp served", slog.String("client", client), slog.String("file", filename), slog.Int64("bytes", n))
-	return nil
+	data := f.bytes(req.netascii)
+	opts := negotiate(req, int64(len(data)), min(s.cfg.MaxBlockSize, pathMTUBlockSize(tc)),
+		s.cfg.MaxWindowSize, s.cfg.Timeout, s.cfg.Retries)
+	s.stats.negotiated(opts)
+	// Counted here, on the request loop, so the MaxTransfers check above is exact.
+	s.stats.active.Add(1)
+	transfers.Go(func() {
+		defer s.recoverTransfer(req.filename)
+		stop := context.AfterFunc(ctx, func() { tc.Close() })
+		defer stop()
+		defer tc.Close()
+		defer s.stats.active.Add(-1)
+		t := newTransfer(tc, data, opts)
+		err := t.run()
+		sent := int64(min(t.acked*opts.blksize, len(data)))
+		s.stats.bytes.Add(uint64(sent))
+		s.stats.retransmits.Add(uint64(t.retransmits))
+		if err != nil {
+			s.stats.failed.Add(1)
+			s.log.Warn("tftp transfer failed", slog.String("client", client), slog.String("file", req.filename),
+				slog.Int64("sent", sent), slog.Int("size", len(data)), slog.Int("blksize", opts.blksize),
+				slog.Int("windowsize", opts.window), slog.Int("retransmits", t.retransmits), slog.Any("err", err))
+			return
+		}
+		s.stats.served.Add(1)
+		s.log.Info("tftp served", slog.String("client", client), slog.String("file", req.filename),
+			slog.Int("bytes", len(data)), slog.Int("blksize", opts.blksize), slog.Int("windowsize", opts.window),
+			slog.Int("retransmits", t.retransmits))
+	})
 }
 
-// refuseWrite answers every WRQ with an error: nothing is ever written or acknowledged.
-func (s *TFTPServer) refuseWrite(filename string, wt io.WriterTo) (err error) {
-	defer s.recoverTransfer(filename, &err)
-	s.stats.writesRefused.Add(1)
-	client := ""
-	if it, ok := wt.(tftp.IncomingTransfer); ok {
-		a := it.RemoteAddr()
-		client = a.String()
+// pathMTUBlockSize is the largest blksize whose DATA datagram fits the path MTU to the
+// connected peer (IP_MTU), so a block is never fragmented: a lost fragment loses the
+// whole block. Without an answer it is 1468, right for Ethernet.
+func pathMTUBlockSize(c *net.UDPConn) int {
+	const ipUDPTFTPHeaders = 20 + 8 + 4
+	mtu := 1500
+	if rc, err := c.SyscallConn(); err == nil {
+		_ = rc.Control(func(fd uintptr) {
+			if v, err := unix.GetsockoptInt(int(fd), unix.IPPROTO_IP, unix.IP_MTU); err == nil && v > 0 {
+				mtu = v
+			}
+		})
 	}
-	s.log.Warn("tftp write refused", slog.String("client", client), slog.String("file", quoteShort(filename)))
-	return errReadOnly
-}
-
-// remoteAddrOf is the client's address, the key of the per-client transfer cap.
-func remoteAddrOf(rf io.ReaderFrom) netip.Addr {
-	if ot, ok := rf.(tftp.OutgoingTransfer); ok {
-		a := ot.RemoteAddr()
-		return a.AddrPort().Addr().Unmap()
-	}
-	return netip.Addr{}
-}
-
-func remoteOf(rf io.ReaderFrom) string {
-	if ot, ok := rf.(tftp.OutgoingTransfer); ok {
-		a := ot.RemoteAddr()
-		return a.String()
-	}
-	return ""
+	return max(minBlockSize, min(maxBlockSize, mtu-ipUDPTFTPHeaders))
 }
 
 // quoteShort keeps a hostile file name from flooding a log line.
@@ -266,26 +282,4 @@ func quoteShort(s string) string {
 		s = s[:limit] + "…"
 	}
 	return fmt.Sprintf("%q", s)
-}
-
-// tftpHook sees what pin/tftp does not hand to a handler: packets on the request port
-// it could not parse (short, unknown opcode, no file name or mode). Failures of
-// transfers the handlers saw carry a file name and are counted there.
-type tftpHook struct{ s *TFTPServer }
-
-func (h tftpHook) OnSuccess(tftp.TransferStats) {}
-
-func (h tftpHook) OnFailure(st tftp.TransferStats, err error) {
-	if st.RemoteAddr != nil || err == nil {
-		// A transfer's own failure (it has a peer): the handler that started it counted it.
-		return
-	}
-	if strings.HasPrefix(err.Error(), "listen") {
-		// Not the client's fault: no socket for the transfer (descriptor exhaustion).
-		h.s.stats.failed.Add(1)
-		h.s.log.Error("tftp transfer socket", slog.Any("err", err))
-		return
-	}
-	h.s.stats.malformed.Add(1)
-	h.s.log.Debug("tftp malformed packet", slog.Any("err", err))
 }

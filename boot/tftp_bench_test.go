@@ -2,8 +2,13 @@ package boot
 
 import (
 	"context"
+	"fmt"
 	"io"
+	"net"
+	"os"
 	"os/exec"
+	"os/signal"
+	"runtime/pprof"
 	"strconv"
 	"sync/atomic"
 	"testing"
@@ -11,7 +16,9 @@ import (
 
 	"github.com/pin/tftp/v3"
 
+	"github.com/bootyard/bootyard/boot/loadgen"
 	"github.com/bootyard/bootyard/boot/netns"
+	"github.com/bootyard/bootyard/ipxe"
 )
 
 // BenchmarkTFTP1MiB fetches the 1 MiB ipxe.efi with pin/tftp's client, 10 transfers at a
@@ -90,15 +97,215 @@ func benchFetch(b *testing.B, ns *netns.NS, file string, blksize int) {
 	b.ReportMetric(float64(failed.Load()), "failed")
 }
 
-// startDnsmasqTFTP runs dnsmasq as a TFTP-only server (no DNS, no DHCP) inside ns.
-func startDnsmasqTFTP(b *testing.B, ns *netns.NS, dir string) {
+// startDnsmasqTFTP runs dnsmasq as a TFTP-only server (no DNS, no DHCP) inside ns and
+// returns its PID.
+func startDnsmasqTFTP(b *testing.B, ns *netns.NS, dir string) int {
 	ctx, cancel := context.WithCancel(context.Background())
 	cmd := ns.Command(ctx, "dnsmasq", "--keep-in-foreground", "--port=0", "--enable-tftp",
 		"--tftp-root="+dir, "--listen-address=127.0.0.1", "--bind-interfaces", "--conf-file=/dev/null",
-		"--pid-file=", "--user=root", "--tftp-max=100", "--log-facility=/dev/null")
+		"--pid-file=", "--user=root", "--tftp-max=2000", "--log-facility=/dev/null")
 	if err := cmd.Start(); err != nil {
 		cancel()
 		b.Fatal(err)
 	}
 	b.Cleanup(func() { cancel(); _ = cmd.Wait() })
+	return cmd.Process.Pid // `ip netns exec` execs dnsmasq in its own process
+}
+
+// tftpServeDirEnv makes the test binary a TFTP server: see TestTFTPServeProcess.
+const tftpServeDirEnv = "BOOTYARD_TFTP_SERVE_DIR"
+
+// startTFTPProcess runs Bootyard's TFTP server as a process of its own inside ns (this
+// test binary again, as TestTFTPServeProcess) and returns its PID.
+func startTFTPProcess(b *testing.B, ns *netns.NS, dir string) int {
+	ctx, cancel := context.WithCancel(context.Background())
+	cmd := ns.Command(ctx, os.Args[0], "-test.run=^TestTFTPServeProcess$")
+	cmd.Env = append(os.Environ(), tftpServeDirEnv+"="+dir)
+	cmd.Cancel = func() error { return cmd.Process.Signal(os.Interrupt) }
+	if err := cmd.Start(); err != nil {
+		cancel()
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { cancel(); _ = cmd.Wait() })
+	return cmd.Process.Pid
+}
+
+// TestTFTPServeProcess is the server half of BenchmarkTFTPConcurrent when the benchmark
+// runs this binary with BOOTYARD_TFTP_SERVE_DIR set; it serves 127.0.0.1:69 until
+// interrupted. Run as a test, it has nothing to do.
+func TestTFTPServeProcess(t *testing.T) {
+	dir := os.Getenv(tftpServeDirEnv)
+	if dir == "" {
+		t.Skip("the TFTP server process of BenchmarkTFTPConcurrent; not a test on its own")
+	}
+	bins, err := ipxe.OpenBinaries(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := NewTFTP(TFTPConfig{Listen: "127.0.0.1:69"}, bins, tftpQuietLog())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if path := os.Getenv("BOOTYARD_TFTP_CPUPROFILE"); path != "" {
+		// For profiling the server under BenchmarkTFTPConcurrent's load.
+		f, err := os.Create(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			t.Fatal(err)
+		}
+		defer pprof.StopCPUProfile()
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	defer stop()
+	if err := srv.Run(ctx); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// BenchmarkTFTPConcurrent is a boot storm's TFTP half: 1 MiB ipxe.efi at blksize 1468,
+// 100 and 1,000 transfers in flight, each client on its own socket (the load generator's
+// client asking for windowsize 1, or 4 as EDK2 does; dnsmasq 2.90 ignores the option and
+// sends one block per ACK either way), Bootyard then dnsmasq on
+// the same namespace loopback, interleaved BOOTYARD_BENCH_RUNS times (default 2), as the
+// machine's load drifts.
+func BenchmarkTFTPConcurrent(b *testing.B) {
+	netns.Require(b)
+	servers := []string{"bootyard"}
+	if _, err := exec.LookPath("dnsmasq"); err == nil {
+		servers = append(servers, "dnsmasq")
+	}
+	for _, conc := range []int{100, 1000} {
+		for _, window := range []int{1, 4} {
+			for run, server := range interleave(servers, benchRuns()) {
+				name := fmt.Sprintf("conc=%d/window=%d/run=%d/server=%s", conc, window, run/len(servers)+1, server)
+				benchTFTPConcurrent(b, name, server, conc, window)
+			}
+		}
+	}
+}
+
+func benchTFTPConcurrent(b *testing.B, name, server string, conc, window int) {
+	b.Run(name, func(b *testing.B) {
+		ns := netns.New(b, "tconc")
+		dir, _ := tftpTestDir(b)
+		// Both servers are processes of their own, so on a shared machine each gets
+		// its own share of the CPU, apart from the load generator's.
+		var pid int
+		switch server {
+		case "bootyard":
+			pid = startTFTPProcess(b, ns, dir)
+		case "dnsmasq":
+			pid = startDnsmasqTFTP(b, ns, dir)
+		}
+		conns := make([]*net.UDPConn, conc)
+		if err := ns.Do(func() error {
+			for i := range conns {
+				c, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+				if err != nil {
+					return err
+				}
+				// A burst of a thousand transfers' blocks must not be lost in the
+				// client's own socket buffer: the server is measured, not it.
+				_ = c.SetReadBuffer(256 << 10)
+				conns[i] = c
+			}
+			return nil
+		}); err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() {
+			for _, c := range conns {
+				c.Close()
+			}
+		})
+		req := loadgen.TFTPRequest{Server: tftpServerPort, File: "ipxe.efi", BlockSize: 1468, WindowSize: window, Timeout: 2 * time.Second}
+		warm(b, conns[0], req)
+		b.ResetTimer()
+		for range b.N {
+			res, err := loadgen.TFTPLoad(context.Background(), loadgen.TFTPLoadConfig{
+				Conns: conns, Transfers: max(conc, 1000), Request: req})
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.ReportMetric(res.MBps, "MB/s")
+			b.ReportMetric(float64(res.P99.Microseconds())/1000, "p99-ms")
+			b.ReportMetric(float64(res.Failures), "failed")
+			if rss, err := loadgen.PeakRSS(pid); err == nil {
+				b.ReportMetric(float64(rss)/(1<<20), "peak-RSS-MiB")
+			}
+			b.Logf("%s", res)
+			if res.Err != nil {
+				b.Logf("first failure: %v", res.Err)
+			}
+		}
+	})
+}
+
+// BenchmarkTFTPWindow is one client reading the 1 MiB file at blksize 1468 with
+// windowsize 1 (one round trip per block), 4 (EDK2's default) and 16.
+func BenchmarkTFTPWindow(b *testing.B) {
+	netns.Require(b)
+	ns := netns.New(b, "twin")
+	dir, _ := tftpTestDir(b)
+	bins, err := ipxeBinaries(dir)
+	if err != nil {
+		b.Fatal(err)
+	}
+	startTFTPIn(b, ns, TFTPConfig{Listen: "127.0.0.1:69"}, bins)
+	var conn *net.UDPConn
+	if err := ns.Do(func() error {
+		var err error
+		conn, err = net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+		return err
+	}); err != nil {
+		b.Fatal(err)
+	}
+	defer conn.Close()
+	for _, window := range []int{1, 4, 16} {
+		b.Run("windowsize="+strconv.Itoa(window), func(b *testing.B) {
+			req := loadgen.TFTPRequest{Server: tftpServerPort, File: "ipxe.efi", BlockSize: 1468, WindowSize: window}
+			warm(b, conn, req)
+			b.SetBytes(1 << 20)
+			b.ResetTimer()
+			for range b.N {
+				if _, err := loadgen.TFTPGet(context.Background(), conn, req, io.Discard); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+// warm waits for the server to answer (its bind may race the first request).
+func warm(b *testing.B, conn *net.UDPConn, req loadgen.TFTPRequest) {
+	b.Helper()
+	for i := 0; ; i++ {
+		_, err := loadgen.TFTPGet(context.Background(), conn, req, io.Discard)
+		if err == nil {
+			return
+		}
+		if i == 50 {
+			b.Fatalf("warm-up fetch: %v", err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// benchRuns is how many times a comparison runs, interleaved: BOOTYARD_BENCH_RUNS, or 2.
+func benchRuns() int {
+	if v, err := strconv.Atoi(os.Getenv("BOOTYARD_BENCH_RUNS")); err == nil && v > 0 {
+		return v
+	}
+	return 2
+}
+
+// interleave repeats the servers' list runs times: ours, theirs, ours, theirs.
+func interleave(servers []string, runs int) []string {
+	var out []string
+	for range runs {
+		out = append(out, servers...)
+	}
+	return out
 }

@@ -13,8 +13,8 @@ import (
 )
 
 // FuzzTFTPRequest sends the fuzzed bytes as one datagram to the real server's request
-// port, in a namespace, the way a request arrives. pin/tftp parses requests internally
-// (our code sees only the file name), so the target checks the server as a whole:
+// port, in a namespace, the way a request arrives. It checks the server as a whole
+// (FuzzTFTPOptions checks the option parser and negotiation on their own):
 //
 //   - a read request for a name outside the allow-list is never answered with DATA/OACK,
 //   - a write request is never acknowledged,
@@ -28,6 +28,9 @@ func FuzzTFTPRequest(f *testing.F) {
 		rrq("../secret", "octet"),
 		rrq("/etc/passwd", "octet"),
 		rrq("snponly.efi", "octet", "blksize", "abc", "tsize", "-1"),
+		rrq("ipxe.efi", "octet", "blksize", "1468", "windowsize", "4", "tsize", "0"),
+		rrq("ipxe.efi", "octet", "windowsize", "65535", "blksize", "8", "timeout", "1"),
+		rrq("undionly.kpxe", "octet", "windowsize", "0", "timeout", "256"),
 		append([]byte{0, 2}, rrq("ipxe.efi", "octet")[2:]...),
 		{0, 1},
 		{0, 4, 0, 1},
@@ -99,8 +102,9 @@ const (
 	answerAny                     // a read of a served name: DATA, OACK or ERROR
 )
 
-// expectAnswer mirrors how pin/tftp frames a request: it reads at most 516 bytes, needs
-// an opcode and at least four bytes, and splits the rest at NULs into name and mode.
+// expectAnswer is how a request is framed (RFC 1350, RFC 2347): at most 516 bytes are
+// read, an opcode and at least four bytes are needed, and the rest must hold a
+// NUL-terminated name and a NUL-terminated mode.
 func expectAnswer(p []byte, bins *ipxe.Binaries) answer {
 	if len(p) > 516 {
 		p = p[:516]
@@ -113,7 +117,7 @@ func expectAnswer(p []byte, bins *ipxe.Binaries) answer {
 		return answerNone
 	}
 	fields := bytes.Split(p[2:], []byte{0})
-	if len(fields) < 2 {
+	if len(fields) < 3 { // name, mode, and what follows the mode's NUL
 		return answerNone
 	}
 	if op == 2 {
@@ -155,4 +159,64 @@ func strconvAppend(b []byte, n int) []byte {
 		b = strconvAppend(b, n/10)
 	}
 	return append(b, byte('0'+n%10))
+}
+
+// FuzzTFTPOptions checks the request parser and the option negotiation on their own,
+// with any bytes: they never panic, the negotiated blksize and windowsize stay inside
+// RFC 2348 / RFC 7440 bounds and our caps, a window never carries more than
+// maxWindowBytes, and the OACK names only options the client asked for, each once.
+func FuzzTFTPOptions(f *testing.F) {
+	for _, seed := range [][]byte{
+		rrq("ipxe.efi", "octet", "blksize", "1468", "windowsize", "4", "tsize", "0"),
+		rrq("ipxe.efi", "octet", "windowsize", "0"),
+		rrq("ipxe.efi", "octet", "windowsize", "65536"),
+		rrq("ipxe.efi", "octet", "windowsize", "-1", "blksize", "7"),
+		rrq("ipxe.efi", "octet", "WindowSize", "16", "BLKSIZE", "65464"),
+		rrq("ipxe.efi", "octet", "blksize", "65465", "timeout", "0"),
+		rrq("ipxe.efi", "octet", "timeout", "255", "timeout", "1"),
+		rrq("ipxe.efi", "octet", "blksize", "1468", "blksize", "8"),
+		rrq("ipxe.efi", "netascii", "windowsize", "+4", "blksize", " 1468"),
+		rrq("ipxe.efi", "octet", "windowsize", "99999999999999999999"),
+		rrq("ipxe.efi", "octet", "windowsize"),
+		{0, 1, 'a', 0, 'o', 0, 'w', 'i', 'n', 'd', 'o', 'w', 's', 'i', 'z', 'e', 0, '8'},
+	} {
+		f.Add(seed, uint16(1468), uint16(64))
+	}
+	f.Fuzz(func(t *testing.T, p []byte, capBlk, capWin uint16) {
+		req, err := parseRequest(p)
+		if err != nil {
+			return
+		}
+		maxBlk := max(minBlockSize, min(maxBlockSize, int(capBlk)))
+		maxWin := max(1, int(capWin))
+		o := negotiate(req, 1<<20, maxBlk, maxWin, time.Second, 3)
+		if o.blksize < minBlockSize || o.blksize > maxBlk {
+			t.Fatalf("blksize %d outside %d..%d", o.blksize, minBlockSize, maxBlk)
+		}
+		if o.window < 1 || o.window > maxWin || (o.window > 1 && o.window*o.blksize > maxWindowBytes) {
+			t.Fatalf("windowsize %d (blksize %d) outside 1..%d or over %d bytes", o.window, o.blksize, maxWin, maxWindowBytes)
+		}
+		if o.timeout < time.Second || o.timeout > maxTimeoutSec*time.Second {
+			t.Fatalf("timeout %s", o.timeout)
+		}
+		if o.oack == nil {
+			return
+		}
+		if binary.BigEndian.Uint16(o.oack) != opOACK || o.oack[len(o.oack)-1] != 0 {
+			t.Fatalf("OACK %q is not framed", o.oack)
+		}
+		fields := bytes.Split(o.oack[2:len(o.oack)-1], []byte{0})
+		if len(fields)%2 != 0 {
+			t.Fatalf("OACK %q has an odd number of fields", o.oack)
+		}
+		asked := map[string]bool{"blksize": req.blksize > 0, "windowsize": req.window > 0, "timeout": req.timeout > 0, "tsize": req.tsize}
+		seen := map[string]bool{}
+		for i := 0; i < len(fields); i += 2 {
+			name := string(fields[i])
+			if !asked[name] || seen[name] {
+				t.Fatalf("OACK %q names %q, which was not asked or twice", o.oack, name)
+			}
+			seen[name] = true
+		}
+	})
 }

@@ -96,13 +96,20 @@ var (
 		"Discovered (not imported) nodes forgotten, longest-unseen first, to stay under --max-discovered.", nil, nil)
 	descEventsDropped = prometheus.NewDesc("bootyard_node_events_dropped_total",
 		"Oldest node history entries (events, agent log lines) dropped to stay under the per-node caps.", nil, nil)
+	// The TFTP transfer figures a boot storm is judged by.
+	descTFTPActive      = prometheus.NewDesc("bootyard_tftp_transfers_active", "TFTP transfers in flight.", nil, nil)
+	descTFTPRetransmits = prometheus.NewDesc("bootyard_tftp_retransmitted_blocks_total",
+		"TFTP blocks sent again after a timeout or a gap reported by the client.", nil, nil)
+	descTFTPWindow = prometheus.NewDesc("bootyard_tftp_windowsize",
+		"Negotiated RFC 7440 windowsize per transfer (1 when the client did not ask).", nil, nil)
 )
 
 // sourceCollector turns the services' own counters into metrics at scrape time.
 type sourceCollector struct{ src *MetricSources }
 
 func (c *sourceCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descDHCPPackets, descLeases, descTFTPTransfers, descTFTPBytes, descNodes, descEvicted, descEventsDropped} {
+	for _, d := range []*prometheus.Desc{descDHCPPackets, descLeases, descTFTPTransfers, descTFTPBytes,
+		descTFTPActive, descTFTPRetransmits, descTFTPWindow, descNodes, descEvicted, descEventsDropped} {
 		ch <- d
 	}
 }
@@ -151,6 +158,9 @@ func (c *sourceCollector) Collect(ch chan<- prometheus.Metric) {
 			counter(descTFTPTransfers, p.v, p.result)
 		}
 		counter(descTFTPBytes, s.BytesSent)
+		counter(descTFTPRetransmits, s.Retransmits)
+		ch <- prometheus.MustNewConstMetric(descTFTPActive, prometheus.GaugeValue, float64(s.Active))
+		ch <- prometheus.MustNewConstHistogram(descTFTPWindow, s.WindowSize.Count, float64(s.WindowSize.Sum), s.WindowSize.Buckets)
 	}
 	if c.src.Bounds != nil {
 		b := c.src.Bounds()

@@ -62,70 +62,107 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 	if cfg.Conn == nil || cfg.Clients <= 0 || cfg.Exchanges <= 0 {
 		return Result{}, errors.New("loadgen: need a socket, clients > 0 and exchanges > 0")
 	}
+	cfg = cfg.withDefaults()
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	d, stop, err := startDemux(ctx, cfg.Conn)
+	if err != nil {
+		return Result{}, err
+	}
+	defer stop()
+
+	var mu sync.Mutex
+	var res Result
+	lat := make([]time.Duration, 0, cfg.Exchanges)
+	res.Elapsed = forEach(ctx, cfg.Clients, cfg.Exchanges, func(w, i int) {
+		mac := cfg.mac(uint32(i))
+		t0 := time.Now()
+		ack, err := dora(ctx, cfg, d, mac, uint32(w))
+		took := time.Since(t0)
+		mu.Lock()
+		defer mu.Unlock()
+		if err != nil {
+			res.Failures++
+			return
+		}
+		res.Exchanges++
+		lat = append(lat, took)
+		res.Addresses = append(res.Addresses, yourIP(ack))
+	})
+	if res.Elapsed > 0 {
+		res.Rate = float64(res.Exchanges) / res.Elapsed.Seconds()
+	}
+	res.P50, res.P99, res.Max = percentiles(lat)
+	return res, ctx.Err()
+}
+
+func (cfg Config) withDefaults() Config {
 	if cfg.Timeout == 0 {
 		cfg.Timeout = time.Second
 	}
 	if cfg.Retries == 0 {
 		cfg.Retries = 3
 	}
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	d := &demux{waiting: make(map[dhcpv4.TransactionID]chan *dhcpv4.DHCPv4)}
-	// A previous run left a deadline in the past to stop its reader; clear it.
-	if err := cfg.Conn.SetReadDeadline(time.Time{}); err != nil {
-		return Result{}, fmt.Errorf("loadgen: %w", err)
-	}
-	readerDone := make(chan struct{})
-	go func() { d.read(ctx, cfg.Conn); close(readerDone) }()
-	defer func() {
-		// Unblock the reader and wait for it, so the next run owns the socket alone.
-		cfg.Conn.SetReadDeadline(time.Now())
-		<-readerDone
-	}()
+	return cfg
+}
 
+// mac is the n-th simulated MAC: the prefix, then FirstMAC+n.
+func (cfg Config) mac(n uint32) [6]byte {
+	var mac [6]byte
+	mac[0], mac[1] = cfg.MACPrefix[0], cfg.MACPrefix[1]
+	binary.BigEndian.PutUint32(mac[2:], cfg.FirstMAC+n)
+	return mac
+}
+
+// startDemux reads replies on conn for the exchanges in flight; stop ends the reader and
+// waits for it, so the next run owns the socket alone.
+func startDemux(ctx context.Context, conn *net.UDPConn) (d *demux, stop func(), err error) {
+	// A previous run left a deadline in the past to stop its reader; clear it.
+	if err := conn.SetReadDeadline(time.Time{}); err != nil {
+		return nil, nil, fmt.Errorf("loadgen: %w", err)
+	}
+	d = &demux{waiting: make(map[dhcpv4.TransactionID]chan *dhcpv4.DHCPv4)}
+	readerDone := make(chan struct{})
+	go func() { d.read(ctx, conn); close(readerDone) }()
+	return d, func() {
+		conn.SetReadDeadline(time.Now())
+		<-readerDone
+	}, nil
+}
+
+// forEach runs job(worker, i) for every i below n on workers goroutines, each taking the
+// next i when it is done with one, and returns the wall time.
+func forEach(ctx context.Context, workers, n int, job func(worker, i int)) time.Duration {
 	var next atomic.Int64
-	var mu sync.Mutex
-	var res Result
-	lat := make([]time.Duration, 0, cfg.Exchanges)
 	start := time.Now()
 	var wg sync.WaitGroup
-	for w := range cfg.Clients {
+	for w := range workers {
 		wg.Go(func() {
 			for {
 				i := next.Add(1) - 1
-				if i >= int64(cfg.Exchanges) || ctx.Err() != nil {
+				if i >= int64(n) || ctx.Err() != nil {
 					return
 				}
-				var mac [6]byte
-				mac[0], mac[1] = cfg.MACPrefix[0], cfg.MACPrefix[1]
-				binary.BigEndian.PutUint32(mac[2:], cfg.FirstMAC+uint32(i))
-				t0 := time.Now()
-				ip, err := dora(ctx, cfg, d, mac, uint32(w))
-				took := time.Since(t0)
-				mu.Lock()
-				if err != nil {
-					res.Failures++
-				} else {
-					res.Exchanges++
-					lat = append(lat, took)
-					res.Addresses = append(res.Addresses, ip)
-				}
-				mu.Unlock()
+				job(w, int(i))
 			}
 		})
 	}
 	wg.Wait()
-	res.Elapsed = time.Since(start)
-	if res.Elapsed > 0 {
-		res.Rate = float64(res.Exchanges) / res.Elapsed.Seconds()
+	return time.Since(start)
+}
+
+// percentiles sorts lat and returns its median, 99th percentile and maximum.
+func percentiles(lat []time.Duration) (p50, p99, maxLat time.Duration) {
+	if len(lat) == 0 {
+		return 0, 0, 0
 	}
-	if len(lat) > 0 {
-		slices.Sort(lat)
-		res.P50 = lat[len(lat)/2]
-		res.P99 = lat[min(len(lat)-1, len(lat)*99/100)]
-		res.Max = lat[len(lat)-1]
-	}
-	return res, ctx.Err()
+	slices.Sort(lat)
+	return lat[len(lat)/2], lat[min(len(lat)-1, len(lat)*99/100)], lat[len(lat)-1]
+}
+
+func yourIP(ack *dhcpv4.DHCPv4) netip.Addr {
+	ip, _ := netip.AddrFromSlice(ack.YourIPAddr.To4())
+	return ip
 }
 
 // demux hands each reply to the exchange waiting for its transaction ID.
@@ -180,33 +217,34 @@ func (d *demux) read(ctx context.Context, conn *net.UDPConn) {
 
 var errNAK = errors.New("NAK")
 
-// dora runs one exchange; xids carry the worker number so concurrent ones never clash.
-func dora(ctx context.Context, cfg Config, d *demux, mac [6]byte, worker uint32) (netip.Addr, error) {
+// dora runs one exchange and returns the ACK; xids carry the worker number so
+// concurrent ones never clash. mods add options to both DISCOVER and REQUEST (a PXE
+// ROM's or iPXE's classes).
+func dora(ctx context.Context, cfg Config, d *demux, mac [6]byte, worker uint32, mods ...dhcpv4.Modifier) (*dhcpv4.DHCPv4, error) {
 	var xid dhcpv4.TransactionID
 	binary.BigEndian.PutUint32(xid[:], worker<<20|uint32(time.Now().UnixNano())&0xfffff)
 	ch := d.expect(xid)
 	defer d.done(xid)
 	hw := net.HardwareAddr(mac[:])
 
-	discover, err := dhcpv4.New(dhcpv4.WithTransactionID(xid), dhcpv4.WithHwAddr(hw),
-		dhcpv4.WithMessageType(dhcpv4.MessageTypeDiscover), dhcpv4.WithBroadcast(true))
+	discover, err := dhcpv4.New(append([]dhcpv4.Modifier{dhcpv4.WithTransactionID(xid), dhcpv4.WithHwAddr(hw),
+		dhcpv4.WithMessageType(dhcpv4.MessageTypeDiscover), dhcpv4.WithBroadcast(true)}, mods...)...)
 	if err != nil {
-		return netip.Addr{}, err
+		return nil, err
 	}
 	offer, err := step(ctx, cfg, discover, ch, dhcpv4.MessageTypeOffer)
 	if err != nil {
-		return netip.Addr{}, fmt.Errorf("discover: %w", err)
+		return nil, fmt.Errorf("discover: %w", err)
 	}
-	request, err := dhcpv4.NewRequestFromOffer(offer, dhcpv4.WithBroadcast(true))
+	request, err := dhcpv4.NewRequestFromOffer(offer, append([]dhcpv4.Modifier{dhcpv4.WithBroadcast(true)}, mods...)...)
 	if err != nil {
-		return netip.Addr{}, err
+		return nil, err
 	}
 	ack, err := step(ctx, cfg, request, ch, dhcpv4.MessageTypeAck)
 	if err != nil {
-		return netip.Addr{}, fmt.Errorf("request: %w", err)
+		return nil, fmt.Errorf("request: %w", err)
 	}
-	ip, _ := netip.AddrFromSlice(ack.YourIPAddr.To4())
-	return ip, nil
+	return ack, nil
 }
 
 func step(ctx context.Context, cfg Config, m *dhcpv4.DHCPv4, ch chan *dhcpv4.DHCPv4, want dhcpv4.MessageType) (*dhcpv4.DHCPv4, error) {

@@ -118,6 +118,9 @@ func TestMetrics_CountOneDHCPExchangeOneTFTPTransferAndOneRefusedNoCloudRequest(
 		{`bootyard_dhcp_leases{status="free"}`, -1},
 		{`bootyard_tftp_transfers_total{result="served"}`, 1},
 		{`bootyard_tftp_bytes_total`, 0}, // checked below against the file size
+		{`bootyard_tftp_windowsize_count`, 1},
+		{`bootyard_tftp_windowsize_bucket{le="1"}`, 1}, // curl does not ask for a window
+		{`bootyard_tftp_transfers_active`, 0},
 		{`bootyard_nocloud_requests_total{outcome="refused"}`, 1},
 		{`bootyard_ipxe_scripts_total{state="discovered"}`, 1},
 		{`bootyard_nodes{state="discovered"}`, 1},
