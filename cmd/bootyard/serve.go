@@ -153,7 +153,7 @@ func runServe(ctx context.Context, o *serveOptions) error {
 	}
 	sources.NodeCount = st.CountNodes
 	deps := web.Deps{Inventory: st, Metrics: metrics}
-	bins, err := o.boot.binaries(log)
+	bins, err := o.boot.binaries(ctx, o.dataDir, log)
 	if err != nil {
 		return fail(err)
 	}
