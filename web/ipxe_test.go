@@ -325,8 +325,8 @@ func TestIPXEScript_CachedScriptFollowsEveryChangeOfTheNode(t *testing.T) {
 		query  string
 		want   string
 	}{
-		{"first fetch renders", nil, ipxeQuery, "\nexit\n"},
-		{"same fetch is served again", nil, ipxeQuery, "\nexit\n"},
+		{"first fetch renders", nil, ipxeQuery, "\nexit 1\n"},
+		{"same fetch is served again", nil, ipxeQuery, "\nexit 1\n"},
 		{"another platform gets its own script", nil, "/boot.ipxe?mac=52-54-00-12-34-56&platform=pcbios&arch=x86_64", "\nsanboot --no-describe --drive 0x80\n"},
 		{"a state change shows at once", func() {
 			if _, err := x.store.UpdateNode(ctx, "worker-1", func(n *node.Node) ([]node.Event, error) {
@@ -451,7 +451,7 @@ func TestIPXEScript_ThroughEcho(t *testing.T) {
 	}
 	defer resp.Body.Close()
 	body, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode != http.StatusOK || !strings.HasPrefix(string(body), "#!ipxe\n") || !strings.HasSuffix(string(body), "\nexit\n") {
+	if resp.StatusCode != http.StatusOK || !strings.HasPrefix(string(body), "#!ipxe\n") || !strings.HasSuffix(string(body), "\nexit 1\n") {
 		t.Errorf("through echo: %d\n%s", resp.StatusCode, body)
 	}
 }
