@@ -22,14 +22,20 @@ type apiHarness struct {
 	st  *store.Store
 }
 
-func newAPI(t *testing.T) *apiHarness {
+// newAPI is the operator server on a fresh store; with adds services (an image catalog,
+// a cloud-init renderer) to its Deps.
+func newAPI(t *testing.T, with ...func(st *store.Store, d *Deps)) *apiHarness {
 	t.Helper()
 	st, err := store.Open(filepath.Join(t.TempDir(), "bootyard.db"), store.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	s, err := New(Config{AdminToken: testToken}, Deps{Inventory: st})
+	deps := Deps{Inventory: st}
+	for _, w := range with {
+		w(st, &deps)
+	}
+	s, err := New(Config{AdminToken: testToken}, deps)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -4,9 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
-	"sync"
 
 	"github.com/labstack/echo/v4"
 
@@ -21,20 +19,6 @@ type ImageCatalog interface {
 	List(ctx context.Context) ([]store.Image, error)
 	Get(ctx context.Context, name string) (store.Image, error)
 	Remove(ctx context.Context, name string) error
-}
-
-// imageFileRoutes mounts the image and agent files and the agent API, for machines.
-func (s *Server) imageFileRoutes(e *echo.Echo) {
-	if s.deps.ImageFiles != nil {
-		h := streamHandler(s.deps.ImageFiles)
-		for _, p := range []string{"/images/*", "/agent/" + images.AgentKernel, "/agent/" + images.AgentInitramfs} {
-			e.GET(p, h)
-			e.HEAD(p, h)
-		}
-	}
-	if s.deps.Agent != nil {
-		s.deps.Agent.mount(e)
-	}
 }
 
 // imageAPIRoutes mounts the catalog API for operators.
@@ -107,33 +91,3 @@ func (s *Server) checkImage(ctx context.Context, in *NodeInput) error {
 	}
 	return nil
 }
-
-// streamHandler runs a file-serving handler on echo's response with io.ReaderFrom
-// added, so http.ServeContent streams the file through a 256 KiB buffer from a pool
-// instead of io.Copy's 32 KiB one. Measured on loopback with curl against nginx
-// (sendfile on) for a 200 MB image: sendfile(2) from Go reached 86-87 % of nginx, this
-// copy 91-96 %, with the heap flat (one buffer per download in flight).
-func streamHandler(h http.Handler) echo.HandlerFunc {
-	return func(c echo.Context) error {
-		h.ServeHTTP(readerFromResponse{c.Response()}, c.Request())
-		return nil
-	}
-}
-
-type readerFromResponse struct{ *echo.Response }
-
-// streamBuffers are the copy buffers of downloads in flight.
-var streamBuffers = sync.Pool{New: func() any { b := make([]byte, 256<<10); return &b }}
-
-// ReadFrom copies src to the client in large writes.
-func (w readerFromResponse) ReadFrom(src io.Reader) (int64, error) {
-	if !w.Committed {
-		w.WriteHeader(http.StatusOK)
-	}
-	buf := streamBuffers.Get().(*[]byte)
-	defer streamBuffers.Put(buf)
-	return io.CopyBuffer(writerOnly{w.Response}, src, *buf)
-}
-
-// writerOnly hides ReadFrom so io.Copy does not recurse into it.
-type writerOnly struct{ io.Writer }

@@ -1,13 +1,11 @@
-// Package web is Bootyard's HTTP face: the REST API under /api/v1, the iPXE and NoCloud
-// endpoints machines call, and the operator's inventory pages, all on one echo server.
+// Package web is the operator's side of Bootyard's HTTP: the REST API under /api/v1 and
+// the inventory pages. What machines call is package machine's.
 package web
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/http"
 	"time"
 
@@ -42,17 +40,11 @@ type Config struct {
 type Deps struct {
 	Inventory Inventory
 	Join      JoinRenderer // join command and seed ISO; nil until configured
-	IPXE      http.Handler // /boot.ipxe and /ipxe/
-	NoCloud   http.Handler // /nocloud/
 	Extra     map[string]http.Handler
 	Metrics   *Metrics // /metrics; nil means not served
 
 	// Images is the image catalog behind /api/v1/images; nil means not served.
 	Images ImageCatalog
-	// ImageFiles serves /images/<name>[/kernel|/initrd] and /agent/{vmlinuz,initramfs.gz}.
-	ImageFiles http.Handler
-	// Agent is the installer agent's API under /agent/v1/; nil means not served.
-	Agent *Agent
 	// Cluster drains and removes deleted nodes; nil when not connected to a cluster.
 	Cluster ClusterIntegration
 }
@@ -62,10 +54,7 @@ type Server struct {
 	cfg  Config
 	deps Deps
 	echo *echo.Echo
-	// machines serves only what booting machines call (scripts, NoCloud, images, the
-	// agent API), for a plain-HTTP listener beside an HTTPS operator listener.
-	machines *echo.Echo
-	log      *slog.Logger
+	log  *slog.Logger
 }
 
 // New builds the server and its routes.
@@ -82,14 +71,10 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	if cfg.ClusterConnected == nil {
 		cfg.ClusterConnected = func() bool { return false }
 	}
-	newEcho := func() *echo.Echo {
-		e := echo.New()
-		e.HideBanner, e.HidePort = true, true
-		e.HTTPErrorHandler = errorHandler(cfg.Logger)
-		return e
-	}
-	s := &Server{cfg: cfg, deps: deps, echo: newEcho(), machines: newEcho(), log: cfg.Logger}
-	s.machineRoutes(s.machines)
+	e := echo.New()
+	e.HideBanner, e.HidePort = true, true
+	e.HTTPErrorHandler = errorHandler(cfg.Logger)
+	s := &Server{cfg: cfg, deps: deps, echo: e, log: cfg.Logger}
 	s.routes()
 	if err := s.mountPages(); err != nil {
 		return nil, err
@@ -97,32 +82,13 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	return s, nil
 }
 
-// Handler is the whole application, for httptest and for http.Server.
+// Handler is the operator's application (API, pages, /healthz, /metrics), for httptest
+// and for http.Server.
 func (s *Server) Handler() http.Handler { return s.echo }
-
-// MachineHandler serves only the endpoints booting machines use, never the API or pages.
-func (s *Server) MachineHandler() http.Handler { return s.machines }
-
-// machineRoutes mounts what machines call: they speak plain HTTP (most firmware iPXE
-// builds carry no CA for Bootyard's certificate) and authenticate by MAC, source
-// address and per-boot tokens, never by the admin token.
-func (s *Server) machineRoutes(e *echo.Echo) {
-	e.GET("/healthz", func(c echo.Context) error { return c.JSON(http.StatusOK, map[string]string{"status": "ok"}) })
-	if s.deps.IPXE != nil {
-		h := echo.WrapHandler(s.deps.IPXE)
-		e.GET("/boot.ipxe", h)
-		e.GET("/ipxe/*", h)
-		e.HEAD("/ipxe/*", h)
-	}
-	if s.deps.NoCloud != nil {
-		e.Any("/nocloud/*", echo.WrapHandler(s.deps.NoCloud))
-	}
-	s.imageFileRoutes(e)
-}
 
 func (s *Server) routes() {
 	e := s.echo
-	s.machineRoutes(e)
+	e.GET("/healthz", func(c echo.Context) error { return c.JSON(http.StatusOK, map[string]string{"status": "ok"}) })
 	if s.deps.Metrics != nil {
 		e.GET("/metrics", echo.WrapHandler(s.deps.Metrics.Handler()))
 	}
@@ -147,40 +113,3 @@ func (s *Server) routes() {
 	api.PUT("/cluster", s.updateCluster, admin)
 	api.PATCH("/cluster", s.updateCluster, admin)
 }
-
-// Serve runs the server on ln until ctx is cancelled, then stops accepting and lets
-// in-flight requests finish (bounded by shutdownTimeout). ln may be a TLS listener.
-func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
-	return s.serve(ctx, ln, s.echo)
-}
-
-// ServeMachines serves MachineHandler on ln, like Serve.
-func (s *Server) ServeMachines(ctx context.Context, ln net.Listener) error {
-	return s.serve(ctx, ln, s.machines)
-}
-
-func (s *Server) serve(ctx context.Context, ln net.Listener, h http.Handler) error {
-	srv := &http.Server{
-		Handler:           h,
-		ReadHeaderTimeout: 10 * time.Second,
-		// No WriteTimeout: image downloads and event streams last long by design.
-		IdleTimeout: 2 * time.Minute,
-		ErrorLog:    slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
-	}
-	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
-	select {
-	case err := <-errc:
-		return fmt.Errorf("http serve: %w", err)
-	case <-ctx.Done():
-	}
-	shutdownCtx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
-	defer cancel()
-	if err := srv.Shutdown(shutdownCtx); err != nil {
-		return fmt.Errorf("http shutdown: %w", err)
-	}
-	return nil
-}
-
-// shutdownTimeout bounds how long SIGTERM waits for in-flight requests.
-const shutdownTimeout = 10 * time.Second

@@ -14,10 +14,10 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/bootyard/bootyard/agentapi"
 	"github.com/bootyard/bootyard/images/agenttest"
 	"github.com/bootyard/bootyard/images/disk"
 	"github.com/bootyard/bootyard/images/disk/disktest"
-	"github.com/bootyard/bootyard/web"
 )
 
 const mib = 1 << 20
@@ -95,7 +95,7 @@ func newRig(t *testing.T, action string, ndisks int, cidata map[string][]byte) *
 		disks = append(disks, filepath.Join(dev, name))
 	}
 	api := agenttest.New("tok", agenttest.Task{
-		Node: "cp-1", Action: web.AgentAction(action),
+		Node: "cp-1", Action: agentapi.Action(action),
 		Image:  &agenttest.Image{Name: "test", URL: "/images/test", SHA256: hex.EncodeToString(sum[:]), Size: int64(len(image)), Format: "raw"},
 		CIData: cidata,
 	}, image)

@@ -10,39 +10,9 @@ import (
 	"net/http"
 	"net/url"
 	"time"
+
+	"github.com/bootyard/bootyard/agentapi"
 )
-
-// Task is Bootyard's answer to GET /agent/v1/task.
-type Task struct {
-	Node   string `json:"node"`
-	Action string `json:"action"`
-	Disk   string `json:"disk"`
-	// Image is nil for a wipe of a node without an image: the disks stay empty.
-	Image *TaskImage `json:"image"`
-	// CIDATA maps NoCloud file names to their bytes (base64 in the JSON).
-	CIDATA map[string][]byte `json:"cidata"`
-	Wipe   struct {
-		Overwrite bool `json:"overwrite"`
-	} `json:"wipe"`
-}
-
-// TaskImage is the image a task installs.
-type TaskImage struct {
-	Name   string `json:"name"`
-	URL    string `json:"url"`
-	SHA256 string `json:"sha256"`
-	Size   int64  `json:"size"`
-	Format string `json:"format"`
-}
-
-// progressReport is the body of POST /agent/v1/progress.
-type progressReport struct {
-	Phase   string `json:"phase"`
-	Bytes   int64  `json:"bytes"`
-	Total   int64  `json:"total"`
-	Percent int    `json:"percent"`
-	Message string `json:"message,omitempty"`
-}
 
 // errTokenRejected is a 401: Bootyard restarted, or a newer boot of this node took over.
 var errTokenRejected = errors.New("bootyard rejected the boot token")
@@ -120,26 +90,26 @@ func readSnippet(r io.Reader) string {
 	return string(bytes.TrimSpace(b))
 }
 
-func (c *apiClient) task(ctx context.Context) (Task, error) {
-	var t Task
+func (c *apiClient) task(ctx context.Context) (agentapi.Task, error) {
+	var t agentapi.Task
 	err := c.do(ctx, http.MethodGet, "/agent/v1/task", nil, &t)
 	return t, err
 }
 
-func (c *apiClient) progress(ctx context.Context, p progressReport) error {
+func (c *apiClient) progress(ctx context.Context, p agentapi.Progress) error {
 	return c.do(ctx, http.MethodPost, "/agent/v1/progress", p, nil)
 }
 
 func (c *apiClient) log(ctx context.Context, lines []string) error {
-	return c.do(ctx, http.MethodPost, "/agent/v1/log", map[string][]string{"lines": lines}, nil)
+	return c.do(ctx, http.MethodPost, "/agent/v1/log", agentapi.Log{Lines: lines}, nil)
 }
 
-func (c *apiClient) done(ctx context.Context, action string) error {
-	return c.do(ctx, http.MethodPost, "/agent/v1/done", map[string]string{"action": action}, nil)
+func (c *apiClient) done(ctx context.Context, action agentapi.Action) error {
+	return c.do(ctx, http.MethodPost, "/agent/v1/done", agentapi.Done{Action: action}, nil)
 }
 
 func (c *apiClient) failed(ctx context.Context, reason string) error {
-	return c.do(ctx, http.MethodPost, "/agent/v1/failed", map[string]string{"reason": reason}, nil)
+	return c.do(ctx, http.MethodPost, "/agent/v1/failed", agentapi.Failed{Reason: reason}, nil)
 }
 
 // openImage starts the image download. Bootyard's own image URLs and outside URLs are

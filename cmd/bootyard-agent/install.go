@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/bootyard/bootyard/agentapi"
 	"github.com/bootyard/bootyard/images/disk"
 )
 
@@ -30,24 +31,24 @@ func isNoCloudFile(name string) bool {
 }
 
 // perform runs the task and returns nil once Bootyard has accepted "done".
-func (in *installer) perform(ctx context.Context, t Task) error {
-	for name := range t.CIDATA {
+func (in *installer) perform(ctx context.Context, t agentapi.Task) error {
+	for name := range t.CIData {
 		if !isNoCloudFile(name) {
 			return fmt.Errorf("task cidata has unexpected file %q", name)
 		}
 	}
-	if t.CIDATA["meta-data"] == nil {
+	if t.CIData["meta-data"] == nil {
 		return fmt.Errorf("task cidata has no meta-data")
 	}
 	switch t.Action {
-	case "install":
+	case agentapi.Install:
 		if t.Image == nil || t.Image.URL == "" {
 			return fmt.Errorf("install task names no image")
 		}
 		if err := in.install(ctx, t, false); err != nil {
 			return err
 		}
-	case "wipe":
+	case agentapi.Wipe:
 		if err := in.wipeAll(ctx, t.Wipe.Overwrite); err != nil {
 			return err
 		}
@@ -72,7 +73,7 @@ func (in *installer) perform(ctx context.Context, t Task) error {
 }
 
 // targetDisk is the task's disk, or the first non-removable one.
-func (in *installer) targetDisk(t Task) (string, error) {
+func (in *installer) targetDisk(t agentapi.Task) (string, error) {
 	if t.Disk != "" {
 		return t.Disk, nil
 	}
@@ -94,7 +95,7 @@ func (in *installer) disks() ([]disk.BlockDevice, error) {
 	return disks, nil
 }
 
-func (in *installer) install(ctx context.Context, t Task, afterWipe bool) error {
+func (in *installer) install(ctx context.Context, t agentapi.Task, afterWipe bool) error {
 	format, err := disk.ParseFormat(t.Image.Format)
 	if err != nil {
 		return err
@@ -133,7 +134,7 @@ func (in *installer) install(ctx context.Context, t Task, afterWipe bool) error 
 	res, err := disk.WriteImage(ctx, dev, dev.Size(), body,
 		disk.Image{Format: format, SHA256: t.Image.SHA256, Size: t.Image.Size},
 		func(p disk.Progress) {
-			in.ship.setProgress(progressReport{Phase: "write", Bytes: p.Read, Total: total, Percent: percent(p.Read, total),
+			in.ship.setProgress(agentapi.Progress{Phase: "write", Bytes: p.Read, Total: total, Percent: percent(p.Read, total),
 				Message: fmt.Sprintf("%d MiB written", p.Written>>20)})
 		})
 	if err != nil {
@@ -143,17 +144,17 @@ func (in *installer) install(ctx context.Context, t Task, afterWipe bool) error 
 		return fmt.Errorf("write image %s to %s: flush: %w", t.Image.Name, path, err)
 	}
 	secs := time.Since(start).Seconds()
-	in.ship.setProgress(progressReport{Phase: "verify", Bytes: total, Total: total, Percent: 100, Message: "sha256 " + res.SHA256})
+	in.ship.setProgress(agentapi.Progress{Phase: "verify", Bytes: total, Total: total, Percent: 100, Message: "sha256 " + res.SHA256})
 	log.Info("image written and verified", slog.Int64("bytes", res.Written), slog.String("sha256", res.SHA256),
 		slog.Float64("seconds", secs), slog.Float64("mb_per_s", float64(res.Written)/1e6/max(secs, 1e-3)))
 
-	ext, err := disk.AddCIDATA(dev, res.Written, t.CIDATA)
+	ext, err := disk.AddCIDATA(dev, res.Written, t.CIData)
 	if err != nil {
 		return fmt.Errorf("CIDATA: %w", err)
 	}
-	in.ship.setProgress(progressReport{Phase: "cidata", Bytes: ext.Length, Total: ext.Length, Percent: 100,
+	in.ship.setProgress(agentapi.Progress{Phase: "cidata", Bytes: ext.Length, Total: ext.Length, Percent: 100,
 		Message: fmt.Sprintf("CIDATA at %d MiB", ext.Offset>>20)})
-	log.Info("CIDATA written", slog.Int64("offset", ext.Offset), slog.Int("files", len(t.CIDATA)))
+	log.Info("CIDATA written", slog.Int64("offset", ext.Offset), slog.Int("files", len(t.CIData)))
 	return nil
 }
 
@@ -189,7 +190,7 @@ func (in *installer) wipeAll(ctx context.Context, overwrite bool) error {
 	var before int64
 	for i, dev := range devs {
 		rep, err := disk.Wipe(ctx, dev, plans[i], func(done, _ int64) {
-			in.ship.setProgress(progressReport{Phase: "wipe", Bytes: before + done, Total: total, Percent: percent(before+done, total),
+			in.ship.setProgress(agentapi.Progress{Phase: "wipe", Bytes: before + done, Total: total, Percent: percent(before+done, total),
 				Message: "wiping " + dev.Name()})
 		})
 		if err != nil {

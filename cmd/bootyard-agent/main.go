@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/bootyard/bootyard/agentapi"
 )
 
 // Timeouts of the boot: drivers probe in a few seconds even under TCG emulation;
@@ -108,7 +110,7 @@ func boot(ctx context.Context, log *slog.Logger, ship *shipper, console *console
 	if err != nil {
 		return fmt.Errorf("get task: %w", err)
 	}
-	log.Info("task received", slog.String("node", task.Node), slog.String("action", task.Action),
+	log.Info("task received", slog.String("node", task.Node), slog.String("action", string(task.Action)),
 		slog.Bool("image", task.Image != nil), slog.String("disk", task.Disk))
 
 	in := &installer{api: api, ship: ship, log: log, sysBlock: "/sys/block", devDir: "/dev"}
@@ -124,13 +126,13 @@ func boot(ctx context.Context, log *slog.Logger, ship *shipper, console *console
 	if err := in.perform(ctx, task); err != nil {
 		return err
 	}
-	log.Info("task done", slog.String("action", task.Action))
+	log.Info("task done", slog.String("action", string(task.Action)))
 	return nil
 }
 
 // fetchTask asks for the task, retrying for a while when Bootyard cannot be reached (it
 // may be restarting, or the switch still learning the port); a 401 or 409 is final.
-func fetchTask(ctx context.Context, log *slog.Logger, api *apiClient, retryEvery time.Duration) (Task, error) {
+func fetchTask(ctx context.Context, log *slog.Logger, api *apiClient, retryEvery time.Duration) (agentapi.Task, error) {
 	ctx, cancel := context.WithTimeout(ctx, taskTimeout)
 	defer cancel()
 	for attempt := 1; ; attempt++ {

@@ -7,6 +7,8 @@ import (
 	"log/slog"
 	"sync"
 	"time"
+
+	"github.com/bootyard/bootyard/agentapi"
 )
 
 // Limits of POST /agent/v1/log (the server caps lines per request and their length).
@@ -25,8 +27,8 @@ type shipper struct {
 	mu       sync.Mutex
 	lines    []string
 	dropped  int
-	progress []progressReport // latest per phase, in phase order, not yet sent
-	last     *progressReport  // the last progress sent
+	progress []agentapi.Progress // latest per phase, in phase order, not yet sent
+	last     *agentapi.Progress  // the last progress sent
 	lastSent time.Time
 	api      *apiClient
 }
@@ -51,7 +53,7 @@ func (s *shipper) add(line string) {
 }
 
 // setProgress records the phase's latest progress; only the newest is ever sent.
-func (s *shipper) setProgress(p progressReport) {
+func (s *shipper) setProgress(p agentapi.Progress) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for i := range s.progress {
@@ -84,7 +86,7 @@ func (s *shipper) flush(ctx context.Context) error {
 	progress := s.progress
 	s.progress = nil
 	if len(progress) == 0 && s.last != nil && time.Since(s.lastSent) >= heartbeat {
-		progress = []progressReport{*s.last}
+		progress = []agentapi.Progress{*s.last}
 	}
 	if n := len(progress); n > 0 {
 		s.last, s.lastSent = &progress[n-1], time.Now()

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/bootyard/bootyard/agentapi"
 	"github.com/bootyard/bootyard/images/agenttest"
 )
 
@@ -19,9 +20,9 @@ func TestShipper_SendsLinesWithinTheServersLimitsAndOnlyTheLatestProgress(t *tes
 	for i := range 250 {
 		s.add(strings.Repeat("x", 2000) + string(rune('a'+i%26)))
 	}
-	s.setProgress(progressReport{Phase: "write", Percent: 10})
-	s.setProgress(progressReport{Phase: "wipe", Percent: 50})
-	s.setProgress(progressReport{Phase: "write", Percent: 20})
+	s.setProgress(agentapi.Progress{Phase: "write", Percent: 10})
+	s.setProgress(agentapi.Progress{Phase: "wipe", Percent: 50})
+	s.setProgress(agentapi.Progress{Phase: "write", Percent: 20})
 	if err := s.flush(context.Background()); err != nil {
 		t.Fatalf("flush before connect: %v", err)
 	}

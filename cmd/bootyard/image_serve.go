@@ -10,6 +10,7 @@ import (
 
 	"github.com/bootyard/bootyard/cloudinit"
 	"github.com/bootyard/bootyard/images"
+	"github.com/bootyard/bootyard/machine"
 	"github.com/bootyard/bootyard/store"
 	"github.com/bootyard/bootyard/web"
 )
@@ -17,7 +18,7 @@ import (
 // mountImages adds the image catalog API, the image and agent files (from
 // <data>/agent) and the agent API to deps, hands the agent to the iPXE handler when
 // there is one, and runs the silent-agent watchdog in g.
-func (o *serveOptions) mountImages(ctx context.Context, g *errgroup.Group, st *store.Store, advertise string, deps *web.Deps, log *slog.Logger) error {
+func (o *serveOptions) mountImages(ctx context.Context, g *errgroup.Group, st *store.Store, advertise string, deps *web.Deps, mdeps *machine.Deps, log *slog.Logger) error {
 	catalog, err := images.NewCatalog(images.CatalogConfig{Store: st, Logger: log})
 	if err != nil {
 		return err
@@ -28,14 +29,14 @@ func (o *serveOptions) mountImages(ctx context.Context, g *errgroup.Group, st *s
 	if !ok {
 		return fmt.Errorf("images: no cloud-init renderer mounted")
 	}
-	agent, err := web.NewAgent(web.AgentConfig{AdvertiseURL: advertise, Logger: log}, st, catalog, ci)
+	agent, err := machine.NewAgent(machine.AgentConfig{AdvertiseURL: advertise, Logger: log}, st, catalog, ci)
 	if err != nil {
 		return err
 	}
 	deps.Images = catalog
-	deps.ImageFiles = images.NewFileServer(images.FileServerConfig{Images: st, AgentDir: filepath.Join(o.dataDir, "agent"), Logger: log})
-	deps.Agent = agent
-	if h, ok := deps.IPXE.(*web.IPXEHandler); ok {
+	mdeps.Files = images.NewFileServer(images.FileServerConfig{Images: st, AgentDir: filepath.Join(o.dataDir, "agent"), Logger: log})
+	mdeps.Agent = agent
+	if h := mdeps.IPXE; h != nil {
 		h.WithAgent(agent)
 	} else {
 		log.Warn("no iPXE handler: install and wipe scripts will not boot the agent")

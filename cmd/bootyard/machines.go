@@ -9,6 +9,7 @@ import (
 
 	"github.com/bootyard/bootyard/cloudinit"
 	"github.com/bootyard/bootyard/ipxe"
+	"github.com/bootyard/bootyard/machine"
 	"github.com/bootyard/bootyard/node"
 	"github.com/bootyard/bootyard/store"
 	"github.com/bootyard/bootyard/web"
@@ -16,14 +17,14 @@ import (
 
 // mountMachineEndpoints adds what booting machines call over HTTP: the iPXE script and
 // binaries, and the NoCloud seed. The returned function flushes their queued writes.
-func (o *serveOptions) mountMachineEndpoints(st *store.Store, bins *ipxe.Binaries, advertise string, deps *web.Deps, log *slog.Logger) (func(), error) {
+func (o *serveOptions) mountMachineEndpoints(st *store.Store, bins *ipxe.Binaries, advertise string, deps *web.Deps, mdeps *machine.Deps, log *slog.Logger) (func(), error) {
 	ci, err := cloudinit.NewRenderer(cloudinit.Config{AdvertiseURL: advertise})
 	if err != nil {
 		return nil, fmt.Errorf("cloud-init renderer: %w", err)
 	}
 	deps.Join = ci
-	nocloud := web.NewNoCloudHandler(ci, st, log)
-	deps.NoCloud = nocloud
+	nocloud := machine.NewNoCloudHandler(ci, st, log)
+	mdeps.NoCloud = nocloud
 
 	var loader string
 	if bins != nil {
@@ -35,8 +36,8 @@ func (o *serveOptions) mountMachineEndpoints(st *store.Store, bins *ipxe.Binarie
 	if err != nil {
 		return nil, fmt.Errorf("ipxe renderer: %w", err)
 	}
-	h := web.NewIPXEHandler(scripts, st, bins, log)
-	deps.IPXE = h
+	h := machine.NewIPXEHandler(scripts, st, bins, log)
+	mdeps.IPXE = h
 	if m := deps.Metrics; m != nil {
 		h.Observe(func(s node.State) { m.Scripts.WithLabelValues(string(s)).Inc() })
 		nocloud.Observe(func(outcome string) { m.NoCloud.WithLabelValues(outcome).Inc() })

@@ -14,6 +14,7 @@ import (
 	"github.com/spf13/cobra"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/bootyard/bootyard/machine"
 	"github.com/bootyard/bootyard/store"
 	"github.com/bootyard/bootyard/web"
 )
@@ -153,17 +154,18 @@ func runServe(ctx context.Context, o *serveOptions) error {
 	}
 	sources.NodeCount = st.CountNodes
 	deps := web.Deps{Inventory: st, Metrics: metrics}
+	var mdeps machine.Deps
 	bins, err := o.boot.binaries(ctx, o.dataDir, log)
 	if err != nil {
 		return fail(err)
 	}
-	stopMachines, err := o.mountMachineEndpoints(st, bins, advertise, &deps, log)
+	stopMachines, err := o.mountMachineEndpoints(st, bins, advertise, &deps, &mdeps, log)
 	if err != nil {
 		return fail(err)
 	}
 	// Queued boot events are written before the store closes (defers run in reverse).
 	defer stopMachines()
-	if err := o.mountImages(gctx, g, st, advertise, &deps, log); err != nil {
+	if err := o.mountImages(gctx, g, st, advertise, &deps, &mdeps, log); err != nil {
 		return fail(err)
 	}
 	if err := o.boot.start(gctx, g, st, bins, advertise, sources, hooks, log); err != nil {
@@ -183,9 +185,10 @@ func runServe(ctx context.Context, o *serveOptions) error {
 	}
 	log.Info("bootyard serving", slog.String("listen", scheme+"://"+ln.Addr().String()), slog.String("advertise", advertise),
 		slog.String("data", o.dataDir), slog.Bool("dhcp", o.boot.dhcpInterface != ""))
-	g.Go(func() error { return srv.Serve(gctx, ln) })
+	machines := machine.New(machine.Config{Logger: log}, mdeps).Handler()
+	g.Go(func() error { return serveHTTP(gctx, ln, operatorAndMachines(srv.Handler(), machines), log) })
 	if machineLn != nil {
-		g.Go(func() error { return srv.ServeMachines(gctx, machineLn) })
+		g.Go(func() error { return serveHTTP(gctx, machineLn, machines, log) })
 	}
 	err = g.Wait()
 	if err != nil && !errors.Is(err, context.Canceled) {

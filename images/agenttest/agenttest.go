@@ -11,24 +11,18 @@ import (
 	"sync"
 	"time"
 
-	"github.com/bootyard/bootyard/web"
+	"github.com/bootyard/bootyard/agentapi"
 )
 
-// Task is the GET /agent/v1/task answer: Bootyard's own type, so the fake cannot drift
-// from the contract the real server speaks.
-type Task = web.AgentTask
+// Task is the GET /agent/v1/task answer: the contract's own type, so the fake cannot
+// drift from what the real server speaks.
+type Task = agentapi.Task
 
 // Image is the task's image.
-type Image = web.AgentImage
+type Image = agentapi.Image
 
 // Progress is one POST /agent/v1/progress.
-type Progress struct {
-	Phase   string `json:"phase"`
-	Bytes   int64  `json:"bytes"`
-	Total   int64  `json:"total"`
-	Percent int    `json:"percent"`
-	Message string `json:"message"`
-}
+type Progress = agentapi.Progress
 
 // Server is the fake API. Set Task, Token and ImageBytes before serving.
 type Server struct {
@@ -59,11 +53,12 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, `{"error":"bad token"}`, http.StatusUnauthorized)
 		return
 	}
+	// One struct for every report: each call fills the fields its body has.
 	var body struct {
-		Progress
-		Lines  []string `json:"lines"`
-		Action string   `json:"action"`
-		Reason string   `json:"reason"`
+		agentapi.Progress
+		agentapi.Log
+		agentapi.Done
+		agentapi.Failed
 	}
 	if r.Method == http.MethodPost {
 		if err := json.NewDecoder(r.Body).Decode(&body); err != nil {
@@ -84,7 +79,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case "POST /agent/v1/log":
 		s.logs = append(s.logs, body.Lines...)
 	case "POST /agent/v1/done":
-		s.done = append(s.done, body.Action)
+		s.done = append(s.done, string(body.Action))
 	case "POST /agent/v1/failed":
 		s.failed = append(s.failed, body.Reason)
 	default:

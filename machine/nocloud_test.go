@@ -1,4 +1,4 @@
-package web
+package machine
 
 import (
 	"bytes"
@@ -50,7 +50,7 @@ func (s *noCloudLogs) String() string {
 	return s.b.String()
 }
 
-// noCloudHarness is Bootyard's web server with the real store, the real renderer and the
+// noCloudHarness is Bootyard's machine server with the real store, the real renderer and the
 // NoCloud handler mounted as cmd wires it, on a loopback socket.
 type noCloudHarness struct {
 	t    testing.TB
@@ -97,11 +97,7 @@ func newNoCloudHarness(t testing.TB, opts ...harnessOption) *noCloudHarness {
 		t.Fatal(err)
 	}
 	x.h = NewNoCloudHandler(x.r, st, log)
-	web, err := New(Config{AdminToken: testToken, Logger: log}, Deps{Inventory: st, NoCloud: x.h, Join: x.r})
-	if err != nil {
-		t.Fatal(err)
-	}
-	handler = web.Handler()
+	handler = New(Config{Logger: log}, Deps{NoCloud: x.h}).Handler()
 	t.Cleanup(x.checkNoTokenLeaked)
 	return x
 }
@@ -736,28 +732,6 @@ func TestNoCloud_CloudInitReadsTheHTTPSeed(t *testing.T) {
 				t.Errorf("network config as cloud-init parsed it: version %d, %v", got.NetworkVersion, got.Interfaces)
 			}
 		})
-	}
-}
-
-// TestNoCloud_APIJoinCommandAndSeedISO checks the renderer through the lead's API
-// endpoints: the join command is redacted unless an admin reveals it, and the seed ISO
-// holds the same files the NoCloud endpoint serves.
-func TestNoCloud_APIJoinCommandAndSeedISO(t *testing.T) {
-	x := newNoCloudHarness(t)
-	x.importAt("w-5", "52:54:00:55:00:01", node.RoleWorker, node.StateProvisioning)
-	c := clientFrom("127.0.0.1")
-	admin := http.Header{"Authorization": {"Bearer " + testToken}}
-	code, body := x.do(c, http.MethodGet, "/api/v1/nodes/w-5/join-command", admin, nil)
-	if code != 200 || strings.Contains(body, noCloudToken) || !strings.Contains(body, "redacted") {
-		t.Errorf("join-command: %d, want 200 and the token redacted:\n%s", code, body)
-	}
-	code, body = x.do(c, http.MethodGet, "/api/v1/nodes/w-5/join-command?reveal=true", admin, nil)
-	if code != 200 || !strings.Contains(body, noCloudToken) {
-		t.Errorf("join-command?reveal=true as admin: %d, want 200 and the token:\n%s", code, body)
-	}
-	code, body = x.do(c, http.MethodGet, "/api/v1/nodes/w-5/seed.iso", admin, nil)
-	if code != 200 || !strings.Contains(body, "CD001") || !strings.Contains(body, "cidata") {
-		t.Errorf("seed.iso: %d, %d bytes; want an ISO 9660 image labelled cidata", code, len(body))
 	}
 }
 

@@ -1,4 +1,4 @@
-package web
+package machine
 
 import (
 	"crypto/rand"
@@ -9,15 +9,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/bootyard/bootyard/agentapi"
 	"github.com/bootyard/bootyard/node"
-)
-
-// AgentAction is what an agent boot is for.
-type AgentAction string
-
-const (
-	AgentInstall AgentAction = "install" // write the node's image and its NoCloud data
-	AgentWipe    AgentAction = "wipe"    // wipe every disk, reinstall without join data
 )
 
 // DefaultAgentTokenTTL is how long a per-boot token lives without being used: a long
@@ -35,7 +28,7 @@ type tokenKey [sha256.Size]byte
 // agentGrant is what one token allows: one action on one node at one generation.
 type agentGrant struct {
 	node       string
-	action     AgentAction
+	action     agentapi.Action
 	generation int
 	expires    time.Time
 	started    bool      // the agent fetched its task
@@ -61,7 +54,7 @@ type AgentTokens struct {
 // agentRestarts is a node's count of unreported agent restarts at one generation.
 type agentRestarts struct {
 	generation int
-	action     AgentAction
+	action     agentapi.Action
 	count      int
 }
 
@@ -80,14 +73,14 @@ func NewAgentTokens(ttl time.Duration, now func() time.Time) *AgentTokens {
 
 // Mint makes a new token for n and action, bound to n's name and generation. The
 // node's previous token, if any, is revoked: only the newest script's boot may act.
-func (t *AgentTokens) Mint(n node.Node, action AgentAction) (node.Secret, error) {
+func (t *AgentTokens) Mint(n node.Node, action agentapi.Action) (node.Secret, error) {
 	tok, _, err := t.mint(n, action)
 	return tok, err
 }
 
 // mint is Mint that also says how many agents of this node, action and generation
 // started their task and were replaced without reporting (this boot's included).
-func (t *AgentTokens) mint(n node.Node, action AgentAction) (node.Secret, int, error) {
+func (t *AgentTokens) mint(n node.Node, action agentapi.Action) (node.Secret, int, error) {
 	var raw [32]byte
 	if _, err := rand.Read(raw[:]); err != nil {
 		return "", 0, fmt.Errorf("mint agent token for %s: %w", n.Name, err)

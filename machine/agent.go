@@ -1,4 +1,4 @@
-package web
+package machine
 
 import (
 	"context"
@@ -14,6 +14,7 @@ import (
 	"github.com/labstack/echo/v4"
 	"github.com/labstack/echo/v4/middleware"
 
+	"github.com/bootyard/bootyard/agentapi"
 	"github.com/bootyard/bootyard/ipxe"
 	"github.com/bootyard/bootyard/node"
 	"github.com/bootyard/bootyard/store"
@@ -87,12 +88,12 @@ func NewAgent(cfg AgentConfig, inv AgentInventory, images AgentImages, files Clo
 func (a *Agent) Tokens() *AgentTokens { return a.tokens }
 
 // ActionFor is the agent action a node's state calls for, if any.
-func ActionFor(s node.State) (AgentAction, bool) {
+func ActionFor(s node.State) (agentapi.Action, bool) {
 	switch s {
 	case node.StateRegistered, node.StateProvisioning:
-		return AgentInstall, true
+		return agentapi.Install, true
 	case node.StateWiping:
-		return AgentWipe, true
+		return agentapi.Wipe, true
 	}
 	return "", false
 }
@@ -116,7 +117,7 @@ func (a *Agent) BootTarget(ctx context.Context, n node.Node, mac node.MAC) (ipxe
 	if !ok {
 		return ipxe.InstallTarget{}, fmt.Errorf("node %s is %s: nothing to boot: %w", n.Name, n.State, node.ErrIllegalTransition)
 	}
-	if action == AgentInstall {
+	if action == agentapi.Install {
 		settings, err := a.inv.ClusterSettings(ctx)
 		if err != nil {
 			return ipxe.InstallTarget{}, err
@@ -159,7 +160,7 @@ const maxAgentRestarts = 3
 
 // agentRestarted records that the node's previous agent started and never reported,
 // and fails the node once that happened maxAgentRestarts times at this generation.
-func (a *Agent) agentRestarted(ctx context.Context, n node.Node, action AgentAction, restarts int) error {
+func (a *Agent) agentRestarted(ctx context.Context, n node.Node, action agentapi.Action, restarts int) error {
 	now := time.Now().UTC()
 	if restarts < maxAgentRestarts {
 		msg := fmt.Sprintf("the %s agent started but never reported before the machine booted again (crash or reset, %d of %d allowed): starting over",
@@ -276,33 +277,6 @@ func checkGrant(g agentGrant, n node.Node) error {
 
 func call(c echo.Context) agentCall { return c.Get(agentCallKey).(agentCall) }
 
-// AgentTask is the agent's work order (GET /agent/v1/task).
-type AgentTask struct {
-	Node   string      `json:"node"`
-	Action AgentAction `json:"action"`
-	// Disk is the install target; empty means the first non-removable disk.
-	Disk  string      `json:"disk"`
-	Image *AgentImage `json:"image,omitempty"`
-	// CIData are the NoCloud files for the CIDATA filesystem, by file name; []byte
-	// marshals as base64. A wipe's have no join data.
-	CIData map[string][]byte `json:"cidata"`
-	Wipe   AgentWipeOptions  `json:"wipe"`
-}
-
-// AgentImage is where the agent downloads the image and how it checks it.
-type AgentImage struct {
-	Name   string            `json:"name"`
-	URL    string            `json:"url"`
-	SHA256 string            `json:"sha256"`
-	Size   int64             `json:"size"`
-	Format store.ImageFormat `json:"format"`
-}
-
-// AgentWipeOptions tune the wipe.
-type AgentWipeOptions struct {
-	Overwrite bool `json:"overwrite"` // overwrite whole disks, not only signatures
-}
-
 func (a *Agent) task(c echo.Context) error {
 	ctx := c.Request().Context()
 	ac := call(c)
@@ -311,19 +285,19 @@ func (a *Agent) task(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	t := AgentTask{Node: n.Name, Action: ac.grant.action, Disk: n.Disk, Wipe: AgentWipeOptions{Overwrite: settings.WipeOverwrite}}
+	t := agentapi.Task{Node: n.Name, Action: ac.grant.action, Disk: n.Disk, Wipe: agentapi.WipeOptions{Overwrite: settings.WipeOverwrite}}
 	var notes []node.Event
 	now := time.Now().UTC()
 	img, err := a.images.Resolve(ctx, n, settings)
 	switch {
 	case err == nil && img.Kind == store.ImageDisk:
-		t.Image = &AgentImage{Name: img.Name, URL: img.URL, SHA256: img.SHA256, Size: img.Size, Format: img.Format}
+		t.Image = &agentapi.Image{Name: img.Name, URL: img.URL, SHA256: img.SHA256, Size: img.Size, Format: string(img.Format)}
 		if img.File != "" {
 			t.Image.URL = a.base + "/images/" + img.Name
 		}
-	case t.Action == AgentInstall && err != nil:
+	case t.Action == agentapi.Install && err != nil:
 		return err
-	case t.Action == AgentInstall:
+	case t.Action == agentapi.Install:
 		return fmt.Errorf("node %s: image %s is an installer image: iPXE boots its kernel, not the agent: %w", n.Name, img.Name, node.ErrConflict)
 	default:
 		// A wipe goes ahead without an image to reinstall: leaving the old disk
@@ -334,7 +308,7 @@ func (a *Agent) task(c echo.Context) error {
 		}
 		notes = append(notes, node.NewEvent(n.Name, node.EventWarning, "wipe without reinstall: "+why+": the disks are left blank", "agent", now))
 	}
-	join := t.Action == AgentInstall && n.State.MayReceiveJoinData()
+	join := t.Action == agentapi.Install && n.State.MayReceiveJoinData()
 	if t.CIData, err = a.files.Files(n, settings, join); err != nil {
 		return fmt.Errorf("render cloud-init data for %s: %w", n.Name, err)
 	}
@@ -365,20 +339,11 @@ func (a *Agent) task(c echo.Context) error {
 	return c.JSON(http.StatusOK, t)
 }
 
-// AgentProgress is one progress report.
-type AgentProgress struct {
-	Phase   string `json:"phase"`
-	Bytes   int64  `json:"bytes"`
-	Total   int64  `json:"total"`
-	Percent int    `json:"percent"`
-	Message string `json:"message"`
-}
-
 var agentPhases = map[string]bool{"download": true, "write": true, "verify": true, "wipe": true, "cidata": true}
 
 func (a *Agent) progress(c echo.Context) error {
 	ac := call(c)
-	var in AgentProgress
+	var in agentapi.Progress
 	if err := decodeJSON(c, &in); err != nil {
 		return err
 	}
@@ -414,9 +379,7 @@ func (a *Agent) progress(c echo.Context) error {
 
 func (a *Agent) logLines(c echo.Context) error {
 	ac := call(c)
-	var in struct {
-		Lines []string `json:"lines"`
-	}
+	var in agentapi.Log
 	if err := decodeJSON(c, &in); err != nil {
 		return err
 	}
@@ -439,9 +402,7 @@ func (a *Agent) logLines(c echo.Context) error {
 
 func (a *Agent) done(c echo.Context) error {
 	ac := call(c)
-	var in struct {
-		Action AgentAction `json:"action"`
-	}
+	var in agentapi.Done
 	if err := decodeJSON(c, &in); err != nil {
 		return err
 	}
@@ -449,7 +410,7 @@ func (a *Agent) done(c echo.Context) error {
 		return badField("action", fmt.Errorf("action %q: %w: this boot was for %s", in.Action, node.ErrConflict, ac.grant.action))
 	}
 	to, reason := node.StateInstalled, "installer agent wrote the image and its cloud-init data"
-	if ac.grant.action == AgentWipe {
+	if ac.grant.action == agentapi.Wipe {
 		to, reason = node.StateDeleted, "disks wiped and reinstalled without join data"
 	}
 	return a.finish(c, ac, to, reason)
@@ -457,9 +418,7 @@ func (a *Agent) done(c echo.Context) error {
 
 func (a *Agent) failed(c echo.Context) error {
 	ac := call(c)
-	var in struct {
-		Reason string `json:"reason"`
-	}
+	var in agentapi.Failed
 	if err := decodeJSON(c, &in); err != nil {
 		return err
 	}
