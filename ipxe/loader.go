@@ -78,7 +78,9 @@ func BuildLocalBootLoader(ctx context.Context, grubDir, dir string) (string, err
 	tmp := out + ".tmp"
 	// Written beside and renamed, so a machine fetching the loader while Bootyard
 	// restarts never gets half a file.
-	args := append([]string{"-O", "x86_64-efi", "-d", grubDir, "-o", tmp, "-m", memdisk.Name(), "-p", "(memdisk)"}, localBootModules...)
+	// The prefix names a directory: with a bare "(memdisk)" GRUB takes the path from the
+	// device it was loaded from (iPXE's), finds no grub.cfg and stops at its prompt.
+	args := append([]string{"-O", "x86_64-efi", "-d", grubDir, "-o", tmp, "-m", memdisk.Name(), "-p", "(memdisk)/boot/grub"}, localBootModules...)
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
 	if b, err := exec.CommandContext(ctx, mkimage, args...).CombinedOutput(); err != nil {
@@ -92,13 +94,16 @@ func BuildLocalBootLoader(ctx context.Context, grubDir, dir string) (string, err
 	return out, nil
 }
 
-// configTar is a tar archive holding grub.cfg: GRUB's memdisk is a tar, and with the
-// prefix (memdisk) "normal" reads grub.cfg from it.
+// configTar is a tar archive holding boot/grub/grub.cfg: GRUB's memdisk is a tar, and
+// with the prefix (memdisk)/boot/grub "normal" reads grub.cfg from it.
 func configTar(cfg []byte) []byte {
 	var buf bytes.Buffer
 	tw := tar.NewWriter(&buf)
 	// Writes to a bytes.Buffer do not fail.
-	_ = tw.WriteHeader(&tar.Header{Name: "grub.cfg", Mode: 0o644, Size: int64(len(cfg)), Typeflag: tar.TypeReg, Format: tar.FormatUSTAR})
+	for _, d := range []string{"boot/", "boot/grub/"} {
+		_ = tw.WriteHeader(&tar.Header{Name: d, Mode: 0o755, Typeflag: tar.TypeDir, Format: tar.FormatUSTAR})
+	}
+	_ = tw.WriteHeader(&tar.Header{Name: "boot/grub/grub.cfg", Mode: 0o644, Size: int64(len(cfg)), Typeflag: tar.TypeReg, Format: tar.FormatUSTAR})
 	_, _ = tw.Write(cfg)
 	_ = tw.Close()
 	return buf.Bytes()
