@@ -57,6 +57,19 @@ type Log struct {
 // Done reports the task finished (POST /agent/v1/done).
 type Done struct {
 	Action Action `json:"action"`
+	// Wiped is a wipe's read-back of every disk it wiped, taken after the wipe and
+	// before any reinstall; Bootyard records a node deleted only when every one is blank.
+	Wiped []DiskCheck `json:"wiped,omitempty"`
+}
+
+// DiskCheck is the read-back of one wiped disk.
+type DiskCheck struct {
+	Disk string `json:"disk"`
+	Size int64  `json:"size"`
+	// Blank: no partition table, and nothing but zeros in the first and last MiB.
+	Blank bool `json:"blank"`
+	// Found says what is left when the disk is not blank.
+	Found string `json:"found,omitempty"`
 }
 
 // Failed reports the task failed (POST /agent/v1/failed).

@@ -6,6 +6,8 @@ import (
 	"strings"
 
 	"github.com/insomniacslk/dhcp/dhcpv4"
+
+	"github.com/bootyard/bootyard/ipxe"
 )
 
 // Client system architectures, DHCP option 93 (RFC 4578 §2.1 and the IANA registry).
@@ -29,6 +31,21 @@ type BootFiles struct {
 
 // DefaultBootFiles are the names Debian's ipxe package ships.
 var DefaultBootFiles = BootFiles{BIOS: "undionly.kpxe", EFIx64: "ipxe.efi"}
+
+// BootFilesFrom names the binaries DHCP offers from what the iPXE directory holds:
+// arm64 clients get a file only where one exists. Without binaries, the defaults.
+func BootFilesFrom(bins *ipxe.Binaries) BootFiles {
+	var f BootFiles
+	if bins == nil {
+		return f
+	}
+	for arch, name := range map[uint16]*string{archBIOS: &f.BIOS, archEFIBC: &f.EFIx64, archEFIARM64: &f.EFIARM64} {
+		if n, ok := bins.BootFile(arch); ok {
+			*name = n
+		}
+	}
+	return f
+}
 
 func (b BootFiles) withDefaults() BootFiles {
 	if b.BIOS == "" {

@@ -106,6 +106,9 @@ type DHCPConfig struct {
 	Workers int
 	// ServerPort and ProxyPort override 67 and 4011 (tests only); ClientPort overrides 68.
 	ServerPort, ProxyPort, ClientPort int
+	// Sightings, when set, is told which address each MAC used in every exchange, so
+	// the machine endpoints can tell the node's own requests from others'.
+	Sightings *Sightings
 }
 
 func (c *DHCPConfig) setDefaults() {

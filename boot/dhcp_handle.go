@@ -51,6 +51,7 @@ func (s *DHCPServer) handle(ctx context.Context, b []byte, port int, peer netip.
 	} else {
 		reply = s.handleFull(ctx, r)
 	}
+	s.recordSighting(r, reply)
 	if reply == nil {
 		return nil, netip.AddrPort{}, false
 	}
@@ -77,6 +78,24 @@ func (s *DHCPServer) destination(r request, reply *dhcpv4.DHCPv4) netip.AddrPort
 		return netip.AddrPortFrom(r.ciaddr, uint16(s.cfg.ClientPort))
 	}
 	return netip.AddrPortFrom(broadcast, uint16(s.cfg.ClientPort))
+}
+
+// recordSighting notes the address this exchange shows the client using. In full mode
+// that is only the yiaddr we acknowledged (the lease says the same); in proxy mode,
+// where another server hands out addresses, the client's ciaddr and the address its
+// REQUEST asks for (what the other server offered it).
+func (s *DHCPServer) recordSighting(r request, reply *dhcpv4.DHCPv4) {
+	sg := s.cfg.Sightings
+	switch {
+	case sg == nil:
+	case s.cfg.Mode == ModeProxy:
+		sg.Saw(r.mac, r.ciaddr)
+		if r.msg.MessageType() == dhcpv4.MessageTypeRequest {
+			sg.Saw(r.mac, ipv4Field(r.msg.RequestedIPAddress()))
+		}
+	case reply != nil && reply.MessageType() == dhcpv4.MessageTypeAck:
+		sg.Saw(r.mac, ipv4Field(reply.YourIPAddr))
+	}
 }
 
 var broadcast = netip.AddrFrom4([4]byte{255, 255, 255, 255})

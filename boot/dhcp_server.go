@@ -187,6 +187,20 @@ func (s *DHCPServer) RefreshReservations(ctx context.Context) error {
 	return nil
 }
 
+// NodeChanged refreshes the reservations, in the background, when a node's change
+// touches them: a node imported or changed with a static address is reserved at once,
+// not at the next periodic refresh, so the pool cannot offer it in between.
+func (s *DHCPServer) NodeChanged(ctx context.Context, before, after node.Node) {
+	if before.IP == after.IP && !(after.IP.IsValid() && before.State != after.State) {
+		return
+	}
+	go func() {
+		if err := s.RefreshReservations(ctx); err != nil {
+			s.log.Warn("refresh DHCP reservations", slog.Any("err", err))
+		}
+	}()
+}
+
 type packet struct {
 	buf  []byte
 	n    int

@@ -20,9 +20,15 @@ type JoinPlan struct {
 	// Files are written by cloud-init's write_files before anything runs. Files with
 	// Secret set hold the token and are the only place it appears.
 	Files []File
-	// Unit is the systemd unit that performs the join; it gets a Restart=on-failure
-	// drop-in because it gives up for good when its server is late.
+	// Unit is the systemd unit that performs the join; it is retried (a Restart=on-failure
+	// drop-in where systemd accepts one, else the first-boot script restarts it) because
+	// it gives up for good when its server is late.
 	Unit string
+	// DoneStamp is the file the distribution writes once its join has finished. The
+	// installer only queues the join, so the first-boot script waits for this file (or
+	// Unit failing) before it reports joined (or failed). Empty: the installer's return
+	// is the outcome. DoneStamp needs Unit.
+	DoneStamp string
 	// InstallURL is the installer script, run with no arguments so no setting (and no
 	// token) ends up in the unit's ExecStart.
 	InstallURL string

@@ -5,6 +5,7 @@ import (
 	"net"
 	"net/url"
 	"strconv"
+	"strings"
 
 	"sigs.k8s.io/yaml"
 
@@ -16,6 +17,9 @@ import (
 const (
 	llmosConfigPath = "/etc/llmos/config.yaml"
 	llmosUnit       = "llmos.service"
+	// llmosBootstrapped is written by `llmos bootstrap` when the node has joined; the
+	// installer itself ends with `systemctl restart --no-block llmos`, long before that.
+	llmosBootstrapped = "/var/lib/llmos/bootstrapped"
 	// llmosClusterInfoPort is where joiners fetch /v1-cluster/cluster-info with the token.
 	llmosClusterInfoPort = 8443
 )
@@ -66,6 +70,7 @@ func (l LLMOS) Plan(n node.Node, s node.ClusterSettings, token string) (JoinPlan
 	}
 	plan := JoinPlan{
 		Unit:       llmosUnit,
+		DoneStamp:  llmosBootstrapped,
 		InstallURL: s.EffectiveInstallURL(),
 		InstallEnv: s.InstallEnv,
 		OneAtATime: n.Role == node.RoleServer,
@@ -75,12 +80,15 @@ func (l LLMOS) Plan(n node.Node, s node.ClusterSettings, token string) (JoinPlan
 		if s.ServerURL == "" {
 			return JoinPlan{}, fmt.Errorf("llmos join for %s: no server URL set (bootyard cluster set --server): %w", n.Name, node.ErrInvalid)
 		}
-		u, err := url.Parse(s.ServerURL)
+		// The API stores it normalised; one stored before that may still end in "/",
+		// and k3s never answers "pong" on //ping.
+		server := strings.TrimRight(s.ServerURL, "/")
+		u, err := url.Parse(server)
 		if err != nil || u.Hostname() == "" {
 			return JoinPlan{}, fmt.Errorf("llmos join for %s: server URL %q: %w", n.Name, s.ServerURL, node.ErrInvalid)
 		}
-		cfg.Server = s.ServerURL
-		plan.PingURL = s.ServerURL + "/ping"
+		cfg.Server = server
+		plan.PingURL = server + "/ping"
 		plan.PingAnswer = "pong"
 		port := l.ClusterInfoPort
 		if port == 0 {

@@ -1,11 +1,28 @@
 package cloudinit
 
-import "github.com/bootyard/bootyard/node"
+import (
+	"fmt"
 
-// MetaData renders meta-data. It is written by hand rather than marshalled: two keys
-// whose values are a DNS label and a fixed pattern need no YAML quoting.
-func (r *Renderer) MetaData(n node.Node) []byte {
-	return []byte("instance-id: " + InstanceID(n) + "\nlocal-hostname: " + n.Name + "\n")
+	"sigs.k8s.io/yaml"
+
+	"github.com/bootyard/bootyard/node"
+)
+
+// metaData is NoCloud's meta-data. It is marshalled, never concatenated: a node named
+// 123, 01, on or yes (all valid DNS labels) must come out as a quoted string, or YAML
+// reads an int or a bool, cloud-init fails in get_hostname and NoCloud does not load.
+type metaData struct {
+	InstanceID    string `json:"instance-id"`
+	LocalHostname string `json:"local-hostname"`
+}
+
+// MetaData renders meta-data.
+func (r *Renderer) MetaData(n node.Node) ([]byte, error) {
+	b, err := yaml.Marshal(metaData{InstanceID: InstanceID(n), LocalHostname: n.Name})
+	if err != nil {
+		return nil, fmt.Errorf("meta-data for %s: %w", n.Name, err)
+	}
+	return b, nil
 }
 
 // VendorData renders vendor-data. Bootyard puts everything in user-data, where the

@@ -17,7 +17,13 @@ type netConfig struct {
 }
 
 type netEthernet struct {
-	Match       netMatch        `json:"match"`
+	Match netMatch `json:"match"`
+	// SetName renames the matched device to the entry's ID. eni, networkd and sysconfig
+	// name the device after the key (iface nic0, Name=nic0, DEVICE=nic0), so the device
+	// must really be renamed; netplan treats the key as a mere ID unless set-name says
+	// so. With set-name every renderer agrees: cloud-init renames by MAC on first boot
+	// (eni and sysconfig also get a udev rule) and configures nic0 everywhere.
+	SetName     string          `json:"set-name"`
 	DHCP4       bool            `json:"dhcp4,omitempty"`
 	DHCP6       bool            `json:"dhcp6,omitempty"`
 	Addresses   []string        `json:"addresses,omitempty"`
@@ -42,7 +48,8 @@ type netNameservers struct {
 }
 
 // NetworkConfig renders network-config v2. Interfaces are matched by MAC, never by
-// name, because names differ between the installer, the OS and the VM template. With a
+// name, because names differ between the installer, the OS and the VM template, and
+// renamed to the entry's ID (nic0, nic1, ...), which every renderer then uses. With a
 // static IP the primary MAC gets the address, gateway and DNS; otherwise every MAC runs
 // DHCP, and only the primary one holds up boot.
 func (r *Renderer) NetworkConfig(n node.Node) ([]byte, error) {
@@ -53,6 +60,7 @@ func (r *Renderer) NetworkConfig(n node.Node) ([]byte, error) {
 	if n.IP.IsValid() {
 		eth := netEthernet{
 			Match:     netMatch{MACAddress: n.PrimaryMAC().String()},
+			SetName:   "nic0",
 			Addresses: []string{n.IP.String()},
 		}
 		if n.Gateway.IsValid() {
@@ -72,8 +80,10 @@ func (r *Renderer) NetworkConfig(n node.Node) ([]byte, error) {
 		cfg.Ethernets["nic0"] = eth
 	} else {
 		for i, m := range n.MACs {
-			cfg.Ethernets["nic"+strconv.Itoa(i)] = netEthernet{
+			id := "nic" + strconv.Itoa(i)
+			cfg.Ethernets[id] = netEthernet{
 				Match:    netMatch{MACAddress: m.String()},
+				SetName:  id,
 				DHCP4:    true,
 				Optional: i > 0,
 			}

@@ -45,6 +45,13 @@ type Config struct {
 	WaitLimit time.Duration
 	// WaitFirstDelay and WaitMaxDelay shape the backoff between tries; 0 means 5s and 60s.
 	WaitFirstDelay, WaitMaxDelay time.Duration
+	// JoinLimit bounds how long the first-boot script waits, after the installer, for the
+	// distribution to finish the join; 0 means 45 minutes (a k3s server pulling images
+	// and joining etcd on a slow link).
+	JoinLimit time.Duration
+	// JoinRetries is how often the script restarts a failed join unit where systemd
+	// cannot (before 244); 0 means 5.
+	JoinRetries int
 }
 
 // Renderer renders NoCloud files. It is safe for concurrent use; templates are parsed
@@ -56,6 +63,8 @@ type Renderer struct {
 	waitLimit      int // seconds; the node-side script does integer arithmetic
 	firstDelay     int
 	maxDelay       int
+	joinLimit      int
+	joinRetries    int
 	script         *template.Template
 }
 
@@ -72,6 +81,11 @@ func NewRenderer(cfg Config) (*Renderer, error) {
 		waitLimit:      seconds(cfg.WaitLimit, 45*time.Minute),
 		firstDelay:     seconds(cfg.WaitFirstDelay, 5*time.Second),
 		maxDelay:       seconds(cfg.WaitMaxDelay, time.Minute),
+		joinLimit:      seconds(cfg.JoinLimit, 45*time.Minute),
+		joinRetries:    cfg.JoinRetries,
+	}
+	if r.joinRetries <= 0 {
+		r.joinRetries = 5
 	}
 	if r.join == nil {
 		r.join = LLMOS{}
@@ -107,8 +121,12 @@ func (r *Renderer) Files(n node.Node, s node.ClusterSettings, join bool) (map[st
 	if err != nil {
 		return nil, err
 	}
+	md, err := r.MetaData(n)
+	if err != nil {
+		return nil, err
+	}
 	return map[string][]byte{
-		FileMetaData:      r.MetaData(n),
+		FileMetaData:      md,
 		FileUserData:      ud,
 		FileVendorData:    r.VendorData(),
 		FileNetworkConfig: nc,

@@ -9,17 +9,26 @@ import (
 	"github.com/bootyard/bootyard/node"
 )
 
-// restartDropIn keeps the join unit retrying: LLMOS pings its server a few times and
-// then fails for good, and a server that is still booting is the normal case here.
-// StartLimitIntervalSec=0 stops systemd's start limit from ending the retries.
-const restartDropIn = `# Written by Bootyard: retry the join while the server comes up.
+// restartDropIn keeps the join unit retrying: LLMOS fails for good on a transient error
+// (an image pull, a server still electing its etcd leader), so systemd restarts it, at
+// most burst starts within the script's join deadline; after that the unit stays failed
+// ("no more restarts pending"), which the first-boot script reports. The script writes
+// it only where systemd accepts Restart= on a oneshot unit (minRestartSystemd).
+func restartDropIn(deadlineSeconds, burst int) string {
+	return fmt.Sprintf(`# Written by Bootyard: retry the join a bounded number of times.
 [Unit]
-StartLimitIntervalSec=0
+StartLimitIntervalSec=%ds
+StartLimitBurst=%d
 
 [Service]
 Restart=on-failure
 RestartSec=30s
-`
+`, deadlineSeconds, burst)
+}
+
+// minRestartSystemd is the first systemd that accepts Restart=on-failure on a
+// Type=oneshot unit (v244 NEWS); older ones refuse to load such a unit.
+const minRestartSystemd = 244
 
 type writeFile struct {
 	Path        string `json:"path"`
@@ -29,8 +38,8 @@ type writeFile struct {
 }
 
 // UserData renders user-data (#cloud-config). With join it carries the distribution's
-// config file (the only place the token appears), the restart drop-in for the join unit
-// and the first-boot script that waits, installs and phones home; runcmd only starts
+// config file (the only place the token appears) and the first-boot script that waits,
+// installs, waits for the join's outcome and phones home; runcmd only starts
 // that script, so no setting and no token appears in runcmd. The operator's extra
 // cloud-config is merged in (see mergeCloudConfig).
 func (r *Renderer) UserData(n node.Node, s node.ClusterSettings, join bool) ([]byte, error) {
@@ -51,10 +60,6 @@ func (r *Renderer) UserData(n node.Node, s node.ClusterSettings, join bool) ([]b
 		plan = &p
 		for _, f := range p.Files {
 			files = append(files, writeFile{Path: f.Path, Permissions: f.Permissions, Owner: "root:root", Content: f.Content})
-		}
-		if p.Unit != "" {
-			files = append(files, writeFile{Path: "/etc/systemd/system/" + p.Unit + ".d/10-bootyard-restart.conf",
-				Permissions: "0644", Owner: "root:root", Content: restartDropIn})
 		}
 	}
 	script, err := r.FirstBootScript(n, s, plan)

@@ -69,6 +69,8 @@ func importNode(t *testing.T, st *store.Store, name string, role node.Role, mac 
 		node.StateRegistered:   nil,
 		node.StateProvisioning: {node.StateProvisioning},
 		node.StateInstalled:    {node.StateProvisioning, node.StateInstalled},
+		node.StateJoining:      {node.StateProvisioning, node.StateInstalled, node.StateJoining},
+		node.StateJoined:       {node.StateProvisioning, node.StateInstalled, node.StateJoining, node.StateJoined},
 		node.StateActive:       {node.StateProvisioning, node.StateInstalled, node.StateActive},
 		node.StateWiping:       {node.StateProvisioning, node.StateInstalled, node.StateDeleting, node.StateWiping},
 		node.StateDeleted:      {node.StateProvisioning, node.StateInstalled, node.StateDeleting, node.StateWiping, node.StateDeleted},

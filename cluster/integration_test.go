@@ -105,6 +105,22 @@ func TestRealAPIServer(t *testing.T) {
 		eventually(t, "NotReady is recorded", func() bool { c := nodeState(t, st, "rdy-1").Cluster; return c != nil && !c.Ready })
 	})
 
+	t.Run("Ready makes a joining or joined node active: the kubeconfig has the last word", func(t *testing.T) {
+		st, _, _ := newBootyard(t)
+		importNode(t, st, "jng-1", node.RoleServer, "52:54:00:10:00:02", node.StateJoining)
+		importNode(t, st, "jnd-1", node.RoleServer, "52:54:00:10:00:03", node.StateJoined)
+		importNode(t, st, "jnd-2", node.RoleWorker, "52:54:00:10:00:04", node.StateJoined)
+		putNode(t, kubeNode("jng-1", true))
+		putNode(t, kubeNode("jnd-1", true))
+		eventually(t, "jng-1 and jnd-1 are active", func() bool {
+			return nodeState(t, st, "jng-1").State == node.StateActive && nodeState(t, st, "jnd-1").State == node.StateActive
+		})
+		// No Kubernetes Node for jnd-2: joined stays joined, it does not fall back to installed.
+		if got := nodeState(t, st, "jnd-2").State; got != node.StateJoined {
+			t.Errorf("jnd-2 without a Kubernetes Node is %s, want joined", got)
+		}
+	})
+
 	t.Run("deleting a Ready server is refused when 3 servers have one NotReady", func(t *testing.T) {
 		st, c, _ := newBootyard(t)
 		for i, name := range []string{"q-1", "q-2", "q-3"} {

@@ -51,8 +51,8 @@ func (c *Controller) reconcile(ctx context.Context) error {
 	return nil
 }
 
-// observe records k's status on the Bootyard node and makes an installed (or still
-// provisioning) node active once it is Ready.
+// observe records k's status on the Bootyard node and makes an installed, joining or
+// joined (or still provisioning) node active once it is Ready.
 func (c *Controller) observe(ctx context.Context, name string, k *corev1.Node) error {
 	now := c.cfg.Now()
 	st := statusOf(k, now)
@@ -70,7 +70,7 @@ func (c *Controller) observe(ctx context.Context, name string, k *corev1.Node) e
 			}
 			events = append(events, ev)
 		}
-		if st.Ready && n.State == node.StateInstalled {
+		if st.Ready && (n.State == node.StateInstalled || n.State == node.StateJoining || n.State == node.StateJoined) {
 			ev, err := n.Transition(node.StateActive, "Kubernetes Node "+k.Name+" is Ready", source, now)
 			if err != nil {
 				return nil, err

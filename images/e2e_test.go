@@ -282,6 +282,10 @@ func TestAgentQEMU_InstallsThenWipesAndReinstallsADiskOverTheNetwork(t *testing.
 		if len(rep.Done) != 2 || rep.Done[1] != "wipe" {
 			t.Fatalf("done %v, failed %v; agent log:\n%s", rep.Done, rep.Failed, strings.Join(rep.Logs, "\n"))
 		}
+		// done carried the agent's read-back of the real disk, blank before the reinstall.
+		if len(rep.Wiped) != 1 || !rep.Wiped[0].Blank || rep.Wiped[0].Size <= 0 {
+			t.Errorf("wipe read-back %+v, want one blank disk", rep.Wiped)
+		}
 		logFigures(t, "wipe", took, rep.Logs)
 		d := readFile(t, vm.disk)
 		if bytes.Contains(d, []byte(joinToken)) {

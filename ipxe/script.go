@@ -21,7 +21,7 @@ func KindFor(s node.State) Kind {
 	switch s {
 	case node.StateRegistered, node.StateProvisioning:
 		return KindInstall
-	case node.StateInstalled, node.StateActive, node.StateDeleted:
+	case node.StateInstalled, node.StateJoining, node.StateJoined, node.StateActive, node.StateDeleted:
 		return KindLocalBoot
 	case node.StateWiping:
 		return KindWipe

@@ -132,7 +132,8 @@ func TestRender_MachineAndOperatorTextCannotInjectCommands(t *testing.T) {
 func TestKindFor_EveryStateHasAScriptAndOnlyInstallStatesInstall(t *testing.T) {
 	want := map[node.State]Kind{
 		node.StateDiscovered: KindWait, node.StateRegistered: KindInstall, node.StateProvisioning: KindInstall,
-		node.StateInstalled: KindLocalBoot, node.StateActive: KindLocalBoot, node.StateDeleting: KindWait,
+		node.StateInstalled: KindLocalBoot, node.StateJoining: KindLocalBoot, node.StateJoined: KindLocalBoot,
+		node.StateActive: KindLocalBoot, node.StateDeleting: KindWait,
 		node.StateWiping: KindWipe, node.StateDeleted: KindLocalBoot, node.StateFailed: KindWait,
 	}
 	for _, s := range node.States {

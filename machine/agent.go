@@ -6,10 +6,10 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"path"
 	"strings"
 	"time"
-	"unicode"
 
 	"github.com/labstack/echo/v4"
 	"github.com/labstack/echo/v4/middleware"
@@ -84,9 +84,6 @@ func NewAgent(cfg AgentConfig, inv AgentInventory, images AgentImages, files Clo
 		silence: cfg.SilenceLimit, log: cfg.Logger.With(slog.String("component", "agent"))}, nil
 }
 
-// Tokens is the token table, for tests and status pages.
-func (a *Agent) Tokens() *AgentTokens { return a.tokens }
-
 // ActionFor is the agent action a node's state calls for, if any.
 func ActionFor(s node.State) (agentapi.Action, bool) {
 	switch s {
@@ -108,11 +105,12 @@ func (a *Agent) CanInstall(ctx context.Context, n node.Node) error {
 	return err
 }
 
-// BootTarget is what iPXE boots for n, which booted through mac: the agent (with a new
-// per-boot token, which revokes the node's previous one) for an install or a wipe, or
-// an installer image's own kernel pointed at the node's NoCloud URL. An error means
+// BootTarget is what iPXE boots for n, which booted through mac from remote (an address
+// the identity check verified as the node's): the agent (with a new per-boot token bound
+// to remote, which revokes the node's previous one) for an install or a wipe, or an
+// installer image's own kernel pointed at the node's NoCloud URL. An error means
 // nothing can be booted yet (no image); the caller shows it and asks again later.
-func (a *Agent) BootTarget(ctx context.Context, n node.Node, mac node.MAC) (ipxe.InstallTarget, error) {
+func (a *Agent) BootTarget(ctx context.Context, n node.Node, mac node.MAC, remote netip.Addr) (ipxe.InstallTarget, error) {
 	action, ok := ActionFor(n.State)
 	if !ok {
 		return ipxe.InstallTarget{}, fmt.Errorf("node %s is %s: nothing to boot: %w", n.Name, n.State, node.ErrIllegalTransition)
@@ -133,7 +131,7 @@ func (a *Agent) BootTarget(ctx context.Context, n node.Node, mac node.MAC) (ipxe
 			return a.installerTarget(img, mac), nil
 		}
 	}
-	tok, restarts, err := a.tokens.mint(n, action)
+	tok, restarts, err := a.tokens.mint(n, action, remote)
 	if err != nil {
 		return ipxe.InstallTarget{}, err
 	}
@@ -227,15 +225,16 @@ type agentCall struct {
 
 const agentCallKey = "bootyard.agent"
 
-// authenticate checks the bearer token and that the node is still where the token's
-// action makes sense: 401 for the token, 409 for the node.
+// authenticate checks the bearer token, that the call comes from the address the token
+// was minted to, and that the node is still where the token's action makes sense: 401
+// for the token or the address, 409 for the node.
 func (a *Agent) authenticate(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		tok, ok := strings.CutPrefix(c.Request().Header.Get(echo.HeaderAuthorization), "Bearer ")
 		if !ok {
 			return a.unauthorized(c, errAgentToken)
 		}
-		grant, key, err := a.tokens.use(strings.TrimSpace(tok))
+		grant, key, err := a.tokens.use(strings.TrimSpace(tok), peerAddr(c.Request()))
 		if err != nil {
 			return a.unauthorized(c, err)
 		}
@@ -257,7 +256,7 @@ func (a *Agent) authenticate(next echo.HandlerFunc) echo.HandlerFunc {
 }
 
 func (a *Agent) unauthorized(c echo.Context, err error) error {
-	a.log.Warn("agent request refused", slog.String("path", c.Path()), slog.String("remote", c.RealIP()), slog.Any("err", err))
+	a.log.Warn("agent request refused", slog.String("path", c.Path()), slog.String("remote", peerAddr(c.Request()).String()), slog.Any("err", err))
 	c.Response().Header().Set("WWW-Authenticate", `Bearer realm="bootyard-agent"`)
 	return echo.NewHTTPError(http.StatusUnauthorized, err.Error())
 }
@@ -331,7 +330,7 @@ func (a *Agent) task(c echo.Context) error {
 		disk = "first non-removable disk"
 	}
 	notes = append(notes, node.NewEvent(n.Name, node.EventLog, fmt.Sprintf("agent started %s: image %s, disk %s, from %s",
-		t.Action, imgName, disk, c.RealIP()), "agent", now))
+		t.Action, imgName, disk, peerAddr(c.Request())), "agent", now))
 	if err := a.inv.AppendEvents(ctx, notes...); err != nil {
 		a.log.Error("record agent start", slog.String("node", n.Name), slog.Any("err", err))
 	}
@@ -411,9 +410,40 @@ func (a *Agent) done(c echo.Context) error {
 	}
 	to, reason := node.StateInstalled, "installer agent wrote the image and its cloud-init data"
 	if ac.grant.action == agentapi.Wipe {
-		to, reason = node.StateDeleted, "disks wiped and reinstalled without join data"
+		checked, err := wipeVerified(in.Wiped, a.cleaner(c))
+		if err != nil {
+			return err
+		}
+		to, reason = node.StateDeleted, "disks wiped ("+checked+" read back blank) and reinstalled without join data"
 	}
 	return a.finish(c, ac, to, reason)
+}
+
+// maxWipedDisks bounds a wipe report: more disks than any server holds.
+const maxWipedDisks = 256
+
+// wipeVerified checks a wipe's read-back: deleted means no disk kept a partition table
+// or a signature, so a done without the read-back, or with any disk not blank, is
+// refused. It returns the disks, for the event.
+func wipeVerified(wiped []agentapi.DiskCheck, clean func(string, int) string) (string, error) {
+	if len(wiped) == 0 {
+		return "", badField("wiped", fmt.Errorf("%w: a wipe's done must carry the read-back of every wiped disk", node.ErrInvalid))
+	}
+	if len(wiped) > maxWipedDisks {
+		return "", badField("wiped", fmt.Errorf("%w: %d disks, at most %d", node.ErrInvalid, len(wiped), maxWipedDisks))
+	}
+	names := make([]string, 0, len(wiped))
+	for _, d := range wiped {
+		name := clean(d.Disk, 64)
+		if name == "" || d.Size <= 0 {
+			return "", badField("wiped", fmt.Errorf("%w: read-back %+v names no disk or size", node.ErrInvalid, d))
+		}
+		if !d.Blank {
+			return "", badField("wiped", fmt.Errorf("%w: disk %s is not blank after the wipe: %s", node.ErrInvalid, name, clean(d.Found, maxAgentReason)))
+		}
+		names = append(names, name)
+	}
+	return strings.Join(names, ", "), nil
 }
 
 func (a *Agent) failed(c echo.Context) error {
@@ -468,12 +498,7 @@ func (a *Agent) cleaner(c echo.Context) func(s string, limit int) string {
 		for _, secret := range secrets {
 			s = strings.ReplaceAll(s, secret, "[redacted]")
 		}
-		s = strings.Map(func(r rune) rune {
-			if r == '\t' || unicode.IsPrint(r) {
-				return r
-			}
-			return ' '
-		}, strings.TrimRight(s, "\r\n"))
+		s = printable(strings.TrimRight(s, "\r\n"))
 		if len(s) > limit {
 			cut := limit
 			for cut > 0 && !utf8Start(s[cut]) {

@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -21,6 +22,7 @@ import (
 	"time"
 
 	"github.com/bootyard/bootyard/agentapi"
+	"github.com/bootyard/bootyard/boot"
 	"github.com/bootyard/bootyard/cloudinit"
 	"github.com/bootyard/bootyard/images"
 	"github.com/bootyard/bootyard/ipxe"
@@ -54,7 +56,11 @@ type agentHarness struct {
 	clock   *testClock
 	srv     *httptest.Server
 	image   store.Image
+	seen    *boot.Sightings
 }
+
+// loopback is where the harness's requests come from: the machine's address.
+var loopback = netip.MustParseAddr("127.0.0.1")
 
 const agentTokenTTL = 2 * time.Hour
 
@@ -102,13 +108,21 @@ func newAgentHarness(t testing.TB) *agentHarness {
 	if err != nil {
 		t.Fatal(err)
 	}
-	boot := NewIPXEHandler(scripts, st, nil, quiet).WithAgent(agent)
-	t.Cleanup(boot.Close)
-	s := New(Config{Logger: quiet}, Deps{Agent: agent, IPXE: boot,
+	id, seen := newTestIdentity(t, st, false)
+	scriptsHandler, err := NewIPXEHandler(IPXEConfig{Scripts: scripts, Inventory: st, Identity: id, Agent: agent, Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(scriptsHandler.Close)
+	nocloud, err := NewNoCloudHandler(NoCloudConfig{Renderer: ci, Inventory: st, Identity: id, Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := New(Config{Logger: quiet}, Deps{Agent: agent, IPXE: scriptsHandler, NoCloud: nocloud,
 		Files: images.NewFileServer(images.FileServerConfig{Images: st, AgentDir: t.TempDir(), Logger: quiet})})
 	srv := httptest.NewServer(s.Handler())
 	t.Cleanup(srv.Close)
-	return &agentHarness{t: t, st: st, catalog: catalog, agent: agent, clock: clock, srv: srv, image: img}
+	return &agentHarness{t: t, st: st, catalog: catalog, agent: agent, clock: clock, srv: srv, image: img, seen: seen}
 }
 
 func agentMAC(i byte) node.MAC { return node.MAC{0x52, 0x54, 0x00, 0xa0, 0x00, i} }
@@ -117,11 +131,20 @@ func agentMAC(i byte) node.MAC { return node.MAC{0x52, 0x54, 0x00, 0xa0, 0x00, i
 // when it serves the install script.
 func (h *agentHarness) provisioning(name string, mac node.MAC) node.Node {
 	h.t.Helper()
-	ctx := context.Background()
-	if _, err := h.st.ImportNode(ctx, node.Node{Name: name, MACs: []node.MAC{mac}, Role: node.RoleWorker, Disk: "/dev/vda"}, "test"); err != nil {
+	h.importSeen(node.Node{Name: name, MACs: []node.MAC{mac}, Role: node.RoleWorker, Disk: "/dev/vda"})
+	return h.transition(name, node.StateProvisioning)
+}
+
+// importSeen imports n, which Bootyard's DHCP saw at loopback, where the harness's
+// requests come from.
+func (h *agentHarness) importSeen(n node.Node) {
+	h.t.Helper()
+	if _, err := h.st.ImportNode(context.Background(), n, "test"); err != nil {
 		h.t.Fatal(err)
 	}
-	return h.transition(name, node.StateProvisioning)
+	for _, mac := range n.MACs {
+		h.seen.Saw(mac, loopback)
+	}
 }
 
 // wiping imports a node and walks it to wiping, as an installed node's deletion does.
@@ -155,7 +178,7 @@ func (h *agentHarness) boot(name string) string {
 	if err != nil {
 		h.t.Fatal(err)
 	}
-	target, err := h.agent.BootTarget(context.Background(), n, n.PrimaryMAC())
+	target, err := h.agent.BootTarget(context.Background(), n, n.PrimaryMAC(), loopback)
 	if err != nil {
 		h.t.Fatal(err)
 	}
@@ -166,8 +189,14 @@ func (h *agentHarness) boot(name string) string {
 	return m[1]
 }
 
-// do calls the agent API with a bearer token ("" sends none).
+// do calls the agent API with a bearer token ("" sends none), from 127.0.0.1.
 func (h *agentHarness) do(method, path, token, body string) (int, []byte) {
+	h.t.Helper()
+	return h.doFrom(h.srv.Client(), method, path, token, body)
+}
+
+// doFrom is do through c, a client with its own source address (clientFrom).
+func (h *agentHarness) doFrom(c *http.Client, method, path, token, body string) (int, []byte) {
 	h.t.Helper()
 	var rd io.Reader
 	if body != "" {
@@ -181,7 +210,7 @@ func (h *agentHarness) do(method, path, token, body string) (int, []byte) {
 		req.Header.Set("Authorization", "Bearer "+token)
 	}
 	req.Header.Set("Content-Type", "application/json")
-	resp, err := h.srv.Client().Do(req)
+	resp, err := c.Do(req)
 	if err != nil {
 		h.t.Fatal(err)
 	}
@@ -217,7 +246,7 @@ func (h *agentHarness) events(name string, t node.EventType) []node.Event {
 func TestAgentBootTarget_KernelLineFollowsTheContract(t *testing.T) {
 	h := newAgentHarness(t)
 	n := h.provisioning("w-1", agentMAC(1))
-	target, err := h.agent.BootTarget(context.Background(), n, agentMAC(1))
+	target, err := h.agent.BootTarget(context.Background(), n, agentMAC(1), loopback)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -240,7 +269,7 @@ func TestAgentBootTarget_InstallerImageBootsItsOwnKernelWithTheNoCloudURL(t *tes
 	}
 	n := h.provisioning("w-1", agentMAC(1))
 	n.Image = "ubuntu"
-	target, err := h.agent.BootTarget(context.Background(), n, agentMAC(1))
+	target, err := h.agent.BootTarget(context.Background(), n, agentMAC(1), loopback)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -259,12 +288,12 @@ func TestAgentBootTarget_NothingToBootIsAnError(t *testing.T) {
 	h.provisioning("w-1", agentMAC(1))
 	deleted := h.transition("w-1", node.StateDeleting)
 	deleted = h.transition("w-1", node.StateDeleted)
-	if _, err := h.agent.BootTarget(context.Background(), deleted, agentMAC(1)); !errors.Is(err, node.ErrIllegalTransition) {
+	if _, err := h.agent.BootTarget(context.Background(), deleted, agentMAC(1), loopback); !errors.Is(err, node.ErrIllegalTransition) {
 		t.Errorf("deleted node: err = %v, want ErrIllegalTransition", err)
 	}
 	noImage := h.provisioning("w-2", agentMAC(2))
 	noImage.Image = "fedora"
-	if _, err := h.agent.BootTarget(context.Background(), noImage, agentMAC(2)); !errors.Is(err, node.ErrNotFound) {
+	if _, err := h.agent.BootTarget(context.Background(), noImage, agentMAC(2), loopback); !errors.Is(err, node.ErrNotFound) {
 		t.Errorf("missing image: err = %v, want ErrNotFound", err)
 	}
 }
@@ -568,7 +597,8 @@ func TestAgentAPI_DoneAndFailedMoveTheNodeAndEndTheToken(t *testing.T) {
 		retryTo    node.State // after the operator's retry; "" = no retry
 	}{
 		{"install done", false, "/agent/v1/done", `{"action":"install"}`, node.StateInstalled, "installer agent wrote the image", ""},
-		{"wipe done", true, "/agent/v1/done", `{"action":"wipe"}`, node.StateDeleted, "wiped and reinstalled without join data", ""},
+		{"wipe done", true, "/agent/v1/done", `{"action":"wipe","wiped":[{"disk":"/dev/vda","size":1073741824,"blank":true}]}`,
+			node.StateDeleted, "disks wiped (/dev/vda read back blank) and reinstalled without join data", ""},
 		{"install failed, retried", false, "/agent/v1/failed", `{"reason":"checksum mismatch: got 00ff, want abcd"}`,
 			node.StateFailed, "install failed: checksum mismatch: got 00ff, want abcd", node.StateRegistered},
 		{"wipe failed, retried", true, "/agent/v1/failed", `{"reason":"write /dev/sdb: input/output error"}`,
@@ -670,13 +700,9 @@ func TestAgentWatchdog_SilentAgentFailsItsNode(t *testing.T) {
 func TestAgentIPXE_ScriptsBootTheAgentWithATokenThatWorks(t *testing.T) {
 	h := newAgentHarness(t)
 	ctx := context.Background()
-	if _, err := h.st.ImportNode(ctx, node.Node{Name: "w-new", MACs: []node.MAC{agentMAC(1)}, Role: node.RoleWorker}, "test"); err != nil {
-		t.Fatal(err)
-	}
+	h.importSeen(node.Node{Name: "w-new", MACs: []node.MAC{agentMAC(1)}, Role: node.RoleWorker})
 	h.wiping("w-wipe", agentMAC(2))
-	if _, err := h.st.ImportNode(ctx, node.Node{Name: "w-noimage", MACs: []node.MAC{agentMAC(3)}, Role: node.RoleWorker, Image: "gone"}, "test"); err != nil {
-		t.Fatal(err)
-	}
+	h.importSeen(node.Node{Name: "w-noimage", MACs: []node.MAC{agentMAC(3)}, Role: node.RoleWorker, Image: "gone"})
 	tests := []struct {
 		name       string
 		mac        node.MAC
@@ -735,7 +761,7 @@ func TestAgentBootTarget_AnAgentThatKeepsRestartingFailsTheNode(t *testing.T) {
 		}
 	}
 	n := h.node("w-1")
-	if _, err := h.agent.BootTarget(context.Background(), n, agentMAC(1)); !errors.Is(err, node.ErrRefused) {
+	if _, err := h.agent.BootTarget(context.Background(), n, agentMAC(1), loopback); !errors.Is(err, node.ErrRefused) {
 		t.Fatalf("boot after %d vanished agents: err = %v, want ErrRefused", maxAgentRestarts, err)
 	}
 	n = h.node("w-1")

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"net/netip"
 	"sync"
 	"time"
 
@@ -21,13 +22,18 @@ const DefaultAgentTokenTTL = 2 * time.Hour
 // expired): the agent needs only to know it must reboot for a new one.
 var errAgentToken = errors.New("agent token unknown, expired or revoked: reboot the machine to get a new one")
 
+// errAgentAddress is a valid token from another address than the one it was minted to.
+var errAgentAddress = errors.New("agent token presented from another address than the one it was issued to")
+
 // tokenKey is a token's SHA-256: the table is keyed by it, so a lookup's timing
 // depends on a hash of the secret, never on the secret's bytes.
 type tokenKey [sha256.Size]byte
 
-// agentGrant is what one token allows: one action on one node at one generation.
+// agentGrant is what one token allows: one action on one node at one generation, from
+// the one address it was minted to.
 type agentGrant struct {
 	node       string
+	addr       netip.Addr
 	action     agentapi.Action
 	generation int
 	expires    time.Time
@@ -71,16 +77,15 @@ func NewAgentTokens(ttl time.Duration, now func() time.Time) *AgentTokens {
 		restarts: make(map[string]agentRestarts)}
 }
 
-// Mint makes a new token for n and action, bound to n's name and generation. The
-// node's previous token, if any, is revoked: only the newest script's boot may act.
-func (t *AgentTokens) Mint(n node.Node, action agentapi.Action) (node.Secret, error) {
-	tok, _, err := t.mint(n, action)
-	return tok, err
-}
-
-// mint is Mint that also says how many agents of this node, action and generation
-// started their task and were replaced without reporting (this boot's included).
-func (t *AgentTokens) mint(n node.Node, action agentapi.Action) (node.Secret, int, error) {
+// mint makes a new token for n and action, bound to n's name and generation and to
+// addr, the address the script went to. The node's previous token, if any, is revoked:
+// only the newest script's boot may act. It also says how many agents of this node,
+// action and generation started their task and were replaced without reporting (this
+// boot's included).
+func (t *AgentTokens) mint(n node.Node, action agentapi.Action, addr netip.Addr) (node.Secret, int, error) {
+	if !addr.IsValid() {
+		return "", 0, fmt.Errorf("mint agent token for %s: no address to bind it to: %w", n.Name, node.ErrInvalid)
+	}
 	var raw [32]byte
 	if _, err := rand.Read(raw[:]); err != nil {
 		return "", 0, fmt.Errorf("mint agent token for %s: %w", n.Name, err)
@@ -102,7 +107,7 @@ func (t *AgentTokens) mint(n node.Node, action agentapi.Action) (node.Secret, in
 		delete(t.grants, oldKey)
 	}
 	t.restarts[n.Name] = r
-	t.grants[key] = &agentGrant{node: n.Name, action: action, generation: n.Generation, expires: now.Add(t.ttl),
+	t.grants[key] = &agentGrant{node: n.Name, addr: addr.Unmap(), action: action, generation: n.Generation, expires: now.Add(t.ttl),
 		steps: make(map[string]int)}
 	t.byNode[n.Name] = key
 	return node.Secret(tok), r.count, nil
@@ -118,9 +123,10 @@ func (t *AgentTokens) Revoke(name string) {
 	}
 }
 
-// use authenticates a token and marks it used (which keeps it alive for another TTL).
-// It returns a copy of the grant and the key to address it by.
-func (t *AgentTokens) use(token string) (agentGrant, tokenKey, error) {
+// use authenticates a token presented from addr and marks it used (which keeps it alive
+// for another TTL). It returns a copy of the grant and the key to address it by. A token
+// from another address is refused but left alone: the real agent keeps it.
+func (t *AgentTokens) use(token string, addr netip.Addr) (agentGrant, tokenKey, error) {
 	key := sha256.Sum256([]byte(token))
 	now := t.now()
 	t.mu.Lock()
@@ -133,6 +139,9 @@ func (t *AgentTokens) use(token string) (agentGrant, tokenKey, error) {
 		delete(t.grants, key)
 		delete(t.byNode, g.node)
 		return agentGrant{}, key, errAgentToken
+	}
+	if addr.Unmap() != g.addr {
+		return agentGrant{}, key, errAgentAddress
 	}
 	g.expires = now.Add(t.ttl)
 	g.lastSeen = now

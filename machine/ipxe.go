@@ -5,8 +5,8 @@ import (
 	"context"
 	"errors"
 	"log/slog"
-	"net"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"strconv"
 	"strings"
@@ -25,6 +25,7 @@ type IPXEInventory interface {
 	RecordBoot(ctx context.Context, mac node.MAC, seen node.BootInfo) error
 	UpdateNode(ctx context.Context, name string, fn store.UpdateFunc) (node.Node, error)
 	AppendMACEvents(ctx context.Context, events ...store.MACEvent) (dropped int, err error)
+	AppendEvents(ctx context.Context, events ...node.Event) error
 }
 
 // IPXEHandler serves GET /boot.ipxe?mac=… (the per-machine script) and GET /ipxe/NAME
@@ -38,17 +39,20 @@ type IPXEInventory interface {
 // platform): waiting machines poll, and a rack booting at once asks again and again.
 // Install and wipe scripts are rendered every time: they may carry per-boot data.
 type IPXEHandler struct {
-	render *ipxe.Renderer
-	inv    IPXEInventory
-	nodes  *store.NodeCache
-	bins   *ipxe.Binaries
-	log    *slog.Logger
-	now    func() time.Time
-	bufs   sync.Pool // *bytes.Buffer
-	writer *bootWriter
-	agent  AgentBooter // nil: install and wipe scripts stay placeholders
+	render   *ipxe.Renderer
+	inv      IPXEInventory
+	nodes    *store.NodeCache
+	bins     *ipxe.Binaries
+	identity *Identity
+	log      *slog.Logger
+	now      func() time.Time
+	bufs     sync.Pool // *bytes.Buffer
+	writer   *bootWriter
+	agent    AgentBooter // nil: install and wipe scripts stay placeholders
 	// observe is told the node state each served script was chosen for (metrics).
 	observe func(node.State)
+	// refusals keeps one event per node and foreign address, however often it asks.
+	refusals *onceKeys
 
 	mu      sync.RWMutex
 	scripts map[node.MAC]renderedScript
@@ -70,35 +74,45 @@ const maxCachedScripts = 1 << 16
 // AgentBooter decides what an install or wipe script boots (the agent with a fresh
 // per-boot token, or an installer image's kernel); *Agent is one.
 type AgentBooter interface {
-	BootTarget(ctx context.Context, n node.Node, mac node.MAC) (ipxe.InstallTarget, error)
+	BootTarget(ctx context.Context, n node.Node, mac node.MAC, remote netip.Addr) (ipxe.InstallTarget, error)
 	// CanInstall tells whether an install could start now (an image resolves); a node
 	// that cannot install stays registered instead of entering provisioning for nothing.
 	CanInstall(ctx context.Context, n node.Node) error
 }
 
-// WithAgent makes install and wipe scripts boot what a decides. Call it before serving.
-func (h *IPXEHandler) WithAgent(a AgentBooter) *IPXEHandler {
-	h.agent = a
-	return h
+// IPXEConfig is what the script and binary endpoints need.
+type IPXEConfig struct {
+	Scripts   *ipxe.Renderer
+	Inventory IPXEInventory
+	// Identity decides whether a request for an install or wipe script comes from the
+	// node itself; only then is a per-boot token minted and the node's state changed.
+	Identity *Identity
+	// Binaries may be nil, and then /ipxe/ answers 404.
+	Binaries *ipxe.Binaries
+	// Agent decides what install and wipe scripts boot; nil leaves them placeholders.
+	Agent AgentBooter
+	// Observe, if set, is told the node state of every script served (metrics).
+	Observe func(node.State)
+	Logger  *slog.Logger
 }
 
 // NewIPXEHandler builds the handler and starts its event writer; Close stops it.
-// bins may be nil, and then /ipxe/ answers 404.
-func NewIPXEHandler(r *ipxe.Renderer, inv IPXEInventory, bins *ipxe.Binaries, log *slog.Logger) *IPXEHandler {
+func NewIPXEHandler(cfg IPXEConfig) (*IPXEHandler, error) {
+	if cfg.Scripts == nil || cfg.Inventory == nil || cfg.Identity == nil {
+		return nil, errors.New("machine: the iPXE handler needs a script renderer, an inventory and the identity check")
+	}
+	log := cfg.Logger
 	if log == nil {
 		log = slog.Default()
 	}
 	log = log.With(slog.String("service", "ipxe"))
-	h := &IPXEHandler{render: r, inv: inv, nodes: inv.NewNodeCache(), bins: bins, log: log,
+	h := &IPXEHandler{render: cfg.Scripts, inv: cfg.Inventory, nodes: cfg.Inventory.NewNodeCache(), bins: cfg.Binaries,
+		identity: cfg.Identity, agent: cfg.Agent, observe: cfg.Observe, log: log, refusals: newOnceKeys(maxRefusalKeys),
 		now: func() time.Time { return time.Now().UTC() }, scripts: make(map[node.MAC]renderedScript)}
 	h.bufs.New = func() any { return new(bytes.Buffer) }
-	h.writer = newBootWriter(inv, log)
-	return h
+	h.writer = newBootWriter(cfg.Inventory, log)
+	return h, nil
 }
-
-// Observe sets a callback told the node state of every script served (metrics count
-// scripts by state); call before serving.
-func (h *IPXEHandler) Observe(fn func(node.State)) { h.observe = fn }
 
 // Flush waits until every event and boot record queued so far is written.
 func (h *IPXEHandler) Flush() { h.writer.flush() }
@@ -171,6 +185,22 @@ func (h *IPXEHandler) serveScript(w http.ResponseWriter, r *http.Request) {
 		queued.record = true
 	}
 
+	remote := peerAddr(r)
+	if carriesSecrets(n.State) {
+		d, err := h.identity.Check(ctx, n, remote)
+		if err != nil {
+			h.log.Error("identity check", slog.String("node", n.Name), slog.Any("err", err))
+			plainError(w, http.StatusInternalServerError, "inventory unavailable, try again")
+			return
+		}
+		if !d.Trusted {
+			// Not the node, or not provably: a script without a token, and no state
+			// change, no boot record, no restart count that a stranger could drive.
+			h.refused(ctx, n, remote, d)
+			h.serveWait(w, n, mac, platform, "this address is not verified as node "+n.Name+": see the events of the node")
+			return
+		}
+	}
 	if n.State == node.StateRegistered && h.agent != nil {
 		if err := h.agent.CanInstall(ctx, n); err != nil {
 			h.log.Warn("cannot start the install", slog.String("node", n.Name), slog.Any("err", err))
@@ -193,7 +223,7 @@ func (h *IPXEHandler) serveScript(w http.ResponseWriter, r *http.Request) {
 	}
 	rs, ok := h.cachedScript(mac, version, platform, buildarch)
 	if !ok {
-		if rs, err = h.renderScript(ctx, mac, n, platform, buildarch); err != nil {
+		if rs, err = h.renderScript(ctx, mac, remote, n, platform, buildarch); err != nil {
 			h.log.Error("render ipxe script", slog.String("node", n.Name), slog.Any("err", err))
 			h.writer.enqueue(queued)
 			plainError(w, http.StatusInternalServerError, "could not render the script")
@@ -244,7 +274,7 @@ func (h *IPXEHandler) storeScript(mac node.MAC, rs renderedScript) {
 }
 
 // renderScript renders n's script; p is the platform the request named, if any.
-func (h *IPXEHandler) renderScript(ctx context.Context, mac node.MAC, n node.Node, p ipxe.Platform, buildarch string) (renderedScript, error) {
+func (h *IPXEHandler) renderScript(ctx context.Context, mac node.MAC, remote netip.Addr, n node.Node, p ipxe.Platform, buildarch string) (renderedScript, error) {
 	script := ipxe.Script{Kind: ipxe.KindFor(n.State), MAC: mac, Name: n.Name, State: n.State,
 		Role: n.Role, Image: n.Image, Generation: n.Generation, Platform: p}
 	if script.Platform == ipxe.PlatformUnknown {
@@ -254,7 +284,7 @@ func (h *IPXEHandler) renderScript(ctx context.Context, mac node.MAC, n node.Nod
 		script.Reason = "failed: " + n.StateReason
 	}
 	if h.agent != nil && (script.Kind == ipxe.KindInstall || script.Kind == ipxe.KindWipe) {
-		target, err := h.agent.BootTarget(ctx, n, mac)
+		target, err := h.agent.BootTarget(ctx, n, mac, remote)
 		if err != nil {
 			// Nothing to boot yet (no image): wait and ask again rather than boot a disk
 			// that is half-written or about to be wiped.
@@ -275,6 +305,28 @@ func (h *IPXEHandler) renderScript(ctx context.Context, mac node.MAC, n node.Nod
 		body:     bytes.Clone(buf.Bytes()),
 		reason:   "iPXE script served: " + string(script.Kind) + " (" + platformName(script.Platform) + archSuffix(buildarch) + ")",
 	}, nil
+}
+
+// carriesSecrets: the states whose script boots the agent with a per-boot token (or an
+// installer pointed at join data), and where serving it moves the node.
+func carriesSecrets(s node.State) bool {
+	k := ipxe.KindFor(s)
+	return s == node.StateRegistered || k == ipxe.KindInstall || k == ipxe.KindWipe
+}
+
+// refused records, once per node and address, that a script with secrets was withheld.
+func (h *IPXEHandler) refused(ctx context.Context, n node.Node, remote netip.Addr, d Decision) {
+	attrs := []any{slog.String("node", n.Name), slog.String("remote", remote.String()), slog.String("why", d.Why)}
+	if !h.refusals.first(n.Name + "|" + remote.String() + "|" + strconv.Itoa(n.Generation)) {
+		// Waiting machines poll every few seconds: one warning and one event are enough.
+		h.log.Debug("install or wipe script withheld again", attrs...)
+		return
+	}
+	h.log.Warn("install or wipe script withheld", attrs...)
+	ev := node.NewEvent(n.Name, node.EventWarning, "iPXE "+string(ipxe.KindFor(n.State))+" script withheld from "+remote.String()+": "+d.Why, "ipxe", h.now())
+	if err := h.inv.AppendEvents(ctx, ev); err != nil {
+		h.log.Error("record withheld script", slog.String("node", n.Name), slog.Any("err", err))
+	}
 }
 
 // serveWait answers a wait script with the reason, for a node that has nothing to boot.
@@ -327,8 +379,8 @@ func (h *IPXEHandler) bootInfo(r *http.Request, p ipxe.Platform, buildarch strin
 			seen.Firmware = "uefi"
 		}
 	}
-	if host, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {
-		seen.IP = host
+	if a := peerAddr(r); a.IsValid() {
+		seen.IP = a.String()
 	}
 	return seen
 }

@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -22,6 +23,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/bootyard/bootyard/boot"
 	"github.com/bootyard/bootyard/boot/netns"
 	"github.com/bootyard/bootyard/ipxe"
 	"github.com/bootyard/bootyard/node"
@@ -39,7 +41,11 @@ type ipxeHarness struct {
 	store *store.Store
 	h     *IPXEHandler
 	bins  *ipxe.Binaries
+	seen  *boot.Sightings
 }
+
+// recorderPeer is httptest.NewRequest's RemoteAddr: the harness's "machine".
+var recorderPeer = netip.MustParseAddr("192.0.2.1")
 
 func newIPXEHarness(t testing.TB) *ipxeHarness {
 	t.Helper()
@@ -61,10 +67,14 @@ func newIPXEHarness(t testing.TB) *ipxeHarness {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := NewIPXEHandler(r, st, bins, quietLog())
+	id, seen := newTestIdentity(t, st, false)
+	h, err := NewIPXEHandler(IPXEConfig{Scripts: r, Inventory: st, Identity: id, Binaries: bins, Logger: quietLog()})
+	if err != nil {
+		t.Fatal(err)
+	}
 	// Close the handler (flushing its writer) before the store, as serve does.
 	t.Cleanup(func() { h.Close(); st.Close() })
-	return &ipxeHarness{t: t, store: st, h: h, bins: bins}
+	return &ipxeHarness{t: t, store: st, h: h, bins: bins, seen: seen}
 }
 
 func quietLog() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
@@ -88,6 +98,8 @@ func (x *ipxeHarness) importAt(state node.State) node.Node {
 		Role: node.RoleWorker, Image: "llmos-v0.3"}, "test"); err != nil {
 		x.t.Fatal(err)
 	}
+	// Bootyard's DHCP saw the node at the address its script requests come from.
+	x.seen.Saw(ipxeMAC, recorderPeer)
 	path := map[node.State][]node.State{
 		node.StateRegistered:   nil,
 		node.StateProvisioning: {node.StateProvisioning},
@@ -228,10 +240,12 @@ func TestIPXEScript_UnknownMACIsDiscoveredAndWaitsUntilImported(t *testing.T) {
 	if n.State != node.StateDiscovered || n.Boot.Firmware != "uefi" || n.Boot.Arch != 7 || n.Boot.FirstSeen.IsZero() {
 		t.Errorf("discovered record = %s %+v", n.State, n.Boot)
 	}
-	// The operator imports it while it polls; the next poll installs.
+	// The operator imports it while it polls; the next poll, from where Bootyard's DHCP
+	// saw it, installs.
 	if _, err := x.store.ImportNode(ctx, node.Node{Name: "gpu-1", MACs: []node.MAC{ipxeMAC}, Role: node.RoleServer}, "test"); err != nil {
 		t.Fatal(err)
 	}
+	x.seen.Saw(ipxeMAC, recorderPeer)
 	code, body = x.get(http.MethodGet, ipxeQuery)
 	if code != http.StatusOK || !strings.Contains(body, "gpu-1 (52:54:00:12:34:56) is provisioning: installing") {
 		t.Fatalf("after import: status %d, body:\n%s", code, body)

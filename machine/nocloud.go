@@ -10,9 +10,7 @@ import (
 	"net/netip"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
-	"unicode"
 
 	"github.com/bootyard/bootyard/cloudinit"
 	"github.com/bootyard/bootyard/node"
@@ -25,15 +23,14 @@ type NoCloudInventory interface {
 	GetNode(ctx context.Context, ref string) (node.Node, error)
 	// MACForIP answers which MAC holds an active DHCP lease on ip (node.ErrNotFound if none).
 	MACForIP(ctx context.Context, ip netip.Addr) (node.MAC, error)
-	// LeaseForMAC returns mac's active lease (node.ErrNotFound if none).
-	LeaseForMAC(ctx context.Context, mac node.MAC) (store.Lease, error)
 	ClusterSettings(ctx context.Context) (node.ClusterSettings, error)
 	AppendEvents(ctx context.Context, events ...node.Event) error
 	UpdateNode(ctx context.Context, name string, fn store.UpdateFunc) (node.Node, error)
 }
 
-// maxPhoneHomeBody bounds a phone-home form: a status and one line of reason.
-const maxPhoneHomeBody = 4 << 10
+// maxPhoneHomeBody bounds a phone-home form: a status, one line of reason and the join
+// unit's journal tail (at most 3000 bytes, up to three times that URL-encoded).
+const maxPhoneHomeBody = 16 << 10
 
 // maxReasonLen bounds the reason a node reports, as stored in its event.
 const maxReasonLen = 200
@@ -54,42 +51,67 @@ func isKnownLeaf(s string) bool {
 // /nocloud/<mac>/phone-home (POST) and /nocloud/<mac>/join-turn (GET).
 //
 // Secret rules: join data (the token) goes only to a node whose state allows it, and
-// only to the requester's address if Bootyard knows the node's address; callbacks also
-// need the node's callback key. Refusals are 403/404 plus an event on the node.
+// only to a requester the identity check trusts as that node; callbacks also need the
+// node's callback key and a trusted requester. A requester Bootyard knows is not the
+// node is refused (403); one it cannot verify gets the files without join data.
+// Refusals and withholdings leave an event on the node.
 type NoCloudHandler struct {
 	renderer *cloudinit.Renderer
 	cache    *cloudinit.Cache
 	inv      NoCloudInventory
+	identity *Identity
 	log      *slog.Logger
 	turns    *cloudinit.JoinTurns
 	now      func() time.Time
 
-	mu sync.Mutex
-	// recorded holds the events already written per node, so a machine that re-reads
-	// its seed on every boot, or polls join-turn, leaves one line, not hundreds.
-	recorded map[string]map[string]bool
+	// recorded holds the events already written, by node and kind, so a machine that
+	// re-reads its seed on every boot, or polls join-turn, leaves one line, not hundreds.
+	recorded *onceKeys
 	observe  func(outcome string)
 }
 
+// NoCloudConfig is what the NoCloud endpoints need.
+type NoCloudConfig struct {
+	Renderer  *cloudinit.Renderer
+	Inventory NoCloudInventory
+	Identity  *Identity
+	// Turns is the server join queue, shared with the operator's cluster view (who holds
+	// the turn); nil: a queue of the handler's own.
+	Turns *cloudinit.JoinTurns
+	// Observe, if set, is told the outcome of every file request: served (with join
+	// data), withheld (served without it) or refused (metrics).
+	Observe func(outcome string)
+	Logger  *slog.Logger
+}
+
+// maxRecordedKeys bounds the once-only event keys; some hold requester addresses.
+const maxRecordedKeys = 16384
+
 // NewNoCloudHandler builds the handler; mount it at /nocloud/.
-func NewNoCloudHandler(r *cloudinit.Renderer, inv NoCloudInventory, log *slog.Logger) *NoCloudHandler {
+func NewNoCloudHandler(cfg NoCloudConfig) (*NoCloudHandler, error) {
+	if cfg.Renderer == nil || cfg.Inventory == nil || cfg.Identity == nil {
+		return nil, errors.New("machine: the NoCloud handler needs a renderer, an inventory and the identity check")
+	}
+	log := cfg.Logger
 	if log == nil {
 		log = slog.Default()
 	}
-	return &NoCloudHandler{
-		renderer: r,
-		cache:    cloudinit.NewCache(r),
-		inv:      inv,
-		log:      log.With(slog.String("component", "nocloud")),
-		turns:    cloudinit.NewJoinTurns(0, nil),
-		now:      func() time.Time { return time.Now().UTC() },
-		recorded: make(map[string]map[string]bool),
+	turns := cfg.Turns
+	if turns == nil {
+		turns = cloudinit.NewJoinTurns(0, nil)
 	}
+	return &NoCloudHandler{
+		renderer: cfg.Renderer,
+		cache:    cloudinit.NewCache(cfg.Renderer),
+		inv:      cfg.Inventory,
+		identity: cfg.Identity,
+		log:      log.With(slog.String("component", "nocloud")),
+		turns:    turns,
+		now:      func() time.Time { return time.Now().UTC() },
+		recorded: newOnceKeys(maxRecordedKeys),
+		observe:  cfg.Observe,
+	}, nil
 }
-
-// Observe sets a callback told the outcome of every file request: served (with join
-// data), withheld (served without it) or refused. Metrics count them; call before serving.
-func (h *NoCloudHandler) Observe(fn func(outcome string)) { h.observe = fn }
 
 func (h *NoCloudHandler) observed(outcome string) {
 	if h.observe != nil {
@@ -97,14 +119,13 @@ func (h *NoCloudHandler) observed(outcome string) {
 	}
 }
 
-// Turns exposes the server join queue, for status pages.
-func (h *NoCloudHandler) Turns() *cloudinit.JoinTurns { return h.turns }
-
 // noCloudRequest is one parsed request: who asks, for what, about which node.
 type noCloudRequest struct {
 	leaf   string // meta-data, user-data, ..., phone-home, join-turn
 	remote netip.Addr
 	node   node.Node
+	// who is the identity check's answer; secrets only when who.Trusted.
+	who Decision
 }
 
 func (h *NoCloudHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -148,13 +169,12 @@ func (h *NoCloudHandler) resolve(ctx context.Context, r *http.Request) (noCloudR
 	}
 	// The socket's peer, never X-Forwarded-For: a header would let any machine claim to
 	// be the node.
-	ap, err := netip.ParseAddrPort(r.RemoteAddr)
-	if err != nil {
+	if req.remote = peerAddr(r); !req.remote.IsValid() {
 		return req, http.StatusBadRequest, fmt.Errorf("remote address %q: %w", r.RemoteAddr, node.ErrInvalid)
 	}
-	req.remote = ap.Addr().Unmap()
 
 	var mac node.MAC
+	var err error
 	leased := false
 	if first, leaf, found := strings.Cut(rest, "/"); found {
 		if mac, err = node.ParseMAC(first); err != nil || strings.Contains(leaf, "/") {
@@ -178,44 +198,18 @@ func (h *NoCloudHandler) resolve(ctx context.Context, r *http.Request) (noCloudR
 		req.node = node.Node{}
 		return req, http.StatusNotFound, fmt.Errorf("node %s is not imported: %w", name, node.ErrNotFound)
 	}
-	if !leased {
-		if err := h.checkSource(ctx, &req.node, req.remote); err != nil {
-			return req, statusOf(err), err
-		}
+	if leased {
+		// The lease that named the MAC is the identity.
+		req.who = Decision{Verdict: Verified, Why: req.remote.String() + " is the node's DHCP lease", Trusted: true}
+		return req, http.StatusOK, nil
+	}
+	if req.who, err = h.identity.Check(ctx, req.node, req.remote); err != nil {
+		return req, http.StatusInternalServerError, err
+	}
+	if req.who.Verdict == Foreign {
+		return req, http.StatusForbidden, fmt.Errorf("%s: %w", req.who.Why, node.ErrForbidden)
 	}
 	return req, http.StatusOK, nil
-}
-
-// checkSource enforces "when Bootyard knows the node's address, the request comes from
-// it". The requester's address may be leased to this node (fine) or to another machine
-// (refused); it may be the node's static address (fine); otherwise, if any of the node's
-// MACs holds an active lease, the request should have come from that address (refused).
-// A requester with no lease, no static match and no lease of its own is allowed: in
-// proxyDHCP mode another server hands out the addresses and Bootyard cannot know them.
-func (h *NoCloudHandler) checkSource(ctx context.Context, n *node.Node, remote netip.Addr) error {
-	owner, err := h.inv.MACForIP(ctx, remote)
-	switch {
-	case err == nil:
-		if n.HasMAC(owner) {
-			return nil
-		}
-		return fmt.Errorf("request from %s, which is leased to %s, not to node %s: %w", remote, owner, n.Name, node.ErrForbidden)
-	case !errors.Is(err, node.ErrNotFound):
-		return fmt.Errorf("lease lookup %s: %w", remote, err)
-	}
-	if n.IP.IsValid() && n.IP.Addr() == remote {
-		return nil
-	}
-	for _, mac := range n.MACs {
-		lease, err := h.inv.LeaseForMAC(ctx, mac)
-		switch {
-		case err == nil:
-			return fmt.Errorf("request from %s, but node %s holds the lease on %s: %w", remote, n.Name, lease.IP, node.ErrForbidden)
-		case !errors.Is(err, node.ErrNotFound):
-			return fmt.Errorf("lease lookup %s: %w", mac, err)
-		}
-	}
-	return nil
 }
 
 func (h *NoCloudHandler) serveFile(ctx context.Context, w http.ResponseWriter, req noCloudRequest) {
@@ -226,7 +220,7 @@ func (h *NoCloudHandler) serveFile(ctx context.Context, w http.ResponseWriter, r
 		http.Error(w, "internal error", http.StatusInternalServerError)
 		return
 	}
-	join := n.State.MayReceiveJoinData()
+	join := n.State.MayReceiveJoinData() && req.who.Trusted
 	files, err := h.cache.Files(*n, settings, join)
 	if err != nil {
 		// Most likely incomplete settings (no token, no server URL). Serving the files
@@ -243,6 +237,9 @@ func (h *NoCloudHandler) serveFile(ctx context.Context, w http.ResponseWriter, r
 		if join {
 			h.recordOnce(ctx, n.Name, "served:"+gen, node.NewEvent(n.Name, node.EventCloudInit,
 				"user-data with join config served to "+req.remote.String()+" (generation "+gen+")", "nocloud", h.now()))
+		} else if !req.who.Trusted && n.State.MayReceiveJoinData() {
+			h.recordOnce(ctx, n.Name, "unverified:"+gen+":"+req.remote.String(), node.NewEvent(n.Name, node.EventWarning,
+				"join data withheld from "+req.remote.String()+": "+req.who.Why, "nocloud", h.now()))
 		} else {
 			h.recordOnce(ctx, n.Name, "withheld:"+gen+":"+string(n.State), node.NewEvent(n.Name, node.EventCloudInit,
 				"join data withheld: node is "+string(n.State)+"; served hostname and SSH keys only", "nocloud", h.now()))
@@ -263,8 +260,13 @@ func (h *NoCloudHandler) serveFile(ctx context.Context, w http.ResponseWriter, r
 	w.Write(body)
 }
 
-// checkKey compares the node's callback key in constant time.
-func (h *NoCloudHandler) checkKey(ctx context.Context, r *http.Request, n *node.Node) (node.ClusterSettings, error) {
+// checkKey admits a callback: from a requester the identity check trusts as the node,
+// with the node's callback key (compared in constant time).
+func (h *NoCloudHandler) checkKey(ctx context.Context, r *http.Request, req noCloudRequest) (node.ClusterSettings, error) {
+	n := &req.node
+	if !req.who.Trusted {
+		return node.ClusterSettings{}, fmt.Errorf("%s callback: %s: %w", strings.TrimPrefix(r.URL.Path, "/nocloud/"), req.who.Why, node.ErrForbidden)
+	}
 	settings, err := h.inv.ClusterSettings(ctx)
 	if err != nil {
 		return settings, fmt.Errorf("read cluster settings: %w", err)
@@ -277,12 +279,11 @@ func (h *NoCloudHandler) checkKey(ctx context.Context, r *http.Request, n *node.
 	return settings, nil
 }
 
-// phoneHome takes the first-boot script's report. "installed" moves a provisioning
-// node to installed (the installer agent may have done so already) and ends a server's
-// join turn; "failed" records a warning and ends the turn so the next server can go.
+// phoneHome takes the first-boot script's report (see phoneHomeUpdate for the states):
+// joining keeps a server's join turn, joined and failed end it so the next server can go.
 func (h *NoCloudHandler) phoneHome(ctx context.Context, w http.ResponseWriter, r *http.Request, req noCloudRequest) {
 	n := &req.node
-	settings, err := h.checkKey(ctx, r, n)
+	settings, err := h.checkKey(ctx, r, req)
 	if err != nil {
 		h.refuse(ctx, w, req, statusOf(err), err)
 		return
@@ -294,42 +295,22 @@ func (h *NoCloudHandler) phoneHome(ctx context.Context, w http.ResponseWriter, r
 	}
 	reason := cleanReason(r.PostForm.Get("reason"), settings.Token)
 	status := r.PostForm.Get("status")
-	now := h.now()
+	var logTail []string
 	switch status {
-	case "installed":
+	case phoneInstalled, phoneJoined:
+		// The join is over: the next server may go.
 		h.turns.Release(n.Name)
-		_, err = h.inv.UpdateNode(ctx, n.Name, func(cur *node.Node) ([]node.Event, error) {
-			events := []node.Event{node.NewEvent(cur.Name, node.EventCloudInit, "phone-home: cloud-init finished: "+reason, "nocloud", now)}
-			if cur.State == node.StateRegistered {
-				// A VM from a template never network-booted the installer, so it skipped
-				// provisioning. Step through it, but keep the generation: the machine has
-				// just run cloud-init with this generation's instance-id, and a new one
-				// would make it run the first boot again on its next reboot.
-				gen := cur.Generation
-				ev, err := cur.Transition(node.StateProvisioning, "first boot from a cloud-init seed", "nocloud", now)
-				if err != nil {
-					return nil, err
-				}
-				cur.Generation = gen
-				events = append(events, ev)
-			}
-			if cur.State == node.StateProvisioning {
-				ev, err := cur.Transition(node.StateInstalled, "cloud-init finished", "nocloud", now)
-				if err != nil {
-					return nil, err
-				}
-				events = append(events, ev)
-			}
-			return events, nil
-		})
-	case "failed":
+	case phoneJoining:
+		// The installer only queued the join: the turn is held until joined or failed.
+	case phoneFailed:
 		h.turns.Release(n.Name)
+		logTail = cleanLogTail(r.PostForm.Get("log"), settings.Token)
 		h.log.Warn("node reports first boot failed", slog.String("node", n.Name), slog.String("reason", reason))
-		err = h.inv.AppendEvents(ctx, node.NewEvent(n.Name, node.EventWarning, "phone-home: first boot failed: "+reason, "nocloud", now))
 	default:
-		http.Error(w, "status must be installed or failed", http.StatusBadRequest)
+		http.Error(w, "status must be installed, joining, joined or failed", http.StatusBadRequest)
 		return
 	}
+	_, err = h.inv.UpdateNode(ctx, n.Name, phoneHomeUpdate(status, reason, logTail, h.now()))
 	if err != nil {
 		h.log.Error("record phone-home", slog.String("node", n.Name), slog.Any("err", err))
 		http.Error(w, "internal error", statusOf(err))
@@ -339,10 +320,13 @@ func (h *NoCloudHandler) phoneHome(ctx context.Context, w http.ResponseWriter, r
 }
 
 // joinTurn answers a server's "may I join now?": 200 "go" when no other server is
-// mid-join, 423 "wait" otherwise. Agents do not wait for each other and never ask.
+// mid-join, 423 "wait" otherwise. The holder asks again while it joins, which renews
+// the turn up to the cap (the join-turn-minutes setting). Agents do not wait for each
+// other and never ask.
 func (h *NoCloudHandler) joinTurn(ctx context.Context, w http.ResponseWriter, r *http.Request, req noCloudRequest) {
 	n := &req.node
-	if _, err := h.checkKey(ctx, r, n); err != nil {
+	settings, err := h.checkKey(ctx, r, req)
+	if err != nil {
 		h.refuse(ctx, w, req, statusOf(err), err)
 		return
 	}
@@ -350,13 +334,21 @@ func (h *NoCloudHandler) joinTurn(ctx context.Context, w http.ResponseWriter, r 
 		http.Error(w, "only a server being provisioned takes a join turn", http.StatusConflict)
 		return
 	}
-	ok, holder := h.turns.Take(n.Name)
-	if !ok && h.holderIsDone(ctx, holder) {
+	limit := settings.JoinTurnLimit()
+	ok, holder := h.turns.Take(n.Name, limit)
+	if !ok && holder != "" && h.holderIsDone(ctx, holder) {
 		h.turns.Release(holder)
-		ok, holder = h.turns.Take(n.Name)
+		ok, holder = h.turns.Take(n.Name, limit)
 	}
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	w.Header().Set("Cache-Control", "no-store")
+	if !ok && holder == "" {
+		h.recordOnce(ctx, n.Name, "turn-capped:"+strconv.Itoa(n.Generation), node.NewEvent(n.Name, node.EventWarning,
+			"join turn ended after "+limit.String()+" without joined or failed: other servers go first", "nocloud", h.now()))
+		w.WriteHeader(http.StatusLocked)
+		fmt.Fprintf(w, "wait: this server's join turn ran out after %s\n", limit)
+		return
+	}
 	if !ok {
 		h.recordOnce(ctx, n.Name, "turn-wait:"+holder+":"+strconv.Itoa(n.Generation), node.NewEvent(n.Name, node.EventCloudInit,
 			"waiting to join: server "+holder+" is joining", "nocloud", h.now()))
@@ -370,8 +362,8 @@ func (h *NoCloudHandler) joinTurn(ctx context.Context, w http.ResponseWriter, r 
 }
 
 // holderIsDone reports whether the server holding the turn has finished joining by
-// other means than phoning home: it became active in the cluster, or it was deleted or
-// failed. Such a holder must not block the next server until the TTL runs out.
+// other means than phoning home: its Kubernetes Node became Ready (active), or it was
+// deleted or failed. Such a holder must not block the next server until the TTL runs out.
 func (h *NoCloudHandler) holderIsDone(ctx context.Context, holder string) bool {
 	n, err := h.inv.GetNode(ctx, holder)
 	switch {
@@ -411,18 +403,9 @@ func (h *NoCloudHandler) refuse(ctx context.Context, w http.ResponseWriter, req 
 // recordOnce appends ev unless an event with the same key was already written for the
 // node by this process.
 func (h *NoCloudHandler) recordOnce(ctx context.Context, name, key string, ev node.Event) {
-	h.mu.Lock()
-	seen := h.recorded[name]
-	if seen == nil {
-		seen = make(map[string]bool)
-		h.recorded[name] = seen
-	}
-	if seen[key] {
-		h.mu.Unlock()
+	if !h.recorded.first(name + "|" + key) {
 		return
 	}
-	seen[key] = true
-	h.mu.Unlock()
 	if err := h.inv.AppendEvents(ctx, ev); err != nil {
 		h.log.Error("record nocloud event", slog.String("node", name), slog.Any("err", err))
 	}
@@ -434,15 +417,7 @@ func cleanReason(s string, token node.Secret) string {
 	if token.IsSet() {
 		s = strings.ReplaceAll(s, token.Reveal(), "[redacted]")
 	}
-	s = strings.Map(func(r rune) rune {
-		if unicode.IsPrint(r) {
-			return r
-		}
-		return ' '
-	}, s)
-	if r := []rune(s); len(r) > maxReasonLen {
-		s = string(r[:maxReasonLen]) + "…"
-	}
+	s = cleanLine(s, maxReasonLen)
 	if s == "" {
 		s = "(no reason given)"
 	}

@@ -23,6 +23,7 @@ import (
 
 	"sigs.k8s.io/yaml"
 
+	"github.com/bootyard/bootyard/boot"
 	"github.com/bootyard/bootyard/cloudinit"
 	"github.com/bootyard/bootyard/node"
 	"github.com/bootyard/bootyard/store"
@@ -59,9 +60,20 @@ type noCloudHarness struct {
 	h    *NoCloudHandler
 	srv  *httptest.Server
 	logs *noCloudLogs
+	// seen is Bootyard's DHCP record: importAt puts each node at 127.0.0.1, where the
+	// tests' own requests come from.
+	seen            *boot.Sightings
+	trustUnverified bool
 }
 
-type harnessOption func(*cloudinit.Config, *node.ClusterSettings)
+// harnessOption changes the renderer's config, the cluster settings or the harness
+// itself before the handler is built.
+type harnessOption func(*noCloudHarness, *cloudinit.Config, *node.ClusterSettings)
+
+// trustingUnverified is --trust-unverified-machines.
+func trustingUnverified(x *noCloudHarness, _ *cloudinit.Config, _ *node.ClusterSettings) {
+	x.trustUnverified = true
+}
 
 func newNoCloudHarness(t testing.TB, opts ...harnessOption) *noCloudHarness {
 	t.Helper()
@@ -88,7 +100,7 @@ func newNoCloudHarness(t testing.TB, opts ...harnessOption) *noCloudHarness {
 		SSHAuthorizedKeys: []string{"ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAINoCloudTest ops@lab"},
 	}
 	for _, o := range opts {
-		o(&cfg, &settings)
+		o(x, &cfg, &settings)
 	}
 	if x.r, err = cloudinit.NewRenderer(cfg); err != nil {
 		t.Fatal(err)
@@ -96,7 +108,11 @@ func newNoCloudHarness(t testing.TB, opts ...harnessOption) *noCloudHarness {
 	if _, err := st.UpdateClusterSettings(ctx, func(c *node.ClusterSettings) error { *c = settings; return nil }); err != nil {
 		t.Fatal(err)
 	}
-	x.h = NewNoCloudHandler(x.r, st, log)
+	var id *Identity
+	id, x.seen = newTestIdentity(t, st, x.trustUnverified)
+	if x.h, err = NewNoCloudHandler(NoCloudConfig{Renderer: x.r, Inventory: st, Identity: id, Logger: log}); err != nil {
+		t.Fatal(err)
+	}
 	handler = New(Config{Logger: log}, Deps{NoCloud: x.h}).Handler()
 	t.Cleanup(x.checkNoTokenLeaked)
 	return x
@@ -130,6 +146,8 @@ var statePathFromRegistered = map[node.State][]node.State{
 	node.StateRegistered:   nil,
 	node.StateProvisioning: {node.StateProvisioning},
 	node.StateInstalled:    {node.StateProvisioning, node.StateInstalled},
+	node.StateJoining:      {node.StateProvisioning, node.StateInstalled, node.StateJoining},
+	node.StateJoined:       {node.StateProvisioning, node.StateInstalled, node.StateJoining, node.StateJoined},
 	node.StateActive:       {node.StateProvisioning, node.StateInstalled, node.StateActive},
 	node.StateDeleting:     {node.StateProvisioning, node.StateDeleting},
 	node.StateWiping:       {node.StateProvisioning, node.StateDeleting, node.StateWiping},
@@ -141,6 +159,9 @@ var statePathFromRegistered = map[node.State][]node.State{
 func (x *noCloudHarness) importAt(name, mac string, role node.Role, state node.State) node.Node {
 	x.t.Helper()
 	ctx := context.Background()
+	if _, ok := statePathFromRegistered[state]; !ok {
+		x.t.Fatalf("importAt: no path to %s", state)
+	}
 	m, err := node.ParseMAC(mac)
 	if err != nil {
 		x.t.Fatal(err)
@@ -150,6 +171,7 @@ func (x *noCloudHarness) importAt(name, mac string, role node.Role, state node.S
 	if err != nil {
 		x.t.Fatal(err)
 	}
+	x.seen.Saw(m, netip.MustParseAddr("127.0.0.1"))
 	for _, to := range statePathFromRegistered[state] {
 		if n, err = x.st.UpdateNode(ctx, name, func(n *node.Node) ([]node.Event, error) {
 			ev, err := n.Transition(to, "test", "test", time.Now().UTC())
@@ -378,8 +400,24 @@ func TestNoCloud_PhoneHome(t *testing.T) {
 			wantCode: 204, wantState: node.StateInstalled, wantEvent: "first boot from a cloud-init seed"},
 		{name: "active node stays active", state: node.StateActive, status: "installed",
 			wantCode: 204, wantState: node.StateActive, wantEvent: "phone-home"},
-		{name: "failure is a warning, state unchanged", state: node.StateProvisioning, status: "failed",
-			wantCode: 204, wantState: node.StateProvisioning, wantEvent: "first boot failed: gave up"},
+		{name: "a failure fails the node, with the reason", state: node.StateProvisioning, status: "failed",
+			wantCode: 204, wantState: node.StateFailed, wantEvent: "first boot failed: gave up"},
+		{name: "installer ran: installed → joining", state: node.StateInstalled, status: "joining",
+			wantCode: 204, wantState: node.StateJoining, wantEvent: "the installer ran; the join is under way"},
+		{name: "template VM reports joining: registered → joining", state: node.StateRegistered, status: "joining",
+			wantCode: 204, wantState: node.StateJoining, wantEvent: "first boot from a cloud-init seed"},
+		{name: "first-boot script rerun after a failure: failed → joining", state: node.StateFailed, status: "joining",
+			wantCode: 204, wantState: node.StateJoining, wantEvent: "phone-home: joining"},
+		{name: "LLMOS bootstrapped: joining → joined", state: node.StateJoining, status: "joined",
+			wantCode: 204, wantState: node.StateJoined, wantEvent: "the join finished"},
+		{name: "joined without a joining report: installed → joined", state: node.StateInstalled, status: "joined",
+			wantCode: 204, wantState: node.StateJoined, wantEvent: "the join finished"},
+		{name: "joined after Ready: active stays active", state: node.StateActive, status: "joined",
+			wantCode: 204, wantState: node.StateActive, wantEvent: "phone-home: joined"},
+		{name: "the join failed: joining → failed", state: node.StateJoining, status: "failed",
+			wantCode: 204, wantState: node.StateFailed, wantEvent: "first boot failed"},
+		{name: "a late failure never moves an active node", state: node.StateActive, status: "failed",
+			wantCode: 204, wantState: node.StateActive, wantEvent: "first boot failed"},
 		{name: "wrong key is refused", state: node.StateProvisioning, status: "installed", badKey: true,
 			wantCode: 403, wantState: node.StateProvisioning, wantEvent: "wrong or stale key"},
 		{name: "unknown status", state: node.StateProvisioning, status: "bogus",
@@ -408,7 +446,54 @@ func TestNoCloud_PhoneHome(t *testing.T) {
 			if tt.wantEvent != "" && !strings.Contains(x.events("w-1"), tt.wantEvent) {
 				t.Errorf("events lack %q:\n%s", tt.wantEvent, x.events("w-1"))
 			}
+			if strings.Contains(x.events("w-1"), noCloudToken) {
+				t.Errorf("the token reached the events:\n%s", x.events("w-1"))
+			}
 		})
+	}
+}
+
+// TestNoCloud_AFailedJoinKeepsTheJournalTailWithoutTheToken posts what the first-boot
+// script sends when llmos.service fails: the unit's last journal lines, one of them
+// holding the token (LLMOS logging its config), one with escape codes, and more lines
+// than are kept.
+func TestNoCloud_AFailedJoinKeepsTheJournalTailWithoutTheToken(t *testing.T) {
+	x := newNoCloudHarness(t)
+	x.importAt("w-1", "52:54:00:dd:00:02", node.RoleWorker, node.StateJoining)
+	var tail strings.Builder
+	for i := 1; i <= 25; i++ {
+		fmt.Fprintf(&tail, "llmos[7]: step %02d\n", i)
+	}
+	tail.WriteString("llmos[7]: config token: " + noCloudToken + "\n")
+	tail.WriteString("llmos[7]: \x1b[31mcluster-info: 401 Unauthorized\x1b[0m\n")
+	form := url.Values{"status": {"failed"}, "reason": {"llmos.service failed after 300s"}, "log": {tail.String()}}
+	if code, body := x.do(clientFrom("127.0.0.1"), http.MethodPost, "/nocloud/52:54:00:dd:00:02/phone-home", x.keyHeader("w-1"), form); code != 204 {
+		t.Fatalf("phone-home: %d\n%s", code, body)
+	}
+	if n := x.node("w-1"); n.State != node.StateFailed || !strings.Contains(n.StateReason, "llmos.service failed after 300s") {
+		t.Fatalf("node is %s (%q), want failed with the reason", n.State, n.StateReason)
+	}
+	events, err := x.st.Events(context.Background(), "w-1", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var lines []string
+	for _, ev := range events {
+		if ev.Type == node.EventLog {
+			lines = append(lines, ev.Reason)
+		}
+	}
+	if len(lines) != 20 || lines[0] != "llmos[7]: step 08" {
+		t.Fatalf("kept %d log lines starting %q, want the last 20:\n%s", len(lines), lines, x.events("w-1"))
+	}
+	if got := lines[18]; got != "llmos[7]: config token: [redacted]" {
+		t.Errorf("token line = %q, want it redacted", got)
+	}
+	if got := lines[19]; strings.ContainsRune(got, 0x1b) || !strings.Contains(got, "cluster-info: 401 Unauthorized") {
+		t.Errorf("last line = %q, want it printable and kept", got)
+	}
+	if strings.Contains(x.events("w-1"), noCloudToken) {
+		t.Errorf("the token reached the events")
 	}
 }
 
@@ -543,9 +628,11 @@ func listenLoopback6443(t *testing.T) (net.Listener, string) {
 }
 
 // TestNoCloud_SecondServerWaitsUntilTheFirstHasJoined runs the first-boot scripts of two
-// server nodes with sh, against the real handler and store: the second starts while the
-// first is joining, waits for its turn, and runs the (stub) installer only after the
-// first has finished and phoned home.
+// server nodes imported together with sh, against the real handler and store. The
+// stand-in installer behaves like LLMOS's install.sh: it queues the join (systemctl
+// restart --no-block llmos) and returns at once; the stand-in llmos.service writes the
+// bootstrapped stamp seconds later. The second server must not start its join until the
+// first has written its stamp and reported joined: the joins never overlap.
 func TestNoCloud_SecondServerWaitsUntilTheFirstHasJoined(t *testing.T) {
 	if _, err := exec.LookPath("curl"); err != nil {
 		t.Skip("curl not installed")
@@ -563,25 +650,25 @@ func TestNoCloud_SecondServerWaitsUntilTheFirstHasJoined(t *testing.T) {
 	k3s.StartTLS()
 	defer k3s.Close()
 	dir := t.TempDir()
-	stubLog := filepath.Join(dir, "installer-log")
+	joinLog := filepath.Join(dir, "join-log")
 	installer := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		// Long enough that the second server is certainly asking while the first joins.
-		fmt.Fprint(w, "#!/bin/sh\necho \"start $NODE_TAG\" >> \"$STUB_LOG\"\nsleep 3\necho \"end $NODE_TAG\" >> \"$STUB_LOG\"\n")
+		fmt.Fprint(w, "#!/bin/sh\necho \"installer $NODE_TAG\" >> \"$JOIN_LOG\"\nsystemctl restart --no-block llmos\n")
 	}))
 	defer installer.Close()
 
-	x := newNoCloudHarness(t, func(c *cloudinit.Config, s *node.ClusterSettings) {
+	x := newNoCloudHarness(t, func(_ *noCloudHarness, c *cloudinit.Config, s *node.ClusterSettings) {
 		c.Join = cloudinit.LLMOS{ClusterInfoPort: 6443}
 		c.WaitFirstDelay, c.WaitMaxDelay, c.WaitLimit = time.Second, time.Second, 2*time.Minute
 		s.ServerURL = "https://" + host + ":6443"
 		s.InstallURL = installer.URL + "/install.sh"
-		s.InstallEnv = map[string]string{"STUB_LOG": stubLog}
+		s.InstallEnv = map[string]string{"JOIN_LOG": joinLog}
 	})
 	first := x.importAt("cp-1", "52:54:00:ff:00:01", node.RoleServer, node.StateProvisioning)
 	second := x.importAt("cp-2", "52:54:00:ff:00:02", node.RoleServer, node.StateProvisioning)
 	if !first.ClusterInit || second.ClusterInit {
 		t.Fatalf("cluster-init: cp-1 %v, cp-2 %v; want the first server only", first.ClusterInit, second.ClusterInit)
 	}
+	bin := fakeLLMOSBin(t, dir)
 
 	run := func(n node.Node) (chan error, *bytes.Buffer) {
 		code, ud := x.do(clientFrom("127.0.0.1"), http.MethodGet, "/nocloud/"+n.PrimaryMAC().String()+"/user-data", nil, nil)
@@ -593,10 +680,14 @@ func TestNoCloud_SecondServerWaitsUntilTheFirstHasJoined(t *testing.T) {
 		if err := os.WriteFile(path, []byte(script), 0o700); err != nil {
 			t.Fatal(err)
 		}
+		root := filepath.Join(dir, n.Name+"-root")
+		if err := os.MkdirAll(root, 0o755); err != nil {
+			t.Fatal(err)
+		}
 		out := &bytes.Buffer{}
 		cmd := exec.Command("sh", path)
 		cmd.Env = append(os.Environ(), "NODE_TAG="+n.Name, "BOOTYARD_CONSOLE="+filepath.Join(dir, n.Name+".console"),
-			"PATH="+fakeLoggerDir(t, dir)+":"+os.Getenv("PATH"))
+			"BOOTYARD_ROOT="+root, "PATH="+bin+":"+os.Getenv("PATH"))
 		cmd.Stdout, cmd.Stderr = out, out
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
@@ -608,13 +699,10 @@ func TestNoCloud_SecondServerWaitsUntilTheFirstHasJoined(t *testing.T) {
 	}
 
 	done1, out1 := run(first)
-	deadline := time.Now().Add(time.Minute)
-	for holder, _ := x.h.Turns().Holder(); holder != "cp-1"; holder, _ = x.h.Turns().Holder() {
-		if time.Now().After(deadline) {
-			t.Fatalf("cp-1 never took its turn:\n%s", out1)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	waitUntil(t, time.Minute, func() string { return "cp-1 to take its turn:\n" + out1.String() }, func() bool {
+		holder, _ := x.h.turns.Holder()
+		return holder.Node == "cp-1"
+	})
 	done2, out2 := run(second)
 	for i, done := range []chan error{done1, done2} {
 		select {
@@ -626,29 +714,56 @@ func TestNoCloud_SecondServerWaitsUntilTheFirstHasJoined(t *testing.T) {
 			t.Fatalf("script %d did not finish\n%s\n%s", i+1, out1, out2)
 		}
 	}
-	log, _ := os.ReadFile(stubLog)
-	if want := "start cp-1\nend cp-1\nstart cp-2\nend cp-2\n"; string(log) != want {
-		t.Errorf("installer runs:\n%s\nwant one at a time, cp-1 first:\n%s", log, want)
+	log, _ := os.ReadFile(joinLog)
+	if want := "installer cp-1\nbootstrapped cp-1\ninstaller cp-2\nbootstrapped cp-2\n"; string(log) != want {
+		t.Errorf("joins:\n%s\nwant one at a time, cp-1 first, each to its stamp:\n%s", log, want)
 	}
 	if !strings.Contains(out2.String(), "waiting for this server's turn") {
 		t.Errorf("cp-2 did not wait for its turn:\n%s", out2)
 	}
 	for _, name := range []string{"cp-1", "cp-2"} {
-		if s := x.node(name).State; s != node.StateInstalled {
-			t.Errorf("%s is %s, want installed after phoning home\n%s", name, s, x.events(name))
+		n := x.node(name)
+		if n.State != node.StateJoined {
+			t.Errorf("%s is %s, want joined (no kubeconfig: the end of the road)\n%s", name, n.State, x.events(name))
 		}
+		for _, want := range []string{"installed→joining", "joining→joined"} {
+			if !strings.Contains(x.events(name), want) {
+				t.Errorf("%s's events lack %q:\n%s", name, want, x.events(name))
+			}
+		}
+	}
+	if holder, held := x.h.turns.Holder(); held {
+		t.Errorf("%s still holds the turn after both joined", holder.Node)
 	}
 }
 
-// fakeLoggerDir holds a logger that writes into dir, so scripts leave the journal alone.
-func fakeLoggerDir(t *testing.T, dir string) string {
+// fakeLLMOSBin holds a logger that writes into dir, so scripts leave the journal alone,
+// and a systemctl standing in for systemd 252 and llmos.service: a restart of llmos
+// "joins" for two seconds in the background, then logs it to $JOIN_LOG and writes the
+// bootstrapped stamp under $BOOTYARD_ROOT.
+func fakeLLMOSBin(t *testing.T, dir string) string {
 	t.Helper()
 	bin := filepath.Join(dir, "bin")
 	if err := os.MkdirAll(bin, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(filepath.Join(bin, "logger"), []byte("#!/bin/sh\necho \"$*\" >> \""+dir+"/journal\"\n"), 0o755); err != nil {
-		t.Fatal(err)
+	tools := map[string]string{
+		"logger": "#!/bin/sh\necho \"$*\" >> \"" + dir + "/journal\"\n",
+		"systemctl": `#!/bin/sh
+case "$1" in
+--version) echo "systemd 252 (252.30-1~deb12u2)" ;;
+daemon-reload|reset-failed) ;;
+is-failed) exit 1 ;;
+restart) (sleep 2; echo "bootstrapped $NODE_TAG" >> "$JOIN_LOG"
+  mkdir -p "$BOOTYARD_ROOT/var/lib/llmos" && touch "$BOOTYARD_ROOT/var/lib/llmos/bootstrapped") >/dev/null 2>&1 & ;;
+*) exit 1 ;;
+esac
+`,
+	}
+	for name, body := range tools {
+		if err := os.WriteFile(filepath.Join(bin, name), []byte(body), 0o755); err != nil {
+			t.Fatal(err)
+		}
 	}
 	return bin
 }

@@ -10,6 +10,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/bootyard/bootyard/httperr"
 	"github.com/bootyard/bootyard/images"
 )
 
@@ -39,7 +40,7 @@ func New(cfg Config, deps Deps) *Server {
 	}
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
-	e.HTTPErrorHandler = errorHandler(cfg.Logger)
+	e.HTTPErrorHandler = httperr.Handler(cfg.Logger)
 	// Machines speak plain HTTP (most firmware iPXE builds carry no CA for Bootyard's
 	// certificate) and authenticate by MAC, source address and per-boot tokens, never by
 	// the admin token.

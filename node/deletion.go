@@ -104,7 +104,13 @@ func checkClusterSafety(target *Node, all []Node) error {
 
 // IsMember reports whether a server in this state is an etcd member: it has an OS with
 // the join data and has (or is about to have) joined.
-func (s State) IsMember() bool { return s == StateInstalled || s == StateActive }
+func (s State) IsMember() bool {
+	switch s {
+	case StateInstalled, StateJoining, StateJoined, StateActive:
+		return true
+	}
+	return false
+}
 
 // ServerCount counts the live server nodes (imported and not on their way out), the
 // number the fault-tolerance table is about.

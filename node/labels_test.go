@@ -81,6 +81,17 @@ func TestValidateLabels_UsesTheKubernetesRules(t *testing.T) {
 		{"value ending in dash", map[string]string{"gpu": "a100-"}, false},
 		{"value with slash", map[string]string{"gpu": "a/100"}, false},
 		{"one bad among good", map[string]string{"a": "1", "b": "2", "c": "bad value"}, false},
+
+		// The kubelet's own rules for --node-labels.
+		{"kubelet may set its hostname", map[string]string{"kubernetes.io/hostname": "gpu-1"}, true},
+		{"kubelet may set the zone", map[string]string{"topology.kubernetes.io/zone": "rack-1"}, true},
+		{"kubelet namespace", map[string]string{"kubelet.kubernetes.io/custom": "x"}, true},
+		{"node namespace subdomain", map[string]string{"example.node.kubernetes.io/gpu": "x"}, true},
+		{"not a Kubernetes namespace", map[string]string{"kubernetes.io.example.com/x": "y"}, true},
+		{"node role", map[string]string{"node-role.kubernetes.io/worker": "true"}, false},
+		{"kubernetes.io/foo", map[string]string{"kubernetes.io/foo": "bar"}, false},
+		{"k8s.io namespace", map[string]string{"k8s.io/foo": "bar"}, false},
+		{"k8s.io subdomain", map[string]string{"sub.k8s.io/foo": "bar"}, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -130,5 +141,17 @@ func TestLabelList_IsSortedKeyEqualsValue(t *testing.T) {
 	want := []string{"edge=", "gpu=a100", "zone=b"}
 	if !slices.Equal(got, want) {
 		t.Fatalf("LabelList = %q, want %q", got, want)
+	}
+}
+
+func TestValidateLabels_AKubeletRefusalSaysWhy(t *testing.T) {
+	err := node.ValidateLabels(map[string]string{"node-role.kubernetes.io/worker": "true"})
+	if !errors.Is(err, node.ErrInvalid) {
+		t.Fatalf("ValidateLabels = %v, want ErrInvalid", err)
+	}
+	for _, want := range []string{"node-role.kubernetes.io/worker", "kubelet refuses", "node.kubernetes.io"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q does not mention %q", err, want)
+		}
 	}
 }

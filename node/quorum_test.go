@@ -81,8 +81,9 @@ func TestServerCount_CountsLiveServersOnly(t *testing.T) {
 	w := validNode()
 	w.Name, w.Role = "worker", node.RoleWorker
 	all = append(all, w)
-	// registered, provisioning, installed, active, failed; not discovered, deleting, wiping, deleted, nor the worker.
-	if got := node.ServerCount(all); got != 5 {
-		t.Fatalf("ServerCount = %d, want 5", got)
+	// registered, provisioning, installed, joining, joined, active, failed; not discovered,
+	// deleting, wiping, deleted, nor the worker.
+	if got := node.ServerCount(all); got != 7 {
+		t.Fatalf("ServerCount = %d, want 7", got)
 	}
 }

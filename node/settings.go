@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"net/url"
 	"strings"
+	"time"
 )
 
 // Secret holds a value that must never reach a log, an event or an API response by accident.
@@ -40,6 +41,24 @@ type ClusterSettings struct {
 	DefaultImage      string            `json:"defaultImage,omitempty"`
 	// WipeOverwrite asks the wipe to overwrite whole disks, not only signatures.
 	WipeOverwrite bool `json:"wipeOverwrite"`
+	// JoinTurnMinutes caps how long one server may hold the join turn, renewals
+	// included; 0 means DefaultJoinTurnLimit.
+	JoinTurnMinutes int `json:"joinTurnMinutes,omitempty"`
+}
+
+// DefaultJoinTurnLimit is how long one server may hold the join turn when no setting
+// says otherwise: a k3s server join with image pulls takes minutes, not half an hour.
+const DefaultJoinTurnLimit = 30 * time.Minute
+
+// maxJoinTurnMinutes bounds the setting to a day: a longer cap is no cap.
+const maxJoinTurnMinutes = 24 * 60
+
+// JoinTurnLimit is the cap on one server's join turn.
+func (c *ClusterSettings) JoinTurnLimit() time.Duration {
+	if c.JoinTurnMinutes <= 0 {
+		return DefaultJoinTurnLimit
+	}
+	return time.Duration(c.JoinTurnMinutes) * time.Minute
 }
 
 // ValidateServerURL accepts https://HOST:6443 or https://HOST:9345: LLMOS bootstrap
@@ -61,6 +80,35 @@ func ValidateServerURL(s string) error {
 	return nil
 }
 
+// NormalizeServerURL validates s and returns the one form that is stored and rendered:
+// scheme://host:port, no trailing slash. LLMOS trims a trailing slash itself, but the
+// first-boot script appends /ping to the stored value, and k3s never answers "pong" on
+// //ping. Any other path is refused rather than dropped: the operator meant something
+// Bootyard cannot give them.
+func NormalizeServerURL(s string) (string, error) {
+	if err := ValidateServerURL(s); err != nil || s == "" {
+		return s, err
+	}
+	u, _ := url.Parse(s) // ValidateServerURL parsed it already
+	return u.Scheme + "://" + u.Host, nil
+}
+
+// TokenWarning explains why token will not work with LLMOS, or returns "" if nothing is
+// known to be wrong. A k3s secure token (K10<CA hash>::<user>:<password>) is what
+// `cat /var/lib/rancher/k3s/server/token` prints on an LLMOS server, so it is the token
+// an operator is most likely to paste; LLMOS's cluster-info endpoint checks its own
+// cluster token and refuses this form, so every joiner would wait on it for ever.
+// It is a warning, not a refusal: Bootyard cannot see which token the cluster accepts.
+func TokenWarning(token Secret) string {
+	t := token.Reveal()
+	if strings.HasPrefix(t, "K10") && strings.Contains(t, "::") {
+		return "the join token looks like a k3s secure token (K10<CA hash>::server:<secret>); " +
+			"LLMOS's cluster-info check rejects that form, so nodes would never join: " +
+			"set the LLMOS cluster token (the token: value of /etc/llmos/config.yaml on the first server)"
+	}
+	return ""
+}
+
 // Validate checks every field.
 func (c *ClusterSettings) Validate() error {
 	if err := ValidateServerURL(c.ServerURL); err != nil {
@@ -76,6 +124,9 @@ func (c *ClusterSettings) Validate() error {
 		if k == "" || strings.ContainsAny(k, "= \t\n'\"$") {
 			return fmt.Errorf("install env %q: %w: not a variable name", k, ErrInvalid)
 		}
+	}
+	if c.JoinTurnMinutes < 0 || c.JoinTurnMinutes > maxJoinTurnMinutes {
+		return fmt.Errorf("join turn minutes %d: %w: want 1 to %d (0: %s)", c.JoinTurnMinutes, ErrInvalid, maxJoinTurnMinutes, DefaultJoinTurnLimit)
 	}
 	if strings.ContainsAny(c.Token.Reveal(), "\n\r") {
 		return fmt.Errorf("token: %w: must be one line", ErrInvalid)

@@ -134,6 +134,9 @@ func TestClusterSettingsValidate_RefusesWhatWouldBreakTheRenderedScript(t *testi
 			c.SSHAuthorizedKeys = []string{"ssh-ed25519 AAAA a@b\nssh-rsa BBBB c@d"}
 		}, false},
 		{"ssh key without type", func(c *node.ClusterSettings) { c.SSHAuthorizedKeys = []string{"AAAAC3NzaC1lZDI1NTE5AAAA"} }, false},
+		{"join turn of 45 minutes", func(c *node.ClusterSettings) { c.JoinTurnMinutes = 45 }, true},
+		{"negative join turn", func(c *node.ClusterSettings) { c.JoinTurnMinutes = -1 }, false},
+		{"join turn over a day", func(c *node.ClusterSettings) { c.JoinTurnMinutes = 24*60 + 1 }, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

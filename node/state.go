@@ -13,6 +13,8 @@ const (
 	StateRegistered   State = "registered"   // imported, waiting to boot the installer
 	StateProvisioning State = "provisioning" // installer script served, OS being written
 	StateInstalled    State = "installed"    // OS on disk, join data delivered
+	StateJoining      State = "joining"      // first boot ran the distribution's installer; its join is under way
+	StateJoined       State = "joined"       // the distribution reports its join finished (LLMOS: bootstrapped)
 	StateActive       State = "active"       // Ready in the cluster
 	StateDeleting     State = "deleting"     // being drained and removed from the cluster
 	StateWiping       State = "wiping"       // next network boot wipes and reinstalls without join data
@@ -22,7 +24,7 @@ const (
 
 // States lists every state in lifecycle order, for tables and filters.
 var States = []State{StateDiscovered, StateRegistered, StateProvisioning, StateInstalled,
-	StateActive, StateDeleting, StateWiping, StateDeleted, StateFailed}
+	StateJoining, StateJoined, StateActive, StateDeleting, StateWiping, StateDeleted, StateFailed}
 
 // transitions is the one table of allowed moves. Anything not listed is an error.
 var transitions = map[State][]State{
@@ -30,15 +32,23 @@ var transitions = map[State][]State{
 	StateRegistered:   {StateProvisioning, StateFailed, StateDeleting},
 	StateProvisioning: {StateInstalled, StateRegistered, StateFailed, StateDeleting},
 	// installed → provisioning is a reinstall; installed → active when the cluster says Ready.
-	StateInstalled: {StateActive, StateProvisioning, StateFailed, StateDeleting},
+	// installed → joining when the first-boot script starts the installer; installed →
+	// joined when a script that did not report the start reports the end.
+	StateInstalled: {StateProvisioning, StateJoining, StateJoined, StateActive, StateFailed, StateDeleting},
+	// joining → failed when the distribution's join fails (the script reports it, with
+	// the unit's log); joining → active when the cluster says Ready before the report.
+	StateJoining: {StateProvisioning, StateJoined, StateActive, StateFailed, StateDeleting},
+	// joined is the end of the road without a kubeconfig; with one, Ready makes it active.
+	StateJoined: {StateProvisioning, StateActive, StateDeleting},
 	// active → installed when the Kubernetes Node vanishes without a delete through Bootyard.
 	StateActive:   {StateInstalled, StateDeleting},
 	StateDeleting: {StateWiping, StateDeleted, StateFailed},
 	StateWiping:   {StateDeleted, StateFailed},
 	// deleted → registered is a re-import: the only way back to join data.
 	StateDeleted: {StateRegistered, StateWiping},
-	// failed → registered retries an install; failed → wiping or deleting retries a deletion.
-	StateFailed: {StateRegistered, StateDeleting, StateWiping},
+	// failed → registered retries an install; failed → wiping or deleting retries a deletion;
+	// failed → joining is an operator rerunning the first-boot script on the machine.
+	StateFailed: {StateRegistered, StateJoining, StateDeleting, StateWiping},
 }
 
 // ParseState accepts a state name.
@@ -63,13 +73,22 @@ func CanTransition(from, to State) bool {
 
 // InCluster reports whether a node in this state is (or is about to be) a cluster member.
 func (s State) InCluster() bool {
-	return s == StateInstalled || s == StateActive || s == StateProvisioning
+	switch s {
+	case StateProvisioning, StateInstalled, StateJoining, StateJoined, StateActive:
+		return true
+	}
+	return false
 }
 
 // MayReceiveJoinData reports whether NoCloud data with the join token may be served.
-// A node that is deleting, wiping or deleted must never see the token again.
+// A node that is deleting, wiping or deleted must never see the token again; one that
+// has joined (or is active) needs it no more.
 func (s State) MayReceiveJoinData() bool {
-	return s == StateRegistered || s == StateProvisioning || s == StateInstalled
+	switch s {
+	case StateRegistered, StateProvisioning, StateInstalled, StateJoining:
+		return true
+	}
+	return false
 }
 
 // Transition is the one door for state changes: it checks the table, updates the node

@@ -13,23 +13,25 @@ import (
 // lifecycle is every state in the order the columns of legalMoves are written in.
 var lifecycle = []node.State{
 	node.StateDiscovered, node.StateRegistered, node.StateProvisioning, node.StateInstalled,
-	node.StateActive, node.StateDeleting, node.StateWiping, node.StateDeleted, node.StateFailed,
+	node.StateJoining, node.StateJoined, node.StateActive, node.StateDeleting, node.StateWiping, node.StateDeleted, node.StateFailed,
 }
 
 // legalMoves is the state table as the issue describes it, written out by hand so the
 // test does not trust the code's map: row = from, column = to, X = allowed.
 //
-//	dis reg pro ins act dlg wip dld fai
+//	dis reg pro ins jng jnd act dlg wip dld fai
 var legalMoves = map[node.State]string{
-	node.StateDiscovered:   ".X.......", // import
-	node.StateRegistered:   "..X..X..X", // installer served; delete; install failed
-	node.StateProvisioning: ".X.X.X..X", // done; back to registered; delete; failed
-	node.StateInstalled:    "..X.XX..X", // reinstall; Ready; delete; failed
-	node.StateActive:       "...X.X...", // Kubernetes Node vanished; delete
-	node.StateDeleting:     "......XXX", // wipe; removed; failed
-	node.StateWiping:       ".......XX", // wiped; failed
-	node.StateDeleted:      ".X....X..", // re-import; wipe again
-	node.StateFailed:       ".X...XX..", // retry install; retry delete; retry wipe
+	node.StateDiscovered:   ".X.........", // import
+	node.StateRegistered:   "..X....X..X", // installer served; delete; install failed
+	node.StateProvisioning: ".X.X...X..X", // done; back to registered; delete; failed
+	node.StateInstalled:    "..X.XXXX..X", // reinstall; installer started; joined; Ready; delete; failed
+	node.StateJoining:      "..X..XXX..X", // reinstall; joined; Ready; delete; join failed
+	node.StateJoined:       "..X...XX...", // reinstall; Ready; delete
+	node.StateActive:       "...X...X...", // Kubernetes Node vanished; delete
+	node.StateDeleting:     "........XXX", // wipe; removed; failed
+	node.StateWiping:       ".........XX", // wiped; failed
+	node.StateDeleted:      ".X......X..", // re-import; wipe again
+	node.StateFailed:       ".X..X..XX..", // retry install; first-boot script rerun; retry delete; retry wipe
 }
 
 func TestStates_ListsEveryStateOnceInLifecycleOrder(t *testing.T) {
@@ -131,6 +133,7 @@ func TestRetryState_SendsAFailedNodeBackWhereItFailed(t *testing.T) {
 		{node.StateRegistered, node.StateRegistered},
 		{node.StateProvisioning, node.StateRegistered},
 		{node.StateInstalled, node.StateRegistered},
+		{node.StateJoining, node.StateRegistered},
 		{node.StateDeleting, node.StateDeleting},
 		{node.StateWiping, node.StateWiping},
 	}
@@ -176,6 +179,8 @@ func TestState_JoinDataAndMembershipByState(t *testing.T) {
 		{node.StateRegistered, true, false, false},
 		{node.StateProvisioning, true, true, false},
 		{node.StateInstalled, true, true, true},
+		{node.StateJoining, true, true, true},
+		{node.StateJoined, false, true, true},
 		{node.StateActive, false, true, true},
 		{node.StateDeleting, false, false, false},
 		{node.StateWiping, false, false, false},

@@ -9,7 +9,9 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/bootyard/bootyard/cloudinit"
 	"github.com/bootyard/bootyard/node"
 	"github.com/bootyard/bootyard/store"
 )
@@ -376,5 +378,84 @@ func TestAPI_ClusterShowsQuorumAndEvenCountWarning(t *testing.T) {
 		if even != tc.wantEvenWarn {
 			t.Errorf("%d servers: even warning %v, warnings %q", tc.wantServers, even, v.Warnings)
 		}
+	}
+}
+
+func TestAPI_ServerURLIsStoredNormalisedAndASecureTokenIsWarnedAbout(t *testing.T) {
+	h := newAPI(t)
+	tests := []struct {
+		name, body string
+		wantCode   int
+		wantInBody string
+	}{
+		{"trailing slash trimmed", `{"serverURL":"https://10.0.0.1:6443/"}`, 200, `"serverURL":"https://10.0.0.1:6443"`},
+		{"a path refused", `{"serverURL":"https://10.0.0.1:6443/k8s"}`, 422, "no path"},
+		{"k3s secure token warned about", `{"token":"K10e3b0c44298fc1c::server:5f2a9c"}`, 200, "cluster-info check rejects"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			code, out := h.call("PATCH", "/api/v1/cluster", tc.body, true)
+			if code != tc.wantCode || !strings.Contains(string(out), tc.wantInBody) {
+				t.Fatalf("PATCH %s: %d %s, want %d with %q", tc.body, code, out, tc.wantCode, tc.wantInBody)
+			}
+		})
+	}
+	code, out := h.call("GET", "/api/v1/cluster", nil, true)
+	if code != 200 || !strings.Contains(string(out), `"serverURL":"https://10.0.0.1:6443"`) || strings.Contains(string(out), "6443/") {
+		t.Fatalf("stored server URL: %d %s", code, out)
+	}
+	if strings.Contains(string(out), "5f2a9c") {
+		t.Fatalf("the warning shows the token: %s", out)
+	}
+}
+
+func TestAPI_ImportRefusesLabelsTheKubeletRefuses(t *testing.T) {
+	h := newAPI(t)
+	tests := []struct {
+		label    string
+		wantCode int
+	}{
+		{`"node-role.kubernetes.io/worker":"true"`, 422},
+		{`"kubernetes.io/foo":"bar"`, 422},
+		{`"node.kubernetes.io/instance-type":"m5.large"`, 201},
+	}
+	for i, tc := range tests {
+		t.Run(tc.label, func(t *testing.T) {
+			body := `{"macs":["52:54:00:00:0a:0` + string(rune('1'+i)) + `"],"role":"worker","labels":{` + tc.label + `}}`
+			code, out := h.call("POST", "/api/v1/nodes", body, true)
+			if code != tc.wantCode {
+				t.Fatalf("import with %s: %d %s, want %d", tc.label, code, out, tc.wantCode)
+			}
+			if code == 422 && !strings.Contains(string(out), "kubelet refuses") {
+				t.Fatalf("refusal does not say why: %s", out)
+			}
+		})
+	}
+}
+
+func TestAPI_ClusterShowsTheJoinTurnHolderSinceAndUntil(t *testing.T) {
+	granted := time.Date(2026, 12, 1, 8, 0, 0, 0, time.UTC)
+	turns := cloudinit.NewJoinTurns(0, func() time.Time { return granted })
+	h := newAPI(t, func(_ *store.Store, d *Deps) { d.JoinTurns = turns })
+	var v struct {
+		JoinTurn *cloudinit.Turn `json:"joinTurn"`
+	}
+	code, out := h.call("GET", "/api/v1/cluster", nil, true)
+	if code != 200 || json.Unmarshal(out, &v) != nil || v.JoinTurn != nil {
+		t.Fatalf("no holder: %d %s", code, out)
+	}
+	if code, out := h.call("PATCH", "/api/v1/cluster", `{"joinTurnMinutes":45}`, true); code != 200 || !strings.Contains(string(out), `"joinTurnMinutes":45`) {
+		t.Fatalf("set joinTurnMinutes: %d %s", code, out)
+	}
+	if code, out := h.call("PATCH", "/api/v1/cluster", `{"joinTurnMinutes":-5}`, true); code != 422 {
+		t.Fatalf("negative joinTurnMinutes: %d %s", code, out)
+	}
+	turns.Take("cp-1", 45*time.Minute)
+	code, out = h.call("GET", "/api/v1/cluster", nil, true)
+	if code != 200 || json.Unmarshal(out, &v) != nil || v.JoinTurn == nil {
+		t.Fatalf("holder: %d %s", code, out)
+	}
+	if v.JoinTurn.Node != "cp-1" || !v.JoinTurn.Since.Equal(granted) || !v.JoinTurn.Until.Equal(granted.Add(45*time.Minute)) {
+		t.Errorf("joinTurn = %+v, want cp-1 since %v until 45 minutes later", v.JoinTurn, granted)
 	}
 }

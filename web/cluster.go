@@ -5,8 +5,14 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/bootyard/bootyard/cloudinit"
 	"github.com/bootyard/bootyard/node"
 )
+
+// JoinTurnHolder is what the cluster view needs from the server join queue.
+type JoinTurnHolder interface {
+	Holder() (cloudinit.Turn, bool)
+}
 
 // clusterView is GET /api/v1/cluster: the join settings (token redacted unless revealed)
 // and the etcd arithmetic for the current server count and the next one.
@@ -17,6 +23,9 @@ type clusterView struct {
 	Quorum      node.Quorum  `json:"quorum"`
 	Next        node.Quorum  `json:"next"`
 	Warnings    []string     `json:"warnings"`
+	// JoinTurn is the server now joining (servers join one at a time), if any: since
+	// when, and until when at the latest (the joinTurnMinutes cap).
+	JoinTurn *cloudinit.Turn `json:"joinTurn,omitempty"`
 }
 
 // settingsView shows the token only as "[redacted]" or, with reveal, in plain text.
@@ -65,11 +74,19 @@ func (s *Server) clusterView(settings node.ClusterSettings, nodes []node.Node, r
 	if isLive && liveInit != "" {
 		v.ClusterInit = liveInit
 	}
+	if s.deps.JoinTurns != nil {
+		if t, held := s.deps.JoinTurns.Holder(); held {
+			v.JoinTurn = &t
+		}
+	}
 	if settings.ServerURL == "" {
 		v.Warnings = append(v.Warnings, "no server URL set: joining nodes cannot be rendered a server to join (bootyard cluster set --server-url https://HOST:6443)")
 	}
 	if !settings.Token.IsSet() {
 		v.Warnings = append(v.Warnings, "no join token set (bootyard cluster set --token ...)")
+	}
+	if w := node.TokenWarning(settings.Token); w != "" {
+		v.Warnings = append(v.Warnings, w)
 	}
 	if v.Warnings == nil {
 		v.Warnings = []string{}

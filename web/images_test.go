@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
 	"os"
@@ -39,24 +38,10 @@ func newImagesHarness(t *testing.T) imagesHarness {
 	return imagesHarness{h}
 }
 
-// do calls the API with a bearer token ("" sends none).
+// do calls the API, with the admin token when token is it.
 func (h imagesHarness) do(method, path, token, body string) (int, []byte) {
 	h.t.Helper()
-	req, err := http.NewRequest(method, h.srv.URL+path, strings.NewReader(body))
-	if err != nil {
-		h.t.Fatal(err)
-	}
-	req.Header.Set("Content-Type", "application/json")
-	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
-	}
-	resp, err := h.srv.Client().Do(req)
-	if err != nil {
-		h.t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	out, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, out
+	return h.call(method, path, body, token == testToken)
 }
 
 func (h imagesHarness) admin(method, path, body string) (int, []byte) {

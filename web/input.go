@@ -1,16 +1,13 @@
 package web
 
 import (
-	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
-	"net/http"
 	"net/netip"
 	"strings"
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/bootyard/bootyard/httperr"
 	"github.com/bootyard/bootyard/node"
 )
 
@@ -32,22 +29,7 @@ type NodeInput struct {
 
 // decodeJSON reads a JSON body strictly: unknown fields are an error, so a typo in a field
 // name is reported instead of silently ignored.
-func decodeJSON(c echo.Context, v any) error {
-	dec := json.NewDecoder(c.Request().Body)
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		var he *echo.HTTPError
-		var mbe *http.MaxBytesError
-		if errors.As(err, &he) || errors.As(err, &mbe) {
-			return echo.NewHTTPError(http.StatusRequestEntityTooLarge, fmt.Sprintf("request body over %d bytes", maxBody))
-		}
-		if err == io.EOF {
-			return fmt.Errorf("%w: empty body, want a JSON object", errBadRequest)
-		}
-		return fmt.Errorf("%w: body is not valid JSON for this call: %v", errBadRequest, err)
-	}
-	return nil
-}
+func decodeJSON(c echo.Context, v any) error { return httperr.DecodeJSON(c, v, maxBody) }
 
 // apply parses the input onto n. For an import every field is considered; for an update
 // only those present.
@@ -172,14 +154,17 @@ type ClusterInput struct {
 	SSHAuthorizedKeys *[]string          `json:"sshAuthorizedKeys,omitempty"`
 	DefaultImage      *string            `json:"defaultImage,omitempty"`
 	WipeOverwrite     *bool              `json:"wipeOverwrite,omitempty"`
+	JoinTurnMinutes   *int               `json:"joinTurnMinutes,omitempty"`
 }
 
 func (in *ClusterInput) apply(c *node.ClusterSettings) error {
 	if in.ServerURL != nil {
-		if err := node.ValidateServerURL(*in.ServerURL); err != nil {
+		// Stored normalised (no trailing slash) so every rendering of it agrees.
+		u, err := node.NormalizeServerURL(*in.ServerURL)
+		if err != nil {
 			return badField("serverURL", err)
 		}
-		c.ServerURL = *in.ServerURL
+		c.ServerURL = u
 	}
 	if in.Token != nil {
 		c.Token = node.Secret(*in.Token)
@@ -201,6 +186,9 @@ func (in *ClusterInput) apply(c *node.ClusterSettings) error {
 	}
 	if in.WipeOverwrite != nil {
 		c.WipeOverwrite = *in.WipeOverwrite
+	}
+	if in.JoinTurnMinutes != nil {
+		c.JoinTurnMinutes = *in.JoinTurnMinutes
 	}
 	return c.Validate()
 }

@@ -35,6 +35,7 @@ type uiOptions struct {
 	tls     bool
 	noJoin  bool
 	cluster func() bool
+	turns   JoinTurnHolder
 }
 
 func newUI(t *testing.T, opts uiOptions) *uiHarness {
@@ -44,7 +45,7 @@ func newUI(t *testing.T, opts uiOptions) *uiHarness {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	deps := Deps{Inventory: st}
+	deps := Deps{Inventory: st, JoinTurns: opts.turns}
 	if !opts.noJoin {
 		r, err := cloudinit.NewRenderer(cloudinit.Config{AdvertiseURL: "http://127.0.0.1:9"})
 		if err != nil {

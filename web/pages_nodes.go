@@ -189,8 +189,8 @@ func (f importForm) input() (NodeInput, error) {
 // formError puts err beside its field, or at the top of the form.
 func formError(err error) (field, msg string) {
 	var fe *fieldError
-	if errors.As(err, &fe) && fe.field != "" {
-		return fe.field, fe.err.Error()
+	if errors.As(err, &fe) && fe.Field != "" {
+		return fe.Field, fe.Err.Error()
 	}
 	return "", err.Error()
 }

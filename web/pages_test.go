@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/bootyard/bootyard/cloudinit"
 	"github.com/bootyard/bootyard/node"
 )
 
@@ -400,5 +401,22 @@ func TestPages_NodesTableFiltersByRoleAndState(t *testing.T) {
 				t.Error("an empty filter result does not say so")
 			}
 		})
+	}
+}
+
+func TestPages_ClusterPageShowsWhoHoldsTheJoinTurnUntilWhen(t *testing.T) {
+	granted := time.Date(2026, 12, 1, 8, 0, 0, 0, time.UTC)
+	turns := cloudinit.NewJoinTurns(0, func() time.Time { return granted })
+	h := newUI(t, uiOptions{turns: turns})
+	h.login()
+	if p := h.get("/ui/cluster"); !strings.Contains(p.body, "free: no server is joining") {
+		t.Errorf("cluster page without a holder lacks the free turn:\n%s", p.body)
+	}
+	turns.Take("cp-2", 45*time.Minute)
+	p := h.get("/ui/cluster")
+	for _, want := range []string{`<a href="/ui/nodes/cp-2">cp-2</a> is joining since`, "2026-12-01 08:00:00 UTC", "2026-12-01 08:45:00 UTC"} {
+		if !strings.Contains(p.body, want) {
+			t.Errorf("cluster page lacks %q", want)
+		}
 	}
 }

@@ -40,13 +40,14 @@ type Config struct {
 type Deps struct {
 	Inventory Inventory
 	Join      JoinRenderer // join command and seed ISO; nil until configured
-	Extra     map[string]http.Handler
-	Metrics   *Metrics // /metrics; nil means not served
+	Metrics   *Metrics     // /metrics; nil means not served
 
 	// Images is the image catalog behind /api/v1/images; nil means not served.
 	Images ImageCatalog
 	// Cluster drains and removes deleted nodes; nil when not connected to a cluster.
 	Cluster ClusterIntegration
+	// JoinTurns says which server holds the join turn, for the cluster view; nil: none shown.
+	JoinTurns JoinTurnHolder
 }
 
 // Server is the echo application.
@@ -91,9 +92,6 @@ func (s *Server) routes() {
 	e.GET("/healthz", func(c echo.Context) error { return c.JSON(http.StatusOK, map[string]string{"status": "ok"}) })
 	if s.deps.Metrics != nil {
 		e.GET("/metrics", echo.WrapHandler(s.deps.Metrics.Handler()))
-	}
-	for path, h := range s.deps.Extra {
-		e.Any(path, echo.WrapHandler(h))
 	}
 
 	api := e.Group("/api/v1", middleware.BodyLimit(fmt.Sprint(maxBody)))

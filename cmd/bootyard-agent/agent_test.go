@@ -224,8 +224,18 @@ func TestWipe_WipesEveryDiskAndReinstallsWithoutJoinData(t *testing.T) {
 	if err := r.run(t); err != nil {
 		t.Fatalf("perform: %v", err)
 	}
-	if rep := r.api.Report(); len(rep.Done) != 1 || rep.Done[0] != "wipe" {
+	rep := r.api.Report()
+	if len(rep.Done) != 1 || rep.Done[0] != "wipe" {
 		t.Fatalf("done = %v, failed = %v", rep.Done, rep.Failed)
+	}
+	// done carries the read-back of both disks, taken before the reinstall.
+	if len(rep.Wiped) != len(r.disks) {
+		t.Fatalf("done carried %d read-backs %+v, want one per disk (%d)", len(rep.Wiped), rep.Wiped, len(r.disks))
+	}
+	for i, c := range rep.Wiped {
+		if c.Disk != r.disks[i] || !c.Blank || c.Size != 64*mib {
+			t.Errorf("read-back %d = %+v, want %s blank, 64 MiB", i, c, r.disks[i])
+		}
 	}
 	for i, d := range r.disks {
 		b, err := os.ReadFile(d)

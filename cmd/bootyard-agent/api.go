@@ -104,8 +104,8 @@ func (c *apiClient) log(ctx context.Context, lines []string) error {
 	return c.do(ctx, http.MethodPost, "/agent/v1/log", agentapi.Log{Lines: lines}, nil)
 }
 
-func (c *apiClient) done(ctx context.Context, action agentapi.Action) error {
-	return c.do(ctx, http.MethodPost, "/agent/v1/done", agentapi.Done{Action: action}, nil)
+func (c *apiClient) done(ctx context.Context, d agentapi.Done) error {
+	return c.do(ctx, http.MethodPost, "/agent/v1/done", d, nil)
 }
 
 func (c *apiClient) failed(ctx context.Context, reason string) error {

@@ -40,6 +40,8 @@ func (in *installer) perform(ctx context.Context, t agentapi.Task) error {
 	if t.CIData["meta-data"] == nil {
 		return fmt.Errorf("task cidata has no meta-data")
 	}
+	var wiped []agentapi.DiskCheck // a wipe's read-back, which Bootyard requires
+	var err error
 	switch t.Action {
 	case agentapi.Install:
 		if t.Image == nil || t.Image.URL == "" {
@@ -49,7 +51,7 @@ func (in *installer) perform(ctx context.Context, t agentapi.Task) error {
 			return err
 		}
 	case agentapi.Wipe:
-		if err := in.wipeAll(ctx, t.Wipe.Overwrite); err != nil {
+		if wiped, err = in.wipeAll(ctx, t.Wipe.Overwrite); err != nil {
 			return err
 		}
 		if t.Image == nil || t.Image.URL == "" {
@@ -66,7 +68,7 @@ func (in *installer) perform(ctx context.Context, t agentapi.Task) error {
 	if err := in.ship.flush(ctx); err != nil {
 		in.log.Warn("could not send the last progress and log lines", slog.Any("err", err))
 	}
-	if err := in.api.done(ctx, t.Action); err != nil {
+	if err := in.api.done(ctx, agentapi.Done{Action: t.Action, Wiped: wiped}); err != nil {
 		return fmt.Errorf("report done: %w", err)
 	}
 	return nil
@@ -158,11 +160,13 @@ func (in *installer) install(ctx context.Context, t agentapi.Task, afterWipe boo
 	return nil
 }
 
-// wipeAll wipes every non-removable disk, reporting progress over all of them.
-func (in *installer) wipeAll(ctx context.Context, overwrite bool) error {
+// wipeAll wipes every non-removable disk, reporting progress over all of them, then
+// reads each back: a disk with a partition table or a signature left at either end
+// fails the wipe, and the read-backs go to Bootyard with done.
+func (in *installer) wipeAll(ctx context.Context, overwrite bool) ([]agentapi.DiskCheck, error) {
 	disks, err := in.disks()
 	if err != nil {
-		return err
+		return nil, err
 	}
 	var plans []disk.WipePlan
 	var devs []*disk.Device
@@ -175,7 +179,7 @@ func (in *installer) wipeAll(ctx context.Context, overwrite bool) error {
 	for _, bd := range disks {
 		dev, err := disk.Open(bd.Path)
 		if err != nil {
-			return fmt.Errorf("wipe: %w", err)
+			return nil, fmt.Errorf("wipe: %w", err)
 		}
 		devs = append(devs, dev)
 		plan := disk.PlanWipe(dev.Size(), disk.ReadPartitions(dev), disk.WipeOptions{Overwrite: overwrite})
@@ -194,13 +198,25 @@ func (in *installer) wipeAll(ctx context.Context, overwrite bool) error {
 				Message: "wiping " + dev.Name()})
 		})
 		if err != nil {
-			return err
+			return nil, err
 		}
 		before += rep.Zeroed
 		in.log.Info("disk wiped", slog.String("disk", dev.Name()), slog.Bool("discarded", rep.Discarded),
 			slog.Int64("zeroed", rep.Zeroed), slog.Int("regions", len(plans[i].Regions)), slog.Bool("overwrite", overwrite))
 	}
-	return nil
+	checks := make([]agentapi.DiskCheck, 0, len(devs))
+	for _, dev := range devs {
+		c, err := disk.VerifyWiped(dev)
+		if err != nil {
+			return nil, fmt.Errorf("wipe: %w", err)
+		}
+		if !c.Blank {
+			return nil, fmt.Errorf("wipe of %s did not hold: read back %s", dev.Name(), c.Found)
+		}
+		in.log.Info("disk read back blank", slog.String("disk", dev.Name()))
+		checks = append(checks, agentapi.DiskCheck{Disk: dev.Name(), Size: dev.Size(), Blank: true})
+	}
+	return checks, nil
 }
 
 func percent(done, total int64) int {

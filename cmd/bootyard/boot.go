@@ -45,7 +45,8 @@ func (b *bootOptions) register(f *pflag.FlagSet) {
 
 // start launches DHCP and TFTP when asked. DHCP never starts unless an interface is
 // named: on a shared network an unasked DHCP server is a rogue one.
-func (b *bootOptions) start(ctx context.Context, g *errgroup.Group, st *store.Store, bins *ipxe.Binaries, advertise string, src *web.MetricSources, hooks *updateHooks, log *slog.Logger) error {
+func (b *bootOptions) start(ctx context.Context, g *errgroup.Group, st *store.Store, bins *ipxe.Binaries, sightings *boot.Sightings,
+	advertise string, src *web.MetricSources, hooks *updateHooks, log *slog.Logger) error {
 	if b.dhcpInterface == "" && b.tftpListen == "" {
 		log.Info("DHCP and TFTP are off (no --dhcp-interface, no --tftp-listen)")
 		return nil
@@ -56,7 +57,8 @@ func (b *bootOptions) start(ctx context.Context, g *errgroup.Group, st *store.St
 		if err != nil {
 			return err
 		}
-		cfg.BootFiles = bootFiles(bins)
+		cfg.BootFiles = boot.BootFilesFrom(bins)
+		cfg.Sightings = sightings
 		srv, err := boot.NewDHCP(cfg, st, st, log)
 		if err != nil {
 			return err
@@ -65,17 +67,7 @@ func (b *bootOptions) start(ctx context.Context, g *errgroup.Group, st *store.St
 			tftpListen = net.JoinHostPort(srv.Addr().String(), "69")
 		}
 		src.DHCP = srv.Stats
-		// A node imported or changed with a static address is reserved at once, not at
-		// the next periodic refresh, so the pool cannot offer it in between.
-		hooks.add(func(before, after node.Node) {
-			if before.IP != after.IP || (after.IP.IsValid() && before.State != after.State) {
-				go func() {
-					if err := srv.RefreshReservations(ctx); err != nil {
-						log.Warn("refresh DHCP reservations", slog.Any("err", err))
-					}
-				}()
-			}
-		})
+		hooks.add(func(before, after node.Node) { srv.NodeChanged(ctx, before, after) })
 		if cfg.Range.Start.IsValid() {
 			src.DHCPPool = cfg.Range.Size()
 		}
@@ -88,18 +80,6 @@ func (b *bootOptions) start(ctx context.Context, g *errgroup.Group, st *store.St
 	src.TFTP = tftp.Stats
 	g.Go(func() error { return tftp.Run(ctx) })
 	return nil
-}
-
-// bootFiles names the iPXE binaries DHCP offers from what the directory holds: arm64
-// clients get a file only where one exists.
-func bootFiles(bins *ipxe.Binaries) boot.BootFiles {
-	var f boot.BootFiles
-	for arch, name := range map[uint16]*string{0x00: &f.BIOS, 0x07: &f.EFIx64, 0x0b: &f.EFIARM64} {
-		if n, ok := bins.BootFile(arch); ok {
-			*name = n
-		}
-	}
-	return f
 }
 
 // dhcpConfig turns the flags into boot.DHCPConfig.

@@ -5,6 +5,7 @@ import (
 	"os"
 	"strings"
 	"text/tabwriter"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -23,12 +24,18 @@ type clusterView struct {
 		DefaultImage      string            `json:"defaultImage"`
 		ExtraCloudConfig  string            `json:"extraCloudConfig"`
 		WipeOverwrite     bool              `json:"wipeOverwrite"`
+		JoinTurnMinutes   int               `json:"joinTurnMinutes"`
 	} `json:"settings"`
 	Connected   bool        `json:"connected"`
 	ClusterInit string      `json:"clusterInit"`
 	Quorum      node.Quorum `json:"quorum"`
 	Next        node.Quorum `json:"next"`
 	Warnings    []string    `json:"warnings"`
+	JoinTurn    *struct {
+		Node  string    `json:"node"`
+		Since time.Time `json:"since"`
+		Until time.Time `json:"until"`
+	} `json:"joinTurn"`
 }
 
 func newClusterCommand(cl *clientFlags) *cobra.Command {
@@ -73,6 +80,16 @@ func newClusterShowCommand(cl *clientFlags) *cobra.Command {
 			show("Install URL", v.Settings.InstallURL)
 			show("Default image", v.Settings.DefaultImage)
 			show("Cluster-init node", v.ClusterInit)
+			turnCap := time.Duration(v.Settings.JoinTurnMinutes) * time.Minute
+			if turnCap == 0 {
+				turnCap = node.DefaultJoinTurnLimit
+			}
+			turn := "free (servers join one at a time, each for at most " + turnCap.String() + ")"
+			if t := v.JoinTurn; t != nil {
+				turn = fmt.Sprintf("%s, since %s, until %s at the latest", t.Node,
+					t.Since.UTC().Format(time.RFC3339), t.Until.UTC().Format(time.RFC3339))
+			}
+			show("Join turn", turn)
 			conn := "not connected (no kubeconfig): nodes are tracked from Bootyard's own view"
 			if v.Connected {
 				conn = "connected"
@@ -100,6 +117,7 @@ func newClusterSetCommand(cl *clientFlags) *cobra.Command {
 	var serverURL, token, installURL, defaultImage, extraFile string
 	var sshKeys, installEnv []string
 	var wipeOverwrite bool
+	var joinTurnMinutes int
 	cmd := &cobra.Command{
 		Use:   "set",
 		Short: "Change join settings (only the flags given are changed)",
@@ -125,6 +143,9 @@ func newClusterSetCommand(cl *clientFlags) *cobra.Command {
 			if f.Changed("wipe-overwrite") {
 				in["wipeOverwrite"] = wipeOverwrite
 			}
+			if f.Changed("join-turn-minutes") {
+				in["joinTurnMinutes"] = joinTurnMinutes
+			}
 			if f.Changed("install-env") {
 				env := map[string]string{}
 				for _, kv := range installEnv {
@@ -146,10 +167,15 @@ func newClusterSetCommand(cl *clientFlags) *cobra.Command {
 			if len(in) == 0 {
 				return fmt.Errorf("nothing to set: give at least one flag (see --help)")
 			}
-			if err := cl.do(cmd.Context(), "PATCH", "/api/v1/cluster", in, nil); err != nil {
+			var v clusterView
+			if err := cl.do(cmd.Context(), "PATCH", "/api/v1/cluster", in, &v); err != nil {
 				return err
 			}
 			fmt.Fprintln(cmd.OutOrStdout(), "cluster settings updated")
+			// The answer's warnings say what will keep nodes from joining (a k3s token, ...).
+			for _, warn := range v.Warnings {
+				fmt.Fprintln(cmd.ErrOrStderr(), "warning:", warn)
+			}
 			return nil
 		},
 	}
@@ -162,5 +188,6 @@ func newClusterSetCommand(cl *clientFlags) *cobra.Command {
 	f.StringArrayVar(&installEnv, "install-env", nil, "installer environment NAME=value (repeatable; replaces the map)")
 	f.StringVar(&extraFile, "extra-cloud-config", "", "file with extra cloud-config merged into every node's user-data")
 	f.BoolVar(&wipeOverwrite, "wipe-overwrite", false, "overwrite whole disks when wiping deleted nodes")
+	f.IntVar(&joinTurnMinutes, "join-turn-minutes", 0, "longest time one server may hold the join turn, renewals included (0: 30)")
 	return cmd
 }

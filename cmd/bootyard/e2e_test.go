@@ -146,6 +146,8 @@ func TestEndToEnd_CLIDrivesServerAndInventorySurvivesRestart(t *testing.T) {
 		{[]string{"node", "import", "52:54:00:12:34:59", "--role", "worker", "--taint", "a=b:Never"}, "NoSchedule"},
 		{[]string{"node", "delete", "gpu-1", "--confirm", "gpu-2"}, "confirm must repeat"},
 		{[]string{"cluster", "set", "--server-url", "https://10.20.0.10:8443"}, "port must be 6443 or 9345"},
+		{[]string{"cluster", "set", "--server-url", "https://10.20.0.10:6443/k8s"}, "no path"},
+		{[]string{"node", "import", "52:54:00:12:34:5b", "--role", "worker", "--label", "node-role.kubernetes.io/worker=true"}, "kubelet refuses"},
 		{[]string{"--admin-token", "wrong", "node", "import", "52:54:00:12:34:5a", "--role", "worker"}, "admin token"},
 	} {
 		out, err := cli(tc.args...)
@@ -171,9 +173,17 @@ func TestEndToEnd_CLIDrivesServerAndInventorySurvivesRestart(t *testing.T) {
 		}
 	}
 	const joinToken = "K10secret-e2e-token"
-	mustCLI("cluster", "set", "--server-url", "https://10.20.0.10:6443", "--token", joinToken)
+	// A k3s secure token is accepted with a warning; the trailing slash is dropped.
+	if out := mustCLI("cluster", "set", "--token", "K10abc123::server:e2e"); !strings.Contains(out, "warning: the join token looks like a k3s secure token") {
+		t.Errorf("cluster set with a K10 token did not warn:\n%s", out)
+	}
+	mustCLI("cluster", "set", "--server-url", "https://10.20.0.10:6443/", "--token", joinToken, "--join-turn-minutes", "45")
 	cs := mustCLI("cluster", "show")
-	for _, want := range []string{"https://10.20.0.10:6443", "[redacted]", "cp-1", "FAILURE TOLERANCE", "not connected"} {
+	if strings.Contains(cs, "6443/") || strings.Contains(cs, "k3s secure token") {
+		t.Errorf("cluster show keeps the trailing slash or the old token's warning:\n%s", cs)
+	}
+	for _, want := range []string{"https://10.20.0.10:6443", "[redacted]", "cp-1", "FAILURE TOLERANCE", "not connected",
+		"Join turn:", "each for at most 45m0s"} {
 		if !strings.Contains(cs, want) {
 			t.Errorf("cluster show lacks %q:\n%s", want, cs)
 		}

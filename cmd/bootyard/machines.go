@@ -7,7 +7,10 @@ import (
 	"os"
 	"path/filepath"
 
+	"golang.org/x/sync/errgroup"
+
 	"github.com/bootyard/bootyard/cloudinit"
+	"github.com/bootyard/bootyard/images"
 	"github.com/bootyard/bootyard/ipxe"
 	"github.com/bootyard/bootyard/machine"
 	"github.com/bootyard/bootyard/node"
@@ -15,17 +18,47 @@ import (
 	"github.com/bootyard/bootyard/web"
 )
 
-// mountMachineEndpoints adds what booting machines call over HTTP: the iPXE script and
-// binaries, and the NoCloud seed. The returned function flushes their queued writes.
-func (o *serveOptions) mountMachineEndpoints(st *store.Store, bins *ipxe.Binaries, advertise string, deps *web.Deps, mdeps *machine.Deps, log *slog.Logger) (func(), error) {
-	ci, err := cloudinit.NewRenderer(cloudinit.Config{AdvertiseURL: advertise})
-	if err != nil {
-		return nil, fmt.Errorf("cloud-init renderer: %w", err)
-	}
-	deps.Join = ci
-	nocloud := machine.NewNoCloudHandler(ci, st, log)
-	mdeps.NoCloud = nocloud
+// machineServices are what `serve` builds for machines, and the parts of them the
+// operator's API shares.
+type machineServices struct {
+	server  *machine.Server
+	join    *cloudinit.Renderer // the operator's join command and seed ISO render the same files
+	catalog *images.Catalog
+	// turns is the server join queue: NoCloud hands out turns, the cluster view shows them.
+	turns *cloudinit.JoinTurns
+	// stop writes the iPXE handler's queued boot events; call it before closing the store.
+	stop func()
+}
 
+// machineServices builds every endpoint a machine calls: the iPXE script and binaries,
+// the NoCloud seed, the agent API and the image and agent files (from <data>/agent), all
+// behind one identity check. It runs the silent-agent watchdog in g.
+func (o *serveOptions) machineServices(ctx context.Context, g *errgroup.Group, st *store.Store, bins *ipxe.Binaries,
+	sightings machine.Sightings, advertise string, metrics *web.Metrics, log *slog.Logger) (machineServices, error) {
+	var ms machineServices
+	identity, err := machine.NewIdentity(machine.IdentityConfig{Leases: st, Sightings: sightings, TrustUnverified: o.trustUnverified})
+	if err != nil {
+		return ms, err
+	}
+	if o.trustUnverified {
+		log.Warn("--trust-unverified-machines: secrets go to requests Bootyard cannot verify as the node's own")
+	}
+	if ms.join, err = cloudinit.NewRenderer(cloudinit.Config{AdvertiseURL: advertise}); err != nil {
+		return ms, fmt.Errorf("cloud-init renderer: %w", err)
+	}
+	if ms.catalog, err = images.NewCatalog(images.CatalogConfig{Store: st, Logger: log}); err != nil {
+		return ms, err
+	}
+	agent, err := machine.NewAgent(machine.AgentConfig{AdvertiseURL: advertise, Logger: log}, st, ms.catalog, ms.join)
+	if err != nil {
+		return ms, err
+	}
+	ms.turns = cloudinit.NewJoinTurns(0, nil)
+	nocloud, err := machine.NewNoCloudHandler(machine.NoCloudConfig{Renderer: ms.join, Inventory: st, Identity: identity, Turns: ms.turns,
+		Observe: func(outcome string) { metrics.NoCloud.WithLabelValues(outcome).Inc() }, Logger: log})
+	if err != nil {
+		return ms, err
+	}
 	var loader string
 	if bins != nil {
 		if _, ok := bins.Lookup(ipxe.LocalBootLoaderName); ok {
@@ -34,15 +67,18 @@ func (o *serveOptions) mountMachineEndpoints(st *store.Store, bins *ipxe.Binarie
 	}
 	scripts, err := ipxe.NewRenderer(ipxe.Config{AdvertiseURL: advertise, LocalBootLoader: loader})
 	if err != nil {
-		return nil, fmt.Errorf("ipxe renderer: %w", err)
+		return ms, fmt.Errorf("ipxe renderer: %w", err)
 	}
-	h := machine.NewIPXEHandler(scripts, st, bins, log)
-	mdeps.IPXE = h
-	if m := deps.Metrics; m != nil {
-		h.Observe(func(s node.State) { m.Scripts.WithLabelValues(string(s)).Inc() })
-		nocloud.Observe(func(outcome string) { m.NoCloud.WithLabelValues(outcome).Inc() })
+	boot, err := machine.NewIPXEHandler(machine.IPXEConfig{Scripts: scripts, Inventory: st, Identity: identity, Binaries: bins,
+		Agent: agent, Observe: func(s node.State) { metrics.Scripts.WithLabelValues(string(s)).Inc() }, Logger: log})
+	if err != nil {
+		return ms, err
 	}
-	return h.Close, nil
+	ms.stop = boot.Close
+	files := images.NewFileServer(images.FileServerConfig{Images: st, AgentDir: filepath.Join(o.dataDir, "agent"), Logger: log})
+	ms.server = machine.New(machine.Config{Logger: log}, machine.Deps{IPXE: boot, NoCloud: nocloud, Files: files, Agent: agent})
+	g.Go(func() error { return agent.Run(ctx) })
+	return ms, nil
 }
 
 // binaries opens the iPXE binaries. With DHCP or TFTP on they are required; without,

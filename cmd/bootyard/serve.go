@@ -14,6 +14,7 @@ import (
 	"github.com/spf13/cobra"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/bootyard/bootyard/boot"
 	"github.com/bootyard/bootyard/machine"
 	"github.com/bootyard/bootyard/store"
 	"github.com/bootyard/bootyard/web"
@@ -31,6 +32,9 @@ type serveOptions struct {
 	boot         bootOptions
 	tls          tlsOptions
 	cluster      clusterOptions
+	// trustUnverified serves machine secrets to requests whose address Bootyard cannot
+	// verify as the node's (no lease, no static IP, not seen in its own DHCP).
+	trustUnverified bool
 }
 
 func newServeCommand() *cobra.Command {
@@ -60,6 +64,7 @@ DHCP is never started unless --dhcp-interface names an interface.`,
 	f.StringVar(&o.advertiseURL, "advertise-url", "", "URL machines use to reach this server (default: from --listen, or the DHCP interface's address)")
 	f.StringVar(&o.logFormat, "log-format", "text", "log format: text or json")
 	f.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn, error")
+	f.BoolVar(&o.trustUnverified, "trust-unverified-machines", false, "serve install tokens and join data to requests Bootyard cannot verify as the node's own address (no DHCP lease, no static IP, not seen in Bootyard's DHCP): only where another DHCP server hands out addresses and the provisioning network is trusted")
 	o.boot.register(f)
 	o.tls.register(f)
 	o.cluster.register(f)
@@ -153,24 +158,27 @@ func runServe(ctx context.Context, o *serveOptions) error {
 		return fail(err)
 	}
 	sources.NodeCount = st.CountNodes
-	deps := web.Deps{Inventory: st, Metrics: metrics}
-	var mdeps machine.Deps
 	bins, err := o.boot.binaries(ctx, o.dataDir, log)
 	if err != nil {
 		return fail(err)
 	}
-	stopMachines, err := o.mountMachineEndpoints(st, bins, advertise, &deps, &mdeps, log)
+	// What Bootyard's own DHCP sees is part of the machines' identity check.
+	var sightings *boot.Sightings
+	var seen machine.Sightings
+	if o.boot.dhcpInterface != "" {
+		sightings = boot.NewSightings(0, 0, nil)
+		seen = sightings
+	}
+	ms, err := o.machineServices(gctx, g, st, bins, seen, advertise, metrics, log)
 	if err != nil {
 		return fail(err)
 	}
 	// Queued boot events are written before the store closes (defers run in reverse).
-	defer stopMachines()
-	if err := o.mountImages(gctx, g, st, advertise, &deps, &mdeps, log); err != nil {
+	defer ms.stop()
+	if err := o.boot.start(gctx, g, st, bins, sightings, advertise, sources, hooks, log); err != nil {
 		return fail(err)
 	}
-	if err := o.boot.start(gctx, g, st, bins, advertise, sources, hooks, log); err != nil {
-		return fail(err)
-	}
+	deps := web.Deps{Inventory: st, Metrics: metrics, Join: ms.join, Images: ms.catalog, JoinTurns: ms.turns}
 	clusterConnected, err := o.cluster.start(gctx, g, st, &deps, log)
 	if err != nil {
 		return fail(err)
@@ -185,7 +193,7 @@ func runServe(ctx context.Context, o *serveOptions) error {
 	}
 	log.Info("bootyard serving", slog.String("listen", scheme+"://"+ln.Addr().String()), slog.String("advertise", advertise),
 		slog.String("data", o.dataDir), slog.Bool("dhcp", o.boot.dhcpInterface != ""))
-	machines := machine.New(machine.Config{Logger: log}, mdeps).Handler()
+	machines := ms.server.Handler()
 	g.Go(func() error { return serveHTTP(gctx, ln, operatorAndMachines(srv.Handler(), machines), log) })
 	if machineLn != nil {
 		g.Go(func() error { return serveHTTP(gctx, machineLn, machines, log) })

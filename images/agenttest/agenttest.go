@@ -34,6 +34,7 @@ type Server struct {
 	progress []Progress
 	logs     []string
 	done     []string
+	wiped    []agentapi.DiskCheck
 	failed   []string
 	changed  chan struct{}
 }
@@ -80,6 +81,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.logs = append(s.logs, body.Lines...)
 	case "POST /agent/v1/done":
 		s.done = append(s.done, string(body.Action))
+		s.wiped = append(s.wiped, body.Wiped...)
 	case "POST /agent/v1/failed":
 		s.failed = append(s.failed, body.Reason)
 	default:
@@ -104,6 +106,7 @@ type Report struct {
 	Progress []Progress
 	Logs     []string
 	Done     []string
+	Wiped    []agentapi.DiskCheck // the read-backs a wipe's done carried
 	Failed   []string
 }
 
@@ -115,6 +118,7 @@ func (s *Server) Report() Report {
 		Progress: append([]Progress(nil), s.progress...),
 		Logs:     append([]string(nil), s.logs...),
 		Done:     append([]string(nil), s.done...),
+		Wiped:    append([]agentapi.DiskCheck(nil), s.wiped...),
 		Failed:   append([]string(nil), s.failed...),
 	}
 }

@@ -1,11 +1,10 @@
-package main
+package boot
 
 import (
 	"os"
 	"path/filepath"
 	"testing"
 
-	"github.com/bootyard/bootyard/boot"
 	"github.com/bootyard/bootyard/ipxe"
 )
 
@@ -13,13 +12,13 @@ func TestBootFiles_OfferOnlyWhatTheIPXEDirectoryHolds(t *testing.T) {
 	tests := []struct {
 		name  string
 		files []string
-		want  boot.BootFiles
+		want  BootFiles
 	}{
 		{"debian package", []string{"undionly.kpxe", "ipxe.efi", "snponly.efi"},
-			boot.BootFiles{BIOS: "undionly.kpxe", EFIx64: "ipxe.efi"}},
+			BootFiles{BIOS: "undionly.kpxe", EFIx64: "ipxe.efi"}},
 		{"with an arm64 build", []string{"undionly.kpxe", "ipxe.efi", "snponly-arm64.efi"},
-			boot.BootFiles{BIOS: "undionly.kpxe", EFIx64: "ipxe.efi", EFIARM64: "snponly-arm64.efi"}},
-		{"snponly only", []string{"snponly.efi"}, boot.BootFiles{EFIx64: "snponly.efi"}},
+			BootFiles{BIOS: "undionly.kpxe", EFIx64: "ipxe.efi", EFIARM64: "snponly-arm64.efi"}},
+		{"snponly only", []string{"snponly.efi"}, BootFiles{EFIx64: "snponly.efi"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -33,7 +32,7 @@ func TestBootFiles_OfferOnlyWhatTheIPXEDirectoryHolds(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if got := bootFiles(bins); got != tc.want {
+			if got := BootFilesFrom(bins); got != tc.want {
 				t.Errorf("got %+v, want %+v", got, tc.want)
 			}
 		})
