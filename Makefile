@@ -65,8 +65,10 @@ test: deps-test lint build vagrant-validate test-go fuzz
 vagrant-validate:
 	VAGRANT_DEFAULT_PROVIDER=libvirt vagrant validate
 
+# The timeout is per package: cmd/bootyard boots QEMU under TCG many times, and on a fresh
+# clone its real-OS test first builds a Debian image (debootstrap, about 10 minutes).
 test-go:
-	$(GO) test -count=1 -timeout 25m ./...
+	$(GO) test -count=1 -timeout 60m ./...
 
 # Each fuzz target runs for FUZZTIME on its checked-in seed corpus and what it finds.
 fuzz:

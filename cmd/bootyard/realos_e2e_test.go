@@ -269,7 +269,9 @@ func (l *installLab) waitEvent(t *testing.T, name, want string, limit time.Durat
 // The machine PXE-boots, the agent installs, the machine reboots, Bootyard answers
 // "boot the local disk" (BIOS: sanboot of drive 0x80; UEFI: the local-boot loader that
 // chainloads the disk's GRUB), the installed OS boots, cloud-init runs the first-boot
-// script, which runs a stand-in LLMOS installer and phones home.
+// script, which runs a stand-in LLMOS installer and follows the join to its end: joined
+// once LLMOS's stamp exists (the server's turn held until then), or failed with the
+// join unit's journal tail.
 func TestRealOS_InstalledMachineBootsItsDiskThroughBootyardAndJoins(t *testing.T) {
 	if testing.Short() {
 		t.Skip("installs and boots a real Debian under TCG: skipped with -short")
@@ -288,10 +290,13 @@ func TestRealOS_InstalledMachineBootsItsDiskThroughBootyardAndJoins(t *testing.T
 		name          string
 		mac           string
 		uefi          bool
+		role          node.Role
 		failBootstrap bool
 	}{
-		{"uefi", "52:54:00:77:02:02", true, false},
-		{"bios", "52:54:00:77:02:01", false, true},
+		// A server that joins: its turn is held until LLMOS's stamp, then joined.
+		{"uefi", "52:54:00:77:02:02", true, node.RoleServer, false},
+		// A worker whose bootstrap fails: failed, with the unit's journal tail.
+		{"bios", "52:54:00:77:02:01", false, node.RoleWorker, true},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -310,8 +315,15 @@ func TestRealOS_InstalledMachineBootsItsDiskThroughBootyardAndJoins(t *testing.T
 			if code := lab.api(t, "PATCH", "/api/v1/cluster", settings, nil); code/100 != 2 {
 				t.Fatalf("cluster settings: %d", code)
 			}
+			if tc.role == node.RoleServer {
+				// The first server imported creates the cluster; this one joins it, so it waits
+				// for the server and for its turn like a second control-plane machine.
+				if code := lab.api(t, "POST", "/api/v1/nodes", `{"macs":["52:54:00:77:02:0f"],"role":"server","name":"os-init"}`, nil); code != 201 {
+					t.Fatalf("import the cluster-init server: %d", code)
+				}
+			}
 			name := "os-" + tc.name
-			if code := lab.api(t, "POST", "/api/v1/nodes", `{"macs":["`+tc.mac+`"],"role":"worker","name":"`+name+`"}`, nil); code != 201 {
+			if code := lab.api(t, "POST", "/api/v1/nodes", `{"macs":["`+tc.mac+`"],"role":"`+string(tc.role)+`","name":"`+name+`"}`, nil); code != 201 {
 				t.Fatalf("import: %d", code)
 			}
 			diskPath := filepath.Join(t.TempDir(), "disk.img")
@@ -346,32 +358,82 @@ func TestRealOS_InstalledMachineBootsItsDiskThroughBootyardAndJoins(t *testing.T
 				t.Errorf("the serial console never shows the local-boot loader starting the disk's loader:\n%s", tail(string(serial), 3000))
 			}
 
-			home := lab.waitEvent(t, name, "phone-home:", 5*time.Minute)
-			t.Logf("%s: phone-home %q %s after power-on", tc.name, home.Reason, home.Time.Sub(vm.start).Round(time.Second))
-			if _, ok := llmos.at("bootstrapped"); ok {
-				t.Error("the stand-in bootstrap finished before its gate opened")
+			// The installer returned at once (restart --no-block): the script reports joining
+			// and, for a server, keeps its join turn while llmos.service bootstraps.
+			lab.waitState(t, name, node.StateJoining, 5*time.Minute)
+			waitFor(t, 5*time.Minute, "the stand-in llmos.service to start its bootstrap", func() bool {
+				_, ok := llmos.at("bootstrap-started")
+				return ok
+			})
+			if st := lab.node(t, name).State; st != node.StateJoining {
+				t.Fatalf("node is %s while llmos.service is still bootstrapping, want joining", st)
 			}
-			// The current first-boot script reports as soon as the installer returns, while
-			// LLMOS's bootstrap has not finished (issue 12, points 1 and 2): the report comes
-			// before the stamp exists.
-			if !strings.Contains(home.Reason, "installer finished") {
-				t.Errorf("phone-home reason %q, want the current script's \"installer finished\"", home.Reason)
+			if tc.role == node.RoleServer {
+				if holder := lab.joinTurnHolder(t); holder != name {
+					t.Errorf("join turn held by %q while %s bootstraps, want %s (the turn must last until the stamp)", holder, name, name)
+				}
 			}
 
 			llmos.open()
-			want := "bootstrapped"
-			if tc.failBootstrap {
-				want = "bootstrap-failed"
+			if !tc.failBootstrap {
+				lab.waitState(t, name, node.StateJoined, 8*time.Minute)
+				joined := lab.waitEvent(t, name, "phone-home: joined:", time.Minute)
+				stamp, ok := llmos.at("bootstrapped")
+				if !ok || joined.Time.Before(stamp) {
+					t.Errorf("joined reported at %s, before llmos.service wrote the stamp (%v, %v)", joined.Time, stamp, ok)
+				}
+				t.Logf("%s: power-on to joined in %s (stamp written %s after power-on)", tc.name,
+					joined.Time.Sub(vm.start).Round(time.Second), stamp.Sub(vm.start).Round(time.Second))
+				if holder := lab.joinTurnHolder(t); holder != "" {
+					t.Errorf("join turn still held by %q after the join", holder)
+				}
+				return
 			}
-			waitFor(t, 5*time.Minute, "the stand-in llmos.service to "+want, func() bool {
-				_, ok := llmos.at(want)
-				return ok
+			// A bootstrap that fails (here: cluster-info 401) is retried by systemd within its
+			// start limit, then reported as failed with the unit's journal tail.
+			var n node.Node
+			waitFor(t, 12*time.Minute, "node "+name+" to be failed", func() bool {
+				n = lab.node(t, name)
+				return n.State == node.StateFailed
 			})
-			done, _ := llmos.at(want)
-			t.Logf("%s: llmos.service %s %s after power-on", tc.name, want, done.Sub(vm.start).Round(time.Second))
-			if st := lab.node(t, name).State; st != node.StateInstalled {
-				t.Errorf("node is %s after the join, want installed (no kubeconfig: active needs the Kubernetes Node)", st)
+			if !strings.Contains(n.StateReason, "llmos.service failed") {
+				t.Errorf("failed node's reason %q does not name llmos.service", n.StateReason)
 			}
+			var tailHas401 bool
+			for _, e := range lab.nodeEvents(t, name) {
+				if e.Type == node.EventLog && e.Source == "join" && strings.Contains(e.Reason, "401 Unauthorized") {
+					tailHas401 = true
+				}
+			}
+			if !tailHas401 {
+				t.Errorf("the failure's journal tail lacks the bootstrap's error; events:\n%s", eventLines(lab.nodeEvents(t, name)))
+			}
+			t.Logf("%s: power-on to failed (bootstrap failing, retried by systemd) in %s", tc.name, time.Since(vm.start).Round(time.Second))
 		})
 	}
+}
+
+// joinTurnHolder is the server the cluster view says holds the join turn, or "".
+func (l *installLab) joinTurnHolder(t *testing.T) string {
+	t.Helper()
+	var v struct {
+		JoinTurn *struct {
+			Node string `json:"node"`
+		} `json:"joinTurn"`
+	}
+	if code := l.api(t, "GET", "/api/v1/cluster", "", &v); code != 200 {
+		t.Fatalf("GET cluster: %d", code)
+	}
+	if v.JoinTurn == nil {
+		return ""
+	}
+	return v.JoinTurn.Node
+}
+
+func eventLines(events []node.Event) string {
+	var b strings.Builder
+	for _, e := range events {
+		fmt.Fprintf(&b, "%s %s %s→%s %s\n", e.Type, e.Source, e.From, e.To, e.Reason)
+	}
+	return b.String()
 }
