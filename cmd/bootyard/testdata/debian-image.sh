@@ -120,11 +120,12 @@ sgdisk -Z \
 	-n 3:$root_start:+${root_mib}M -t 3:8300 -c 3:root -u 3:$root_partuuid \
 	"$out.tmp" >/dev/null
 
-# The ESP: the loader where Debian's grub-install puts it and at the removable-media path.
+# The ESP: the loader only where Debian's grub-install puts it, with no removable-media
+# path (\EFI\BOOT\BOOTX64.EFI) and no NVRAM entry, as on a machine Debian installed:
+# the firmware cannot boot this disk by itself, only Bootyard's local-boot answer can.
 mkfs.vfat -C -F 16 -n ESP -i $esp_serial "$work/esp.img" $((esp_mib * 1024)) >/dev/null
-mmd -i "$work/esp.img" ::/EFI ::/EFI/debian ::/EFI/BOOT
+mmd -i "$work/esp.img" ::/EFI ::/EFI/debian
 mcopy -i "$work/esp.img" "$work/grubx64.efi" ::/EFI/debian/grubx64.efi
-mcopy -i "$work/esp.img" "$work/grubx64.efi" ::/EFI/BOOT/BOOTX64.EFI
 dd if="$work/esp.img" of="$out.tmp" bs=512 seek=$esp_start conv=notrunc,sparse status=none
 
 umount "$root/proc" "$root/sys" "$root/dev/pts" "$root/dev" 2>/dev/null || true
