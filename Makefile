@@ -11,10 +11,10 @@ LISTEN  ?= 127.0.0.1:8080
 FUZZTIME ?= 15s
 
 # Debian packages: what the server needs at run time, and what the tests drive.
-RUN_DEBS  := ipxe ca-certificates
+RUN_DEBS  := ipxe grub-efi-amd64-bin ca-certificates
 TEST_DEBS := $(RUN_DEBS) iproute2 curl isc-dhcp-client busybox tftp-hpa dnsmasq-base \
 	qemu-system-x86 ipxe-qemu ovmf cloud-init xorriso genisoimage util-linux \
-	chromium mtools dosfstools gdisk wrk vagrant vagrant-libvirt
+	chromium mtools dosfstools gdisk wrk vagrant vagrant-libvirt debootstrap e2fsprogs
 
 .PHONY: all build images demo run test test-go fuzz lint deps-run deps-test deb vagrant-validate clean
 
@@ -65,8 +65,10 @@ test: deps-test lint build vagrant-validate test-go fuzz
 vagrant-validate:
 	VAGRANT_DEFAULT_PROVIDER=libvirt vagrant validate
 
+# The timeout is per package: cmd/bootyard boots QEMU under TCG many times, and on a fresh
+# clone its real-OS test first builds a Debian image (debootstrap, about 10 minutes).
 test-go:
-	$(GO) test -count=1 -timeout 25m ./...
+	$(GO) test -count=1 -timeout 60m ./...
 
 # Each fuzz target runs for FUZZTIME on its checked-in seed corpus and what it finds.
 fuzz:

@@ -45,8 +45,9 @@ var ErrNotServed = fmt.Errorf("not an iPXE binary served here: %w", node.ErrNotF
 // OpenBinaries scans dir (not its subdirectories) for iPXE images and resolves symlinks
 // into the allow-list: Debian's ipxe.efi is a link to /boot/ipxe.efi, and it is the target
 // that is served. A missing or empty directory is an error, so a misconfigured appliance
-// fails at start-up rather than at the first boot.
-func OpenBinaries(dir string) (*Binaries, error) {
+// fails at start-up rather than at the first boot. extra are further loaders Bootyard
+// made itself (the UEFI local-boot loader), served under their base names.
+func OpenBinaries(dir string, extra ...string) (*Binaries, error) {
 	entries, err := os.ReadDir(dir)
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
@@ -75,6 +76,17 @@ func OpenBinaries(dir string) (*Binaries, error) {
 	}
 	if len(b.names) == 0 {
 		return nil, fmt.Errorf("ipxe binaries directory %s holds no iPXE images (%s)", dir, strings.Join(bootableSuffixes, ", "))
+	}
+	for _, path := range extra {
+		name := filepath.Base(path)
+		fi, err := os.Stat(path)
+		if err != nil || !fi.Mode().IsRegular() || CheckName(name) != nil {
+			return nil, fmt.Errorf("loader %s: not a regular file with a plain name: %w", path, errors.Join(err, node.ErrInvalid))
+		}
+		if _, dup := b.byName[name]; !dup {
+			b.names = append(b.names, name)
+		}
+		b.byName[name] = Binary{Name: name, RealPath: path, Size: fi.Size(), ModTime: fi.ModTime()}
 	}
 	slices.Sort(b.names)
 	return b, nil

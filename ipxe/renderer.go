@@ -23,12 +23,17 @@ type Config struct {
 	PollInterval time.Duration
 	// InstallPause is how long the placeholder install script shows its plan (default 10s).
 	InstallPause time.Duration
+	// LocalBootLoader is the name of the UEFI local-boot loader among the served binaries
+	// (LocalBootLoaderName); empty when there is none, and UEFI local boot then "exit"s to
+	// the firmware's next boot entry.
+	LocalBootLoader string
 }
 
 // Renderer renders scripts from templates parsed once, at construction.
 type Renderer struct {
 	tmpl         *template.Template
 	base         string
+	loaderURL    string
 	pollSeconds  int
 	pauseSeconds int
 }
@@ -48,7 +53,13 @@ func NewRenderer(cfg Config) (*Renderer, error) {
 			return nil, fmt.Errorf("parse ipxe templates: no template for %s", k)
 		}
 	}
+	if cfg.LocalBootLoader != "" && CheckName(cfg.LocalBootLoader) != nil {
+		return nil, fmt.Errorf("local-boot loader name %q: %w: want a plain file name", cfg.LocalBootLoader, node.ErrInvalid)
+	}
 	r := &Renderer{tmpl: tmpl, base: base, pollSeconds: seconds(cfg.PollInterval, 10), pauseSeconds: seconds(cfg.InstallPause, 10)}
+	if cfg.LocalBootLoader != "" {
+		r.loaderURL = base + "/ipxe/" + cfg.LocalBootLoader
+	}
 	return r, nil
 }
 
@@ -89,6 +100,7 @@ type view struct {
 	Script
 	MAC          string
 	ChainURL     string
+	LoaderURL    string // the UEFI local-boot loader; empty: none
 	PollSeconds  int
 	PauseSeconds int
 }
@@ -99,6 +111,7 @@ func (r *Renderer) Render(w io.Writer, s Script) error {
 		Script:       s,
 		MAC:          s.MAC.String(),
 		ChainURL:     r.chainURL(s.MAC),
+		LoaderURL:    r.loaderURL,
 		PollSeconds:  r.pollSeconds,
 		PauseSeconds: r.pauseSeconds,
 	}

@@ -32,33 +32,41 @@ func scriptFor(state node.State, p Platform) Script {
 
 func TestRender_EachStateGivesItsGoldenScript(t *testing.T) {
 	r := testRenderer(t)
+	withLoader, err := NewRenderer(Config{AdvertiseURL: "http://10.20.0.1:8080/", LocalBootLoader: LocalBootLoaderName})
+	if err != nil {
+		t.Fatal(err)
+	}
 	tests := []struct {
 		golden string
 		script Script
+		loader bool // rendered by a renderer that serves the UEFI local-boot loader
 	}{
-		{"registered-efi", scriptFor(node.StateRegistered, PlatformEFI)},
-		{"registered-bios", scriptFor(node.StateRegistered, PlatformBIOS)},
-		{"provisioning-unknown-platform", scriptFor(node.StateProvisioning, PlatformUnknown)},
-		{"installed-efi", scriptFor(node.StateInstalled, PlatformEFI)},
-		{"active-bios", scriptFor(node.StateActive, PlatformBIOS)},
-		{"active-unknown-platform", scriptFor(node.StateActive, PlatformUnknown)},
-		{"deleted-efi", scriptFor(node.StateDeleted, PlatformEFI)},
-		{"wiping", scriptFor(node.StateWiping, PlatformEFI)},
-		{"deleting", scriptFor(node.StateDeleting, PlatformEFI)},
-		{"failed", func() Script {
+		{golden: "installed-efi-loader", script: scriptFor(node.StateInstalled, PlatformEFI), loader: true},
+		{golden: "active-bios-loader", script: scriptFor(node.StateActive, PlatformBIOS), loader: true},
+		{golden: "active-unknown-platform-loader", script: scriptFor(node.StateActive, PlatformUnknown), loader: true},
+		{golden: "registered-efi", script: scriptFor(node.StateRegistered, PlatformEFI)},
+		{golden: "registered-bios", script: scriptFor(node.StateRegistered, PlatformBIOS)},
+		{golden: "provisioning-unknown-platform", script: scriptFor(node.StateProvisioning, PlatformUnknown)},
+		{golden: "installed-efi", script: scriptFor(node.StateInstalled, PlatformEFI)},
+		{golden: "active-bios", script: scriptFor(node.StateActive, PlatformBIOS)},
+		{golden: "active-unknown-platform", script: scriptFor(node.StateActive, PlatformUnknown)},
+		{golden: "deleted-efi", script: scriptFor(node.StateDeleted, PlatformEFI)},
+		{golden: "wiping", script: scriptFor(node.StateWiping, PlatformEFI)},
+		{golden: "deleting", script: scriptFor(node.StateDeleting, PlatformEFI)},
+		{golden: "failed", script: func() Script {
 			s := scriptFor(node.StateFailed, PlatformEFI)
 			s.Reason = "disk /dev/sda not found"
 			return s
 		}()},
-		{"discovered", Script{Kind: KindWait, MAC: testMAC, Name: "node-525400123456", State: node.StateDiscovered}},
-		{"wipe-with-agent", func() Script {
+		{golden: "discovered", script: Script{Kind: KindWait, MAC: testMAC, Name: "node-525400123456", State: node.StateDiscovered}},
+		{golden: "wipe-with-agent", script: func() Script {
 			s := scriptFor(node.StateWiping, PlatformEFI)
 			s.Install = InstallTarget{Kernel: "http://10.20.0.1:8080/agent/vmlinuz",
 				Initrds: []string{"http://10.20.0.1:8080/agent/initramfs.gz"},
 				Cmdline: "initrd=initramfs.gz console=ttyS0,115200 console=tty0 quiet bootyard.url=http://10.20.0.1:8080 bootyard.token=0123abcd bootyard.mac=52:54:00:12:34:56"}
 			return s
 		}()},
-		{"install-with-kernel", func() Script {
+		{golden: "install-with-kernel", script: func() Script {
 			s := scriptFor(node.StateRegistered, PlatformEFI)
 			s.Install = InstallTarget{Kernel: "http://10.20.0.1:8080/images/llmos/vmlinuz",
 				Initrds: []string{"http://10.20.0.1:8080/images/llmos/initrd", "http://10.20.0.1:8080/agent.cpio"},
@@ -69,7 +77,11 @@ func TestRender_EachStateGivesItsGoldenScript(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.golden, func(t *testing.T) {
 			var buf bytes.Buffer
-			if err := r.Render(&buf, tt.script); err != nil {
+			render := r
+			if tt.loader {
+				render = withLoader
+			}
+			if err := render.Render(&buf, tt.script); err != nil {
 				t.Fatal(err)
 			}
 			if !strings.HasPrefix(buf.String(), "#!ipxe\n") {

@@ -339,8 +339,8 @@ func TestIPXEScript_CachedScriptFollowsEveryChangeOfTheNode(t *testing.T) {
 		query  string
 		want   string
 	}{
-		{"first fetch renders", nil, ipxeQuery, "\nexit\n"},
-		{"same fetch is served again", nil, ipxeQuery, "\nexit\n"},
+		{"first fetch renders", nil, ipxeQuery, "\nexit 1\n"},
+		{"same fetch is served again", nil, ipxeQuery, "\nexit 1\n"},
 		{"another platform gets its own script", nil, "/boot.ipxe?mac=52-54-00-12-34-56&platform=pcbios&arch=x86_64", "\nsanboot --no-describe --drive 0x80\n"},
 		{"a state change shows at once", func() {
 			if _, err := x.store.UpdateNode(ctx, "worker-1", func(n *node.Node) ([]node.Event, error) {
@@ -432,7 +432,8 @@ func FuzzIPXEQuery(f *testing.F) {
 			}
 			for _, line := range strings.Split(strings.TrimSuffix(body, "\n"), "\n") {
 				if !strings.HasPrefix(line, "#!ipxe") && !strings.HasPrefix(line, "echo ") && !strings.HasPrefix(line, "sleep ") &&
-					!strings.HasPrefix(line, "chain ") && line != "exit" && !strings.HasPrefix(line, "sanboot ") && !strings.HasPrefix(line, "iseq ") {
+					!strings.HasPrefix(line, "chain ") && line != "exit 1" && !strings.HasPrefix(line, "sanboot ") && !strings.HasPrefix(line, "iseq ") &&
+					line != ":biosdisk" {
 					t.Fatalf("unexpected script line %q for %q", line, rawQuery)
 				}
 			}
@@ -465,7 +466,7 @@ func TestIPXEScript_ThroughEcho(t *testing.T) {
 	}
 	defer resp.Body.Close()
 	body, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode != http.StatusOK || !strings.HasPrefix(string(body), "#!ipxe\n") || !strings.HasSuffix(string(body), "\nexit\n") {
+	if resp.StatusCode != http.StatusOK || !strings.HasPrefix(string(body), "#!ipxe\n") || !strings.HasSuffix(string(body), "\nexit 1\n") {
 		t.Errorf("through echo: %d\n%s", resp.StatusCode, body)
 	}
 }

@@ -27,6 +27,7 @@ type bootOptions struct {
 	dhcpLease     string
 	tftpListen    string
 	ipxeDir       string
+	grubDir       string
 }
 
 func (b *bootOptions) register(f *pflag.FlagSet) {
@@ -38,6 +39,7 @@ func (b *bootOptions) register(f *pflag.FlagSet) {
 	f.StringVar(&b.dhcpLease, "dhcp-lease-time", "1h", "lease time for full mode")
 	f.StringVar(&b.tftpListen, "tftp-listen", "", "TFTP address:port (default: port 69 of the DHCP interface's address when DHCP is on)")
 	f.StringVar(&b.ipxeDir, "ipxe-dir", "/usr/lib/ipxe", "directory of iPXE binaries (Debian package ipxe)")
+	f.StringVar(&b.grubDir, "grub-efi-dir", ipxe.DefaultGRUBDir, "GRUB's x86_64-efi modules, for the UEFI local-boot loader (Debian package grub-efi-amd64-bin)")
 }
 
 // start launches DHCP and TFTP when asked. DHCP never starts unless an interface is

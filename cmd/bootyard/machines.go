@@ -59,7 +59,13 @@ func (o *serveOptions) machineServices(ctx context.Context, g *errgroup.Group, s
 	if err != nil {
 		return ms, err
 	}
-	scripts, err := ipxe.NewRenderer(ipxe.Config{AdvertiseURL: advertise})
+	var loader string
+	if bins != nil {
+		if _, ok := bins.Lookup(ipxe.LocalBootLoaderName); ok {
+			loader = ipxe.LocalBootLoaderName
+		}
+	}
+	scripts, err := ipxe.NewRenderer(ipxe.Config{AdvertiseURL: advertise, LocalBootLoader: loader})
 	if err != nil {
 		return ms, fmt.Errorf("ipxe renderer: %w", err)
 	}
@@ -78,8 +84,19 @@ func (o *serveOptions) machineServices(ctx context.Context, g *errgroup.Group, s
 // binaries opens the iPXE binaries. With DHCP or TFTP on they are required; without,
 // only UEFI HTTP boot through another DHCP server needs them, so a missing directory is
 // a warning.
-func (b *bootOptions) binaries(log *slog.Logger) (*ipxe.Binaries, error) {
-	bins, err := ipxe.OpenBinaries(b.ipxeDir)
+//
+// Beside them it serves the UEFI local-boot loader, built into <data>/loaders at start-up.
+// Without GRUB's modules UEFI machines still boot their disk through the firmware's next
+// boot entry, which not every firmware follows (see ipxe.BuildLocalBootLoader): a warning.
+func (b *bootOptions) binaries(ctx context.Context, dataDir string, log *slog.Logger) (*ipxe.Binaries, error) {
+	var extra []string
+	loader, err := ipxe.BuildLocalBootLoader(ctx, b.grubDir, filepath.Join(dataDir, "loaders"))
+	if err != nil {
+		log.Warn("no UEFI local-boot loader: installed UEFI machines are sent back to the firmware's next boot entry", slog.Any("err", err))
+	} else {
+		extra = append(extra, loader)
+	}
+	bins, err := ipxe.OpenBinaries(b.ipxeDir, extra...)
 	if err == nil {
 		return bins, nil
 	}

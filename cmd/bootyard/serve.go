@@ -173,7 +173,7 @@ func runServe(ctx context.Context, o *serveOptions) error {
 	}
 	sources.NodeCount = st.CountNodes
 	sources.Bounds = st.BoundStats
-	bins, err := o.boot.binaries(log)
+	bins, err := o.boot.binaries(ctx, o.dataDir, log)
 	if err != nil {
 		return fail(err)
 	}
