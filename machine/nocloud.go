@@ -39,7 +39,7 @@ const maxReasonLen = 200
 func isKnownLeaf(s string) bool {
 	switch s {
 	case cloudinit.FileMetaData, cloudinit.FileUserData, cloudinit.FileVendorData, cloudinit.FileNetworkConfig,
-		"phone-home", "join-turn":
+		"phone-home", "join-turn", "uninstall-report":
 		return true
 	}
 	return false
@@ -48,7 +48,8 @@ func isKnownLeaf(s string) bool {
 // NoCloudHandler serves cloud-init's NoCloud seed under /nocloud/: the four files at
 // /nocloud/<mac>/<file> (or /nocloud/<file>, the MAC found from the requester's DHCP
 // lease, for VM templates that carry one fixed URL), plus the node-side callbacks
-// /nocloud/<mac>/phone-home (POST) and /nocloud/<mac>/join-turn (GET).
+// /nocloud/<mac>/phone-home (POST), /nocloud/<mac>/join-turn (GET) and
+// /nocloud/<mac>/uninstall-report (POST).
 //
 // Secret rules: join data (the token) goes only to a node whose state allows it, and
 // only to a requester the identity check trusts as that node; callbacks also need the
@@ -154,6 +155,12 @@ func (h *NoCloudHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		h.joinTurn(ctx, w, r, req)
+	case "uninstall-report":
+		if r.Method != http.MethodPost {
+			http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+			return
+		}
+		h.uninstallReport(ctx, w, r, req)
 	default:
 		http.NotFound(w, r)
 	}
