@@ -90,7 +90,7 @@ mkdir -p "$dir" || exit 125
 rm -f "$dir/status" "$dir/log"
 printf '%s\n' "$` + uninstallEnvVar + `" >"$dir/uninstall.sh" || exit 125
 cat >"$dir/run.sh" <<'EOF'
-sh /run/bootyard-uninstall/uninstall.sh >/run/bootyard-uninstall/log 2>&1
+BOOTYARD_UNINSTALL_LOG=/run/bootyard-uninstall/log sh /run/bootyard-uninstall/uninstall.sh >/run/bootyard-uninstall/log 2>&1
 echo $? >/run/bootyard-uninstall/status
 cat /run/bootyard-uninstall/log >>/var/log/bootyard-uninstall.log
 EOF
