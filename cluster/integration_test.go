@@ -107,7 +107,7 @@ func TestRealAPIServer(t *testing.T) {
 	})
 
 	t.Run("Ready makes a joining or joined node active: the kubeconfig has the last word", func(t *testing.T) {
-		st, _, _ := newBootyard(t)
+		st, _, _ := newBootyard(t, testConfig(nil))
 		importNode(t, st, "jng-1", node.RoleServer, "52:54:00:10:00:02", node.StateJoining)
 		importNode(t, st, "jnd-1", node.RoleServer, "52:54:00:10:00:03", node.StateJoined)
 		importNode(t, st, "jnd-2", node.RoleWorker, "52:54:00:10:00:04", node.StateJoined)
