@@ -149,14 +149,14 @@ func TestDeletion_EveryStepIsAnEvent(t *testing.T) {
 			},
 		},
 		{
-			name: "uninstall whose pod never reports fails, the Node kept", mode: node.DeleteUninstall,
+			name: "uninstall whose pod never reports, and no report from the host, fails, the Node kept", mode: node.DeleteUninstall,
 			helperPhase: corev1.PodRunning, wantState: node.StateFailed, keepsNode: true,
 			want: []string{
 				"removing from the cluster",
 				"quorum check:",
 				"cordon:",
 				"drain:",
-				"→ failed: removal from the cluster stopped at uninstall: pod bootyard-uninstall-gpu-1-g1 still running after 1.5s: the uninstall's exit status is unknown",
+				"→ failed: removal from the cluster stopped at uninstall: pod bootyard-uninstall-gpu-1-g1 still running after 1.5s and no report from the host: the uninstall's exit status is unknown",
 			},
 		},
 		{
@@ -167,7 +167,7 @@ func TestDeletion_EveryStepIsAnEvent(t *testing.T) {
 				"quorum check: skipped (forced)",
 				"cordon:",
 				"drain:",
-				"warning uninstall: pod bootyard-uninstall-gpu-1-g1 still running after 1.5s, exit status unknown",
+				"warning uninstall: pod bootyard-uninstall-gpu-1-g1 still running after 1.5s and no report from the host, exit status unknown",
 				"delete Node: Node gpu-1 deleted",
 				"→ deleted:",
 			},

@@ -3,6 +3,7 @@ package cluster
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io/fs"
 	"net/url"
 	"os"
@@ -10,10 +11,18 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	k8stesting "k8s.io/client-go/testing"
+
 	"github.com/bootyard/bootyard/cloudinit"
+	"github.com/bootyard/bootyard/node"
+	"github.com/bootyard/bootyard/store"
 )
 
 // fakeCurl records its arguments (NUL-separated), and whether the files holding the
@@ -209,4 +218,120 @@ func uninstallTestKey(t *testing.T, fb *firstBootRerun) string {
 	}
 	t.Fatal("no KEY in the rendered user-data")
 	return ""
+}
+
+// hostReports stands in for the machine endpoint's record of the host's report
+// (machine.recordUninstallReport): the report on the node, in one store transaction.
+func hostReports(t *testing.T, st *store.Store, name string, rc int, log ...string) {
+	t.Helper()
+	if _, err := st.UpdateNode(context.Background(), name, func(n *node.Node) ([]node.Event, error) {
+		if n.State != node.StateDeleting {
+			return nil, fmt.Errorf("node is %s: %w", n.State, node.ErrConflict)
+		}
+		n.UninstallReport = &node.UninstallReport{ExitStatus: rc, Log: log, From: "10.20.0.31", At: time.Now().UTC()}
+		return nil, nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// On a real k3s node LLMOS's uninstall stops the kubelet, so the helper pod stays Running
+// for good as the API server sees it. The host's own report ends the step instead: a
+// success deletes the Node, a failure fails the step with the status and the log tail and
+// keeps the Node; a retry discards the old failure and waits for the new run's word.
+func TestDeletion_TheHostsReportEndsTheUninstallWhileThePodStaysRunning(t *testing.T) {
+	st := openStore(t)
+	importNode(t, st, "gpu-3", node.RoleWorker, "52:54:00:00:00:13", node.StateActive)
+	cs := fakeCluster(kubeNode("gpu-3", true))
+	setHelperStatus(cs, corev1.PodRunning, 0, "")
+	cfg := testConfig(nil)
+	// Far longer than any run of this test: only the report can end the wait.
+	cfg.UninstallTimeout = 10 * waitTimeout
+	c := startController(t, cs, st, cfg)
+	ctx := context.Background()
+	const podName = "bootyard-uninstall-gpu-3-g1"
+	podCreated := func() bool {
+		_, err := cs.CoreV1().Pods(cfg.withDefaults().HelperNamespace).Get(ctx, podName, metav1.GetOptions{})
+		return err == nil
+	}
+
+	deleteThroughAPI(t, st, c, "gpu-3", node.DeleteUninstall, false)
+	eventually(t, "the uninstall pod runs", podCreated)
+	hostReports(t, st, "gpu-3", 4, "bootyard: removed cloud-init's instance data", "bootyard: cannot remove /etc/llmos/config.yaml")
+	eventually(t, "the failure report fails the step", func() bool { return nodeState(t, st, "gpu-3").State == node.StateFailed })
+	n := nodeState(t, st, "gpu-3")
+	if want := "stopped at uninstall: the host reported exit status 4: bootyard: removed cloud-init's instance data | bootyard: cannot remove /etc/llmos/config.yaml (from 10.20.0.31)"; !strings.Contains(n.StateReason, want) {
+		t.Fatalf("failed with %q, want it to say %q", n.StateReason, want)
+	}
+	if _, err := cs.CoreV1().Nodes().Get(ctx, "gpu-3", metav1.GetOptions{}); err != nil {
+		t.Fatalf("after a failed uninstall the Node must stay: %v", err)
+	}
+
+	// The operator fixes the host and retries: the old failure must not decide again.
+	// The pod of the first attempt is still "Running" and is adopted.
+	retryNode(t, st, "gpu-3")
+	eventually(t, "the retry clears the old failure report", func() bool { return nodeState(t, st, "gpu-3").UninstallReport == nil })
+	if got := nodeState(t, st, "gpu-3").State; got != node.StateDeleting {
+		t.Fatalf("after the retry the node is %s, want it deleting until the host reports", got)
+	}
+	hostReports(t, st, "gpu-3", 0, "bootyard: uninstall finished: this machine has no join data left")
+	eventually(t, "gpu-3 leaves deleting", func() bool { return nodeState(t, st, "gpu-3").State != node.StateDeleting })
+	n = nodeState(t, st, "gpu-3")
+	if n.State != node.StateDeleted || n.UninstallReport != nil {
+		t.Fatalf("state %s (%s), report %+v; want deleted with the report cleared", n.State, n.StateReason, n.UninstallReport)
+	}
+	wantPrefixes(t, clusterEvents(t, st, "gpu-3"), []string{
+		"removing from the cluster: quorum check, cordon, drain, uninstall, delete Node",
+		"quorum check: done before this run",
+		"cordon: done before this run",
+		"drain: done before this run",
+		"uninstall: the host reported exit status 0: llmos-uninstall.sh ran and the join data is removed (pod " + podName + ")",
+		"delete Node: Node gpu-3 deleted",
+		"→ deleted:",
+	})
+	if p, err := cs.CoreV1().Pods(cfg.withDefaults().HelperNamespace).Get(ctx, podName, metav1.GetOptions{}); err == nil && p.Status.Phase != corev1.PodRunning {
+		t.Errorf("pod phase %s: the test's pod was meant to stay Running", p.Status.Phase)
+	}
+}
+
+// A Bootyard restarted after the host reported success (but before it recorded the step)
+// takes the report: no new pod, straight on to deleting the Node.
+func TestDeletion_ASuccessReportFromBeforeARestartCompletesTheStep(t *testing.T) {
+	st := openStore(t)
+	importNode(t, st, "gpu-4", node.RoleWorker, "52:54:00:00:00:14", node.StateActive)
+	ctx := context.Background()
+	if _, err := st.UpdateNode(ctx, "gpu-4", func(n *node.Node) ([]node.Event, error) {
+		n.DeleteMode = node.DeleteUninstall
+		ev, err := n.Transition(node.StateDeleting, "deletion requested", "api", time.Now().UTC())
+		for _, s := range []string{"quorum check", "cordon", "drain"} {
+			n.RecordDeletionStep(s)
+		}
+		return []node.Event{ev}, err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	hostReports(t, st, "gpu-4", 0, "bootyard: uninstall finished")
+	cs := fakeCluster(kubeNode("gpu-4", false))
+	var helpers atomic.Int32
+	cs.PrependReactor("create", "pods", func(a k8stesting.Action) (bool, runtime.Object, error) {
+		helpers.Add(1)
+		return true, nil, errors.New("no pod may be created: the host already reported")
+	})
+	startController(t, cs, st, testConfig(nil))
+	eventually(t, "gpu-4 leaves deleting", func() bool { return nodeState(t, st, "gpu-4").State != node.StateDeleting })
+	if n := nodeState(t, st, "gpu-4"); n.State != node.StateDeleted {
+		t.Fatalf("state %s (%s), want deleted", n.State, n.StateReason)
+	}
+	wantPrefixes(t, clusterEvents(t, st, "gpu-4"), []string{
+		"removing from the cluster",
+		"quorum check: done before this run",
+		"cordon: done before this run",
+		"drain: done before this run",
+		"uninstall: the host reported exit status 0 before this run: bootyard: uninstall finished (from 10.20.0.31)",
+		"delete Node: Node gpu-4 deleted",
+		"→ deleted:",
+	})
+	if helpers.Load() != 0 {
+		t.Errorf("%d helper pods created after the host's report", helpers.Load())
+	}
 }
