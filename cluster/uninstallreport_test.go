@@ -225,7 +225,7 @@ func uninstallTestKey(t *testing.T, fb *firstBootRerun) string {
 func hostReports(t *testing.T, st *store.Store, name string, rc int, log ...string) {
 	t.Helper()
 	if _, err := st.UpdateNode(context.Background(), name, func(n *node.Node) ([]node.Event, error) {
-		if n.State != node.StateDeleting {
+		if n.State != node.StateDeleting && n.FailedFrom != node.StateDeleting {
 			return nil, fmt.Errorf("node is %s: %w", n.State, node.ErrConflict)
 		}
 		n.UninstallReport = &node.UninstallReport{ExitStatus: rc, Log: log, From: "10.20.0.31", At: time.Now().UTC()}
@@ -334,4 +334,35 @@ func TestDeletion_ASuccessReportFromBeforeARestartCompletesTheStep(t *testing.T)
 	if helpers.Load() != 0 {
 		t.Errorf("%d helper pods created after the host's report", helpers.Load())
 	}
+}
+
+// A host that reports after Bootyard stopped waiting (a slow uninstall) is not lost: the
+// report waits on the failed node, and the operator's retry goes on from it.
+func TestDeletion_ALateReportLetsTheRetryGoOn(t *testing.T) {
+	st := openStore(t)
+	importNode(t, st, "gpu-5", node.RoleWorker, "52:54:00:00:00:15", node.StateActive)
+	cs := fakeCluster(kubeNode("gpu-5", true))
+	setHelperStatus(cs, corev1.PodRunning, 0, "")
+	c := startController(t, cs, st, testConfig(nil))
+
+	deleteThroughAPI(t, st, c, "gpu-5", node.DeleteUninstall, false)
+	eventually(t, "the wait for the uninstall times out", func() bool { return nodeState(t, st, "gpu-5").State == node.StateFailed })
+	if n := nodeState(t, st, "gpu-5"); !strings.Contains(n.StateReason, "no report from the host") {
+		t.Fatalf("failed with %q, want the timeout", n.StateReason)
+	}
+	hostReports(t, st, "gpu-5", 0, "bootyard: uninstall finished")
+	retryNode(t, st, "gpu-5")
+	eventually(t, "gpu-5 leaves deleting", func() bool { return nodeState(t, st, "gpu-5").State != node.StateDeleting })
+	if n := nodeState(t, st, "gpu-5"); n.State != node.StateDeleted {
+		t.Fatalf("state %s (%s), want deleted", n.State, n.StateReason)
+	}
+	wantPrefixes(t, clusterEvents(t, st, "gpu-5"), []string{
+		"removing from the cluster",
+		"quorum check: done before this run",
+		"cordon: done before this run",
+		"drain: done before this run",
+		"uninstall: the host reported exit status 0 before this run",
+		"delete Node: Node gpu-5 deleted",
+		"→ deleted:",
+	})
 }

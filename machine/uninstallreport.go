@@ -51,11 +51,13 @@ func (h *NoCloudHandler) uninstallReport(ctx context.Context, w http.ResponseWri
 }
 
 // recordUninstallReport stores the report on a node being uninstalled, with an event and,
-// for a failure, the log lines. A node in any other state refuses it (conflict): a late
-// report must not decide a later deletion.
+// for a failure, the log lines. A deletion that failed while the host was still at work
+// (Bootyard stopped waiting) takes it too: its retry goes on from it. A node in any other
+// state refuses it (conflict): a late report must not decide a later deletion.
 func recordUninstallReport(rep node.UninstallReport) store.UpdateFunc {
 	return func(cur *node.Node) ([]node.Event, error) {
-		if cur.State != node.StateDeleting || cur.DeleteMode != node.DeleteUninstall {
+		uninstalling := cur.State == node.StateDeleting || (cur.State == node.StateFailed && cur.FailedFrom == node.StateDeleting)
+		if !uninstalling || cur.DeleteMode != node.DeleteUninstall {
 			return nil, fmt.Errorf("uninstall report for %s: node is %s (mode %q), not being uninstalled: %w",
 				cur.Name, cur.State, cur.DeleteMode, node.ErrConflict)
 		}

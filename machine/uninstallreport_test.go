@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/bootyard/bootyard/cloudinit"
 	"github.com/bootyard/bootyard/node"
@@ -49,7 +50,9 @@ func TestUninstallReport_OnlyTheNodeItselfReports(t *testing.T) {
 		{name: "the node without a key", from: "127.0.0.1", noKey: true, status: "0", wantCode: 403},
 		{name: "another address with the node's key", from: attackerAddr, status: "0", wantCode: 403},
 		{name: "another address while the node holds a lease", from: attackerAddr, lease: nodeAddr, status: "0", wantCode: 403},
+		{name: "a deletion that failed while the host was at work", from: "127.0.0.1", state: node.StateFailed, status: "0", wantCode: 204},
 		{name: "a node not being deleted", from: "127.0.0.1", state: node.StateActive, status: "0", wantCode: 409},
+		{name: "a node whose install failed", from: "127.0.0.1", state: node.StateFailed, reinst: true, status: "0", wantCode: 409},
 		{name: "a node being deleted in reinstall mode", from: "127.0.0.1", reinst: true, status: "0", wantCode: 409},
 		{name: "a status that is not a number", from: "127.0.0.1", status: "ok", wantCode: 400},
 		{name: "a status out of range", from: "127.0.0.1", status: "256", wantCode: 400},
@@ -60,6 +63,24 @@ func TestUninstallReport_OnlyTheNodeItselfReports(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			x := newNoCloudHarness(t)
 			switch {
+			case tt.state == node.StateFailed && !tt.reinst:
+				// The deletion's uninstall step gave up waiting.
+				x.deletingInUninstallMode("cp-2", mac)
+				if _, err := x.st.UpdateNode(context.Background(), "cp-2", func(n *node.Node) ([]node.Event, error) {
+					ev, err := n.Transition(node.StateFailed, "removal from the cluster stopped at uninstall", "cluster", time.Now().UTC())
+					return []node.Event{ev}, err
+				}); err != nil {
+					t.Fatal(err)
+				}
+			case tt.state == node.StateFailed:
+				// Failed from provisioning, in uninstall mode from an old deletion request.
+				x.importAt("cp-2", mac, node.RoleServer, node.StateFailed)
+				if _, err := x.st.UpdateNode(context.Background(), "cp-2", func(n *node.Node) ([]node.Event, error) {
+					n.DeleteMode = node.DeleteUninstall
+					return nil, nil
+				}); err != nil {
+					t.Fatal(err)
+				}
 			case tt.state != "":
 				x.importAt("cp-2", mac, node.RoleServer, tt.state)
 			case tt.reinst:
@@ -70,6 +91,7 @@ func TestUninstallReport_OnlyTheNodeItselfReports(t *testing.T) {
 			if tt.lease != "" {
 				x.lease(tt.lease, mac)
 			}
+			before := x.node("cp-2").State
 			hdr := x.keyHeader("cp-2")
 			if tt.badKey {
 				hdr.Set(cloudinit.CallbackKeyHeader, "0123456789abcdef0123456789abcdef")
@@ -99,8 +121,8 @@ func TestUninstallReport_OnlyTheNodeItselfReports(t *testing.T) {
 			if want := fmt.Sprintf("uninstall report from %s: exit status %d", tt.from, tt.wantRC); !strings.Contains(events, want) {
 				t.Errorf("events lack %q:\n%s", want, events)
 			}
-			if st := x.node("cp-2").State; st != node.StateDeleting {
-				t.Errorf("the report moved the node to %s: only the deletion's step decides", st)
+			if st := x.node("cp-2").State; st != before {
+				t.Errorf("the report moved the node %s → %s: only the deletion's step decides", before, st)
 			}
 		})
 	}
