@@ -337,10 +337,7 @@ func TestRealAPIServer(t *testing.T) {
 			t.Fatalf("Node un-3 before the host reported: %v", err)
 		}
 		hostReports(t, st, "un-3", 0, "bootyard: uninstall finished: this machine has no join data left")
-		eventually(t, "un-3 leaves deleting", func() bool { return nodeState(t, st, "un-3").State != node.StateDeleting })
-		if n := nodeState(t, st, "un-3"); n.State != node.StateDeleted {
-			t.Fatalf("state %s (%s), want deleted", n.State, n.StateReason)
-		}
+		deletionEnds(t, st, "un-3", node.StateDeleted)
 		wantPrefixes(t, clusterEvents(t, st, "un-3"), []string{
 			"removing from the cluster: quorum check, cordon, drain, uninstall, delete Node (forced)",
 			"quorum check: skipped (forced)",

@@ -31,7 +31,7 @@ import (
 const fakeCurl = `#!/bin/sh
 printf '%s\0' "$@" >>"$CURL_CALLS"
 printf '\n' >>"$CURL_CALLS"
-for f in etc/llmos/config.yaml var/lib/cloud/instance/user-data.txt usr/local/lib/bootyard/firstboot.sh; do
+for f in etc/llmos/config.yaml var/lib/cloud/instances/iid-gpu-7-g1/user-data.txt usr/local/lib/bootyard/firstboot.sh; do
   if [ -e "$ROOT/$f" ]; then echo "$f: there" >>"$CURL_SEEN"; else echo "$f: gone" >>"$CURL_SEEN"; fi
 done
 exit "${FAKE_CURL_EXIT:-0}"
@@ -195,7 +195,7 @@ func TestUninstallHostScript_ReportsItsOutcomeToBootyard(t *testing.T) {
 			// it carries was read before.
 			seenNow, _ := os.ReadFile(seen)
 			if tt.wantExit == 0 {
-				for _, gone := range []string{"etc/llmos/config.yaml: gone", "var/lib/cloud/instance/user-data.txt: gone"} {
+				for _, gone := range []string{"etc/llmos/config.yaml: gone", "var/lib/cloud/instances/iid-gpu-7-g1/user-data.txt: gone"} {
 					if !strings.Contains(string(seenNow), gone) {
 						t.Errorf("at the report: want %q, curl saw:\n%s", gone, seenNow)
 					}
@@ -275,10 +275,8 @@ func TestDeletion_TheHostsReportEndsTheUninstallWhileThePodStaysRunning(t *testi
 		t.Fatalf("after the retry the node is %s, want it deleting until the host reports", got)
 	}
 	hostReports(t, st, "gpu-3", 0, "bootyard: uninstall finished: this machine has no join data left")
-	eventually(t, "gpu-3 leaves deleting", func() bool { return nodeState(t, st, "gpu-3").State != node.StateDeleting })
-	n = nodeState(t, st, "gpu-3")
-	if n.State != node.StateDeleted || n.UninstallReport != nil {
-		t.Fatalf("state %s (%s), report %+v; want deleted with the report cleared", n.State, n.StateReason, n.UninstallReport)
+	if n := deletionEnds(t, st, "gpu-3", node.StateDeleted); n.UninstallReport != nil {
+		t.Fatalf("report %+v kept after the deletion ended", n.UninstallReport)
 	}
 	wantPrefixes(t, clusterEvents(t, st, "gpu-3"), []string{
 		"removing from the cluster: quorum check, cordon, drain, uninstall, delete Node",
@@ -299,17 +297,7 @@ func TestDeletion_TheHostsReportEndsTheUninstallWhileThePodStaysRunning(t *testi
 func TestDeletion_ASuccessReportFromBeforeARestartCompletesTheStep(t *testing.T) {
 	st := openStore(t)
 	importNode(t, st, "gpu-4", node.RoleWorker, "52:54:00:00:00:14", node.StateActive)
-	ctx := context.Background()
-	if _, err := st.UpdateNode(ctx, "gpu-4", func(n *node.Node) ([]node.Event, error) {
-		n.DeleteMode = node.DeleteUninstall
-		ev, err := n.Transition(node.StateDeleting, "deletion requested", "api", time.Now().UTC())
-		for _, s := range []string{"quorum check", "cordon", "drain"} {
-			n.RecordDeletionStep(s)
-		}
-		return []node.Event{ev}, err
-	}); err != nil {
-		t.Fatal(err)
-	}
+	uninstallingAfter(t, st, "gpu-4", "quorum check", "cordon", "drain")
 	hostReports(t, st, "gpu-4", 0, "bootyard: uninstall finished")
 	cs := fakeCluster(kubeNode("gpu-4", false))
 	var helpers atomic.Int32
@@ -318,10 +306,7 @@ func TestDeletion_ASuccessReportFromBeforeARestartCompletesTheStep(t *testing.T)
 		return true, nil, errors.New("no pod may be created: the host already reported")
 	})
 	startController(t, cs, st, testConfig(nil))
-	eventually(t, "gpu-4 leaves deleting", func() bool { return nodeState(t, st, "gpu-4").State != node.StateDeleting })
-	if n := nodeState(t, st, "gpu-4"); n.State != node.StateDeleted {
-		t.Fatalf("state %s (%s), want deleted", n.State, n.StateReason)
-	}
+	deletionEnds(t, st, "gpu-4", node.StateDeleted)
 	wantPrefixes(t, clusterEvents(t, st, "gpu-4"), []string{
 		"removing from the cluster",
 		"quorum check: done before this run",
@@ -352,10 +337,7 @@ func TestDeletion_ALateReportLetsTheRetryGoOn(t *testing.T) {
 	}
 	hostReports(t, st, "gpu-5", 0, "bootyard: uninstall finished")
 	retryNode(t, st, "gpu-5")
-	eventually(t, "gpu-5 leaves deleting", func() bool { return nodeState(t, st, "gpu-5").State != node.StateDeleting })
-	if n := nodeState(t, st, "gpu-5"); n.State != node.StateDeleted {
-		t.Fatalf("state %s (%s), want deleted", n.State, n.StateReason)
-	}
+	deletionEnds(t, st, "gpu-5", node.StateDeleted)
 	wantPrefixes(t, clusterEvents(t, st, "gpu-5"), []string{
 		"removing from the cluster",
 		"quorum check: done before this run",
@@ -365,4 +347,31 @@ func TestDeletion_ALateReportLetsTheRetryGoOn(t *testing.T) {
 		"delete Node: Node gpu-5 deleted",
 		"→ deleted:",
 	})
+}
+
+// deletionEnds waits until name's deletion run ends and checks where it ended.
+func deletionEnds(t *testing.T, st *store.Store, name string, want node.State) node.Node {
+	t.Helper()
+	eventually(t, name+" leaves deleting", func() bool { return nodeState(t, st, name).State != node.StateDeleting })
+	n := nodeState(t, st, name)
+	if n.State != want {
+		t.Fatalf("state %s (%s), want %s", n.State, n.StateReason, want)
+	}
+	return n
+}
+
+// uninstallingAfter puts name where a controller before a restart left it: deleting in
+// uninstall mode, with steps recorded as done.
+func uninstallingAfter(t *testing.T, st *store.Store, name string, steps ...string) {
+	t.Helper()
+	if _, err := st.UpdateNode(context.Background(), name, func(n *node.Node) ([]node.Event, error) {
+		n.DeleteMode = node.DeleteUninstall
+		ev, err := n.Transition(node.StateDeleting, "deletion requested", "api", time.Now().UTC())
+		for _, s := range steps {
+			n.RecordDeletionStep(s)
+		}
+		return []node.Event{ev}, err
+	}); err != nil {
+		t.Fatal(err)
+	}
 }

@@ -286,18 +286,28 @@ func (h *NoCloudHandler) checkKey(ctx context.Context, r *http.Request, req noCl
 	return settings, nil
 }
 
-// phoneHome takes the first-boot script's report (see phoneHomeUpdate for the states):
-// joining keeps a server's join turn, joined and failed end it so the next server can go.
-func (h *NoCloudHandler) phoneHome(ctx context.Context, w http.ResponseWriter, r *http.Request, req noCloudRequest) {
-	n := &req.node
+// callbackForm admits a POSTed callback (checkKey) and parses its form, bounded to
+// maxPhoneHomeBody. When it returns false it has answered the request.
+func (h *NoCloudHandler) callbackForm(ctx context.Context, w http.ResponseWriter, r *http.Request, req noCloudRequest) (node.ClusterSettings, bool) {
 	settings, err := h.checkKey(ctx, r, req)
 	if err != nil {
 		h.refuse(ctx, w, req, statusOf(err), err)
-		return
+		return settings, false
 	}
 	r.Body = http.MaxBytesReader(w, r.Body, maxPhoneHomeBody)
 	if err := r.ParseForm(); err != nil {
 		http.Error(w, "bad form", http.StatusBadRequest)
+		return settings, false
+	}
+	return settings, true
+}
+
+// phoneHome takes the first-boot script's report (see phoneHomeUpdate for the states):
+// joining keeps a server's join turn, joined and failed end it so the next server can go.
+func (h *NoCloudHandler) phoneHome(ctx context.Context, w http.ResponseWriter, r *http.Request, req noCloudRequest) {
+	n := &req.node
+	settings, ok := h.callbackForm(ctx, w, r, req)
+	if !ok {
 		return
 	}
 	reason := cleanReason(r.PostForm.Get("reason"), settings.Token)
@@ -317,7 +327,7 @@ func (h *NoCloudHandler) phoneHome(ctx context.Context, w http.ResponseWriter, r
 		http.Error(w, "status must be installed, joining, joined or failed", http.StatusBadRequest)
 		return
 	}
-	_, err = h.inv.UpdateNode(ctx, n.Name, phoneHomeUpdate(status, reason, logTail, h.now()))
+	_, err := h.inv.UpdateNode(ctx, n.Name, phoneHomeUpdate(status, reason, logTail, h.now()))
 	if err != nil {
 		h.log.Error("record phone-home", slog.String("node", n.Name), slog.Any("err", err))
 		http.Error(w, "internal error", statusOf(err))

@@ -19,14 +19,8 @@ import (
 // being deleted in uninstall mode; the deletion's uninstall step reads the report.
 func (h *NoCloudHandler) uninstallReport(ctx context.Context, w http.ResponseWriter, r *http.Request, req noCloudRequest) {
 	n := &req.node
-	settings, err := h.checkKey(ctx, r, req)
-	if err != nil {
-		h.refuse(ctx, w, req, statusOf(err), err)
-		return
-	}
-	r.Body = http.MaxBytesReader(w, r.Body, maxPhoneHomeBody)
-	if err := r.ParseForm(); err != nil {
-		http.Error(w, "bad form", http.StatusBadRequest)
+	settings, ok := h.callbackForm(ctx, w, r, req)
+	if !ok {
 		return
 	}
 	rc, err := strconv.Atoi(r.PostForm.Get("status"))
