@@ -5,13 +5,9 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
-	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -101,24 +97,11 @@ func TestUninstallReport_FromTheHostScriptThroughTheMachineEndpointToTheStep(t *
 			})
 
 			// What the pod's transient unit runs on the host.
-			logPath := filepath.Join(t.TempDir(), "log")
-			logFile, err := os.Create(logPath)
-			if err != nil {
-				t.Fatal(err)
+			code, out := runHostScriptToLog(t, root, "FAKE_UNINSTALL_EXIT="+strconv.Itoa(tt.exit))
+			if code != tt.exit {
+				t.Fatalf("host script exit %d, want %d\n%s", code, tt.exit, out)
 			}
-			defer logFile.Close()
-			runCtx, cancel := context.WithTimeout(ctx, 2*time.Minute)
-			defer cancel()
-			cmd := exec.CommandContext(runCtx, "sh", "-c", uninstallEnv(nil)+uninstallHostScript)
-			cmd.Env = append(os.Environ(), "ROOT="+root, "DISKS=/dev/null", "BOOTYARD_UNINSTALL_LOG="+logPath,
-				"FAKE_UNINSTALL_EXIT="+strconv.Itoa(tt.exit))
-			cmd.Stdout, cmd.Stderr = logFile, logFile
-			_ = cmd.Run()
-			out, _ := os.ReadFile(logPath)
-			if cmd.ProcessState == nil || cmd.ProcessState.ExitCode() != tt.exit {
-				t.Fatalf("host script: %v, want exit %d\n%s", cmd.ProcessState, tt.exit, out)
-			}
-			if want := "reported exit status " + strconv.Itoa(tt.exit) + " to Bootyard"; !strings.Contains(string(out), want) {
+			if want := "reported exit status " + strconv.Itoa(tt.exit) + " to Bootyard"; !strings.Contains(out, want) {
 				t.Fatalf("host log lacks %q:\n%s", want, out)
 			}
 

@@ -134,32 +134,17 @@ func TestUninstallHostScript_ReportsItsOutcomeToBootyard(t *testing.T) {
 			bin := t.TempDir()
 			writeTree(t, bin, map[string]string{"curl": fakeCurl})
 			tmp := t.TempDir()
-			calls, seen, logPath := filepath.Join(tmp, "calls"), filepath.Join(tmp, "seen"), filepath.Join(tmp, "log")
-			logFile, err := os.Create(logPath)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer logFile.Close()
-			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-			defer cancel()
-			cmd := exec.CommandContext(ctx, "sh", "-c", uninstallEnv(nil)+uninstallHostScript)
+			calls, seen := filepath.Join(tmp, "calls"), filepath.Join(tmp, "seen")
 			curlExit := "0"
 			if tt.curlFails {
 				curlExit = "7"
 			}
-			cmd.Env = append(os.Environ(), "PATH="+filepath.Join(bin)+":"+os.Getenv("PATH"), "ROOT="+root, "DISKS=/dev/null",
-				"BOOTYARD_UNINSTALL_LOG="+logPath, "CURL_CALLS="+calls, "CURL_SEEN="+seen,
+			code, out := runHostScriptToLog(t, root, "PATH="+bin+":"+os.Getenv("PATH"), "CURL_CALLS="+calls, "CURL_SEEN="+seen,
 				"FAKE_UNINSTALL_EXIT="+strconv.Itoa(tt.uninstall), "FAKE_CURL_EXIT="+curlExit)
-			cmd.Stdout, cmd.Stderr = logFile, logFile
-			_ = cmd.Run()
-			if cmd.ProcessState == nil {
-				t.Fatal("the host script did not run")
-			}
-			out, _ := os.ReadFile(logPath)
-			if code := cmd.ProcessState.ExitCode(); code != tt.wantExit {
+			if code != tt.wantExit {
 				t.Fatalf("exit %d, want %d\n%s", code, tt.wantExit, out)
 			}
-			if !strings.Contains(string(out), tt.wantLog) {
+			if !strings.Contains(out, tt.wantLog) {
 				t.Errorf("log lacks %q:\n%s", tt.wantLog, out)
 			}
 			got := parseCurlCalls(t, calls)
@@ -374,4 +359,28 @@ func uninstallingAfter(t *testing.T, st *store.Store, name string, steps ...stri
 	}); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// runHostScriptToLog runs the host script as the pod's transient unit does: its output
+// goes to the file BOOTYARD_UNINSTALL_LOG names, whose end the report carries. It returns
+// the exit status and that log.
+func runHostScriptToLog(t *testing.T, root string, env ...string) (int, string) {
+	t.Helper()
+	logPath := filepath.Join(t.TempDir(), "log")
+	logFile, err := os.Create(logPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer logFile.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "sh", "-c", uninstallEnv(nil)+uninstallHostScript)
+	cmd.Env = append(append(os.Environ(), "ROOT="+root, "DISKS=/dev/null", "BOOTYARD_UNINSTALL_LOG="+logPath), env...)
+	cmd.Stdout, cmd.Stderr = logFile, logFile
+	_ = cmd.Run()
+	out, _ := os.ReadFile(logPath)
+	if cmd.ProcessState == nil {
+		t.Fatalf("the host script did not run\n%s", out)
+	}
+	return cmd.ProcessState.ExitCode(), string(out)
 }
