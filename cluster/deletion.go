@@ -249,6 +249,7 @@ func (c *Controller) runDeletion(ctx context.Context, name string) error {
 		}
 		n.Cluster = nil
 		n.DeletionDone = nil
+		n.UninstallReport = nil
 		ev, err := n.Transition(d.final, d.why, source, now)
 		if err != nil {
 			return nil, err
@@ -305,7 +306,7 @@ func (d *deletion) netboot(ctx context.Context) (string, bool, error) {
 	}
 	timeout := d.c.cfg.RebootTimeout
 	pod := helperPod(d.c.cfg.HelperNamespace, d.c.cfg.HelperImage, purposeNetboot, d.n.Name, d.k.Name, d.n.Generation, netbootScript)
-	outcome, msg, err := d.c.runHelperPod(ctx, pod, podRunning, timeout)
+	outcome, msg, err := d.c.runHelperPod(ctx, pod, podRunning, timeout, nil)
 	if err != nil {
 		return "", false, err
 	}
@@ -334,10 +335,21 @@ func (d *deletion) deleteNode(ctx context.Context) (string, bool, error) {
 
 // uninstall runs the uninstall on the node while it is still a member: LLMOS's own
 // script, found where LLMOS's installer put it, then the removal of the join data
-// (uninstall.sh). Success is the pod's exit status 0. A non-zero status fails the step
-// with that status and the end of the script's output; a machine that is down cannot be
-// uninstalled, and the step fails saying what to do instead. Either way the Node stays.
+// (uninstall.sh). The outcome is whichever arrives first: the pod's exit status, or the
+// host script's own report over the machine endpoints (node.UninstallReport), which
+// outlives the kubelet that LLMOS's script stops. Exit status 0 is success; any other
+// fails the step with that status and the end of the script's output; a machine that is
+// down cannot be uninstalled, and the step fails saying what to do instead. On failure
+// the Node stays.
 func (d *deletion) uninstall(ctx context.Context) (string, bool, error) {
+	rep, err := d.takeUninstallReport(ctx)
+	if err != nil {
+		return "", false, err
+	}
+	if rep != nil {
+		// The host finished before this run (Bootyard restarted while it waited).
+		return "the host reported exit status 0 before this run: " + reportSummary(rep), false, nil
+	}
 	if d.k == nil {
 		return "", false, errors.New("no Kubernetes Node to run the uninstall on: the machine is not a cluster member; delete it again with --mode reinstall to wipe it at its next network boot")
 	}
@@ -348,9 +360,24 @@ func (d *deletion) uninstall(ctx context.Context) (string, bool, error) {
 	timeout := d.c.cfg.UninstallTimeout
 	pod := helperPod(d.c.cfg.HelperNamespace, d.c.cfg.HelperImage, purposeUninstall, d.n.Name, d.k.Name, d.n.Generation, uninstallPodScript,
 		corev1.EnvVar{Name: uninstallEnvVar, Value: uninstallEnv(settings.InstallEnv) + uninstallHostScript})
-	outcome, msg, err := d.c.runHelperPod(ctx, pod, podSucceeded, timeout)
+	reported := func(ctx context.Context) bool {
+		n, err := d.c.inv.GetNode(ctx, d.n.Name)
+		if err != nil {
+			d.c.log.Debug("look for the host's uninstall report", slog.String("node", d.n.Name), slog.Any("err", err))
+			return false
+		}
+		rep = n.UninstallReport
+		return rep != nil
+	}
+	outcome, msg, err := d.c.runHelperPod(ctx, pod, podSucceeded, timeout, reported)
 	if err != nil {
 		return "", false, err
+	}
+	if rep != nil {
+		if rep.OK() {
+			return "the host reported exit status 0: llmos-uninstall.sh ran and the join data is removed (pod " + pod.Name + ")", false, nil
+		}
+		return "", false, fmt.Errorf("the host reported exit status %d: %s", rep.ExitStatus, reportSummary(rep))
 	}
 	switch outcome {
 	case podSucceeded:
@@ -358,13 +385,45 @@ func (d *deletion) uninstall(ctx context.Context) (string, bool, error) {
 	case podFailed:
 		return "", false, fmt.Errorf("pod %s: %s", pod.Name, msg)
 	case podRunning:
-		// LLMOS's script stops k3s, and the kubelet with it, before this pod can report: on
-		// a k3s node the status stays unknown. --force takes the operator's word, given
-		// after reading the host's log, for it.
+		// Neither the pod's status (LLMOS's script stopped the kubelet) nor the host's
+		// report (no first-boot script holding the key, Bootyard unreachable from the
+		// host) arrived. --force takes the operator's word, given after reading the host's
+		// log, for it.
 		if d.c.forced(d.n.Name) {
-			return fmt.Sprintf("pod %s still running after %s, exit status unknown (the kubelet stopped?); going on (forced): the host's /var/log/bootyard-uninstall.log tells how it ended", pod.Name, timeout), true, nil
+			return fmt.Sprintf("pod %s still running after %s and no report from the host, exit status unknown; going on (forced): the host's /var/log/bootyard-uninstall.log tells how it ended", pod.Name, timeout), true, nil
 		}
-		return "", false, fmt.Errorf("pod %s still running after %s: the uninstall's exit status is unknown (LLMOS's script stops the kubelet that would report it); read /var/log/bootyard-uninstall.log on the host, then delete again with --mode uninstall --force to go on, or with --mode reinstall to wipe the machine", pod.Name, timeout)
+		return "", false, fmt.Errorf("pod %s still running after %s and no report from the host: the uninstall's exit status is unknown; read /var/log/bootyard-uninstall.log on the host, then delete again with --mode uninstall --force to go on, or with --mode reinstall to wipe the machine", pod.Name, timeout)
 	}
 	return "", false, fmt.Errorf("pod %s did not run within %s (node down?): the machine still has LLMOS; retry when it is up, or delete it again with --mode reinstall to wipe it at its next network boot", pod.Name, timeout)
+}
+
+// takeUninstallReport returns a success the host reported before this run. A failure
+// report belongs to the attempt that failed on it: it is cleared, so this attempt's pod
+// and report decide.
+func (d *deletion) takeUninstallReport(ctx context.Context) (*node.UninstallReport, error) {
+	var ok *node.UninstallReport
+	err := d.c.update(ctx, d.n.Name, func(n *node.Node) ([]node.Event, error) {
+		switch rep := n.UninstallReport; {
+		case rep == nil:
+			return nil, errNoChange
+		case rep.OK():
+			ok = rep
+			return nil, errNoChange
+		}
+		n.UninstallReport = nil
+		return nil, nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("read the host's uninstall report: %w", err)
+	}
+	return ok, nil
+}
+
+// reportSummary is the end of a report's log on one line, as a failure reason shows it.
+func reportSummary(rep *node.UninstallReport) string {
+	tail := lastLines(strings.Join(rep.Log, "\n"), terminationTailLines)
+	if tail == "" {
+		tail = "no log"
+	}
+	return tail + " (from " + rep.From + ")"
 }

@@ -7,7 +7,6 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
-	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -149,14 +148,14 @@ func TestDeletion_EveryStepIsAnEvent(t *testing.T) {
 			},
 		},
 		{
-			name: "uninstall whose pod never reports fails, the Node kept", mode: node.DeleteUninstall,
+			name: "uninstall whose pod never reports, and no report from the host, fails, the Node kept", mode: node.DeleteUninstall,
 			helperPhase: corev1.PodRunning, wantState: node.StateFailed, keepsNode: true,
 			want: []string{
 				"removing from the cluster",
 				"quorum check:",
 				"cordon:",
 				"drain:",
-				"→ failed: removal from the cluster stopped at uninstall: pod bootyard-uninstall-gpu-1-g1 still running after 1.5s: the uninstall's exit status is unknown",
+				"→ failed: removal from the cluster stopped at uninstall: pod bootyard-uninstall-gpu-1-g1 still running after 1.5s and no report from the host: the uninstall's exit status is unknown",
 			},
 		},
 		{
@@ -167,7 +166,7 @@ func TestDeletion_EveryStepIsAnEvent(t *testing.T) {
 				"quorum check: skipped (forced)",
 				"cordon:",
 				"drain:",
-				"warning uninstall: pod bootyard-uninstall-gpu-1-g1 still running after 1.5s, exit status unknown",
+				"warning uninstall: pod bootyard-uninstall-gpu-1-g1 still running after 1.5s and no report from the host, exit status unknown",
 				"delete Node: Node gpu-1 deleted",
 				"→ deleted:",
 			},
@@ -350,18 +349,8 @@ func TestDeletion_ForceHandedOverAfterTheSequenceStartedStillCounts(t *testing.T
 func TestDeletion_ARestartAfterTheUninstallOnlyDeletesTheNode(t *testing.T) {
 	st := openStore(t)
 	importNode(t, st, "gpu-2", node.RoleWorker, "52:54:00:00:00:12", node.StateActive)
-	ctx := context.Background()
 	// What the controller before the restart recorded: every step up to the uninstall.
-	if _, err := st.UpdateNode(ctx, "gpu-2", func(n *node.Node) ([]node.Event, error) {
-		n.DeleteMode = node.DeleteUninstall
-		ev, err := n.Transition(node.StateDeleting, "deletion requested", "api", time.Now().UTC())
-		for _, s := range []string{"quorum check", "cordon", "drain", "uninstall"} {
-			n.RecordDeletionStep(s)
-		}
-		return []node.Event{ev}, err
-	}); err != nil {
-		t.Fatal(err)
-	}
+	uninstallingAfter(t, st, "gpu-2", "quorum check", "cordon", "drain", "uninstall")
 	// The machine as the uninstall left it: Node NotReady, a pod that will never go.
 	cs := fakeCluster(kubeNode("gpu-2", false), pod("default", "train-0", "gpu-2", nil))
 	var helpers, evictions atomic.Int32

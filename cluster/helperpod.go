@@ -90,7 +90,7 @@ mkdir -p "$dir" || exit 125
 rm -f "$dir/status" "$dir/log"
 printf '%s\n' "$` + uninstallEnvVar + `" >"$dir/uninstall.sh" || exit 125
 cat >"$dir/run.sh" <<'EOF'
-sh /run/bootyard-uninstall/uninstall.sh >/run/bootyard-uninstall/log 2>&1
+BOOTYARD_UNINSTALL_LOG=/run/bootyard-uninstall/log sh /run/bootyard-uninstall/uninstall.sh >/run/bootyard-uninstall/log 2>&1
 echo $? >/run/bootyard-uninstall/status
 cat /run/bootyard-uninstall/log >>/var/log/bootyard-uninstall.log
 EOF
@@ -176,7 +176,9 @@ const (
 // runHelperPod creates pod (or adopts one from an earlier attempt) and waits up to
 // timeout until it reaches want: podRunning for the reboot, podSucceeded for the
 // uninstall. It returns the furthest outcome seen, with the pod's message on failure.
-func (c *Controller) runHelperPod(ctx context.Context, pod *corev1.Pod, want podOutcome, timeout time.Duration) (podOutcome, string, error) {
+// settled, if set, is asked on every look too: once it says the outcome is known some
+// other way (the host's own report), the wait ends.
+func (c *Controller) runHelperPod(ctx context.Context, pod *corev1.Pod, want podOutcome, timeout time.Duration, settled func(context.Context) bool) (podOutcome, string, error) {
 	pods := c.client.CoreV1().Pods(pod.Namespace)
 	if old, err := pods.Get(ctx, pod.Name, metav1.GetOptions{}); err == nil && old.Status.Phase == corev1.PodFailed {
 		// A failed attempt is retried with a fresh pod; its name is stable, so the old one goes first.
@@ -190,6 +192,9 @@ func (c *Controller) runHelperPod(ctx context.Context, pod *corev1.Pod, want pod
 	}
 	outcome, msg := podNeverRan, ""
 	err = wait.PollUntilContextTimeout(ctx, time.Second, timeout, true, func(pollCtx context.Context) (bool, error) {
+		if settled != nil && settled(pollCtx) {
+			return true, nil
+		}
 		p, err := pods.Get(pollCtx, pod.Name, metav1.GetOptions{})
 		switch {
 		case apierrors.IsNotFound(err):

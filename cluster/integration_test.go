@@ -308,4 +308,47 @@ func TestRealAPIServer(t *testing.T) {
 			})
 		}
 	})
+
+	// On a k3s node LLMOS's uninstall stops the kubelet: the pod stays Running in the API
+	// for good. The host script's own report (the machine endpoint records it on the node)
+	// decides instead, and the Node is deleted after it.
+	t.Run("the kubelet stops with the pod Running: the host's report deletes the Node", func(t *testing.T) {
+		cfg := testConfig(nil)
+		cfg.UninstallTimeout = 10 * waitTimeout // only the report can end the wait
+		st, c, _ := newBootyard(t, cfg)
+		helperPods := api.admin.CoreV1().Pods(DefaultHelperNamespace)
+		importNode(t, st, "un-3", node.RoleServer, "52:54:00:10:03:03", node.StateActive)
+		putNode(t, kubeNode("un-3", true, "control-plane", "etcd"))
+		eventually(t, "un-3's status is recorded", func() bool { return nodeState(t, st, "un-3").Cluster != nil })
+
+		deleteThroughAPI(t, st, c, "un-3", node.DeleteUninstall, true)
+		var p *corev1.Pod
+		eventually(t, "the uninstall pod is created", func() bool {
+			var err error
+			p, err = helperPods.Get(ctx, "bootyard-uninstall-un-3-g1", metav1.GetOptions{})
+			return err == nil
+		})
+		// The last the kubelet said before LLMOS's script stopped it.
+		p.Status = corev1.PodStatus{Phase: corev1.PodRunning}
+		if _, err := helperPods.UpdateStatus(ctx, p, metav1.UpdateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := api.admin.CoreV1().Nodes().Get(ctx, "un-3", metav1.GetOptions{}); err != nil {
+			t.Fatalf("Node un-3 before the host reported: %v", err)
+		}
+		hostReports(t, st, "un-3", 0, "bootyard: uninstall finished: this machine has no join data left")
+		deletionEnds(t, st, "un-3", node.StateDeleted)
+		wantPrefixes(t, clusterEvents(t, st, "un-3"), []string{
+			"removing from the cluster: quorum check, cordon, drain, uninstall, delete Node (forced)",
+			"quorum check: skipped (forced)",
+			"cordon: Node un-3 cordoned",
+			"drain:",
+			"uninstall: the host reported exit status 0: llmos-uninstall.sh ran and the join data is removed (pod bootyard-uninstall-un-3-g1)",
+			"delete Node: Node un-3 deleted",
+			"→ deleted: LLMOS uninstalled",
+		})
+		if _, err := api.admin.CoreV1().Nodes().Get(ctx, "un-3", metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+			t.Errorf("Node un-3 still there after the host reported success (err %v)", err)
+		}
+	})
 }

@@ -13,10 +13,53 @@
 #
 # Exit status: 0 done; 3 LLMOS is installed but its uninstall script is nowhere LLMOS puts
 # it; 4 a cleanup step failed; any other: LLMOS's uninstall script's own status.
+#
+# Whatever the status, the script reports it to Bootyard itself (POST
+# <callback>uninstall-report, with the node's callback key and the end of
+# BOOTYARD_UNINSTALL_LOG, the file its output goes to): LLMOS's script stops k3s, and with
+# it the kubelet that would report the helper pod's exit.
 set -u
 R="${ROOT:-}"
 R="${R%/}"
+LOG="${BOOTYARD_UNINSTALL_LOG:-}"
 say() { echo "bootyard: $*"; }
+
+# Bootyard's callback URL and this node's callback key, from the first-boot script
+# cloud-init wrote, or from cloud-init's copy of the user-data that holds it. Read now:
+# the cleanup below removes cloud-init's copy.
+# cloud-init's instance link is absolute: under a test ROOT it is followed by hand.
+instance="$R/var/lib/cloud/instance"
+if target=$(readlink "$instance" 2>/dev/null); then
+  case "$target" in /*) instance="$R$target" ;; esac
+fi
+callback=""
+key=""
+for f in "$R/usr/local/lib/bootyard/firstboot.sh" "$instance/user-data.txt"; do
+  [ -f "$f" ] || continue
+  callback=$(sed -n "s|^[[:space:]]*CALLBACK='\(https\{0,1\}://[^']*/\)'[[:space:]]*\$|\1|p" "$f" | head -n 1)
+  key=$(sed -n "s/^[[:space:]]*KEY='\([0-9a-f]*\)'[[:space:]]*\$/\1/p" "$f" | head -n 1)
+  [ -n "$callback" ] && [ -n "$key" ] && break
+  callback=""
+  key=""
+done
+
+# report STATUS sends the exit status and the end of the log to Bootyard. The key goes in
+# a header, as the first-boot script sends it, so no access log records it.
+report() {
+  if [ -z "$callback" ]; then
+    say "no Bootyard callback key on this machine (no first-boot script): only the helper pod can report status $1"
+    return 0
+  fi
+  tail=""
+  [ -n "$LOG" ] && [ -f "$LOG" ] && tail=$(tail -n 20 "$LOG" | tail -c 3000)
+  if curl -fsS -m 10 --retry 5 --retry-delay 3 -o /dev/null -H "X-Bootyard-Key: $key" \
+    --data-urlencode "status=$1" --data-urlencode "log=$tail" "${callback}uninstall-report"; then
+    say "reported exit status $1 to Bootyard"
+  else
+    say "could not report exit status $1 to Bootyard at ${callback}uninstall-report"
+  fi
+}
+trap 'rc=$?; trap - EXIT; report "$rc"; exit "$rc"' EXIT
 
 # The places LLMOS's install.sh puts llmos-uninstall.sh: INSTALL_LLMOS_BIN_DIR, else
 # /usr/local/bin, else /opt/bin when /usr/local/bin is read-only. The unit it writes names

@@ -14,8 +14,10 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -235,11 +237,23 @@ func sha256Of(t *testing.T, path string) string {
 // copies it into its log) and Bootyard's phone-home and join-turn.
 type firstBootRerun struct {
 	k3s, installer, bootyard *httptest.Server
+
+	mu sync.Mutex
+	// reports are the uninstall reports Bootyard's stand-in received, as it parsed them.
+	reports []*http.Request
+}
+
+// uninstallReports returns the uninstall reports received so far.
+func (f *firstBootRerun) uninstallReports() []*http.Request {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return slices.Clone(f.reports)
 }
 
 func newFirstBootRerun(t *testing.T) *firstBootRerun {
 	t.Helper()
-	f := &firstBootRerun{
+	f := &firstBootRerun{}
+	*f = firstBootRerun{
 		k3s: httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { fmt.Fprint(w, "pong") })),
 		installer: httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			fmt.Fprint(w, `#!/bin/sh
@@ -251,6 +265,15 @@ if [ -f "$c" ]; then echo "installer ran with config:" >>"$STUB_LOG"; cat "$c" >
 			if strings.HasSuffix(r.URL.Path, "/join-turn") {
 				fmt.Fprintln(w, "go")
 				return
+			}
+			if strings.HasSuffix(r.URL.Path, "/uninstall-report") {
+				if err := r.ParseForm(); err != nil {
+					http.Error(w, err.Error(), http.StatusBadRequest)
+					return
+				}
+				f.mu.Lock()
+				f.reports = append(f.reports, r)
+				f.mu.Unlock()
 			}
 			w.WriteHeader(http.StatusNoContent)
 		})),
@@ -371,6 +394,12 @@ func uninstallLeavesNoWayToRejoin(t *testing.T, build func(path string, size int
 		t.Fatalf("uninstall exit %d\n%s", code, out)
 	}
 	t.Logf("uninstall output:\n%s", out)
+	// The host's report reached Bootyard (the real curl against its stand-in), with the
+	// node's key and the exit status, though the uninstall removed cloud-init's copy of it.
+	if reps := fb.uninstallReports(); len(reps) != 1 || reps[0].PostForm.Get("status") != "0" ||
+		reps[0].Header.Get(cloudinit.CallbackKeyHeader) != uninstallTestKey(t, fb) {
+		t.Errorf("uninstall reports %d, want one with status 0 and the node's key", len(reps))
+	}
 	if runs, _ := os.ReadFile(filepath.Join(root, "uninstall-runs")); string(runs) != "ran with config\n" {
 		t.Errorf("llmos-uninstall.sh runs %q: want one run, before Bootyard removed the config", runs)
 	}

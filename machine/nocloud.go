@@ -39,7 +39,7 @@ const maxReasonLen = 200
 func isKnownLeaf(s string) bool {
 	switch s {
 	case cloudinit.FileMetaData, cloudinit.FileUserData, cloudinit.FileVendorData, cloudinit.FileNetworkConfig,
-		"phone-home", "join-turn":
+		"phone-home", "join-turn", "uninstall-report":
 		return true
 	}
 	return false
@@ -48,7 +48,8 @@ func isKnownLeaf(s string) bool {
 // NoCloudHandler serves cloud-init's NoCloud seed under /nocloud/: the four files at
 // /nocloud/<mac>/<file> (or /nocloud/<file>, the MAC found from the requester's DHCP
 // lease, for VM templates that carry one fixed URL), plus the node-side callbacks
-// /nocloud/<mac>/phone-home (POST) and /nocloud/<mac>/join-turn (GET).
+// /nocloud/<mac>/phone-home (POST), /nocloud/<mac>/join-turn (GET) and
+// /nocloud/<mac>/uninstall-report (POST).
 //
 // Secret rules: join data (the token) goes only to a node whose state allows it, and
 // only to a requester the identity check trusts as that node; callbacks also need the
@@ -154,6 +155,12 @@ func (h *NoCloudHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		h.joinTurn(ctx, w, r, req)
+	case "uninstall-report":
+		if r.Method != http.MethodPost {
+			http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+			return
+		}
+		h.uninstallReport(ctx, w, r, req)
 	default:
 		http.NotFound(w, r)
 	}
@@ -279,18 +286,28 @@ func (h *NoCloudHandler) checkKey(ctx context.Context, r *http.Request, req noCl
 	return settings, nil
 }
 
-// phoneHome takes the first-boot script's report (see phoneHomeUpdate for the states):
-// joining keeps a server's join turn, joined and failed end it so the next server can go.
-func (h *NoCloudHandler) phoneHome(ctx context.Context, w http.ResponseWriter, r *http.Request, req noCloudRequest) {
-	n := &req.node
+// callbackForm admits a POSTed callback (checkKey) and parses its form, bounded to
+// maxPhoneHomeBody. When it returns false it has answered the request.
+func (h *NoCloudHandler) callbackForm(ctx context.Context, w http.ResponseWriter, r *http.Request, req noCloudRequest) (node.ClusterSettings, bool) {
 	settings, err := h.checkKey(ctx, r, req)
 	if err != nil {
 		h.refuse(ctx, w, req, statusOf(err), err)
-		return
+		return settings, false
 	}
 	r.Body = http.MaxBytesReader(w, r.Body, maxPhoneHomeBody)
 	if err := r.ParseForm(); err != nil {
 		http.Error(w, "bad form", http.StatusBadRequest)
+		return settings, false
+	}
+	return settings, true
+}
+
+// phoneHome takes the first-boot script's report (see phoneHomeUpdate for the states):
+// joining keeps a server's join turn, joined and failed end it so the next server can go.
+func (h *NoCloudHandler) phoneHome(ctx context.Context, w http.ResponseWriter, r *http.Request, req noCloudRequest) {
+	n := &req.node
+	settings, ok := h.callbackForm(ctx, w, r, req)
+	if !ok {
 		return
 	}
 	reason := cleanReason(r.PostForm.Get("reason"), settings.Token)
@@ -310,7 +327,7 @@ func (h *NoCloudHandler) phoneHome(ctx context.Context, w http.ResponseWriter, r
 		http.Error(w, "status must be installed, joining, joined or failed", http.StatusBadRequest)
 		return
 	}
-	_, err = h.inv.UpdateNode(ctx, n.Name, phoneHomeUpdate(status, reason, logTail, h.now()))
+	_, err := h.inv.UpdateNode(ctx, n.Name, phoneHomeUpdate(status, reason, logTail, h.now()))
 	if err != nil {
 		h.log.Error("record phone-home", slog.String("node", n.Name), slog.Any("err", err))
 		http.Error(w, "internal error", statusOf(err))

@@ -53,6 +53,7 @@ func PlanDeletion(target *Node, all []Node, opts DeleteOptions) (DeletePlan, err
 		// Only a deletion that stopped half-way goes on from its recorded steps; any other
 		// starts from the first step.
 		target.DeletionDone = nil
+		target.UninstallReport = nil
 	}
 	reason := "deletion requested"
 	if opts.Force {
@@ -143,3 +144,16 @@ func (n *Node) RecordDeletionStep(step string) {
 		n.DeletionDone = append(n.DeletionDone, step)
 	}
 }
+
+// UninstallReport is how the uninstall script on the host says it ended: its exit status
+// (0: LLMOS uninstalled and the join data removed) and the last lines of its log,
+// already bounded and made printable by whoever parsed them.
+type UninstallReport struct {
+	ExitStatus int       `json:"exitStatus"`
+	Log        []string  `json:"log,omitempty"`
+	From       string    `json:"from"` // the requester's address
+	At         time.Time `json:"at"`
+}
+
+// OK reports whether the uninstall succeeded.
+func (r *UninstallReport) OK() bool { return r.ExitStatus == 0 }

@@ -253,12 +253,18 @@ func TestPlanDeletion_OnlyAHalfDoneDeletionKeepsItsRecordedSteps(t *testing.T) {
 			n := validNode()
 			n.Role, n.State, n.FailedFrom = node.RoleWorker, tt.state, tt.failedFrom
 			n.DeletionDone = append([]string(nil), done...)
+			n.UninstallReport = &node.UninstallReport{ExitStatus: 0, From: "10.20.0.31", At: deleteTime}
 			if _, err := node.PlanDeletion(&n, []node.Node{n}, node.DeleteOptions{Confirm: n.Name, Mode: node.DeleteUninstall,
 				ClusterConnected: tt.connected, Source: "api", Now: deleteTime}); err != nil {
 				t.Fatal(err)
 			}
 			if !reflect.DeepEqual(n.DeletionDone, tt.want) {
 				t.Errorf("steps done %q, want %q", n.DeletionDone, tt.want)
+			}
+			// The host's uninstall report goes with the recorded steps: a new deletion
+			// never takes an old one's word.
+			if kept := n.UninstallReport != nil; kept != (tt.want != nil) {
+				t.Errorf("uninstall report kept %v, want %v", kept, tt.want != nil)
 			}
 		})
 	}

@@ -29,6 +29,9 @@ type Node struct {
 	// DeletionDone lists the cluster-removal steps the current deletion has finished, so a
 	// retried or restarted deletion skips them (see RecordDeletionStep).
 	DeletionDone []string `json:"deletionDone,omitempty"`
+	// UninstallReport is the host's own word on the current uninstall, sent over the
+	// machine endpoints (the uninstall stops the kubelet that would report the pod's exit).
+	UninstallReport *UninstallReport `json:"uninstallReport,omitempty"`
 	// Generation counts provisioning rounds; cloud-init's instance-id includes it.
 	Generation int            `json:"generation"`
 	Boot       BootInfo       `json:"boot,omitzero"`
