@@ -45,3 +45,31 @@ func TestPages_NodeStreamDoesNotRedrawTheDrawnSummary(t *testing.T) {
 		}
 	}
 }
+
+var assetURL = regexp.MustCompile(`(?:src|href)="(/ui/static/app\.(?:js|css)\?v=[0-9a-z]+)"`)
+
+// TestPages_AssetsAreVersionedAndKept: the pages name the script and style sheet by a
+// versioned URL the browser may keep, so a page's script runs as soon as the page is
+// parsed instead of after a round trip per page load. Any other version is revalidated.
+func TestPages_AssetsAreVersionedAndKept(t *testing.T) {
+	h := newUI(t, uiOptions{})
+	signedOut := h.get("/login").body
+	h.login()
+	for _, body := range []string{signedOut, h.get("/ui/nodes").body} {
+		urls := assetURL.FindAllStringSubmatch(body, -1)
+		if len(urls) != 2 {
+			t.Fatalf("want the script and the style sheet by versioned URL, found %v in:\n%.600s", urls, body)
+		}
+		for _, u := range urls {
+			p := h.get(html.UnescapeString(u[1]))
+			if p.code != 200 || p.header.Get("Cache-Control") != "public, max-age=31536000, immutable" || p.body == "" {
+				t.Errorf("GET %s: %d, Cache-Control %q", u[1], p.code, p.header.Get("Cache-Control"))
+			}
+		}
+	}
+	for _, path := range []string{"/ui/static/app.js", "/ui/static/app.js?v=old"} {
+		if p := h.get(path); p.code != 200 || p.header.Get("Cache-Control") != "no-cache" {
+			t.Errorf("GET %s: %d, Cache-Control %q, want no-cache", path, p.code, p.header.Get("Cache-Control"))
+		}
+	}
+}
