@@ -19,6 +19,9 @@
     opener = opener || defaultOpener(dialog) || document.activeElement;
     dialog._opener = opener;
     dialog._openerId = opener && opener.id;
+    // showModal remembers what has focus and the browser gives it back on close, at once;
+    // the close handler below runs a task later, after a script may already look.
+    if (opener && opener !== document.activeElement && opener.focus) opener.focus({ preventScroll: true });
     dialog.showModal();
     var first = dialog.querySelector('[aria-invalid="true"]') ||
       dialog.querySelector("input:not([type=hidden]):not([type=radio]):not([disabled]), textarea, select");
