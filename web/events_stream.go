@@ -101,7 +101,11 @@ func (u *ui) streamInventory(c echo.Context) error {
 	s := startSSE(c)
 	tick := time.NewTicker(u.pollEvery)
 	defer tick.Stop()
-	var lastCounts []byte
+	// The counts' key as the page drew them; a reconnect sends them again (see streamNode).
+	var lastCounts string
+	if c.Request().Header.Get("Last-Event-ID") == "" {
+		lastCounts = c.QueryParam("c")
+	}
 	rows := map[string][]byte{} // name → key of the row as last sent (or as the page drew it)
 	first := true
 	for {
@@ -197,10 +201,15 @@ func (u *ui) streamNode(c echo.Context) error {
 		afterText = c.QueryParam("after")
 	}
 	after, _ := strconv.ParseUint(afterText, 10, 64)
+	// The summary's key as the page drew it. A reconnect (which names its last event)
+	// sends the summary again: the page may show a newer one than it was drawn with.
+	var lastSummary string
+	if c.Request().Header.Get("Last-Event-ID") == "" {
+		lastSummary = c.QueryParam("s")
+	}
 	s := startSSE(c)
 	tick := time.NewTicker(u.pollEvery)
 	defer tick.Stop()
-	var lastSummary []byte
 	for {
 		n, err := u.inv.GetNode(ctx, ref)
 		if errors.Is(err, node.ErrNotFound) {
@@ -232,7 +241,7 @@ func (u *ui) streamNode(c echo.Context) error {
 			after = e.Seq
 		}
 		sum := u.summary(n, events)
-		gone, err := u.sendChanged(s, "summary", "node_summary", sum, []any{sum.Node, sum.Progress, sum.Stage}, &lastSummary)
+		gone, err := u.sendChanged(s, "summary", "node_summary", sum, summaryKey(sum), &lastSummary)
 		if err != nil {
 			return u.streamEnd(nil, err)
 		}
@@ -251,12 +260,12 @@ func (u *ui) streamNode(c echo.Context) error {
 // keep-alive otherwise. The key is the data without the ages the page's script ticks
 // itself: replacing the fragment every second would drop the operator's text selection
 // and keyboard focus. gone reports a browser that went away.
-func (u *ui) sendChanged(s *sseStream, event, tmpl string, data, key any, last *[]byte) (gone bool, err error) {
-	k, err := json.Marshal(key)
+func (u *ui) sendChanged(s *sseStream, event, tmpl string, data, key any, last *string) (gone bool, err error) {
+	k, err := changeKey(key)
 	if err != nil {
 		return false, err
 	}
-	if bytes.Equal(k, *last) {
+	if k == *last {
 		return s.keepAlive() != nil, nil
 	}
 	html, err := u.fragment(tmpl, data)
@@ -269,6 +278,23 @@ func (u *ui) sendChanged(s *sseStream, event, tmpl string, data, key any, last *
 	*last = k
 	return false, nil
 }
+
+// changeKey is a short digest of a fragment's key, for sendChanged to compare and for a
+// page to pass in its stream's URL: the first tick then sends nothing the page already
+// draws. Replacing a just-drawn fragment would swap the elements under the operator's
+// cursor (or a test's) for identical copies, a moment after the page appeared.
+func changeKey(key any) (string, error) {
+	b, err := json.Marshal(key)
+	if err != nil {
+		return "", err
+	}
+	h := fnv.New64a()
+	h.Write(b)
+	return strconv.FormatUint(h.Sum64(), 36), nil
+}
+
+// summaryKey is what a node page's summary shows, less the ticking ages.
+func summaryKey(sum summaryView) []any { return []any{sum.Node, sum.Progress, sum.Stage} }
 
 // streamEnd closes a stream after a store or template error. A cancelled request is the
 // browser leaving, not a fault; anything else is logged, since the response has already

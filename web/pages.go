@@ -4,10 +4,12 @@ import (
 	"bytes"
 	"embed"
 	"fmt"
+	"hash/fnv"
 	"html/template"
 	"io/fs"
 	"log/slog"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
@@ -65,7 +67,17 @@ type messageView struct {
 }
 
 func (s *Server) mountPages() error {
-	tmpl, err := template.New("").Funcs(templateFuncs).ParseFS(templateFS, "templates/*.html")
+	static, err := fs.Sub(staticFS, "static")
+	if err != nil {
+		return err
+	}
+	version, err := staticVersion(static)
+	if err != nil {
+		return err
+	}
+	tmpl, err := template.New("").Funcs(templateFuncs).Funcs(template.FuncMap{
+		"static": func(name string) string { return "/ui/static/" + name + "?v=" + version },
+	}).ParseFS(templateFS, "templates/*.html")
 	if err != nil {
 		return fmt.Errorf("web: parse page templates: %w", err)
 	}
@@ -82,16 +94,12 @@ func (s *Server) mountPages() error {
 	u.passwords, _ = s.deps.Inventory.(PasswordStore)
 	// The read API accepts these sessions too (requireOperator).
 	s.sessions = u.sessions
-	static, err := fs.Sub(staticFS, "static")
-	if err != nil {
-		return err
-	}
 
 	e := s.echo
 	limit := middleware.BodyLimit(fmt.Sprint(maxBody))
 	e.GET("/", func(c echo.Context) error { return c.Redirect(http.StatusSeeOther, "/ui/nodes") })
 	e.GET("/ui", func(c echo.Context) error { return c.Redirect(http.StatusSeeOther, "/ui/nodes") })
-	e.GET("/ui/static/*", echo.WrapHandler(http.StripPrefix("/ui/static/", http.FileServer(http.FS(static)))), staticHeaders)
+	e.GET("/ui/static/*", echo.WrapHandler(http.StripPrefix("/ui/static/", http.FileServer(http.FS(static)))), staticHeaders(version))
 	e.GET("/login", u.loginPage, pageHeaders)
 	e.POST("/login", u.login, pageHeaders, limit)
 
@@ -132,14 +140,47 @@ func pageHeaders(next echo.HandlerFunc) echo.HandlerFunc {
 	}
 }
 
-func staticHeaders(next echo.HandlerFunc) echo.HandlerFunc {
-	return func(c echo.Context) error {
-		// Embedded files have no modification time, so revalidation cannot work: let the
-		// browser refetch them (they are small) rather than keep a stale script.
-		c.Response().Header().Set("Cache-Control", "no-cache")
-		c.Response().Header().Set("X-Content-Type-Options", "nosniff")
-		return next(c)
+// staticHeaders lets the browser keep the script and style sheet the pages name: their
+// URLs carry the assets' version (?v=, a digest of their content), so a new build is a
+// new URL. Re-fetching the script on every page load left a window, as long as that
+// round trip, in which the page was drawn but its script not yet running: a click there
+// went the no-script way (a full reload with the dialog drawn open, focus not where the
+// script puts it). Any other URL (no or an old version) is revalidated every time:
+// embedded files have no modification time, so the browser refetches them (they are small).
+func staticHeaders(version string) echo.MiddlewareFunc {
+	return func(next echo.HandlerFunc) echo.HandlerFunc {
+		return func(c echo.Context) error {
+			h := c.Response().Header()
+			if c.QueryParam("v") == version {
+				h.Set("Cache-Control", "public, max-age=31536000, immutable")
+			} else {
+				h.Set("Cache-Control", "no-cache")
+			}
+			h.Set("X-Content-Type-Options", "nosniff")
+			return next(c)
+		}
 	}
+}
+
+// staticVersion is a digest of every static file, for their URLs.
+func staticVersion(static fs.FS) (string, error) {
+	h := fnv.New64a()
+	err := fs.WalkDir(static, ".", func(path string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		b, err := fs.ReadFile(static, path)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(h, "%s\x00%d\x00", path, len(b))
+		h.Write(b)
+		return nil
+	})
+	if err != nil {
+		return "", fmt.Errorf("web: read static files: %w", err)
+	}
+	return strconv.FormatUint(h.Sum64(), 36), nil
 }
 
 // render executes a page template into a buffer first, so a template error becomes a

@@ -38,6 +38,8 @@ type nodeView struct {
 	CanRetry            bool
 	Delete              deleteView
 	ShowDelete          bool
+	// SummaryKey is the drawn summary's key, so the live stream does not redraw it unchanged.
+	SummaryKey string
 }
 
 // summaryView is the live header of a node page.
@@ -112,6 +114,9 @@ func (u *ui) renderNode(c echo.Context, status int, dv *deleteView, showDelete b
 			v.Timeline = append(v.Timeline, e)
 		}
 		v.LastSeq = max(v.LastSeq, e.Seq)
+	}
+	if v.SummaryKey, err = changeKey(summaryKey(v.Summary)); err != nil {
+		return err
 	}
 	v.Join.CSRF = v.CSRF
 	v.CloudInit, v.CloudError = u.cloudInitView(ctx, n)

@@ -290,6 +290,11 @@ func (u *ui) renderNodes(c echo.Context, status int, f importForm, showImport bo
 	stream := view.values()
 	stream.Set("v", membersKey(inv))
 	stream.Set("t", strconv.FormatInt(inv.Now.UnixNano(), 10))
+	ck, err := changeKey(counts)
+	if err != nil {
+		return err
+	}
+	stream.Set("c", ck)
 	v.StreamURL = "/ui/nodes/stream?" + stream.Encode()
 	for _, s := range node.States {
 		if s != node.StateDiscovered {

@@ -136,7 +136,7 @@ func TestScale_WebFigures(t *testing.T) {
 	}()
 	h.walk("dc-000001", node.StateProvisioning)
 	got := <-done
-	after := afterFirstTick(got)
+	after := sentAfterOpening(got)
 	if strings.Contains(got, "event: inventory") || !strings.Contains(after, `id="node-dc-000001"`) {
 		t.Fatalf("the stream did not send just the row:\n%.400s", got)
 	}

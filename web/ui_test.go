@@ -339,7 +339,9 @@ func TestUI_OperatorImportsInspectsDeletesAndSignsOut(t *testing.T) {
 		chromedp.SendKeys("#delete-confirm", "gpu-1", chromedp.ByID),
 		chromedp.Click("#delete-submit", chromedp.ByID),
 		chromedp.WaitNotPresent("#delete-confirm-error", chromedp.ByID),
-		chromedp.Poll(`document.getElementById("node-state") && !document.getElementById("delete-dialog").open`, nil),
+		// The page after the redirect may still be arriving: the summary is parsed before
+		// the dialog at its end, so look the dialog up without assuming it is there yet.
+		chromedp.Poll(`document.getElementById("node-state") && document.getElementById("delete-dialog") && !document.getElementById("delete-dialog").open`, nil),
 		chromedp.Text("#node-state", &state, chromedp.ByID))
 	if got := h.state("gpu-1"); got != node.StateWiping || state != "wiping" {
 		t.Fatalf("after delete gpu-1 is %s (page says %q), want wiping", got, state)

@@ -7,9 +7,21 @@
   // Dialogs. An opener is a GET form with data-dialog="<id>" (without script it reloads
   // the page with the dialog drawn open). Hidden inputs with data-prefill="<input id>"
   // copy their value into the dialog's field.
+  // A dialog the server drew open (a page reloaded with ?import=1, a form sent back with
+  // its errors) was opened by no click this page saw: its opener is then the page's own
+  // button for it, not whatever had focus (the body).
+  function defaultOpener(dialog) {
+    var form = document.querySelector('form[data-dialog="' + dialog.id + '"]');
+    return form && form.querySelector("button");
+  }
   function openDialog(dialog, opener) {
     if (dialog.open) dialog.close();
-    dialog._opener = opener || document.activeElement;
+    opener = opener || defaultOpener(dialog) || document.activeElement;
+    dialog._opener = opener;
+    dialog._openerId = opener && opener.id;
+    // showModal remembers what has focus and the browser gives it back on close, at once;
+    // the close handler below runs a task later, after a script may already look.
+    if (opener && opener !== document.activeElement && opener.focus) opener.focus({ preventScroll: true });
     dialog.showModal();
     var first = dialog.querySelector('[aria-invalid="true"]') ||
       dialog.querySelector("input:not([type=hidden]):not([type=radio]):not([disabled]), textarea, select");
@@ -30,8 +42,17 @@
   });
   document.querySelectorAll("dialog").forEach(function (dialog) {
     dialog.addEventListener("close", function () {
-      // Give focus back to what opened the dialog, for keyboard users.
-      if (dialog._opener && document.contains(dialog._opener)) dialog._opener.focus();
+      // openDialog closes a server-drawn dialog to reopen it modal; that close event
+      // arrives after the reopening and must not take the focus out of it.
+      if (dialog.open) return;
+      // Give focus back to what opened the dialog, for keyboard users. A live update may
+      // have replaced the opener meanwhile (a discovered machine's Import button is in the
+      // table the stream redraws): then its replacement, found by id, or the page's own.
+      var opener = dialog._opener;
+      if (!opener || !document.contains(opener)) {
+        opener = (dialog._openerId && document.getElementById(dialog._openerId)) || defaultOpener(dialog);
+      }
+      if (opener) opener.focus();
     });
     if (dialog.hasAttribute("open")) openDialog(dialog, null);
   });
