@@ -10,6 +10,9 @@ import (
 	"time"
 )
 
+// limitsMetricsToken reads /metrics of the server TestServe_DiscoveredMachines… starts.
+const limitsMetricsToken = "limits-test-metrics-token"
+
 // TestServe_DiscoveredMachinesStayUnderTheConfiguredCap boots 20 made-up MACs against a
 // server whose cap (from the environment, as BOOTYARD_MAX_DISCOVERED) is 5, and reads the
 // result from /metrics: 5 discovered nodes, 15 evictions.
@@ -23,7 +26,7 @@ func TestServe_DiscoveredMachinesStayUnderTheConfiguredCap(t *testing.T) {
 		t.Fatalf("serve with a negative limit: %v\n%s", err, out)
 	}
 
-	startServer(t, bin, t.TempDir(), addr, "--max-node-events", "100")
+	startServer(t, bin, t.TempDir(), addr, "--max-node-events", "100", "--metrics-token", limitsMetricsToken)
 	base := "http://" + addr
 	for i := range 20 {
 		resp, err := http.Get(fmt.Sprintf("%s/boot.ipxe?mac=02-00-00-00-01-%02x", base, i))
@@ -58,7 +61,13 @@ func TestServe_DiscoveredMachinesStayUnderTheConfiguredCap(t *testing.T) {
 
 func metricsText(t *testing.T, base string) string {
 	t.Helper()
-	resp, err := http.Get(base + "/metrics")
+	req, err := http.NewRequest(http.MethodGet, base+"/metrics", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// /metrics is private: the server was started with this --metrics-token.
+	req.Header.Set("Authorization", "Bearer "+limitsMetricsToken)
+	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}

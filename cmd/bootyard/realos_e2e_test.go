@@ -308,7 +308,11 @@ func TestRealOS_InstalledMachineBootsItsDiskThroughBootyardAndJoins(t *testing.T
 			}
 			lab := startInstallLab(t, bin, data)
 			llmos := startStandInLLMOS(t, lab.ns, tc.failBootstrap)
-			if code := lab.api(t, "POST", "/api/v1/images", `{"name":"debian12","file":"`+img+`","default":true}`, nil); code/100 != 2 {
+			// A hard link: the server reads image files only from its images directory.
+			if err := os.Link(img, lab.imagePath("debian12.raw")); err != nil {
+				t.Fatal(err)
+			}
+			if code := lab.api(t, "POST", "/api/v1/images", `{"name":"debian12","file":"`+lab.imagePath("debian12.raw")+`","default":true}`, nil); code/100 != 2 {
 				t.Fatalf("add image: %d", code)
 			}
 			settings := fmt.Sprintf(`{"serverURL":%q,"token":"bootyard-realos-test-token","installURL":%q}`, llmos.serverURL, llmos.installURL)

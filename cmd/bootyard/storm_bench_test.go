@@ -142,7 +142,7 @@ func runStorm(t testing.TB, bin, server string, machines, conc int, macByte byte
 	}
 	cfg := loadgen.StormConfig{
 		DHCP: loadgen.Config{Conn: dhcpConn, Server: netip.MustParseAddrPort("255.255.255.255:67"),
-			MACPrefix: [2]byte{0x03, macByte}, Timeout: 2 * time.Second, Retries: 4},
+			MACPrefix: [2]byte{0x06, macByte}, Timeout: 2 * time.Second, Retries: 4},
 		Machines: 1, Concurrent: 1,
 		// A UEFI PXE ROM's read: EDK2 asks for blksize 1468 and windowsize 4
 		// (PcdPxeTftpWindowSize); dnsmasq 2.90 ignores windowsize and sends one block at
