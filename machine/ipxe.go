@@ -199,6 +199,18 @@ func (h *IPXEHandler) serveScript(w http.ResponseWriter, r *http.Request) {
 			h.serveWait(w, n, mac, platform, "this address is not verified as node "+n.Name+": see the events of the node")
 			return
 		}
+	} else if queued.record {
+		// The script holds no secret, but the boot record (last seen, address, firmware)
+		// and the boot event are the node's own: a request from an address Bootyard
+		// knows is not the node's gets the script and moves neither. An unverifiable
+		// address (no DHCP of ours) still counts, or such sites would see no boots.
+		d, err := h.identity.Check(ctx, n, remote)
+		if err != nil {
+			h.log.Error("identity check", slog.String("node", n.Name), slog.Any("err", err))
+		}
+		if err != nil || d.Verdict == Foreign {
+			queued.record, recorded = false, false
+		}
 	}
 	if n.State == node.StateRegistered && h.agent != nil {
 		if err := h.agent.CanInstall(ctx, n); err != nil {
@@ -244,9 +256,10 @@ func (h *IPXEHandler) serveScript(w http.ResponseWriter, r *http.Request) {
 	if h.observe != nil {
 		h.observe(n.State)
 	}
-	if recorded {
-		queued.event = node.NewEvent(n.Name, node.EventBoot, rs.reason, "ipxe", h.now())
+	if !recorded {
+		return
 	}
+	queued.event = node.NewEvent(n.Name, node.EventBoot, rs.reason, "ipxe", h.now())
 	h.writer.enqueue(queued)
 }
 

@@ -331,3 +331,41 @@ func TestSecurity_UnverifiableNodeWaitsAndItsEventsSayWhy(t *testing.T) {
 		t.Errorf("warnings = %+v, want one saying the address cannot be verified and naming the setting", w)
 	}
 }
+
+// A node whose script holds no secret (installed, active...) still keeps its boot record
+// to itself: a request from another address gets the local-boot script but moves neither
+// the node's last-seen address nor its boot events; the node's own request does.
+func TestSecurity_ForeignRequestForAnInstalledNodesScriptRecordsNoBoot(t *testing.T) {
+	h := newAgentHarness(t)
+	mac := agentMAC(7)
+	h.provisioning("w-7", mac)
+	h.transition("w-7", node.StateInstalled)
+	h.leaseTo(nodeAddr, mac)
+	attacker, own := clientFrom(attackerAddr), clientFrom(nodeAddr)
+	before := h.node("w-7").Boot
+
+	for range 3 {
+		if code, script := h.doFrom(attacker, "GET", scriptPath(mac), "", ""); code != 200 || tokenOnCmdline.Match(script) {
+			t.Fatalf("attacker's local-boot script: %d\n%s", code, script)
+		}
+	}
+	if code, _ := h.doFrom(own, "GET", scriptPath(mac), "", ""); code != 200 {
+		t.Fatalf("node's own script: %d", code)
+	}
+	// Boot writes are queued in order: once the node's own is stored, the attacker's
+	// earlier ones have been handled too.
+	waitUntil(t, 10*time.Second, func() string { return "the node's own boot is recorded" },
+		func() bool { return h.node("w-7").Boot.IP == nodeAddr && len(h.events("w-7", node.EventBoot)) > 0 })
+	if got := h.node("w-7").Boot; !got.LastSeen.After(before.LastSeen) {
+		t.Errorf("boot record = %+v, want the node's own boot after %v", got, before.LastSeen)
+	}
+	boots := h.events("w-7", node.EventBoot)
+	if len(boots) != 1 {
+		t.Errorf("boot events = %d (%+v), want 1: the node's own", len(boots), boots)
+	}
+	for _, ev := range h.events("w-7", "") {
+		if strings.Contains(ev.Reason+ev.Source, attackerAddr) {
+			t.Errorf("an event names the attacker's address: %+v", ev)
+		}
+	}
+}
