@@ -22,6 +22,25 @@ type clusterOptions struct {
 	rebootTimeout   time.Duration
 	helperNamespace string
 	helperImage     string
+	leader          leaderOptions
+}
+
+// leaderOptions choose leader election among replicas (--leader-elect): the cluster
+// controller's passes run on the replica holding the Lease; every replica serves.
+type leaderOptions struct {
+	enabled                                   bool
+	namespace, name, identity                 string
+	leaseDuration, renewDeadline, retryPeriod time.Duration
+}
+
+func (l *leaderOptions) register(f *pflag.FlagSet) {
+	f.BoolVar(&l.enabled, "leader-elect", false, "run the work that must happen once (reconcile with the cluster, deletions, the join token) only on the replica holding a Lease; needs the cluster integration. Every replica serves the API, pages and machines")
+	f.StringVar(&l.namespace, "leader-elect-namespace", "", "namespace of the leader Lease (default: the pod's own, else bootyard-system)")
+	f.StringVar(&l.name, "leader-elect-lease-name", cluster.DefaultLeaseName, "name of the leader Lease")
+	f.StringVar(&l.identity, "leader-elect-identity", "", "this replica's name in the Lease (default: $POD_NAME, else the host name)")
+	f.DurationVar(&l.leaseDuration, "leader-elect-lease-duration", cluster.DefaultLeaseDuration, "how long the others wait after a leader dies without releasing the Lease")
+	f.DurationVar(&l.renewDeadline, "leader-elect-renew-deadline", cluster.DefaultRenewDeadline, "how long a leader that cannot renew goes on before it stops its work (less than the lease duration)")
+	f.DurationVar(&l.retryPeriod, "leader-elect-retry-period", cluster.DefaultRetryPeriod, "how often replicas try to acquire or renew the Lease")
 }
 
 // kubeconfigOff turns the integration off even when Bootyard runs in a pod.
@@ -33,16 +52,23 @@ func (c *clusterOptions) register(f *pflag.FlagSet) {
 	f.DurationVar(&c.rebootTimeout, "reboot-timeout", cluster.DefaultRebootTimeout, "how long a deletion waits for the network-boot (or uninstall) pod to run on the node")
 	f.StringVar(&c.helperNamespace, "helper-namespace", cluster.DefaultHelperNamespace, "namespace of the privileged network-boot and uninstall pods (deploy/rbac.yaml creates it)")
 	f.StringVar(&c.helperImage, "helper-image", cluster.DefaultHelperImage, "image of the helper pods; it needs only nsenter, the rest runs from the host")
+	c.leader.register(f)
 }
 
 // start runs the cluster controller in g when a kubeconfig is given or Bootyard runs in a
 // pod, and sets deps.Cluster. It returns web.Config's ClusterConnected (nil: not connected).
 func (c *clusterOptions) start(ctx context.Context, g *errgroup.Group, st *store.Store, deps *web.Deps, log *slog.Logger) (func() bool, error) {
 	if c.kubeconfig == kubeconfigOff {
+		if c.leader.enabled {
+			return nil, errors.New("--leader-elect needs the cluster integration (--kubeconfig, or running in a pod)")
+		}
 		log.Info("cluster integration off (--kubeconfig none)")
 		return nil, nil
 	}
 	restCfg, err := cluster.RESTConfig(c.kubeconfig)
+	if errors.Is(err, cluster.ErrNotConfigured) && c.leader.enabled {
+		return nil, errors.New("--leader-elect needs the cluster integration (--kubeconfig, or running in a pod)")
+	}
 	if errors.Is(err, cluster.ErrNotConfigured) {
 		log.Info("cluster integration off (no --kubeconfig, not running in a pod): deletions go straight to the wipe")
 		return nil, nil
@@ -57,7 +83,17 @@ func (c *clusterOptions) start(ctx context.Context, g *errgroup.Group, st *store
 	if c.drainTimeout <= 0 || c.rebootTimeout <= 0 {
 		return nil, fmt.Errorf("--drain-timeout and --reboot-timeout must be positive")
 	}
+	var elect func(ctx context.Context, lead func(ctx context.Context)) error
+	if c.leader.enabled {
+		elector, err := cluster.NewElector(cluster.LeaderConfig{Namespace: c.leader.namespace, Name: c.leader.name, Identity: c.leader.identity,
+			LeaseDuration: c.leader.leaseDuration, RenewDeadline: c.leader.renewDeadline, RetryPeriod: c.leader.retryPeriod, Logger: log}, client)
+		if err != nil {
+			return nil, err
+		}
+		elect = elector.Run
+	}
 	ctrl := cluster.New(cluster.Config{
+		Elect:           elect,
 		HelperNamespace: c.helperNamespace,
 		HelperImage:     c.helperImage,
 		DrainTimeout:    c.drainTimeout,
