@@ -145,18 +145,6 @@ func (r *replica) logSays(t *testing.T, s string) bool {
 	return strings.Contains(string(b), s)
 }
 
-// waitLong polls cond for up to two minutes: the API server is on shared, loaded cores.
-func waitLong(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(2 * time.Minute)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("gave up waiting: %s", what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
 func (api *kubeAPI) leaseHolder(t *testing.T) string {
 	t.Helper()
 	l, err := api.admin.CoordinationV1().Leases(DefaultHelperNamespace).Get(context.Background(), DefaultLeaseName, metav1.GetOptions{})
@@ -183,9 +171,9 @@ func TestLeaderElection_AKilledLeaderIsReplacedAndTheWorkNeverRunsTwice(t *testi
 	dir := t.TempDir()
 
 	a := startReplica(t, api, dir, "replica-a")
-	waitLong(t, "replica-a leads (RBAC grants the Lease)", func() bool { return len(a.beats(t)) > 0 })
+	eventually(t, "replica-a leads (RBAC grants the Lease)", func() bool { return len(a.beats(t)) > 0 })
 	b := startReplica(t, api, dir, "replica-b")
-	waitLong(t, "replica-b sees replica-a as the leader", func() bool { return b.logSays(t, "leader=replica-a") })
+	eventually(t, "replica-b sees replica-a as the leader", func() bool { return b.logSays(t, "leader=replica-a") })
 	if got := b.beats(t); len(got) != 0 {
 		t.Fatalf("replica-b ran leader-only work while replica-a led: %d heartbeats", len(got))
 	}
@@ -196,7 +184,7 @@ func TestLeaderElection_AKilledLeaderIsReplacedAndTheWorkNeverRunsTwice(t *testi
 	}
 	<-a.exited
 	killed := time.Now()
-	waitLong(t, "replica-b takes over", func() bool { return len(b.beats(t)) > 0 })
+	eventually(t, "replica-b takes over", func() bool { return len(b.beats(t)) > 0 })
 	first := b.beats(t)[0].at
 	t.Logf("takeover after SIGKILL: %v (lease duration %v)", first.Sub(killed).Round(time.Millisecond), testLeaseDuration)
 	checkHandover(t, a.beats(t), b.beats(t))
@@ -207,13 +195,13 @@ func TestLeaderElection_AKilledLeaderIsReplacedAndTheWorkNeverRunsTwice(t *testi
 	// SIGTERM: the leader stops its work, then releases the Lease, so the next replica
 	// need not wait the lease out.
 	c := startReplica(t, api, dir, "replica-c")
-	waitLong(t, "replica-c sees replica-b as the leader", func() bool { return c.logSays(t, "leader=replica-b") })
+	eventually(t, "replica-c sees replica-b as the leader", func() bool { return c.logSays(t, "leader=replica-b") })
 	if err := b.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
 	<-b.exited
 	stopped := time.Now()
-	waitLong(t, "replica-c takes over", func() bool { return len(c.beats(t)) > 0 })
+	eventually(t, "replica-c takes over", func() bool { return len(c.beats(t)) > 0 })
 	t.Logf("takeover after SIGTERM (Lease released): %v", c.beats(t)[0].at.Sub(stopped).Round(time.Millisecond))
 	checkHandover(t, b.beats(t), c.beats(t))
 	if !b.logSays(t, "leader-only work stopped") {

@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net/netip"
 
 	bolt "go.etcd.io/bbolt"
 
@@ -68,19 +67,7 @@ func (s *Store) ExportRecords(ctx context.Context, fn func(Record) error) error 
 		}); err != nil {
 			return err
 		}
-		b := tx.Bucket(bucketLeases)
-		if b == nil {
-			return nil
-		}
-		return b.ForEach(func(k, v []byte) error {
-			ip, ok := netip.AddrFromSlice(k)
-			if !ok {
-				return fmt.Errorf("lease key %x: not an address", k)
-			}
-			l, err := decodeLease(ip, v)
-			if err != nil {
-				return err
-			}
+		return forEachLease(tx, func(l Lease) error {
 			return fn(Record{Kind: RecordLease, Lease: NewLeaseRecord(l)})
 		})
 	})
