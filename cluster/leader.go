@@ -7,7 +7,6 @@ import (
 	"os"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -92,9 +91,8 @@ func podNamespace() string {
 // Elector runs the work that must happen once among replicas (the controller's passes:
 // reconcile, deletions, the join token) on whichever replica holds the Lease.
 type Elector struct {
-	cfg     LeaderConfig
-	lock    resourcelock.Interface
-	leading atomic.Bool
+	cfg  LeaderConfig
+	lock resourcelock.Interface
 	// termMu is held while a term's work runs: a replica that lost the Lease and
 	// wins it back never runs the work twice at once, and shutdown releases the
 	// Lease only once the work has stopped.
@@ -114,12 +112,6 @@ func NewElector(cfg LeaderConfig, client kubernetes.Interface) (*Elector, error)
 		LockConfig: resourcelock.ResourceLockConfig{Identity: cfg.Identity},
 	}}, nil
 }
-
-// Leading reports whether this replica holds the Lease now.
-func (e *Elector) Leading() bool { return e.leading.Load() }
-
-// Identity is this replica's name in the Lease.
-func (e *Elector) Identity() string { return e.cfg.Identity }
 
 // Run campaigns for the Lease until ctx ends. Each time this replica wins it, lead runs
 // with a context that ends when the Lease is lost (the renew deadline passed without
@@ -147,7 +139,9 @@ func (e *Elector) Run(ctx context.Context, lead func(ctx context.Context)) error
 			Name:            e.cfg.Name,
 			Callbacks: leaderelection.LeaderCallbacks{
 				OnStartedLeading: func(termCtx context.Context) { e.term(ctx, termCtx, lead) },
-				OnStoppedLeading: func() { e.leading.Store(false) },
+				// client-go requires it; the term's context already tells the work, and
+				// the loop below logs the loss.
+				OnStoppedLeading: func() {},
 				OnNewLeader: func(identity string) {
 					log.Info("leader", slog.String("leader", identity), slog.Bool("self", identity == e.cfg.Identity))
 				},
@@ -184,7 +178,6 @@ func (e *Elector) term(ctx, termCtx context.Context, lead func(ctx context.Conte
 	defer cancel()
 	stop := context.AfterFunc(ctx, cancel)
 	defer stop()
-	e.leading.Store(true)
 	e.cfg.Logger.Info("acquired the leader Lease: starting leader-only work")
 	lead(work)
 	e.cfg.Logger.Info("leader-only work stopped")
