@@ -60,7 +60,7 @@ target's export after an import proves nothing was lost.
 			return nil
 		},
 	}
-	cmd.Flags().StringVar(&dataDir, "data", "./data", "data directory of the store to export (bootyard.db)")
+	cmd.Flags().StringVar(&dataDir, "data", envOr("BOOTYARD_DATA", "./data"), "data directory of the store to export (bootyard.db; env BOOTYARD_DATA)")
 	cmd.Flags().StringVarP(&output, "output", "o", "-", "file to write (mode 0600), - for standard output")
 	return cmd
 }
@@ -131,7 +131,7 @@ writes nothing. The command fails when any record failed.
 			return runImport(cmd, st, in, dryRun)
 		},
 	}
-	cmd.Flags().StringVar(&dataDir, "data", "./data", "data directory of the store to import into (bootyard.db, created if missing)")
+	cmd.Flags().StringVar(&dataDir, "data", envOr("BOOTYARD_DATA", "./data"), "data directory of the store to import into (bootyard.db, created if missing; env BOOTYARD_DATA)")
 	cmd.Flags().StringVarP(&input, "file", "f", "-", "export to read, - for standard input")
 	cmd.Flags().BoolVar(&dryRun, "dry-run", false, "print what would change and write nothing")
 	return cmd
