@@ -103,7 +103,7 @@ func startReplica(t *testing.T, api *kubeAPI, dir, id string) *replica {
 		<-r.exited
 		if t.Failed() {
 			b, _ := os.ReadFile(r.logPath)
-			t.Logf("%s log:\n%s", id, tail(b, 20))
+			t.Logf("%s log (end):\n%s", id, b[max(0, len(b)-4096):])
 		}
 	})
 	return r
