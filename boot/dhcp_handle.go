@@ -45,12 +45,12 @@ func (s *DHCPServer) handle(ctx context.Context, b []byte, port int, peer netip.
 			s.stats.unknownOptions.Add(1)
 		}
 	}
-	r := request{msg: m, mac: mac, client: classify(m), port: port, peer: peer,
-		giaddr: ipv4Field(m.GatewayIPAddr), ciaddr: ipv4Field(m.ClientIPAddr)}
-	if !s.serves(r) {
+	if !s.serves(m) {
 		s.stats.outsideSubnets.Add(1)
 		return nil, netip.AddrPort{}, false
 	}
+	r := request{msg: m, mac: mac, client: classify(m), port: port, peer: peer,
+		giaddr: ipv4Field(m.GatewayIPAddr), ciaddr: ipv4Field(m.ClientIPAddr)}
 	var reply *dhcpv4.DHCPv4
 	if s.cfg.Mode == ModeProxy {
 		reply = s.handleProxy(r)

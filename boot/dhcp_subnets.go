@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"net/netip"
 	"strings"
+
+	"github.com/insomniacslk/dhcp/dhcpv4"
 )
 
 // ParseSubnets parses --dhcp-subnets: IPv4 prefixes, comma-separated ("10.1.7.0/24,10.1.8.0/24").
@@ -25,21 +27,20 @@ func ParseSubnets(list []string) ([]netip.Prefix, error) {
 	return out, nil
 }
 
-// serves reports whether this server answers r under DHCPConfig.Subnets: the subnet a
+// serves reports whether this server answers m under DHCPConfig.Subnets: the subnet a
 // request comes from is the relay's (giaddr), else that of the address the client holds
 // (a unicast renewal from behind a relay carries no giaddr), else the interface's own.
 // Per-rack replicas share one inventory and each answers its own racks' relays; a request
 // from another rack is the other replica's, so it is dropped here, not answered twice.
-func (s *DHCPServer) serves(r request) bool {
+func (s *DHCPServer) serves(m *dhcpv4.DHCPv4) bool {
 	if len(s.cfg.Subnets) == 0 {
 		return true
 	}
 	from := s.link.addr
-	switch {
-	case r.giaddr.IsValid():
-		from = r.giaddr
-	case r.ciaddr.IsValid():
-		from = r.ciaddr
+	if giaddr, ciaddr := ipv4Field(m.GatewayIPAddr), ipv4Field(m.ClientIPAddr); giaddr.IsValid() {
+		from = giaddr
+	} else if ciaddr.IsValid() {
+		from = ciaddr
 	}
 	for _, p := range s.cfg.Subnets {
 		if p.Contains(from) {

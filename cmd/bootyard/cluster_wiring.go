@@ -17,30 +17,12 @@ import (
 
 // clusterOptions connect Bootyard to the Kubernetes cluster it provisions.
 type clusterOptions struct {
+	leader          leaderOptions
 	kubeconfig      string
 	drainTimeout    time.Duration
 	rebootTimeout   time.Duration
 	helperNamespace string
 	helperImage     string
-	leader          leaderOptions
-}
-
-// leaderOptions choose leader election among replicas (--leader-elect): the cluster
-// controller's passes run on the replica holding the Lease; every replica serves.
-type leaderOptions struct {
-	enabled                                   bool
-	namespace, name, identity                 string
-	leaseDuration, renewDeadline, retryPeriod time.Duration
-}
-
-func (l *leaderOptions) register(f *pflag.FlagSet) {
-	f.BoolVar(&l.enabled, "leader-elect", false, "run the work that must happen once (reconcile with the cluster, deletions, the join token) only on the replica holding a Lease; needs the cluster integration. Every replica serves the API, pages and machines")
-	f.StringVar(&l.namespace, "leader-elect-namespace", "", "namespace of the leader Lease (default: the pod's own, else bootyard-system)")
-	f.StringVar(&l.name, "leader-elect-lease-name", cluster.DefaultLeaseName, "name of the leader Lease")
-	f.StringVar(&l.identity, "leader-elect-identity", "", "this replica's name in the Lease (default: $POD_NAME, else the host name)")
-	f.DurationVar(&l.leaseDuration, "leader-elect-lease-duration", cluster.DefaultLeaseDuration, "how long the others wait after a leader dies without releasing the Lease")
-	f.DurationVar(&l.renewDeadline, "leader-elect-renew-deadline", cluster.DefaultRenewDeadline, "how long a leader that cannot renew goes on before it stops its work (less than the lease duration)")
-	f.DurationVar(&l.retryPeriod, "leader-elect-retry-period", cluster.DefaultRetryPeriod, "how often replicas try to acquire or renew the Lease")
 }
 
 // kubeconfigOff turns the integration off even when Bootyard runs in a pod.
@@ -83,14 +65,9 @@ func (c *clusterOptions) start(ctx context.Context, g *errgroup.Group, st *store
 	if c.drainTimeout <= 0 || c.rebootTimeout <= 0 {
 		return nil, fmt.Errorf("--drain-timeout and --reboot-timeout must be positive")
 	}
-	var elect func(ctx context.Context, lead func(ctx context.Context)) error
-	if c.leader.enabled {
-		elector, err := cluster.NewElector(cluster.LeaderConfig{Namespace: c.leader.namespace, Name: c.leader.name, Identity: c.leader.identity,
-			LeaseDuration: c.leader.leaseDuration, RenewDeadline: c.leader.renewDeadline, RetryPeriod: c.leader.retryPeriod, Logger: log}, client)
-		if err != nil {
-			return nil, err
-		}
-		elect = elector.Run
+	elect, err := c.leader.elect(client, log)
+	if err != nil {
+		return nil, err
 	}
 	ctrl := cluster.New(cluster.Config{
 		Elect:           elect,
