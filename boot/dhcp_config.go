@@ -84,6 +84,9 @@ type DHCPConfig struct {
 	LeaseTime time.Duration // default 1h
 	// Relayed lists the subnets served through relays (full mode).
 	Relayed []RelayedSubnet
+	// Subnets, when set (--dhcp-subnets), limits this server to requests from inside
+	// them (see serves): the others are dropped and counted (DHCPStats.OutsideSubnets).
+	Subnets []netip.Prefix
 	// AdvertiseURL is Bootyard's HTTP base URL as clients reach it, e.g.
 	// http://10.0.0.2:8080: iPXE gets <AdvertiseURL>/boot.ipxe?mac=..., UEFI HTTP boot
 	// gets <AdvertiseURL>/ipxe/ipxe.efi.

@@ -45,6 +45,10 @@ func (s *DHCPServer) handle(ctx context.Context, b []byte, port int, peer netip.
 			s.stats.unknownOptions.Add(1)
 		}
 	}
+	if !s.serves(m) {
+		s.stats.outsideSubnets.Add(1)
+		return nil, netip.AddrPort{}, false
+	}
 	r := request{msg: m, mac: mac, client: classify(m), port: port, peer: peer,
 		giaddr: ipv4Field(m.GatewayIPAddr), ciaddr: ipv4Field(m.ClientIPAddr)}
 	var reply *dhcpv4.DHCPv4

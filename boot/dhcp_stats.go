@@ -11,6 +11,7 @@ type DHCPStats struct {
 	RateLimited    uint64 // dropped by the per-MAC limit
 	QueueFull      uint64 // dropped because every handler was busy
 	NoSubnet       uint64 // relayed from a subnet we do not serve
+	OutsideSubnets uint64 // from a subnet outside --dhcp-subnets: another replica's
 	PoolExhausted  uint64 // DISCOVER with no address left to offer
 	Discovers      uint64
 	Offers         uint64
@@ -40,14 +41,14 @@ type dhcpCounters struct {
 	received, malformed, unknownOptions, ignored, rateLimited, queueFull, noSubnet, poolExhausted      atomic.Uint64
 	discovers, offers, requests, acks, naks, releases, declines, informs, proxyReplies, relayed        atomic.Uint64
 	commitBatches, leasesCommitted, commitErrors, commitNanos, sendErrors, bootRecords, bootRecordDrop atomic.Uint64
-	panics, releaseSpoofed, declineSpoofed                                                             atomic.Uint64
+	panics, releaseSpoofed, declineSpoofed, outsideSubnets                                             atomic.Uint64
 }
 
 func (c *dhcpCounters) snapshot() DHCPStats {
 	return DHCPStats{
 		Received: c.received.Load(), Malformed: c.malformed.Load(), UnknownOptions: c.unknownOptions.Load(),
 		Ignored: c.ignored.Load(), RateLimited: c.rateLimited.Load(), QueueFull: c.queueFull.Load(),
-		NoSubnet: c.noSubnet.Load(), PoolExhausted: c.poolExhausted.Load(),
+		NoSubnet: c.noSubnet.Load(), OutsideSubnets: c.outsideSubnets.Load(), PoolExhausted: c.poolExhausted.Load(),
 		Discovers: c.discovers.Load(), Offers: c.offers.Load(), Requests: c.requests.Load(), Acks: c.acks.Load(),
 		Naks: c.naks.Load(), Releases: c.releases.Load(), Declines: c.declines.Load(), Informs: c.informs.Load(),
 		ProxyReplies: c.proxyReplies.Load(), Relayed: c.relayed.Load(),

@@ -46,6 +46,10 @@ type Config struct {
 	// Resync is how often the inventory is compared with the cluster and unfinished
 	// deletions are resumed, beyond the informer's own notifications.
 	Resync time.Duration
+	// Elect, when set, runs lead on one replica at a time (Elector.Run): the passes
+	// (reconcile, deletions, the join token) run only there, while every replica keeps
+	// the Node cache for the API's live quorum check. Nil runs them here, unconditionally.
+	Elect  func(ctx context.Context, lead func(ctx context.Context)) error
 	Logger *slog.Logger
 	Now    func() time.Time
 }

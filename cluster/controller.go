@@ -89,7 +89,8 @@ func (c *Controller) nudge() {
 	}
 }
 
-// Run watches Nodes until ctx is cancelled, then waits for running deletion steps to stop.
+// Run watches Nodes until ctx is cancelled and runs the passes (on the leader only, with
+// Config.Elect), then waits for running deletion steps to stop.
 func (c *Controller) Run(ctx context.Context) error {
 	c.factory.Start(ctx.Done())
 	defer c.factory.Shutdown()
@@ -103,6 +104,17 @@ func (c *Controller) Run(ctx context.Context) error {
 	}
 	c.synced.Store(true)
 	c.log.Info("cluster Nodes synced")
+	if c.cfg.Elect != nil {
+		return c.cfg.Elect(ctx, c.lead)
+	}
+	c.lead(ctx)
+	return nil
+}
+
+// lead runs the passes until ctx ends (shutdown, or the replica lost the leader Lease),
+// then waits for the deletion steps it started: they run in ctx and stop with it, and
+// their recorded steps let the next leader resume them.
+func (c *Controller) lead(ctx context.Context) {
 	tick := time.NewTicker(c.cfg.Resync)
 	defer tick.Stop()
 	c.pass(ctx, true)
@@ -110,7 +122,7 @@ func (c *Controller) Run(ctx context.Context) error {
 		select {
 		case <-ctx.Done():
 			c.wg.Wait()
-			return nil
+			return
 		case <-c.kick:
 			c.pass(ctx, false)
 		case <-tick.C:

@@ -171,24 +171,31 @@ func (s *Store) Leases(ctx context.Context) ([]Lease, error) {
 	}
 	var out []Lease
 	err := s.db.View(func(tx *bolt.Tx) error {
-		b := tx.Bucket(bucketLeases)
-		if b == nil {
-			return nil
-		}
-		return b.ForEach(func(k, v []byte) error {
-			ip, ok := netip.AddrFromSlice(k)
-			if !ok {
-				return fmt.Errorf("lease key %x: not an address", k)
-			}
-			l, err := decodeLease(ip, v)
-			if err != nil {
-				return err
-			}
+		return forEachLease(tx, func(l Lease) error {
 			out = append(out, l)
 			return nil
 		})
 	})
 	return out, err
+}
+
+// forEachLease calls fn with every stored address record, in address order.
+func forEachLease(tx *bolt.Tx, fn func(Lease) error) error {
+	b := tx.Bucket(bucketLeases)
+	if b == nil {
+		return nil
+	}
+	return b.ForEach(func(k, v []byte) error {
+		ip, ok := netip.AddrFromSlice(k)
+		if !ok {
+			return fmt.Errorf("lease key %x: not an address", k)
+		}
+		l, err := decodeLease(ip, v)
+		if err != nil {
+			return err
+		}
+		return fn(l)
+	})
 }
 
 // MACForIP returns the MAC holding an active lease on ip, or node.ErrNotFound. The NoCloud

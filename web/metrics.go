@@ -126,7 +126,7 @@ func (c *sourceCollector) Collect(ch chan<- prometheus.Metric) {
 		}{
 			{"any", "received", s.Received}, {"any", "malformed", s.Malformed},
 			{"any", "ignored", s.Ignored}, {"any", "rate_limited", s.RateLimited},
-			{"any", "queue_full", s.QueueFull}, {"any", "no_subnet", s.NoSubnet},
+			{"any", "queue_full", s.QueueFull}, {"any", "no_subnet", s.NoSubnet}, {"any", "outside_subnets", s.OutsideSubnets},
 			{"any", "send_error", s.SendErrors}, {"any", "panic", s.Panics},
 			{"discover", "received", s.Discovers}, {"discover", "pool_exhausted", s.PoolExhausted},
 			{"offer", "sent", s.Offers}, {"request", "received", s.Requests},

@@ -45,6 +45,8 @@ type Config struct {
 	BodyReadTimeout time.Duration
 	// ImageUploadLimit is the largest image upload accepted, in bytes; 0 means 64 GiB.
 	ImageUploadLimit int64
+	// Ready gates /readyz (the store's caches have synced); nil means always ready.
+	Ready func() bool
 }
 
 // Deps are the services the server mounts. Nil handlers are simply not mounted.
@@ -111,6 +113,7 @@ func (s *Server) Handler() http.Handler { return s.echo }
 func (s *Server) routes() {
 	e := s.echo
 	e.GET("/healthz", func(c echo.Context) error { return c.JSON(http.StatusOK, map[string]string{"status": "ok"}) })
+	e.GET("/readyz", s.readyz)
 	if s.deps.Metrics != nil {
 		e.GET("/metrics", echo.WrapHandler(s.deps.Metrics.Handler()), s.requireMetricsReader)
 	}

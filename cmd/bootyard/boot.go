@@ -25,6 +25,7 @@ type bootOptions struct {
 	dhcpRouter    string
 	dhcpDNS       []string
 	dhcpLease     string
+	dhcpSubnets   []string
 	tftpListen    string
 	ipxeDir       string
 	grubDir       string
@@ -37,6 +38,7 @@ func (b *bootOptions) register(f *pflag.FlagSet) {
 	f.StringVar(&b.dhcpRouter, "dhcp-router", "", "router (option 3) for full mode")
 	f.StringSliceVar(&b.dhcpDNS, "dhcp-dns", nil, "DNS servers (option 6) for full mode")
 	f.StringVar(&b.dhcpLease, "dhcp-lease-time", "1h", "lease time for full mode")
+	f.StringSliceVar(&b.dhcpSubnets, "dhcp-subnets", nil, "answer only requests relayed from (giaddr), or on the interface's own subnet, inside these prefixes, e.g. 10.1.7.0/24,10.1.8.0/24; others are dropped and counted (per-rack replicas sharing one inventory). Default: every subnet")
 	f.StringVar(&b.tftpListen, "tftp-listen", "", "TFTP address:port (default: port 69 of the DHCP interface's address when DHCP is on)")
 	f.StringVar(&b.ipxeDir, "ipxe-dir", "/usr/lib/ipxe", "directory of iPXE binaries (Debian package ipxe)")
 	f.StringVar(&b.grubDir, "grub-efi-dir", ipxe.DefaultGRUBDir, "GRUB's x86_64-efi modules, for the UEFI local-boot loader (Debian package grub-efi-amd64-bin)")
@@ -104,6 +106,9 @@ func (b *bootOptions) dhcpConfig(advertise string) (boot.DHCPConfig, error) {
 			return cfg, fmt.Errorf("--dhcp-dns %q: not an IP address", d)
 		}
 		cfg.DNS = append(cfg.DNS, a)
+	}
+	if cfg.Subnets, err = boot.ParseSubnets(b.dhcpSubnets); err != nil {
+		return cfg, fmt.Errorf("--dhcp-subnets: %w", err)
 	}
 	if b.dhcpLease != "" {
 		if cfg.LeaseTime, err = time.ParseDuration(b.dhcpLease); err != nil || cfg.LeaseTime <= 0 {

@@ -17,6 +17,7 @@ import (
 
 // clusterOptions connect Bootyard to the Kubernetes cluster it provisions.
 type clusterOptions struct {
+	leader          leaderOptions
 	kubeconfig      string
 	drainTimeout    time.Duration
 	rebootTimeout   time.Duration
@@ -33,16 +34,23 @@ func (c *clusterOptions) register(f *pflag.FlagSet) {
 	f.DurationVar(&c.rebootTimeout, "reboot-timeout", cluster.DefaultRebootTimeout, "how long a deletion waits for the network-boot (or uninstall) pod to run on the node")
 	f.StringVar(&c.helperNamespace, "helper-namespace", cluster.DefaultHelperNamespace, "namespace of the privileged network-boot and uninstall pods (deploy/rbac.yaml creates it)")
 	f.StringVar(&c.helperImage, "helper-image", cluster.DefaultHelperImage, "image of the helper pods; it needs only nsenter, the rest runs from the host")
+	c.leader.register(f)
 }
 
 // start runs the cluster controller in g when a kubeconfig is given or Bootyard runs in a
 // pod, and sets deps.Cluster. It returns web.Config's ClusterConnected (nil: not connected).
 func (c *clusterOptions) start(ctx context.Context, g *errgroup.Group, st *store.Store, deps *web.Deps, log *slog.Logger) (func() bool, error) {
 	if c.kubeconfig == kubeconfigOff {
+		if c.leader.enabled {
+			return nil, errors.New("--leader-elect needs the cluster integration (--kubeconfig, or running in a pod)")
+		}
 		log.Info("cluster integration off (--kubeconfig none)")
 		return nil, nil
 	}
 	restCfg, err := cluster.RESTConfig(c.kubeconfig)
+	if errors.Is(err, cluster.ErrNotConfigured) && c.leader.enabled {
+		return nil, errors.New("--leader-elect needs the cluster integration (--kubeconfig, or running in a pod)")
+	}
 	if errors.Is(err, cluster.ErrNotConfigured) {
 		log.Info("cluster integration off (no --kubeconfig, not running in a pod): deletions go straight to the wipe")
 		return nil, nil
@@ -57,7 +65,12 @@ func (c *clusterOptions) start(ctx context.Context, g *errgroup.Group, st *store
 	if c.drainTimeout <= 0 || c.rebootTimeout <= 0 {
 		return nil, fmt.Errorf("--drain-timeout and --reboot-timeout must be positive")
 	}
+	elect, err := c.leader.elect(client, log)
+	if err != nil {
+		return nil, err
+	}
 	ctrl := cluster.New(cluster.Config{
+		Elect:           elect,
 		HelperNamespace: c.helperNamespace,
 		HelperImage:     c.helperImage,
 		DrainTimeout:    c.drainTimeout,

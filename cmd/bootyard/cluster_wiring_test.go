@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"golang.org/x/sync/errgroup"
 
@@ -34,12 +35,18 @@ current-context: c
 		inPod         bool
 		wantConnected bool
 		wantErr       string
+		leader        leaderOptions
 	}{
 		{name: "no kubeconfig outside a pod: off", kubeconfig: ""},
 		{name: "none: off even in a pod", kubeconfig: kubeconfigOff, inPod: true},
 		{name: "a kubeconfig: on", kubeconfig: good, wantConnected: true},
 		{name: "a missing kubeconfig: refuse to start", kubeconfig: filepath.Join(dir, "missing"), wantErr: "kubeconfig"},
 		{name: "in a pod without a service account: refuse to start", kubeconfig: "", inPod: true, wantErr: "in-cluster config"},
+		{name: "--leader-elect with a kubeconfig: on", kubeconfig: good, wantConnected: true, leader: leaderOptions{enabled: true}},
+		{name: "--leader-elect without the integration: refuse to start", kubeconfig: "", leader: leaderOptions{enabled: true}, wantErr: "--leader-elect needs the cluster integration"},
+		{name: "--leader-elect with none: refuse to start", kubeconfig: kubeconfigOff, leader: leaderOptions{enabled: true}, wantErr: "--leader-elect needs the cluster integration"},
+		{name: "--leader-elect renewing past the lease: refuse to start", kubeconfig: good, wantErr: "renew deadline",
+			leader: leaderOptions{enabled: true, leaseDuration: 10 * time.Second, renewDeadline: 15 * time.Second, retryPeriod: 2 * time.Second}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -57,7 +64,7 @@ current-context: c
 				t.Fatal(err)
 			}
 			defer st.Close()
-			o := clusterOptions{kubeconfig: tt.kubeconfig, drainTimeout: 1, rebootTimeout: 1}
+			o := clusterOptions{kubeconfig: tt.kubeconfig, drainTimeout: 1, rebootTimeout: 1, leader: tt.leader}
 			ctx, cancel := context.WithCancel(context.Background())
 			g, gctx := errgroup.WithContext(ctx)
 			var deps web.Deps

@@ -17,6 +17,6 @@ func newRootCommand(stdout, stderr io.Writer) *cobra.Command {
 	root.SetErr(stderr)
 	cl := &clientFlags{}
 	cl.register(root)
-	root.AddCommand(newServeCommand(cl), newNodeCommand(cl), newClusterCommand(cl), newImageCommand(cl))
+	root.AddCommand(newServeCommand(cl), newNodeCommand(cl), newClusterCommand(cl), newImageCommand(cl), newStoreCommand())
 	return root
 }

@@ -199,7 +199,7 @@ func runServe(ctx context.Context, o *serveOptions) error {
 		return fail(err)
 	}
 	srv, err := web.New(web.Config{AdminToken: token, Logger: log, TLS: tlsCfg != nil, MachineURL: advertise, ClusterConnected: clusterConnected,
-		MetricsToken: edge.metricsToken, TrustedProxies: edge.trustedProxies, ImageUploadLimit: edge.imageUploadLimit}, deps)
+		MetricsToken: edge.metricsToken, TrustedProxies: edge.trustedProxies, ImageUploadLimit: edge.imageUploadLimit, Ready: st.Ready}, deps)
 	if err != nil {
 		return fail(err)
 	}
