@@ -56,8 +56,10 @@ func e2eImageSize(t *testing.T) int64 {
 type agentVM struct {
 	// nic is the QEMU NIC model (virtio-net-pci when empty); diskArgs attach the disk
 	// file given to them (a virtio-blk disk when nil).
-	nic       string
-	diskArgs  func(path string) []string
+	nic      string
+	diskArgs func(path string) []string
+	// noRNG leaves out the virtio-rng device, as on a VM without one.
+	noRNG     bool
 	ns        *netns.NS
 	kernel    string
 	initramfs string
@@ -87,9 +89,11 @@ func (vm *agentVM) boot(t *testing.T, token string, stop func() bool) time.Durat
 		"-kernel", vm.kernel, "-initrd", vm.initramfs, "-append", cmdline,
 		"-netdev", "tap,id=n0,ifname=tap0,script=no,downscript=no",
 		"-device", nic + ",netdev=n0,mac=" + vmMAC,
-		// Go's crypto/rand blocks until the kernel's CRNG is seeded; TCG has no RDRAND.
-		"-device", "virtio-rng-pci",
 	}, diskArgs...)
+	if !vm.noRNG {
+		// A hardware RNG seeds the kernel's CRNG at once; TCG has no RDRAND.
+		args = append(args, "-device", "virtio-rng-pci")
+	}
 	qemu := vm.ns.Command(ctx, "qemu-system-x86_64", args...)
 	var stderr bytes.Buffer
 	qemu.Stderr = &stderr

@@ -1,0 +1,106 @@
+package images_test
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"net/http"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/bootyard/bootyard/boot/netns"
+	"github.com/bootyard/bootyard/images/agenttest"
+	"github.com/bootyard/bootyard/images/disk/disktest"
+)
+
+// firstTask wraps the fake agent API and notes when the agent first asked for its task:
+// the moment it had drivers, a DHCP lease and a route to Bootyard.
+type firstTask struct {
+	http.Handler
+	mu sync.Mutex
+	at time.Time
+}
+
+func (f *firstTask) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.URL.Path == "/agent/v1/task" {
+		f.mu.Lock()
+		if f.at.IsZero() {
+			f.at = time.Now()
+		}
+		f.mu.Unlock()
+	}
+	f.Handler.ServeHTTP(w, r)
+}
+
+func (f *firstTask) when() time.Time {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.at
+}
+
+// TestAgentQEMU_ReachesBootyardWithoutAnRNGDevice boots the agent under TCG (no RDRAND)
+// twice, with and without virtio-rng: without one the kernel's CRNG takes minutes to be
+// seeded, and an agent that waits on entropy (its DHCP transaction IDs once did) never
+// reaches Bootyard within the test's deadline. Both boots must install; the times from
+// power-on to the first task request are reported, not asserted.
+func TestAgentQEMU_ReachesBootyardWithoutAnRNGDevice(t *testing.T) {
+	netns.Require(t)
+	if testing.Short() {
+		t.Skip("boots QEMU under TCG: skipped with -short")
+	}
+	if _, err := exec.LookPath("qemu-system-x86_64"); err != nil {
+		t.Skip("qemu-system-x86_64 is not installed (Debian package qemu-system-x86)")
+	}
+	dir := t.TempDir()
+	k, initramfs := agentInitramfs(t, dir)
+	const imageSize, diskSize = 16 * mib, 48 * mib
+	raw := filepath.Join(dir, "image.raw")
+	if err := disktest.GPTImage(raw, imageSize); err != nil {
+		t.Fatal(err)
+	}
+	image, _ := os.ReadFile(raw)
+	sum := sha256.Sum256(image)
+
+	for _, tt := range []struct {
+		name  string
+		noRNG bool
+	}{{"with virtio-rng", false}, {"without an RNG device", true}} {
+		t.Run(tt.name, func(t *testing.T) {
+			vm := &agentVM{noRNG: tt.noRNG, kernel: k.Vmlinuz, initramfs: initramfs,
+				disk: filepath.Join(t.TempDir(), "disk.img"), dir: t.TempDir()}
+			if err := disktest.SparseDisk(vm.disk, diskSize); err != nil {
+				t.Fatal(err)
+			}
+			vm.ns = netns.New(t, "rng")
+			vm.ns.AddBridge("br0")
+			vm.ns.AddAddr("br0", netip.MustParsePrefix(serverIP+"/24"))
+			vm.ns.AddTap("tap0", "br0")
+			token := hex.EncodeToString(randomBytes(32))
+			api := agenttest.New(token, agenttest.Task{
+				Node: "rng-1", Action: "install",
+				Image:  &agenttest.Image{Name: "test", URL: "/images/test", SHA256: hex.EncodeToString(sum[:]), Size: int64(len(image)), Format: "raw"},
+				CIData: map[string][]byte{"meta-data": []byte("instance-id: rng-1\n"), "user-data": []byte("#cloud-config\nhostname: rng-1\n")},
+			}, image)
+			seen := &firstTask{Handler: api}
+			startServices(t, vm.ns, seen)
+			start := time.Now()
+			took := vm.boot(t, token, nil)
+			rep := api.Report()
+			if len(rep.Done) != 1 || len(rep.Failed) != 0 {
+				t.Fatalf("done %v, failed %v; agent log:\n%s", rep.Done, rep.Failed, strings.Join(rep.Logs, "\n"))
+			}
+			for _, l := range rep.Logs {
+				if strings.Contains(l, "random number") {
+					t.Errorf("the agent waited on entropy: %s", l)
+				}
+			}
+			t.Logf("%s: power-on to first task request %s, to done and reboot %s",
+				tt.name, seen.when().Sub(start).Round(100*time.Millisecond), took.Round(time.Second))
+		})
+	}
+}
