@@ -15,8 +15,12 @@ const (
 type Task struct {
 	Node   string `json:"node"`
 	Action Action `json:"action"`
-	// Disk is the install target; empty means the first non-removable disk.
+	// Disk is the install target; empty means the disk RootDiskHints select.
 	Disk string `json:"disk"`
+	// RootDiskHints select the install disk in the rootdisk package's syntax
+	// ("serial=S123,size>=400G"); empty means the smallest non-removable disk that
+	// fits the image.
+	RootDiskHints string `json:"rootDiskHints,omitempty"`
 	// Image is nil for a wipe of a node without an image: the disks stay empty.
 	Image *Image `json:"image,omitempty"`
 	// CIData are the NoCloud files for the CIDATA filesystem, by file name; []byte
@@ -75,4 +79,22 @@ type DiskCheck struct {
 // Failed reports the task failed (POST /agent/v1/failed).
 type Failed struct {
 	Reason string `json:"reason"`
+}
+
+// Disk is one block device as the agent sees it: what root-disk hints match and what
+// an inspection reports.
+type Disk struct {
+	Name   string   `json:"name"`             // kernel name: sda, vda, nvme0n1
+	Path   string   `json:"path"`             // device node: /dev/sda
+	ByPath string   `json:"byPath,omitempty"` // /dev/disk/by-path/..., as udev names it
+	ByID   []string `json:"byId,omitempty"`   // /dev/disk/by-id/..., as udev names them
+	Size   int64    `json:"size"`             // bytes
+	Model  string   `json:"model,omitempty"`
+	Vendor string   `json:"vendor,omitempty"`
+	Serial string   `json:"serial,omitempty"`
+	WWN    string   `json:"wwn,omitempty"`
+	// Transport is the bus: virtio, nvme, sata, sas, scsi, usb, mmc or "".
+	Transport  string `json:"transport,omitempty"`
+	Rotational bool   `json:"rotational"`
+	Removable  bool   `json:"removable"`
 }
