@@ -9,6 +9,7 @@ import (
 
 	"github.com/bootyard/bootyard/agentapi"
 	"github.com/bootyard/bootyard/images/disk"
+	"github.com/bootyard/bootyard/rootdisk"
 )
 
 // installer carries out a task on this machine's disks.
@@ -74,16 +75,40 @@ func (in *installer) perform(ctx context.Context, t agentapi.Task) error {
 	return nil
 }
 
-// targetDisk is the task's disk, or the first non-removable one.
+// cidataReserve is what an install needs beyond the image: the CIDATA partition, its
+// alignment and the relocated GPT backup.
+const cidataReserve = 16 << 20
+
+// targetDisk is the task's disk when it names one, else the one disk its root-disk
+// hints select, else the smallest non-removable disk that holds the image. The image's
+// size is the served size: exact for a raw image, a lower bound for a compressed one.
+// A failed selection lists the candidates, and that text becomes the failed event.
 func (in *installer) targetDisk(t agentapi.Task) (string, error) {
 	if t.Disk != "" {
 		return t.Disk, nil
 	}
-	disks, err := in.disks()
+	hints, err := rootdisk.Parse(t.RootDiskHints)
+	if err != nil {
+		return "", fmt.Errorf("task: %w", err)
+	}
+	disks, err := readDisks(in.sysBlock, in.devDir)
 	if err != nil {
 		return "", err
 	}
-	return disks[0].Path, nil
+	var need int64 = cidataReserve
+	if t.Image != nil {
+		need += t.Image.Size
+	}
+	c, err := rootdisk.Select(hints, disks, need)
+	if err != nil {
+		if len(disks) == 0 {
+			return "", fmt.Errorf("disk missing: %w", err)
+		}
+		return "", err
+	}
+	in.log.Info("install disk chosen: "+c.Reason, slog.String("disk", c.Disk.Path), slog.Int64("disk_bytes", c.Disk.Size),
+		slog.String("serial", c.Disk.Serial), slog.String("by_path", c.Disk.ByPath))
+	return c.Disk.Path, nil
 }
 
 func (in *installer) disks() ([]disk.BlockDevice, error) {

@@ -115,14 +115,14 @@ func boot(ctx context.Context, log *slog.Logger, ship *shipper, console *console
 
 	in := &installer{api: api, ship: ship, log: log, sysBlock: "/sys/block", devDir: "/dev"}
 	// Disk drivers (virtio_blk, nvme, ahci) may still be probing.
-	waitFor(ctx, deviceTimeout, func() bool {
-		if task.Disk != "" {
+	if task.Disk != "" {
+		waitFor(ctx, deviceTimeout, func() bool {
 			_, err := os.Stat(task.Disk)
 			return err == nil
-		}
-		_, err := in.disks()
-		return err == nil
-	})
+		})
+	} else {
+		in.waitForDisks(ctx, deviceTimeout)
+	}
 	if err := in.perform(ctx, task); err != nil {
 		return err
 	}
