@@ -284,12 +284,16 @@ func (a *Agent) task(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	t := agentapi.Task{Node: n.Name, Action: ac.grant.action, Disk: n.Disk, Wipe: agentapi.WipeOptions{Overwrite: settings.WipeOverwrite}}
+	t := agentapi.Task{Node: n.Name, Action: ac.grant.action, Disk: n.Disk, RootDiskHints: n.RootDiskHints.String(),
+		Wipe: agentapi.WipeOptions{Overwrite: settings.WipeOverwrite}}
 	var notes []node.Event
 	now := time.Now().UTC()
 	img, err := a.images.Resolve(ctx, n, settings)
 	switch {
 	case err == nil && img.Kind == store.ImageDisk:
+		if t.RootDiskHints == "" {
+			t.RootDiskHints = img.RootDiskHints.String()
+		}
 		t.Image = &agentapi.Image{Name: img.Name, URL: img.URL, SHA256: img.SHA256, Size: img.Size, Format: string(img.Format)}
 		if img.File != "" {
 			t.Image.URL = a.base + "/images/" + img.Name
@@ -326,8 +330,12 @@ func (a *Agent) task(c echo.Context) error {
 		imgName = t.Image.Name
 	}
 	disk := n.Disk
-	if disk == "" {
-		disk = "first non-removable disk"
+	switch {
+	case disk != "":
+	case t.RootDiskHints != "":
+		disk = "chosen by root-disk hints " + t.RootDiskHints
+	default:
+		disk = "the smallest non-removable disk that fits"
 	}
 	notes = append(notes, node.NewEvent(n.Name, node.EventLog, fmt.Sprintf("agent started %s: image %s, disk %s, from %s",
 		t.Action, imgName, disk, peerAddr(c.Request())), "agent", now))

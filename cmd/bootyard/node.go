@@ -25,14 +25,14 @@ func newNodeCommand(cl *clientFlags) *cobra.Command {
 }
 
 func newNodeImportCommand(cl *clientFlags) *cobra.Command {
-	var role, name, ip, gateway, image, disk, output, file string
+	var role, name, ip, gateway, image, disk, hints, output, file string
 	var dns, labels, taints []string
 	var bulk bulkImportFlags
 	cmd := &cobra.Command{
 		Use:   "import MAC [MAC...] | import -f FILE",
 		Short: "Register a machine by MAC as a server or worker node, or many from a CSV or JSON file",
 		Long: `Register one machine by MAC, or many with -f: a CSV file whose header names the
-columns (mac,name,role,ip,gateway,dns,labels,taints,image; mac and role are required;
+columns (mac,name,role,ip,gateway,dns,labels,taints,image,root_disk_hints; mac and role are required;
 several values in a cell are separated by ";") or a JSON array of import objects.
 Every row is checked first and nothing is imported if any row fails, unless
 --continue-on-error. Importing the same file again changes nothing.`,
@@ -65,6 +65,9 @@ Every row is checked first and nothing is imported if any row fails, unless
 			}
 			if disk != "" {
 				in["disk"] = disk
+			}
+			if hints != "" {
+				in["rootDiskHints"] = hints
 			}
 			if len(labels) > 0 {
 				m := map[string]string{}
@@ -104,7 +107,9 @@ Every row is checked first and nothing is imported if any row fails, unless
 	f.StringArrayVar(&labels, "label", nil, "label key=value (repeatable)")
 	f.StringArrayVar(&taints, "taint", nil, "taint key=value:Effect (repeatable)")
 	f.StringVar(&image, "image", "", "OS image (default: the cluster's default image)")
-	f.StringVar(&disk, "disk", "", "target disk, e.g. /dev/sda (default: the first non-removable disk)")
+	f.StringVar(&disk, "disk", "", "target disk, e.g. /dev/sda (default: the disk the root-disk hints choose)")
+	f.StringVar(&hints, "root-disk-hints", "", `root-disk hints in Ironic's syntax, e.g. "serial=S123" or "size>=400G,rotational=false"
+(default: the image's hints, else the smallest non-removable disk that fits)`)
 	f.StringVarP(&output, "output", "o", "text", "text or json")
 	f.StringVarP(&file, "file", "f", "", "import every node of a CSV (.csv) or JSON array (.json) file; - reads CSV from stdin")
 	f.BoolVar(&bulk.continueOnError, "continue-on-error", false, "with -f: import the good rows even when some fail")
@@ -305,6 +310,12 @@ func printNode(w io.Writer, n node.Node, events []node.Event) {
 	}
 	if n.Image != "" {
 		fmt.Fprintf(tw, "Image:\t%s\n", n.Image)
+	}
+	if n.Disk != "" {
+		fmt.Fprintf(tw, "Disk:\t%s\n", n.Disk)
+	}
+	if !n.RootDiskHints.IsZero() {
+		fmt.Fprintf(tw, "Root-disk hints:\t%s\n", n.RootDiskHints)
 	}
 	if n.Boot.Firmware != "" {
 		fmt.Fprintf(tw, "Firmware:\t%s (arch %d)\n", n.Boot.Firmware, n.Boot.Arch)
