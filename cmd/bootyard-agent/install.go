@@ -19,6 +19,8 @@ type installer struct {
 	log  *slog.Logger
 	// sysBlock and devDir are /sys/block and /dev; tests point them elsewhere.
 	sysBlock, devDir string
+	// inspector gathers an inspect task's inventory.
+	inspector *inspector
 }
 
 // isNoCloudFile says whether a task's cidata may hold name; anything else is refused, so
@@ -33,6 +35,10 @@ func isNoCloudFile(name string) bool {
 
 // perform runs the task and returns nil once Bootyard has accepted "done".
 func (in *installer) perform(ctx context.Context, t agentapi.Task) error {
+	if t.Action == agentapi.Inspect {
+		// An inspection carries no NoCloud data and opens no disk for writing.
+		return in.inspect(ctx, t, in.inspector)
+	}
 	for name := range t.CIData {
 		if !isNoCloudFile(name) {
 			return fmt.Errorf("task cidata has unexpected file %q", name)
@@ -63,7 +69,7 @@ func (in *installer) perform(ctx context.Context, t agentapi.Task) error {
 			return fmt.Errorf("reinstall after wipe: %w", err)
 		}
 	default:
-		return fmt.Errorf("task action %q: want install or wipe", t.Action)
+		return fmt.Errorf("task action %q: want install, wipe or inspect", t.Action)
 	}
 	// Progress and log lines go out before done, which revokes the token.
 	if err := in.ship.flush(ctx); err != nil {
