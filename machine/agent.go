@@ -111,7 +111,7 @@ func (a *Agent) CanInstall(ctx context.Context, n node.Node) error {
 // installer image's own kernel pointed at the node's NoCloud URL. An error means
 // nothing can be booted yet (no image); the caller shows it and asks again later.
 func (a *Agent) BootTarget(ctx context.Context, n node.Node, mac node.MAC, remote netip.Addr) (ipxe.InstallTarget, error) {
-	action, ok := ActionFor(n.State)
+	action, ok := nodeAction(n)
 	if !ok {
 		return ipxe.InstallTarget{}, fmt.Errorf("node %s is %s: nothing to boot: %w", n.Name, n.State, node.ErrIllegalTransition)
 	}
@@ -264,7 +264,7 @@ func (a *Agent) unauthorized(c echo.Context, err error) error {
 // checkGrant: the node must still be in a state the action belongs to, at the
 // generation the token was minted for (a retry or reinstall since makes it stale).
 func checkGrant(g agentGrant, n node.Node) error {
-	action, ok := ActionFor(n.State)
+	action, ok := nodeAction(n)
 	if !ok || action != g.action {
 		return fmt.Errorf("node %s is %s: no %s to do: %w", n.Name, n.State, g.action, node.ErrIllegalTransition)
 	}
@@ -279,6 +279,9 @@ func call(c echo.Context) agentCall { return c.Get(agentCallKey).(agentCall) }
 func (a *Agent) task(c echo.Context) error {
 	ctx := c.Request().Context()
 	ac := call(c)
+	if ac.grant.action == agentapi.Inspect {
+		return a.inspectTask(c, ac)
+	}
 	n := ac.node
 	settings, err := a.inv.ClusterSettings(ctx)
 	if err != nil {

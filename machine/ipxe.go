@@ -185,7 +185,7 @@ func (h *IPXEHandler) serveScript(w http.ResponseWriter, r *http.Request) {
 	}
 
 	remote := peerAddr(r)
-	if carriesSecrets(n.State) {
+	if carriesSecrets(n) {
 		d, err := h.identity.Check(ctx, n, remote)
 		if err != nil {
 			h.log.Error("identity check", slog.String("node", n.Name), slog.Any("err", err))
@@ -212,7 +212,8 @@ func (h *IPXEHandler) serveScript(w http.ResponseWriter, r *http.Request) {
 			queued.record, recorded = false, false
 		}
 	}
-	if n.State == node.StateRegistered && h.agent != nil {
+	inspecting := scriptKind(n) == ipxe.KindInspect
+	if n.State == node.StateRegistered && !inspecting && h.agent != nil {
 		if err := h.agent.CanInstall(ctx, n); err != nil {
 			h.log.Warn("cannot start the install", slog.String("node", n.Name), slog.Any("err", err))
 			h.writer.enqueue(queued)
@@ -220,7 +221,7 @@ func (h *IPXEHandler) serveScript(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	if n.State == node.StateRegistered {
+	if n.State == node.StateRegistered && !inspecting {
 		if n, err = h.beginInstall(ctx, mac, n); err != nil {
 			h.log.Error("start install", slog.String("node", n.Name), slog.String("mac", mac.String()), slog.Any("err", err))
 			h.writer.enqueue(queued)
@@ -229,7 +230,7 @@ func (h *IPXEHandler) serveScript(w http.ResponseWriter, r *http.Request) {
 		}
 		version = 0 // the node just changed: render afresh
 	}
-	if k := ipxe.KindFor(n.State); k != ipxe.KindLocalBoot && k != ipxe.KindWait {
+	if k := scriptKind(n); k != ipxe.KindLocalBoot && k != ipxe.KindWait {
 		version = 0 // may carry per-boot data: never cached
 	}
 	rs, ok := h.cachedScript(mac, version, platform, buildarch)
@@ -287,7 +288,7 @@ func (h *IPXEHandler) storeScript(mac node.MAC, rs renderedScript) {
 
 // renderScript renders n's script; p is the platform the request named, if any.
 func (h *IPXEHandler) renderScript(ctx context.Context, mac node.MAC, remote netip.Addr, n node.Node, p ipxe.Platform, buildarch string) (renderedScript, error) {
-	script := ipxe.Script{Kind: ipxe.KindFor(n.State), MAC: mac, Name: n.Name, State: n.State,
+	script := ipxe.Script{Kind: scriptKind(n), MAC: mac, Name: n.Name, State: n.State,
 		Role: n.Role, Image: n.Image, Generation: n.Generation, Platform: p}
 	if script.Platform == ipxe.PlatformUnknown {
 		script.Platform = ipxe.PlatformOf(n.Boot)
@@ -295,7 +296,7 @@ func (h *IPXEHandler) renderScript(ctx context.Context, mac node.MAC, remote net
 	if n.State == node.StateFailed {
 		script.Reason = "failed: " + n.StateReason
 	}
-	if h.agent != nil && (script.Kind == ipxe.KindInstall || script.Kind == ipxe.KindWipe) {
+	if h.agent != nil && (script.Kind == ipxe.KindInstall || script.Kind == ipxe.KindWipe || script.Kind == ipxe.KindInspect) {
 		target, err := h.agent.BootTarget(ctx, n, mac, remote)
 		if err != nil {
 			// Nothing to boot yet (no image): wait and ask again rather than boot a disk
@@ -321,9 +322,9 @@ func (h *IPXEHandler) renderScript(ctx context.Context, mac node.MAC, remote net
 
 // carriesSecrets: the states whose script boots the agent with a per-boot token (or an
 // installer pointed at join data), and where serving it moves the node.
-func carriesSecrets(s node.State) bool {
-	k := ipxe.KindFor(s)
-	return s == node.StateRegistered || k == ipxe.KindInstall || k == ipxe.KindWipe
+func carriesSecrets(n node.Node) bool {
+	k := scriptKind(n)
+	return n.State == node.StateRegistered || k == ipxe.KindInstall || k == ipxe.KindWipe || k == ipxe.KindInspect
 }
 
 // refused records, once per node and address, that a script with secrets was withheld.
@@ -335,7 +336,7 @@ func (h *IPXEHandler) refused(ctx context.Context, n node.Node, remote netip.Add
 		return
 	}
 	h.log.Warn("install or wipe script withheld", attrs...)
-	ev := node.NewEvent(n.Name, node.EventWarning, "iPXE "+string(ipxe.KindFor(n.State))+" script withheld from "+remote.String()+": "+d.Why, "ipxe", h.now())
+	ev := node.NewEvent(n.Name, node.EventWarning, "iPXE "+string(scriptKind(n))+" script withheld from "+remote.String()+": "+d.Why, "ipxe", h.now())
 	if err := h.inv.AppendEvents(ctx, ev); err != nil {
 		h.log.Error("record withheld script", slog.String("node", n.Name), slog.Any("err", err))
 	}

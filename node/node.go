@@ -27,6 +27,9 @@ type Node struct {
 	// RootDiskHints choose the target disk when Disk is empty; zero means the image's
 	// default hints, or the smallest non-removable disk that fits the image.
 	RootDiskHints RootDiskHints `json:"rootDiskHints,omitzero"`
+	// Hardware is the latest inspection; Inspect a pending request for the next boot.
+	Hardware *Hardware       `json:"hardware,omitempty"`
+	Inspect  *InspectRequest `json:"inspect,omitempty"`
 	// DeleteMode is how a deletion stops the machine from rejoining: reinstall (wipe) or uninstall.
 	DeleteMode DeleteMode `json:"deleteMode,omitempty"`
 	// DeletionDone lists the cluster-removal steps the current deletion has finished, so a

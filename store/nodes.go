@@ -119,6 +119,7 @@ func (s *Store) writeImport(tx *bolt.Tx, p importPlan, source string, now time.T
 		// Keep what the machine told us about itself and its history.
 		n.CreatedAt = prior.CreatedAt
 		n.Boot = prior.Boot
+		n.Hardware = prior.Hardware // an inspection before import is the point of one
 		n.LastSeen = prior.LastSeen
 		n.Generation = prior.Generation
 		n.State = prior.State
