@@ -24,7 +24,7 @@ func TestAgentInspect_ADiscoveredMachineReportsItsHardwareAndStaysDiscovered(t *
 	h.seen.Saw(mac, loopback)
 	name := node.DefaultName(mac)
 	if _, err := h.st.UpdateNode(ctx, name, func(n *node.Node) ([]node.Event, error) {
-		ev, err := n.RequestInspection(agentapi.RebootAfterInspect, time.Now().UTC())
+		ev, err := n.RequestInspection(agentapi.RebootAfterInspect, "test", time.Now().UTC())
 		return []node.Event{ev}, err
 	}); err != nil {
 		t.Fatal(err)
@@ -101,7 +101,7 @@ func TestAgentInspect_ARegisteredNodeIsInspectedBeforeItsInstallStarts(t *testin
 	ctx := context.Background()
 	h.importSeen(node.Node{Name: "w-1", MACs: []node.MAC{agentMAC(1)}, Role: node.RoleWorker})
 	if _, err := h.st.UpdateNode(ctx, "w-1", func(n *node.Node) ([]node.Event, error) {
-		ev, err := n.RequestInspection(agentapi.PowerOffAfterInspect, time.Now().UTC())
+		ev, err := n.RequestInspection(agentapi.PowerOffAfterInspect, "test", time.Now().UTC())
 		return []node.Event{ev}, err
 	}); err != nil {
 		t.Fatal(err)

@@ -2,6 +2,7 @@ package node
 
 import (
 	"fmt"
+	"net/netip"
 	"strings"
 	"time"
 
@@ -43,12 +44,26 @@ func (s State) Inspectable() bool {
 }
 
 // RequestInspection records that n's next network boot inspects it.
-func (n *Node) RequestInspection(after agentapi.AfterInspect, now time.Time) (Event, error) {
+func (n *Node) RequestInspection(after agentapi.AfterInspect, source string, now time.Time) (Event, error) {
 	if !n.State.Inspectable() {
 		return Event{}, fmt.Errorf("node %s is %s: an agent is at work on its disks; inspect it later: %w", n.Name, n.State, ErrIllegalTransition)
 	}
 	n.Inspect = &InspectRequest{After: after, RequestedAt: now}
-	return NewEvent(n.Name, EventLog, "inspection requested: the next network boot runs the agent in inspect mode, then "+string(after), "api", now), nil
+	return NewEvent(n.Name, EventLog, "inspection requested: the next network boot runs the agent in inspect mode, then "+string(after), source, now), nil
+}
+
+// AdoptBMC makes the BMC address the latest inspection found the node's BMC address.
+// Credentials are the operator's to enter; an inspection never sees them.
+func (n *Node) AdoptBMC(source string, now time.Time) (Event, error) {
+	if n.Hardware == nil || n.Hardware.BMC == nil {
+		return Event{}, fmt.Errorf("node %s: %w: its inspection found no BMC address (inspect it first)", n.Name, ErrConflict)
+	}
+	addr, err := netip.ParseAddr(n.Hardware.BMC.Address)
+	if err != nil {
+		return Event{}, fmt.Errorf("node %s: inspected BMC address %q: %w", n.Name, n.Hardware.BMC.Address, ErrInvalid)
+	}
+	n.BMCAddress = addr
+	return NewEvent(n.Name, EventLog, "BMC address "+addr.String()+" adopted from the inspection of "+n.Hardware.InspectedAt.Format(time.RFC3339), source, now), nil
 }
 
 // Summary is the inspection in one line: enough to tell machines apart.

@@ -30,6 +30,9 @@ type Node struct {
 	// Hardware is the latest inspection; Inspect a pending request for the next boot.
 	Hardware *Hardware       `json:"hardware,omitempty"`
 	Inspect  *InspectRequest `json:"inspect,omitempty"`
+	// BMCAddress is the node's BMC, adopted from an inspection (AdoptBMC). A stand-in
+	// for the BMC record of issue 15: the two are to be merged.
+	BMCAddress netip.Addr `json:"bmcAddress,omitzero"`
 	// DeleteMode is how a deletion stops the machine from rejoining: reinstall (wipe) or uninstall.
 	DeleteMode DeleteMode `json:"deleteMode,omitempty"`
 	// DeletionDone lists the cluster-removal steps the current deletion has finished, so a

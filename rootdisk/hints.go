@@ -221,6 +221,16 @@ var units = []struct {
 	{"KB", 1e3}, {"MB", 1e6}, {"GB", 1e9}, {"TB", 1e12}, {"PB", 1e15},
 }
 
+// ParseSize reads a size as a size hint takes it ("64G", "1.5T", "960GB"; a bare
+// number is GiB) and returns bytes.
+func ParseSize(v string) (int64, error) {
+	n, unit, err := parseSize(strings.TrimSpace(v))
+	if err != nil {
+		return 0, err
+	}
+	return int64(n * float64(unit)), nil
+}
+
 // parseSize reads "400", "400G", "1.5TiB", "960GB".
 func parseSize(v string) (float64, int64, error) {
 	end := strings.IndexFunc(v, func(r rune) bool { return !(r >= '0' && r <= '9' || r == '.') })

@@ -20,7 +20,8 @@ import (
 func newNodeCommand(cl *clientFlags) *cobra.Command {
 	cmd := &cobra.Command{Use: "node", Short: "Import, list, show and delete machines"}
 	cmd.AddCommand(newNodeImportCommand(cl), newNodeListCommand(cl), newNodeShowCommand(cl),
-		newNodeDeleteCommand(cl), newNodeRetryCommand(cl), newNodeJoinCommand(cl), newNodeSeedISOCommand(cl))
+		newNodeDeleteCommand(cl), newNodeRetryCommand(cl), newNodeJoinCommand(cl), newNodeSeedISOCommand(cl),
+		newNodeInspectCommand(cl), newNodeAdoptBMCCommand(cl))
 	return cmd
 }
 
@@ -120,6 +121,7 @@ Every row is checked first and nothing is imported if any row fails, unless
 func newNodeListCommand(cl *clientFlags) *cobra.Command {
 	var output, role, state, selector, prefix string
 	var limit, chunk int
+	var hw hardwareFilter
 	cmd := &cobra.Command{
 		Use:   "list",
 		Short: "List nodes (every page, streamed)",
@@ -137,7 +139,22 @@ func newNodeListCommand(cl *clientFlags) *cobra.Command {
 			} else {
 				p = &tableNodePrinter{tw: tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)}
 			}
-			if err := listNodePages(cmd.Context(), cl, q, chunk, limit, p.page); err != nil {
+			if err := hw.parse(); err != nil {
+				return err
+			}
+			page := p.page
+			if hw.active() {
+				page = func(nodes []node.Node) error {
+					var kept []node.Node
+					for _, n := range nodes {
+						if hw.keep(n) {
+							kept = append(kept, n)
+						}
+					}
+					return p.page(kept)
+				}
+			}
+			if err := listNodePages(cmd.Context(), cl, q, chunk, limit, page); err != nil {
 				return err
 			}
 			return p.end()
@@ -151,6 +168,7 @@ func newNodeListCommand(cl *clientFlags) *cobra.Command {
 	f.StringVar(&prefix, "name", "", "only names starting with this")
 	f.IntVar(&limit, "limit", 0, "print at most this many nodes (0: all)")
 	f.IntVar(&chunk, "chunk-size", 500, "nodes per API page")
+	hw.flags(cmd)
 	return cmd
 }
 
@@ -331,6 +349,7 @@ func printNode(w io.Writer, n node.Node, events []node.Event) {
 		}
 		fmt.Fprintf(tw, "Kubernetes:\t%s, roles %s, kubelet %s (seen %s)\n", ready, roles, c.KubeletVersion, c.ObservedAt.Format(time.RFC3339))
 	}
+	printHardware(tw, n)
 	fmt.Fprintf(tw, "Created:\t%s\n", n.CreatedAt.Format(time.RFC3339))
 	_ = tw.Flush()
 	if len(events) > 0 {
