@@ -59,7 +59,9 @@ type agentVM struct {
 	nic      string
 	diskArgs func(path string) []string
 	// noRNG leaves out the virtio-rng device, as on a VM without one.
-	noRNG     bool
+	noRNG bool
+	// extraArgs are more QEMU arguments: more disks and NICs, an IPMI device.
+	extraArgs []string
 	ns        *netns.NS
 	kernel    string
 	initramfs string
@@ -90,6 +92,7 @@ func (vm *agentVM) boot(t *testing.T, token string, stop func() bool) time.Durat
 		"-netdev", "tap,id=n0,ifname=tap0,script=no,downscript=no",
 		"-device", nic + ",netdev=n0,mac=" + vmMAC,
 	}, diskArgs...)
+	args = append(args, vm.extraArgs...)
 	if !vm.noRNG {
 		// A hardware RNG seeds the kernel's CRNG at once; TCG has no RDRAND.
 		args = append(args, "-device", "virtio-rng-pci")

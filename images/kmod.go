@@ -30,6 +30,8 @@ func AgentModules() []string {
 		// whatever the image's own first boot needs
 		"virtio_rng", "ahci", "ata_piix", "sd_mod", "nvme",
 		"megaraid_sas", "mpt3sas", "vmw_pvscsi",
+		// in-band IPMI: an inspection asks the BMC for its LAN address over /dev/ipmi0
+		"ipmi_si", "ipmi_devintf",
 	}
 }
 

@@ -133,12 +133,7 @@ func transport(name, real string) string {
 // pci-0000:00:03.0-scsi-0:0:0:0).
 func byPath(real, name, transport string) string {
 	parts := strings.Split(real, "/")
-	pci := ""
-	for _, p := range parts {
-		if pciAddr.MatchString(p) {
-			pci = p
-		}
-	}
+	pci := closestPCI(real)
 	if pci == "" || transport == "usb" {
 		return ""
 	}
@@ -173,6 +168,18 @@ func byPath(real, name, transport string) string {
 		}
 	}
 	return ""
+}
+
+// closestPCI is the PCI function nearest to a sysfs device path, as udev's path_id
+// takes it.
+func closestPCI(real string) string {
+	pci := ""
+	for _, p := range strings.Split(real, "/") {
+		if pciAddr.MatchString(p) {
+			pci = p
+		}
+	}
+	return pci
 }
 
 func indexOf(s []string, v string) int {

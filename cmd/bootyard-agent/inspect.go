@@ -96,6 +96,10 @@ func (in *inspector) nic(name, mac string, pci *string) agentapi.NIC {
 	n := agentapi.NIC{Name: name, MAC: strings.ToLower(mac)}
 	if pci != nil {
 		n.PCIAddress = *pci
+	} else if real, err := filepath.EvalSymlinks(filepath.Join(dir, "device")); err == nil {
+		// A virtio NIC's device is the virtio bus device; ghw finds no PCI address
+		// there, but the PCI function is its parent.
+		n.PCIAddress = closestPCI(real)
 	}
 	if drv, err := os.Readlink(filepath.Join(dir, "device", "driver")); err == nil {
 		n.Driver = filepath.Base(drv)

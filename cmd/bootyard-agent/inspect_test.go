@@ -21,6 +21,11 @@ func TestInspect_ReportsTheHardwareAndWritesNoDisk(t *testing.T) {
 	os.WriteFile(filepath.Join(nicDir, "carrier"), []byte("1\n"), 0o644)
 	os.WriteFile(filepath.Join(nicDir, "speed"), []byte("10000\n"), 0o644)
 	os.Symlink("../../../bus/pci/drivers/ixgbe", filepath.Join(nicDir, "device", "driver"))
+	// A virtio NIC: its device is the virtio device under the PCI function.
+	virtio := filepath.Join(net, "devices", "pci0000:00", "0000:00:03.0", "virtio0")
+	os.MkdirAll(virtio, 0o755)
+	os.MkdirAll(filepath.Join(net, "eth8"), 0o755)
+	os.Symlink(virtio, filepath.Join(net, "eth8", "device"))
 	fw := t.TempDir()
 	os.MkdirAll(filepath.Join(fw, "efi", "efivars"), 0o755)
 	os.WriteFile(filepath.Join(fw, "efi", "efivars", "SecureBoot-8be4df61-93ca-11d2-aa0d-00e098032b8c"), []byte{6, 0, 0, 0, 1}, 0o644)
@@ -55,6 +60,9 @@ func TestInspect_ReportsTheHardwareAndWritesNoDisk(t *testing.T) {
 	nic := r.in.inspector.nic("eth7", "52:54:00:AA:BB:CC", nil)
 	if nic != (agentapi.NIC{Name: "eth7", MAC: "52:54:00:aa:bb:cc", Driver: "ixgbe", Link: true, SpeedMbps: 10000}) {
 		t.Errorf("nic = %+v", nic)
+	}
+	if v := r.in.inspector.nic("eth8", "52:54:00:aa:bb:cd", nil); v.PCIAddress != "0000:00:03.0" {
+		t.Errorf("virtio nic = %+v, want PCI address 0000:00:03.0", v)
 	}
 	for i, d := range r.disks {
 		if fileSum(t, d) != before[i] {
