@@ -128,3 +128,30 @@ func TestAgentInspect_ARegisteredNodeIsInspectedBeforeItsInstallStarts(t *testin
 		t.Errorf("warnings %+v", w)
 	}
 }
+
+func TestAgentInspect_InspectDiscoveredInspectsANewMachineOnItsFirstBootOnly(t *testing.T) {
+	h := newAgentHarness(t, func(c *IPXEConfig) { c.InspectDiscovered = true })
+	mac := agentMAC(20)
+	h.seen.Saw(mac, loopback)
+	path := "/boot.ipxe?mac=" + strings.ReplaceAll(mac.String(), ":", "-") + "&platform=pcbios&arch=i386"
+	code, script := h.do("GET", path, "", "")
+	m := tokenOnCmdline.FindSubmatch(script)
+	if code != 200 || m == nil || !strings.Contains(string(script), "inspection requested") {
+		t.Fatalf("first boot: %d\n%s", code, script)
+	}
+	code, body := h.do("GET", "/agent/v1/task", string(m[1]), "")
+	var task agentapi.Task
+	if code != 200 || json.Unmarshal(body, &task) != nil || task.Action != agentapi.Inspect || task.AfterInspect != agentapi.RebootAfterInspect {
+		t.Fatalf("task: %d %s", code, body)
+	}
+	if code, body := h.do("POST", "/agent/v1/failed", string(m[1]), `{"reason":"test"}`); code/100 != 2 {
+		t.Fatalf("failed: %d %s", code, body)
+	}
+	// A failed inspection is not retried on every boot: the machine waits for import.
+	if code, script := h.do("GET", path, "", ""); code != 200 || tokenOnCmdline.Match(script) {
+		t.Errorf("second boot: %d\n%s", code, script)
+	}
+	if n := h.node(node.DefaultName(mac)); n.State != node.StateDiscovered || n.Inspect != nil {
+		t.Errorf("node %s, request %+v", n.State, n.Inspect)
+	}
+}

@@ -13,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/bootyard/bootyard/agentapi"
 	"github.com/bootyard/bootyard/ipxe"
 	"github.com/bootyard/bootyard/node"
 	"github.com/bootyard/bootyard/store"
@@ -50,6 +51,8 @@ type IPXEHandler struct {
 	agent    AgentBooter // nil: install and wipe scripts stay placeholders
 	// observe is told the node state each served script was chosen for (metrics).
 	observe func(node.State)
+	// inspectDiscovered requests an inspection of each unknown machine's first boot.
+	inspectDiscovered bool
 	// refusals keeps one event per node and foreign address, however often it asks.
 	refusals *onceKeys
 
@@ -92,7 +95,10 @@ type IPXEConfig struct {
 	Agent AgentBooter
 	// Observe, if set, is told the node state of every script served (metrics).
 	Observe func(node.State)
-	Logger  *slog.Logger
+	// InspectDiscovered inspects every unknown machine on its first network boot (then
+	// it reboots and waits for import), so the operator sees its hardware at once.
+	InspectDiscovered bool
+	Logger            *slog.Logger
 }
 
 // NewIPXEHandler builds the handler and starts its event writer; Close stops it.
@@ -106,7 +112,7 @@ func NewIPXEHandler(cfg IPXEConfig) (*IPXEHandler, error) {
 	}
 	log = log.With(slog.String("service", "ipxe"))
 	h := &IPXEHandler{render: cfg.Scripts, inv: cfg.Inventory, nodes: cfg.Inventory.NewNodeCache(), bins: cfg.Binaries,
-		identity: cfg.Identity, agent: cfg.Agent, observe: cfg.Observe, log: log, refusals: newOnceKeys(maxRefusalKeys),
+		identity: cfg.Identity, agent: cfg.Agent, observe: cfg.Observe, inspectDiscovered: cfg.InspectDiscovered, log: log, refusals: newOnceKeys(maxRefusalKeys),
 		now: func() time.Time { return time.Now().UTC() }, scripts: make(map[node.MAC]renderedScript)}
 	h.bufs.New = func() any { return new(bytes.Buffer) }
 	h.writer = newBootWriter(cfg.Inventory, log)
@@ -176,6 +182,9 @@ func (h *IPXEHandler) serveScript(w http.ResponseWriter, r *http.Request) {
 			h.log.Error("record discovered machine", slog.String("mac", mac.String()), slog.Any("err", err))
 		}
 		n = node.Node{Name: node.DefaultName(mac), MACs: []node.MAC{mac}, State: node.StateDiscovered}
+		if recorded && h.inspectDiscovered && h.agent != nil {
+			n = h.inspectNew(ctx, n)
+		}
 	case err != nil:
 		h.log.Error("look up node", slog.String("mac", mac.String()), slog.Any("err", err))
 		plainError(w, http.StatusInternalServerError, "inventory unavailable, try again")
@@ -477,4 +486,22 @@ func truncate(s string, n int) string {
 		return s[:n]
 	}
 	return s
+}
+
+// inspectNew requests the inspection of a machine's first boot (InspectDiscovered): it
+// reboots afterwards, into the script that waits for its import. Failing to record the
+// request only means the machine waits uninspected.
+func (h *IPXEHandler) inspectNew(ctx context.Context, n node.Node) node.Node {
+	stored, err := h.inv.UpdateNode(ctx, n.Name, func(cur *node.Node) ([]node.Event, error) {
+		if cur.State != node.StateDiscovered || cur.Hardware != nil || cur.Inspect != nil {
+			return nil, nil
+		}
+		ev, err := cur.RequestInspection(agentapi.RebootAfterInspect, "ipxe", h.now())
+		return []node.Event{ev}, err
+	})
+	if err != nil {
+		h.log.Warn("request the inspection of a new machine", slog.String("node", n.Name), slog.Any("err", err))
+		return n
+	}
+	return stored
 }
