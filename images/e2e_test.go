@@ -142,6 +142,36 @@ func tail(path string) string {
 	return string(b)
 }
 
+// requireQEMU skips a test that boots QEMU under TCG where it cannot run: without the
+// rights for network namespaces, with -short, without qemu-system-x86_64.
+func requireQEMU(t *testing.T) {
+	t.Helper()
+	netns.Require(t)
+	if testing.Short() {
+		t.Skip("boots QEMU under TCG: skipped with -short")
+	}
+	if _, err := exec.LookPath("qemu-system-x86_64"); err != nil {
+		t.Skip("qemu-system-x86_64 is not installed (Debian package qemu-system-x86)")
+	}
+}
+
+// attach creates vm's disk (diskSize bytes, none when 0) and puts it in a new test
+// namespace on bridge br0 (serverIP), with taps tap0, tap1... for its NICs.
+func (vm *agentVM) attach(t *testing.T, nsName string, diskSize int64, nics int) {
+	t.Helper()
+	if diskSize > 0 {
+		if err := disktest.SparseDisk(vm.disk, diskSize); err != nil {
+			t.Fatal(err)
+		}
+	}
+	vm.ns = netns.New(t, nsName)
+	vm.ns.AddBridge("br0")
+	vm.ns.AddAddr("br0", netip.MustParsePrefix(serverIP+"/24"))
+	for i := range nics {
+		vm.ns.AddTap(fmt.Sprintf("tap%d", i), "br0")
+	}
+}
+
 // startServices runs a DHCP server and api on the namespace's bridge.
 func startServices(t *testing.T, ns *netns.NS, api http.Handler) {
 	t.Helper()
@@ -241,13 +271,7 @@ func TestAgentQEMU_InstallsThenWipesAndReinstallsADiskOverTheNetwork(t *testing.
 	wantPart := sha256.Sum256(image[mib:partEnd])
 
 	vm := &agentVM{kernel: k.Vmlinuz, initramfs: initramfs, disk: filepath.Join(dir, "disk.img"), dir: dir}
-	if err := disktest.SparseDisk(vm.disk, diskSize); err != nil {
-		t.Fatal(err)
-	}
-	vm.ns = netns.New(t, "agt")
-	vm.ns.AddBridge("br0")
-	vm.ns.AddAddr("br0", netip.MustParsePrefix(serverIP+"/24"))
-	vm.ns.AddTap("tap0", "br0")
+	vm.attach(t, "agt", diskSize, 1)
 
 	joinToken := "K10" + hex.EncodeToString(randomBytes(16)) + "::server:" + hex.EncodeToString(randomBytes(16))
 	installToken := hex.EncodeToString(randomBytes(32))
@@ -330,13 +354,7 @@ func TestAgentQEMU_InstallsThenWipesAndReinstallsADiskOverTheNetwork(t *testing.
 // NICs and disk controllers than virtio: the agent must load their drivers (from
 // modules.dep, dependencies first), find the boot NIC by MAC and the first disk.
 func TestAgentQEMU_LoadsTheDriversOfCommonNICsAndDisks(t *testing.T) {
-	netns.Require(t)
-	if testing.Short() {
-		t.Skip("boots QEMU under TCG: skipped with -short")
-	}
-	if _, err := exec.LookPath("qemu-system-x86_64"); err != nil {
-		t.Skip("qemu-system-x86_64 is not installed (Debian package qemu-system-x86)")
-	}
+	requireQEMU(t)
 	dir := t.TempDir()
 	k, initramfs := agentInitramfs(t, dir)
 	const imageSize, diskSize = 16 * mib, 64 * mib
@@ -368,13 +386,7 @@ func TestAgentQEMU_LoadsTheDriversOfCommonNICsAndDisks(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			vm := &agentVM{nic: tt.nic, diskArgs: tt.diskArgs, kernel: k.Vmlinuz, initramfs: initramfs,
 				disk: filepath.Join(t.TempDir(), "disk.img"), dir: t.TempDir()}
-			if err := disktest.SparseDisk(vm.disk, diskSize); err != nil {
-				t.Fatal(err)
-			}
-			vm.ns = netns.New(t, "drv")
-			vm.ns.AddBridge("br0")
-			vm.ns.AddAddr("br0", netip.MustParsePrefix(serverIP+"/24"))
-			vm.ns.AddTap("tap0", "br0")
+			vm.attach(t, "drv", diskSize, 1)
 			token := hex.EncodeToString(randomBytes(32))
 			api := agenttest.New(token, agenttest.Task{
 				Node: "hw-1", Action: "install",

@@ -4,16 +4,13 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"net/http"
-	"net/netip"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/bootyard/bootyard/boot/netns"
 	"github.com/bootyard/bootyard/images/agenttest"
 	"github.com/bootyard/bootyard/images/disk/disktest"
 )
@@ -49,13 +46,7 @@ func (f *firstTask) when() time.Time {
 // reaches Bootyard within the test's deadline. Both boots must install; the times from
 // power-on to the first task request are reported, not asserted.
 func TestAgentQEMU_ReachesBootyardWithoutAnRNGDevice(t *testing.T) {
-	netns.Require(t)
-	if testing.Short() {
-		t.Skip("boots QEMU under TCG: skipped with -short")
-	}
-	if _, err := exec.LookPath("qemu-system-x86_64"); err != nil {
-		t.Skip("qemu-system-x86_64 is not installed (Debian package qemu-system-x86)")
-	}
+	requireQEMU(t)
 	dir := t.TempDir()
 	k, initramfs := agentInitramfs(t, dir)
 	const imageSize, diskSize = 16 * mib, 48 * mib
@@ -73,13 +64,7 @@ func TestAgentQEMU_ReachesBootyardWithoutAnRNGDevice(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			vm := &agentVM{noRNG: tt.noRNG, kernel: k.Vmlinuz, initramfs: initramfs,
 				disk: filepath.Join(t.TempDir(), "disk.img"), dir: t.TempDir()}
-			if err := disktest.SparseDisk(vm.disk, diskSize); err != nil {
-				t.Fatal(err)
-			}
-			vm.ns = netns.New(t, "rng")
-			vm.ns.AddBridge("br0")
-			vm.ns.AddAddr("br0", netip.MustParsePrefix(serverIP+"/24"))
-			vm.ns.AddTap("tap0", "br0")
+			vm.attach(t, "rng", diskSize, 1)
 			token := hex.EncodeToString(randomBytes(32))
 			api := agenttest.New(token, agenttest.Task{
 				Node: "rng-1", Action: "install",

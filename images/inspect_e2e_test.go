@@ -3,16 +3,13 @@ package images_test
 import (
 	"crypto/sha256"
 	"encoding/hex"
-	"net/netip"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 
 	"github.com/bootyard/bootyard/agentapi"
-	"github.com/bootyard/bootyard/boot/netns"
 	"github.com/bootyard/bootyard/images/agenttest"
 	"github.com/bootyard/bootyard/images/disk/disktest"
 )
@@ -23,13 +20,7 @@ import (
 // nothing; installs with a serial= and a size>= hint land on that disk and leave the
 // others byte-for-byte as they were; an ambiguous hint fails naming both candidates.
 func TestAgentQEMU_InspectsThreeBusesAndInstallsOnlyWhereTheHintsSay(t *testing.T) {
-	netns.Require(t)
-	if testing.Short() {
-		t.Skip("boots QEMU under TCG: skipped with -short")
-	}
-	if _, err := exec.LookPath("qemu-system-x86_64"); err != nil {
-		t.Skip("qemu-system-x86_64 is not installed (Debian package qemu-system-x86)")
-	}
+	requireQEMU(t)
 	dir := t.TempDir()
 	k, initramfs := agentInitramfs(t, dir)
 	const imageSize = 16 * mib
@@ -69,11 +60,7 @@ func TestAgentQEMU_InspectsThreeBusesAndInstallsOnlyWhereTheHintsSay(t *testing.
 			"-netdev", "tap,id=n1,ifname=tap1,script=no,downscript=no", "-device", "e1000,netdev=n1,mac=" + secondMAC,
 			"-device", "ipmi-bmc-sim,id=bmc0", "-device", "isa-ipmi-kcs,bmc=bmc0",
 		}}
-	vm.ns = netns.New(t, "hint")
-	vm.ns.AddBridge("br0")
-	vm.ns.AddAddr("br0", netip.MustParsePrefix(serverIP+"/24"))
-	vm.ns.AddTap("tap0", "br0")
-	vm.ns.AddTap("tap1", "br0")
+	vm.attach(t, "hint", 0, 2) // the disks are made above
 
 	token := hex.EncodeToString(randomBytes(32))
 	api := agenttest.New(token, agenttest.Task{Node: "hw-1", Action: agentapi.Inspect}, image)

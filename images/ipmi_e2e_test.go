@@ -5,7 +5,6 @@ import (
 	"encoding/hex"
 	"fmt"
 	"net"
-	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -14,16 +13,14 @@ import (
 	"time"
 
 	"github.com/bootyard/bootyard/agentapi"
-	"github.com/bootyard/bootyard/boot/netns"
 	"github.com/bootyard/bootyard/images/agenttest"
-	"github.com/bootyard/bootyard/images/disk/disktest"
 )
 
-// lanConfigScript is OpenIPMI's lan_config_program: "get CHANNEL NAME..." prints
-// NAME:VALUE for the LAN parameters the simulated BMC reports.
+// lanConfigScript is OpenIPMI's lan_config_program: "get NAME..." prints NAME:VALUE
+// for the LAN parameters the simulated BMC reports.
 const lanConfigScript = `#!/bin/sh
 [ "$1" = get ] || exit 0
-shift 2
+shift
 for k in "$@"; do
   case $k in
     ip_addr) echo "ip_addr:%s" ;;
@@ -40,14 +37,9 @@ done
 // channel has an address: the inspection must report that address, read through
 // /dev/ipmi0 inside the machine.
 func TestAgentQEMU_InspectionReadsTheBMCAddressInBand(t *testing.T) {
-	netns.Require(t)
-	if testing.Short() {
-		t.Skip("boots QEMU under TCG: skipped with -short")
-	}
-	for _, tool := range []string{"qemu-system-x86_64", "ipmi_sim"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			t.Skipf("%s is not installed (Debian packages qemu-system-x86, openipmi)", tool)
-		}
+	requireQEMU(t)
+	if _, err := exec.LookPath("ipmi_sim"); err != nil {
+		t.Skip("ipmi_sim is not installed (Debian package openipmi)")
 	}
 	dir := t.TempDir()
 	k, initramfs := agentInitramfs(t, dir)
@@ -56,13 +48,7 @@ func TestAgentQEMU_InspectionReadsTheBMCAddressInBand(t *testing.T) {
 			"-chardev", "socket,id=ipmi0,host=127.0.0.1,port=9002,reconnect=1",
 			"-device", "ipmi-bmc-extern,id=bmc0,chardev=ipmi0", "-device", "isa-ipmi-kcs,bmc=bmc0",
 		}}
-	if err := disktest.SparseDisk(vm.disk, 32*mib); err != nil {
-		t.Fatal(err)
-	}
-	vm.ns = netns.New(t, "ipmi")
-	vm.ns.AddBridge("br0")
-	vm.ns.AddAddr("br0", netip.MustParsePrefix(serverIP+"/24"))
-	vm.ns.AddTap("tap0", "br0")
+	vm.attach(t, "ipmi", 32*mib, 1)
 
 	const bmcAddr = "10.77.0.99"
 	write := func(name, content string, mode os.FileMode) string {

@@ -7,12 +7,12 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
-	"sort"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/bootyard/bootyard/agentapi"
+	"github.com/bootyard/bootyard/images/disk"
 )
 
 // The agent runs without udev, so /dev/disk/by-* and udev's database (where ghw finds
@@ -20,10 +20,6 @@ import (
 // facts from sysfs, where the kernel keeps them, and names the by-path and by-id links
 // the way udev's path_id and persistent-storage rules would, so a hint copied from a
 // running system's /dev/disk matches here.
-
-// notDisks are block devices that are not disks of the machine: loop and RAM disks,
-// optical drives, compressed swap, device-mapper and md arrays, network blocks.
-var notDisks = []string{"loop", "ram", "sr", "zram", "dm-", "md", "nbd", "fd"}
 
 // pciAddr is a PCI device's sysfs name (domain:bus:device.function); ataPort an ATA
 // port's place in a sysfs path.
@@ -33,48 +29,31 @@ var (
 )
 
 // readDisks lists every disk under sysBlock (normally /sys/block), removable ones
-// included, in kernel name order, with device nodes under devDir.
+// included, in kernel name order, with device nodes under devDir, and reads each one's
+// identity.
 func readDisks(sysBlock, devDir string) ([]agentapi.Disk, error) {
-	entries, err := os.ReadDir(sysBlock)
+	all, err := disk.ListAllDisks(sysBlock, devDir)
 	if err != nil {
-		return nil, fmt.Errorf("list disks: %w", err)
+		return nil, err
 	}
-	var out []agentapi.Disk
-	for _, e := range entries {
-		name := e.Name()
-		if hasPrefix(name, notDisks) {
-			continue
-		}
-		d, err := readDisk(filepath.Join(sysBlock, name), name, devDir)
+	out := make([]agentapi.Disk, 0, len(all))
+	for _, bd := range all {
+		d, err := readDisk(filepath.Join(sysBlock, bd.Name), bd)
 		if err != nil {
-			return nil, fmt.Errorf("disk %s: %w", name, err)
-		}
-		if d.Size == 0 {
-			continue // an empty card reader
+			return nil, fmt.Errorf("disk %s: %w", bd.Name, err)
 		}
 		out = append(out, d)
 	}
-	sort.Slice(out, func(i, j int) bool {
-		a, b := out[i].Name, out[j].Name
-		if len(a) != len(b) {
-			return len(a) < len(b)
-		}
-		return a < b
-	})
 	return out, nil
 }
 
-func readDisk(dir, name, devDir string) (agentapi.Disk, error) {
-	sectors, err := readInt(filepath.Join(dir, "size"))
-	if err != nil {
-		return agentapi.Disk{}, err
-	}
+func readDisk(dir string, bd disk.BlockDevice) (agentapi.Disk, error) {
+	name := bd.Name
 	d := agentapi.Disk{
-		Name: name,
-		Path: filepath.Join(devDir, name),
-		// /sys/block/*/size counts 512-byte units whatever the logical sector size.
-		Size:       sectors * 512,
-		Removable:  readTrim(filepath.Join(dir, "removable")) == "1",
+		Name:       name,
+		Path:       bd.Path,
+		Size:       bd.Size,
+		Removable:  bd.Removable,
 		Rotational: readTrim(filepath.Join(dir, "queue", "rotational")) == "1",
 		Model:      readTrim(filepath.Join(dir, "device", "model")),
 	}
@@ -238,23 +217,6 @@ func readTrim(path string) string {
 		return ""
 	}
 	return strings.TrimSpace(string(b))
-}
-
-func readInt(path string) (int64, error) {
-	v, err := strconv.ParseInt(readTrim(path), 10, 64)
-	if err != nil {
-		return 0, fmt.Errorf("%s: %w", path, err)
-	}
-	return v, nil
-}
-
-func hasPrefix(s string, prefixes []string) bool {
-	for _, p := range prefixes {
-		if strings.HasPrefix(s, p) {
-			return true
-		}
-	}
-	return false
 }
 
 // disksSettled is how long the set of disks must stay the same before the agent

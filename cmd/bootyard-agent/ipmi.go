@@ -86,29 +86,31 @@ func lanAddress(ctx context.Context, device string) (*agentapi.BMC, error) {
 		return nil, fmt.Errorf("open %s: %w", device, err)
 	}
 	defer unix.Close(fd)
-	var lastErr error = errors.New("no channel answered")
+	var errs []error
 	for ch := 1; ch <= ipmiMaxChannel; ch++ {
 		resp, err := ipmiCall(ctx, fd, int64(ch), ipmiNetFnTransport, ipmiCmdGetLANConfig, []byte{byte(ch), ipmiLANParamIPAddress, 0, 0})
 		if err != nil {
 			if ctx.Err() != nil {
 				return nil, err
 			}
-			lastErr = err
+			errs = append(errs, fmt.Errorf("channel %d: %w", ch, err))
 			continue
 		}
 		// completion code, parameter revision, then the 4 address bytes.
 		if len(resp) < 6 || resp[0] != 0 {
-			lastErr = fmt.Errorf("channel %d: completion code %#x", ch, firstByte(resp))
+			errs = append(errs, fmt.Errorf("channel %d: completion code %#x", ch, firstByte(resp)))
 			continue
 		}
 		addr := netip.AddrFrom4([4]byte(resp[2:6]))
 		if addr.IsUnspecified() {
-			lastErr = fmt.Errorf("channel %d: no address set", ch)
+			errs = append(errs, fmt.Errorf("channel %d: no address set", ch))
 			continue
 		}
 		return &agentapi.BMC{Address: addr.String(), Channel: ch}, nil
 	}
-	return nil, fmt.Errorf("BMC LAN address: %w", lastErr)
+	// Every channel's answer, so a log line tells a BMC without LAN configuration
+	// (0xc1 on each) from one whose LAN channel has no address.
+	return nil, fmt.Errorf("BMC LAN address: %w", errors.Join(errs...))
 }
 
 func firstByte(b []byte) byte {
