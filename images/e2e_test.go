@@ -172,6 +172,27 @@ func (vm *agentVM) attach(t *testing.T, nsName string, diskSize int64, nics int)
 	}
 }
 
+// testImage is a GPT disk image for an install: its bytes and sha256, and the sha256
+// of its partition (from 1 MiB to the backup GPT), which an install must put on the
+// disk unchanged.
+type testImage struct {
+	bytes         []byte
+	sum, wantPart [32]byte
+	partEnd       int64
+}
+
+func newTestImage(t *testing.T, dir string, size int64) testImage {
+	t.Helper()
+	raw := filepath.Join(dir, "image.raw")
+	if err := disktest.GPTImage(raw, size); err != nil {
+		t.Fatal(err)
+	}
+	b := readFile(t, raw)
+	img := testImage{bytes: b, sum: sha256.Sum256(b), partEnd: size - 33*512}
+	img.wantPart = sha256.Sum256(b[mib:img.partEnd])
+	return img
+}
+
 // startServices runs a DHCP server and api on the namespace's bridge.
 func startServices(t *testing.T, ns *netns.NS, api http.Handler) {
 	t.Helper()
@@ -358,14 +379,8 @@ func TestAgentQEMU_LoadsTheDriversOfCommonNICsAndDisks(t *testing.T) {
 	dir := t.TempDir()
 	k, initramfs := agentInitramfs(t, dir)
 	const imageSize, diskSize = 16 * mib, 64 * mib
-	raw := filepath.Join(dir, "image.raw")
-	if err := disktest.GPTImage(raw, imageSize); err != nil {
-		t.Fatal(err)
-	}
-	image, _ := os.ReadFile(raw)
-	sum := sha256.Sum256(image)
-	partEnd := imageSize - 33*512
-	wantPart := sha256.Sum256(image[mib:partEnd])
+	img := newTestImage(t, dir, imageSize)
+	image, sum, partEnd, wantPart := img.bytes, img.sum, img.partEnd, img.wantPart
 
 	tests := []struct {
 		name     string

@@ -1,10 +1,8 @@
 package images_test
 
 import (
-	"crypto/sha256"
 	"encoding/hex"
 	"net/http"
-	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -12,7 +10,6 @@ import (
 	"time"
 
 	"github.com/bootyard/bootyard/images/agenttest"
-	"github.com/bootyard/bootyard/images/disk/disktest"
 )
 
 // firstTask wraps the fake agent API and notes when the agent first asked for its task:
@@ -49,13 +46,9 @@ func TestAgentQEMU_ReachesBootyardWithoutAnRNGDevice(t *testing.T) {
 	requireQEMU(t)
 	dir := t.TempDir()
 	k, initramfs := agentInitramfs(t, dir)
-	const imageSize, diskSize = 16 * mib, 48 * mib
-	raw := filepath.Join(dir, "image.raw")
-	if err := disktest.GPTImage(raw, imageSize); err != nil {
-		t.Fatal(err)
-	}
-	image, _ := os.ReadFile(raw)
-	sum := sha256.Sum256(image)
+	const diskSize = 48 * mib
+	img := newTestImage(t, dir, 16*mib)
+	image, sum := img.bytes, img.sum
 
 	for _, tt := range []struct {
 		name  string

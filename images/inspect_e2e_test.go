@@ -3,7 +3,6 @@ package images_test
 import (
 	"crypto/sha256"
 	"encoding/hex"
-	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -23,15 +22,8 @@ func TestAgentQEMU_InspectsThreeBusesAndInstallsOnlyWhereTheHintsSay(t *testing.
 	requireQEMU(t)
 	dir := t.TempDir()
 	k, initramfs := agentInitramfs(t, dir)
-	const imageSize = 16 * mib
-	raw := filepath.Join(dir, "image.raw")
-	if err := disktest.GPTImage(raw, imageSize); err != nil {
-		t.Fatal(err)
-	}
-	image, _ := os.ReadFile(raw)
-	sum := sha256.Sum256(image)
-	partEnd := imageSize - 33*512
-	wantPart := sha256.Sum256(image[mib:partEnd])
+	img := newTestImage(t, dir, 16*mib)
+	image, sum, partEnd, wantPart := img.bytes, img.sum, img.partEnd, img.wantPart
 
 	disks := []struct {
 		name, serial, transport, byPathPrefix string
