@@ -80,6 +80,8 @@ type Spec struct {
 	Initrd  string `json:"initrd,omitempty"`
 	Cmdline string `json:"cmdline,omitempty"`
 	Default bool   `json:"default,omitempty"`
+	// RootDiskHints are the default root-disk hints of nodes installed with this image.
+	RootDiskHints string `json:"rootDiskHints,omitempty"`
 }
 
 // Add checks spec, measures a file image (size, sha256, format; streamed, cancelled
@@ -92,7 +94,11 @@ func (c *Catalog) Add(ctx context.Context, spec Spec) (store.Image, error) {
 	if err := node.ValidateName(img.Name); err != nil {
 		return store.Image{}, fmt.Errorf("image: %w", err)
 	}
-	var err error
+	hints, err := node.ParseRootDiskHints(spec.RootDiskHints)
+	if err != nil {
+		return store.Image{}, fmt.Errorf("image %s: %w", spec.Name, err)
+	}
+	img.RootDiskHints = hints
 	switch img.Kind {
 	case store.ImageDisk:
 		err = c.describeDisk(ctx, spec, &img)

@@ -56,8 +56,12 @@ func e2eImageSize(t *testing.T) int64 {
 type agentVM struct {
 	// nic is the QEMU NIC model (virtio-net-pci when empty); diskArgs attach the disk
 	// file given to them (a virtio-blk disk when nil).
-	nic       string
-	diskArgs  func(path string) []string
+	nic      string
+	diskArgs func(path string) []string
+	// noRNG leaves out the virtio-rng device, as on a VM without one.
+	noRNG bool
+	// extraArgs are more QEMU arguments: more disks and NICs, an IPMI device.
+	extraArgs []string
 	ns        *netns.NS
 	kernel    string
 	initramfs string
@@ -87,9 +91,12 @@ func (vm *agentVM) boot(t *testing.T, token string, stop func() bool) time.Durat
 		"-kernel", vm.kernel, "-initrd", vm.initramfs, "-append", cmdline,
 		"-netdev", "tap,id=n0,ifname=tap0,script=no,downscript=no",
 		"-device", nic + ",netdev=n0,mac=" + vmMAC,
-		// Go's crypto/rand blocks until the kernel's CRNG is seeded; TCG has no RDRAND.
-		"-device", "virtio-rng-pci",
 	}, diskArgs...)
+	args = append(args, vm.extraArgs...)
+	if !vm.noRNG {
+		// A hardware RNG seeds the kernel's CRNG at once; TCG has no RDRAND.
+		args = append(args, "-device", "virtio-rng-pci")
+	}
 	qemu := vm.ns.Command(ctx, "qemu-system-x86_64", args...)
 	var stderr bytes.Buffer
 	qemu.Stderr = &stderr
@@ -133,6 +140,57 @@ func tail(path string) string {
 		b = b[len(b)-6000:]
 	}
 	return string(b)
+}
+
+// requireQEMU skips a test that boots QEMU under TCG where it cannot run: without the
+// rights for network namespaces, with -short, without qemu-system-x86_64.
+func requireQEMU(t *testing.T) {
+	t.Helper()
+	netns.Require(t)
+	if testing.Short() {
+		t.Skip("boots QEMU under TCG: skipped with -short")
+	}
+	if _, err := exec.LookPath("qemu-system-x86_64"); err != nil {
+		t.Skip("qemu-system-x86_64 is not installed (Debian package qemu-system-x86)")
+	}
+}
+
+// attach creates vm's disk (diskSize bytes, none when 0) and puts it in a new test
+// namespace on bridge br0 (serverIP), with taps tap0, tap1... for its NICs.
+func (vm *agentVM) attach(t *testing.T, nsName string, diskSize int64, nics int) {
+	t.Helper()
+	if diskSize > 0 {
+		if err := disktest.SparseDisk(vm.disk, diskSize); err != nil {
+			t.Fatal(err)
+		}
+	}
+	vm.ns = netns.New(t, nsName)
+	vm.ns.AddBridge("br0")
+	vm.ns.AddAddr("br0", netip.MustParsePrefix(serverIP+"/24"))
+	for i := range nics {
+		vm.ns.AddTap(fmt.Sprintf("tap%d", i), "br0")
+	}
+}
+
+// testImage is a GPT disk image for an install: its bytes and sha256, and the sha256
+// of its partition (from 1 MiB to the backup GPT), which an install must put on the
+// disk unchanged.
+type testImage struct {
+	bytes         []byte
+	sum, wantPart [32]byte
+	partEnd       int64
+}
+
+func newTestImage(t *testing.T, dir string, size int64) testImage {
+	t.Helper()
+	raw := filepath.Join(dir, "image.raw")
+	if err := disktest.GPTImage(raw, size); err != nil {
+		t.Fatal(err)
+	}
+	b := readFile(t, raw)
+	img := testImage{bytes: b, sum: sha256.Sum256(b), partEnd: size - 33*512}
+	img.wantPart = sha256.Sum256(b[mib:img.partEnd])
+	return img
 }
 
 // startServices runs a DHCP server and api on the namespace's bridge.
@@ -234,13 +292,7 @@ func TestAgentQEMU_InstallsThenWipesAndReinstallsADiskOverTheNetwork(t *testing.
 	wantPart := sha256.Sum256(image[mib:partEnd])
 
 	vm := &agentVM{kernel: k.Vmlinuz, initramfs: initramfs, disk: filepath.Join(dir, "disk.img"), dir: dir}
-	if err := disktest.SparseDisk(vm.disk, diskSize); err != nil {
-		t.Fatal(err)
-	}
-	vm.ns = netns.New(t, "agt")
-	vm.ns.AddBridge("br0")
-	vm.ns.AddAddr("br0", netip.MustParsePrefix(serverIP+"/24"))
-	vm.ns.AddTap("tap0", "br0")
+	vm.attach(t, "agt", diskSize, 1)
 
 	joinToken := "K10" + hex.EncodeToString(randomBytes(16)) + "::server:" + hex.EncodeToString(randomBytes(16))
 	installToken := hex.EncodeToString(randomBytes(32))
@@ -323,24 +375,12 @@ func TestAgentQEMU_InstallsThenWipesAndReinstallsADiskOverTheNetwork(t *testing.
 // NICs and disk controllers than virtio: the agent must load their drivers (from
 // modules.dep, dependencies first), find the boot NIC by MAC and the first disk.
 func TestAgentQEMU_LoadsTheDriversOfCommonNICsAndDisks(t *testing.T) {
-	netns.Require(t)
-	if testing.Short() {
-		t.Skip("boots QEMU under TCG: skipped with -short")
-	}
-	if _, err := exec.LookPath("qemu-system-x86_64"); err != nil {
-		t.Skip("qemu-system-x86_64 is not installed (Debian package qemu-system-x86)")
-	}
+	requireQEMU(t)
 	dir := t.TempDir()
 	k, initramfs := agentInitramfs(t, dir)
 	const imageSize, diskSize = 16 * mib, 64 * mib
-	raw := filepath.Join(dir, "image.raw")
-	if err := disktest.GPTImage(raw, imageSize); err != nil {
-		t.Fatal(err)
-	}
-	image, _ := os.ReadFile(raw)
-	sum := sha256.Sum256(image)
-	partEnd := imageSize - 33*512
-	wantPart := sha256.Sum256(image[mib:partEnd])
+	img := newTestImage(t, dir, imageSize)
+	image, sum, partEnd, wantPart := img.bytes, img.sum, img.partEnd, img.wantPart
 
 	tests := []struct {
 		name     string
@@ -361,13 +401,7 @@ func TestAgentQEMU_LoadsTheDriversOfCommonNICsAndDisks(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			vm := &agentVM{nic: tt.nic, diskArgs: tt.diskArgs, kernel: k.Vmlinuz, initramfs: initramfs,
 				disk: filepath.Join(t.TempDir(), "disk.img"), dir: t.TempDir()}
-			if err := disktest.SparseDisk(vm.disk, diskSize); err != nil {
-				t.Fatal(err)
-			}
-			vm.ns = netns.New(t, "drv")
-			vm.ns.AddBridge("br0")
-			vm.ns.AddAddr("br0", netip.MustParsePrefix(serverIP+"/24"))
-			vm.ns.AddTap("tap0", "br0")
+			vm.attach(t, "drv", diskSize, 1)
 			token := hex.EncodeToString(randomBytes(32))
 			api := agenttest.New(token, agenttest.Task{
 				Node: "hw-1", Action: "install",

@@ -25,10 +25,13 @@ func AgentModules() []string {
 		"virtio_net", "e1000", "e1000e", "igb", "ixgbe", "i40e", "ice", "bnxt_en", "tg3", "r8169", "vmxnet3",
 		// buses and disks
 		"virtio_pci", "virtio_blk", "virtio_scsi",
-		// entropy: Go's crypto/rand (DHCP transaction IDs) blocks until the kernel's CRNG is
-		// seeded, which under QEMU TCG without RDRAND takes minutes without a virtio-rng
+		// entropy: nothing on the agent's boot path waits for the kernel's CRNG any more
+		// (see cmd/bootyard-agent/dhcp_xid.go), but a hardware RNG seeds it sooner for
+		// whatever the image's own first boot needs
 		"virtio_rng", "ahci", "ata_piix", "sd_mod", "nvme",
 		"megaraid_sas", "mpt3sas", "vmw_pvscsi",
+		// in-band IPMI: an inspection asks the BMC for its LAN address over /dev/ipmi0
+		"ipmi_si", "ipmi_devintf",
 	}
 }
 

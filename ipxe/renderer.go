@@ -48,7 +48,7 @@ func NewRenderer(cfg Config) (*Renderer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("parse ipxe templates: %w", err)
 	}
-	for _, k := range []Kind{KindInstall, KindLocalBoot, KindWipe, KindWait} {
+	for _, k := range []Kind{KindInstall, KindLocalBoot, KindWipe, KindWait, KindInspect} {
 		if tmpl.Lookup(string(k)) == nil {
 			return nil, fmt.Errorf("parse ipxe templates: no template for %s", k)
 		}

@@ -12,6 +12,7 @@ const (
 	KindLocalBoot Kind = "localboot" // boot the OS already on the disk
 	KindWipe      Kind = "wipe"      // boot the wipe (a placeholder until the wipe image exists)
 	KindWait      Kind = "wait"      // print why, sleep, ask again: unknown, failed, deleting
+	KindInspect   Kind = "inspect"   // boot the agent to report the hardware (any state, on request)
 )
 
 // KindFor maps a node's state to its script. Only registered and provisioning nodes get

@@ -111,7 +111,7 @@ func (a *Agent) CanInstall(ctx context.Context, n node.Node) error {
 // installer image's own kernel pointed at the node's NoCloud URL. An error means
 // nothing can be booted yet (no image); the caller shows it and asks again later.
 func (a *Agent) BootTarget(ctx context.Context, n node.Node, mac node.MAC, remote netip.Addr) (ipxe.InstallTarget, error) {
-	action, ok := ActionFor(n.State)
+	action, ok := nodeAction(n)
 	if !ok {
 		return ipxe.InstallTarget{}, fmt.Errorf("node %s is %s: nothing to boot: %w", n.Name, n.State, node.ErrIllegalTransition)
 	}
@@ -264,7 +264,7 @@ func (a *Agent) unauthorized(c echo.Context, err error) error {
 // checkGrant: the node must still be in a state the action belongs to, at the
 // generation the token was minted for (a retry or reinstall since makes it stale).
 func checkGrant(g agentGrant, n node.Node) error {
-	action, ok := ActionFor(n.State)
+	action, ok := nodeAction(n)
 	if !ok || action != g.action {
 		return fmt.Errorf("node %s is %s: no %s to do: %w", n.Name, n.State, g.action, node.ErrIllegalTransition)
 	}
@@ -279,17 +279,24 @@ func call(c echo.Context) agentCall { return c.Get(agentCallKey).(agentCall) }
 func (a *Agent) task(c echo.Context) error {
 	ctx := c.Request().Context()
 	ac := call(c)
+	if ac.grant.action == agentapi.Inspect {
+		return a.inspectTask(c, ac)
+	}
 	n := ac.node
 	settings, err := a.inv.ClusterSettings(ctx)
 	if err != nil {
 		return err
 	}
-	t := agentapi.Task{Node: n.Name, Action: ac.grant.action, Disk: n.Disk, Wipe: agentapi.WipeOptions{Overwrite: settings.WipeOverwrite}}
+	t := agentapi.Task{Node: n.Name, Action: ac.grant.action, Disk: n.Disk, RootDiskHints: n.RootDiskHints.String(),
+		Wipe: agentapi.WipeOptions{Overwrite: settings.WipeOverwrite}}
 	var notes []node.Event
 	now := time.Now().UTC()
 	img, err := a.images.Resolve(ctx, n, settings)
 	switch {
 	case err == nil && img.Kind == store.ImageDisk:
+		if t.RootDiskHints == "" {
+			t.RootDiskHints = img.RootDiskHints.String()
+		}
 		t.Image = &agentapi.Image{Name: img.Name, URL: img.URL, SHA256: img.SHA256, Size: img.Size, Format: string(img.Format)}
 		if img.File != "" {
 			t.Image.URL = a.base + "/images/" + img.Name
@@ -326,8 +333,12 @@ func (a *Agent) task(c echo.Context) error {
 		imgName = t.Image.Name
 	}
 	disk := n.Disk
-	if disk == "" {
-		disk = "first non-removable disk"
+	switch {
+	case disk != "":
+	case t.RootDiskHints != "":
+		disk = "chosen by root-disk hints " + t.RootDiskHints
+	default:
+		disk = "the smallest non-removable disk that fits"
 	}
 	notes = append(notes, node.NewEvent(n.Name, node.EventLog, fmt.Sprintf("agent started %s: image %s, disk %s, from %s",
 		t.Action, imgName, disk, peerAddr(c.Request())), "agent", now))

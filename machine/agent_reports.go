@@ -85,6 +85,9 @@ func (a *Agent) done(c echo.Context) error {
 	if in.Action != ac.grant.action {
 		return badField("action", fmt.Errorf("action %q: %w: this boot was for %s", in.Action, node.ErrConflict, ac.grant.action))
 	}
+	if ac.grant.action == agentapi.Inspect {
+		return a.inspectDone(c, ac, in)
+	}
 	to, reason := node.StateInstalled, "installer agent wrote the image and its cloud-init data"
 	if ac.grant.action == agentapi.Wipe {
 		checked, err := wipeVerified(in.Wiped, a.cleaner(c))
@@ -132,6 +135,13 @@ func (a *Agent) failed(c echo.Context) error {
 	reason := a.cleaner(c)(in.Reason, maxAgentReason)
 	if reason == "" {
 		reason = "(no reason given)"
+	}
+	if ac.grant.action == agentapi.Inspect {
+		if err := a.inspectFailed(c.Request().Context(), ac.grant, inspectReason(reason)); err != nil {
+			return err
+		}
+		a.tokens.revokeKey(ac.key)
+		return c.NoContent(http.StatusNoContent)
 	}
 	return a.finish(c, ac, node.StateFailed, string(ac.grant.action)+" failed: "+reason)
 }

@@ -64,7 +64,7 @@ var loopback = netip.MustParseAddr("127.0.0.1")
 
 const agentTokenTTL = 2 * time.Hour
 
-func newAgentHarness(t testing.TB) *agentHarness {
+func newAgentHarness(t testing.TB, opts ...func(*IPXEConfig)) *agentHarness {
 	t.Helper()
 	quiet := slog.New(slog.DiscardHandler)
 	st, err := store.Open(filepath.Join(t.TempDir(), "bootyard.db"), store.Options{Logger: quiet})
@@ -109,7 +109,11 @@ func newAgentHarness(t testing.TB) *agentHarness {
 		t.Fatal(err)
 	}
 	id, seen := newTestIdentity(t, st, false)
-	scriptsHandler, err := NewIPXEHandler(IPXEConfig{Scripts: scripts, Inventory: st, Identity: id, Agent: agent, Logger: quiet})
+	cfg := IPXEConfig{Scripts: scripts, Inventory: st, Identity: id, Agent: agent, Logger: quiet}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	scriptsHandler, err := NewIPXEHandler(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

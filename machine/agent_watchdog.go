@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/bootyard/bootyard/agentapi"
 	"github.com/bootyard/bootyard/node"
 )
 
@@ -33,6 +34,14 @@ func (a *Agent) failSilent(ctx context.Context) {
 		}
 		reason := fmt.Sprintf("%s failed: the agent stopped reporting for over %s during %s (crash, power loss or network failure)",
 			g.action, a.silence, phase)
+		if g.action == agentapi.Inspect {
+			// An inspection is no lifecycle step: the node keeps its state.
+			if err := a.inspectFailed(ctx, g, reason); err != nil {
+				a.log.Info("silent inspection's node moved on", slog.String("node", g.node), slog.Any("err", err))
+			}
+			a.tokens.revokeKey(s.key)
+			continue
+		}
 		_, err := a.inv.UpdateNode(ctx, g.node, func(cur *node.Node) ([]node.Event, error) {
 			if err := checkGrant(g, *cur); err != nil {
 				return nil, err

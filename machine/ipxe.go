@@ -13,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/bootyard/bootyard/agentapi"
 	"github.com/bootyard/bootyard/ipxe"
 	"github.com/bootyard/bootyard/node"
 	"github.com/bootyard/bootyard/store"
@@ -50,6 +51,8 @@ type IPXEHandler struct {
 	agent    AgentBooter // nil: install and wipe scripts stay placeholders
 	// observe is told the node state each served script was chosen for (metrics).
 	observe func(node.State)
+	// inspectDiscovered requests an inspection of each unknown machine's first boot.
+	inspectDiscovered bool
 	// refusals keeps one event per node and foreign address, however often it asks.
 	refusals *onceKeys
 
@@ -92,7 +95,10 @@ type IPXEConfig struct {
 	Agent AgentBooter
 	// Observe, if set, is told the node state of every script served (metrics).
 	Observe func(node.State)
-	Logger  *slog.Logger
+	// InspectDiscovered inspects every unknown machine on its first network boot (then
+	// it reboots and waits for import), so the operator sees its hardware at once.
+	InspectDiscovered bool
+	Logger            *slog.Logger
 }
 
 // NewIPXEHandler builds the handler and starts its event writer; Close stops it.
@@ -106,7 +112,7 @@ func NewIPXEHandler(cfg IPXEConfig) (*IPXEHandler, error) {
 	}
 	log = log.With(slog.String("service", "ipxe"))
 	h := &IPXEHandler{render: cfg.Scripts, inv: cfg.Inventory, nodes: cfg.Inventory.NewNodeCache(), bins: cfg.Binaries,
-		identity: cfg.Identity, agent: cfg.Agent, observe: cfg.Observe, log: log, refusals: newOnceKeys(maxRefusalKeys),
+		identity: cfg.Identity, agent: cfg.Agent, observe: cfg.Observe, inspectDiscovered: cfg.InspectDiscovered, log: log, refusals: newOnceKeys(maxRefusalKeys),
 		now: func() time.Time { return time.Now().UTC() }, scripts: make(map[node.MAC]renderedScript)}
 	h.bufs.New = func() any { return new(bytes.Buffer) }
 	h.writer = newBootWriter(cfg.Inventory, log)
@@ -176,6 +182,9 @@ func (h *IPXEHandler) serveScript(w http.ResponseWriter, r *http.Request) {
 			h.log.Error("record discovered machine", slog.String("mac", mac.String()), slog.Any("err", err))
 		}
 		n = node.Node{Name: node.DefaultName(mac), MACs: []node.MAC{mac}, State: node.StateDiscovered}
+		if recorded && h.inspectDiscovered && h.agent != nil {
+			n = h.inspectNew(ctx, n)
+		}
 	case err != nil:
 		h.log.Error("look up node", slog.String("mac", mac.String()), slog.Any("err", err))
 		plainError(w, http.StatusInternalServerError, "inventory unavailable, try again")
@@ -185,7 +194,7 @@ func (h *IPXEHandler) serveScript(w http.ResponseWriter, r *http.Request) {
 	}
 
 	remote := peerAddr(r)
-	if carriesSecrets(n.State) {
+	if carriesSecrets(n) {
 		d, err := h.identity.Check(ctx, n, remote)
 		if err != nil {
 			h.log.Error("identity check", slog.String("node", n.Name), slog.Any("err", err))
@@ -212,7 +221,8 @@ func (h *IPXEHandler) serveScript(w http.ResponseWriter, r *http.Request) {
 			queued.record, recorded = false, false
 		}
 	}
-	if n.State == node.StateRegistered && h.agent != nil {
+	inspecting := scriptKind(n) == ipxe.KindInspect
+	if n.State == node.StateRegistered && !inspecting && h.agent != nil {
 		if err := h.agent.CanInstall(ctx, n); err != nil {
 			h.log.Warn("cannot start the install", slog.String("node", n.Name), slog.Any("err", err))
 			h.writer.enqueue(queued)
@@ -220,7 +230,7 @@ func (h *IPXEHandler) serveScript(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	if n.State == node.StateRegistered {
+	if n.State == node.StateRegistered && !inspecting {
 		if n, err = h.beginInstall(ctx, mac, n); err != nil {
 			h.log.Error("start install", slog.String("node", n.Name), slog.String("mac", mac.String()), slog.Any("err", err))
 			h.writer.enqueue(queued)
@@ -229,7 +239,7 @@ func (h *IPXEHandler) serveScript(w http.ResponseWriter, r *http.Request) {
 		}
 		version = 0 // the node just changed: render afresh
 	}
-	if k := ipxe.KindFor(n.State); k != ipxe.KindLocalBoot && k != ipxe.KindWait {
+	if k := scriptKind(n); k != ipxe.KindLocalBoot && k != ipxe.KindWait {
 		version = 0 // may carry per-boot data: never cached
 	}
 	rs, ok := h.cachedScript(mac, version, platform, buildarch)
@@ -287,7 +297,7 @@ func (h *IPXEHandler) storeScript(mac node.MAC, rs renderedScript) {
 
 // renderScript renders n's script; p is the platform the request named, if any.
 func (h *IPXEHandler) renderScript(ctx context.Context, mac node.MAC, remote netip.Addr, n node.Node, p ipxe.Platform, buildarch string) (renderedScript, error) {
-	script := ipxe.Script{Kind: ipxe.KindFor(n.State), MAC: mac, Name: n.Name, State: n.State,
+	script := ipxe.Script{Kind: scriptKind(n), MAC: mac, Name: n.Name, State: n.State,
 		Role: n.Role, Image: n.Image, Generation: n.Generation, Platform: p}
 	if script.Platform == ipxe.PlatformUnknown {
 		script.Platform = ipxe.PlatformOf(n.Boot)
@@ -295,7 +305,7 @@ func (h *IPXEHandler) renderScript(ctx context.Context, mac node.MAC, remote net
 	if n.State == node.StateFailed {
 		script.Reason = "failed: " + n.StateReason
 	}
-	if h.agent != nil && (script.Kind == ipxe.KindInstall || script.Kind == ipxe.KindWipe) {
+	if h.agent != nil && (script.Kind == ipxe.KindInstall || script.Kind == ipxe.KindWipe || script.Kind == ipxe.KindInspect) {
 		target, err := h.agent.BootTarget(ctx, n, mac, remote)
 		if err != nil {
 			// Nothing to boot yet (no image): wait and ask again rather than boot a disk
@@ -321,9 +331,9 @@ func (h *IPXEHandler) renderScript(ctx context.Context, mac node.MAC, remote net
 
 // carriesSecrets: the states whose script boots the agent with a per-boot token (or an
 // installer pointed at join data), and where serving it moves the node.
-func carriesSecrets(s node.State) bool {
-	k := ipxe.KindFor(s)
-	return s == node.StateRegistered || k == ipxe.KindInstall || k == ipxe.KindWipe
+func carriesSecrets(n node.Node) bool {
+	k := scriptKind(n)
+	return n.State == node.StateRegistered || k == ipxe.KindInstall || k == ipxe.KindWipe || k == ipxe.KindInspect
 }
 
 // refused records, once per node and address, that a script with secrets was withheld.
@@ -335,7 +345,7 @@ func (h *IPXEHandler) refused(ctx context.Context, n node.Node, remote netip.Add
 		return
 	}
 	h.log.Warn("install or wipe script withheld", attrs...)
-	ev := node.NewEvent(n.Name, node.EventWarning, "iPXE "+string(ipxe.KindFor(n.State))+" script withheld from "+remote.String()+": "+d.Why, "ipxe", h.now())
+	ev := node.NewEvent(n.Name, node.EventWarning, "iPXE "+string(scriptKind(n))+" script withheld from "+remote.String()+": "+d.Why, "ipxe", h.now())
 	if err := h.inv.AppendEvents(ctx, ev); err != nil {
 		h.log.Error("record withheld script", slog.String("node", n.Name), slog.Any("err", err))
 	}
@@ -476,4 +486,22 @@ func truncate(s string, n int) string {
 		return s[:n]
 	}
 	return s
+}
+
+// inspectNew requests the inspection of a machine's first boot (InspectDiscovered): it
+// reboots afterwards, into the script that waits for its import. Failing to record the
+// request only means the machine waits uninspected.
+func (h *IPXEHandler) inspectNew(ctx context.Context, n node.Node) node.Node {
+	stored, err := h.inv.UpdateNode(ctx, n.Name, func(cur *node.Node) ([]node.Event, error) {
+		if cur.State != node.StateDiscovered || cur.Hardware != nil || cur.Inspect != nil {
+			return nil, nil
+		}
+		ev, err := cur.RequestInspection(agentapi.RebootAfterInspect, "ipxe", h.now())
+		return []node.Event{ev}, err
+	})
+	if err != nil {
+		h.log.Warn("request the inspection of a new machine", slog.String("node", n.Name), slog.Any("err", err))
+		return n
+	}
+	return stored
 }

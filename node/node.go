@@ -23,7 +23,16 @@ type Node struct {
 	Labels      map[string]string `json:"labels"`
 	Taints      []Taint           `json:"taints"`
 	Image       string            `json:"image,omitempty"` // image catalog name; empty means the cluster default
-	Disk        string            `json:"disk,omitempty"`  // target disk; empty means the first non-removable one
+	Disk        string            `json:"disk,omitempty"`  // target disk; empty means RootDiskHints choose
+	// RootDiskHints choose the target disk when Disk is empty; zero means the image's
+	// default hints, or the smallest non-removable disk that fits the image.
+	RootDiskHints RootDiskHints `json:"rootDiskHints,omitzero"`
+	// Hardware is the latest inspection; Inspect a pending request for the next boot.
+	Hardware *Hardware       `json:"hardware,omitempty"`
+	Inspect  *InspectRequest `json:"inspect,omitempty"`
+	// BMCAddress is the node's BMC, adopted from an inspection (AdoptBMC). A stand-in
+	// for the BMC record of issue 15: the two are to be merged.
+	BMCAddress netip.Addr `json:"bmcAddress,omitzero"`
 	// DeleteMode is how a deletion stops the machine from rejoining: reinstall (wipe) or uninstall.
 	DeleteMode DeleteMode `json:"deleteMode,omitempty"`
 	// DeletionDone lists the cluster-removal steps the current deletion has finished, so a

@@ -56,7 +56,9 @@ type Image struct {
 	Kernel  string    `json:"kernel,omitempty"`
 	Initrd  string    `json:"initrd,omitempty"`
 	Cmdline string    `json:"cmdline,omitempty"`
-	AddedAt time.Time `json:"addedAt"`
+	// RootDiskHints are the install disk's default for nodes with none of their own.
+	RootDiskHints node.RootDiskHints `json:"rootDiskHints,omitzero"`
+	AddedAt       time.Time          `json:"addedAt"`
 	// Default is not stored: reads fill it in from ClusterSettings.DefaultImage.
 	Default bool `json:"default"`
 }

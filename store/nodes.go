@@ -101,7 +101,7 @@ func sameImport(cur, spec *node.Node) bool {
 	return cur.Name == spec.Name && slices.Equal(cur.MACs, spec.MACs) && cur.Role == spec.Role &&
 		cur.IP == spec.IP && cur.Gateway == spec.Gateway && slices.Equal(cur.DNS, spec.DNS) &&
 		maps.Equal(cur.Labels, spec.Labels) && slices.Equal(cur.Taints, spec.Taints) &&
-		cur.Image == spec.Image && cur.Disk == spec.Disk
+		cur.Image == spec.Image && cur.Disk == spec.Disk && cur.RootDiskHints.String() == spec.RootDiskHints.String()
 }
 
 // writeImport stores the planned import p. initNeeded, when not nil, caches across the rows of
@@ -119,6 +119,7 @@ func (s *Store) writeImport(tx *bolt.Tx, p importPlan, source string, now time.T
 		// Keep what the machine told us about itself and its history.
 		n.CreatedAt = prior.CreatedAt
 		n.Boot = prior.Boot
+		n.Hardware = prior.Hardware // an inspection before import is the point of one
 		n.LastSeen = prior.LastSeen
 		n.Generation = prior.Generation
 		n.State = prior.State

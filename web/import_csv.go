@@ -13,7 +13,7 @@ import (
 
 // importColumns are the CSV columns a bulk import understands, in the documented order.
 // A file may carry any subset that includes mac and role, in any order.
-var importColumns = []string{"mac", "name", "role", "ip", "gateway", "dns", "labels", "taints", "image"}
+var importColumns = []string{"mac", "name", "role", "ip", "gateway", "dns", "labels", "taints", "image", "root_disk_hints"}
 
 // importLine is one row of a bulk import as parsed at the edge: the NodeInput it means,
 // or why it means nothing.
@@ -107,7 +107,8 @@ func csvRow(line int, rec []string, col map[string]int) importLine {
 		return nil
 	}
 	macs, _ := cell("mac")
-	in := NodeInput{MACs: splitCell(macs), Name: optional("name"), IP: optional("ip"), Gateway: optional("gateway"), Image: optional("image")}
+	in := NodeInput{MACs: splitCell(macs), Name: optional("name"), IP: optional("ip"), Gateway: optional("gateway"), Image: optional("image"),
+		RootDiskHints: optional("root_disk_hints")}
 	role, _ := cell("role")
 	in.Role = &role
 	if v, _ := cell("dns"); v != "" {

@@ -25,6 +25,8 @@ type NodeInput struct {
 	Taints  []string          `json:"taints,omitempty"`
 	Image   *string           `json:"image,omitempty"`
 	Disk    *string           `json:"disk,omitempty"`
+	// RootDiskHints in Ironic's syntax: "serial=S123", "size>=400G,rotational=false".
+	RootDiskHints *string `json:"rootDiskHints,omitempty"`
 }
 
 // decodeJSON reads a JSON body strictly: unknown fields are an error, so a typo in a field
@@ -124,6 +126,13 @@ func (in *NodeInput) apply(n *node.Node, importing bool) error {
 			return badField("disk", fmt.Errorf("disk %q: %w: want a /dev path", *in.Disk, node.ErrInvalid))
 		}
 		n.Disk = *in.Disk
+	}
+	if in.RootDiskHints != nil {
+		h, err := node.ParseRootDiskHints(*in.RootDiskHints)
+		if err != nil {
+			return badField("rootDiskHints", err)
+		}
+		n.RootDiskHints = h
 	}
 	if n.Labels == nil {
 		n.Labels = map[string]string{}

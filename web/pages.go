@@ -209,11 +209,12 @@ func (u *ui) page(c echo.Context, title, nav string) pageView {
 }
 
 var templateFuncs = template.FuncMap{
-	"ago":        ago,
-	"stamp":      stamp,
-	"iso":        iso,
-	"stateClass": func(s node.State) string { return "state-" + string(s) },
-	"join":       strings.Join,
+	"ago":         ago,
+	"stamp":       stamp,
+	"iso":         iso,
+	"stateClass":  func(s node.State) string { return "state-" + string(s) },
+	"join":        strings.Join,
+	"formatBytes": node.FormatBytes,
 }
 
 // ago is a short age ("42s", "5m", "3h", "2d") for tables, where the exact time is in

@@ -131,6 +131,7 @@ func (s *Server) routes() {
 	api.POST("/nodes/:ref/retry", s.retryNode, admin)
 	api.GET("/nodes/:ref/join-command", s.joinCommand)
 	api.GET("/nodes/:ref/seed.iso", s.seedISO, admin)
+	s.hardwareRoutes(api)
 	api.GET("/cluster", s.getCluster)
 	s.imageAPIRoutes(api)
 	api.PUT("/cluster", s.updateCluster, admin)

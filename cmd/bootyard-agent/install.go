@@ -9,6 +9,7 @@ import (
 
 	"github.com/bootyard/bootyard/agentapi"
 	"github.com/bootyard/bootyard/images/disk"
+	"github.com/bootyard/bootyard/rootdisk"
 )
 
 // installer carries out a task on this machine's disks.
@@ -18,6 +19,8 @@ type installer struct {
 	log  *slog.Logger
 	// sysBlock and devDir are /sys/block and /dev; tests point them elsewhere.
 	sysBlock, devDir string
+	// inspector gathers an inspect task's inventory.
+	inspector *inspector
 }
 
 // isNoCloudFile says whether a task's cidata may hold name; anything else is refused, so
@@ -32,6 +35,10 @@ func isNoCloudFile(name string) bool {
 
 // perform runs the task and returns nil once Bootyard has accepted "done".
 func (in *installer) perform(ctx context.Context, t agentapi.Task) error {
+	if t.Action == agentapi.Inspect {
+		// An inspection carries no NoCloud data and opens no disk for writing.
+		return in.inspect(ctx, t, in.inspector)
+	}
 	for name := range t.CIData {
 		if !isNoCloudFile(name) {
 			return fmt.Errorf("task cidata has unexpected file %q", name)
@@ -62,7 +69,7 @@ func (in *installer) perform(ctx context.Context, t agentapi.Task) error {
 			return fmt.Errorf("reinstall after wipe: %w", err)
 		}
 	default:
-		return fmt.Errorf("task action %q: want install or wipe", t.Action)
+		return fmt.Errorf("task action %q: want install, wipe or inspect", t.Action)
 	}
 	// Progress and log lines go out before done, which revokes the token.
 	if err := in.ship.flush(ctx); err != nil {
@@ -74,16 +81,40 @@ func (in *installer) perform(ctx context.Context, t agentapi.Task) error {
 	return nil
 }
 
-// targetDisk is the task's disk, or the first non-removable one.
+// cidataReserve is what an install needs beyond the image: the CIDATA partition, its
+// alignment and the relocated GPT backup.
+const cidataReserve = 16 << 20
+
+// targetDisk is the task's disk when it names one, else the one disk its root-disk
+// hints select, else the smallest non-removable disk that holds the image. The image's
+// size is the served size: exact for a raw image, a lower bound for a compressed one.
+// A failed selection lists the candidates, and that text becomes the failed event.
 func (in *installer) targetDisk(t agentapi.Task) (string, error) {
 	if t.Disk != "" {
 		return t.Disk, nil
 	}
-	disks, err := in.disks()
+	hints, err := rootdisk.Parse(t.RootDiskHints)
+	if err != nil {
+		return "", fmt.Errorf("task: %w", err)
+	}
+	disks, err := readDisks(in.sysBlock, in.devDir)
 	if err != nil {
 		return "", err
 	}
-	return disks[0].Path, nil
+	var need int64 = cidataReserve
+	if t.Image != nil {
+		need += t.Image.Size
+	}
+	c, err := rootdisk.Select(hints, disks, need)
+	if err != nil {
+		if len(disks) == 0 {
+			return "", fmt.Errorf("disk missing: %w", err)
+		}
+		return "", err
+	}
+	in.log.Info("install disk chosen: "+c.Reason, slog.String("disk", c.Disk.Path), slog.Int64("disk_bytes", c.Disk.Size),
+		slog.String("serial", c.Disk.Serial), slog.String("by_path", c.Disk.ByPath))
+	return c.Disk.Path, nil
 }
 
 func (in *installer) disks() ([]disk.BlockDevice, error) {

@@ -113,21 +113,43 @@ func boot(ctx context.Context, log *slog.Logger, ship *shipper, console *console
 	log.Info("task received", slog.String("node", task.Node), slog.String("action", string(task.Action)),
 		slog.Bool("image", task.Image != nil), slog.String("disk", task.Disk))
 
-	in := &installer{api: api, ship: ship, log: log, sysBlock: "/sys/block", devDir: "/dev"}
+	in := &installer{api: api, ship: ship, log: log, sysBlock: "/sys/block", devDir: "/dev", inspector: newInspector(log)}
 	// Disk drivers (virtio_blk, nvme, ahci) may still be probing.
-	waitFor(ctx, deviceTimeout, func() bool {
-		if task.Disk != "" {
+	if task.Disk != "" {
+		waitFor(ctx, deviceTimeout, func() bool {
 			_, err := os.Stat(task.Disk)
 			return err == nil
-		}
-		_, err := in.disks()
-		return err == nil
-	})
+		})
+	} else {
+		in.waitForDisks(ctx, deviceTimeout)
+	}
 	if err := in.perform(ctx, task); err != nil {
 		return err
 	}
 	log.Info("task done", slog.String("action", string(task.Action)))
+	if task.Action == agentapi.Inspect {
+		afterInspect(log, task.AfterInspect)
+	}
 	return nil
+}
+
+// afterInspect powers the machine off (the default) or waits, as the task says; a
+// reboot is what boot's caller does anyway.
+func afterInspect(log *slog.Logger, after agentapi.AfterInspect) {
+	switch after {
+	case agentapi.RebootAfterInspect:
+		return
+	case agentapi.WaitAfterInspect:
+		log.Info("inspection reported: waiting here, as set (reset or power off the machine)")
+		for {
+			time.Sleep(time.Hour)
+		}
+	}
+	unix.Sync()
+	log.Info("inspection reported: powering off")
+	if err := unix.Reboot(unix.LINUX_REBOOT_CMD_POWER_OFF); err != nil {
+		log.Error("power off failed; rebooting instead", slog.Any("err", err))
+	}
 }
 
 // fetchTask asks for the task, retrying for a while when Bootyard cannot be reached (it

@@ -93,5 +93,5 @@ func requestLease(ctx context.Context, ifname string) (*nclient4.Lease, error) {
 		return nil, err
 	}
 	defer c.Close()
-	return c.Request(ctx, dhcpv4.WithOption(dhcpv4.OptClassIdentifier(agentClassID)))
+	return dora(ctx, c, dhcpv4.WithOption(dhcpv4.OptClassIdentifier(agentClassID)))
 }

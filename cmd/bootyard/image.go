@@ -110,6 +110,7 @@ default when there is none).`,
 	f.StringVar(&spec.Initrd, "initrd", "", "installer initrd (file or URL)")
 	f.StringVar(&spec.Cmdline, "cmdline", "", "installer kernel command line")
 	f.BoolVar(&spec.Default, "default", false, "make it the cluster's default image")
+	f.StringVar(&spec.RootDiskHints, "root-disk-hints", "", `default root-disk hints of nodes installed with it, e.g. "size>=400G,rotational=false"`)
 	f.StringVarP(&output, "output", "o", "text", "text or json")
 	return cmd
 }

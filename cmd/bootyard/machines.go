@@ -70,7 +70,8 @@ func (o *serveOptions) machineServices(ctx context.Context, g *errgroup.Group, s
 		return ms, fmt.Errorf("ipxe renderer: %w", err)
 	}
 	boot, err := machine.NewIPXEHandler(machine.IPXEConfig{Scripts: scripts, Inventory: st, Identity: identity, Binaries: bins,
-		Agent: agent, Observe: func(s node.State) { metrics.Scripts.WithLabelValues(string(s)).Inc() }, Logger: log})
+		Agent: agent, Observe: func(s node.State) { metrics.Scripts.WithLabelValues(string(s)).Inc() },
+		InspectDiscovered: o.inspectDiscovered, Logger: log})
 	if err != nil {
 		return ms, err
 	}

@@ -20,19 +20,20 @@ import (
 func newNodeCommand(cl *clientFlags) *cobra.Command {
 	cmd := &cobra.Command{Use: "node", Short: "Import, list, show and delete machines"}
 	cmd.AddCommand(newNodeImportCommand(cl), newNodeListCommand(cl), newNodeShowCommand(cl),
-		newNodeDeleteCommand(cl), newNodeRetryCommand(cl), newNodeJoinCommand(cl), newNodeSeedISOCommand(cl))
+		newNodeDeleteCommand(cl), newNodeRetryCommand(cl), newNodeJoinCommand(cl), newNodeSeedISOCommand(cl),
+		newNodeInspectCommand(cl), newNodeAdoptBMCCommand(cl))
 	return cmd
 }
 
 func newNodeImportCommand(cl *clientFlags) *cobra.Command {
-	var role, name, ip, gateway, image, disk, output, file string
+	var role, name, ip, gateway, image, disk, hints, output, file string
 	var dns, labels, taints []string
 	var bulk bulkImportFlags
 	cmd := &cobra.Command{
 		Use:   "import MAC [MAC...] | import -f FILE",
 		Short: "Register a machine by MAC as a server or worker node, or many from a CSV or JSON file",
 		Long: `Register one machine by MAC, or many with -f: a CSV file whose header names the
-columns (mac,name,role,ip,gateway,dns,labels,taints,image; mac and role are required;
+columns (mac,name,role,ip,gateway,dns,labels,taints,image,root_disk_hints; mac and role are required;
 several values in a cell are separated by ";") or a JSON array of import objects.
 Every row is checked first and nothing is imported if any row fails, unless
 --continue-on-error. Importing the same file again changes nothing.`,
@@ -65,6 +66,9 @@ Every row is checked first and nothing is imported if any row fails, unless
 			}
 			if disk != "" {
 				in["disk"] = disk
+			}
+			if hints != "" {
+				in["rootDiskHints"] = hints
 			}
 			if len(labels) > 0 {
 				m := map[string]string{}
@@ -104,7 +108,9 @@ Every row is checked first and nothing is imported if any row fails, unless
 	f.StringArrayVar(&labels, "label", nil, "label key=value (repeatable)")
 	f.StringArrayVar(&taints, "taint", nil, "taint key=value:Effect (repeatable)")
 	f.StringVar(&image, "image", "", "OS image (default: the cluster's default image)")
-	f.StringVar(&disk, "disk", "", "target disk, e.g. /dev/sda (default: the first non-removable disk)")
+	f.StringVar(&disk, "disk", "", "target disk, e.g. /dev/sda (default: the disk the root-disk hints choose)")
+	f.StringVar(&hints, "root-disk-hints", "", `root-disk hints in Ironic's syntax, e.g. "serial=S123" or "size>=400G,rotational=false"
+(default: the image's hints, else the smallest non-removable disk that fits)`)
 	f.StringVarP(&output, "output", "o", "text", "text or json")
 	f.StringVarP(&file, "file", "f", "", "import every node of a CSV (.csv) or JSON array (.json) file; - reads CSV from stdin")
 	f.BoolVar(&bulk.continueOnError, "continue-on-error", false, "with -f: import the good rows even when some fail")
@@ -115,6 +121,7 @@ Every row is checked first and nothing is imported if any row fails, unless
 func newNodeListCommand(cl *clientFlags) *cobra.Command {
 	var output, role, state, selector, prefix string
 	var limit, chunk int
+	var hw hardwareFilter
 	cmd := &cobra.Command{
 		Use:   "list",
 		Short: "List nodes (every page, streamed)",
@@ -132,7 +139,22 @@ func newNodeListCommand(cl *clientFlags) *cobra.Command {
 			} else {
 				p = &tableNodePrinter{tw: tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)}
 			}
-			if err := listNodePages(cmd.Context(), cl, q, chunk, limit, p.page); err != nil {
+			if err := hw.parse(); err != nil {
+				return err
+			}
+			page := p.page
+			if hw.active() {
+				page = func(nodes []node.Node) error {
+					var kept []node.Node
+					for _, n := range nodes {
+						if hw.keep(n) {
+							kept = append(kept, n)
+						}
+					}
+					return p.page(kept)
+				}
+			}
+			if err := listNodePages(cmd.Context(), cl, q, chunk, limit, page); err != nil {
 				return err
 			}
 			return p.end()
@@ -146,6 +168,7 @@ func newNodeListCommand(cl *clientFlags) *cobra.Command {
 	f.StringVar(&prefix, "name", "", "only names starting with this")
 	f.IntVar(&limit, "limit", 0, "print at most this many nodes (0: all)")
 	f.IntVar(&chunk, "chunk-size", 500, "nodes per API page")
+	hw.flags(cmd)
 	return cmd
 }
 
@@ -306,6 +329,12 @@ func printNode(w io.Writer, n node.Node, events []node.Event) {
 	if n.Image != "" {
 		fmt.Fprintf(tw, "Image:\t%s\n", n.Image)
 	}
+	if n.Disk != "" {
+		fmt.Fprintf(tw, "Disk:\t%s\n", n.Disk)
+	}
+	if !n.RootDiskHints.IsZero() {
+		fmt.Fprintf(tw, "Root-disk hints:\t%s\n", n.RootDiskHints)
+	}
 	if n.Boot.Firmware != "" {
 		fmt.Fprintf(tw, "Firmware:\t%s (arch %d)\n", n.Boot.Firmware, n.Boot.Arch)
 	}
@@ -320,6 +349,7 @@ func printNode(w io.Writer, n node.Node, events []node.Event) {
 		}
 		fmt.Fprintf(tw, "Kubernetes:\t%s, roles %s, kubelet %s (seen %s)\n", ready, roles, c.KubeletVersion, c.ObservedAt.Format(time.RFC3339))
 	}
+	printHardware(tw, n)
 	fmt.Fprintf(tw, "Created:\t%s\n", n.CreatedAt.Format(time.RFC3339))
 	_ = tw.Flush()
 	if len(events) > 0 {

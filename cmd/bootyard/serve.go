@@ -38,6 +38,8 @@ type serveOptions struct {
 	// trustUnverified serves machine secrets to requests whose address Bootyard cannot
 	// verify as the node's (no lease, no static IP, not seen in its own DHCP).
 	trustUnverified bool
+	// inspectDiscovered inspects each unknown machine's hardware on its first boot.
+	inspectDiscovered bool
 }
 
 func newServeCommand(cl *clientFlags) *cobra.Command {
@@ -67,6 +69,7 @@ DHCP is never started unless --dhcp-interface names an interface.`,
 	f.StringVar(&o.advertiseURL, "advertise-url", "", "URL machines use to reach this server (default: from --listen, or the DHCP interface's address)")
 	f.StringVar(&o.logFormat, "log-format", "text", "log format: text or json")
 	f.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn, error")
+	f.BoolVar(&o.inspectDiscovered, "inspect-discovered", false, "boot every unknown machine's first network boot into the agent's inspect mode (no disk is changed; it reboots and waits for import), so its hardware shows before import")
 	f.BoolVar(&o.trustUnverified, "trust-unverified-machines", false, "serve install tokens and join data to requests Bootyard cannot verify as the node's own address (no DHCP lease, no static IP, not seen in Bootyard's DHCP): only where another DHCP server hands out addresses and the provisioning network is trusted")
 	f.IntVar(&o.limits.MaxDiscovered, "max-discovered", store.DefaultMaxDiscovered,
 		"discovered (not imported) machines kept; past it the longest-unseen is forgotten")

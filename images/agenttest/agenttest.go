@@ -30,13 +30,14 @@ type Server struct {
 	Task       Task
 	ImageBytes []byte
 
-	mu       sync.Mutex
-	progress []Progress
-	logs     []string
-	done     []string
-	wiped    []agentapi.DiskCheck
-	failed   []string
-	changed  chan struct{}
+	mu        sync.Mutex
+	progress  []Progress
+	logs      []string
+	done      []string
+	wiped     []agentapi.DiskCheck
+	inventory []agentapi.Inventory
+	failed    []string
+	changed   chan struct{}
 }
 
 // New returns a server for one task, authorised by token, serving image at /images/<name>.
@@ -82,6 +83,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case "POST /agent/v1/done":
 		s.done = append(s.done, string(body.Action))
 		s.wiped = append(s.wiped, body.Wiped...)
+		if body.Inventory != nil {
+			s.inventory = append(s.inventory, *body.Inventory)
+		}
 	case "POST /agent/v1/failed":
 		s.failed = append(s.failed, body.Reason)
 	default:
@@ -103,11 +107,12 @@ func (s *Server) Changed() <-chan struct{} { return s.changed }
 
 // Report is what the agent sent so far.
 type Report struct {
-	Progress []Progress
-	Logs     []string
-	Done     []string
-	Wiped    []agentapi.DiskCheck // the read-backs a wipe's done carried
-	Failed   []string
+	Progress  []Progress
+	Logs      []string
+	Done      []string
+	Wiped     []agentapi.DiskCheck // the read-backs a wipe's done carried
+	Inventory []agentapi.Inventory // what inspections' done carried
+	Failed    []string
 }
 
 // Report returns a copy of what the agent sent so far.
@@ -115,11 +120,12 @@ func (s *Server) Report() Report {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return Report{
-		Progress: append([]Progress(nil), s.progress...),
-		Logs:     append([]string(nil), s.logs...),
-		Done:     append([]string(nil), s.done...),
-		Wiped:    append([]agentapi.DiskCheck(nil), s.wiped...),
-		Failed:   append([]string(nil), s.failed...),
+		Progress:  append([]Progress(nil), s.progress...),
+		Logs:      append([]string(nil), s.logs...),
+		Done:      append([]string(nil), s.done...),
+		Wiped:     append([]agentapi.DiskCheck(nil), s.wiped...),
+		Inventory: append([]agentapi.Inventory(nil), s.inventory...),
+		Failed:    append([]string(nil), s.failed...),
 	}
 }
 

@@ -1,8 +1,10 @@
 package disk
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"os"
 	"sort"
 
@@ -96,7 +98,7 @@ func addCIDATAGPT(dev *Device, st backend.Storage, t *gpt.Table, imageSize int64
 		End:   uint64((start+cidataSize)/ss - 1),
 		Type:  gpt.MicrosoftBasicData,
 		Name:  CIDATALabel,
-		GUID:  uuid.NewString(),
+		GUID:  partitionGUID(),
 	})
 	if err := t.Write(dev.File(), dev.Size()); err != nil {
 		return Extent{}, fmt.Errorf("write GPT with CIDATA: %w", err)
@@ -195,3 +197,17 @@ func writeCIDATAFS(dev *Device, st backend.Storage, ext Extent, files map[string
 }
 
 func alignDown(v, a int64) int64 { return v / a * a }
+
+// partitionGUID is a random (version 4) GUID for the CIDATA partition. It only has to
+// differ from other partitions' GUIDs, not be secret, so it comes from math/rand/v2:
+// uuid.NewString reads crypto/rand, which on a machine without an RNG device waits
+// for the kernel's CRNG, and the installer agent must never wait on entropy.
+func partitionGUID() string {
+	var b [16]byte
+	binary.LittleEndian.PutUint64(b[:8], rand.Uint64())
+	binary.LittleEndian.PutUint64(b[8:], rand.Uint64())
+	u := uuid.UUID(b)
+	u[6] = u[6]&0x0f | 0x40 // version 4 (RFC 9562 section 5.4)
+	u[8] = u[8]&0x3f | 0x80 // RFC 9562 variant
+	return u.String()
+}

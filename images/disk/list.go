@@ -25,6 +25,22 @@ var virtualPrefixes = []string{"loop", "ram", "sr", "zram", "dm-", "md", "nbd", 
 // device nodes under devDir (normally /dev), in kernel name order (vda before vdb,
 // sdz before sdaa). Disks of size 0 (an empty card reader) are left out.
 func ListDisks(sysBlock, devDir string) ([]BlockDevice, error) {
+	all, err := ListAllDisks(sysBlock, devDir)
+	if err != nil {
+		return nil, err
+	}
+	var out []BlockDevice
+	for _, d := range all {
+		if !d.Removable {
+			out = append(out, d)
+		}
+	}
+	return out, nil
+}
+
+// ListAllDisks is ListDisks with the removable disks (USB sticks, card readers with a
+// card) too: an inspection reports them.
+func ListAllDisks(sysBlock, devDir string) ([]BlockDevice, error) {
 	entries, err := os.ReadDir(sysBlock)
 	if err != nil {
 		return nil, fmt.Errorf("list disks: %w", err)
@@ -44,11 +60,11 @@ func ListDisks(sysBlock, devDir string) ([]BlockDevice, error) {
 		if err != nil {
 			return nil, fmt.Errorf("list disks: %w", err)
 		}
-		if removable != 0 || sectors == 0 {
+		if sectors == 0 {
 			continue
 		}
 		// /sys/block/*/size counts 512-byte units whatever the logical sector size.
-		out = append(out, BlockDevice{Name: name, Path: filepath.Join(devDir, name), Size: sectors * 512})
+		out = append(out, BlockDevice{Name: name, Path: filepath.Join(devDir, name), Size: sectors * 512, Removable: removable != 0})
 	}
 	sort.Slice(out, func(i, j int) bool {
 		a, b := out[i].Name, out[j].Name

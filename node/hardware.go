@@ -1,0 +1,113 @@
+package node
+
+import (
+	"fmt"
+	"net/netip"
+	"strings"
+	"time"
+
+	"github.com/bootyard/bootyard/agentapi"
+)
+
+// Hardware is a node's latest inspection: what the agent found, and when.
+type Hardware struct {
+	InspectedAt time.Time `json:"inspectedAt"`
+	agentapi.Inventory
+}
+
+// InspectRequest is a pending inspection: the machine's next network boot runs the
+// agent in inspect mode instead of what its state calls for.
+type InspectRequest struct {
+	After       agentapi.AfterInspect `json:"after"`
+	RequestedAt time.Time             `json:"requestedAt"`
+}
+
+// ParseAfterInspect accepts "", poweroff, wait or reboot.
+func ParseAfterInspect(s string) (agentapi.AfterInspect, error) {
+	switch a := agentapi.AfterInspect(s); a {
+	case "":
+		return agentapi.PowerOffAfterInspect, nil
+	case agentapi.PowerOffAfterInspect, agentapi.WaitAfterInspect, agentapi.RebootAfterInspect:
+		return a, nil
+	}
+	return "", fmt.Errorf("after %q: %w: want poweroff, wait or reboot", s, ErrInvalid)
+}
+
+// Inspectable says whether a node in state s may be inspected: not while an agent is
+// writing or wiping its disks, nor while it is being removed from the cluster.
+func (s State) Inspectable() bool {
+	switch s {
+	case StateProvisioning, StateWiping, StateDeleting:
+		return false
+	}
+	return true
+}
+
+// RequestInspection records that n's next network boot inspects it.
+func (n *Node) RequestInspection(after agentapi.AfterInspect, source string, now time.Time) (Event, error) {
+	if !n.State.Inspectable() {
+		return Event{}, fmt.Errorf("node %s is %s: an agent is at work on its disks; inspect it later: %w", n.Name, n.State, ErrIllegalTransition)
+	}
+	n.Inspect = &InspectRequest{After: after, RequestedAt: now}
+	return NewEvent(n.Name, EventLog, "inspection requested: the next network boot runs the agent in inspect mode, then "+string(after), source, now), nil
+}
+
+// AdoptBMC makes the BMC address the latest inspection found the node's BMC address.
+// Credentials are the operator's to enter; an inspection never sees them.
+func (n *Node) AdoptBMC(source string, now time.Time) (Event, error) {
+	if n.Hardware == nil || n.Hardware.BMC == nil {
+		return Event{}, fmt.Errorf("node %s: %w: its inspection found no BMC address (inspect it first)", n.Name, ErrConflict)
+	}
+	addr, err := netip.ParseAddr(n.Hardware.BMC.Address)
+	if err != nil {
+		return Event{}, fmt.Errorf("node %s: inspected BMC address %q: %w", n.Name, n.Hardware.BMC.Address, ErrInvalid)
+	}
+	n.BMCAddress = addr
+	return NewEvent(n.Name, EventLog, "BMC address "+addr.String()+" adopted from the inspection of "+n.Hardware.InspectedAt.Format(time.RFC3339), source, now), nil
+}
+
+// Summary is the inspection in one line: enough to tell machines apart.
+func (h *Hardware) Summary() string {
+	if h == nil {
+		return ""
+	}
+	var parts []string
+	if s := strings.TrimSpace(h.System.Vendor + " " + h.System.Product); s != "" {
+		parts = append(parts, s)
+	}
+	if h.CPU.Model != "" || h.CPU.Threads > 0 {
+		cpu := h.CPU.Model
+		if h.CPU.Sockets > 1 {
+			cpu = fmt.Sprintf("%d× %s", h.CPU.Sockets, cpu)
+		}
+		parts = append(parts, strings.TrimSpace(fmt.Sprintf("%s %dC/%dT", cpu, h.CPU.Cores, h.CPU.Threads)))
+	}
+	if h.MemoryBytes > 0 {
+		parts = append(parts, FormatBytes(h.MemoryBytes)+" RAM")
+	}
+	if len(h.Disks) > 0 {
+		sizes := make([]string, len(h.Disks))
+		for i, d := range h.Disks {
+			sizes[i] = FormatBytes(d.Size)
+			if d.Transport != "" {
+				sizes[i] += " " + d.Transport
+			}
+		}
+		parts = append(parts, fmt.Sprintf("%d disks (%s)", len(h.Disks), strings.Join(sizes, ", ")))
+	}
+	return strings.Join(parts, ", ")
+}
+
+// FormatBytes prints a size in binary units, one decimal.
+func FormatBytes(b int64) string {
+	const unit = 1024
+	if b < unit {
+		return fmt.Sprintf("%d B", b)
+	}
+	div, exp := int64(unit), 0
+	for n := b / unit; n >= unit && exp < 4; n /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f %ciB", float64(b)/float64(div), "KMGTP"[exp])
+}
