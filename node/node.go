@@ -24,6 +24,8 @@ type Node struct {
 	Taints      []Taint           `json:"taints"`
 	Image       string            `json:"image,omitempty"` // image catalog name; empty means the cluster default
 	Disk        string            `json:"disk,omitempty"`  // target disk; empty means the first non-removable one
+	// BMC drives the machine's power out of band; nil means Bootyard cannot.
+	BMC *BMC `json:"bmc,omitempty"`
 	// DeleteMode is how a deletion stops the machine from rejoining: reinstall (wipe) or uninstall.
 	DeleteMode DeleteMode `json:"deleteMode,omitempty"`
 	// DeletionDone lists the cluster-removal steps the current deletion has finished, so a
@@ -145,6 +147,11 @@ func (n *Node) Validate() error {
 	for _, t := range n.Taints {
 		if err := t.Validate(); err != nil {
 			return fmt.Errorf("node %s: taint %s: %w", n.Name, t, err)
+		}
+	}
+	if n.BMC != nil {
+		if err := n.BMC.Validate(); err != nil {
+			return fmt.Errorf("node %s: %w", n.Name, err)
 		}
 	}
 	return nil

@@ -134,6 +134,9 @@ func (s *Store) writeImport(tx *bolt.Tx, p importPlan, source string, now time.T
 			if err := s.moveEvents(tx, prior.Name, n.Name); err != nil {
 				return node.Node{}, err
 			}
+			if err := moveNodeSecrets(tx, prior.Name, n.Name); err != nil {
+				return node.Node{}, err
+			}
 		}
 		ev, err := n.Transition(node.StateRegistered, "imported", source, now)
 		if err != nil {
@@ -282,6 +285,9 @@ func (s *Store) UpdateNode(ctx context.Context, name string, fn UpdateFunc) (nod
 			if err := s.moveEvents(tx, old.Name, n.Name); err != nil {
 				return err
 			}
+			if err := moveNodeSecrets(tx, old.Name, n.Name); err != nil {
+				return err
+			}
 			for i := range events {
 				events[i].Node = n.Name
 			}
@@ -407,6 +413,9 @@ func removeNode(tx *bolt.Tx, n *node.Node, dropEvents bool) error {
 	}
 	if !dropEvents {
 		return nil
+	}
+	if err := deleteNodeSecrets(tx, n.Name); err != nil {
+		return err
 	}
 	if err := deleteEventTotals(tx, n.Name); err != nil {
 		return err
