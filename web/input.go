@@ -25,6 +25,7 @@ type NodeInput struct {
 	Taints  []string          `json:"taints,omitempty"`
 	Image   *string           `json:"image,omitempty"`
 	Disk    *string           `json:"disk,omitempty"`
+	BMCInput
 }
 
 // decodeJSON reads a JSON body strictly: unknown fields are an error, so a typo in a field
@@ -124,6 +125,9 @@ func (in *NodeInput) apply(n *node.Node, importing bool) error {
 			return badField("disk", fmt.Errorf("disk %q: %w: want a /dev path", *in.Disk, node.ErrInvalid))
 		}
 		n.Disk = *in.Disk
+	}
+	if err := in.BMCInput.apply(n); err != nil {
+		return err
 	}
 	if n.Labels == nil {
 		n.Labels = map[string]string{}
