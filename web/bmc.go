@@ -288,3 +288,10 @@ func (s *Server) afterBulkImport(ctx context.Context, lines []importLine, rows [
 		s.imported(n, "api")
 	}
 }
+
+// powerRow is the node page's row, with the power cell filled in.
+func (u *ui) powerRow(n node.Node) nodeRow {
+	r := newNodeRow(n)
+	r.Power = u.powerText(n)
+	return r
+}

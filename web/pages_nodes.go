@@ -23,6 +23,8 @@ type nodeRow struct {
 	MACList  []string
 	IPText   string
 	Firmware string
+	// Power is the BMC poller's word on the machine's power; empty without a BMC.
+	Power string
 	// Now is the render time the row's ages count from (the script ticks them on).
 	Now time.Time
 }
@@ -205,6 +207,7 @@ func (u *ui) inventory(ctx context.Context, view nodesQuery) (inventoryView, err
 	for _, n := range page.Nodes {
 		r := newNodeRow(n)
 		r.Now = v.Now
+		r.Power = u.powerText(n)
 		v.Nodes = append(v.Nodes, r)
 	}
 	v.Matched = page.Total
