@@ -167,23 +167,17 @@ type PowerStatus struct {
 	Observed *bmc.Observation `json:"observed,omitempty"`
 }
 
+// powerRoutes mounts the power API when out-of-band power is on.
 func (s *Server) powerRoutes(api *echo.Group, admin echo.MiddlewareFunc) {
+	if s.deps.Power == nil {
+		return
+	}
 	api.GET("/nodes/:ref/power", s.powerStatus)
 	api.POST("/nodes/:ref/power", s.powerAction, admin)
 }
 
-func (s *Server) powerService() (Power, error) {
-	if s.deps.Power == nil {
-		return nil, echo.NewHTTPError(http.StatusNotImplemented, "out-of-band power is not enabled on this server")
-	}
-	return s.deps.Power, nil
-}
-
 func (s *Server) powerAction(c echo.Context) error {
-	p, err := s.powerService()
-	if err != nil {
-		return err
-	}
+	p := s.deps.Power
 	var in PowerInput
 	if err := decodeJSON(c, &in); err != nil {
 		return err
@@ -204,11 +198,7 @@ func (s *Server) powerAction(c echo.Context) error {
 }
 
 func (s *Server) powerStatus(c echo.Context) error {
-	p, err := s.powerService()
-	if err != nil {
-		return err
-	}
-	res, err := p.Do(c.Request().Context(), c.Param("ref"), bmc.Request{Action: bmc.ActionStatus}, source(c))
+	res, err := s.deps.Power.Do(c.Request().Context(), c.Param("ref"), bmc.Request{Action: bmc.ActionStatus}, source(c))
 	if err != nil && !errors.Is(err, bmc.ErrBMCFailed) {
 		return err
 	}
@@ -224,12 +214,15 @@ func (s *Server) powerStatus(c echo.Context) error {
 	return c.JSON(http.StatusOK, out)
 }
 
+func (u *ui) powerPageRoutes(g *echo.Group, page []echo.MiddlewareFunc) {
+	if u.srv.deps.Power != nil {
+		g.POST("/nodes/:ref/power", u.powerPage, page...)
+	}
+}
+
 // powerPage runs a power button of the node page, then shows the node again.
 func (u *ui) powerPage(c echo.Context) error {
-	p, err := u.srv.powerService()
-	if err != nil {
-		return u.pageError(c, err)
-	}
+	p := u.srv.deps.Power
 	req, err := PowerInput{Action: c.FormValue("action"), BootOnce: c.FormValue("bootOnce")}.parse()
 	if err != nil {
 		return u.pageError(c, err)
