@@ -4,12 +4,14 @@ import (
 	"context"
 	"strings"
 	"testing"
+
+	"github.com/bootyard/bootyard/bmc/bmctest"
 )
 
 func TestIPMI_PowerAndBootOnceAgainstOpenIPMISimulator(t *testing.T) {
-	sim := startIPMISim(t)
+	sim := bmctest.StartIPMISim(t)
 	ctx := context.Background()
-	c, err := New(sim.target(sim.password))
+	c, err := New(simTarget(sim, sim.Password))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -26,7 +28,7 @@ func TestIPMI_PowerAndBootOnceAgainstOpenIPMISimulator(t *testing.T) {
 	if err := c.PowerCycle(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if got := sim.file("power"); got != "1" {
+	if got := sim.File("power"); got != "1" {
 		t.Fatalf("chassis power after cycle from off = %q, want 1", got)
 	}
 	status(PowerOn)
@@ -34,7 +36,7 @@ func TestIPMI_PowerAndBootOnceAgainstOpenIPMISimulator(t *testing.T) {
 	if err := c.SetBootOnce(ctx, BootPXE); err != nil {
 		t.Fatal(err)
 	}
-	out, err := sim.ipmitool("chassis", "bootparam", "get", "5")
+	out, err := sim.IPMITool("chassis", "bootparam", "get", "5")
 	if err != nil {
 		t.Fatalf("ipmitool bootparam get 5: %v: %s", err, out)
 	}
@@ -44,21 +46,21 @@ func TestIPMI_PowerAndBootOnceAgainstOpenIPMISimulator(t *testing.T) {
 	if err := c.SetBootOnce(ctx, BootDisk); err != nil {
 		t.Fatal(err)
 	}
-	if out, _ := sim.ipmitool("chassis", "bootparam", "get", "5"); !strings.Contains(out, "Force Boot from default Hard-Drive") {
+	if out, _ := sim.IPMITool("chassis", "bootparam", "get", "5"); !strings.Contains(out, "Force Boot from default Hard-Drive") {
 		t.Fatalf("boot flags after SetBootOnce(disk):\n%s", out)
 	}
 
 	if err := c.PowerReset(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if got := sim.file("reset"); got != "1" {
+	if got := sim.File("reset"); got != "1" {
 		t.Fatalf("chassis reset = %q, want 1", got)
 	}
 	if err := c.PowerOff(ctx); err != nil {
 		t.Fatal(err)
 	}
 	status(PowerOff)
-	if out, _ := sim.ipmitool("chassis", "power", "status"); !strings.Contains(out, "is off") {
+	if out, _ := sim.IPMITool("chassis", "power", "status"); !strings.Contains(out, "is off") {
 		t.Fatalf("ipmitool says %q after PowerOff", out)
 	}
 	if err := c.PowerOn(ctx); err != nil {
@@ -70,14 +72,14 @@ func TestIPMI_PowerAndBootOnceAgainstOpenIPMISimulator(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitFor(t, "the cycle to power off and on", func() bool {
-		return strings.Contains(sim.file("chassis.log"), "set power 0\n") && sim.file("power") == "1"
+		return strings.Contains(sim.File("chassis.log"), "set power 0\n") && sim.File("power") == "1"
 	})
 }
 
 func TestIPMI_WrongPasswordIsAnErrorWithoutThePassword(t *testing.T) {
-	sim := startIPMISim(t)
+	sim := bmctest.StartIPMISim(t)
 	wrong := "Wrong-pw-5521"
-	c, err := New(sim.target(wrong))
+	c, err := New(simTarget(sim, wrong))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -86,10 +88,10 @@ func TestIPMI_WrongPasswordIsAnErrorWithoutThePassword(t *testing.T) {
 		t.Fatal("a wrong password opened a session")
 	}
 	t.Logf("wrong password: %v", err)
-	if strings.Contains(err.Error(), wrong) || strings.Contains(err.Error(), sim.password) {
+	if strings.Contains(err.Error(), wrong) || strings.Contains(err.Error(), sim.Password) {
 		t.Fatalf("error carries a password: %v", err)
 	}
-	if got := sim.file("power"); got != "" {
+	if got := sim.File("power"); got != "" {
 		t.Fatalf("chassis touched without a session: power=%q", got)
 	}
 }

@@ -3,13 +3,13 @@ package bmc
 import (
 	"context"
 	"errors"
-	"os"
 	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/bootyard/bootyard/bmc/bmctest"
 	"github.com/bootyard/bootyard/node"
 	"github.com/bootyard/bootyard/store"
 )
@@ -19,7 +19,7 @@ import (
 // deletion without a cluster → boot once from the network and power cycle; wipe done →
 // power off; every action an event of the node with its outcome.
 func TestLifecycle_ImportDeleteWipeAgainstOpenIPMISimulator(t *testing.T) {
-	sim := startIPMISim(t)
+	sim := bmctest.StartIPMISim(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	var life *Lifecycle
@@ -35,7 +35,7 @@ func TestLifecycle_ImportDeleteWipeAgainstOpenIPMISimulator(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer st.Close()
-	_, dial := sim.target("")
+	_, dial := simTarget(sim, "")
 	lifeMu.Lock()
 	life = NewLifecycle(NewService(ServiceConfig{Dial: dial}, st))
 	lifeMu.Unlock()
@@ -44,38 +44,38 @@ func TestLifecycle_ImportDeleteWipeAgainstOpenIPMISimulator(t *testing.T) {
 	defer func() { cancel(); <-done }()
 
 	spec := node.Node{Name: "w1", Role: node.RoleWorker, MACs: []node.MAC{{0x02, 0, 0, 0, 0x15, 0x01}},
-		BMC: &node.BMC{Protocol: node.BMCIPMI, Address: sim.addr, User: sim.user, PasswordSet: true}}
+		BMC: &node.BMC{Protocol: node.BMCIPMI, Address: sim.Addr, User: sim.User, PasswordSet: true}}
 	if _, err := st.ImportNode(ctx, spec, "api"); err != nil {
 		t.Fatal(err)
 	}
-	if err := st.SetNodeSecret(ctx, "w1", node.BMCPasswordKey, []byte(sim.password)); err != nil {
+	if err := st.SetNodeSecret(ctx, "w1", node.BMCPasswordKey, []byte(sim.Password)); err != nil {
 		t.Fatal(err)
 	}
 	life.Imported("w1", "api")
 	waitFor(t, "the imported machine to be powered on into a network boot", func() bool {
-		return sim.file("power") == "1" && sim.file("boot") == "pxe"
+		return sim.File("power") == "1" && sim.File("boot") == "pxe"
 	})
-	if out, _ := sim.ipmitool("chassis", "bootparam", "get", "5"); !strings.Contains(out, "Force PXE") {
+	if out, _ := sim.IPMITool("chassis", "bootparam", "get", "5"); !strings.Contains(out, "Force PXE") {
 		t.Fatalf("boot flags after import, as ipmitool reads them:\n%s", out)
 	}
 
 	// It installs; the firmware consumed the one-time boot flag.
 	moveTo(t, st, "w1", node.StateProvisioning, node.StateInstalled)
-	writeSimFile(t, sim, "boot", "default")
-	logBefore := sim.file("chassis.log")
+	sim.WriteFile(t, "boot", "default")
+	logBefore := sim.File("chassis.log")
 
 	n, removed, err := st.DeleteNode(ctx, "w1", node.DeleteOptions{Confirm: "w1"})
 	if err != nil || removed || n.State != node.StateWiping {
 		t.Fatalf("delete: %s removed=%v %v", n.State, removed, err)
 	}
 	waitFor(t, "the deleted machine to be cycled into a network boot", func() bool {
-		after := strings.TrimPrefix(sim.file("chassis.log"), logBefore)
-		return strings.Contains(after, "set boot pxe") && strings.Contains(after, "set power 0") && sim.file("power") == "1"
+		after := strings.TrimPrefix(sim.File("chassis.log"), logBefore)
+		return strings.Contains(after, "set boot pxe") && strings.Contains(after, "set power 0") && sim.File("power") == "1"
 	})
 
 	moveTo(t, st, "w1", node.StateDeleted)
-	waitFor(t, "the wiped machine to be powered off", func() bool { return sim.file("power") == "0" })
-	if out, _ := sim.ipmitool("chassis", "power", "status"); !strings.Contains(out, "is off") {
+	waitFor(t, "the wiped machine to be powered off", func() bool { return sim.File("power") == "0" })
+	if out, _ := sim.IPMITool("chassis", "power", "status"); !strings.Contains(out, "is off") {
 		t.Fatalf("ipmitool after the wipe: %s", out)
 	}
 
@@ -98,7 +98,7 @@ func TestLifecycle_ImportDeleteWipeAgainstOpenIPMISimulator(t *testing.T) {
 		t.Fatalf("power events:\n%s\nwant:\n%s", strings.Join(power, "\n"), strings.Join(want, "\n"))
 	}
 	for _, e := range events {
-		if strings.Contains(e.Reason, sim.password) {
+		if strings.Contains(e.Reason, sim.Password) {
 			t.Fatalf("event carries the BMC password: %+v", e)
 		}
 	}
@@ -113,13 +113,6 @@ func moveTo(t *testing.T, st *store.Store, name string, states ...node.State) {
 		}); err != nil {
 			t.Fatal(err)
 		}
-	}
-}
-
-func writeSimFile(t *testing.T, sim *ipmiSim, name, content string) {
-	t.Helper()
-	if err := os.WriteFile(filepath.Join(sim.dir, name), []byte(content+"\n"), 0o644); err != nil {
-		t.Fatal(err)
 	}
 }
 

@@ -1,4 +1,6 @@
-package bmc
+// Package bmctest runs a real IPMI BMC for tests: OpenIPMI's ipmi_sim in a network
+// namespace of its own, with a chassis whose power and boot device the test can read.
+package bmctest
 
 import (
 	"context"
@@ -11,19 +13,18 @@ import (
 	"time"
 
 	"github.com/bootyard/bootyard/boot/netns"
-	"github.com/bootyard/bootyard/node"
 )
 
-// ipmiSim is OpenIPMI's ipmi_sim, a real IPMI BMC, answering IPMI over LAN on the
+// IPMISim is OpenIPMI's ipmi_sim, a real IPMI BMC, answering IPMI over LAN on the
 // loopback of a network namespace of its own. Its chassis is a shell script
 // (lan.conf's chassis_control) that keeps the machine's power and next boot device in
 // files: the "hardware" the test reads, independently of any IPMI client.
-type ipmiSim struct {
-	ns       *netns.NS
-	addr     string // host:port inside the namespace
-	user     string
-	password string
-	dir      string // the chassis files: power, boot, reset, chassis.log
+type IPMISim struct {
+	NS       *netns.NS
+	Addr     string // host:port inside the namespace
+	User     string
+	Password string
+	Dir      string // the chassis files: power, boot, reset, chassis.log
 }
 
 const ipmiSimUser, ipmiSimPassword = "admin", "Sim-pw-7731-secret"
@@ -45,7 +46,7 @@ else
 fi
 `
 
-func startIPMISim(t *testing.T) *ipmiSim {
+func StartIPMISim(t *testing.T) *IPMISim {
 	t.Helper()
 	if _, err := exec.LookPath("ipmi_sim"); err != nil {
 		t.Skip("ipmi_sim (Debian package openipmi) is not installed")
@@ -93,39 +94,41 @@ set_working_mc 0x20
 			t.Logf("ipmi_sim output:\n%s", out.String())
 		}
 	})
-	sim := &ipmiSim{ns: ns, addr: "127.0.0.1:623", user: ipmiSimUser, password: ipmiSimPassword, dir: dir}
+	sim := &IPMISim{NS: ns, Addr: "127.0.0.1:623", User: ipmiSimUser, Password: ipmiSimPassword, Dir: dir}
 	// Ready when it answers a chassis status, asked by an independent client.
-	waitFor(t, "ipmi_sim to answer", func() bool {
-		_, err := sim.ipmitool("chassis", "power", "status")
+	WaitFor(t, "ipmi_sim to answer", func() bool {
+		_, err := sim.IPMITool("chassis", "power", "status")
 		return err == nil
 	})
 	return sim
 }
 
-// ipmitool runs ipmitool inside the simulator's namespace: the independent client that
+// IPMITool runs ipmitool inside the simulator's namespace: the independent client that
 // checks what Bootyard's go-ipmi client did. -C 3 pins the cipher suite as Bootyard does.
-func (s *ipmiSim) ipmitool(args ...string) (string, error) {
+func (s *IPMISim) IPMITool(args ...string) (string, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	full := append([]string{"-I", "lanplus", "-C", "3", "-H", "127.0.0.1", "-p", "623", "-U", s.user, "-P", s.password, "-R", "1", "-N", "1"}, args...)
-	out, err := s.ns.Exec(ctx, "ipmitool", full...)
+	full := append([]string{"-I", "lanplus", "-C", "3", "-H", "127.0.0.1", "-p", "623", "-U", s.User, "-P", s.Password, "-R", "1", "-N", "1"}, args...)
+	out, err := s.NS.Exec(ctx, "ipmitool", full...)
 	return string(out), err
 }
 
-// file is a chassis file's content ("" when never written).
-func (s *ipmiSim) file(name string) string {
-	b, _ := os.ReadFile(filepath.Join(s.dir, name))
+// File is a chassis file's content ("" when never written).
+func (s *IPMISim) File(name string) string {
+	b, _ := os.ReadFile(filepath.Join(s.Dir, name))
 	return strings.TrimSpace(string(b))
 }
 
-// target is how Bootyard reaches the simulator, with a dialer that opens its sockets
-// inside the namespace.
-func (s *ipmiSim) target(password string) (Target, DialConfig) {
-	return Target{BMC: node.BMC{Protocol: node.BMCIPMI, Address: s.addr, User: s.user}, Password: node.Secret(password)},
-		DialConfig{Timeout: 15 * time.Second, IPMIDo: s.ns.Do}
+// WriteFile sets a chassis file, as the machine's firmware would (a consumed boot flag).
+func (s *IPMISim) WriteFile(t testing.TB, name, content string) {
+	t.Helper()
+	if err := os.WriteFile(filepath.Join(s.Dir, name), []byte(content+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
 }
 
-func waitFor(t testing.TB, what string, cond func() bool) {
+// WaitFor polls cond until it holds, failing the test at a generous deadline.
+func WaitFor(t testing.TB, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
 	for !cond() {
