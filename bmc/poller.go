@@ -61,6 +61,12 @@ type Poller struct {
 	mu  sync.Mutex
 	obs map[string]*Observation // by node name
 
+	// withBMC is the inventory's nodes that have a BMC, as last read at loadedAt: the
+	// inventory is read once per interval, not at every tick (at 100,000 nodes a full
+	// read is the poller's biggest cost).
+	withBMC  []node.Node
+	loadedAt time.Time
+
 	errors *prometheus.CounterVec
 	states *prometheus.Desc
 }
@@ -149,16 +155,16 @@ func (p *Poller) Run(ctx context.Context) error {
 }
 
 // PollDue polls, at most Concurrency at once, every BMC whose next poll is due, and
-// returns when they have all answered or timed out.
+// returns when they have all answered or timed out. One goroutine calls it (Run).
 func (p *Poller) PollDue(ctx context.Context) {
-	nodes, err := p.inv.ListNodes(ctx)
+	now := p.cfg.Now()
+	nodes, err := p.nodes(ctx, now)
 	if err != nil {
 		if ctx.Err() == nil {
 			p.log.Warn("bmc poller: list nodes", slog.Any("err", err))
 		}
 		return
 	}
-	now := p.cfg.Now()
 	live := make(map[string]bool, len(nodes))
 	var due []node.Node
 	p.mu.Lock()
@@ -200,6 +206,25 @@ func (p *Poller) PollDue(ctx context.Context) {
 		}(n)
 	}
 	wg.Wait()
+}
+
+// nodes is the inventory's nodes with a BMC, read again once an interval has passed.
+func (p *Poller) nodes(ctx context.Context, now time.Time) ([]node.Node, error) {
+	if p.withBMC != nil && now.Sub(p.loadedAt) < p.cfg.Interval {
+		return p.withBMC, nil
+	}
+	all, err := p.inv.ListNodes(ctx)
+	if err != nil {
+		return nil, err
+	}
+	withBMC := make([]node.Node, 0)
+	for _, n := range all {
+		if n.BMC != nil {
+			withBMC = append(withBMC, n)
+		}
+	}
+	p.withBMC, p.loadedAt = withBMC, now
+	return withBMC, nil
 }
 
 func (p *Poller) poll(ctx context.Context, n node.Node) {

@@ -173,9 +173,11 @@ bootyard_bmc_power_state_nodes{state="unknown"} 0
 	}
 
 	// A node whose BMC moves starts afresh: the old address's failures are not its own.
+	// The inventory is read again once an interval has passed.
 	inv.mu.Lock()
 	inv.nodes[0] = bmcNode("bad", "ipmi://10.0.0.3")
 	inv.mu.Unlock()
+	now = now.Add(time.Minute)
 	p.PollDue(ctx)
 	if o, _ := p.Observation("bad"); o.Failures != 0 {
 		t.Fatalf("moved BMC kept the old failures: %+v", o)
