@@ -46,12 +46,29 @@ else
 fi
 `
 
-func StartIPMISim(t *testing.T) *IPMISim {
+func StartIPMISim(t *testing.T) *IPMISim { return StartIPMISimWith(t, Options{}) }
+
+// Options change the simulator's surroundings.
+type Options struct {
+	// NS is the namespace it answers in; nil makes one of its own.
+	NS *netns.NS
+	// Chassis, when set, is the chassis_control script, given the directory of the
+	// chassis files (for a chassis that is a real VM, say). It must answer `get power
+	// boot` with "power:N" and "boot:DEV" lines and act on `set power N`, `set reset 1`,
+	// `set boot DEV`, and return at once (ipmi_sim waits for it).
+	Chassis func(dir string) string
+}
+
+// StartIPMISimWith is StartIPMISim with options.
+func StartIPMISimWith(t *testing.T, o Options) *IPMISim {
 	t.Helper()
 	if _, err := exec.LookPath("ipmi_sim"); err != nil {
 		t.Skip("ipmi_sim (Debian package openipmi) is not installed")
 	}
-	ns := netns.New(t, "bmc")
+	ns := o.NS
+	if ns == nil {
+		ns = netns.New(t, "bmc")
+	}
 	dir := t.TempDir()
 	script := filepath.Join(dir, "chassis.sh")
 	write := func(name, content string, mode os.FileMode) {
@@ -59,7 +76,11 @@ func StartIPMISim(t *testing.T) *IPMISim {
 			t.Fatal(err)
 		}
 	}
-	write("chassis.sh", fmt.Sprintf(chassisScript, dir), 0o755)
+	chassis := fmt.Sprintf(chassisScript, dir)
+	if o.Chassis != nil {
+		chassis = o.Chassis(dir)
+	}
+	write("chassis.sh", chassis, 0o755)
 	write("lan.conf", fmt.Sprintf(`name "bootyard-test"
 set_working_mc 0x20
   startlan 1
