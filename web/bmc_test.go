@@ -248,3 +248,25 @@ func TestBMC_PowerAPIAndButtons(t *testing.T) {
 		t.Fatalf("BMC requests %q, want %q", requests, want)
 	}
 }
+
+func TestBMC_PageImportTakesTheBMCAndNeverRendersThePasswordBack(t *testing.T) {
+	ui, api, power, _ := newBMCHarness(t)
+	ui.login()
+	const pw = "Form-pw-8086"
+	p := ui.post("/ui/nodes", url.Values{"mac": {"02:00:00:00:15:04"}, "role": {"worker"}, "name": {"w4"},
+		"bmc": {"telnet://10.0.0.54"}, "bmc_user": {"admin"}, "bmc_password": {pw}})
+	if p.code/100 != 4 || !strings.Contains(p.body, "scheme must be") || strings.Contains(p.body, pw) {
+		t.Fatalf("bad BMC: %d, the form must say why and not hold the password:\n%s", p.code, p.body)
+	}
+	p = ui.post("/ui/nodes", url.Values{"mac": {"02:00:00:00:15:04"}, "role": {"worker"}, "name": {"w4"},
+		"bmc": {"redfish://10.0.0.54"}, "bmc_user": {"admin"}, "bmc_password": {pw}})
+	if p.code != http.StatusSeeOther {
+		t.Fatalf("import: %d\n%s", p.code, p.body)
+	}
+	if b, err := api.st.NodeSecret(context.Background(), "w4", node.BMCPasswordKey); err != nil || string(b) != pw {
+		t.Fatalf("stored password %q, %v", b, err)
+	}
+	if _, imported := power.calls(); len(imported) != 1 || imported[0] != "w4" {
+		t.Fatalf("lifecycle told of %v", imported)
+	}
+}
