@@ -37,7 +37,7 @@ func TestLifecycle_ImportDeleteWipeAgainstOpenIPMISimulator(t *testing.T) {
 	defer st.Close()
 	_, dial := simTarget(sim, "")
 	lifeMu.Lock()
-	life = NewLifecycle(NewService(ServiceConfig{Dial: dial}, st))
+	life = NewLifecycle(NewService(ServiceConfig{Env{Dial: dial}}, st))
 	lifeMu.Unlock()
 	done := make(chan error, 1)
 	go func() { done <- life.Run(ctx) }()
@@ -167,7 +167,7 @@ func TestLifecycle_WhichTransitionsUseTheBMC(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			rec := &recordingBMC{}
 			inv := &memInventory{nodes: []node.Node{tc.after}}
-			life := NewLifecycle(NewService(ServiceConfig{NewController: func(Target, DialConfig) (Controller, error) { return rec, nil }}, inv))
+			life := NewLifecycle(NewService(ServiceConfig{Env{NewController: func(Target, DialConfig) (Controller, error) { return rec, nil }}}, inv))
 			life.Observe(tc.before, tc.after)
 			// Work the queue once, synchronously: whatever Observe enqueued is in it now.
 			for len(life.queue) > 0 {
@@ -185,7 +185,7 @@ func TestService_BMCErrorsNeverCarryThePassword(t *testing.T) {
 	const pw = "Echoed-pw-6620"
 	rec := &recordingBMC{failWith: errors.New("login as admin with " + pw + " refused")}
 	inv := &memInventory{nodes: []node.Node{bmcNode("n", "ipmi://10.0.0.1")}, secrets: map[string]string{"n": pw}}
-	svc := NewService(ServiceConfig{NewController: func(Target, DialConfig) (Controller, error) { return rec, nil }}, inv)
+	svc := NewService(ServiceConfig{Env{NewController: func(Target, DialConfig) (Controller, error) { return rec, nil }}}, inv)
 	_, err := svc.Do(context.Background(), "n", Request{Action: ActionCycle, BootOnce: BootPXE}, "api")
 	if !errors.Is(err, ErrBMCFailed) || strings.Contains(err.Error(), pw) || !strings.Contains(err.Error(), "[redacted]") {
 		t.Fatalf("error %v", err)

@@ -43,11 +43,7 @@ type PollerConfig struct {
 	// session is four round trips, a Redfish login a TLS handshake), so polls overlap;
 	// bounded, because a fleet of dead BMCs must not become a fleet of goroutines.
 	Concurrency int
-	Dial        DialConfig
-	Logger      *slog.Logger
-	Now         func() time.Time
-	// NewController builds a Controller; nil means New.
-	NewController func(Target, DialConfig) (Controller, error)
+	Env
 }
 
 // Poller reads every BMC's power state in the background, each at its own pace: a BMC
@@ -82,18 +78,7 @@ func NewPoller(cfg PollerConfig, inv PollerInventory) *Poller {
 	if cfg.Concurrency <= 0 {
 		cfg.Concurrency = 8
 	}
-	if cfg.Dial.Timeout <= 0 {
-		cfg.Dial.Timeout = DefaultTimeout
-	}
-	if cfg.Logger == nil {
-		cfg.Logger = slog.Default()
-	}
-	if cfg.Now == nil {
-		cfg.Now = func() time.Time { return time.Now().UTC() }
-	}
-	if cfg.NewController == nil {
-		cfg.NewController = New
-	}
+	cfg.Env = cfg.Env.withDefaults()
 	return &Poller{inv: inv, cfg: cfg, log: cfg.Logger, obs: map[string]*Observation{},
 		errors: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "bootyard_bmc_poll_errors_total",

@@ -109,13 +109,13 @@ func TestPoller_FailingBMCBacksOffExponentiallyAndRecovers(t *testing.T) {
 	clock := func() time.Time { return now }
 	bad, good := &scriptedBMC{failing: true}, &scriptedBMC{}
 	inv := &memInventory{nodes: []node.Node{bmcNode("bad", "ipmi://10.0.0.1"), bmcNode("good", "ipmi://10.0.0.2"), {Name: "nobmc"}}}
-	p := NewPoller(PollerConfig{Interval: time.Minute, MaxBackoff: 10 * time.Minute, Now: clock,
+	p := NewPoller(PollerConfig{Interval: time.Minute, MaxBackoff: 10 * time.Minute, Env: Env{Now: clock,
 		NewController: func(t Target, _ DialConfig) (Controller, error) {
 			if t.BMC.Address == "10.0.0.1" {
 				return bad, nil
 			}
 			return good, nil
-		}}, inv)
+		}}}, inv)
 	ctx := context.Background()
 
 	// Minute by minute for 40 minutes: the good BMC is asked every minute, the bad one
@@ -249,8 +249,8 @@ func TestPoller_HangingBMCsNeverHoldTheFleet(t *testing.T) {
 		secrets: map[string]string{"healthy": svc.pw},
 	}
 	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-	p := NewPoller(PollerConfig{Interval: time.Minute, Concurrency: 1, Now: func() time.Time { return now },
-		Dial: DialConfig{Timeout: 300 * time.Millisecond}}, inv)
+	p := NewPoller(PollerConfig{Interval: time.Minute, Concurrency: 1, Env: Env{Now: func() time.Time { return now },
+		Dial: DialConfig{Timeout: 300 * time.Millisecond}}}, inv)
 	for round := 0; round < 3; round++ {
 		p.PollDue(context.Background()) // returns: that is the point
 		now = now.Add(time.Minute)

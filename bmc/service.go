@@ -18,13 +18,35 @@ type Inventory interface {
 	AppendEvents(ctx context.Context, events ...node.Event) error
 }
 
-// ServiceConfig tunes the power service.
-type ServiceConfig struct {
+// Env is what the power service and the poller share: how to reach BMCs, where to log,
+// the clock.
+type Env struct {
 	Dial   DialConfig
 	Logger *slog.Logger
 	Now    func() time.Time
 	// NewController builds a node's Controller; nil means New. Tests put a fake here.
 	NewController func(Target, DialConfig) (Controller, error)
+}
+
+func (e Env) withDefaults() Env {
+	if e.Logger == nil {
+		e.Logger = slog.Default()
+	}
+	if e.Now == nil {
+		e.Now = func() time.Time { return time.Now().UTC() }
+	}
+	if e.NewController == nil {
+		e.NewController = New
+	}
+	if e.Dial.Timeout <= 0 {
+		e.Dial.Timeout = DefaultTimeout
+	}
+	return e
+}
+
+// ServiceConfig tunes the power service.
+type ServiceConfig struct {
+	Env
 }
 
 // Service runs power commands on inventory nodes through their BMCs and records each one,
@@ -37,18 +59,7 @@ type Service struct {
 
 // NewService builds the power service.
 func NewService(cfg ServiceConfig, inv Inventory) *Service {
-	if cfg.Logger == nil {
-		cfg.Logger = slog.Default()
-	}
-	if cfg.Now == nil {
-		cfg.Now = func() time.Time { return time.Now().UTC() }
-	}
-	if cfg.NewController == nil {
-		cfg.NewController = New
-	}
-	if cfg.Dial.Timeout <= 0 {
-		cfg.Dial.Timeout = DefaultTimeout
-	}
+	cfg.Env = cfg.Env.withDefaults()
 	return &Service{inv: inv, cfg: cfg, log: cfg.Logger}
 }
 

@@ -47,32 +47,16 @@ func (f *fakePower) calls() ([]string, []string) {
 	return append([]string(nil), f.requests...), append([]string(nil), f.imported...)
 }
 
-// syncBuffer is a log sink the server's goroutines may write concurrently.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
-func newBMCHarness(t *testing.T) (*uiHarness, *apiHarness, *fakePower, *syncBuffer) {
+// newBMCHarness is the server with a fake power service, logging into a buffer that the
+// tests read once every request has been answered.
+func newBMCHarness(t *testing.T) (*uiHarness, *apiHarness, *fakePower, *bytes.Buffer) {
 	t.Helper()
 	st, err := store.Open(filepath.Join(t.TempDir(), "bootyard.db"), store.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	logs := &syncBuffer{}
+	logs := &bytes.Buffer{}
 	power := &fakePower{}
 	s, err := New(Config{AdminToken: testToken, Logger: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))},
 		Deps{Inventory: st, Power: power, PowerStates: power})

@@ -196,10 +196,9 @@ func (o *bmcOptions) start(ctx context.Context, g *errgroup.Group, st *store.Sto
 	if o.timeout <= 0 || o.pollInterval <= 0 || o.concurrency <= 0 {
 		return nil, fmt.Errorf("--bmc-timeout, --bmc-poll-interval and --bmc-poll-concurrency must be positive")
 	}
-	dial := bmc.DialConfig{Timeout: o.timeout}
-	svc := bmc.NewService(bmc.ServiceConfig{Dial: dial, Logger: log}, st)
-	life := bmc.NewLifecycle(svc)
-	poller := bmc.NewPoller(bmc.PollerConfig{Interval: o.pollInterval, Concurrency: o.concurrency, Dial: dial, Logger: log}, st)
+	env := bmc.Env{Dial: bmc.DialConfig{Timeout: o.timeout}, Logger: log}
+	life := bmc.NewLifecycle(bmc.NewService(bmc.ServiceConfig{Env: env}, st))
+	poller := bmc.NewPoller(bmc.PollerConfig{Interval: o.pollInterval, Concurrency: o.concurrency, Env: env}, st)
 	if err := metrics.Register(poller); err != nil {
 		return nil, fmt.Errorf("bmc metrics: %w", err)
 	}

@@ -34,7 +34,7 @@ func TestNodePower_CLIThroughARealBMC(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer st.Close()
-	life := bmc.NewLifecycle(bmc.NewService(bmc.ServiceConfig{Logger: log, Dial: bmc.DialConfig{Timeout: 15 * time.Second, IPMIDo: sim.NS.Do}}, st))
+	life := bmc.NewLifecycle(bmc.NewService(bmc.ServiceConfig{Env: bmc.Env{Logger: log, Dial: bmc.DialConfig{Timeout: 15 * time.Second, IPMIDo: sim.NS.Do}}}, st))
 	hooks.add(life.Observe)
 	done := make(chan error, 1)
 	go func() { done <- life.Run(ctx) }()
