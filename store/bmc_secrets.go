@@ -68,6 +68,14 @@ func (s *Store) NodeSecret(ctx context.Context, nodeName, key string) ([]byte, e
 	return out, err
 }
 
+// sameBMC reports whether two nodes' BMC settings are equal (both absent, or the same).
+func sameBMC(a, b *node.BMC) bool {
+	if a == nil || b == nil {
+		return a == b
+	}
+	return *a == *b
+}
+
 // deleteNodeSecrets drops every secret of the node named name.
 func deleteNodeSecrets(tx *bolt.Tx, name string) error {
 	root := tx.Bucket(bucketNodeSecrets)

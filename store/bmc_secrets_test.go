@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"strings"
 	"testing"
 
 	"github.com/bootyard/bootyard/node"
@@ -75,3 +76,23 @@ func TestNodeSecret_LivesApartFromTheRecordAndGoesWithTheNode(t *testing.T) {
 }
 
 func jsonOf(n node.Node) ([]byte, error) { return json.Marshal(n) }
+
+func TestImportNodes_ABMCChangeIsNotTheSameImport(t *testing.T) {
+	ctx := context.Background()
+	s := openTestStore(t, tempStorePath(t))
+	spec := workerSpec("w1", coreMAC(1))
+	spec.BMC = &node.BMC{Protocol: node.BMCIPMI, Address: "10.0.0.9"}
+	if _, err := s.ImportNodes(ctx, []ImportRow{{Line: 1, Node: spec}}, ImportOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	res, err := s.ImportNodes(ctx, []ImportRow{{Line: 1, Node: spec}}, ImportOptions{})
+	if err != nil || res[0].Outcome != ImportUnchanged {
+		t.Fatalf("same row again: %+v, %v", res, err)
+	}
+	moved := spec
+	moved.BMC = &node.BMC{Protocol: node.BMCIPMI, Address: "10.0.0.10"}
+	res, _ = s.ImportNodes(ctx, []ImportRow{{Line: 1, Node: moved}}, ImportOptions{})
+	if res[0].Outcome != ImportFailed || !strings.Contains(res[0].Error, "conflict") {
+		t.Fatalf("the row with another BMC: %+v, want a conflict", res)
+	}
+}

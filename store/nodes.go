@@ -101,7 +101,7 @@ func sameImport(cur, spec *node.Node) bool {
 	return cur.Name == spec.Name && slices.Equal(cur.MACs, spec.MACs) && cur.Role == spec.Role &&
 		cur.IP == spec.IP && cur.Gateway == spec.Gateway && slices.Equal(cur.DNS, spec.DNS) &&
 		maps.Equal(cur.Labels, spec.Labels) && slices.Equal(cur.Taints, spec.Taints) &&
-		cur.Image == spec.Image && cur.Disk == spec.Disk
+		cur.Image == spec.Image && cur.Disk == spec.Disk && sameBMC(cur.BMC, spec.BMC)
 }
 
 // writeImport stores the planned import p. initNeeded, when not nil, caches across the rows of
