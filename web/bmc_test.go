@@ -254,3 +254,21 @@ func TestBMC_PageImportTakesTheBMCAndNeverRendersThePasswordBack(t *testing.T) {
 		t.Fatalf("lifecycle told of %v", imported)
 	}
 }
+
+func TestBMC_PollerMetricsAreServed(t *testing.T) {
+	m := NewMetrics(&MetricSources{})
+	p := bmc.NewPoller(bmc.PollerConfig{}, nil)
+	if err := m.Register(p); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Register(p); err == nil {
+		t.Fatal("registering the poller twice went unnoticed")
+	}
+	rec := httptest.NewRecorder()
+	m.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+	for _, want := range []string{`bootyard_bmc_power_state_nodes{state="on"} 0`, `bootyard_bmc_power_state_nodes{state="unknown"} 0`} {
+		if !strings.Contains(rec.Body.String(), want) {
+			t.Errorf("metrics lack %q:\n%s", want, rec.Body.String())
+		}
+	}
+}
