@@ -78,6 +78,34 @@ type Controller interface {
 type Target struct {
 	BMC      node.BMC
 	Password node.Secret
+	// Mode is the firmware the machine last network-booted with, for the boot-once
+	// request: BMCs that honour the request's BIOS/UEFI bit would otherwise switch a UEFI
+	// machine to a legacy network boot.
+	Mode FirmwareMode
+}
+
+// FirmwareMode is how the machine boots.
+type FirmwareMode string
+
+const (
+	ModeUnknown FirmwareMode = "" // never seen network-booting: the BMC's default
+	ModeBIOS    FirmwareMode = "bios"
+	ModeUEFI    FirmwareMode = "uefi"
+)
+
+// firmwareMode reads the mode from what the machine's DHCP requests said: option 93 is 0
+// for BIOS and names an EFI architecture otherwise (RFC 4578); iPXE sends it too, so a
+// node last seen as "ipxe" still has its firmware's architecture.
+func firmwareMode(b node.BootInfo) FirmwareMode {
+	switch {
+	case b.LastSeen.IsZero() && b.FirstSeen.IsZero():
+		return ModeUnknown
+	case b.Firmware == "bios" || (b.Firmware == "ipxe" && b.Arch == 0):
+		return ModeBIOS
+	case b.Firmware == "uefi" || b.Firmware == "uefi-http" || (b.Firmware == "ipxe" && b.Arch != 0xffff):
+		return ModeUEFI
+	}
+	return ModeUnknown
 }
 
 // DialConfig tunes the protocol clients.

@@ -121,8 +121,12 @@ func (b *ipmiBMC) SetBootOnce(ctx context.Context, dev BootDevice) error {
 		sel = types.BootDeviceSelectorForceHardDrive
 	}
 	return b.session(ctx, "boot once "+string(dev), func(ctx context.Context, c *client.Client) error {
-		// Valid, next boot only (persist false); the boot type is left legacy because the
-		// BIOS/EFI bit is advisory on most BMCs and EFI firmware network-boots either way.
-		return c.SetBootDevice(ctx, sel, types.BIOSBootTypeLegacy, false)
+		// Valid, next boot only (persist false). The BIOS/EFI bit follows the firmware the
+		// machine was seen with; unknown stays legacy, ipmitool's default.
+		bootType := types.BIOSBootTypeLegacy
+		if b.t.Mode == ModeUEFI {
+			bootType = types.BIOSBootTypeEFI
+		}
+		return c.SetBootDevice(ctx, sel, bootType, false)
 	})
 }

@@ -179,9 +179,17 @@ func (b *redfishBMC) SetBootOnce(ctx context.Context, dev BootDevice) error {
 		target = redfish.HddBootSourceOverrideTarget
 	}
 	return b.withSystem(ctx, "boot once "+string(dev), func(sys *redfish.ComputerSystem) error {
-		return sys.SetBoot(redfish.Boot{
+		boot := redfish.Boot{
 			BootSourceOverrideTarget:  target,
 			BootSourceOverrideEnabled: redfish.OnceBootSourceOverrideEnabled,
-		})
+		}
+		// The mode only when known: a service that cannot switch modes may refuse it.
+		switch b.t.Mode {
+		case ModeUEFI:
+			boot.BootSourceOverrideMode = redfish.UEFIBootSourceOverrideMode
+		case ModeBIOS:
+			boot.BootSourceOverrideMode = redfish.LegacyBootSourceOverrideMode
+		}
+		return sys.SetBoot(boot)
 	})
 }

@@ -36,6 +36,7 @@ type fakeSystem struct {
 	PowerState string
 	Target     string
 	Enabled    string
+	Mode       string // BootSourceOverrideMode as last PATCHed; "" when never given
 }
 
 func newRedfishService(t *testing.T, sessions bool, systemIDs ...string) *redfishService {
@@ -182,6 +183,7 @@ func (s *redfishService) serveSystem(w http.ResponseWriter, r *http.Request, id 
 			return
 		}
 		sys.Target, sys.Enabled = t, e
+		sys.Mode, _ = boot["BootSourceOverrideMode"].(string)
 		w.WriteHeader(http.StatusNoContent)
 	case action == "Actions/ComputerSystem.Reset" && r.Method == http.MethodPost:
 		rt, _ := body["ResetType"].(string)

@@ -5,6 +5,9 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/bootyard/bootyard/node"
 )
 
 func TestRedfish_PowerAndBootOnceWithASession(t *testing.T) {
@@ -149,4 +152,34 @@ func TestRedfish_RefusalsAreErrorsWithoutThePassword(t *testing.T) {
 			t.Fatalf("credentials sent over an unverified connection: %v", svc.bodies)
 		}
 	})
+}
+
+func TestBootOnce_ModeFollowsTheFirmwareTheMachineWasSeenWith(t *testing.T) {
+	seen := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	for _, tc := range []struct {
+		name string
+		boot node.BootInfo
+		want string
+	}{
+		{"never seen", node.BootInfo{}, ""},
+		{"BIOS", node.BootInfo{Firmware: "bios", Arch: 0, LastSeen: seen}, "Legacy"},
+		{"UEFI", node.BootInfo{Firmware: "uefi", Arch: 7, LastSeen: seen}, "UEFI"},
+		{"UEFI HTTP", node.BootInfo{Firmware: "uefi-http", Arch: 16, LastSeen: seen}, "UEFI"},
+		{"iPXE on UEFI", node.BootInfo{Firmware: "ipxe", Arch: 7, LastSeen: seen}, "UEFI"},
+		{"iPXE on BIOS", node.BootInfo{Firmware: "ipxe", Arch: 0, LastSeen: seen}, "Legacy"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			svc := newRedfishService(t, true, "1")
+			tg, _ := svc.target(svc.pw)
+			n := node.Node{Name: "n", BMC: &tg.BMC, Boot: tc.boot}
+			inv := &memInventory{nodes: []node.Node{n}, secrets: map[string]string{"n": svc.pw}}
+			s := NewService(ServiceConfig{}, inv)
+			if _, err := s.Do(context.Background(), "n", Request{Action: ActionOn, BootOnce: BootPXE}, "api"); err != nil {
+				t.Fatal(err)
+			}
+			if got := svc.system("1"); got.Mode != tc.want || got.Target != "Pxe" {
+				t.Fatalf("boot override %+v, want mode %q", got, tc.want)
+			}
+		})
+	}
 }

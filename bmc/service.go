@@ -111,7 +111,7 @@ func (s *Service) controller(ctx context.Context, name string) (node.Node, Contr
 		return n, nil, "", fmt.Errorf("node %s: read the BMC password: %w", n.Name, err)
 	}
 	secret := node.Secret(pw)
-	c, err := s.cfg.NewController(Target{BMC: *n.BMC, Password: secret}, s.cfg.Dial)
+	c, err := s.cfg.NewController(Target{BMC: *n.BMC, Password: secret, Mode: firmwareMode(n.Boot)}, s.cfg.Dial)
 	return n, c, secret, err
 }
 
