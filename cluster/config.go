@@ -52,6 +52,17 @@ type Config struct {
 	Elect  func(ctx context.Context, lead func(ctx context.Context)) error
 	Logger *slog.Logger
 	Now    func() time.Time
+	// OutOfBand drives machines through their BMCs (package bmc); nil: Bootyard has none,
+	// and a machine Kubernetes cannot reboot waits for its next power cycle.
+	OutOfBand OutOfBand
+}
+
+// OutOfBand is the BMC power the deletion and the fence fall back on. Each call records
+// its own event with the outcome.
+type OutOfBand interface {
+	// Netboot boots the machine once from the network and power-cycles it.
+	Netboot(ctx context.Context, name, why string) error
+	PowerOff(ctx context.Context, name, why string) error
 }
 
 // Defaults.

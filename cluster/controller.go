@@ -40,6 +40,7 @@ type Controller struct {
 	mu      sync.Mutex
 	running map[string]bool // deletions in progress, by Bootyard node name
 	force   map[string]bool // --force of the deletion the API started
+	fences  map[string]int  // Kubernetes Nodes fenced per Bootyard node (fence.go)
 	wg      sync.WaitGroup
 
 	tokenNoted atomic.Bool // the missing-token-Secret log line was written

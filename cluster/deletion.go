@@ -302,7 +302,12 @@ func (d *deletion) drain(ctx context.Context) (string, bool, error) {
 // wiped at its next power cycle, when it network-boots into Bootyard's wiping state.
 func (d *deletion) netboot(ctx context.Context) (string, bool, error) {
 	if d.k == nil {
-		return "no Kubernetes Node to run the reboot on: the machine is wiped at its next network boot", true, nil
+		return d.viaBMC(ctx, "no Kubernetes Node to run the reboot on", "the machine is wiped at its next network boot")
+	}
+	if !isReady(d.k) && d.canUseBMC() {
+		// A NotReady kubelet would leave the pod pending until the timeout: go straight
+		// to the BMC.
+		return d.viaBMC(ctx, "Node "+d.k.Name+" is NotReady", "")
 	}
 	timeout := d.c.cfg.RebootTimeout
 	pod := helperPod(d.c.cfg.HelperNamespace, d.c.cfg.HelperImage, purposeNetboot, d.n.Name, d.k.Name, d.n.Generation, netbootScript)
@@ -314,9 +319,27 @@ func (d *deletion) netboot(ctx context.Context) (string, bool, error) {
 	case podRunning, podSucceeded:
 		return "pod " + pod.Name + " set the next boot to the network and rebooted the machine", false, nil
 	case podFailed:
-		return fmt.Sprintf("pod %s failed (%s): the machine is wiped once it network-boots", pod.Name, msg), true, nil
+		return d.viaBMC(ctx, fmt.Sprintf("pod %s failed (%s)", pod.Name, msg), "the machine is wiped once it network-boots")
 	}
-	return fmt.Sprintf("pod %s did not run within %s (node down?): the machine is wiped at its next network boot", pod.Name, timeout), true, nil
+	return d.viaBMC(ctx, fmt.Sprintf("pod %s did not run within %s (node down?)", pod.Name, timeout), "the machine is wiped at its next network boot")
+}
+
+func (d *deletion) canUseBMC() bool { return d.c.cfg.OutOfBand != nil && d.n.BMC != nil }
+
+// viaBMC reboots the machine into the wipe through its BMC when Kubernetes could not
+// (why). Without a BMC, or when the BMC fails, the step still ends: the machine is then
+// wiped whenever it next boots from the network (otherwise), which the step says.
+func (d *deletion) viaBMC(ctx context.Context, why, otherwise string) (string, bool, error) {
+	if otherwise == "" {
+		otherwise = "the machine is wiped at its next network boot"
+	}
+	if !d.canUseBMC() {
+		return why + ": " + otherwise, true, nil
+	}
+	if err := d.c.cfg.OutOfBand.Netboot(ctx, d.n.Name, "deletion: "+why); err != nil {
+		return why + "; the BMC failed too (" + err.Error() + "): " + otherwise, true, nil
+	}
+	return why + ": the BMC set the next boot to the network and power-cycled the machine", false, nil
 }
 
 func (d *deletion) deleteNode(ctx context.Context) (string, bool, error) {

@@ -31,5 +31,26 @@ func (c *Controller) fence(ctx context.Context, n *node.Node, k *corev1.Node) er
 	}
 	c.log.Warn("fenced a deleted machine that rejoined the cluster", slog.String("node", n.Name), slog.String("k8sNode", k.Name), slog.String("state", string(n.State)))
 	c.event(ctx, n.Name, node.EventWarning, fmt.Sprintf("fence: Kubernetes Node %s registered again while the node is %s; cordoned and deleted it", k.Name, n.State))
+	c.powerOffRejoiner(ctx, n)
 	return nil
+}
+
+// powerOffRejoiner powers off, through its BMC, a machine fenced a second time: one
+// rejoin can be a wipe that has not run yet, a second means the machine keeps booting its
+// old disk, and only taking its power stops it from coming back.
+func (c *Controller) powerOffRejoiner(ctx context.Context, n *node.Node) {
+	c.mu.Lock()
+	if c.fences == nil {
+		c.fences = map[string]int{}
+	}
+	c.fences[n.Name]++
+	times := c.fences[n.Name]
+	c.mu.Unlock()
+	if times < 2 || n.BMC == nil || c.cfg.OutOfBand == nil {
+		return
+	}
+	why := fmt.Sprintf("fenced %d times: the machine keeps rejoining the cluster", times)
+	if err := c.cfg.OutOfBand.PowerOff(ctx, n.Name, why); err != nil {
+		c.log.Warn("power off a rejoining machine", slog.String("node", n.Name), slog.Any("err", err))
+	}
 }

@@ -13,6 +13,7 @@ const (
 	EventLog        EventType = "log"        // a line from the installer agent
 	EventCluster    EventType = "cluster"    // drain, delete, fence, Ready changes
 	EventWarning    EventType = "warning"    // something an operator should look at
+	EventPower      EventType = "power"      // a BMC power or boot-device action and its outcome
 )
 
 // Event is one line of a node's history. Reasons never contain secrets.

@@ -52,7 +52,7 @@ func (n *Node) RequestInspection(after agentapi.AfterInspect, source string, now
 	return NewEvent(n.Name, EventLog, "inspection requested: the next network boot runs the agent in inspect mode, then "+string(after), source, now), nil
 }
 
-// AdoptBMC makes the BMC address the latest inspection found the node's BMC address.
+// AdoptBMC makes the BMC address the latest inspection found the node's BMC (IPMI).
 // Credentials are the operator's to enter; an inspection never sees them.
 func (n *Node) AdoptBMC(source string, now time.Time) (Event, error) {
 	if n.Hardware == nil || n.Hardware.BMC == nil {
@@ -62,7 +62,12 @@ func (n *Node) AdoptBMC(source string, now time.Time) (Event, error) {
 	if err != nil {
 		return Event{}, fmt.Errorf("node %s: inspected BMC address %q: %w", n.Name, n.Hardware.BMC.Address, ErrInvalid)
 	}
-	n.BMCAddress = addr
+	// The address came over IPMI's in-band LAN configuration, so the BMC speaks IPMI over
+	// LAN; a BMC already set keeps its user and password, whose entry stays the operator's.
+	if n.BMC == nil {
+		n.BMC = &BMC{Protocol: BMCIPMI}
+	}
+	n.BMC.Address = addr.String()
 	return NewEvent(n.Name, EventLog, "BMC address "+addr.String()+" adopted from the inspection of "+n.Hardware.InspectedAt.Format(time.RFC3339), source, now), nil
 }
 

@@ -30,9 +30,8 @@ type Node struct {
 	// Hardware is the latest inspection; Inspect a pending request for the next boot.
 	Hardware *Hardware       `json:"hardware,omitempty"`
 	Inspect  *InspectRequest `json:"inspect,omitempty"`
-	// BMCAddress is the node's BMC, adopted from an inspection (AdoptBMC). A stand-in
-	// for the BMC record of issue 15: the two are to be merged.
-	BMCAddress netip.Addr `json:"bmcAddress,omitzero"`
+	// BMC drives the machine's power out of band; nil means Bootyard cannot.
+	BMC *BMC `json:"bmc,omitempty"`
 	// DeleteMode is how a deletion stops the machine from rejoining: reinstall (wipe) or uninstall.
 	DeleteMode DeleteMode `json:"deleteMode,omitempty"`
 	// DeletionDone lists the cluster-removal steps the current deletion has finished, so a
@@ -154,6 +153,11 @@ func (n *Node) Validate() error {
 	for _, t := range n.Taints {
 		if err := t.Validate(); err != nil {
 			return fmt.Errorf("node %s: taint %s: %w", n.Name, t, err)
+		}
+	}
+	if n.BMC != nil {
+		if err := n.BMC.Validate(); err != nil {
+			return fmt.Errorf("node %s: %w", n.Name, err)
 		}
 	}
 	return nil

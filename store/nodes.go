@@ -101,7 +101,8 @@ func sameImport(cur, spec *node.Node) bool {
 	return cur.Name == spec.Name && slices.Equal(cur.MACs, spec.MACs) && cur.Role == spec.Role &&
 		cur.IP == spec.IP && cur.Gateway == spec.Gateway && slices.Equal(cur.DNS, spec.DNS) &&
 		maps.Equal(cur.Labels, spec.Labels) && slices.Equal(cur.Taints, spec.Taints) &&
-		cur.Image == spec.Image && cur.Disk == spec.Disk && cur.RootDiskHints.String() == spec.RootDiskHints.String()
+		cur.Image == spec.Image && cur.Disk == spec.Disk && cur.RootDiskHints.String() == spec.RootDiskHints.String() &&
+		sameBMC(cur.BMC, spec.BMC)
 }
 
 // writeImport stores the planned import p. initNeeded, when not nil, caches across the rows of
@@ -133,6 +134,9 @@ func (s *Store) writeImport(tx *bolt.Tx, p importPlan, source string, now time.T
 		}
 		if prior.Name != n.Name {
 			if err := s.moveEvents(tx, prior.Name, n.Name); err != nil {
+				return node.Node{}, err
+			}
+			if err := moveNodeSecrets(tx, prior.Name, n.Name); err != nil {
 				return node.Node{}, err
 			}
 		}
@@ -283,6 +287,9 @@ func (s *Store) UpdateNode(ctx context.Context, name string, fn UpdateFunc) (nod
 			if err := s.moveEvents(tx, old.Name, n.Name); err != nil {
 				return err
 			}
+			if err := moveNodeSecrets(tx, old.Name, n.Name); err != nil {
+				return err
+			}
 			for i := range events {
 				events[i].Node = n.Name
 			}
@@ -408,6 +415,9 @@ func removeNode(tx *bolt.Tx, n *node.Node, dropEvents bool) error {
 	}
 	if !dropEvents {
 		return nil
+	}
+	if err := deleteNodeSecrets(tx, n.Name); err != nil {
+		return err
 	}
 	if err := deleteEventTotals(tx, n.Name); err != nil {
 		return err

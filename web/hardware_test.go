@@ -46,7 +46,7 @@ func TestAPI_InspectRequestsAnInspectionAndAdoptTakesTheInspectedBMC(t *testing.
 		t.Fatal(err)
 	}
 	code, out = h.call("POST", "/api/v1/nodes/w-1/bmc/adopt", nil, true)
-	if code != http.StatusOK || json.Unmarshal(out, &n) != nil || n.BMCAddress.String() != "10.9.0.7" {
+	if code != http.StatusOK || json.Unmarshal(out, &n) != nil || n.BMC == nil || n.BMC.Address != "10.9.0.7" || n.BMC.Protocol != node.BMCIPMI {
 		t.Errorf("adopt: %d %s", code, out)
 	}
 

@@ -13,7 +13,7 @@ import (
 
 // importColumns are the CSV columns a bulk import understands, in the documented order.
 // A file may carry any subset that includes mac and role, in any order.
-var importColumns = []string{"mac", "name", "role", "ip", "gateway", "dns", "labels", "taints", "image", "root_disk_hints"}
+var importColumns = []string{"mac", "name", "role", "ip", "gateway", "dns", "labels", "taints", "image", "root_disk_hints", "bmc", "bmc_user", "bmc_password"}
 
 // importLine is one row of a bulk import as parsed at the edge: the NodeInput it means,
 // or why it means nothing.
@@ -127,6 +127,7 @@ func csvRow(line int, rec []string, col map[string]int) importLine {
 	if v, _ := cell("taints"); v != "" {
 		in.Taints = splitCell(v)
 	}
+	in.BMC, in.BMCUser, in.BMCPassword = optional("bmc"), optional("bmc_user"), optional("bmc_password")
 	return importLine{Line: line, Input: in}
 }
 

@@ -27,6 +27,7 @@ type NodeInput struct {
 	Disk    *string           `json:"disk,omitempty"`
 	// RootDiskHints in Ironic's syntax: "serial=S123", "size>=400G,rotational=false".
 	RootDiskHints *string `json:"rootDiskHints,omitempty"`
+	BMCInput
 }
 
 // decodeJSON reads a JSON body strictly: unknown fields are an error, so a typo in a field
@@ -133,6 +134,9 @@ func (in *NodeInput) apply(n *node.Node, importing bool) error {
 			return badField("rootDiskHints", err)
 		}
 		n.RootDiskHints = h
+	}
+	if err := in.BMCInput.apply(n); err != nil {
+		return err
 	}
 	if n.Labels == nil {
 		n.Labels = map[string]string{}

@@ -69,6 +69,10 @@ func (s *Server) importNode(c echo.Context) error {
 	if err != nil {
 		return err
 	}
+	if err := s.savePassword(c.Request().Context(), n, &in.BMCInput); err != nil {
+		return err
+	}
+	s.imported(n, source(c))
 	c.Response().Header().Set(echo.HeaderLocation, "/api/v1/nodes/"+n.Name)
 	return c.JSON(http.StatusCreated, n)
 }
@@ -102,6 +106,9 @@ func (s *Server) updateNode(c echo.Context) error {
 		return []node.Event{node.NewEvent(n.Name, node.EventLog, "node updated", source(c), n.UpdatedAt)}, nil
 	})
 	if err != nil {
+		return err
+	}
+	if err := s.savePassword(ctx, n, &in.BMCInput); err != nil {
 		return err
 	}
 	return c.JSON(http.StatusOK, n)

@@ -185,6 +185,9 @@ func (s *Server) runImport(ctx context.Context, lines []importLine, opts store.I
 		}
 		out.status = statusOf(firstErr)
 	}
+	if out.Committed {
+		s.afterBulkImport(ctx, lines, rows, rowAt, sres, &out)
+	}
 	return out, nil
 }
 

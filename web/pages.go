@@ -114,6 +114,7 @@ func (s *Server) mountPages() error {
 	g.GET("/nodes/:ref/stream", u.streamNode, page...)
 	g.POST("/nodes/:ref/delete", u.deleteNode, page...)
 	g.POST("/nodes/:ref/retry", u.retryNode, page...)
+	u.powerPageRoutes(g, page)
 	g.POST("/nodes/:ref/join-command", u.revealJoinCommand, page...)
 	// The API's own handler: the seed ISO carries the token, so the page offers it as a
 	// form post (CSRF-checked) rather than a link a crawler or a prefetch could follow.

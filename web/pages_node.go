@@ -101,7 +101,7 @@ func (u *ui) renderNode(c echo.Context, status int, dv *deleteView, showDelete b
 	}
 	v := nodeView{
 		pageView:   u.page(c, n.Name, "nodes"),
-		Node:       newNodeRow(n),
+		Node:       u.powerRow(n),
 		Summary:    u.summary(n, events),
 		Join:       u.joinView(ctx, n),
 		CanRetry:   n.State == node.StateFailed,

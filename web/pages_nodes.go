@@ -23,6 +23,8 @@ type nodeRow struct {
 	MACList  []string
 	IPText   string
 	Firmware string
+	// Power is the BMC poller's word on the machine's power; empty without a BMC.
+	Power string
 	// Now is the render time the row's ages count from (the script ticks them on).
 	Now time.Time
 }
@@ -80,14 +82,17 @@ type nodesView struct {
 // importForm is the import dialog's fields as typed, and the errors to show beside them.
 type importForm struct {
 	Role, MAC, Name, IP, Gateway, DNS, Labels, Taints, Image, Disk string
-	Errors                                                         map[string]string
-	General                                                        string
+	BMC, BMCUser                                                   string
+	// bmcPassword is never rendered back into the form (unexported: the template cannot).
+	bmcPassword string
+	Errors      map[string]string
+	General     string
 }
 
 // Advanced reports whether the advanced section should start open: it holds a value or
 // an error the operator must see.
 func (f importForm) Advanced() bool {
-	if f.Name != "" || f.IP != "" || f.Gateway != "" || f.DNS != "" || f.Labels != "" || f.Taints != "" || f.Image != "" || f.Disk != "" {
+	if f.Name != "" || f.IP != "" || f.Gateway != "" || f.DNS != "" || f.Labels != "" || f.Taints != "" || f.Image != "" || f.Disk != "" || f.BMC != "" {
 		return true
 	}
 	for k := range f.Errors {
@@ -205,6 +210,7 @@ func (u *ui) inventory(ctx context.Context, view nodesQuery) (inventoryView, err
 	for _, n := range page.Nodes {
 		r := newNodeRow(n)
 		r.Now = v.Now
+		r.Power = u.powerText(n)
 		v.Nodes = append(v.Nodes, r)
 	}
 	v.Matched = page.Total
@@ -329,6 +335,10 @@ func formImport(c echo.Context) importForm {
 		Taints:  strings.TrimSpace(c.FormValue("taints")),
 		Image:   strings.TrimSpace(c.FormValue("image")),
 		Disk:    strings.TrimSpace(c.FormValue("disk")),
+		BMC:     strings.TrimSpace(c.FormValue("bmc")),
+		BMCUser: strings.TrimSpace(c.FormValue("bmc_user")),
+
+		bmcPassword: c.FormValue("bmc_password"),
 	}
 }
 
@@ -345,7 +355,8 @@ func (f importForm) input() (NodeInput, error) {
 	for _, p := range []struct {
 		dst **string
 		v   string
-	}{{&in.Name, f.Name}, {&in.IP, f.IP}, {&in.Gateway, f.Gateway}, {&in.Image, f.Image}, {&in.Disk, f.Disk}} {
+	}{{&in.Name, f.Name}, {&in.IP, f.IP}, {&in.Gateway, f.Gateway}, {&in.Image, f.Image}, {&in.Disk, f.Disk},
+		{&in.BMC, f.BMC}, {&in.BMCUser, f.BMCUser}, {&in.BMCPassword, f.bmcPassword}} {
 		if p.v != "" {
 			v := p.v
 			*p.dst = &v
@@ -386,6 +397,11 @@ func (u *ui) importNode(c echo.Context) error {
 	}
 	if err == nil {
 		n, err = u.inv.ImportNode(ctx, n, webSource)
+	}
+	if err == nil {
+		if err = u.srv.savePassword(ctx, n, &in.BMCInput); err == nil {
+			u.srv.imported(n, webSource)
+		}
 	}
 	if err != nil {
 		status := statusOf(err)

@@ -61,6 +61,10 @@ type Deps struct {
 	Cluster ClusterIntegration
 	// JoinTurns says which server holds the join turn, for the cluster view; nil: none shown.
 	JoinTurns JoinTurnHolder
+	// Power drives machines through their BMCs; nil: no power API or buttons.
+	Power Power
+	// PowerStates is the BMC poller's view, for the nodes table; nil: not shown.
+	PowerStates PowerStates
 }
 
 // Server is the echo application.
@@ -137,4 +141,5 @@ func (s *Server) routes() {
 	api.PUT("/cluster", s.updateCluster, admin)
 	api.PATCH("/cluster", s.updateCluster, admin)
 	s.bulkRoutes(e)
+	s.powerRoutes(api, admin)
 }

@@ -23,6 +23,8 @@ type clusterOptions struct {
 	rebootTimeout   time.Duration
 	helperNamespace string
 	helperImage     string
+	// outOfBand is the BMC power deletions and the fence fall back on (set by serve).
+	outOfBand cluster.OutOfBand
 }
 
 // kubeconfigOff turns the integration off even when Bootyard runs in a pod.
@@ -76,6 +78,7 @@ func (c *clusterOptions) start(ctx context.Context, g *errgroup.Group, st *store
 		DrainTimeout:    c.drainTimeout,
 		RebootTimeout:   c.rebootTimeout,
 		Logger:          log,
+		OutOfBand:       c.outOfBand,
 	}, client, st)
 	log.Info("cluster integration on", slog.String("server", restCfg.Host))
 	g.Go(func() error { return ctrl.Run(ctx) })

@@ -21,7 +21,8 @@ func newNodeCommand(cl *clientFlags) *cobra.Command {
 	cmd := &cobra.Command{Use: "node", Short: "Import, list, show and delete machines"}
 	cmd.AddCommand(newNodeImportCommand(cl), newNodeListCommand(cl), newNodeShowCommand(cl),
 		newNodeDeleteCommand(cl), newNodeRetryCommand(cl), newNodeJoinCommand(cl), newNodeSeedISOCommand(cl),
-		newNodeInspectCommand(cl), newNodeAdoptBMCCommand(cl))
+		newNodeInspectCommand(cl), newNodeAdoptBMCCommand(cl),
+		newNodePowerCommand(cl), newNodeBMCCommand(cl))
 	return cmd
 }
 
@@ -29,11 +30,13 @@ func newNodeImportCommand(cl *clientFlags) *cobra.Command {
 	var role, name, ip, gateway, image, disk, hints, output, file string
 	var dns, labels, taints []string
 	var bulk bulkImportFlags
+	var bmcSet bmcFlags
 	cmd := &cobra.Command{
 		Use:   "import MAC [MAC...] | import -f FILE",
 		Short: "Register a machine by MAC as a server or worker node, or many from a CSV or JSON file",
 		Long: `Register one machine by MAC, or many with -f: a CSV file whose header names the
-columns (mac,name,role,ip,gateway,dns,labels,taints,image,root_disk_hints; mac and role are required;
+columns (mac,name,role,ip,gateway,dns,labels,taints,image,root_disk_hints,bmc,bmc_user,bmc_password;
+mac and role are required;
 several values in a cell are separated by ";") or a JSON array of import objects.
 Every row is checked first and nothing is imported if any row fails, unless
 --continue-on-error. Importing the same file again changes nothing.`,
@@ -84,6 +87,9 @@ Every row is checked first and nothing is imported if any row fails, unless
 			if len(taints) > 0 {
 				in["taints"] = taints
 			}
+			if err := bmcSet.apply(in, cmd.InOrStdin()); err != nil {
+				return err
+			}
 			var n node.Node
 			if err := cl.do(cmd.Context(), "POST", "/api/v1/nodes", in, &n); err != nil {
 				return err
@@ -115,6 +121,7 @@ Every row is checked first and nothing is imported if any row fails, unless
 	f.StringVarP(&file, "file", "f", "", "import every node of a CSV (.csv) or JSON array (.json) file; - reads CSV from stdin")
 	f.BoolVar(&bulk.continueOnError, "continue-on-error", false, "with -f: import the good rows even when some fail")
 	f.BoolVar(&bulk.dryRun, "dry-run", false, "with -f: check every row, import nothing")
+	bmcSet.register(f)
 	return cmd
 }
 
@@ -315,6 +322,9 @@ func printNode(w io.Writer, n node.Node, events []node.Event) {
 	}
 	if n.Gateway.IsValid() {
 		fmt.Fprintf(tw, "Gateway:\t%s\n", n.Gateway)
+	}
+	if n.BMC != nil {
+		fmt.Fprintf(tw, "BMC:\t%s\n", bmcText(n.BMC))
 	}
 	if len(n.Labels) > 0 {
 		fmt.Fprintf(tw, "Labels:\t%s\n", strings.Join(node.LabelList(n.Labels), ", "))

@@ -52,7 +52,11 @@ func newNodeAdoptBMCCommand(cl *clientFlags) *cobra.Command {
 			if err := cl.do(cmd.Context(), "POST", "/api/v1/nodes/"+url.PathEscape(args[0])+"/bmc/adopt", nil, &n); err != nil {
 				return err
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "%s: BMC address %s (enter its credentials yourself)\n", n.Name, n.BMCAddress)
+			addr := ""
+			if n.BMC != nil {
+				addr = n.BMC.Address
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "%s: BMC address %s (enter its credentials with node bmc)\n", n.Name, addr)
 			return nil
 		},
 	}
@@ -62,9 +66,6 @@ func newNodeAdoptBMCCommand(cl *clientFlags) *cobra.Command {
 func printHardware(w io.Writer, n node.Node) {
 	if n.Inspect != nil {
 		fmt.Fprintf(w, "Inspection:\trequested %s, runs on the next network boot, then %s\n", n.Inspect.RequestedAt.Format(time.RFC3339), n.Inspect.After)
-	}
-	if n.BMCAddress.IsValid() {
-		fmt.Fprintf(w, "BMC:\t%s\n", n.BMCAddress)
 	}
 	hw := n.Hardware
 	if hw == nil {

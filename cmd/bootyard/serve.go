@@ -35,6 +35,7 @@ type serveOptions struct {
 	boot         bootOptions
 	tls          tlsOptions
 	cluster      clusterOptions
+	bmc          bmcOptions
 	// trustUnverified serves machine secrets to requests whose address Bootyard cannot
 	// verify as the node's (no lease, no static IP, not seen in its own DHCP).
 	trustUnverified bool
@@ -80,6 +81,7 @@ DHCP is never started unless --dhcp-interface names an interface.`,
 	o.boot.register(f)
 	o.tls.register(f)
 	o.cluster.register(f)
+	o.bmc.register(f)
 	o.edge.register(f)
 	return cmd
 }
@@ -197,6 +199,9 @@ func runServe(ctx context.Context, o *serveOptions) error {
 		return fail(err)
 	}
 	deps := web.Deps{Inventory: st, Metrics: metrics, Join: ms.join, Images: ms.catalog, JoinTurns: ms.turns}
+	if o.cluster.outOfBand, err = o.bmc.start(gctx, g, st, hooks, metrics, &deps, log); err != nil {
+		return fail(err)
+	}
 	clusterConnected, err := o.cluster.start(gctx, g, st, &deps, log)
 	if err != nil {
 		return fail(err)

@@ -1,0 +1,161 @@
+// Package bmctest runs a real IPMI BMC for tests: OpenIPMI's ipmi_sim in a network
+// namespace of its own, with a chassis whose power and boot device the test can read.
+package bmctest
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/bootyard/bootyard/boot/netns"
+)
+
+// IPMISim is OpenIPMI's ipmi_sim, a real IPMI BMC, answering IPMI over LAN on the
+// loopback of a network namespace of its own. Its chassis is a shell script
+// (lan.conf's chassis_control) that keeps the machine's power and next boot device in
+// files: the "hardware" the test reads, independently of any IPMI client.
+type IPMISim struct {
+	NS       *netns.NS
+	Addr     string // host:port inside the namespace
+	User     string
+	Password string
+	Dir      string // the chassis files: power, boot, reset, chassis.log
+}
+
+const ipmiSimUser, ipmiSimPassword = "admin", "Sim-pw-7731-secret"
+
+// chassisScript is the chassis_control program: ipmi_sim runs `script get power boot`
+// and reads "power:1" lines, and `script set power "1"` to act (OpenIPMI extcmd).
+const chassisScript = `#!/bin/sh
+d=%q
+echo "$*" >> "$d/chassis.log"
+op=$1; shift
+if [ "$op" = get ]; then
+  for k in "$@"; do
+    def=0; [ "$k" = boot ] && def=none
+    v=$(cat "$d/$k" 2>/dev/null || echo $def)
+    echo "$k:$v"
+  done
+else
+  while [ $# -gt 1 ]; do echo "$2" > "$d/$1"; shift 2; done
+fi
+`
+
+func StartIPMISim(t *testing.T) *IPMISim { return StartIPMISimWith(t, Options{}) }
+
+// Options change the simulator's surroundings.
+type Options struct {
+	// NS is the namespace it answers in; nil makes one of its own.
+	NS *netns.NS
+	// Chassis, when set, is the chassis_control script, given the directory of the
+	// chassis files (for a chassis that is a real VM, say). It must answer `get power
+	// boot` with "power:N" and "boot:DEV" lines and act on `set power N`, `set reset 1`,
+	// `set boot DEV`, and return at once (ipmi_sim waits for it).
+	Chassis func(dir string) string
+}
+
+// StartIPMISimWith is StartIPMISim with options.
+func StartIPMISimWith(t *testing.T, o Options) *IPMISim {
+	t.Helper()
+	if _, err := exec.LookPath("ipmi_sim"); err != nil {
+		t.Skip("ipmi_sim (Debian package openipmi) is not installed")
+	}
+	ns := o.NS
+	if ns == nil {
+		ns = netns.New(t, "bmc")
+	}
+	dir := t.TempDir()
+	script := filepath.Join(dir, "chassis.sh")
+	write := func(name, content string, mode os.FileMode) {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(content), mode); err != nil {
+			t.Fatal(err)
+		}
+	}
+	chassis := fmt.Sprintf(chassisScript, dir)
+	if o.Chassis != nil {
+		chassis = o.Chassis(dir)
+	}
+	write("chassis.sh", chassis, 0o755)
+	write("lan.conf", fmt.Sprintf(`name "bootyard-test"
+set_working_mc 0x20
+  startlan 1
+    addr 127.0.0.1 623
+    priv_limit admin
+    allowed_auths_callback md5
+    allowed_auths_user md5
+    allowed_auths_operator md5
+    allowed_auths_admin md5
+    guid a123456789abcdefa123456789abcdef
+  endlan
+  chassis_control %q
+  user 2 true %q %q admin 10 md5
+`, script, ipmiSimUser, ipmiSimPassword), 0o600)
+	write("bmc.emu", "mc_setbmc 0x20\nmc_add 0x20 0 has-device-sdrs 0x23 9 8 0x9f 0x1291 0xf02 persist_sdr\nmc_enable 0x20\n", 0o600)
+	if err := os.Mkdir(filepath.Join(dir, "state"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cmd := ns.Command(ctx, "ipmi_sim", "-c", filepath.Join(dir, "lan.conf"), "-f", filepath.Join(dir, "bmc.emu"),
+		"-s", filepath.Join(dir, "state"), "-n")
+	var out strings.Builder
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cancel() // kills ipmi_sim, by its own PID
+		_ = cmd.Wait()
+		if t.Failed() {
+			t.Logf("ipmi_sim output:\n%s", out.String())
+		}
+	})
+	sim := &IPMISim{NS: ns, Addr: "127.0.0.1:623", User: ipmiSimUser, Password: ipmiSimPassword, Dir: dir}
+	// Ready when it answers a chassis status, asked by an independent client.
+	WaitFor(t, "ipmi_sim to answer", func() bool {
+		_, err := sim.IPMITool("chassis", "power", "status")
+		return err == nil
+	})
+	return sim
+}
+
+// IPMITool runs ipmitool inside the simulator's namespace: the independent client that
+// checks what Bootyard's go-ipmi client did. -C 3 pins the cipher suite as Bootyard does.
+func (s *IPMISim) IPMITool(args ...string) (string, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	full := append([]string{"-I", "lanplus", "-C", "3", "-H", "127.0.0.1", "-p", "623", "-U", s.User, "-P", s.Password, "-R", "1", "-N", "1"}, args...)
+	out, err := s.NS.Exec(ctx, "ipmitool", full...)
+	return string(out), err
+}
+
+// File is a chassis file's content ("" when never written).
+func (s *IPMISim) File(name string) string {
+	b, _ := os.ReadFile(filepath.Join(s.Dir, name))
+	return strings.TrimSpace(string(b))
+}
+
+// WriteFile sets a chassis file, as the machine's firmware would (a consumed boot flag).
+func (s *IPMISim) WriteFile(t testing.TB, name, content string) {
+	t.Helper()
+	if err := os.WriteFile(filepath.Join(s.Dir, name), []byte(content+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// WaitFor polls cond until it holds, failing the test at a generous deadline.
+func WaitFor(t testing.TB, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}

@@ -1,0 +1,275 @@
+package bmc
+
+import (
+	"context"
+	"errors"
+	"net"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/bootyard/bootyard/node"
+)
+
+// memInventory is a poller inventory in memory: nodes, secrets and the events written.
+type memInventory struct {
+	mu      sync.Mutex
+	nodes   []node.Node
+	secrets map[string]string
+	events  []node.Event
+}
+
+func (m *memInventory) ListNodes(context.Context) ([]node.Node, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return append([]node.Node(nil), m.nodes...), nil
+}
+
+func (m *memInventory) GetNode(_ context.Context, ref string) (node.Node, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, n := range m.nodes {
+		if n.Name == ref {
+			return n, nil
+		}
+	}
+	return node.Node{}, node.ErrNotFound
+}
+
+func (m *memInventory) NodeSecret(_ context.Context, name, _ string) ([]byte, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if v, ok := m.secrets[name]; ok {
+		return []byte(v), nil
+	}
+	return nil, node.ErrNotFound
+}
+
+func (m *memInventory) AppendEvents(_ context.Context, evs ...node.Event) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.events = append(m.events, evs...)
+	return nil
+}
+
+func (m *memInventory) reasons(name string) []string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var out []string
+	for _, e := range m.events {
+		if e.Node == name {
+			out = append(out, string(e.Type)+": "+e.Reason)
+		}
+	}
+	return out
+}
+
+// scriptedBMC answers PowerStatus from a script: an error while failing is set.
+type scriptedBMC struct {
+	mu      sync.Mutex
+	failing bool
+	asked   int
+}
+
+func (s *scriptedBMC) PowerStatus(context.Context) (PowerState, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.asked++
+	if s.failing {
+		return PowerUnknown, errors.New("no answer")
+	}
+	return PowerOn, nil
+}
+func (s *scriptedBMC) PowerOn(context.Context) error                 { return nil }
+func (s *scriptedBMC) PowerOff(context.Context) error                { return nil }
+func (s *scriptedBMC) PowerCycle(context.Context) error              { return nil }
+func (s *scriptedBMC) PowerReset(context.Context) error              { return nil }
+func (s *scriptedBMC) SetBootOnce(context.Context, BootDevice) error { return nil }
+
+func (s *scriptedBMC) count() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.asked
+}
+
+func bmcNode(name, url string) node.Node {
+	b, err := node.ParseBMCURL(url)
+	if err != nil {
+		panic(err)
+	}
+	b.User = "admin"
+	return node.Node{Name: name, BMC: &b}
+}
+
+func TestPoller_FailingBMCBacksOffExponentiallyAndRecovers(t *testing.T) {
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	clock := func() time.Time { return now }
+	bad, good := &scriptedBMC{failing: true}, &scriptedBMC{}
+	inv := &memInventory{nodes: []node.Node{bmcNode("bad", "ipmi://10.0.0.1"), bmcNode("good", "ipmi://10.0.0.2"), {Name: "nobmc"}}}
+	p := NewPoller(PollerConfig{Interval: time.Minute, MaxBackoff: 10 * time.Minute, Env: Env{Now: clock,
+		NewController: func(t Target, _ DialConfig) (Controller, error) {
+			if t.BMC.Address == "10.0.0.1" {
+				return bad, nil
+			}
+			return good, nil
+		}}}, inv)
+	ctx := context.Background()
+
+	// Minute by minute for 40 minutes: the good BMC is asked every minute, the bad one
+	// after 2, 4, 8 minutes and then every 10 (the cap).
+	var badAt []int
+	for minute := 0; minute <= 40; minute++ {
+		now = time.Date(2026, 1, 1, 0, minute, 0, 0, time.UTC)
+		before := bad.count()
+		p.PollDue(ctx)
+		if bad.count() > before {
+			badAt = append(badAt, minute)
+		}
+	}
+	if want := []int{0, 2, 6, 14, 24, 34}; !equalInts(badAt, want) {
+		t.Fatalf("failing BMC asked at minutes %v, want %v", badAt, want)
+	}
+	if good.count() != 41 {
+		t.Fatalf("healthy BMC asked %d times in 41 minutes, want 41", good.count())
+	}
+	o, _ := p.Observation("bad")
+	if o.Failures != 6 || o.Power != PowerUnknown || o.Err == "" {
+		t.Fatalf("bad observation %+v", o)
+	}
+	if _, ok := p.Observation("nobmc"); ok {
+		t.Fatal("a node without a BMC was polled")
+	}
+	// One warning when it stopped answering, not one per poll.
+	if r := inv.reasons("bad"); len(r) != 1 || !strings.HasPrefix(r[0], "warning: BMC not answering: ") {
+		t.Fatalf("events of the failing BMC: %q", r)
+	}
+	if got := testutil.ToFloat64(p.errors.WithLabelValues("ipmi")); got != 6 {
+		t.Fatalf("error counter %v, want 6", got)
+	}
+
+	// It answers again: asked at its next due time, backoff reset, one event saying so.
+	bad.mu.Lock()
+	bad.failing = false
+	bad.mu.Unlock()
+	now = now.Add(10 * time.Minute)
+	p.PollDue(ctx)
+	if o, _ := p.Observation("bad"); o.Failures != 0 || o.Power != PowerOn || !o.Next.Equal(now.Add(time.Minute)) {
+		t.Fatalf("recovered observation %+v", o)
+	}
+	if r := inv.reasons("bad"); len(r) != 2 || r[1] != "power: BMC answering again: power on" {
+		t.Fatalf("events after recovery: %q", r)
+	}
+	if err := testutil.CollectAndCompare(p, strings.NewReader(`
+# HELP bootyard_bmc_power_state_nodes Nodes with a BMC by the power state last polled (unknown: not answered yet, or the last poll failed).
+# TYPE bootyard_bmc_power_state_nodes gauge
+bootyard_bmc_power_state_nodes{state="off"} 0
+bootyard_bmc_power_state_nodes{state="on"} 2
+bootyard_bmc_power_state_nodes{state="unknown"} 0
+`), "bootyard_bmc_power_state_nodes"); err != nil {
+		t.Fatal(err)
+	}
+
+	// A node whose BMC moves starts afresh: the old address's failures are not its own.
+	// The inventory is read again once an interval has passed.
+	inv.mu.Lock()
+	inv.nodes[0] = bmcNode("bad", "ipmi://10.0.0.3")
+	inv.mu.Unlock()
+	now = now.Add(time.Minute)
+	p.PollDue(ctx)
+	if o, _ := p.Observation("bad"); o.Failures != 0 {
+		t.Fatalf("moved BMC kept the old failures: %+v", o)
+	}
+}
+
+func equalInts(a, b []int) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// TestPoller_HangingBMCsNeverHoldTheFleet points the real IPMI and Redfish clients at
+// endpoints that take the packets and never answer (a UDP socket that reads and drops, a
+// TCP listener that accepts and stays silent), beside a healthy Redfish BMC, with one
+// poll slot: every poll round still ends, the hanging ones are warnings with a timeout,
+// and the healthy one is read every round.
+func TestPoller_HangingBMCsNeverHoldTheFleet(t *testing.T) {
+	udp, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer udp.Close()
+	go func() {
+		buf := make([]byte, 2048)
+		for {
+			if _, _, err := udp.ReadFrom(buf); err != nil {
+				return
+			}
+		}
+	}()
+	tcp, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tcp.Close()
+	var held []net.Conn
+	var heldMu sync.Mutex
+	go func() {
+		for {
+			c, err := tcp.Accept()
+			if err != nil {
+				return
+			}
+			heldMu.Lock()
+			held = append(held, c)
+			heldMu.Unlock()
+		}
+	}()
+	defer func() {
+		heldMu.Lock()
+		defer heldMu.Unlock()
+		for _, c := range held {
+			c.Close()
+		}
+	}()
+	svc := newRedfishService(t, true, "1")
+	healthy := bmcNode("healthy", "redfish://"+strings.TrimPrefix(svc.srv.URL, "https://"))
+	healthy.BMC.User, healthy.BMC.InsecureTLS = svc.user, true
+	inv := &memInventory{
+		nodes: []node.Node{bmcNode("hang-ipmi", "ipmi://"+udp.LocalAddr().String()),
+			bmcNode("hang-redfish", "redfish://"+tcp.Addr().String()), healthy},
+		secrets: map[string]string{"healthy": svc.pw},
+	}
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	p := NewPoller(PollerConfig{Interval: time.Minute, Concurrency: 1, Env: Env{Now: func() time.Time { return now },
+		Dial: DialConfig{Timeout: 300 * time.Millisecond}}}, inv)
+	for round := 0; round < 3; round++ {
+		p.PollDue(context.Background()) // returns: that is the point
+		now = now.Add(time.Minute)
+		if o, ok := p.Observation("healthy"); !ok || o.Err != "" || o.Power != PowerOff {
+			t.Fatalf("round %d: healthy BMC %+v", round, o)
+		}
+	}
+	for _, name := range []string{"hang-ipmi", "hang-redfish"} {
+		o, _ := p.Observation(name)
+		if o.Err == "" || o.Failures == 0 {
+			t.Fatalf("%s: %+v, want a failure", name, o)
+		}
+		if !strings.Contains(o.Err, "deadline") && !strings.Contains(o.Err, "timeout") && !strings.Contains(o.Err, "Timeout") {
+			t.Fatalf("%s failed for another reason than its silence: %s", name, o.Err)
+		}
+	}
+	// Both hanging BMCs were asked at minute 0 and, backing off, not at minute 1; asked
+	// again at minute 2.
+	if o, _ := p.Observation("hang-ipmi"); o.Failures != 2 {
+		t.Fatalf("hang-ipmi failures %d after 3 rounds (asked at 0 and 2), want 2", o.Failures)
+	}
+}
