@@ -7,9 +7,9 @@ import (
 	"slices"
 	"time"
 
+	"golang.org/x/sync/errgroup"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"golang.org/x/sync/errgroup"
 
 	"github.com/bootyard/bootyard/api/v1alpha1"
 	"github.com/bootyard/bootyard/node"

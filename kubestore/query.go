@@ -82,7 +82,9 @@ func (s *Store) StateCounts(ctx context.Context) (map[node.State]int, error) {
 }
 
 // CountNodes counts nodes by state, for metrics.
-func (s *Store) CountNodes(ctx context.Context) (map[node.State]int, error) { return s.StateCounts(ctx) }
+func (s *Store) CountNodes(ctx context.Context) (map[node.State]int, error) {
+	return s.StateCounts(ctx)
+}
 
 // QuorumNodes is every server in full and every other node as name, role and state.
 func (s *Store) QuorumNodes(ctx context.Context) ([]node.Node, error) {
@@ -127,4 +129,3 @@ func (s *Store) Reservations(ctx context.Context) ([]store.Reservation, error) {
 	s.resvGen, s.resvList, s.resvOK = gen, out, true
 	return out, nil
 }
-
