@@ -47,6 +47,8 @@ type API struct {
 	AdminConfig *rest.Config
 	// BootyardKubeconfig authenticates as BootyardUser, with only what RBAC grants it.
 	BootyardKubeconfig string
+	// AdminKubeconfig authenticates as a cluster administrator (system:masters).
+	AdminKubeconfig string
 	// Dir holds the processes' logs and data.
 	Dir string
 }
@@ -156,8 +158,10 @@ func Start(t testing.TB) *API {
 	if err != nil {
 		t.Fatal(err)
 	}
-	api := &API{Host: host, Admin: admin, AdminConfig: adminCfg, BootyardKubeconfig: filepath.Join(dir, "bootyard.kubeconfig"), Dir: dir}
+	api := &API{Host: host, Admin: admin, AdminConfig: adminCfg, BootyardKubeconfig: filepath.Join(dir, "bootyard.kubeconfig"),
+		AdminKubeconfig: filepath.Join(dir, "admin.kubeconfig"), Dir: dir}
 	writeFile(t, api.BootyardKubeconfig, kubeconfig(host, bootyardToken, certPEM))
+	writeFile(t, api.AdminKubeconfig, kubeconfig(host, adminToken, certPEM))
 	return api
 }
 
