@@ -18,7 +18,7 @@ import (
 )
 
 // startAPI starts a real kube-apiserver and etcd with the CRDs of deploy/crds installed.
-func startAPI(t *testing.T) *kubetest.API {
+func startAPI(t testing.TB) *kubetest.API {
 	t.Helper()
 	api := kubetest.Start(t)
 	api.InstallCRDs(t, filepath.Join(kubetest.Root(t), "deploy", "crds"))
@@ -36,7 +36,7 @@ func opener(api *kubetest.API) storetest.Opener {
 	}
 }
 
-func openIn(t *testing.T, api *kubetest.API, ns string, limits store.Limits) *kubestore.Store {
+func openIn(t testing.TB, api *kubetest.API, ns string, limits store.Limits) *kubestore.Store {
 	t.Helper()
 	ctx := context.Background()
 	_, err := api.Admin.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{})
