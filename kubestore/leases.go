@@ -2,12 +2,16 @@ package kubestore
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"log/slog"
+	"net"
 	"net/netip"
 	"slices"
+	"sync"
+	"syscall"
 	"time"
 
-	"golang.org/x/sync/errgroup"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
@@ -26,6 +30,11 @@ const leaseWriters = 32
 // server lets one create win and the other gets ErrConflict; an update is conditional
 // on the version read, and an active lease of another MAC is never overwritten by an
 // active one until it expires. A MAC's older address record is dropped, as in bbolt.
+//
+// Leases that fail are named in a store.LeaseErrors; the others were written. While the
+// API server cannot be reached, the renewal of a lease the cache holds for the same MAC
+// and address is accepted and written when it can be again (see pendingRenewals); a new
+// address is refused: only the API server can say no other replica took it.
 func (s *Store) PutLeases(ctx context.Context, leases ...store.Lease) error {
 	if err := ctxErr(ctx); err != nil {
 		return err
@@ -35,17 +44,118 @@ func (s *Store) PutLeases(ctx context.Context, leases ...store.Lease) error {
 			return fmt.Errorf("put lease for %s: %w: no address", l.MAC, node.ErrInvalid)
 		}
 	}
-	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(leaseWriters)
+	var mu sync.Mutex
+	failed := store.LeaseErrors{}
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, leaseWriters)
 	for _, l := range leases {
-		g.Go(func() error {
-			if err := s.putLease(gctx, l); err != nil {
-				return fmt.Errorf("put lease %s: %w", l.IP, err)
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			wctx, cancel := context.WithTimeout(ctx, leaseWriteTimeout)
+			defer cancel()
+			err := s.putLease(wctx, l)
+			if err != nil && unreachable(err) && s.renewFromCache(l) {
+				err = nil
 			}
-			return nil
-		})
+			if err != nil {
+				mu.Lock()
+				failed[l.IP] = fmt.Errorf("put lease %s: %w", l.IP, err)
+				mu.Unlock()
+			}
+		}()
 	}
-	return g.Wait()
+	wg.Wait()
+	if len(failed) > 0 {
+		return failed
+	}
+	return nil
+}
+
+// leaseWriteTimeout bounds one lease write: a DHCP client retransmits after a few
+// seconds, so a write that takes longer helps nobody, and an API server behind a
+// partition would otherwise hold the batch until TCP gives up.
+const leaseWriteTimeout = 4 * time.Second
+
+// unreachable reports whether err means the API server could not be asked (down,
+// partitioned, overloaded), as opposed to an answer such as a conflict.
+func unreachable(err error) bool {
+	var netErr net.Error
+	return errors.As(err, &netErr) || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, syscall.ECONNREFUSED) ||
+		apierrors.IsServerTimeout(err) || apierrors.IsTimeout(err) || apierrors.IsServiceUnavailable(err) || apierrors.IsTooManyRequests(err)
+}
+
+// renewFromCache accepts l without the API server when it renews what the cache holds:
+// the same MAC's active lease on the same address. The cache takes the new expiry (so
+// MACForIP keeps answering for the machine) and the write is queued.
+func (s *Store) renewFromCache(l store.Lease) bool {
+	if l.State != store.LeaseActive || l.MAC.IsZero() {
+		return false
+	}
+	name := leaseName(l.IP)
+	e, ok := s.leases.get(name)
+	if !ok || e.l.MAC != l.MAC || !e.l.ActiveAt(s.now()) {
+		return false
+	}
+	s.leases.mu.Lock()
+	if cur := s.leases.byIP[name]; cur == e {
+		renewed := *e
+		renewed.l = l
+		s.leases.byIP[name] = &renewed
+	}
+	s.leases.mu.Unlock()
+	s.pendingMu.Lock()
+	s.pending[name] = l
+	s.pendingMu.Unlock()
+	s.renewedOffline.Add(1)
+	return true
+}
+
+// flushRenewals writes the renewals accepted while the API server was unreachable,
+// every interval until ctx ends; a renewal that fails to be written stays queued, one
+// that is refused (the address changed hands meanwhile) is dropped with a warning.
+func (s *Store) flushRenewals(ctx context.Context, interval time.Duration) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		s.pendingMu.Lock()
+		batch := make([]store.Lease, 0, len(s.pending))
+		for _, l := range s.pending {
+			batch = append(batch, l)
+		}
+		s.pendingMu.Unlock()
+		for _, l := range batch {
+			wctx, cancel := context.WithTimeout(ctx, leaseWriteTimeout)
+			err := s.putLease(wctx, l)
+			cancel()
+			if err != nil && unreachable(err) {
+				break // still cut off: try the lot again next time
+			}
+			if err != nil {
+				s.log.Warn("a renewal accepted while the API server was unreachable could not be written",
+					slog.String("ip", l.IP.String()), slog.String("mac", l.MAC.String()), slog.Any("err", err))
+			}
+			s.pendingMu.Lock()
+			if s.pending[leaseName(l.IP)] == l {
+				delete(s.pending, leaseName(l.IP))
+			}
+			s.pendingMu.Unlock()
+		}
+	}
+}
+
+// PendingRenewals is how many renewals accepted while the API server was unreachable
+// are not written yet.
+func (s *Store) PendingRenewals() int {
+	s.pendingMu.Lock()
+	defer s.pendingMu.Unlock()
+	return len(s.pending)
 }
 
 func (s *Store) putLease(ctx context.Context, l store.Lease) error {

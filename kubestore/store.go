@@ -52,6 +52,10 @@ const (
 // DefaultNamespace holds Bootyard's objects unless Options says otherwise.
 const DefaultNamespace = "bootyard-system"
 
+// renewalFlushInterval is how often renewals accepted while the API server was
+// unreachable are retried.
+const renewalFlushInterval = 2 * time.Second
+
 // maxConflictRetries bounds the re-read-and-reapply loop of one write. Each conflict
 // means another writer won; a few in a row on one object is contention worth an error.
 const maxConflictRetries = 16
@@ -81,6 +85,12 @@ type Store struct {
 	leases *leaseCache
 	events *eventLog
 	bounds struct{ discoveredEvicted, eventsDropped atomic.Uint64 }
+
+	// pending holds lease renewals accepted from the cache while the API server was
+	// unreachable, by object name, until flushRenewals writes them.
+	pendingMu      sync.Mutex
+	pending        map[string]store.Lease
+	renewedOffline atomic.Uint64
 
 	stop     context.CancelFunc
 	stopped  sync.WaitGroup
@@ -118,7 +128,7 @@ func New(ctx context.Context, cfg *rest.Config, opts Options) (*Store, error) {
 		return nil, fmt.Errorf("kubernetes store: %w", err)
 	}
 	s := &Store{rc: rc, core: core, ns: opts.Namespace, log: opts.Logger, onUpdate: opts.OnUpdate, limits: limits,
-		now: func() time.Time { return time.Now().UTC() }, nodes: newNodeCache(), leases: newLeaseCache()}
+		now: func() time.Time { return time.Now().UTC() }, nodes: newNodeCache(), leases: newLeaseCache(), pending: make(map[string]store.Lease)}
 	s.events = &eventLog{s: s, counts: make(map[string]int)}
 	runCtx, cancel := context.WithCancel(context.Background())
 	s.stop = cancel
@@ -149,6 +159,11 @@ func New(ctx context.Context, cfg *rest.Config, opts Options) (*Store, error) {
 			inf.RunWithContext(runCtx)
 		}()
 	}
+	s.stopped.Add(1)
+	go func() {
+		defer s.stopped.Done()
+		s.flushRenewals(runCtx, renewalFlushInterval)
+	}()
 	syncCtx, cancelSync := context.WithTimeout(ctx, opts.SyncTimeout)
 	defer cancelSync()
 	if !cache.WaitForCacheSync(syncCtx.Done(), nodeInf.HasSynced, leaseInf.HasSynced) {
