@@ -9,15 +9,57 @@ import (
 	"github.com/bootyard/bootyard/store"
 )
 
-// nodeCache is this replica's view of every BootyardNode, fed by the informer AND by
-// this replica's own writes, so a caller reads what it just wrote without waiting for
-// the watch. Of two copies of one object the higher resourceVersion wins; a deletion
-// leaves a tombstone so a late watch event cannot bring the object back.
-type nodeCache struct {
-	mu     sync.RWMutex
-	byName map[string]*cachedNode
-	byMAC  map[node.MAC]string
+// newest keeps, per object name, the copy with the highest resourceVersion among those
+// the informer delivers and those this replica's own writes return, so a caller reads
+// what it just wrote without waiting for the watch. A deletion leaves a tombstone so a
+// late watch event cannot bring the object back. Its callers hold their own lock.
+type newest[T any] struct {
+	byName map[string]*versionedEntry[T]
 	tomb   map[string]uint64
+}
+
+type versionedEntry[T any] struct {
+	v  T
+	rv uint64
+}
+
+func newNewest[T any]() newest[T] {
+	return newest[T]{byName: make(map[string]*versionedEntry[T]), tomb: make(map[string]uint64)}
+}
+
+// put stores v at rv unless a copy at least as new (or a later deletion) is known. It
+// returns the copy it replaced, if any, and whether v was stored.
+func (m *newest[T]) put(name string, rv uint64, v T) (old *versionedEntry[T], stored bool) {
+	if t, ok := m.tomb[name]; ok {
+		if rv <= t {
+			return nil, false
+		}
+		delete(m.tomb, name)
+	}
+	old = m.byName[name]
+	if old != nil && old.rv >= rv {
+		return nil, false
+	}
+	m.byName[name] = &versionedEntry[T]{v: v, rv: rv}
+	return old, true
+}
+
+// remove drops name; rv is the last version the remover knew (0: unknown).
+func (m *newest[T]) remove(name string, rv uint64) (old *versionedEntry[T]) {
+	old = m.byName[name]
+	if old != nil {
+		rv = max(rv, old.rv)
+		delete(m.byName, name)
+	}
+	m.tomb[name] = max(m.tomb[name], rv)
+	return old
+}
+
+// nodeCache is this replica's view of every BootyardNode, with a MAC index.
+type nodeCache struct {
+	mu    sync.RWMutex
+	nodes newest[*cachedNode]
+	byMAC map[node.MAC]string
 	// resvGen counts changes to the static addresses, as the bbolt store's does.
 	resvGen uint64
 }
@@ -29,7 +71,7 @@ type cachedNode struct {
 }
 
 func newNodeCache() *nodeCache {
-	return &nodeCache{byName: make(map[string]*cachedNode), byMAC: make(map[node.MAC]string), tomb: make(map[string]uint64)}
+	return &nodeCache{nodes: newNewest[*cachedNode](), byMAC: make(map[node.MAC]string)}
 }
 
 func (c *nodeCache) put(o *v1alpha1.BootyardNode) {
@@ -41,26 +83,18 @@ func (c *nodeCache) put(o *v1alpha1.BootyardNode) {
 	rv := resourceVersion(o.ResourceVersion)
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if t, ok := c.tomb[o.Name]; ok {
-		if rv <= t {
-			return
-		}
-		delete(c.tomb, o.Name)
-	}
-	old := c.byName[o.Name]
-	if old != nil && old.rv >= rv {
+	old, stored := c.nodes.put(o.Name, rv, &cachedNode{obj: o, n: n, rv: rv})
+	if !stored {
 		return
 	}
+	var before *node.Node
 	if old != nil {
-		c.unindex(old)
-		if store.ReservationChanged(&old.n, &n) {
-			c.resvGen++
-		}
-	} else if n.IP.IsValid() {
+		c.unindex(old.v)
+		before = &old.v.n
+	}
+	if store.ReservationChanged(before, &n) {
 		c.resvGen++
 	}
-	e := &cachedNode{obj: o, n: n, rv: rv}
-	c.byName[o.Name] = e
 	for _, m := range n.MACs {
 		c.byMAC[m] = o.Name
 	}
@@ -74,55 +108,51 @@ func (c *nodeCache) unindex(e *cachedNode) {
 	}
 }
 
-// remove drops name; rv is the last version the remover knew (0: unknown).
 func (c *nodeCache) remove(name string, rv uint64) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	old := c.byName[name]
-	if old != nil {
-		rv = max(rv, old.rv)
-		c.unindex(old)
-		delete(c.byName, name)
-		if old.n.IP.IsValid() {
+	if old := c.nodes.remove(name, rv); old != nil {
+		c.unindex(old.v)
+		if store.ReservationChanged(&old.v.n, nil) {
 			c.resvGen++
 		}
 	}
-	c.tomb[name] = max(c.tomb[name], rv)
 }
 
 func (c *nodeCache) get(name string) (*cachedNode, bool) {
 	c.mu.RLock()
 	defer c.mu.RUnlock()
-	e, ok := c.byName[name]
-	return e, ok
+	e, ok := c.nodes.byName[name]
+	if !ok {
+		return nil, false
+	}
+	return e.v, true
 }
 
 func (c *nodeCache) byMACName(mac node.MAC) (*cachedNode, bool) {
 	c.mu.RLock()
-	defer c.mu.RUnlock()
 	name, ok := c.byMAC[mac]
+	c.mu.RUnlock()
 	if !ok {
 		return nil, false
 	}
-	e, ok := c.byName[name]
-	return e, ok
+	return c.get(name)
 }
 
 // each calls fn for every node under the read lock; fn must not call the cache.
 func (c *nodeCache) each(fn func(e *cachedNode)) {
 	c.mu.RLock()
 	defer c.mu.RUnlock()
-	for _, e := range c.byName {
-		fn(e)
+	for _, e := range c.nodes.byName {
+		fn(e.v)
 	}
 }
 
-// leaseCache is nodeCache's counterpart for BootyardLeases.
+// leaseCache is nodeCache's counterpart for BootyardLeases, with a MAC index.
 type leaseCache struct {
-	mu    sync.RWMutex
-	byIP  map[string]*cachedLease // object name → record
-	byMAC map[node.MAC]string
-	tomb  map[string]uint64
+	mu     sync.RWMutex
+	leases newest[*cachedLease]
+	byMAC  map[node.MAC]string
 }
 
 type cachedLease struct {
@@ -132,7 +162,7 @@ type cachedLease struct {
 }
 
 func newLeaseCache() *leaseCache {
-	return &leaseCache{byIP: make(map[string]*cachedLease), byMAC: make(map[node.MAC]string), tomb: make(map[string]uint64)}
+	return &leaseCache{leases: newNewest[*cachedLease](), byMAC: make(map[node.MAC]string)}
 }
 
 func (c *leaseCache) put(o *v1alpha1.BootyardLease) {
@@ -144,52 +174,58 @@ func (c *leaseCache) put(o *v1alpha1.BootyardLease) {
 	rv := resourceVersion(o.ResourceVersion)
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if t, ok := c.tomb[o.Name]; ok {
-		if rv <= t {
-			return
-		}
-		delete(c.tomb, o.Name)
-	}
-	old := c.byIP[o.Name]
-	if old != nil && old.rv >= rv {
+	old, stored := c.leases.put(o.Name, rv, &cachedLease{obj: o, l: l, rv: rv})
+	if !stored {
 		return
 	}
-	if old != nil && !old.l.MAC.IsZero() && c.byMAC[old.l.MAC] == o.Name {
-		delete(c.byMAC, old.l.MAC)
+	if old != nil {
+		c.unindex(o.Name, old.v)
 	}
-	c.byIP[o.Name] = &cachedLease{obj: o, l: l, rv: rv}
 	if !l.MAC.IsZero() {
 		c.byMAC[l.MAC] = o.Name
+	}
+}
+
+func (c *leaseCache) unindex(name string, e *cachedLease) {
+	if !e.l.MAC.IsZero() && c.byMAC[e.l.MAC] == name {
+		delete(c.byMAC, e.l.MAC)
 	}
 }
 
 func (c *leaseCache) remove(name string, rv uint64) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if old := c.byIP[name]; old != nil {
-		rv = max(rv, old.rv)
-		if !old.l.MAC.IsZero() && c.byMAC[old.l.MAC] == name {
-			delete(c.byMAC, old.l.MAC)
-		}
-		delete(c.byIP, name)
+	if old := c.leases.remove(name, rv); old != nil {
+		c.unindex(name, old.v)
 	}
-	c.tomb[name] = max(c.tomb[name], rv)
 }
 
 func (c *leaseCache) get(name string) (*cachedLease, bool) {
 	c.mu.RLock()
 	defer c.mu.RUnlock()
-	e, ok := c.byIP[name]
-	return e, ok
+	e, ok := c.leases.byName[name]
+	if !ok {
+		return nil, false
+	}
+	return e.v, true
 }
 
 func (c *leaseCache) forMAC(mac node.MAC) (*cachedLease, bool) {
 	c.mu.RLock()
-	defer c.mu.RUnlock()
 	name, ok := c.byMAC[mac]
+	c.mu.RUnlock()
 	if !ok {
 		return nil, false
 	}
-	e, ok := c.byIP[name]
-	return e, ok
+	return c.get(name)
+}
+
+// replace swaps the cached copy of name for e when it is still was: a renewal accepted
+// without the API server changes the lease but not its version.
+func (c *leaseCache) replace(name string, was, e *cachedLease) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if cur := c.leases.byName[name]; cur != nil && cur.v == was {
+		cur.v = e
+	}
 }

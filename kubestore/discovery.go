@@ -21,15 +21,11 @@ func (s *Store) RecordBoot(ctx context.Context, mac node.MAC, seen node.BootInfo
 	if err := ctxErr(ctx); err != nil {
 		return err
 	}
-	if mac.IsZero() {
-		return fmt.Errorf("record boot: %w: MAC 00:00:00:00:00:00", node.ErrInvalid)
-	}
 	now := s.now()
-	if seen.LastSeen.IsZero() {
-		seen.LastSeen = now
+	seen, err := store.CleanBoot(mac, seen, now)
+	if err != nil {
+		return err
 	}
-	seen.Firmware, seen.VendorClass = node.Printable(seen.Firmware), node.Printable(seen.VendorClass)
-	seen.UserClass, seen.IP = node.Printable(seen.UserClass), node.Printable(seen.IP)
 	e, ok := s.nodes.byMACName(mac)
 	if !ok {
 		err := s.discover(ctx, mac, seen)
@@ -47,7 +43,7 @@ func (s *Store) RecordBoot(ctx context.Context, mac node.MAC, seen node.BootInfo
 	if !store.BootNeedsWrite(e.n.Boot, seen) {
 		return nil
 	}
-	_, err := s.UpdateNode(ctx, e.n.Name, func(n *node.Node) ([]node.Event, error) {
+	_, err = s.UpdateNode(ctx, e.n.Name, func(n *node.Node) ([]node.Event, error) {
 		if !n.HasMAC(mac) {
 			return nil, fmt.Errorf("record boot %s: node %s no longer owns it: %w", mac, n.Name, node.ErrConflict)
 		}

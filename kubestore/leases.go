@@ -98,13 +98,9 @@ func (s *Store) renewFromCache(l store.Lease) bool {
 	if !ok || e.l.MAC != l.MAC || !e.l.ActiveAt(s.now()) {
 		return false
 	}
-	s.leases.mu.Lock()
-	if cur := s.leases.byIP[name]; cur == e {
-		renewed := *e
-		renewed.l = l
-		s.leases.byIP[name] = &renewed
-	}
-	s.leases.mu.Unlock()
+	renewed := *e
+	renewed.l = l
+	s.leases.replace(name, e, &renewed)
 	s.pendingMu.Lock()
 	s.pending[name] = l
 	s.pendingMu.Unlock()
@@ -248,9 +244,9 @@ func (s *Store) Leases(ctx context.Context) ([]store.Lease, error) {
 		return nil, err
 	}
 	s.leases.mu.RLock()
-	out := make([]store.Lease, 0, len(s.leases.byIP))
-	for _, e := range s.leases.byIP {
-		out = append(out, e.l)
+	out := make([]store.Lease, 0, len(s.leases.leases.byName))
+	for _, e := range s.leases.leases.byName {
+		out = append(out, e.v.l)
 	}
 	s.leases.mu.RUnlock()
 	slices.SortFunc(out, func(a, b store.Lease) int { return a.IP.Compare(b.IP) })

@@ -119,8 +119,8 @@ func (s *Store) Reservations(ctx context.Context) ([]store.Reservation, error) {
 		return s.resvList, nil
 	}
 	var out []store.Reservation
-	for _, e := range s.nodes.byName {
-		if n := e.n; n.IP.IsValid() {
+	for _, e := range s.nodes.nodes.byName {
+		if n := e.v.n; n.IP.IsValid() {
 			out = append(out, store.Reservation{Node: n.Name, MACs: slices.Clone(n.MACs), IP: n.IP, Gateway: n.Gateway, DNS: slices.Clone(n.DNS)})
 		}
 	}

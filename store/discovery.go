@@ -29,18 +29,11 @@ func (s *Store) RecordBoot(ctx context.Context, mac node.MAC, seen node.BootInfo
 	if err := ctxErr(ctx); err != nil {
 		return err
 	}
-	if mac.IsZero() {
-		return fmt.Errorf("record boot: %w: MAC 00:00:00:00:00:00", node.ErrInvalid)
-	}
 	now := s.now()
-	if seen.LastSeen.IsZero() {
-		seen.LastSeen = now
+	seen, err := CleanBoot(mac, seen, now)
+	if err != nil {
+		return err
 	}
-	// The edges (DHCP, the script endpoint) already replace what a terminal or page
-	// would interpret; this keeps the record clean whichever caller forgot. Clean text
-	// costs nothing here.
-	seen.Firmware, seen.VendorClass = node.Printable(seen.Firmware), node.Printable(seen.VendorClass)
-	seen.UserClass, seen.IP = node.Printable(seen.UserClass), node.Printable(seen.IP)
 	var current bool
 	if err := s.db.View(func(tx *bolt.Tx) error {
 		n, err := nodeByMACTx(tx, mac)
@@ -56,7 +49,7 @@ func (s *Store) RecordBoot(ctx context.Context, mac node.MAC, seen node.BootInfo
 	}
 	// Batch may run the function twice (once in a batch, once alone on error); it reads
 	// everything inside the transaction, so a second run decides afresh.
-	err := s.db.Batch(func(tx *bolt.Tx) error {
+	err = s.db.Batch(func(tx *bolt.Tx) error {
 		name := tx.Bucket(bucketMACIndex).Get(mac[:])
 		if name == nil {
 			return s.discover(tx, mac, seen)
@@ -107,6 +100,22 @@ func (s *Store) discover(tx *bolt.Tx, mac node.MAC, seen node.BootInfo) error {
 	// Anyone on the provisioning network can boot with made-up MACs: the newcomer costs
 	// the longest-unseen discovered record its place once the cap is reached.
 	return s.evictDiscovered(tx, s.limits.MaxDiscovered)
+}
+
+// CleanBoot checks a RecordBoot's MAC and readies what it says: LastSeen defaults to
+// now, and text fields are made printable. The edges (DHCP, the script endpoint) already
+// replace what a terminal or page would interpret; this keeps the record clean whichever
+// caller forgot. Every backend's RecordBoot starts with it.
+func CleanBoot(mac node.MAC, seen node.BootInfo, now time.Time) (node.BootInfo, error) {
+	if mac.IsZero() {
+		return seen, fmt.Errorf("record boot: %w: MAC 00:00:00:00:00:00", node.ErrInvalid)
+	}
+	if seen.LastSeen.IsZero() {
+		seen.LastSeen = now
+	}
+	seen.Firmware, seen.VendorClass = node.Printable(seen.Firmware), node.Printable(seen.VendorClass)
+	seen.UserClass, seen.IP = node.Printable(seen.UserClass), node.Printable(seen.IP)
+	return seen, nil
 }
 
 // BootNeedsWrite reports whether seen says something the record lacks, or the record's

@@ -55,7 +55,7 @@ func testUpdate(t *testing.T, open Opener) {
 	s := open(t, store.Limits{})
 	mustImport(t, s, worker("w-1", MAC(1)))
 	mustImport(t, s, worker("w-2", MAC(2)))
-	n := move(t, s, "w-1", node.StateProvisioning, node.StateInstalled)
+	n := Move(t, s, "w-1", node.StateProvisioning, node.StateInstalled)
 	if n.State != node.StateInstalled {
 		t.Fatalf("state %s", n.State)
 	}
@@ -172,7 +172,7 @@ func testDelete(t *testing.T, open Opener) {
 	}
 
 	mustImport(t, s, worker("w-2", MAC(2)))
-	before := move(t, s, "w-2", node.StateProvisioning, node.StateInstalled)
+	before := Move(t, s, "w-2", node.StateProvisioning, node.StateInstalled)
 	want := before
 	plan, err := node.PlanDeletion(&want, []node.Node{before}, node.DeleteOptions{Confirm: "w-2", Now: time.Now().UTC()})
 	if err != nil || plan.Remove {

@@ -29,7 +29,7 @@ func queryInventory(t *testing.T, s store.Backend) {
 		mustImport(t, s, spec)
 	}
 	for i := range 5 {
-		move(t, s, fmt.Sprintf("w-%02d", i), node.StateProvisioning)
+		Move(t, s, fmt.Sprintf("w-%02d", i), node.StateProvisioning)
 	}
 }
 

@@ -65,8 +65,8 @@ func mustImport(t *testing.T, s store.Backend, spec node.Node) node.Node {
 	return n
 }
 
-// move walks a node through states with UpdateNode, one legal transition each.
-func move(t *testing.T, s store.Backend, name string, states ...node.State) node.Node {
+// Move walks a node through states with UpdateNode, one legal transition each.
+func Move(t testing.TB, s store.Backend, name string, states ...node.State) node.Node {
 	t.Helper()
 	var n node.Node
 	for _, to := range states {
