@@ -212,13 +212,16 @@ func (s *Store) writeImport(ctx context.Context, p importPlan, source string, in
 }
 
 // rename moves the record of old to n.Name: the new object first (a taken name fails
-// before anything changed), then the history, then the old object, conditional on the
-// version it was read at.
+// before anything changed), then the history and the Secret, then the old object,
+// conditional on the version it was read at.
 func (s *Store) rename(ctx context.Context, old *v1alpha1.BootyardNode, n *node.Node) error {
 	if _, err := s.createNode(ctx, n); err != nil {
 		return err
 	}
 	if err := s.events.move(ctx, old.Name, n.Name); err != nil {
+		return err
+	}
+	if err := s.moveNodeSecret(ctx, old.Name, n.Name); err != nil {
 		return err
 	}
 	if err := s.deleteNodeObj(ctx, old.Name, old.ResourceVersion); err != nil && !apierrors.IsNotFound(err) {

@@ -216,6 +216,18 @@ func (s *Store) NodeSecret(ctx context.Context, nodeName, key string) ([]byte, e
 	return v, nil
 }
 
+// moveNodeSecret carries a node's secret values to its new name.
+func (s *Store) moveNodeSecret(ctx context.Context, from, to string) error {
+	sec, err := s.secret(ctx, nodeSecretName(from))
+	if err != nil || sec == nil {
+		return err
+	}
+	if err := s.putSecretData(ctx, nodeSecretName(to), map[string]string{labelNode: to}, sec.Data); err != nil {
+		return err
+	}
+	return s.dropNodeSecret(ctx, from)
+}
+
 func (s *Store) dropNodeSecret(ctx context.Context, nodeName string) error {
 	err := s.core.CoreV1().Secrets(s.ns).Delete(ctx, nodeSecretName(nodeName), metav1.DeleteOptions{})
 	if err != nil && !apierrors.IsNotFound(err) {

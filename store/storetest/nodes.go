@@ -232,3 +232,43 @@ func testImportNodes(t *testing.T, open Opener) {
 		t.Errorf("the same rows again: %+v, %v; want unchanged", res, err)
 	}
 }
+
+func testRename(t *testing.T, open Opener) {
+	ctx := context.Background()
+	s := open(t, store.Limits{})
+	mustImport(t, s, worker("old", MAC(1)))
+	mustImport(t, s, worker("taken", MAC(2)))
+	secrets, hasSecrets := s.(store.NodeSecrets)
+	if hasSecrets {
+		if err := secrets.SetNodeSecret(ctx, "old", "bmc-password", []byte("s3cret")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rename := func(to string) (node.Node, error) {
+		return s.UpdateNode(ctx, "old", func(n *node.Node) ([]node.Event, error) {
+			n.Name = to
+			return []node.Event{node.NewEvent(n.Name, node.EventWarning, "renamed", "test", time.Now().UTC())}, nil
+		})
+	}
+	_, err := rename("taken")
+	wantErr(t, "a rename onto a taken name", err, node.ErrConflict)
+	n, err := rename("new")
+	if err != nil || n.Name != "new" {
+		t.Fatalf("rename: %+v, %v", n, err)
+	}
+	if _, err := s.GetNode(ctx, "old"); !errors.Is(err, node.ErrNotFound) {
+		t.Errorf("the old name still answers: %v", err)
+	}
+	if got, err := s.NodeByMAC(ctx, MAC(1)); err != nil || got.Name != "new" {
+		t.Errorf("NodeByMAC after the rename: %q, %v", got.Name, err)
+	}
+	events, err := s.Events(ctx, "new", 0)
+	if err != nil || len(events) != 2 || events[0].To != node.StateRegistered || events[1].Reason != "renamed" || events[1].Node != "new" {
+		t.Errorf("history after the rename: %+v, %v", events, err)
+	}
+	if hasSecrets {
+		if v, err := secrets.NodeSecret(ctx, "new", "bmc-password"); err != nil || string(v) != "s3cret" {
+			t.Errorf("the node secret after the rename: %q, %v", v, err)
+		}
+	}
+}

@@ -27,6 +27,7 @@ func Run(t *testing.T, open Opener) {
 		{"Update_WritesTheChangeAndItsEventsOrNothing", testUpdate},
 		{"Update_ConcurrentTransitionsHaveExactlyOneWinner", testConcurrentTransition},
 		{"Delete_RemovesAFreshNodeAndMarksAnInstalledOne", testDelete},
+		{"Rename_CarriesTheHistoryAndSecrets", testRename},
 		{"Query_PagesEveryMatchOnceInOrder", testQueryPaging},
 		{"Query_FiltersAndCounts", testQueryFilters},
 		{"Query_RefusesABadTokenOrSort", testQueryErrors},
