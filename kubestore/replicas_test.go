@@ -2,6 +2,7 @@ package kubestore_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/netip"
@@ -10,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/rest"
 
@@ -33,6 +35,7 @@ func TestReplicas(t *testing.T) {
 		{"AnAddressIsClaimedByOneReplicaOnly", testReplicaLeaseClaim},
 		{"TwoDeletionsCannotBothPassTheQuorumCheck", testReplicaQuorum},
 		{"SecretsNeverReachACustomResource", testSecretsStayInSecrets},
+		{"ATokenChangeReachesTheOtherReplica", testReplicaToken},
 		{"AnObjectWithoutStatusReadsAsItsImport", testStatuslessObject},
 	}
 	for i, tt := range tests {
@@ -311,5 +314,52 @@ func testStatuslessObject(t *testing.T, api *kubetest.API, ns string) {
 		SetHeader("Content-Type", "application/json").Body([]byte(bad)).Do(ctx).Error()
 	if err == nil || !strings.Contains(err.Error(), "spec.role") || !strings.Contains(err.Error(), "spec.macs") {
 		t.Errorf("the schema let an invalid node in: %v", err)
+	}
+}
+
+// testReplicaToken changes only the token on one replica: the other serves it from its
+// cache, which re-reads the Secret because the settings object records the Secret's
+// version (so a token change alone is a new object version).
+func testReplicaToken(t *testing.T, api *kubetest.API, ns string) {
+	ctx := context.Background()
+	a, b := twoReplicas(t, api, ns)
+	setToken := func(token string) {
+		t.Helper()
+		if _, err := a.UpdateClusterSettings(ctx, func(c *node.ClusterSettings) error {
+			c.ServerURL, c.Token = "https://10.0.0.1:6443", node.Secret(token)
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	objectVersion := func() string {
+		t.Helper()
+		var o struct {
+			Metadata struct {
+				ResourceVersion string `json:"resourceVersion"`
+			} `json:"metadata"`
+		}
+		raw, err := api.Admin.CoreV1().RESTClient().Get().AbsPath("/apis/bootyard.io/v1alpha1/namespaces", ns, "bootyardsettings", "cluster").DoRaw(ctx)
+		if apierrors.IsNotFound(err) {
+			return "" // not written yet
+		}
+		if err == nil {
+			err = json.Unmarshal(raw, &o)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		return o.Metadata.ResourceVersion
+	}
+	for _, token := range []string{"K10first::server:one", "K10second::server:two"} {
+		before := objectVersion()
+		setToken(token)
+		if objectVersion() == before {
+			t.Errorf("setting the token %s left the settings object's version as it was", token)
+		}
+		kubetest.WaitFor(t, time.Minute, "the other replica to serve the new token", func() bool {
+			c, err := b.ClusterSettings(ctx)
+			return err == nil && c.Token.Reveal() == token
+		})
 	}
 }

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"sync"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -53,32 +55,34 @@ func (s *Store) secret(ctx context.Context, name string) (*corev1.Secret, error)
 	return sec, nil
 }
 
-// putSecretData sets keys of the Secret name (creating it), leaving its other keys.
-func (s *Store) putSecretData(ctx context.Context, name string, labels map[string]string, data map[string][]byte) error {
+// putSecretData sets keys of the Secret name (creating it), leaving its other keys, and
+// returns the Secret's new resourceVersion.
+func (s *Store) putSecretData(ctx context.Context, name string, labels map[string]string, data map[string][]byte) (string, error) {
 	for attempt := 0; attempt < maxConflictRetries; attempt++ {
 		sec, err := s.secret(ctx, name)
 		if err != nil {
-			return err
+			return "", err
 		}
+		var out *corev1.Secret
 		if sec == nil {
 			sec = &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: s.ns, Name: name, Labels: labels}, Type: corev1.SecretTypeOpaque, Data: data}
-			_, err = s.core.CoreV1().Secrets(s.ns).Create(ctx, sec, metav1.CreateOptions{})
+			out, err = s.core.CoreV1().Secrets(s.ns).Create(ctx, sec, metav1.CreateOptions{})
 		} else {
 			if sec.Data == nil {
 				sec.Data = map[string][]byte{}
 			}
 			maps.Copy(sec.Data, data)
-			_, err = s.core.CoreV1().Secrets(s.ns).Update(ctx, sec, metav1.UpdateOptions{})
+			out, err = s.core.CoreV1().Secrets(s.ns).Update(ctx, sec, metav1.UpdateOptions{})
 		}
 		if apierrors.IsConflict(err) || apierrors.IsAlreadyExists(err) {
 			continue
 		}
 		if err != nil {
-			return fmt.Errorf("write secret %s: %w", name, kindErr(err))
+			return "", fmt.Errorf("write secret %s: %w", name, kindErr(err))
 		}
-		return nil
+		return out.ResourceVersion, nil
 	}
-	return fmt.Errorf("write secret %s: %w: %w", name, errTooManyConflicts, node.ErrConflict)
+	return "", fmt.Errorf("write secret %s: %w: %w", name, errTooManyConflicts, node.ErrConflict)
 }
 
 func (s *Store) readSettings(ctx context.Context) (*v1alpha1.BootyardSettings, node.ClusterSettings, error) {
@@ -86,23 +90,64 @@ func (s *Store) readSettings(ctx context.Context) (*v1alpha1.BootyardSettings, n
 	if err != nil {
 		return nil, node.ClusterSettings{}, err
 	}
+	c, err := s.parseSettings(ctx, o)
+	return o, c, err
+}
+
+// parseSettings is o with the secrets from the cluster Secret.
+func (s *Store) parseSettings(ctx context.Context, o *v1alpha1.BootyardSettings) (node.ClusterSettings, error) {
 	sp := o.Spec
 	c := node.ClusterSettings{ServerURL: sp.ServerURL, InstallURL: sp.InstallURL, ExtraCloudConfig: sp.ExtraCloudConfig,
 		SSHAuthorizedKeys: slices.Clone(sp.SSHAuthorizedKeys), DefaultImage: sp.DefaultImage, WipeOverwrite: sp.WipeOverwrite,
 		JoinTurnMinutes: sp.JoinTurnMinutes}
 	sec, err := s.secret(ctx, clusterSecret)
 	if err != nil {
-		return nil, node.ClusterSettings{}, err
+		return node.ClusterSettings{}, err
 	}
 	if sec != nil {
 		c.Token = node.Secret(sec.Data[keyToken])
 		if env := sec.Data[keyInstallEnv]; len(env) > 0 {
 			if err := json.Unmarshal(env, &c.InstallEnv); err != nil {
-				return nil, node.ClusterSettings{}, fmt.Errorf("cluster settings: installEnv: %w", err)
+				return node.ClusterSettings{}, fmt.Errorf("cluster settings: installEnv: %w", err)
 			}
 		}
 	}
-	return o, c, nil
+	return c, nil
+}
+
+// settingsCache is the settings object as the informer (or this replica's last write)
+// has it, and the settings parsed from it with the cluster Secret. The object's
+// annotationSecretVersion changes whenever Bootyard writes the Secret, so a new object
+// version is the only signal to read the Secret again: the machine endpoints ask for the
+// settings on every request, and two API reads each would be most of their cost.
+type settingsCache struct {
+	mu       sync.Mutex
+	obj      *v1alpha1.BootyardSettings
+	parsedRV string
+	parsedAt time.Time
+	parsed   node.ClusterSettings
+}
+
+// secretRecheck bounds how long a hand edit of the cluster Secret (kubectl) goes unseen
+// when the settings object does not change with it.
+const secretRecheck = 30 * time.Second
+
+// annotationSecretVersion on the settings object is the cluster Secret's
+// resourceVersion as of the last settings write.
+const annotationSecretVersion = "bootyard.io/secret-version"
+
+func (c *settingsCache) put(o *v1alpha1.BootyardSettings) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.obj == nil || resourceVersion(o.ResourceVersion) > resourceVersion(c.obj.ResourceVersion) {
+		c.obj = o
+	}
+}
+
+func cloneSettings(c node.ClusterSettings) node.ClusterSettings {
+	c.InstallEnv = maps.Clone(c.InstallEnv)
+	c.SSHAuthorizedKeys = slices.Clone(c.SSHAuthorizedKeys)
+	return c
 }
 
 // ClusterSettings returns the join settings: the settings object with the token and
@@ -111,8 +156,20 @@ func (s *Store) ClusterSettings(ctx context.Context) (node.ClusterSettings, erro
 	if err := ctxErr(ctx); err != nil {
 		return node.ClusterSettings{}, err
 	}
-	_, c, err := s.readSettings(ctx)
-	return c, err
+	s.settings.mu.Lock()
+	defer s.settings.mu.Unlock()
+	o := s.settings.obj
+	if o == nil {
+		return node.ClusterSettings{}, nil // never written
+	}
+	if now := s.now(); s.settings.parsedRV != o.ResourceVersion || now.Sub(s.settings.parsedAt) > secretRecheck {
+		c, err := s.parseSettings(ctx, o)
+		if err != nil {
+			return node.ClusterSettings{}, err
+		}
+		s.settings.parsed, s.settings.parsedRV, s.settings.parsedAt = c, o.ResourceVersion, now
+	}
+	return cloneSettings(s.settings.parsed), nil
 }
 
 // UpdateClusterSettings applies fn and stores the result if it validates: the Secret's
@@ -140,20 +197,27 @@ func (s *Store) UpdateClusterSettings(ctx context.Context, fn func(*node.Cluster
 			if err != nil {
 				return node.ClusterSettings{}, fmt.Errorf("encode installEnv: %w", err)
 			}
-			if err := s.putSecretData(ctx, clusterSecret, nil, map[string][]byte{keyToken: []byte(c.Token.Reveal()), keyInstallEnv: env}); err != nil {
+			rv, err := s.putSecretData(ctx, clusterSecret, nil, map[string][]byte{keyToken: []byte(c.Token.Reveal()), keyInstallEnv: env})
+			if err != nil {
 				return node.ClusterSettings{}, err
 			}
+			if o.Annotations == nil {
+				o.Annotations = map[string]string{}
+			}
+			o.Annotations[annotationSecretVersion] = rv
 		}
 		o.Spec = v1alpha1.BootyardSettingsSpec{ServerURL: c.ServerURL, InstallURL: c.InstallURL, ExtraCloudConfig: c.ExtraCloudConfig,
 			SSHAuthorizedKeys: slices.Clone(c.SSHAuthorizedKeys), DefaultImage: c.DefaultImage, WipeOverwrite: c.WipeOverwrite,
 			JoinTurnMinutes: c.JoinTurnMinutes, TokenSecret: clusterSecret}
-		err = s.rc.Put().Namespace(s.ns).Resource(resSettings).Name(settingsName).Body(o).Do(ctx).Error()
+		out := &v1alpha1.BootyardSettings{}
+		err = s.rc.Put().Namespace(s.ns).Resource(resSettings).Name(settingsName).Body(o).Do(ctx).Into(out)
 		if apierrors.IsConflict(err) {
 			continue
 		}
 		if err != nil {
 			return node.ClusterSettings{}, fmt.Errorf("update cluster settings: %w", kindErr(err))
 		}
+		s.settings.put(out)
 		return c, nil
 	}
 	return node.ClusterSettings{}, fmt.Errorf("update cluster settings: %w: %w", errTooManyConflicts, node.ErrConflict)
@@ -179,7 +243,8 @@ func (s *Store) SetAdminPasswordHash(ctx context.Context, hash []byte) error {
 	if len(hash) == 0 {
 		return fmt.Errorf("set admin password: empty hash")
 	}
-	return s.putSecretData(ctx, adminSecret, nil, map[string][]byte{keyPassword: hash})
+	_, err := s.putSecretData(ctx, adminSecret, nil, map[string][]byte{keyPassword: hash})
+	return err
 }
 
 // nodeSecretName is the Secret of one node's secret values.
@@ -194,7 +259,8 @@ func (s *Store) SetNodeSecret(ctx context.Context, nodeName, key string, value [
 	if _, ok := s.nodes.get(nodeName); !ok {
 		return fmt.Errorf("node secret: node %q: %w", nodeName, node.ErrNotFound)
 	}
-	return s.putSecretData(ctx, nodeSecretName(nodeName), map[string]string{labelNode: nodeName}, map[string][]byte{key: value})
+	_, err := s.putSecretData(ctx, nodeSecretName(nodeName), map[string]string{labelNode: nodeName}, map[string][]byte{key: value})
+	return err
 }
 
 // NodeSecret reads one secret value of a node (ErrNotFound when unset).
@@ -222,7 +288,7 @@ func (s *Store) moveNodeSecret(ctx context.Context, from, to string) error {
 	if err != nil || sec == nil {
 		return err
 	}
-	if err := s.putSecretData(ctx, nodeSecretName(to), map[string]string{labelNode: to}, sec.Data); err != nil {
+	if _, err := s.putSecretData(ctx, nodeSecretName(to), map[string]string{labelNode: to}, sec.Data); err != nil {
 		return err
 	}
 	return s.dropNodeSecret(ctx, from)

@@ -81,10 +81,11 @@ type Store struct {
 	onUpdate func(before, after node.Node)
 	limits   store.Limits
 
-	nodes  *nodeCache
-	leases *leaseCache
-	events *eventLog
-	bounds struct{ discoveredEvicted, eventsDropped atomic.Uint64 }
+	nodes    *nodeCache
+	leases   *leaseCache
+	settings settingsCache
+	events   *eventLog
+	bounds   struct{ discoveredEvicted, eventsDropped atomic.Uint64 }
 
 	// pending holds lease renewals accepted from the cache while the API server was
 	// unreachable, by object name, until flushRenewals writes them.
@@ -103,8 +104,8 @@ type Store struct {
 var _ store.Backend = (*Store)(nil)
 var _ store.NodeSecrets = (*Store)(nil)
 
-// New connects to the API server, starts the node and lease informers and returns once
-// both caches hold a first full list (the CRDs must be installed: deploy/crds).
+// New connects to the API server, starts the node, lease and settings informers and
+// returns once the caches hold a first full list (the CRDs must be installed: deploy/crds).
 func New(ctx context.Context, cfg *rest.Config, opts Options) (*Store, error) {
 	if opts.Namespace == "" {
 		opts.Namespace = DefaultNamespace
@@ -152,7 +153,12 @@ func New(ctx context.Context, cfg *rest.Config, opts Options) (*Store, error) {
 			}
 		},
 	})
-	for _, inf := range []cache.SharedIndexInformer{nodeInf, leaseInf} {
+	settingsInf := s.informer(resSettings, &v1alpha1.BootyardSettings{}, func() runtime.Object { return &v1alpha1.BootyardSettingsList{} })
+	settingsInf.AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc:    func(o any) { s.settings.put(o.(*v1alpha1.BootyardSettings)) },
+		UpdateFunc: func(_, o any) { s.settings.put(o.(*v1alpha1.BootyardSettings)) },
+	})
+	for _, inf := range []cache.SharedIndexInformer{nodeInf, leaseInf, settingsInf} {
 		s.stopped.Add(1)
 		go func() {
 			defer s.stopped.Done()
@@ -166,9 +172,9 @@ func New(ctx context.Context, cfg *rest.Config, opts Options) (*Store, error) {
 	}()
 	syncCtx, cancelSync := context.WithTimeout(ctx, opts.SyncTimeout)
 	defer cancelSync()
-	if !cache.WaitForCacheSync(syncCtx.Done(), nodeInf.HasSynced, leaseInf.HasSynced) {
+	if !cache.WaitForCacheSync(syncCtx.Done(), nodeInf.HasSynced, leaseInf.HasSynced, settingsInf.HasSynced) {
 		s.Close()
-		return nil, fmt.Errorf("kubernetes store: the node and lease caches did not sync within %s (are the CRDs of deploy/crds installed, and may this identity list them in %s?)", opts.SyncTimeout, s.ns)
+		return nil, fmt.Errorf("kubernetes store: the node, lease and settings caches did not sync within %s (are the CRDs of deploy/crds installed, and may this identity list them in %s?)", opts.SyncTimeout, s.ns)
 	}
 	return s, nil
 }
