@@ -128,6 +128,16 @@ func New(ctx context.Context, cfg *rest.Config, opts Options) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("kubernetes store: %w", err)
 	}
+	// The informers retry a missing resource forever: say at once what is wrong instead.
+	probe := rc.Get().Namespace(opts.Namespace).Resource(resNodes).Param("limit", "1").Do(ctx).Error()
+	switch {
+	case apierrors.IsNotFound(probe):
+		return nil, fmt.Errorf("kubernetes store: the API server has no bootyard.io resources: install the CRDs (kubectl apply -f deploy/crds/): %w", probe)
+	case apierrors.IsForbidden(probe):
+		return nil, fmt.Errorf("kubernetes store: this identity may not list bootyardnodes in namespace %s (RBAC): %w", opts.Namespace, probe)
+	case probe != nil:
+		return nil, fmt.Errorf("kubernetes store: %w", probe)
+	}
 	s := &Store{rc: rc, core: core, ns: opts.Namespace, log: opts.Logger, onUpdate: opts.OnUpdate, limits: limits,
 		now: func() time.Time { return time.Now().UTC() }, nodes: newNodeCache(), leases: newLeaseCache(), pending: make(map[string]store.Lease)}
 	s.events = &eventLog{s: s, counts: make(map[string]int)}

@@ -19,7 +19,6 @@ import (
 // with an empty data directory (another replica) serves the same inventory.
 func TestServe_KubernetesStoreKeepsTheInventoryOnTheAPI(t *testing.T) {
 	api := kubetest.Start(t)
-	api.InstallCRDs(t, filepath.Join(kubetest.Root(t), "deploy", "crds"))
 	ctx := context.Background()
 	const ns = "inventory"
 	if _, err := api.Admin.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{}); err != nil {
@@ -27,6 +26,12 @@ func TestServe_KubernetesStoreKeepsTheInventoryOnTheAPI(t *testing.T) {
 	}
 	bin := buildBinary(t)
 	args := []string{"--store", "kubernetes", "--store-namespace", ns, "--kubeconfig", api.AdminKubeconfig}
+	// Before the CRDs are installed, serve stops at once and says so.
+	noCRDs := exec.Command(bin, append([]string{"serve", "--data", t.TempDir(), "--listen", freePort(t)}, args...)...)
+	if out, err := noCRDs.CombinedOutput(); err == nil || !strings.Contains(string(out), "deploy/crds") {
+		t.Errorf("serve without the CRDs: %v\n%s", err, out)
+	}
+	api.InstallCRDs(t, filepath.Join(kubetest.Root(t), "deploy", "crds"))
 	cli := func(addr, data string, args ...string) (string, error) {
 		cmd := exec.Command(bin, append([]string{"--server", "http://" + addr, "--data-dir", data}, args...)...)
 		cmd.Env = os.Environ()
