@@ -131,11 +131,20 @@ func (s *Store) fromNode(n *node.Node, base *v1alpha1.BootyardNode) *v1alpha1.Bo
 	if o.Labels == nil {
 		o.Labels = map[string]string{}
 	}
-	// The role label lets a deletion list the servers from the API server itself.
+	// The role label lets a deletion list the servers from the API server itself; the
+	// MAC labels let a create check its MACs against every replica's (claimMACs).
 	if n.Role != "" {
 		o.Labels[labelRole] = string(n.Role)
 	} else {
 		delete(o.Labels, labelRole)
+	}
+	for k := range o.Labels {
+		if strings.HasPrefix(k, labelMACPrefix) {
+			delete(o.Labels, k)
+		}
+	}
+	for _, m := range n.MACs {
+		o.Labels[macLabel(m.String())] = ""
 	}
 	sp := v1alpha1.BootyardNodeSpec{Role: string(n.Role), Image: n.Image, Disk: n.Disk, DeleteMode: string(n.DeleteMode)}
 	for _, m := range n.MACs {

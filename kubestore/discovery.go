@@ -68,7 +68,7 @@ func (s *Store) discover(ctx context.Context, mac node.MAC, seen node.BootInfo) 
 	if err := n.Validate(); err != nil {
 		return err
 	}
-	if _, err := s.createNode(ctx, &n); err != nil {
+	if _, err := s.createNode(ctx, &n, ""); err != nil {
 		return fmt.Errorf("discover %s as %s: %w", mac, n.Name, err)
 	}
 	if err := s.events.append(ctx, node.Event{Time: at, Node: n.Name, Type: node.EventTransition,

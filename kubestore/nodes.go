@@ -4,9 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"reflect"
 	"slices"
 	"sort"
+	"strings"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -80,8 +82,9 @@ func (s *Store) deleteNodeObj(ctx context.Context, name, rv string) error {
 }
 
 // createNode creates a new object for n: the object, then its status (a create drops
-// the status of a resource with a status subresource).
-func (s *Store) createNode(ctx context.Context, n *node.Node) (*v1alpha1.BootyardNode, error) {
+// the status of a resource with a status subresource). replacing names the node whose
+// MACs n takes over (a discovered record, a rename's old name), "" for none.
+func (s *Store) createNode(ctx context.Context, n *node.Node, replacing string) (*v1alpha1.BootyardNode, error) {
 	o := s.fromNode(n, nil)
 	created, err := s.createNodeObj(ctx, o)
 	if err != nil {
@@ -90,6 +93,9 @@ func (s *Store) createNode(ctx context.Context, n *node.Node) (*v1alpha1.Bootyar
 		}
 		return nil, fmt.Errorf("create node %s: %w", n.Name, kindErr(err))
 	}
+	if err := s.claimMACs(ctx, created, replacing); err != nil {
+		return nil, err
+	}
 	o = s.fromNode(n, created)
 	out, err := s.writeNodeObj(ctx, o, created)
 	if err != nil {
@@ -97,6 +103,48 @@ func (s *Store) createNode(ctx context.Context, n *node.Node) (*v1alpha1.Bootyar
 	}
 	return out, nil
 }
+
+// claimMACs makes a MAC belong to one node even when two replicas create nodes with it
+// at once, which their caches cannot see: every node carries a label per MAC, and after
+// its create a node lists the others with its MACs from the API server. Of two claims
+// the older object (creation time, then name: an order every replica agrees on) keeps
+// the MAC; the younger deletes itself and is ErrConflict. Each creator lists after its
+// own create, so at least the younger of two sees the older.
+func (s *Store) claimMACs(ctx context.Context, mine *v1alpha1.BootyardNode, replacing string) error {
+	for _, m := range mine.Spec.MACs {
+		var list v1alpha1.BootyardNodeList
+		if err := s.rc.Get().Namespace(s.ns).Resource(resNodes).Param("labelSelector", macLabel(string(m))).Do(ctx).Into(&list); err != nil {
+			s.undoCreate(ctx, mine)
+			return fmt.Errorf("create node %s: check MAC %s: %w", mine.Name, m, kindErr(err))
+		}
+		for i := range list.Items {
+			other := &list.Items[i]
+			if other.Name == mine.Name || other.Name == replacing || !olderThan(other, mine) {
+				continue
+			}
+			s.undoCreate(ctx, mine)
+			return fmt.Errorf("MAC %s belongs to node %s: %w", m, other.Name, node.ErrConflict)
+		}
+	}
+	return nil
+}
+
+func olderThan(a, b *v1alpha1.BootyardNode) bool {
+	if !a.CreationTimestamp.Equal(&b.CreationTimestamp) {
+		return a.CreationTimestamp.Before(&b.CreationTimestamp)
+	}
+	return a.Name < b.Name
+}
+
+// undoCreate deletes an object this replica just created and lost a claim with.
+func (s *Store) undoCreate(ctx context.Context, o *v1alpha1.BootyardNode) {
+	if err := s.deleteNodeObj(ctx, o.Name, o.ResourceVersion); err != nil && !apierrors.IsNotFound(err) {
+		s.log.Error("kubernetes store: a node that lost its MAC claim could not be deleted", slog.String("node", o.Name), slog.Any("err", err))
+	}
+}
+
+// macLabel is the label that marks a node as holding a MAC (its value is empty).
+func macLabel(m string) string { return labelMACPrefix + strings.ReplaceAll(m, ":", "") }
 
 // ImportNode registers a machine, as store.Store.ImportNode does: a discovered or
 // deleted record of its MAC (or name) is taken over with its history.
@@ -180,7 +228,7 @@ func (s *Store) writeImport(ctx context.Context, p importPlan, source string, in
 	if p.prior == nil {
 		n.State, n.StateSince = node.StateRegistered, now
 		ev = node.Event{Time: now, Node: n.Name, Type: node.EventTransition, To: node.StateRegistered, Reason: "imported", Source: source}
-		if _, err := s.createNode(ctx, &n); err != nil {
+		if _, err := s.createNode(ctx, &n, ""); err != nil {
 			return node.Node{}, fmt.Errorf("import: %w", err)
 		}
 	} else {
@@ -215,7 +263,7 @@ func (s *Store) writeImport(ctx context.Context, p importPlan, source string, in
 // before anything changed), then the history and the Secret, then the old object,
 // conditional on the version it was read at.
 func (s *Store) rename(ctx context.Context, old *v1alpha1.BootyardNode, n *node.Node) error {
-	if _, err := s.createNode(ctx, n); err != nil {
+	if _, err := s.createNode(ctx, n, old.Name); err != nil {
 		return err
 	}
 	if err := s.events.move(ctx, old.Name, n.Name); err != nil {

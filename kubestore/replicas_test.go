@@ -33,6 +33,7 @@ func TestReplicas(t *testing.T) {
 	}{
 		{"OneTransitionHasOneWinnerAcrossReplicas", testReplicaTransition},
 		{"AnAddressIsClaimedByOneReplicaOnly", testReplicaLeaseClaim},
+		{"AMACIsImportedByOneReplicaOnly", testReplicaMACClaim},
 		{"TwoDeletionsCannotBothPassTheQuorumCheck", testReplicaQuorum},
 		{"SecretsNeverReachACustomResource", testSecretsStayInSecrets},
 		{"ATokenChangeReachesTheOtherReplica", testReplicaToken},
@@ -361,5 +362,40 @@ func testReplicaToken(t *testing.T, api *kubetest.API, ns string) {
 			c, err := b.ClusterSettings(ctx)
 			return err == nil && c.Token.Reveal() == token
 		})
+	}
+}
+
+// testReplicaMACClaim imports one MAC under two names through two replicas at once,
+// which neither cache can catch: exactly one import stands.
+func testReplicaMACClaim(t *testing.T, api *kubetest.API, ns string) {
+	ctx := context.Background()
+	a, b := twoReplicas(t, api, ns)
+	for round := range 5 {
+		mac := storetest.MAC(200 + round)
+		var wg sync.WaitGroup
+		errs := make([]error, 2)
+		for i, s := range []*kubestore.Store{a, b} {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				_, errs[i] = s.ImportNode(ctx, node.Node{Name: fmt.Sprintf("m%d-r%d", round, i), MACs: []node.MAC{mac}, Role: node.RoleWorker}, "test")
+			}()
+		}
+		wg.Wait()
+		if (errs[0] == nil) == (errs[1] == nil) {
+			t.Fatalf("round %d: imports ended %v and %v, want exactly one", round, errs[0], errs[1])
+		}
+		for _, err := range errs {
+			if err != nil && !errors.Is(err, node.ErrConflict) {
+				t.Errorf("round %d: the refused import's error %v is not a conflict", round, err)
+			}
+		}
+		raw, err := api.Admin.CoreV1().RESTClient().Get().AbsPath("/apis/bootyard.io/v1alpha1/namespaces", ns, "bootyardnodes").DoRaw(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n := strings.Count(string(raw), `"`+mac.String()+`"`); n != 1 {
+			t.Errorf("round %d: %d stored nodes hold %s, want 1", round, n, mac)
+		}
 	}
 }

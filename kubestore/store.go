@@ -44,6 +44,8 @@ const (
 
 	labelNode = "bootyard.io/node"
 	labelRole = "bootyard.io/role"
+	// labelMACPrefix + a MAC's 12 hex digits marks a node holding that MAC.
+	labelMACPrefix = "mac.bootyard.io/"
 	// annotationQuorumEpoch on the settings object is bumped by every deletion: two
 	// deletions that planned against the same servers cannot both bump it.
 	annotationQuorumEpoch = "bootyard.io/quorum-epoch"
