@@ -49,6 +49,9 @@ const (
 	// annotationQuorumEpoch on the settings object is bumped by every deletion: two
 	// deletions that planned against the same servers cannot both bump it.
 	annotationQuorumEpoch = "bootyard.io/quorum-epoch"
+	// annotationClusterInit on the settings object names the server that starts the
+	// cluster, claimed conditional on the object's version (settleClusterInit).
+	annotationClusterInit = "bootyard.io/cluster-init"
 )
 
 // DefaultNamespace holds Bootyard's objects unless Options says otherwise.
