@@ -69,22 +69,16 @@ func testReplicaTransition(t *testing.T, api *kubetest.API, ns string) {
 			t.Fatal(err)
 		}
 		waitSeen(t, b, name, node.StateRegistered)
-		var wg sync.WaitGroup
-		errs := make([]error, 2)
-		for i, s := range []*kubestore.Store{a, b} {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				_, errs[i] = s.UpdateNode(ctx, name, func(n *node.Node) ([]node.Event, error) {
-					if n.State != node.StateRegistered {
-						return nil, fmt.Errorf("already %s: %w", n.State, node.ErrConflict)
-					}
-					ev, err := n.Transition(node.StateProvisioning, fmt.Sprintf("replica %d", i), "test", time.Now().UTC())
-					return []node.Event{ev}, err
-				})
-			}()
-		}
-		wg.Wait()
+		errs := onBoth(a, b, func(i int, s *kubestore.Store) error {
+			_, err := s.UpdateNode(ctx, name, func(n *node.Node) ([]node.Event, error) {
+				if n.State != node.StateRegistered {
+					return nil, fmt.Errorf("already %s: %w", n.State, node.ErrConflict)
+				}
+				ev, err := n.Transition(node.StateProvisioning, fmt.Sprintf("replica %d", i), "test", time.Now().UTC())
+				return []node.Event{ev}, err
+			})
+			return err
+		})
 		if (errs[0] == nil) == (errs[1] == nil) {
 			t.Fatalf("round %d: replica errors %v and %v, want exactly one winner", round, errs[0], errs[1])
 		}
@@ -110,16 +104,9 @@ func testReplicaLeaseClaim(t *testing.T, api *kubetest.API, ns string) {
 	exp := time.Now().UTC().Add(time.Hour)
 	for i := range 10 {
 		ip := netip.AddrFrom4([4]byte{10, 9, 0, byte(10 + i)})
-		var wg sync.WaitGroup
-		errs := make([]error, 2)
-		for r, s := range []*kubestore.Store{a, b} {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				errs[r] = s.PutLeases(ctx, store.Lease{IP: ip, MAC: storetest.MAC(100*r + i + 1), State: store.LeaseActive, Expires: exp})
-			}()
-		}
-		wg.Wait()
+		errs := onBoth(a, b, func(r int, s *kubestore.Store) error {
+			return s.PutLeases(ctx, store.Lease{IP: ip, MAC: storetest.MAC(100*r + i + 1), State: store.LeaseActive, Expires: exp})
+		})
 		if (errs[0] == nil) == (errs[1] == nil) {
 			t.Fatalf("address %s: claims ended %v and %v, want exactly one holder", ip, errs[0], errs[1])
 		}
@@ -186,17 +173,11 @@ func testReplicaQuorum(t *testing.T, api *kubetest.API, ns string) {
 	if _, err := node.PlanDeletion(&second, all, opts("s-2")); err == nil {
 		t.Fatal("premise: deleting s-2 after s-1 passes the quorum check; the test proves nothing")
 	}
-	var wg sync.WaitGroup
-	errs := make([]error, 2)
-	for i, s := range []*kubestore.Store{a, b} {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			name := fmt.Sprintf("s-%d", i+1)
-			_, _, errs[i] = s.DeleteNode(ctx, name, opts(name))
-		}()
-	}
-	wg.Wait()
+	errs := onBoth(a, b, func(i int, s *kubestore.Store) error {
+		name := fmt.Sprintf("s-%d", i+1)
+		_, _, err := s.DeleteNode(ctx, name, opts(name))
+		return err
+	})
 	if (errs[0] == nil) == (errs[1] == nil) {
 		t.Fatalf("deletions ended %v and %v, want exactly one to pass", errs[0], errs[1])
 	}
@@ -374,16 +355,10 @@ func testReplicaMACClaim(t *testing.T, api *kubetest.API, ns string) {
 	a, b := twoReplicas(t, api, ns)
 	for round := range 5 {
 		mac := storetest.MAC(200 + round)
-		var wg sync.WaitGroup
-		errs := make([]error, 2)
-		for i, s := range []*kubestore.Store{a, b} {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				_, errs[i] = s.ImportNode(ctx, node.Node{Name: fmt.Sprintf("m%d-r%d", round, i), MACs: []node.MAC{mac}, Role: node.RoleWorker}, "test")
-			}()
-		}
-		wg.Wait()
+		errs := onBoth(a, b, func(i int, s *kubestore.Store) error {
+			_, err := s.ImportNode(ctx, node.Node{Name: fmt.Sprintf("m%d-r%d", round, i), MACs: []node.MAC{mac}, Role: node.RoleWorker}, "test")
+			return err
+		})
 		if errs[0] == nil && errs[1] == nil {
 			t.Fatalf("round %d: both imports of %s stand", round, mac)
 		}
@@ -417,17 +392,12 @@ func testReplicaMACClaim(t *testing.T, api *kubetest.API, ns string) {
 func testReplicaClusterInit(t *testing.T, api *kubetest.API, ns string) {
 	ctx := context.Background()
 	a, b := twoReplicas(t, api, ns)
-	var wg sync.WaitGroup
 	got := make([]node.Node, 2)
-	errs := make([]error, 2)
-	for i, s := range []*kubestore.Store{a, b} {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			got[i], errs[i] = s.ImportNode(ctx, node.Node{Name: fmt.Sprintf("s-%d", i), MACs: []node.MAC{storetest.MAC(300 + i)}, Role: node.RoleServer}, "test")
-		}()
-	}
-	wg.Wait()
+	errs := onBoth(a, b, func(i int, s *kubestore.Store) error {
+		var err error
+		got[i], err = s.ImportNode(ctx, node.Node{Name: fmt.Sprintf("s-%d", i), MACs: []node.MAC{storetest.MAC(300 + i)}, Role: node.RoleServer}, "test")
+		return err
+	})
 	if errs[0] != nil || errs[1] != nil {
 		t.Fatalf("imports: %v, %v", errs[0], errs[1])
 	}
@@ -448,4 +418,19 @@ func testReplicaClusterInit(t *testing.T, api *kubetest.API, ns string) {
 		}
 		return inits == 1
 	})
+}
+
+// onBoth runs fn on both replicas at once and returns their errors.
+func onBoth(a, b *kubestore.Store, fn func(i int, s *kubestore.Store) error) []error {
+	var wg sync.WaitGroup
+	errs := make([]error, 2)
+	for i, s := range []*kubestore.Store{a, b} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = fn(i, s)
+		}()
+	}
+	wg.Wait()
+	return errs
 }
