@@ -16,7 +16,7 @@ TEST_DEBS := $(RUN_DEBS) iproute2 curl isc-dhcp-client busybox tftp-hpa dnsmasq-
 	qemu-system-x86 ipxe-qemu ovmf cloud-init xorriso genisoimage util-linux \
 	chromium mtools dosfstools gdisk wrk vagrant vagrant-libvirt debootstrap e2fsprogs openipmi ipmitool
 
-.PHONY: all build images demo run test test-go fuzz lint deps-run deps-test deb vagrant-validate clean
+.PHONY: all build images demo run test test-go fuzz lint deps-run deps-test deb vagrant-validate clean crds
 
 all: build
 
@@ -54,6 +54,12 @@ demo: deps-test build
 
 run: deps-run images
 	$(BIN)/bootyard serve --data $(DATA) --listen $(LISTEN)
+
+# The bootyard.io API's deep-copy functions and its CRD manifests (deploy/crds), generated
+# from the Go types in api/v1alpha1; a test fails when they drift.
+CONTROLLER_GEN := $(GO) run sigs.k8s.io/controller-tools/cmd/controller-gen@v0.23.0
+crds:
+	$(CONTROLLER_GEN) object paths=./api/... crd:crdVersions=v1 output:crd:dir=deploy/crds
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi

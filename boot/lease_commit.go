@@ -2,6 +2,7 @@ package boot
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -70,6 +71,22 @@ func (c *leaseCommitter) run(ctx context.Context) {
 		err := c.put(context.WithoutCancel(ctx), leases)
 		c.counters.commitNanos.Add(uint64(time.Since(start)))
 		c.counters.commitBatches.Add(1)
+		// A store that wrote part of the batch says which leases failed: only their
+		// REQUESTs go without an ACK.
+		var partial store.LeaseErrors
+		if errors.As(err, &partial) {
+			for _, r := range batch {
+				rerr := partial[r.lease.IP]
+				if rerr != nil {
+					c.counters.commitErrors.Add(1)
+					rerr = fmt.Errorf("commit lease %s: %w", r.lease.IP, rerr)
+				} else {
+					c.counters.leasesCommitted.Add(1)
+				}
+				r.done <- rerr
+			}
+			continue
+		}
 		if err != nil {
 			c.counters.commitErrors.Add(uint64(len(batch)))
 			err = fmt.Errorf("commit %d leases: %w", len(batch), err)

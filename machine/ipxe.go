@@ -21,7 +21,7 @@ import (
 
 // IPXEInventory is what the iPXE endpoints need from the store.
 type IPXEInventory interface {
-	NewNodeCache() *store.NodeCache
+	NewNodeCache() store.VersionedNodes
 	RecordBoot(ctx context.Context, mac node.MAC, seen node.BootInfo) error
 	UpdateNode(ctx context.Context, name string, fn store.UpdateFunc) (node.Node, error)
 	AppendMACEvents(ctx context.Context, events ...store.MACEvent) (dropped int, err error)
@@ -41,7 +41,7 @@ type IPXEInventory interface {
 type IPXEHandler struct {
 	render   *ipxe.Renderer
 	inv      IPXEInventory
-	nodes    *store.NodeCache
+	nodes    store.VersionedNodes
 	bins     *ipxe.Binaries
 	identity *Identity
 	log      *slog.Logger

@@ -405,7 +405,7 @@ func TestNodeCache_HoldsAtMostItsCapWhateverMACsAsk(t *testing.T) {
 	s := openLimitedStore(t, Limits{MaxDiscovered: 50})
 	macs := randomMACs(200, 13)
 	recordAll(t, s, macs, time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC))
-	c := s.NewNodeCache()
+	c := s.NewNodeCache().(*NodeCache)
 	c.max = 16
 	found := 0
 	for _, m := range macs {

@@ -29,23 +29,16 @@ func (s *Store) RecordBoot(ctx context.Context, mac node.MAC, seen node.BootInfo
 	if err := ctxErr(ctx); err != nil {
 		return err
 	}
-	if mac.IsZero() {
-		return fmt.Errorf("record boot: %w: MAC 00:00:00:00:00:00", node.ErrInvalid)
-	}
 	now := s.now()
-	if seen.LastSeen.IsZero() {
-		seen.LastSeen = now
+	seen, err := CleanBoot(mac, seen, now)
+	if err != nil {
+		return err
 	}
-	// The edges (DHCP, the script endpoint) already replace what a terminal or page
-	// would interpret; this keeps the record clean whichever caller forgot. Clean text
-	// costs nothing here.
-	seen.Firmware, seen.VendorClass = node.Printable(seen.Firmware), node.Printable(seen.VendorClass)
-	seen.UserClass, seen.IP = node.Printable(seen.UserClass), node.Printable(seen.IP)
 	var current bool
 	if err := s.db.View(func(tx *bolt.Tx) error {
 		n, err := nodeByMACTx(tx, mac)
 		if err == nil {
-			current = !bootNeedsWrite(n.Boot, seen)
+			current = !BootNeedsWrite(n.Boot, seen)
 		}
 		return nil
 	}); err != nil {
@@ -56,7 +49,7 @@ func (s *Store) RecordBoot(ctx context.Context, mac node.MAC, seen node.BootInfo
 	}
 	// Batch may run the function twice (once in a batch, once alone on error); it reads
 	// everything inside the transaction, so a second run decides afresh.
-	err := s.db.Batch(func(tx *bolt.Tx) error {
+	err = s.db.Batch(func(tx *bolt.Tx) error {
 		name := tx.Bucket(bucketMACIndex).Get(mac[:])
 		if name == nil {
 			return s.discover(tx, mac, seen)
@@ -65,11 +58,11 @@ func (s *Store) RecordBoot(ctx context.Context, mac node.MAC, seen node.BootInfo
 		if err != nil {
 			return err
 		}
-		if !bootNeedsWrite(old.Boot, seen) {
+		if !BootNeedsWrite(old.Boot, seen) {
 			return nil
 		}
 		n := old
-		n.Boot = mergeBoot(old.Boot, seen)
+		n.Boot = MergeBoot(old.Boot, seen)
 		n.LastSeen = seen.LastSeen
 		n.UpdatedAt = now
 		return putNode(tx, &n, &old)
@@ -89,7 +82,7 @@ func (s *Store) discover(tx *bolt.Tx, mac node.MAC, seen node.BootInfo) error {
 		State:       node.StateDiscovered,
 		StateReason: "network-booted, not imported",
 		StateSince:  at,
-		Boot:        mergeBoot(node.BootInfo{}, seen),
+		Boot:        MergeBoot(node.BootInfo{}, seen),
 		CreatedAt:   at,
 		UpdatedAt:   at,
 		LastSeen:    at,
@@ -101,7 +94,7 @@ func (s *Store) discover(tx *bolt.Tx, mac node.MAC, seen node.BootInfo) error {
 		return fmt.Errorf("discover %s as %s: %w", mac, n.Name, err)
 	}
 	if err := s.appendEvents(tx, node.Event{Time: at, Node: n.Name, Type: node.EventTransition,
-		To: node.StateDiscovered, Reason: "first network boot: " + describeBoot(n.Boot)}); err != nil {
+		To: node.StateDiscovered, Reason: "first network boot: " + DescribeBoot(n.Boot)}); err != nil {
 		return err
 	}
 	// Anyone on the provisioning network can boot with made-up MACs: the newcomer costs
@@ -109,9 +102,25 @@ func (s *Store) discover(tx *bolt.Tx, mac node.MAC, seen node.BootInfo) error {
 	return s.evictDiscovered(tx, s.limits.MaxDiscovered)
 }
 
-// bootNeedsWrite reports whether seen says something the record lacks, or the record's
+// CleanBoot checks a RecordBoot's MAC and readies what it says: LastSeen defaults to
+// now, and text fields are made printable. The edges (DHCP, the script endpoint) already
+// replace what a terminal or page would interpret; this keeps the record clean whichever
+// caller forgot. Every backend's RecordBoot starts with it.
+func CleanBoot(mac node.MAC, seen node.BootInfo, now time.Time) (node.BootInfo, error) {
+	if mac.IsZero() {
+		return seen, fmt.Errorf("record boot: %w: MAC 00:00:00:00:00:00", node.ErrInvalid)
+	}
+	if seen.LastSeen.IsZero() {
+		seen.LastSeen = now
+	}
+	seen.Firmware, seen.VendorClass = node.Printable(seen.Firmware), node.Printable(seen.VendorClass)
+	seen.UserClass, seen.IP = node.Printable(seen.UserClass), node.Printable(seen.IP)
+	return seen, nil
+}
+
+// BootNeedsWrite reports whether seen says something the record lacks, or the record's
 // LastSeen is older than the resolution.
-func bootNeedsWrite(have, seen node.BootInfo) bool {
+func BootNeedsWrite(have, seen node.BootInfo) bool {
 	if seen.Firmware != "" && (seen.Firmware != have.Firmware || seen.Arch != have.Arch) {
 		return true
 	}
@@ -123,7 +132,9 @@ func bootNeedsWrite(have, seen node.BootInfo) bool {
 	return have.FirstSeen.IsZero() || seen.LastSeen.Sub(have.LastSeen) >= lastSeenResolution
 }
 
-func mergeBoot(have, seen node.BootInfo) node.BootInfo {
+// MergeBoot is the boot record after seen: new facts replace old ones, empty fields keep
+// what was known, and FirstSeen is set once.
+func MergeBoot(have, seen node.BootInfo) node.BootInfo {
 	out := have
 	if seen.Firmware != "" {
 		out.Firmware, out.Arch = seen.Firmware, seen.Arch
@@ -149,7 +160,8 @@ func mergeBoot(have, seen node.BootInfo) node.BootInfo {
 	return out
 }
 
-func describeBoot(b node.BootInfo) string {
+// DescribeBoot is the boot record as an event reason.
+func DescribeBoot(b node.BootInfo) string {
 	s := "firmware " + b.Firmware
 	if b.Firmware == "" {
 		s = "firmware unknown"

@@ -235,7 +235,7 @@ func TestAppendMACEvents_EventsFollowTheMACThroughAnImport(t *testing.T) {
 func TestNodeCache_NeverStaleAndVersionChangesWithTheNode(t *testing.T) {
 	ctx := context.Background()
 	s, _ := openDiscoveryStore(t)
-	c := s.NewNodeCache()
+	c := s.NewNodeCache().(*NodeCache)
 	if _, _, err := c.NodeByMAC(ctx, discMAC); !errors.Is(err, node.ErrNotFound) {
 		t.Fatalf("unknown MAC: %v, want ErrNotFound", err)
 	}

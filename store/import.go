@@ -3,8 +3,6 @@ package store
 import (
 	"context"
 	"fmt"
-	"slices"
-	"strings"
 
 	bolt "go.etcd.io/bbolt"
 
@@ -57,11 +55,10 @@ func (s *Store) ImportNodes(ctx context.Context, rows []ImportRow, opts ImportOp
 	if err := ctxErr(ctx); err != nil {
 		return nil, err
 	}
-	results := make([]ImportResult, len(rows))
+	var results []ImportResult
 	type written struct{ before, after node.Node }
 	var done []written
-	var failed int
-	var firstErr error
+	var check ImportCheck[importPlan]
 	// A dry run only reads (it returns before the writes below), so it does not hold the
 	// write lock while it checks a big file.
 	run := s.db.Update
@@ -69,74 +66,20 @@ func (s *Store) ImportNodes(ctx context.Context, rows []ImportRow, opts ImportOp
 		run = s.db.View
 	}
 	err := run(func(tx *bolt.Tx) error {
-		done, failed, firstErr = done[:0], 0, nil
-		plans := make([]importPlan, len(rows))
-		ok := make([]bool, len(rows))
-		byMAC := make(map[node.MAC]int, len(rows))
-		byName := make(map[string]int, len(rows))
-		fail := func(i int, err error) {
-			results[i] = ImportResult{Line: rows[i].Line, Name: rows[i].Node.Name, Outcome: ImportFailed, Error: err.Error()}
-			if firstErr == nil {
-				firstErr = fmt.Errorf("line %d: %w", rows[i].Line, err)
-			}
-			failed++
+		done = done[:0]
+		var err error
+		check, err = CheckImportRows(ctx, rows, func(spec node.Node) (importPlan, error) { return planImport(tx, spec) })
+		results = check.Results
+		if err != nil {
+			return err
 		}
-		for i := range rows {
-			if err := ctx.Err(); err != nil {
-				return err
-			}
-			spec := rows[i].Node
-			spec.State = node.StateRegistered
-			if err := spec.Validate(); err != nil {
-				fail(i, err)
-				continue
-			}
-			if j, dup := byName[spec.Name]; dup {
-				fail(i, fmt.Errorf("name %s is also on line %d: %w", spec.Name, rows[j].Line, node.ErrConflict))
-				continue
-			}
-			if m, j, dup := firstSeen(byMAC, spec.MACs); dup {
-				fail(i, fmt.Errorf("MAC %s is also on line %d: %w", m, rows[j].Line, node.ErrConflict))
-				continue
-			}
-			byName[spec.Name] = i
-			for _, m := range spec.MACs {
-				byMAC[m] = i
-			}
-			plan, err := planImport(tx, spec)
-			if err != nil {
-				fail(i, err)
-				continue
-			}
-			plans[i], ok[i] = plan, true
-		}
-		if opts.DryRun || (failed > 0 && !opts.ContinueOnError) {
-			// Nothing is written. A dry run says what each good row would become; a refused
-			// import says the good rows were skipped for the others' sake.
-			wouldWrite := opts.DryRun && (failed == 0 || opts.ContinueOnError)
-			for i := range rows {
-				if !ok[i] {
-					continue
-				}
-				r := ImportResult{Line: rows[i].Line, Name: rows[i].Node.Name, Outcome: ImportSkipped}
-				if wouldWrite {
-					r.Outcome = ImportCreated
-					if plans[i].same {
-						r.Outcome = ImportUnchanged
-					}
-				}
-				results[i] = r
-			}
+		if !check.Writes(opts) {
+			check.Unwritten(rows, opts, func(p importPlan) bool { return p.same })
 			return errRolledBack
 		}
+		plans := check.Plans
 		// Write in name order: bbolt appends to the end of its pages, not into their middle.
-		order := make([]int, 0, len(rows))
-		for i := range rows {
-			if ok[i] {
-				order = append(order, i)
-			}
-		}
-		slices.SortFunc(order, func(a, b int) int { return strings.Compare(rows[a].Node.Name, rows[b].Node.Name) })
+		order := check.Order(rows)
 		now := s.now()
 		initNeeded := true
 		if needed, err := clusterInitNeeded(tx, ""); err != nil {
@@ -172,10 +115,7 @@ func (s *Store) ImportNodes(ctx context.Context, rows []ImportRow, opts ImportOp
 	for _, w := range done {
 		s.updated(w.before, w.after)
 	}
-	if failed > 0 {
-		return results, fmt.Errorf("import: %d of %d rows failed, first %w", failed, len(rows), firstErr)
-	}
-	return results, nil
+	return results, check.Err(len(rows))
 }
 
 // errRolledBack aborts the transaction of a bulk import whose rows failed the checks.

@@ -28,8 +28,8 @@ const (
 	DefaultMaxNodeEventBytes = 4 << 20
 )
 
-// withDefaults fills zero fields and refuses negative ones.
-func (l Limits) withDefaults() (Limits, error) {
+// WithDefaults fills zero fields and refuses negative ones.
+func (l Limits) WithDefaults() (Limits, error) {
 	for _, f := range []struct {
 		name string
 		v    *int

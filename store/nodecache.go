@@ -39,7 +39,7 @@ type cachedNode struct {
 }
 
 // NewNodeCache makes an empty cache over s.
-func (s *Store) NewNodeCache() *NodeCache {
+func (s *Store) NewNodeCache() VersionedNodes {
 	return &NodeCache{s: s, entries: make(map[node.MAC]*cachedNode), max: maxCachedNodes}
 }
 

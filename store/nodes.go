@@ -76,7 +76,7 @@ func planImport(tx *bolt.Tx, spec node.Node) (importPlan, error) {
 			return importPlan{}, err
 		}
 		if n.State != node.StateDiscovered && n.State != node.StateDeleted {
-			if sameImport(&n, &spec) {
+			if SameImport(&n, &spec) {
 				return importPlan{spec: spec, same: true, cur: n}, nil
 			}
 			return importPlan{}, fmt.Errorf("import: MAC %s belongs to node %s (%s): %w", m, n.Name, n.State, node.ErrConflict)
@@ -95,9 +95,9 @@ func planImport(tx *bolt.Tx, spec node.Node) (importPlan, error) {
 	return importPlan{spec: spec, prior: prior}, nil
 }
 
-// sameImport reports whether cur, a live node, is what importing spec would have made:
+// SameImport reports whether cur, a live node, is what importing spec would have made:
 // the fields an import sets are equal and it owns exactly spec's MACs.
-func sameImport(cur, spec *node.Node) bool {
+func SameImport(cur, spec *node.Node) bool {
 	return cur.Name == spec.Name && slices.Equal(cur.MACs, spec.MACs) && cur.Role == spec.Role &&
 		cur.IP == spec.IP && cur.Gateway == spec.Gateway && slices.Equal(cur.DNS, spec.DNS) &&
 		maps.Equal(cur.Labels, spec.Labels) && slices.Equal(cur.Taints, spec.Taints) &&

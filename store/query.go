@@ -79,28 +79,12 @@ func (s *Store) QueryNodes(ctx context.Context, q NodeQuery) (NodePage, error) {
 	if err := ctxErr(ctx); err != nil {
 		return NodePage{}, err
 	}
-	if q.Limit <= 0 {
-		q.Limit = DefaultPageLimit
-	}
-	if q.Limit > MaxPageLimit {
-		q.Limit = MaxPageLimit
-	}
-	if q.Sort == "" {
-		q.Sort = "name"
-	}
-	if q.Sort != "name" && q.Sort != "state" {
-		return NodePage{}, fmt.Errorf("sort %q: %w: must be name or state", q.Sort, node.ErrInvalid)
-	}
-	var after []byte
-	if q.Continue != "" {
-		raw, err := base64.RawURLEncoding.DecodeString(q.Continue)
-		if err != nil || !bytes.HasPrefix(raw, []byte(q.tokenTag())) {
-			return NodePage{}, ErrBadContinue
-		}
-		after = raw[len(q.tokenTag()):]
+	q, after, err := q.Normalize()
+	if err != nil {
+		return NodePage{}, err
 	}
 	page := NodePage{Nodes: []node.Node{}, Total: -1}
-	err := s.db.View(func(tx *bolt.Tx) error {
+	err = s.db.View(func(tx *bolt.Tx) error {
 		if !q.MAC.IsZero() {
 			return q.byMAC(tx, &page)
 		}
@@ -140,7 +124,7 @@ func (s *Store) QueryNodes(ctx context.Context, q NodeQuery) (NodePage, error) {
 			}
 			if len(page.Nodes) == q.Limit {
 				// One more match exists: this page ends at the last key returned.
-				page.Continue = q.token(lastKey(sc, page.Nodes[len(page.Nodes)-1]))
+				page.Continue = q.ContinueToken(lastKey(sc, page.Nodes[len(page.Nodes)-1]))
 				break
 			}
 			page.Nodes = append(page.Nodes, n)
@@ -156,6 +140,41 @@ func (s *Store) QueryNodes(ctx context.Context, q NodeQuery) (NodePage, error) {
 		return NodePage{}, fmt.Errorf("query nodes: %w", err)
 	}
 	return page, nil
+}
+
+// Normalize fills q's defaults (limit, sort), refuses a sort it does not know, and
+// decodes its continue token into the sort key the page starts after (nil: the start).
+// Every backend pages with the same tokens: a name sort's key is the node name, a state
+// sort's the state, a NUL byte and the name.
+func (q NodeQuery) Normalize() (NodeQuery, []byte, error) {
+	if q.Limit <= 0 {
+		q.Limit = DefaultPageLimit
+	}
+	if q.Limit > MaxPageLimit {
+		q.Limit = MaxPageLimit
+	}
+	if q.Sort == "" {
+		q.Sort = "name"
+	}
+	if q.Sort != "name" && q.Sort != "state" {
+		return q, nil, fmt.Errorf("sort %q: %w: must be name or state", q.Sort, node.ErrInvalid)
+	}
+	if q.Continue == "" {
+		return q, nil, nil
+	}
+	raw, err := base64.RawURLEncoding.DecodeString(q.Continue)
+	if err != nil || !bytes.HasPrefix(raw, []byte(q.tokenTag())) {
+		return q, nil, ErrBadContinue
+	}
+	return q, raw[len(q.tokenTag()):], nil
+}
+
+// SortKey is n's key in q's order, the one continue tokens carry.
+func (q NodeQuery) SortKey(n *node.Node) []byte {
+	if q.Sort == "state" {
+		return joinKey(string(n.State), n.Name)
+	}
+	return []byte(n.Name)
 }
 
 func (q NodeQuery) step(c *bolt.Cursor) ([]byte, []byte) {
@@ -190,7 +209,8 @@ func (q NodeQuery) tokenTag() string {
 	return q.Sort + ":" + dir + ":"
 }
 
-func (q NodeQuery) token(key []byte) string {
+// ContinueToken is the token of a page that ends at key.
+func (q NodeQuery) ContinueToken(key []byte) string {
 	return base64.RawURLEncoding.EncodeToString(append([]byte(q.tokenTag()), key...))
 }
 
@@ -289,10 +309,11 @@ func (q NodeQuery) load(nodes *bolt.Bucket, name string) (node.Node, bool, error
 	if err := json.Unmarshal(raw, &n); err != nil {
 		return node.Node{}, false, fmt.Errorf("decode node %s: %w", name, err)
 	}
-	return n, q.matches(&n), nil
+	return n, q.Matches(&n), nil
 }
 
-func (q NodeQuery) matches(n *node.Node) bool {
+// Matches reports whether n passes every filter of q (the continue token aside).
+func (q NodeQuery) Matches(n *node.Node) bool {
 	return (q.Role == "" || n.Role == q.Role) &&
 		(q.State == "" || n.State == q.State) && (q.NotState == "" || n.State != q.NotState) &&
 		strings.HasPrefix(n.Name, q.NamePrefix) &&
@@ -359,7 +380,7 @@ func (q NodeQuery) count(tx *bolt.Tx, sc scan) (int, error) {
 			return 0, fmt.Errorf("decode node %s: %w", name, err)
 		}
 		n := node.Node{Name: f.Name, MACs: f.MACs, Role: f.Role, State: f.State, IP: f.IP, Labels: f.Labels}
-		if q.matches(&n) {
+		if q.Matches(&n) {
 			total++
 		}
 	}

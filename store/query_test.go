@@ -110,7 +110,7 @@ func TestQueryNodes_PagesAgreeWithFilteringEverything(t *testing.T) {
 	for _, tt := range tests {
 		var want []string
 		for _, n := range all {
-			if tt.q.matches(&n) {
+			if tt.q.Matches(&n) {
 				want = append(want, n.Name)
 			}
 		}

@@ -50,14 +50,16 @@ type reservationsCache struct {
 // bumpReservations marks the reservations changed when a write touches a node's static
 // address, the MACs that claim it, its gateway, DNS or name; old or n may be nil.
 func bumpReservations(tx *bolt.Tx, old, n *node.Node) error {
-	if !reservationChanged(old, n) {
+	if !ReservationChanged(old, n) {
 		return nil
 	}
 	meta := tx.Bucket(bucketMeta)
 	return meta.Put(keyReservationsGen, encodeUint(decodeUint(meta.Get(keyReservationsGen))+1))
 }
 
-func reservationChanged(old, n *node.Node) bool {
+// ReservationChanged reports whether a change from old to n (either may be nil) changes
+// what Reservations returns.
+func ReservationChanged(old, n *node.Node) bool {
 	switch {
 	case old == nil && n == nil:
 		return false

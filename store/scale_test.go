@@ -53,7 +53,7 @@ func TestScale_StoreFigures(t *testing.T) {
 	if err != nil || len(first.Nodes) != 100 || first.Total != n {
 		t.Fatalf("first page: %v, %d nodes, total %d", err, len(first.Nodes), first.Total)
 	}
-	deepAfter := NodeQuery{Sort: "name"}.token([]byte(scaleSpec(n * 3 / 4).Name))
+	deepAfter := NodeQuery{Sort: "name"}.ContinueToken([]byte(scaleSpec(n * 3 / 4).Name))
 	deep, err := s.QueryNodes(ctx, NodeQuery{Limit: 100, Continue: deepAfter})
 	if err != nil || len(deep.Nodes) != 100 || deep.Nodes[0].Name != scaleSpec(n*3/4+1).Name {
 		t.Fatalf("deep page: %v, %d nodes", err, len(deep.Nodes))

@@ -88,7 +88,7 @@ func Open(path string, opts Options) (*Store, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
-	limits, err := opts.Limits.withDefaults()
+	limits, err := opts.Limits.WithDefaults()
 	if err != nil {
 		return nil, fmt.Errorf("open store: %w", err)
 	}

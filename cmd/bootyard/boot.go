@@ -46,7 +46,7 @@ func (b *bootOptions) register(f *pflag.FlagSet) {
 
 // start launches DHCP and TFTP when asked. DHCP never starts unless an interface is
 // named: on a shared network an unasked DHCP server is a rogue one.
-func (b *bootOptions) start(ctx context.Context, g *errgroup.Group, st *store.Store, bins *ipxe.Binaries, sightings *boot.Sightings,
+func (b *bootOptions) start(ctx context.Context, g *errgroup.Group, st store.Backend, bins *ipxe.Binaries, sightings *boot.Sightings,
 	advertise string, src *web.MetricSources, hooks *updateHooks, log *slog.Logger) error {
 	if b.dhcpInterface == "" && b.tftpListen == "" {
 		log.Info("DHCP and TFTP are off (no --dhcp-interface, no --tftp-listen)")

@@ -41,7 +41,7 @@ func (c *clusterOptions) register(f *pflag.FlagSet) {
 
 // start runs the cluster controller in g when a kubeconfig is given or Bootyard runs in a
 // pod, and sets deps.Cluster. It returns web.Config's ClusterConnected (nil: not connected).
-func (c *clusterOptions) start(ctx context.Context, g *errgroup.Group, st *store.Store, deps *web.Deps, log *slog.Logger) (func() bool, error) {
+func (c *clusterOptions) start(ctx context.Context, g *errgroup.Group, st store.Backend, deps *web.Deps, log *slog.Logger) (func() bool, error) {
 	if c.kubeconfig == kubeconfigOff {
 		if c.leader.enabled {
 			return nil, errors.New("--leader-elect needs the cluster integration (--kubeconfig, or running in a pod)")

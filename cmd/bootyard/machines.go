@@ -33,7 +33,7 @@ type machineServices struct {
 // machineServices builds every endpoint a machine calls: the iPXE script and binaries,
 // the NoCloud seed, the agent API and the image and agent files (from <data>/agent), all
 // behind one identity check. It runs the silent-agent watchdog in g.
-func (o *serveOptions) machineServices(ctx context.Context, g *errgroup.Group, st *store.Store, bins *ipxe.Binaries,
+func (o *serveOptions) machineServices(ctx context.Context, g *errgroup.Group, st store.Backend, bins *ipxe.Binaries,
 	sightings machine.Sightings, advertise string, metrics *web.Metrics, log *slog.Logger) (machineServices, error) {
 	var ms machineServices
 	identity, err := machine.NewIdentity(machine.IdentityConfig{Leases: st, Sightings: sightings, TrustUnverified: o.trustUnverified})

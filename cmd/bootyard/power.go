@@ -192,7 +192,7 @@ func (o *bmcOptions) register(f *pflag.FlagSet) {
 
 // start runs the BMC poller and lifecycle in g, hooks the lifecycle to store updates and
 // hands both to the web server. The lifecycle is returned for the cluster integration.
-func (o *bmcOptions) start(ctx context.Context, g *errgroup.Group, st *store.Store, hooks *updateHooks, metrics *web.Metrics, deps *web.Deps, log *slog.Logger) (*bmc.Lifecycle, error) {
+func (o *bmcOptions) start(ctx context.Context, g *errgroup.Group, st store.Backend, hooks *updateHooks, metrics *web.Metrics, deps *web.Deps, log *slog.Logger) (*bmc.Lifecycle, error) {
 	if o.timeout <= 0 || o.pollInterval <= 0 || o.concurrency <= 0 {
 		return nil, fmt.Errorf("--bmc-timeout, --bmc-poll-interval and --bmc-poll-concurrency must be positive")
 	}

@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"net"
 	"os"
-	"path/filepath"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -32,6 +31,7 @@ type serveOptions struct {
 	logFormat    string
 	logLevel     string
 	limits       store.Limits
+	store        storeOptions
 	boot         bootOptions
 	tls          tlsOptions
 	cluster      clusterOptions
@@ -78,6 +78,7 @@ DHCP is never started unless --dhcp-interface names an interface.`,
 		"history entries (events and agent log lines) kept per node; the oldest are dropped first")
 	f.IntVar(&o.limits.MaxNodeEventBytes, "max-node-event-bytes", store.DefaultMaxNodeEventBytes,
 		"bytes of history kept per node; the oldest entries are dropped first")
+	o.store.register(f)
 	o.boot.register(f)
 	o.tls.register(f)
 	o.cluster.register(f)
@@ -114,7 +115,7 @@ func runServe(ctx context.Context, o *serveOptions) error {
 	metrics := web.NewMetrics(sources)
 	hooks := &updateHooks{}
 	hooks.add(metrics.ObserveTransition)
-	st, err := store.Open(filepath.Join(o.dataDir, "bootyard.db"), store.Options{Logger: log, OnUpdate: hooks.run, Limits: o.limits})
+	st, err := o.openStore(ctx, log, hooks.run)
 	if err != nil {
 		return err
 	}

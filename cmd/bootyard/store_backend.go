@@ -1,0 +1,58 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"path/filepath"
+
+	"github.com/spf13/pflag"
+
+	"github.com/bootyard/bootyard/cluster"
+	"github.com/bootyard/bootyard/kubestore"
+	"github.com/bootyard/bootyard/node"
+	"github.com/bootyard/bootyard/store"
+)
+
+// storeOptions choose where the inventory lives.
+type storeOptions struct {
+	backend   string
+	namespace string
+}
+
+const (
+	storeBbolt      = "bbolt"
+	storeKubernetes = "kubernetes"
+)
+
+func (s *storeOptions) register(f *pflag.FlagSet) {
+	f.StringVar(&s.backend, "store", storeBbolt, `where the inventory lives: bbolt (one file in the data directory) or kubernetes (bootyard.io custom resources and Secrets on the cluster's API, from --kubeconfig or in-cluster; install deploy/crds first)`)
+	f.StringVar(&s.namespace, "store-namespace", kubestore.DefaultNamespace, "namespace of the inventory's objects with --store kubernetes")
+}
+
+// openStore opens the chosen backend. onUpdate observes every committed node change.
+func (o *serveOptions) openStore(ctx context.Context, log *slog.Logger, onUpdate func(before, after node.Node)) (store.Backend, error) {
+	switch o.store.backend {
+	case storeBbolt:
+		return store.Open(filepath.Join(o.dataDir, "bootyard.db"), store.Options{Logger: log, OnUpdate: onUpdate, Limits: o.limits})
+	case storeKubernetes:
+		if o.cluster.kubeconfig == kubeconfigOff {
+			return nil, fmt.Errorf("--store kubernetes needs the cluster's API: --kubeconfig none turns it off")
+		}
+		cfg, err := cluster.RESTConfig(o.cluster.kubeconfig)
+		if errors.Is(err, cluster.ErrNotConfigured) {
+			return nil, fmt.Errorf("--store kubernetes needs --kubeconfig, or Bootyard running in a pod")
+		}
+		if err != nil {
+			return nil, err
+		}
+		st, err := kubestore.New(ctx, cfg, kubestore.Options{Namespace: o.store.namespace, Logger: log, OnUpdate: onUpdate, Limits: o.limits})
+		if err != nil {
+			return nil, err
+		}
+		log.Info("inventory on the Kubernetes API", slog.String("server", cfg.Host), slog.String("namespace", o.store.namespace))
+		return st, nil
+	}
+	return nil, fmt.Errorf("--store %q: want %s or %s", o.store.backend, storeBbolt, storeKubernetes)
+}

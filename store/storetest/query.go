@@ -1,0 +1,174 @@
+package storetest
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"slices"
+	"testing"
+
+	"k8s.io/apimachinery/pkg/labels"
+
+	"github.com/bootyard/bootyard/node"
+	"github.com/bootyard/bootyard/store"
+)
+
+// queryInventory imports 25 workers w-00..w-24 (racks r0..r2 by i%3, a static address
+// for every fifth) and moves w-00..w-04 to provisioning.
+func queryInventory(t *testing.T, s store.Backend) {
+	t.Helper()
+	for i := range 25 {
+		spec := worker(fmt.Sprintf("w-%02d", i), MAC(i+1))
+		spec.Labels = map[string]string{"rack": fmt.Sprintf("r%d", i%3)}
+		if i%5 == 0 {
+			spec.IP = netip.PrefixFrom(netip.AddrFrom4([4]byte{10, 0, 0, byte(10 + i)}), 24)
+		}
+		if i == 7 {
+			spec.Labels["gpu"] = "a100"
+		}
+		mustImport(t, s, spec)
+	}
+	for i := range 5 {
+		Move(t, s, fmt.Sprintf("w-%02d", i), node.StateProvisioning)
+	}
+}
+
+// walk pages through q, Limit at a time, and returns every name in page order.
+func walk(t *testing.T, s store.Backend, q store.NodeQuery) []string {
+	t.Helper()
+	var names []string
+	for pages := 0; ; pages++ {
+		if pages > 100 {
+			t.Fatal("paging never ends")
+		}
+		page, err := s.QueryNodes(context.Background(), q)
+		if err != nil {
+			t.Fatalf("query %+v: %v", q, err)
+		}
+		if len(page.Nodes) > q.Limit && q.Limit > 0 {
+			t.Fatalf("page of %d, limit %d", len(page.Nodes), q.Limit)
+		}
+		for _, n := range page.Nodes {
+			names = append(names, n.Name)
+		}
+		if page.Continue == "" {
+			return names
+		}
+		q.Continue = page.Continue
+	}
+}
+
+func names(from, to int) []string {
+	var out []string
+	for i := from; i < to; i++ {
+		out = append(out, fmt.Sprintf("w-%02d", i))
+	}
+	return out
+}
+
+func testQueryPaging(t *testing.T, open Opener) {
+	s := open(t, store.Limits{})
+	queryInventory(t, s)
+	all := names(0, 25)
+	if got := walk(t, s, store.NodeQuery{Limit: 10}); !slices.Equal(got, all) {
+		t.Errorf("by name: %v", got)
+	}
+	desc := slices.Clone(all)
+	slices.Reverse(desc)
+	if got := walk(t, s, store.NodeQuery{Limit: 7, Desc: true}); !slices.Equal(got, desc) {
+		t.Errorf("by name, descending: %v", got)
+	}
+	// By state: provisioning before registered, each by name.
+	if got := walk(t, s, store.NodeQuery{Limit: 4, Sort: "state"}); !slices.Equal(got, all) {
+		t.Errorf("by state: %v", got)
+	}
+	// Descending: registered (by name, descending) before provisioning, which is the
+	// reverse name order here.
+	if got := walk(t, s, store.NodeQuery{Limit: 6, Sort: "state", Desc: true}); !slices.Equal(got, desc) {
+		t.Errorf("by state, descending: %v", got)
+	}
+	// A node imported between pages after the cursor shows up; the pages before it stay.
+	page, err := s.QueryNodes(context.Background(), store.NodeQuery{Limit: 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustImport(t, s, worker("w-99", MAC(99)))
+	rest := walk(t, s, store.NodeQuery{Limit: 10, Continue: page.Continue})
+	if !slices.Equal(rest, append(names(10, 25), "w-99")) {
+		t.Errorf("after the first page: %v", rest)
+	}
+}
+
+func testQueryFilters(t *testing.T, open Opener) {
+	s := open(t, store.Limits{})
+	queryInventory(t, s)
+	sel := func(s string) labels.Selector {
+		l, err := labels.Parse(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return l
+	}
+	tests := []struct {
+		name string
+		q    store.NodeQuery
+		want []string
+	}{
+		{"state", store.NodeQuery{State: node.StateProvisioning}, names(0, 5)},
+		{"not a state", store.NodeQuery{NotState: node.StateRegistered}, names(0, 5)},
+		{"label value", store.NodeQuery{Selector: sel("rack=r2")}, []string{"w-02", "w-05", "w-08", "w-11", "w-14", "w-17", "w-20", "w-23"}},
+		{"label key", store.NodeQuery{Selector: sel("gpu")}, []string{"w-07"}},
+		{"label and state", store.NodeQuery{Selector: sel("rack=r0"), State: node.StateProvisioning}, []string{"w-00", "w-03"}},
+		{"label inequality", store.NodeQuery{Selector: sel("rack!=r0,rack!=r1"), NamePrefix: "w-0"}, []string{"w-02", "w-05", "w-08"}},
+		{"name prefix", store.NodeQuery{NamePrefix: "w-1"}, names(10, 20)},
+		{"MAC", store.NodeQuery{MAC: MAC(13)}, []string{"w-12"}},
+		{"unknown MAC", store.NodeQuery{MAC: MAC(999)}, nil},
+		{"static IP", store.NodeQuery{IP: netip.MustParseAddr("10.0.0.25")}, []string{"w-15"}},
+		{"role", store.NodeQuery{Role: node.RoleServer}, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			q := tt.q
+			q.Limit = 3
+			if got := walk(t, s, q); !slices.Equal(got, tt.want) {
+				t.Errorf("got %v, want %v", got, tt.want)
+			}
+			page, err := s.QueryNodes(context.Background(), tt.q)
+			if err != nil || page.Total != len(tt.want) {
+				t.Errorf("total %d, %v; want %d", page.Total, err, len(tt.want))
+			}
+			q.NoTotal = true
+			// NoTotal may skip the count (-1); a count it gives must be right.
+			if page, _ := s.QueryNodes(context.Background(), q); page.Total != -1 && page.Total != len(tt.want) {
+				t.Errorf("NoTotal: total %d, want -1 or %d", page.Total, len(tt.want))
+			}
+		})
+	}
+	counts, err := s.StateCounts(context.Background())
+	if err != nil || counts[node.StateProvisioning] != 5 || counts[node.StateRegistered] != 20 {
+		t.Errorf("state counts %v, %v", counts, err)
+	}
+	quorum, err := s.QuorumNodes(context.Background())
+	if err != nil || len(quorum) != 25 {
+		t.Errorf("quorum view of %d nodes, %v", len(quorum), err)
+	}
+}
+
+func testQueryErrors(t *testing.T, open Opener) {
+	ctx := context.Background()
+	s := open(t, store.Limits{})
+	queryInventory(t, s)
+	page, err := s.QueryNodes(ctx, store.NodeQuery{Limit: 5})
+	if err != nil || page.Continue == "" {
+		t.Fatalf("first page: %v", err)
+	}
+	_, err = s.QueryNodes(ctx, store.NodeQuery{Limit: 5, Sort: "state", Continue: page.Continue})
+	wantErr(t, "a name token on a state query", err, node.ErrInvalid)
+	_, err = s.QueryNodes(ctx, store.NodeQuery{Continue: "!!not-base64"})
+	wantErr(t, "a garbage token", err, node.ErrInvalid)
+	_, err = s.QueryNodes(ctx, store.NodeQuery{Sort: "mac"})
+	wantErr(t, "an unknown sort", err, node.ErrInvalid)
+	if page, err := s.QueryNodes(ctx, store.NodeQuery{Limit: store.MaxPageLimit + 5000}); err != nil || len(page.Nodes) != 25 {
+		t.Errorf("a limit past the maximum: %d nodes, %v", len(page.Nodes), err)
+	}
+}
