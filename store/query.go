@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/netip"
-	"strings"
 
 	bolt "go.etcd.io/bbolt"
 	"k8s.io/apimachinery/pkg/labels"
@@ -71,13 +70,59 @@ func nameAfterPrefix(prefixLen int) func(k, v []byte) string {
 // ErrBadContinue means a continue token was not one this store issued for this query.
 var ErrBadContinue = fmt.Errorf("%w: continue token is not valid for this query", node.ErrInvalid)
 
+// RawNodePage is one page of a query with each node as the store holds it: the JSON
+// document encoding its node.Node gives (putNode writes nothing else), so the API can send
+// it on without decoding and encoding each node again, which was most of a big page's cost.
+type RawNodePage struct {
+	Items    []json.RawMessage
+	Continue string
+	Total    int
+}
+
 // QueryNodes returns one page of the nodes matching q, in q's order, and (unless
 // q.NoTotal) how many match in all. It reads only the candidates of the narrowest index
 // the filters allow: a state, a role, a label value or key, an IP, a MAC or a name prefix.
-// Only a query with none of those (say, a selector of only "!=" terms) walks every node.
+// Each candidate is checked against the other filters by index lookups, and only the
+// nodes of the page are read. A query with none of those indexes (a selector of only
+// negative terms such as "!gpu" or "rack!=r7") walks the names of every node, but counts
+// its total as the positive part's count minus the excluded nodes (see countExcluded).
 func (s *Store) QueryNodes(ctx context.Context, q NodeQuery) (NodePage, error) {
-	if err := ctxErr(ctx); err != nil {
+	page := NodePage{Nodes: []node.Node{}}
+	cont, total, err := s.query(ctx, q, func(name string, raw []byte) error {
+		var n node.Node
+		if err := json.Unmarshal(raw, &n); err != nil {
+			return fmt.Errorf("decode node %s: %w", name, err)
+		}
+		page.Nodes = append(page.Nodes, n)
+		return nil
+	})
+	if err != nil {
 		return NodePage{}, err
+	}
+	page.Continue, page.Total = cont, total
+	return page, nil
+}
+
+// QueryNodesJSON is QueryNodes with each node as its stored JSON document, copied out of
+// the transaction: the list API's path, which never decodes a node it sends.
+func (s *Store) QueryNodesJSON(ctx context.Context, q NodeQuery) (RawNodePage, error) {
+	page := RawNodePage{Items: []json.RawMessage{}}
+	cont, total, err := s.query(ctx, q, func(_ string, raw []byte) error {
+		page.Items = append(page.Items, bytes.Clone(raw))
+		return nil
+	})
+	if err != nil {
+		return RawNodePage{}, err
+	}
+	page.Continue, page.Total = cont, total
+	return page, nil
+}
+
+// query walks q's page and hands emit each matching node's stored bytes, which are valid
+// only during the call. It returns the next page's token and the total (-1 when q.NoTotal).
+func (s *Store) query(ctx context.Context, q NodeQuery, emit func(name string, raw []byte) error) (string, int, error) {
+	if err := ctxErr(ctx); err != nil {
+		return "", 0, err
 	}
 	if q.Limit <= 0 {
 		q.Limit = DefaultPageLimit
@@ -89,20 +134,22 @@ func (s *Store) QueryNodes(ctx context.Context, q NodeQuery) (NodePage, error) {
 		q.Sort = "name"
 	}
 	if q.Sort != "name" && q.Sort != "state" {
-		return NodePage{}, fmt.Errorf("sort %q: %w: must be name or state", q.Sort, node.ErrInvalid)
+		return "", 0, fmt.Errorf("sort %q: %w: must be name or state", q.Sort, node.ErrInvalid)
 	}
 	var after []byte
 	if q.Continue != "" {
 		raw, err := base64.RawURLEncoding.DecodeString(q.Continue)
 		if err != nil || !bytes.HasPrefix(raw, []byte(q.tokenTag())) {
-			return NodePage{}, ErrBadContinue
+			return "", 0, ErrBadContinue
 		}
 		after = raw[len(q.tokenTag()):]
 	}
-	page := NodePage{Nodes: []node.Node{}, Total: -1}
+	cont, total := "", -1
 	err := s.db.View(func(tx *bolt.Tx) error {
 		if !q.MAC.IsZero() {
-			return q.byMAC(tx, &page)
+			var err error
+			total, err = q.byMAC(tx, emit)
+			return err
 		}
 		sc := q.pickScan()
 		c := tx.Bucket(sc.bucket).Cursor()
@@ -127,35 +174,42 @@ func (s *Store) QueryNodes(ctx context.Context, q NodeQuery) (NodePage, error) {
 			k, v = c.Seek(sc.prefix)
 		}
 		nodes := tx.Bucket(bucketNodes)
-		for ; k != nil && bytes.HasPrefix(k, sc.prefix); k, v = q.step(c) {
+		m := q.matcher(tx)
+		var last []byte
+		for emitted := 0; k != nil && bytes.HasPrefix(k, sc.prefix); k, v = q.step(c) {
 			if err := ctx.Err(); err != nil {
 				return err
 			}
-			n, ok, err := q.load(nodes, sc.name(k, v))
-			if err != nil {
-				return err
-			}
-			if !ok {
+			name := sc.name(k, v)
+			if !sc.exact && !m.matches(name) {
 				continue
 			}
-			if len(page.Nodes) == q.Limit {
+			if emitted == q.Limit {
 				// One more match exists: this page ends at the last key returned.
-				page.Continue = q.token(lastKey(sc, page.Nodes[len(page.Nodes)-1]))
+				cont = q.token(last)
 				break
 			}
-			page.Nodes = append(page.Nodes, n)
+			raw := nodes.Get([]byte(name))
+			if raw == nil {
+				return fmt.Errorf("index names node %q, which is missing", name)
+			}
+			if err := emit(name, raw); err != nil {
+				return err
+			}
+			emitted++
+			last = k
 		}
 		if q.NoTotal {
 			return nil
 		}
-		total, err := q.count(tx, sc)
-		page.Total = total
+		var err error
+		total, err = q.count(tx, sc, m)
 		return err
 	})
 	if err != nil {
-		return NodePage{}, fmt.Errorf("query nodes: %w", err)
+		return "", 0, fmt.Errorf("query nodes: %w", err)
 	}
-	return page, nil
+	return cont, total, nil
 }
 
 func (q NodeQuery) step(c *bolt.Cursor) ([]byte, []byte) {
@@ -192,19 +246,6 @@ func (q NodeQuery) tokenTag() string {
 
 func (q NodeQuery) token(key []byte) string {
 	return base64.RawURLEncoding.EncodeToString(append([]byte(q.tokenTag()), key...))
-}
-
-// lastKey rebuilds the scan key of n, where the next page resumes.
-func lastKey(sc scan, n node.Node) []byte {
-	switch {
-	case bytes.Equal(sc.bucket, bucketStateIndex) && len(sc.prefix) == 0:
-		return joinKey(string(n.State), n.Name)
-	case bytes.Equal(sc.bucket, bucketIPIndex):
-		return ipKey(n.IP.Addr(), n.Name)
-	case bytes.Equal(sc.bucket, bucketNodes):
-		return []byte(n.Name)
-	}
-	return append(bytes.Clone(sc.prefix), n.Name...)
 }
 
 // pickScan chooses the index with the fewest candidates the filters allow: an exact IP,
@@ -276,110 +317,74 @@ func (q NodeQuery) onlySelector() bool {
 	return r.noFilter()
 }
 
-// load reads the node named name and reports whether it matches every filter.
-func (q NodeQuery) load(nodes *bolt.Bucket, name string) (node.Node, bool, error) {
-	if !strings.HasPrefix(name, q.NamePrefix) {
-		return node.Node{}, false, nil
-	}
-	raw := nodes.Get([]byte(name))
-	if raw == nil {
-		return node.Node{}, false, fmt.Errorf("index names node %q, which is missing", name)
-	}
-	var n node.Node
-	if err := json.Unmarshal(raw, &n); err != nil {
-		return node.Node{}, false, fmt.Errorf("decode node %s: %w", name, err)
-	}
-	return n, q.matches(&n), nil
-}
-
-func (q NodeQuery) matches(n *node.Node) bool {
-	return (q.Role == "" || n.Role == q.Role) &&
-		(q.State == "" || n.State == q.State) && (q.NotState == "" || n.State != q.NotState) &&
-		strings.HasPrefix(n.Name, q.NamePrefix) &&
-		(q.MAC.IsZero() || n.HasMAC(q.MAC)) &&
-		(!q.IP.IsValid() || n.IP.Addr() == q.IP) &&
-		(q.Selector == nil || q.Selector.Matches(labels.Set(n.Labels)))
-}
-
-// matchFields is what matching needs of a stored node; decoding into it skips the rest
-// when counting thousands of candidates.
-type matchFields struct {
-	Name   string            `json:"name"`
-	MACs   []node.MAC        `json:"macs"`
-	Role   node.Role         `json:"role"`
-	State  node.State        `json:"state"`
-	IP     netip.Prefix      `json:"ip"`
-	Labels map[string]string `json:"labels"`
-}
-
-// count counts every match. An exact scan counts keys; otherwise each candidate is
-// decoded (only the fields matching reads).
-func (q NodeQuery) count(tx *bolt.Tx, sc scan) (int, error) {
-	if r := q; r.NotState != "" {
-		// Everything but one state is a difference of two counters.
-		r.NotState = ""
-		if r.noFilter() {
-			total := 0
-			for st, c := range stateCounts(tx) {
-				if st != q.NotState {
-					total += c
-				}
-			}
-			return total, nil
-		}
-	}
-	if sc.exact && len(sc.prefix) == 0 && bytes.Equal(sc.bucket, bucketNodes) || (sc.exact && bytes.Equal(sc.bucket, bucketStateIndex) && len(sc.prefix) == 0) {
-		total := 0
-		for _, c := range stateCounts(tx) {
-			total += c
-		}
+// count counts every match: from the maintained counters or the keys of an exact scan
+// when it can, else by taking the excluded nodes from the positive part's count (a
+// selector with negative terms), else by checking each candidate through the indexes.
+func (q NodeQuery) count(tx *bolt.Tx, sc scan, m *indexMatcher) (int, error) {
+	if total, ok := q.countFast(tx, sc); ok {
 		return total, nil
 	}
-	if sc.exact && bytes.Equal(sc.bucket, bucketStateIndex) {
-		return stateCounts(tx)[q.State], nil
+	if pos, negs := q.splitNegatives(); len(negs) > 0 {
+		if total, ok := pos.countFast(tx, pos.pickScan()); ok {
+			return total - countExcluded(tx, pos, negs), nil
+		}
 	}
 	total := 0
-	nodes := tx.Bucket(bucketNodes)
 	c := tx.Bucket(sc.bucket).Cursor()
 	for k, v := c.Seek(sc.prefix); k != nil && bytes.HasPrefix(k, sc.prefix); k, v = c.Next() {
-		if sc.exact {
-			total++
-			continue
-		}
-		name := sc.name(k, v)
-		if !strings.HasPrefix(name, q.NamePrefix) {
-			continue
-		}
-		raw := nodes.Get([]byte(name))
-		if raw == nil {
-			continue
-		}
-		var f matchFields
-		if err := json.Unmarshal(raw, &f); err != nil {
-			return 0, fmt.Errorf("decode node %s: %w", name, err)
-		}
-		n := node.Node{Name: f.Name, MACs: f.MACs, Role: f.Role, State: f.State, IP: f.IP, Labels: f.Labels}
-		if q.matches(&n) {
+		if m.matches(sc.name(k, v)) {
 			total++
 		}
 	}
 	return total, nil
 }
 
-// byMAC answers a query that names a MAC: at most one node, from the MAC index.
-func (q NodeQuery) byMAC(tx *bolt.Tx, page *NodePage) error {
-	page.Total = 0
+// countFast counts q's matches without checking a node: from the state counters, or by
+// counting the keys of an exact scan. ok is false when neither applies.
+func (q NodeQuery) countFast(tx *bolt.Tx, sc scan) (total int, ok bool) {
+	if r := q; r.NotState != "" {
+		// Everything but one state is a difference of two counters.
+		r.NotState = ""
+		if r.noFilter() {
+			for st, c := range stateCounts(tx) {
+				if st != q.NotState {
+					total += c
+				}
+			}
+			return total, true
+		}
+	}
+	if !sc.exact {
+		return 0, false
+	}
+	switch {
+	case len(sc.prefix) == 0 && (bytes.Equal(sc.bucket, bucketNodes) || bytes.Equal(sc.bucket, bucketStateIndex)):
+		for _, c := range stateCounts(tx) {
+			total += c
+		}
+		return total, true
+	case bytes.Equal(sc.bucket, bucketStateIndex):
+		return stateCounts(tx)[q.State], true
+	}
+	c := tx.Bucket(sc.bucket).Cursor()
+	for k, _ := c.Seek(sc.prefix); k != nil && bytes.HasPrefix(k, sc.prefix); k, _ = c.Next() {
+		total++
+	}
+	return total, true
+}
+
+// byMAC answers a query that names a MAC: at most one node, from the MAC index. It
+// returns the total, 1 or 0.
+func (q NodeQuery) byMAC(tx *bolt.Tx, emit func(name string, raw []byte) error) (int, error) {
 	name := tx.Bucket(bucketMACIndex).Get(q.MAC[:])
-	if name == nil || q.Continue != "" {
-		return nil
+	if name == nil || q.Continue != "" || !q.matcher(tx).matches(string(name)) {
+		return 0, nil
 	}
-	n, ok, err := q.load(tx.Bucket(bucketNodes), string(name))
-	if err != nil || !ok {
-		return err
+	raw := tx.Bucket(bucketNodes).Get(name)
+	if raw == nil {
+		return 0, fmt.Errorf("MAC index names node %q, which is missing", name)
 	}
-	page.Nodes = append(page.Nodes, n)
-	page.Total = 1
-	return nil
+	return 1, emit(string(name), raw)
 }
 
 // StateCounts counts nodes by state from the maintained counters.
