@@ -28,6 +28,9 @@ type Inventory interface {
 	ImportNodes(ctx context.Context, rows []store.ImportRow, opts store.ImportOptions) ([]store.ImportResult, error)
 	UpdateNode(ctx context.Context, name string, fn store.UpdateFunc) (node.Node, error)
 	DeleteNode(ctx context.Context, name string, opts node.DeleteOptions) (node.Node, bool, error)
+	// UpdateNodes and DeleteNodes are the bulk actions' batched forms, with a result per node.
+	UpdateNodes(ctx context.Context, names []string, fn store.UpdateFunc) ([]store.BulkResult, error)
+	DeleteNodes(ctx context.Context, names []string, opts node.DeleteOptions) ([]store.BulkResult, error)
 	Events(ctx context.Context, name string, limit int) ([]node.Event, error)
 	ClusterSettings(ctx context.Context) (node.ClusterSettings, error)
 	UpdateClusterSettings(ctx context.Context, fn func(*node.ClusterSettings) error) (node.ClusterSettings, error)
