@@ -135,6 +135,44 @@ func TestScale_StoreFigures(t *testing.T) {
 		}
 	})
 	t.Logf("DHCP reservation refresh with nothing changed: p99 %v, median %v", p, med)
+
+	// A bulk label change of the gpu nodes: one transaction per node (what bulk actions
+	// did) against UpdateNodes' batches.
+	var gpuNodes []string
+	for i := range n {
+		if i%40 == 7 {
+			gpuNodes = append(gpuNodes, scaleSpec(i).Name)
+		}
+	}
+	relabel := func(v string) UpdateFunc {
+		return func(nd *node.Node) ([]node.Event, error) {
+			nd.Labels["row"] = v
+			return []node.Event{node.NewEvent(nd.Name, node.EventLog, "bulk: labels changed", "scale", time.Now().UTC())}, nil
+		}
+	}
+	start = time.Now()
+	for _, name := range gpuNodes {
+		if _, err := s.UpdateNode(ctx, name, relabel("a")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	one := time.Since(start)
+	start = time.Now()
+	results, err := s.UpdateNodes(ctx, gpuNodes, relabel("b"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	batched := time.Since(start)
+	for _, r := range results {
+		if r.Err != nil {
+			t.Fatalf("%s: %v", r.Name, r.Err)
+		}
+	}
+	if page, err := s.QueryNodes(ctx, NodeQuery{Selector: labels.SelectorFromSet(labels.Set{"row": "b"})}); err != nil || page.Total != want {
+		t.Fatalf("relabelled nodes: %d, %v", page.Total, err)
+	}
+	t.Logf("label change of the %d gpu nodes at %d nodes: one transaction per node %v (%.0f nodes/s), UpdateNodes in batches of %d %v (%.0f nodes/s)",
+		want, n, one.Round(time.Millisecond), float64(want)/one.Seconds(), bulkBatch, batched.Round(time.Millisecond), float64(want)/batched.Seconds())
 	if fi, err := os.Stat(s.Path()); err == nil {
 		t.Logf("store file at %d nodes: %.1f MB", n, float64(fi.Size())/1e6)
 	}
