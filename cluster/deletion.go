@@ -12,6 +12,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/bootyard/bootyard/node"
+	"github.com/bootyard/bootyard/store"
 )
 
 // The deletion sequence takes a node the API moved to `deleting` out of the cluster:
@@ -106,14 +107,21 @@ func (c *Controller) sweepDeletions(ctx context.Context) error {
 	if !c.synced.Load() {
 		return nil
 	}
-	nodes, err := c.inv.ListNodes(ctx)
-	if err != nil {
-		return fmt.Errorf("list inventory: %w", err)
+	// The state index holds the deleting nodes: the pass reads them, not the inventory.
+	var nodes []node.Node
+	q := store.NodeQuery{State: node.StateDeleting, Limit: store.MaxPageLimit, NoTotal: true}
+	for {
+		page, err := c.inv.QueryNodes(ctx, q)
+		if err != nil {
+			return fmt.Errorf("list deleting nodes: %w", err)
+		}
+		nodes = append(nodes, page.Nodes...)
+		if page.Continue == "" {
+			break
+		}
+		q.Continue = page.Continue
 	}
 	for _, n := range nodes {
-		if n.State != node.StateDeleting {
-			continue
-		}
 		c.mu.Lock()
 		if c.running[n.Name] {
 			c.mu.Unlock()
