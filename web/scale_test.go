@@ -142,7 +142,7 @@ func TestScale_WebFigures(t *testing.T) {
 		{name: "GET /api/v1/nodes?limit=100 (first page)", path: "/api/v1/nodes?limit=100"},
 		{name: "GET /api/v1/nodes?limit=100 (deep page, 3/4 in)", path: "/api/v1/nodes?limit=100&continue=" + url.QueryEscape(deep)},
 		{name: fmt.Sprintf("GET ?labelSelector=gpu=h100&limit=100 (%d match)", want), path: "/api/v1/nodes?limit=100&labelSelector=gpu%3Dh100"},
-		{name: fmt.Sprintf("GET ?labelSelector=gpu=h100&limit=1000, all %d in 3 pages", want), fn: func() { walk(false) }},
+		{name: fmt.Sprintf("GET ?labelSelector=gpu=h100&limit=1000, all %d in %d pages", want, len(gpuPages)), fn: func() { walk(false) }},
 		{name: "the same three requests alone (tokens known, each body read whole)", fn: func() {
 			for _, path := range gpuPages {
 				get(path)
@@ -185,6 +185,18 @@ func TestScale_WebFigures(t *testing.T) {
 		t.Fatalf("the stream did not send just the row:\n%.400s", got)
 	}
 	t.Logf("one node's state change at %d nodes: %d bytes to the open nodes page (row and counts), page itself %d bytes", n, len(after), len(body))
+
+	// A bulk action on a selection: relabel the gpu nodes, in the store's batches.
+	api := &apiHarness{t: t, srv: h.srv, st: h.st}
+	start, cpu = time.Now(), scaletest.CPU()
+	code, out := api.call("POST", "/api/v1/bulk/action", `{"action":"set-labels","labelSelector":"gpu=h100","labels":{"row":"b"}}`, true)
+	took, used = time.Since(start), scaletest.CPU()-cpu
+	var bulk BulkReport
+	if code != 200 || json.Unmarshal(out, &bulk) != nil || bulk.Succeeded != want {
+		t.Fatalf("bulk set-labels: %d %.300s", code, out)
+	}
+	t.Logf("bulk set-labels on labelSelector=gpu=h100 (%d nodes) at %d nodes: %v wall (%.0f nodes/s), %v CPU",
+		want, n, took.Round(time.Millisecond), float64(want)/took.Seconds(), used.Round(time.Millisecond))
 
 	runtime.GC()
 	var ms runtime.MemStats
