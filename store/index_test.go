@@ -110,6 +110,27 @@ func TestQuorumNodes_ServersInFullOthersByNameRoleAndState(t *testing.T) {
 
 // TestOpen_MigrationIndexesAVersion1File: a file written before the indexes existed (no
 // index buckets, schema version 1) gets every index and count built when it is opened.
+// downgradeFile makes the closed store file at path look as an older version wrote it:
+// without buckets that version did not have, and with its schema number.
+func downgradeFile(t *testing.T, path string, version uint64, buckets ...[]byte) {
+	t.Helper()
+	db, err := bolt.Open(path, 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if err := db.Update(func(tx *bolt.Tx) error {
+		for _, b := range buckets {
+			if err := tx.DeleteBucket(b); err != nil {
+				return err
+			}
+		}
+		return tx.Bucket(bucketMeta).Put(keySchema, encodeUint(version))
+	}); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func TestOpen_MigrationIndexesAVersion1File(t *testing.T) {
 	path := tempStorePath(t)
 	s := openTestStore(t, path)
@@ -117,21 +138,7 @@ func TestOpen_MigrationIndexesAVersion1File(t *testing.T) {
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
-	db, err := bolt.Open(path, 0o600, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := db.Update(func(tx *bolt.Tx) error {
-		for _, b := range indexBuckets {
-			if err := tx.DeleteBucket(b); err != nil {
-				return err
-			}
-		}
-		return tx.Bucket(bucketMeta).Put(keySchema, encodeUint(1))
-	}); err != nil {
-		t.Fatal(err)
-	}
-	db.Close()
+	downgradeFile(t, path, 1, indexBuckets...)
 	s = openTestStore(t, path)
 	page, err := s.QueryNodes(t.Context(), NodeQuery{State: node.StateProvisioning})
 	if err != nil || page.Total != 10 {
@@ -163,19 +170,7 @@ func TestRemoveImage_ReadsTheImageIndexWhichFollowsChangesAndIsBuiltForAVersion3
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
-	db, err := bolt.Open(path, 0o600, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := db.Update(func(tx *bolt.Tx) error {
-		if err := tx.DeleteBucket(bucketImageIndex); err != nil {
-			return err
-		}
-		return tx.Bucket(bucketMeta).Put(keySchema, encodeUint(3))
-	}); err != nil {
-		t.Fatal(err)
-	}
-	db.Close()
+	downgradeFile(t, path, 3, bucketImageIndex)
 	s = openTestStore(t, path)
 	users := func(image string) []string {
 		t.Helper()
