@@ -16,7 +16,6 @@ import (
 type Inventory interface {
 	ImportNode(ctx context.Context, spec node.Node, source string) (node.Node, error)
 	GetNode(ctx context.Context, ref string) (node.Node, error)
-	ListNodes(ctx context.Context) ([]node.Node, error)
 	// QuorumNodes is servers in full and other nodes as name, role and state: what the
 	// quorum and deletion views read, without decoding the whole inventory.
 	QuorumNodes(ctx context.Context) ([]node.Node, error)
