@@ -108,26 +108,26 @@ func (c *Controller) sweepDeletions(ctx context.Context) error {
 		return nil
 	}
 	// The state index holds the deleting nodes: the pass reads them, not the inventory.
-	var nodes []node.Node
+	var names []string
 	q := store.NodeQuery{State: node.StateDeleting, Limit: store.MaxPageLimit, NoTotal: true}
 	for {
-		page, err := c.inv.QueryNodes(ctx, q)
+		page, err := c.inv.QueryNodeNames(ctx, q)
 		if err != nil {
 			return fmt.Errorf("list deleting nodes: %w", err)
 		}
-		nodes = append(nodes, page.Nodes...)
+		names = append(names, page.Names...)
 		if page.Continue == "" {
 			break
 		}
 		q.Continue = page.Continue
 	}
-	for _, n := range nodes {
+	for _, name := range names {
 		c.mu.Lock()
-		if c.running[n.Name] {
+		if c.running[name] {
 			c.mu.Unlock()
 			continue
 		}
-		c.running[n.Name] = true
+		c.running[name] = true
 		c.mu.Unlock()
 		c.wg.Add(1)
 		go func(name string) {
@@ -136,7 +136,7 @@ func (c *Controller) sweepDeletions(ctx context.Context) error {
 			c.mu.Lock()
 			delete(c.running, name)
 			c.mu.Unlock()
-		}(n.Name)
+		}(name)
 	}
 	return nil
 }

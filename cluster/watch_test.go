@@ -181,9 +181,7 @@ func (c *countingInventory) UpdateNode(ctx context.Context, name string, fn stor
 }
 
 func (c *countingInventory) QueryNodes(ctx context.Context, q store.NodeQuery) (store.NodePage, error) {
-	if q.State == "" {
-		c.pages.Add(1) // a page of the reconcile pass, not the deletion sweep's state query
-	}
+	c.pages.Add(1)
 	return c.Store.QueryNodes(ctx, q)
 }
 

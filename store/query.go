@@ -118,6 +118,28 @@ func (s *Store) QueryNodesJSON(ctx context.Context, q NodeQuery) (RawNodePage, e
 	return page, nil
 }
 
+// NamePage is one page of a query as node names.
+type NamePage struct {
+	Names    []string
+	Continue string
+	Total    int
+}
+
+// QueryNodeNames is QueryNodes that decodes no node: for a bulk action's selection and
+// the deletion sweep, which need names only.
+func (s *Store) QueryNodeNames(ctx context.Context, q NodeQuery) (NamePage, error) {
+	page := NamePage{Names: []string{}}
+	cont, total, err := s.query(ctx, q, func(name string, _ []byte) error {
+		page.Names = append(page.Names, name)
+		return nil
+	})
+	if err != nil {
+		return NamePage{}, err
+	}
+	page.Continue, page.Total = cont, total
+	return page, nil
+}
+
 // query walks q's page and hands emit each matching node's stored bytes, which are valid
 // only during the call. It returns the next page's token and the total (-1 when q.NoTotal).
 func (s *Store) query(ctx context.Context, q NodeQuery, emit func(name string, raw []byte) error) (string, int, error) {

@@ -240,7 +240,7 @@ func TestQueryNodes_ContinueSurvivesTheLastNodeOfAPageBeingDeleted(t *testing.T)
 // TestQueryNodesJSON_ItemsAreTheNodesAsTheAPIEncodesThem checks the premise of the list
 // API's fast path: a stored node's bytes are exactly what encoding the node gives, so
 // sending them on without decoding changes nothing a client sees. It also checks that the
-// raw path pages and counts as the decoding one does.
+// raw path and the names-only one page and count as the decoding one does.
 func TestQueryNodesJSON_ItemsAreTheNodesAsTheAPIEncodesThem(t *testing.T) {
 	ctx := context.Background()
 	s := openTestStore(t, tempStorePath(t))
@@ -264,7 +264,14 @@ func TestQueryNodesJSON_ItemsAreTheNodesAsTheAPIEncodesThem(t *testing.T) {
 				t.Fatalf("%+v page %d: raw continue %q total %d items %d; decoded %q %d %d", q, pages,
 					raw.Continue, raw.Total, len(raw.Items), decoded.Continue, decoded.Total, len(decoded.Nodes))
 			}
+			names, err := s.QueryNodeNames(ctx, q)
+			if err != nil || names.Continue != decoded.Continue || names.Total != decoded.Total || len(names.Names) != len(decoded.Nodes) {
+				t.Fatalf("%+v page %d: names %+v (%v)", q, pages, names, err)
+			}
 			for i, n := range decoded.Nodes {
+				if names.Names[i] != n.Name {
+					t.Fatalf("name %d: %s, want %s", i, names.Names[i], n.Name)
+				}
 				want, err := json.Marshal(n)
 				if err != nil {
 					t.Fatal(err)

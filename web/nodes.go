@@ -23,6 +23,8 @@ type Inventory interface {
 	// QueryNodesJSON is QueryNodes with each node as its stored JSON document: what the
 	// list API sends, without decoding and re-encoding every node of a page.
 	QueryNodesJSON(ctx context.Context, q store.NodeQuery) (store.RawNodePage, error)
+	// QueryNodeNames is QueryNodes as names, for a bulk action's selection.
+	QueryNodeNames(ctx context.Context, q store.NodeQuery) (store.NamePage, error)
 	StateCounts(ctx context.Context) (map[node.State]int, error)
 	ImportNodes(ctx context.Context, rows []store.ImportRow, opts store.ImportOptions) ([]store.ImportResult, error)
 	UpdateNode(ctx context.Context, name string, fn store.UpdateFunc) (node.Node, error)

@@ -378,13 +378,11 @@ func (s *Server) namesMatching(ctx context.Context, q store.NodeQuery) ([]string
 	q.Limit, q.NoTotal, q.Continue = store.MaxPageLimit, true, ""
 	var names []string
 	for {
-		page, err := s.deps.Inventory.QueryNodes(ctx, q)
+		page, err := s.deps.Inventory.QueryNodeNames(ctx, q)
 		if err != nil {
 			return nil, err
 		}
-		for _, n := range page.Nodes {
-			names = append(names, n.Name)
-		}
+		names = append(names, page.Names...)
 		if len(names) > maxBulkNodes {
 			return nil, badField("labelSelector", fmt.Errorf("%w: the selection matches more than %d nodes", node.ErrInvalid, maxBulkNodes))
 		}
