@@ -123,10 +123,13 @@ func TestScale_WebFigures(t *testing.T) {
 		}
 	}
 	var gpuPages []string
+	walkBytes := 0
 	for next := "/api/v1/nodes?limit=1000&labelSelector=gpu%3Dh100"; next != ""; {
 		gpuPages = append(gpuPages, next)
+		body := get(next)
+		walkBytes += len(body)
 		var page store.NodePage
-		if err := json.Unmarshal(get(next), &page); err != nil {
+		if err := json.Unmarshal(body, &page); err != nil {
 			t.Fatal(err)
 		}
 		next = ""
@@ -134,6 +137,7 @@ func TestScale_WebFigures(t *testing.T) {
 			next = "/api/v1/nodes?limit=1000&labelSelector=gpu%3Dh100&continue=" + url.QueryEscape(page.Continue)
 		}
 	}
+	t.Logf("the %d gpu nodes in %d pages of limit=1000: %d bytes of JSON", want, len(gpuPages), walkBytes)
 	for _, f := range []struct {
 		name string
 		path string
