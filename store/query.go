@@ -87,35 +87,23 @@ type RawNodePage struct {
 // negative terms such as "!gpu" or "rack!=r7") walks the names of every node, but counts
 // its total as the positive part's count minus the excluded nodes (see countExcluded).
 func (s *Store) QueryNodes(ctx context.Context, q NodeQuery) (NodePage, error) {
-	page := NodePage{Nodes: []node.Node{}}
-	cont, total, err := s.query(ctx, q, func(name string, raw []byte) error {
+	nodes, cont, total, err := queryAs(ctx, s, q, func(name string, raw []byte) (node.Node, error) {
 		var n node.Node
 		if err := json.Unmarshal(raw, &n); err != nil {
-			return fmt.Errorf("decode node %s: %w", name, err)
+			return n, fmt.Errorf("decode node %s: %w", name, err)
 		}
-		page.Nodes = append(page.Nodes, n)
-		return nil
+		return n, nil
 	})
-	if err != nil {
-		return NodePage{}, err
-	}
-	page.Continue, page.Total = cont, total
-	return page, nil
+	return NodePage{Nodes: nodes, Continue: cont, Total: total}, err
 }
 
 // QueryNodesJSON is QueryNodes with each node as its stored JSON document, copied out of
 // the transaction: the list API's path, which never decodes a node it sends.
 func (s *Store) QueryNodesJSON(ctx context.Context, q NodeQuery) (RawNodePage, error) {
-	page := RawNodePage{Items: []json.RawMessage{}}
-	cont, total, err := s.query(ctx, q, func(_ string, raw []byte) error {
-		page.Items = append(page.Items, bytes.Clone(raw))
-		return nil
+	items, cont, total, err := queryAs(ctx, s, q, func(_ string, raw []byte) (json.RawMessage, error) {
+		return bytes.Clone(raw), nil
 	})
-	if err != nil {
-		return RawNodePage{}, err
-	}
-	page.Continue, page.Total = cont, total
-	return page, nil
+	return RawNodePage{Items: items, Continue: cont, Total: total}, err
 }
 
 // NamePage is one page of a query as node names.
@@ -128,16 +116,22 @@ type NamePage struct {
 // QueryNodeNames is QueryNodes that decodes no node: for a bulk action's selection and
 // the deletion sweep, which need names only.
 func (s *Store) QueryNodeNames(ctx context.Context, q NodeQuery) (NamePage, error) {
-	page := NamePage{Names: []string{}}
-	cont, total, err := s.query(ctx, q, func(name string, _ []byte) error {
-		page.Names = append(page.Names, name)
-		return nil
+	names, cont, total, err := queryAs(ctx, s, q, func(name string, _ []byte) (string, error) { return name, nil })
+	return NamePage{Names: names, Continue: cont, Total: total}, err
+}
+
+// queryAs runs q and turns each matching node into a T (on error, a zero page).
+func queryAs[T any](ctx context.Context, s *Store, q NodeQuery, as func(name string, raw []byte) (T, error)) ([]T, string, int, error) {
+	out := []T{}
+	cont, total, err := s.query(ctx, q, func(name string, raw []byte) error {
+		v, err := as(name, raw)
+		out = append(out, v)
+		return err
 	})
 	if err != nil {
-		return NamePage{}, err
+		return nil, "", 0, err
 	}
-	page.Continue, page.Total = cont, total
-	return page, nil
+	return out, cont, total, nil
 }
 
 // query walks q's page and hands emit each matching node's stored bytes, which are valid
