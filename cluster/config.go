@@ -18,7 +18,10 @@ import (
 
 // Inventory is what the cluster integration needs from the store.
 type Inventory interface {
-	ListNodes(ctx context.Context) ([]node.Node, error)
+	// QueryNodes pages the inventory (reconcile); QueryNodeNames reads the deleting
+	// nodes' names from the state index (the deletion sweep).
+	QueryNodes(ctx context.Context, q store.NodeQuery) (store.NodePage, error)
+	QueryNodeNames(ctx context.Context, q store.NodeQuery) (store.NamePage, error)
 	GetNode(ctx context.Context, ref string) (node.Node, error)
 	UpdateNode(ctx context.Context, name string, fn store.UpdateFunc) (node.Node, error)
 	AppendEvents(ctx context.Context, events ...node.Event) error

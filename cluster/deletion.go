@@ -12,6 +12,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/bootyard/bootyard/node"
+	"github.com/bootyard/bootyard/store"
 )
 
 // The deletion sequence takes a node the API moved to `deleting` out of the cluster:
@@ -106,20 +107,27 @@ func (c *Controller) sweepDeletions(ctx context.Context) error {
 	if !c.synced.Load() {
 		return nil
 	}
-	nodes, err := c.inv.ListNodes(ctx)
-	if err != nil {
-		return fmt.Errorf("list inventory: %w", err)
-	}
-	for _, n := range nodes {
-		if n.State != node.StateDeleting {
-			continue
+	// The state index holds the deleting nodes: the pass reads them, not the inventory.
+	var names []string
+	q := store.NodeQuery{State: node.StateDeleting, Limit: store.MaxPageLimit, NoTotal: true}
+	for {
+		page, err := c.inv.QueryNodeNames(ctx, q)
+		if err != nil {
+			return fmt.Errorf("list deleting nodes: %w", err)
 		}
+		names = append(names, page.Names...)
+		if page.Continue == "" {
+			break
+		}
+		q.Continue = page.Continue
+	}
+	for _, name := range names {
 		c.mu.Lock()
-		if c.running[n.Name] {
+		if c.running[name] {
 			c.mu.Unlock()
 			continue
 		}
-		c.running[n.Name] = true
+		c.running[name] = true
 		c.mu.Unlock()
 		c.wg.Add(1)
 		go func(name string) {
@@ -128,7 +136,7 @@ func (c *Controller) sweepDeletions(ctx context.Context) error {
 			c.mu.Lock()
 			delete(c.running, name)
 			c.mu.Unlock()
-		}(n.Name)
+		}(name)
 	}
 	return nil
 }

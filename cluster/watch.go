@@ -2,12 +2,14 @@ package cluster
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 
 	corev1 "k8s.io/api/core/v1"
 
 	"github.com/bootyard/bootyard/node"
+	"github.com/bootyard/bootyard/store"
 )
 
 // reconcile brings every Bootyard node's cluster status in line with its Kubernetes Node,
@@ -21,42 +23,65 @@ func (c *Controller) reconcile(ctx context.Context) error {
 		return err
 	}
 	ix := newIndex(knodes)
-	nodes, err := c.inv.ListNodes(ctx)
-	if err != nil {
-		return fmt.Errorf("list inventory: %w", err)
-	}
-	for i := range nodes {
-		n := &nodes[i]
-		k, how := ix.match(n)
-		var err error
-		switch {
-		case n.State == node.StateWiping || n.State == node.StateDeleted:
-			if k != nil && (how == matchName || how == matchMAC) {
-				err = c.fence(ctx, n, k)
-			}
-		case n.State == node.StateDeleting:
-			// The deletion sequence owns the node; only the status is kept current.
-			if k != nil {
-				err = c.observe(ctx, n.Name, k)
-			}
-		case k != nil:
-			err = c.observe(ctx, n.Name, k)
-		default:
-			err = c.vanished(ctx, n.Name)
+	// A page at a time, not the whole inventory decoded into one slice: 100,000 nodes
+	// every resync was the integration's biggest cost.
+	q := store.NodeQuery{Limit: store.MaxPageLimit, NoTotal: true}
+	for {
+		page, err := c.inv.QueryNodes(ctx, q)
+		if err != nil {
+			return fmt.Errorf("list inventory: %w", err)
 		}
-		if err != nil && ctx.Err() == nil {
-			c.log.Warn("reconcile node", slog.String("node", n.Name), slog.Any("err", err))
+		for i := range page.Nodes {
+			c.reconcileNode(ctx, ix, &page.Nodes[i])
 		}
+		if page.Continue == "" {
+			return nil
+		}
+		q.Continue = page.Continue
 	}
-	return nil
+}
+
+func (c *Controller) reconcileNode(ctx context.Context, ix index, n *node.Node) {
+	k, how := ix.match(n)
+	var err error
+	switch {
+	case n.State == node.StateWiping || n.State == node.StateDeleted:
+		if k != nil && (how == matchName || how == matchMAC) {
+			err = c.fence(ctx, n, k)
+		}
+	case n.State == node.StateDeleting:
+		// The deletion sequence owns the node; only the status is kept current.
+		if k != nil {
+			err = c.observe(ctx, n, k)
+		}
+	case k != nil:
+		err = c.observe(ctx, n, k)
+	default:
+		err = c.vanished(ctx, n)
+	}
+	if err != nil && ctx.Err() == nil {
+		c.log.Warn("reconcile node", slog.String("node", n.Name), slog.Any("err", err))
+	}
+}
+
+// updateIfChanged is update, skipped when fn finds nothing to change on seen, the node as
+// the reconcile pass read it: at steady state a pass commits nothing instead of taking
+// the store's write lock for every node. fn runs again on the stored node inside the
+// transaction; a node that changed after the page was read is caught by the next pass.
+func (c *Controller) updateIfChanged(ctx context.Context, seen *node.Node, fn func(n *node.Node) ([]node.Event, error)) error {
+	probe := *seen // fn only assigns fields: a shallow copy keeps seen as it was
+	if _, err := fn(&probe); errors.Is(err, errNoChange) {
+		return nil
+	}
+	return c.update(ctx, seen.Name, fn)
 }
 
 // observe records k's status on the Bootyard node and makes an installed, joining or
 // joined (or still provisioning) node active once it is Ready.
-func (c *Controller) observe(ctx context.Context, name string, k *corev1.Node) error {
+func (c *Controller) observe(ctx context.Context, seen *node.Node, k *corev1.Node) error {
 	now := c.cfg.Now()
 	st := statusOf(k, now)
-	return c.update(ctx, name, func(n *node.Node) ([]node.Event, error) {
+	return c.updateIfChanged(ctx, seen, func(n *node.Node) ([]node.Event, error) {
 		var events []node.Event
 		if !sameStatus(n.Cluster, st) {
 			n.Cluster = &st
@@ -86,9 +111,9 @@ func (c *Controller) observe(ctx context.Context, name string, k *corev1.Node) e
 
 // vanished handles a Bootyard node with no Kubernetes Node: an active one goes back to
 // installed (someone deleted the Node outside Bootyard), and a stale status is dropped.
-func (c *Controller) vanished(ctx context.Context, name string) error {
+func (c *Controller) vanished(ctx context.Context, seen *node.Node) error {
 	now := c.cfg.Now()
-	return c.update(ctx, name, func(n *node.Node) ([]node.Event, error) {
+	return c.updateIfChanged(ctx, seen, func(n *node.Node) ([]node.Event, error) {
 		if n.Cluster == nil && n.State != node.StateActive {
 			return nil, errNoChange
 		}

@@ -2,8 +2,10 @@ package cluster
 
 import (
 	"context"
+	"fmt"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -11,6 +13,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/bootyard/bootyard/node"
+	"github.com/bootyard/bootyard/store"
 )
 
 func TestWatch_ReadyMakesAnInstalledNodeActiveAndNotReadyIsShown(t *testing.T) {
@@ -164,4 +167,49 @@ func withAnnotation(k *corev1.Node, key, value string) *corev1.Node {
 func withAddress(k *corev1.Node, ip string) *corev1.Node {
 	k.Status.Addresses = append(k.Status.Addresses, corev1.NodeAddress{Type: corev1.NodeInternalIP, Address: ip})
 	return k
+}
+
+// countingInventory is the real store, counting the calls a reconcile pass makes.
+type countingInventory struct {
+	*store.Store
+	updates, pages atomic.Int64
+}
+
+func (c *countingInventory) UpdateNode(ctx context.Context, name string, fn store.UpdateFunc) (node.Node, error) {
+	c.updates.Add(1)
+	return c.Store.UpdateNode(ctx, name, fn)
+}
+
+func (c *countingInventory) QueryNodes(ctx context.Context, q store.NodeQuery) (store.NodePage, error) {
+	c.pages.Add(1)
+	return c.Store.QueryNodes(ctx, q)
+}
+
+// TestWatch_APassPagesTheInventoryAndWritesNothingWhenNothingChanged: with more nodes
+// than one page, a node on the last page is still reconciled, and once every status is
+// current a pass takes no write transaction at all (it used to try one per node).
+func TestWatch_APassPagesTheInventoryAndWritesNothingWhenNothingChanged(t *testing.T) {
+	st := openStore(t)
+	rows := make([]store.ImportRow, store.MaxPageLimit+5)
+	for i := range rows {
+		rows[i] = store.ImportRow{Line: i + 2, Node: node.Node{Name: fmt.Sprintf("w-%04d", i), Role: node.RoleWorker,
+			MACs: []node.MAC{{0x02, 0x5a, 0, 0, byte(i >> 8), byte(i)}}}}
+	}
+	if _, err := st.ImportNodes(context.Background(), rows, store.ImportOptions{Source: "test"}); err != nil {
+		t.Fatal(err)
+	}
+	importNode(t, st, "a-ready", node.RoleWorker, "52:54:00:00:03:01", node.StateActive)
+	importNode(t, st, "zz-gone", node.RoleWorker, "52:54:00:00:03:02", node.StateActive) // sorts after the first page
+	inv := &countingInventory{Store: st}
+	startController(t, fakeCluster(kubeNode("a-ready", true)), inv, testConfig(nil))
+	eventually(t, "a-ready's status is recorded", func() bool { return nodeState(t, st, "a-ready").Cluster != nil })
+	eventually(t, "zz-gone, on the second page, goes back to installed", func() bool {
+		return nodeState(t, st, "zz-gone").State == node.StateInstalled
+	})
+	// Two whole passes after everything is current: each reads two pages.
+	pages, updates := inv.pages.Load(), inv.updates.Load()
+	eventually(t, "two more passes", func() bool { return inv.pages.Load() >= pages+5 })
+	if got := inv.updates.Load() - updates; got != 0 {
+		t.Fatalf("%d updates in passes with nothing to change, want none", got)
+	}
 }

@@ -84,6 +84,11 @@ func PlanDeletion(target *Node, all []Node, opts DeleteOptions) (DeletePlan, err
 // checkClusterSafety refuses deletions that would break the cluster: the cluster-init
 // node while others remain, or a server whose removal loses etcd quorum.
 func checkClusterSafety(target *Node, all []Node) error {
+	if target.Role != RoleServer {
+		// Before the walk of all: a bulk delete of thousands of workers plans each one
+		// against an inventory of 100,000.
+		return nil
+	}
 	others := 0
 	var members []ServerMember
 	for _, n := range all {
@@ -93,9 +98,6 @@ func checkClusterSafety(target *Node, all []Node) error {
 		if n.Role == RoleServer && n.State.IsMember() {
 			members = append(members, ServerMember{Name: n.Name, Up: n.Cluster == nil || n.Cluster.Ready})
 		}
-	}
-	if target.Role != RoleServer {
-		return nil
 	}
 	if target.ClusterInit && others > 0 {
 		return fmt.Errorf("%s is the cluster-init node and %d other nodes remain: %w", target.Name, others, ErrRefused)

@@ -22,6 +22,10 @@ type Backend interface {
 	DeleteNode(ctx context.Context, name string, opts node.DeleteOptions) (node.Node, bool, error)
 	QuorumNodes(ctx context.Context) ([]node.Node, error)
 	QueryNodes(ctx context.Context, q NodeQuery) (NodePage, error)
+	QueryNodesJSON(ctx context.Context, q NodeQuery) (RawNodePage, error)
+	QueryNodeNames(ctx context.Context, q NodeQuery) (NamePage, error)
+	UpdateNodes(ctx context.Context, names []string, fn UpdateFunc) ([]BulkResult, error)
+	DeleteNodes(ctx context.Context, names []string, opts node.DeleteOptions) ([]BulkResult, error)
 	StateCounts(ctx context.Context) (map[node.State]int, error)
 	CountNodes(ctx context.Context) (map[node.State]int, error)
 	NewNodeCache() VersionedNodes

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -243,23 +244,9 @@ func (s *Store) RemoveImage(ctx context.Context, name string) error {
 		if err != nil {
 			return err
 		}
-		var users []string
-		if err := tx.Bucket(bucketNodes).ForEach(func(k, v []byte) error {
-			var n node.Node
-			if err := json.Unmarshal(v, &n); err != nil {
-				return fmt.Errorf("decode node %s: %w", k, err)
-			}
-			// A discovered node has chosen nothing yet; a deleted one is done with its
-			// image until it is imported again, which names an image afresh.
-			if n.State == node.StateDiscovered || n.State == node.StateDeleted {
-				return nil
-			}
-			if n.Image == name || (n.Image == "" && c.DefaultImage == name) {
-				users = append(users, n.Name)
-			}
-			return nil
-		}); err != nil {
-			return err
+		users := imageUsers(tx, name)
+		if c.DefaultImage == name {
+			users = append(users, imageUsers(tx, "")...)
 		}
 		if len(users) > 0 {
 			slices.Sort(users)
@@ -274,6 +261,22 @@ func (s *Store) RemoveImage(ctx context.Context, name string) error {
 		}
 		return nil
 	})
+}
+
+// imageUsers lists the nodes that name image (empty: the cluster default) and may still be
+// installed or reinstalled with it, from the image index. A discovered node has chosen
+// nothing yet; a deleted one is done with its image until it is imported again, which
+// names an image afresh.
+func imageUsers(tx *bolt.Tx, image string) []string {
+	var users []string
+	prefix := joinKey(image, "")
+	c := tx.Bucket(bucketImageIndex).Cursor()
+	for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
+		if st := node.State(v); st != node.StateDiscovered && st != node.StateDeleted {
+			users = append(users, string(k[len(prefix):]))
+		}
+	}
+	return users
 }
 
 func getImage(tx *bolt.Tx, name string) (Image, error) {

@@ -27,9 +27,12 @@ var (
 	bucketLabelKeyIndex = []byte("label_key_index") // key NUL name → value
 	bucketIPIndex       = []byte("ip_index")        // 16-byte address, name → nil
 	bucketStateCounts   = []byte("state_counts")    // state → count (8 bytes BE)
+	// bucketImageIndex: image NUL name → state, the image empty for the cluster default,
+	// so removing an image reads the nodes that use it, not the inventory.
+	bucketImageIndex = []byte("image_index")
 )
 
-var indexBuckets = [][]byte{bucketStateIndex, bucketRoleIndex, bucketLabelIndex, bucketLabelKeyIndex, bucketIPIndex, bucketStateCounts}
+var indexBuckets = [][]byte{bucketStateIndex, bucketRoleIndex, bucketLabelIndex, bucketLabelKeyIndex, bucketIPIndex, bucketStateCounts, bucketImageIndex}
 
 func joinKey(parts ...string) []byte {
 	var b bytes.Buffer
@@ -58,6 +61,7 @@ func indexEntries(n *node.Node) []indexEntry {
 	out := []indexEntry{
 		{bucketStateIndex, joinKey(string(n.State), n.Name), nil},
 		{bucketRoleIndex, joinKey(string(n.Role), n.Name), []byte(n.State)},
+		{bucketImageIndex, joinKey(n.Image, n.Name), []byte(n.State)},
 	}
 	for k, v := range n.Labels {
 		out = append(out, indexEntry{bucketLabelIndex, joinKey(k, v, n.Name), nil},
@@ -109,7 +113,8 @@ func flushIndex(tx *bolt.Tx, pending []indexEntry) error {
 // no index holds (a boot record, a timestamp) skips the index buckets: RecordBoot runs on
 // the DHCP path.
 func sameIndexEntries(a, b *node.Node) bool {
-	return a.Name == b.Name && a.State == b.State && a.Role == b.Role && a.IP.Addr() == b.IP.Addr() && maps.Equal(a.Labels, b.Labels)
+	return a.Name == b.Name && a.State == b.State && a.Role == b.Role && a.IP.Addr() == b.IP.Addr() && a.Image == b.Image &&
+		maps.Equal(a.Labels, b.Labels)
 }
 
 func unindexNode(tx *bolt.Tx, n *node.Node) error {
@@ -142,7 +147,8 @@ func stateCounts(tx *bolt.Tx) map[node.State]int {
 	return counts
 }
 
-// buildIndexes is migration 2 → 3: it indexes the nodes an older file already holds.
+// buildIndexes is migration 2 → 3 (and 3 → 4, which added the image index): it indexes
+// the nodes an older file already holds.
 // It starts from empty index buckets, so a file whose indexes are partly written (or
 // running it twice) still ends with each node indexed once.
 func buildIndexes(tx *bolt.Tx) error {

@@ -1,6 +1,9 @@
 package store
 
 import (
+	"context"
+	"errors"
+	"fmt"
 	"maps"
 	"slices"
 	"testing"
@@ -23,6 +26,7 @@ func checkSecondaryIndexes(t *testing.T, tx *bolt.Tx, byName map[string]node.Nod
 	for _, n := range byName {
 		want[string(bucketStateIndex)][string(joinKey(string(n.State), n.Name))] = ""
 		want[string(bucketRoleIndex)][string(joinKey(string(n.Role), n.Name))] = string(n.State)
+		want[string(bucketImageIndex)][string(joinKey(n.Image, n.Name))] = string(n.State)
 		for k, v := range n.Labels {
 			want[string(bucketLabelIndex)][string(joinKey(k, v, n.Name))] = ""
 			want[string(bucketLabelKeyIndex)][string(joinKey(k, n.Name))] = v
@@ -106,6 +110,27 @@ func TestQuorumNodes_ServersInFullOthersByNameRoleAndState(t *testing.T) {
 
 // TestOpen_MigrationIndexesAVersion1File: a file written before the indexes existed (no
 // index buckets, schema version 1) gets every index and count built when it is opened.
+// downgradeFile makes the closed store file at path look as an older version wrote it:
+// without buckets that version did not have, and with its schema number.
+func downgradeFile(t *testing.T, path string, version uint64, buckets ...[]byte) {
+	t.Helper()
+	db, err := bolt.Open(path, 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if err := db.Update(func(tx *bolt.Tx) error {
+		for _, b := range buckets {
+			if err := tx.DeleteBucket(b); err != nil {
+				return err
+			}
+		}
+		return tx.Bucket(bucketMeta).Put(keySchema, encodeUint(version))
+	}); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func TestOpen_MigrationIndexesAVersion1File(t *testing.T) {
 	path := tempStorePath(t)
 	s := openTestStore(t, path)
@@ -113,25 +138,67 @@ func TestOpen_MigrationIndexesAVersion1File(t *testing.T) {
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
-	db, err := bolt.Open(path, 0o600, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := db.Update(func(tx *bolt.Tx) error {
-		for _, b := range indexBuckets {
-			if err := tx.DeleteBucket(b); err != nil {
-				return err
-			}
-		}
-		return tx.Bucket(bucketMeta).Put(keySchema, encodeUint(1))
-	}); err != nil {
-		t.Fatal(err)
-	}
-	db.Close()
+	downgradeFile(t, path, 1, indexBuckets...)
 	s = openTestStore(t, path)
 	page, err := s.QueryNodes(t.Context(), NodeQuery{State: node.StateProvisioning})
 	if err != nil || page.Total != 10 {
 		t.Fatalf("provisioning nodes after the migration: %v, total %d", err, page.Total)
+	}
+	closeAndCheck(t, s)
+}
+
+// TestRemoveImage_ReadsTheImageIndexWhichFollowsChangesAndIsBuiltForAVersion3File: a file
+// written before the image index gets it at open (migration 3 → 4), and the index moves
+// with a node's image and state, so RemoveImage refuses exactly while a live node uses
+// the image.
+func TestRemoveImage_ReadsTheImageIndexWhichFollowsChangesAndIsBuiltForAVersion3File(t *testing.T) {
+	ctx := context.Background()
+	path := tempStorePath(t)
+	s := openTestStore(t, path)
+	for _, name := range []string{"debian", "ubuntu"} {
+		if _, err := s.AddImage(ctx, diskImage(name), false); err != nil { // debian is the default
+			t.Fatal(err)
+		}
+	}
+	for i, image := range []string{"ubuntu", "", "ubuntu"} {
+		spec := workerSpec(fmt.Sprintf("w%d", i), coreMAC(i+1))
+		spec.Image = image
+		if _, err := s.ImportNode(ctx, spec, "test"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	downgradeFile(t, path, 3, bucketImageIndex)
+	s = openTestStore(t, path)
+	users := func(image string) []string {
+		t.Helper()
+		err := s.RemoveImage(ctx, image)
+		var inUse *ImageInUseError
+		if err == nil {
+			return nil
+		}
+		if !errors.As(err, &inUse) {
+			t.Fatalf("RemoveImage(%s): %v", image, err)
+		}
+		return inUse.Nodes
+	}
+	if got := users("ubuntu"); !slices.Equal(got, []string{"w0", "w2"}) {
+		t.Fatalf("ubuntu's users after the migration: %v", got)
+	}
+	if got := users("debian"); !slices.Equal(got, []string{"w1"}) {
+		t.Fatalf("debian's users (the default): %v", got)
+	}
+	if _, err := s.UpdateNode(ctx, "w0", func(n *node.Node) ([]node.Event, error) { n.Image = "debian"; return nil, nil }); err != nil {
+		t.Fatal(err)
+	}
+	moveTo(t, s, "w2", node.StateDeleting, node.StateDeleted)
+	if got := users("ubuntu"); got != nil {
+		t.Fatalf("ubuntu still in use by %v after w0 moved to debian and w2 was deleted", got)
+	}
+	if got := users("debian"); !slices.Equal(got, []string{"w0", "w1"}) {
+		t.Fatalf("debian's users: %v", got)
 	}
 	closeAndCheck(t, s)
 }

@@ -266,7 +266,9 @@ func (s *Store) UpdateNode(ctx context.Context, name string, fn UpdateFunc) (nod
 			return err
 		}
 		n := old
-		n.MACs = slices.Clone(old.MACs)
+		// fn may change n's slices and maps in place: they must not be old's, or the
+		// index update below would see no label change (sameIndexEntries).
+		n.MACs, n.Labels = slices.Clone(old.MACs), maps.Clone(old.Labels)
 		events, err := fn(&n)
 		if err != nil {
 			return err
@@ -341,12 +343,10 @@ func putNode(tx *bolt.Tx, n *node.Node, old *node.Node) error { return putNodeBa
 // entries for flushIndex instead of writing them (a bulk import, whose rows were already
 // checked against the MAC index and each other).
 func putNodeBatch(tx *bolt.Tx, n *node.Node, old *node.Node, pending *[]indexEntry) error {
-	idx := tx.Bucket(bucketMACIndex)
-	for _, m := range n.MACs {
-		if owner := idx.Get(m[:]); owner != nil && (old == nil || string(owner) != old.Name) {
-			return fmt.Errorf("MAC %s belongs to node %s: %w", m, owner, node.ErrConflict)
-		}
+	if err := checkMACs(tx, n, old); err != nil {
+		return err
 	}
+	idx := tx.Bucket(bucketMACIndex)
 	if old != nil {
 		for _, m := range old.MACs {
 			if err := idx.Delete(m[:]); err != nil {
@@ -390,6 +390,18 @@ func putNodeBatch(tx *bolt.Tx, n *node.Node, old *node.Node, pending *[]indexEnt
 		return fmt.Errorf("index node %s: %w", n.Name, err)
 	}
 	return tx.Bucket(bucketNodes).Put([]byte(n.Name), b)
+}
+
+// checkMACs refuses (ErrConflict) a MAC of n that another node owns; old is n's previous
+// version (nil for a new record), whose MACs n may keep.
+func checkMACs(tx *bolt.Tx, n, old *node.Node) error {
+	idx := tx.Bucket(bucketMACIndex)
+	for _, m := range n.MACs {
+		if owner := idx.Get(m[:]); owner != nil && (old == nil || string(owner) != old.Name) {
+			return fmt.Errorf("MAC %s belongs to node %s: %w", m, owner, node.ErrConflict)
+		}
+	}
+	return nil
 }
 
 func removeNode(tx *bolt.Tx, n *node.Node, dropEvents bool) error {

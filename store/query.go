@@ -71,22 +71,86 @@ func nameAfterPrefix(prefixLen int) func(k, v []byte) string {
 // ErrBadContinue means a continue token was not one this store issued for this query.
 var ErrBadContinue = fmt.Errorf("%w: continue token is not valid for this query", node.ErrInvalid)
 
+// RawNodePage is one page of a query with each node as the store holds it: the JSON
+// document encoding its node.Node gives (putNode writes nothing else), so the API can send
+// it on without decoding and encoding each node again, which was most of a big page's cost.
+type RawNodePage struct {
+	Items    []json.RawMessage
+	Continue string
+	Total    int
+}
+
 // QueryNodes returns one page of the nodes matching q, in q's order, and (unless
 // q.NoTotal) how many match in all. It reads only the candidates of the narrowest index
 // the filters allow: a state, a role, a label value or key, an IP, a MAC or a name prefix.
-// Only a query with none of those (say, a selector of only "!=" terms) walks every node.
+// Each candidate is checked against the other filters by index lookups, and only the
+// nodes of the page are read. A query with none of those indexes (a selector of only
+// negative terms such as "!gpu" or "rack!=r7") walks the names of every node, but counts
+// its total as the positive part's count minus the excluded nodes (see countExcluded).
 func (s *Store) QueryNodes(ctx context.Context, q NodeQuery) (NodePage, error) {
+	nodes, cont, total, err := queryAs(ctx, s, q, func(name string, raw []byte) (node.Node, error) {
+		var n node.Node
+		if err := json.Unmarshal(raw, &n); err != nil {
+			return n, fmt.Errorf("decode node %s: %w", name, err)
+		}
+		return n, nil
+	})
+	return NodePage{Nodes: nodes, Continue: cont, Total: total}, err
+}
+
+// QueryNodesJSON is QueryNodes with each node as its stored JSON document, copied out of
+// the transaction: the list API's path, which never decodes a node it sends.
+func (s *Store) QueryNodesJSON(ctx context.Context, q NodeQuery) (RawNodePage, error) {
+	items, cont, total, err := queryAs(ctx, s, q, func(_ string, raw []byte) (json.RawMessage, error) {
+		return bytes.Clone(raw), nil
+	})
+	return RawNodePage{Items: items, Continue: cont, Total: total}, err
+}
+
+// NamePage is one page of a query as node names.
+type NamePage struct {
+	Names    []string
+	Continue string
+	Total    int
+}
+
+// QueryNodeNames is QueryNodes that decodes no node: for a bulk action's selection and
+// the deletion sweep, which need names only.
+func (s *Store) QueryNodeNames(ctx context.Context, q NodeQuery) (NamePage, error) {
+	names, cont, total, err := queryAs(ctx, s, q, func(name string, _ []byte) (string, error) { return name, nil })
+	return NamePage{Names: names, Continue: cont, Total: total}, err
+}
+
+// queryAs runs q and turns each matching node into a T (on error, a zero page).
+func queryAs[T any](ctx context.Context, s *Store, q NodeQuery, as func(name string, raw []byte) (T, error)) ([]T, string, int, error) {
+	out := []T{}
+	cont, total, err := s.query(ctx, q, func(name string, raw []byte) error {
+		v, err := as(name, raw)
+		out = append(out, v)
+		return err
+	})
+	if err != nil {
+		return nil, "", 0, err
+	}
+	return out, cont, total, nil
+}
+
+// query walks q's page and hands emit each matching node's stored bytes, which are valid
+// only during the call. It returns the next page's token and the total (-1 when q.NoTotal).
+func (s *Store) query(ctx context.Context, q NodeQuery, emit func(name string, raw []byte) error) (string, int, error) {
 	if err := ctxErr(ctx); err != nil {
-		return NodePage{}, err
+		return "", 0, err
 	}
 	q, after, err := q.Normalize()
 	if err != nil {
-		return NodePage{}, err
+		return "", 0, err
 	}
-	page := NodePage{Nodes: []node.Node{}, Total: -1}
+	cont, total := "", -1
 	err = s.db.View(func(tx *bolt.Tx) error {
 		if !q.MAC.IsZero() {
-			return q.byMAC(tx, &page)
+			var err error
+			total, err = q.byMAC(tx, emit)
+			return err
 		}
 		sc := q.pickScan()
 		c := tx.Bucket(sc.bucket).Cursor()
@@ -111,35 +175,42 @@ func (s *Store) QueryNodes(ctx context.Context, q NodeQuery) (NodePage, error) {
 			k, v = c.Seek(sc.prefix)
 		}
 		nodes := tx.Bucket(bucketNodes)
-		for ; k != nil && bytes.HasPrefix(k, sc.prefix); k, v = q.step(c) {
+		m := q.matcher(tx)
+		var last []byte
+		for emitted := 0; k != nil && bytes.HasPrefix(k, sc.prefix); k, v = q.step(c) {
 			if err := ctx.Err(); err != nil {
 				return err
 			}
-			n, ok, err := q.load(nodes, sc.name(k, v))
-			if err != nil {
-				return err
-			}
-			if !ok {
+			name := sc.name(k, v)
+			if !sc.exact && !m.matches(name) {
 				continue
 			}
-			if len(page.Nodes) == q.Limit {
+			if emitted == q.Limit {
 				// One more match exists: this page ends at the last key returned.
-				page.Continue = q.ContinueToken(lastKey(sc, page.Nodes[len(page.Nodes)-1]))
+				cont = q.ContinueToken(last)
 				break
 			}
-			page.Nodes = append(page.Nodes, n)
+			raw := nodes.Get([]byte(name))
+			if raw == nil {
+				return fmt.Errorf("index names node %q, which is missing", name)
+			}
+			if err := emit(name, raw); err != nil {
+				return err
+			}
+			emitted++
+			last = k
 		}
 		if q.NoTotal {
 			return nil
 		}
-		total, err := q.count(tx, sc)
-		page.Total = total
+		var err error
+		total, err = q.count(tx, sc, m)
 		return err
 	})
 	if err != nil {
-		return NodePage{}, fmt.Errorf("query nodes: %w", err)
+		return "", 0, fmt.Errorf("query nodes: %w", err)
 	}
-	return page, nil
+	return cont, total, nil
 }
 
 // Normalize fills q's defaults (limit, sort), refuses a sort it does not know, and
@@ -214,19 +285,6 @@ func (q NodeQuery) ContinueToken(key []byte) string {
 	return base64.RawURLEncoding.EncodeToString(append([]byte(q.tokenTag()), key...))
 }
 
-// lastKey rebuilds the scan key of n, where the next page resumes.
-func lastKey(sc scan, n node.Node) []byte {
-	switch {
-	case bytes.Equal(sc.bucket, bucketStateIndex) && len(sc.prefix) == 0:
-		return joinKey(string(n.State), n.Name)
-	case bytes.Equal(sc.bucket, bucketIPIndex):
-		return ipKey(n.IP.Addr(), n.Name)
-	case bytes.Equal(sc.bucket, bucketNodes):
-		return []byte(n.Name)
-	}
-	return append(bytes.Clone(sc.prefix), n.Name...)
-}
-
 // pickScan chooses the index with the fewest candidates the filters allow: an exact IP,
 // then a label value, then a state, a label key, a role, a name prefix, else all nodes.
 // A state-ordered query always scans the state index, whose order it is.
@@ -296,22 +354,6 @@ func (q NodeQuery) onlySelector() bool {
 	return r.noFilter()
 }
 
-// load reads the node named name and reports whether it matches every filter.
-func (q NodeQuery) load(nodes *bolt.Bucket, name string) (node.Node, bool, error) {
-	if !strings.HasPrefix(name, q.NamePrefix) {
-		return node.Node{}, false, nil
-	}
-	raw := nodes.Get([]byte(name))
-	if raw == nil {
-		return node.Node{}, false, fmt.Errorf("index names node %q, which is missing", name)
-	}
-	var n node.Node
-	if err := json.Unmarshal(raw, &n); err != nil {
-		return node.Node{}, false, fmt.Errorf("decode node %s: %w", name, err)
-	}
-	return n, q.Matches(&n), nil
-}
-
 // Matches reports whether n passes every filter of q (the continue token aside).
 func (q NodeQuery) Matches(n *node.Node) bool {
 	return (q.Role == "" || n.Role == q.Role) &&
@@ -322,85 +364,74 @@ func (q NodeQuery) Matches(n *node.Node) bool {
 		(q.Selector == nil || q.Selector.Matches(labels.Set(n.Labels)))
 }
 
-// matchFields is what matching needs of a stored node; decoding into it skips the rest
-// when counting thousands of candidates.
-type matchFields struct {
-	Name   string            `json:"name"`
-	MACs   []node.MAC        `json:"macs"`
-	Role   node.Role         `json:"role"`
-	State  node.State        `json:"state"`
-	IP     netip.Prefix      `json:"ip"`
-	Labels map[string]string `json:"labels"`
-}
-
-// count counts every match. An exact scan counts keys; otherwise each candidate is
-// decoded (only the fields matching reads).
-func (q NodeQuery) count(tx *bolt.Tx, sc scan) (int, error) {
-	if r := q; r.NotState != "" {
-		// Everything but one state is a difference of two counters.
-		r.NotState = ""
-		if r.noFilter() {
-			total := 0
-			for st, c := range stateCounts(tx) {
-				if st != q.NotState {
-					total += c
-				}
-			}
-			return total, nil
-		}
-	}
-	if sc.exact && len(sc.prefix) == 0 && bytes.Equal(sc.bucket, bucketNodes) || (sc.exact && bytes.Equal(sc.bucket, bucketStateIndex) && len(sc.prefix) == 0) {
-		total := 0
-		for _, c := range stateCounts(tx) {
-			total += c
-		}
+// count counts every match: from the maintained counters or the keys of an exact scan
+// when it can, else by taking the excluded nodes from the positive part's count (a
+// selector with negative terms), else by checking each candidate through the indexes.
+func (q NodeQuery) count(tx *bolt.Tx, sc scan, m *indexMatcher) (int, error) {
+	if total, ok := q.countFast(tx, sc); ok {
 		return total, nil
 	}
-	if sc.exact && bytes.Equal(sc.bucket, bucketStateIndex) {
-		return stateCounts(tx)[q.State], nil
+	if pos, negs := q.splitNegatives(); len(negs) > 0 {
+		if total, ok := pos.countFast(tx, pos.pickScan()); ok {
+			return total - countExcluded(tx, pos, negs), nil
+		}
 	}
 	total := 0
-	nodes := tx.Bucket(bucketNodes)
 	c := tx.Bucket(sc.bucket).Cursor()
 	for k, v := c.Seek(sc.prefix); k != nil && bytes.HasPrefix(k, sc.prefix); k, v = c.Next() {
-		if sc.exact {
-			total++
-			continue
-		}
-		name := sc.name(k, v)
-		if !strings.HasPrefix(name, q.NamePrefix) {
-			continue
-		}
-		raw := nodes.Get([]byte(name))
-		if raw == nil {
-			continue
-		}
-		var f matchFields
-		if err := json.Unmarshal(raw, &f); err != nil {
-			return 0, fmt.Errorf("decode node %s: %w", name, err)
-		}
-		n := node.Node{Name: f.Name, MACs: f.MACs, Role: f.Role, State: f.State, IP: f.IP, Labels: f.Labels}
-		if q.Matches(&n) {
+		if m.matches(sc.name(k, v)) {
 			total++
 		}
 	}
 	return total, nil
 }
 
-// byMAC answers a query that names a MAC: at most one node, from the MAC index.
-func (q NodeQuery) byMAC(tx *bolt.Tx, page *NodePage) error {
-	page.Total = 0
+// countFast counts q's matches without checking a node: from the state counters, or by
+// counting the keys of an exact scan. ok is false when neither applies.
+func (q NodeQuery) countFast(tx *bolt.Tx, sc scan) (total int, ok bool) {
+	if r := q; r.NotState != "" {
+		// Everything but one state is a difference of two counters.
+		r.NotState = ""
+		if r.noFilter() {
+			for st, c := range stateCounts(tx) {
+				if st != q.NotState {
+					total += c
+				}
+			}
+			return total, true
+		}
+	}
+	if !sc.exact {
+		return 0, false
+	}
+	switch {
+	case len(sc.prefix) == 0 && (bytes.Equal(sc.bucket, bucketNodes) || bytes.Equal(sc.bucket, bucketStateIndex)):
+		for _, c := range stateCounts(tx) {
+			total += c
+		}
+		return total, true
+	case bytes.Equal(sc.bucket, bucketStateIndex):
+		return stateCounts(tx)[q.State], true
+	}
+	c := tx.Bucket(sc.bucket).Cursor()
+	for k, _ := c.Seek(sc.prefix); k != nil && bytes.HasPrefix(k, sc.prefix); k, _ = c.Next() {
+		total++
+	}
+	return total, true
+}
+
+// byMAC answers a query that names a MAC: at most one node, from the MAC index. It
+// returns the total, 1 or 0.
+func (q NodeQuery) byMAC(tx *bolt.Tx, emit func(name string, raw []byte) error) (int, error) {
 	name := tx.Bucket(bucketMACIndex).Get(q.MAC[:])
-	if name == nil || q.Continue != "" {
-		return nil
+	if name == nil || q.Continue != "" || !q.matcher(tx).matches(string(name)) {
+		return 0, nil
 	}
-	n, ok, err := q.load(tx.Bucket(bucketNodes), string(name))
-	if err != nil || !ok {
-		return err
+	raw := tx.Bucket(bucketNodes).Get(name)
+	if raw == nil {
+		return 0, fmt.Errorf("MAC index names node %q, which is missing", name)
 	}
-	page.Nodes = append(page.Nodes, n)
-	page.Total = 1
-	return nil
+	return 1, emit(string(name), raw)
 }
 
 // StateCounts counts nodes by state from the maintained counters.

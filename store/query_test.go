@@ -1,7 +1,9 @@
 package store
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/netip"
@@ -98,6 +100,16 @@ func TestQueryNodes_PagesAgreeWithFilteringEverything(t *testing.T) {
 		{"label key", NodeQuery{Selector: mustSelector(t, "gpu")}},
 		{"label set", NodeQuery{Selector: mustSelector(t, "rack in (r1,r2)")}},
 		{"negative selector only", NodeQuery{Selector: mustSelector(t, "!gpu,rack!=r0")}},
+		{"one absent key", NodeQuery{Selector: mustSelector(t, "!gpu")}},
+		{"a set left out", NodeQuery{Selector: mustSelector(t, "rack notin (r0,r2,r9)")}},
+		{"terms that exclude the same nodes", NodeQuery{Selector: mustSelector(t, "rack!=r1,rack notin (r1,r2),gpu!=a100")}},
+		{"a key no node has, left out", NodeQuery{Selector: mustSelector(t, "!tpu")}},
+		{"negative terms, not one state", NodeQuery{NotState: node.StateRegistered, Selector: mustSelector(t, "!gpu,rack!=r3")}},
+		{"negative terms, one state", NodeQuery{State: node.StateProvisioning, Selector: mustSelector(t, "!gpu")}},
+		{"negative terms, a role", NodeQuery{Role: node.RoleServer, Selector: mustSelector(t, "rack!=r0")}},
+		{"negative and positive terms", NodeQuery{Selector: mustSelector(t, "gpu=a100,rack notin (r1)")}},
+		{"negative terms and a name prefix", NodeQuery{NamePrefix: "n-002", Selector: mustSelector(t, "!gpu")}},
+		{"a key, and a value left out", NodeQuery{Selector: mustSelector(t, "gpu,rack!=r4")}},
 		{"state and label", NodeQuery{State: node.StateFailed, Selector: mustSelector(t, "rack=r0")}},
 		{"role and prefix", NodeQuery{Role: node.RoleWorker, NamePrefix: "n-002"}},
 		{"IP", NodeQuery{IP: netip.MustParseAddr("10.1.0.30")}},
@@ -209,6 +221,58 @@ func TestQueryNodes_ContinueSurvivesTheLastNodeOfAPageBeingDeleted(t *testing.T)
 		}
 		if len(next.Nodes) == 0 || (next.Nodes[0].Name < last) == !desc {
 			t.Fatalf("desc=%v: after removing %s the next page starts at %v", desc, last, next.Nodes)
+		}
+	}
+	closeAndCheck(t, s)
+}
+
+// TestQueryNodesJSON_ItemsAreTheNodesAsTheAPIEncodesThem checks the premise of the list
+// API's fast path: a stored node's bytes are exactly what encoding the node gives, so
+// sending them on without decoding changes nothing a client sees. It also checks that the
+// raw path and the names-only one page and count as the decoding one does.
+func TestQueryNodesJSON_ItemsAreTheNodesAsTheAPIEncodesThem(t *testing.T) {
+	ctx := context.Background()
+	s := openTestStore(t, tempStorePath(t))
+	fillInventory(t, s, 120)
+	for _, q := range []NodeQuery{
+		{Limit: 50},
+		{Limit: 7, Selector: mustSelector(t, "gpu=a100")},
+		{Limit: 9, Sort: "state", Desc: true, Selector: mustSelector(t, "!gpu")},
+		{MAC: coreMAC(8)},
+	} {
+		for pages := 0; ; pages++ {
+			decoded, err := s.QueryNodes(ctx, q)
+			if err != nil {
+				t.Fatal(err)
+			}
+			raw, err := s.QueryNodesJSON(ctx, q)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if raw.Continue != decoded.Continue || raw.Total != decoded.Total || len(raw.Items) != len(decoded.Nodes) {
+				t.Fatalf("%+v page %d: raw continue %q total %d items %d; decoded %q %d %d", q, pages,
+					raw.Continue, raw.Total, len(raw.Items), decoded.Continue, decoded.Total, len(decoded.Nodes))
+			}
+			names, err := s.QueryNodeNames(ctx, q)
+			if err != nil || names.Continue != decoded.Continue || names.Total != decoded.Total || len(names.Names) != len(decoded.Nodes) {
+				t.Fatalf("%+v page %d: names %+v (%v)", q, pages, names, err)
+			}
+			for i, n := range decoded.Nodes {
+				if names.Names[i] != n.Name {
+					t.Fatalf("name %d: %s, want %s", i, names.Names[i], n.Name)
+				}
+				want, err := json.Marshal(n)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if !bytes.Equal(raw.Items[i], want) {
+					t.Fatalf("node %s: stored\n%s\nencoded\n%s", n.Name, raw.Items[i], want)
+				}
+			}
+			if raw.Continue == "" {
+				break
+			}
+			q.Continue = raw.Continue
 		}
 	}
 	closeAndCheck(t, s)

@@ -66,36 +66,54 @@ func TestScale_StoreFigures(t *testing.T) {
 		}
 	}
 	runs := 200
+	notGPU, _ := labels.Parse("!gpu")
+	notRack, _ := labels.Parse("rack!=r7")
 	for _, f := range []struct {
 		name string
 		q    NodeQuery
 		walk bool
+		// raw reads stored documents (QueryNodesJSON, the list API's path) instead of
+		// decoded nodes (QueryNodes, the pages' path).
+		raw  bool
+		want int // matches, checked when walking or counting
 	}{
-		{"first page of 100 (with the total)", NodeQuery{Limit: 100}, false},
-		{"deep page of 100 (3/4 in)", NodeQuery{Limit: 100, Continue: deepAfter}, false},
-		{fmt.Sprintf("selector gpu=h100, first 100 of %d and the total", want), NodeQuery{Limit: 100, Selector: sel}, false},
-		{fmt.Sprintf("selector gpu=h100, all %d in pages of 1000", want), NodeQuery{Limit: 1000, Selector: sel, NoTotal: true}, true},
-		{"name prefix + state + selector rack=r7,zone=z1", NodeQuery{Limit: 100, NamePrefix: "dc-", State: node.StateRegistered,
-			Selector: labels.SelectorFromSet(labels.Set{"rack": "r7", "zone": "z1"})}, false},
+		{name: "first page of 100 (with the total)", q: NodeQuery{Limit: 100}, want: n},
+		{name: "deep page of 100 (3/4 in)", q: NodeQuery{Limit: 100, Continue: deepAfter}, want: n},
+		{name: fmt.Sprintf("selector gpu=h100, first 100 of %d and the total", want), q: NodeQuery{Limit: 100, Selector: sel}, want: want},
+		{name: fmt.Sprintf("selector gpu=h100, all %d in pages of 1000, decoded", want), q: NodeQuery{Limit: 1000, Selector: sel}, walk: true, want: want},
+		{name: fmt.Sprintf("selector gpu=h100, all %d in pages of 1000, stored documents (the list API)", want), q: NodeQuery{Limit: 1000, Selector: sel}, walk: true, raw: true, want: want},
+		{name: "selector !gpu, first 100 and the total", q: NodeQuery{Limit: 100, Selector: notGPU}, raw: true, want: n - want},
+		{name: "selector rack!=r7, first 100 and the total", q: NodeQuery{Limit: 100, Selector: notRack}, raw: true, want: n - 40},
+		{name: "name prefix + state + selector rack=r7,zone=z1", q: NodeQuery{Limit: 100, NamePrefix: "dc-", State: node.StateRegistered,
+			Selector: labels.SelectorFromSet(labels.Set{"rack": "r7", "zone": "z1"})}, want: 10},
 	} {
-		got := 0
+		got, total := 0, 0
 		p, med := scaletest.Time(runs, func() {
 			q := f.q
 			got = 0
 			for {
-				page, err := s.QueryNodes(ctx, q)
-				if err != nil {
-					t.Fatal(err)
+				var cont string
+				if f.raw {
+					page, err := s.QueryNodesJSON(ctx, q)
+					if err != nil {
+						t.Fatal(err)
+					}
+					got, cont, total = got+len(page.Items), page.Continue, page.Total
+				} else {
+					page, err := s.QueryNodes(ctx, q)
+					if err != nil {
+						t.Fatal(err)
+					}
+					got, cont, total = got+len(page.Nodes), page.Continue, page.Total
 				}
-				got += len(page.Nodes)
-				if !f.walk || page.Continue == "" {
+				if !f.walk || cont == "" {
 					return
 				}
-				q.Continue = page.Continue
+				q.Continue = cont
 			}
 		})
-		if f.walk && got != want {
-			t.Fatalf("%s: %d nodes, want %d", f.name, got, want)
+		if total != f.want || f.walk && got != f.want {
+			t.Fatalf("%s: %d nodes, total %d, want %d", f.name, got, total, f.want)
 		}
 		t.Logf("%s at %d nodes: p99 %v, median %v", f.name, n, p.Round(10*time.Microsecond), med.Round(10*time.Microsecond))
 	}
@@ -117,6 +135,45 @@ func TestScale_StoreFigures(t *testing.T) {
 		}
 	})
 	t.Logf("DHCP reservation refresh with nothing changed: p99 %v, median %v", p, med)
+
+	// A bulk label change of the gpu nodes: one transaction per node (what bulk actions
+	// did) against UpdateNodes' batches.
+	var gpuNodes []string
+	for i := range n {
+		if i%40 == 7 {
+			gpuNodes = append(gpuNodes, scaleSpec(i).Name)
+		}
+	}
+	relabel := func(v string) UpdateFunc {
+		return func(nd *node.Node) ([]node.Event, error) {
+			nd.Labels["row"] = v
+			return []node.Event{node.NewEvent(nd.Name, node.EventLog, "bulk: labels changed", "scale", time.Now().UTC())}, nil
+		}
+	}
+	start, cpu = time.Now(), scaletest.CPU()
+	for _, name := range gpuNodes {
+		if _, err := s.UpdateNode(ctx, name, relabel("a")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	one, oneCPU := time.Since(start), scaletest.CPU()-cpu
+	start, cpu = time.Now(), scaletest.CPU()
+	results, err := s.UpdateNodes(ctx, gpuNodes, relabel("b"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	batched, batchedCPU := time.Since(start), scaletest.CPU()-cpu
+	for _, r := range results {
+		if r.Err != nil {
+			t.Fatalf("%s: %v", r.Name, r.Err)
+		}
+	}
+	if page, err := s.QueryNodes(ctx, NodeQuery{Selector: labels.SelectorFromSet(labels.Set{"row": "b"})}); err != nil || page.Total != want {
+		t.Fatalf("relabelled nodes: %d, %v", page.Total, err)
+	}
+	t.Logf("label change of the %d gpu nodes at %d nodes: one transaction per node %v wall (%.0f nodes/s), %v CPU; UpdateNodes in batches of %d %v wall (%.0f nodes/s), %v CPU",
+		want, n, one.Round(time.Millisecond), float64(want)/one.Seconds(), oneCPU.Round(time.Millisecond),
+		bulkBatch, batched.Round(time.Millisecond), float64(want)/batched.Seconds(), batchedCPU.Round(time.Millisecond))
 	if fi, err := os.Stat(s.Path()); err == nil {
 		t.Logf("store file at %d nodes: %.1f MB", n, float64(fi.Size())/1e6)
 	}

@@ -46,6 +46,7 @@ var migrations = []migration{
 	func(tx *bolt.Tx) error { return nil }, // 0 → 1: buckets created by open
 	indexBoundedState,                      // 1 → 2: discovered index and history sizes
 	buildIndexes,                           // 2 → 3: state, role, label and IP indexes, counts by state
+	buildIndexes,                           // 3 → 4: the same and the image index
 }
 
 // SchemaVersion is the version this build writes.

@@ -4,6 +4,7 @@ import (
 	"context"
 
 	"github.com/bootyard/bootyard/node"
+	"github.com/bootyard/bootyard/store"
 )
 
 // ClusterIntegration is the Kubernetes side of Bootyard when it is connected to the
@@ -34,6 +35,35 @@ func (s *Server) deleteWithCluster(ctx context.Context, inv Inventory, name stri
 		cl.StartDeletion(ctx, n.Name, opts.Force)
 	}
 	return n, removed, err
+}
+
+// deleteManyWithCluster is deleteWithCluster for a bulk delete: the cluster's live check
+// node by node (unless forced), then one Inventory.DeleteNodes for the nodes it allows,
+// then the hand-off of each node left `deleting`.
+func (s *Server) deleteManyWithCluster(ctx context.Context, names []string, opts node.DeleteOptions) ([]store.BulkResult, error) {
+	cl := s.deps.Cluster
+	results := make([]store.BulkResult, len(names))
+	allowed := make([]string, 0, len(names))
+	at := make([]int, 0, len(names)) // allowed[j] is names[at[j]]
+	for i, name := range names {
+		results[i].Name = name
+		if cl != nil && !opts.Force {
+			if err := cl.CheckDeletion(ctx, name); err != nil {
+				results[i].Err = err
+				continue
+			}
+		}
+		allowed = append(allowed, name)
+		at = append(at, i)
+	}
+	deleted, err := s.deps.Inventory.DeleteNodes(ctx, allowed, opts)
+	for j, r := range deleted {
+		results[at[j]] = r
+		if r.Err == nil && !r.Removed && cl != nil && r.Node.State == node.StateDeleting {
+			cl.StartDeletion(ctx, r.Node.Name, opts.Force)
+		}
+	}
+	return results, err
 }
 
 // resumeDeletion hands a retried deletion back to the cluster integration at once

@@ -226,7 +226,8 @@ type BulkError struct {
 	Error string `json:"error"`
 }
 
-// maxBulkNodes bounds one bulk action: each node is its own transaction.
+// maxBulkNodes bounds one bulk action (the store writes it in batches of a few hundred
+// nodes per transaction).
 const maxBulkNodes = 100_000
 
 func (s *Server) bulkAction(c echo.Context) error {
@@ -253,10 +254,11 @@ func (s *Server) runBulk(ctx context.Context, in BulkInput, src string) (BulkRep
 	return s.applyBulk(ctx, in, names, src)
 }
 
-// applyBulk applies the action to each named node in turn. Each node goes through the
-// same door as the single-node call (UpdateNode, DeleteNode with its quorum check), so
-// a bulk delete of servers is refused node by node exactly where a one-by-one delete
-// would be.
+// applyBulk applies the action to the named nodes. The store writes them in batches
+// (UpdateNodes, DeleteNodes) but checks each node as the single-node call does (the
+// same change function; node.PlanDeletion's quorum check against the inventory as the
+// earlier deletions left it), so a bulk delete of servers is refused node by node
+// exactly where a one-by-one delete would be.
 func (s *Server) applyBulk(ctx context.Context, in BulkInput, names []string, src string) (BulkReport, error) {
 	act, err := s.bulkActionFunc(ctx, in, src)
 	if err != nil {
@@ -273,34 +275,42 @@ func (s *Server) applyBulk(ctx context.Context, in BulkInput, names []string, sr
 		return BulkReport{}, badField("confirm", fmt.Errorf("%w: this deletes %d nodes: confirm must be %d (got %s)", node.ErrInvalid, len(names), len(names), got))
 	}
 	rep := BulkReport{Action: in.Action, Matched: len(names), Errors: []BulkError{}}
-	for _, name := range names {
-		if err := ctx.Err(); err != nil {
-			return rep, err
-		}
-		if err := act(name); err != nil {
+	results, err := act(names)
+	for _, r := range results {
+		if r.Err != nil {
 			rep.Failed++
-			rep.Errors = append(rep.Errors, BulkError{Name: name, Error: err.Error()})
+			rep.Errors = append(rep.Errors, BulkError{Name: r.Name, Error: r.Err.Error()})
 			continue
 		}
 		rep.Succeeded++
 	}
-	return rep, nil
+	return rep, err
 }
 
-func (s *Server) bulkActionFunc(ctx context.Context, in BulkInput, src string) (func(name string) error, error) {
+// bulkRun applies an action to nodes and says what became of each.
+type bulkRun func(names []string) ([]store.BulkResult, error)
+
+func (s *Server) bulkActionFunc(ctx context.Context, in BulkInput, src string) (bulkRun, error) {
 	switch in.Action {
 	case "retry":
-		return func(name string) error { _, err := s.retry(ctx, name, src); return err }, nil
+		return func(names []string) ([]store.BulkResult, error) {
+			results, err := s.deps.Inventory.UpdateNodes(ctx, names, retryChange(src))
+			for _, r := range results {
+				if r.Err == nil {
+					s.resumeDeletion(ctx, r.Node)
+				}
+			}
+			return results, err
+		}, nil
 	case "delete":
 		mode, err := node.ParseDeleteMode(in.Mode)
 		if err != nil {
 			return nil, badField("mode", err)
 		}
-		return func(name string) error {
-			_, _, err := s.deleteWithCluster(ctx, s.deps.Inventory, name, node.DeleteOptions{
-				Confirm: name, Force: in.Force, Mode: mode, ClusterConnected: s.cfg.ClusterConnected(), Source: src,
+		return func(names []string) ([]store.BulkResult, error) {
+			return s.deleteManyWithCluster(ctx, names, node.DeleteOptions{
+				Force: in.Force, Mode: mode, ClusterConnected: s.cfg.ClusterConnected(), Source: src,
 			})
-			return err
 		}, nil
 	case "set-image":
 		if in.Image == nil {
@@ -332,14 +342,13 @@ func (s *Server) bulkActionFunc(ctx context.Context, in BulkInput, src string) (
 	return nil, badField("action", fmt.Errorf("action %q: %w: want retry, delete, set-image or set-labels", in.Action, node.ErrInvalid))
 }
 
-func (s *Server) bulkUpdate(ctx context.Context, src, what string, change func(*node.Node)) func(string) error {
-	return func(name string) error {
-		_, err := s.deps.Inventory.UpdateNode(ctx, name, func(n *node.Node) ([]node.Event, error) {
+func (s *Server) bulkUpdate(ctx context.Context, src, what string, change func(*node.Node)) bulkRun {
+	return func(names []string) ([]store.BulkResult, error) {
+		return s.deps.Inventory.UpdateNodes(ctx, names, func(n *node.Node) ([]node.Event, error) {
 			change(n)
 			n.UpdatedAt = time.Now().UTC()
 			return []node.Event{node.NewEvent(n.Name, node.EventLog, "bulk: "+what, src, n.UpdatedAt)}, nil
 		})
-		return err
 	}
 }
 
@@ -372,13 +381,11 @@ func (s *Server) namesMatching(ctx context.Context, q store.NodeQuery) ([]string
 	q.Limit, q.NoTotal, q.Continue = store.MaxPageLimit, true, ""
 	var names []string
 	for {
-		page, err := s.deps.Inventory.QueryNodes(ctx, q)
+		page, err := s.deps.Inventory.QueryNodeNames(ctx, q)
 		if err != nil {
 			return nil, err
 		}
-		for _, n := range page.Nodes {
-			names = append(names, n.Name)
-		}
+		names = append(names, page.Names...)
 		if len(names) > maxBulkNodes {
 			return nil, badField("labelSelector", fmt.Errorf("%w: the selection matches more than %d nodes", node.ErrInvalid, maxBulkNodes))
 		}
@@ -392,7 +399,17 @@ func (s *Server) namesMatching(ctx context.Context, q store.NodeQuery) ([]string
 // retry moves a failed node back to the step that failed; the one code path of the
 // retry call, the nodes page and bulk retries.
 func (s *Server) retry(ctx context.Context, name, src string) (node.Node, error) {
-	n, err := s.deps.Inventory.UpdateNode(ctx, name, func(n *node.Node) ([]node.Event, error) {
+	n, err := s.deps.Inventory.UpdateNode(ctx, name, retryChange(src))
+	if err != nil {
+		return node.Node{}, err
+	}
+	s.resumeDeletion(ctx, n)
+	return n, nil
+}
+
+// retryChange is the store change a retry makes, for one node or many.
+func retryChange(src string) store.UpdateFunc {
+	return func(n *node.Node) ([]node.Event, error) {
 		to, err := n.RetryState()
 		if err != nil {
 			return nil, err
@@ -402,10 +419,5 @@ func (s *Server) retry(ctx context.Context, name, src string) (node.Node, error)
 			return nil, err
 		}
 		return []node.Event{ev}, nil
-	})
-	if err != nil {
-		return node.Node{}, err
 	}
-	s.resumeDeletion(ctx, n)
-	return n, nil
 }

@@ -102,13 +102,7 @@ func testQueryPaging(t *testing.T, open Opener) {
 func testQueryFilters(t *testing.T, open Opener) {
 	s := open(t, store.Limits{})
 	queryInventory(t, s)
-	sel := func(s string) labels.Selector {
-		l, err := labels.Parse(s)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return l
-	}
+	sel := func(s string) labels.Selector { return mustParse(t, s) }
 	tests := []struct {
 		name string
 		q    store.NodeQuery

@@ -40,6 +40,7 @@ func Run(t *testing.T, open Opener) {
 		{"Leases_AnswerByIPAndMACAndOneRecordPerMAC", testLeases},
 		{"Reservations_ListStaticAddresses", testReservations},
 		{"Secrets_NodeSecretsAndAdminPassword", testSecrets},
+		{"Bulk_EachNodeItsOwnResultAndQueriesAgree", testBulk},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) { tt.fn(t, open) })
