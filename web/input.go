@@ -25,6 +25,8 @@ type NodeInput struct {
 	Taints  []string          `json:"taints,omitempty"`
 	Image   *string           `json:"image,omitempty"`
 	Disk    *string           `json:"disk,omitempty"`
+	// UEFILoader is ipxe, shim or "" (the site's setting).
+	UEFILoader *string `json:"uefiLoader,omitempty"`
 }
 
 // decodeJSON reads a JSON body strictly: unknown fields are an error, so a typo in a field
@@ -125,6 +127,13 @@ func (in *NodeInput) apply(n *node.Node, importing bool) error {
 		}
 		n.Disk = *in.Disk
 	}
+	if in.UEFILoader != nil {
+		l, err := node.ParseUEFILoader(*in.UEFILoader)
+		if err != nil {
+			return badField("uefiLoader", err)
+		}
+		n.UEFILoader = l
+	}
 	if n.Labels == nil {
 		n.Labels = map[string]string{}
 	}
@@ -155,6 +164,7 @@ type ClusterInput struct {
 	DefaultImage      *string            `json:"defaultImage,omitempty"`
 	WipeOverwrite     *bool              `json:"wipeOverwrite,omitempty"`
 	JoinTurnMinutes   *int               `json:"joinTurnMinutes,omitempty"`
+	UEFILoader        *string            `json:"uefiLoader,omitempty"`
 }
 
 func (in *ClusterInput) apply(c *node.ClusterSettings) error {
@@ -189,6 +199,13 @@ func (in *ClusterInput) apply(c *node.ClusterSettings) error {
 	}
 	if in.JoinTurnMinutes != nil {
 		c.JoinTurnMinutes = *in.JoinTurnMinutes
+	}
+	if in.UEFILoader != nil {
+		l, err := node.ParseUEFILoader(*in.UEFILoader)
+		if err != nil {
+			return badField("uefiLoader", err)
+		}
+		c.UEFILoader = l
 	}
 	return c.Validate()
 }

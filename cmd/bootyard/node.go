@@ -25,7 +25,7 @@ func newNodeCommand(cl *clientFlags) *cobra.Command {
 }
 
 func newNodeImportCommand(cl *clientFlags) *cobra.Command {
-	var role, name, ip, gateway, image, disk, output, file string
+	var role, name, ip, gateway, image, disk, output, file, uefiLoader string
 	var dns, labels, taints []string
 	var bulk bulkImportFlags
 	cmd := &cobra.Command{
@@ -66,6 +66,9 @@ Every row is checked first and nothing is imported if any row fails, unless
 			if disk != "" {
 				in["disk"] = disk
 			}
+			if uefiLoader != "" {
+				in["uefiLoader"] = uefiLoader
+			}
 			if len(labels) > 0 {
 				m := map[string]string{}
 				for _, l := range labels {
@@ -105,6 +108,7 @@ Every row is checked first and nothing is imported if any row fails, unless
 	f.StringArrayVar(&taints, "taint", nil, "taint key=value:Effect (repeatable)")
 	f.StringVar(&image, "image", "", "OS image (default: the cluster's default image)")
 	f.StringVar(&disk, "disk", "", "target disk, e.g. /dev/sda (default: the first non-removable disk)")
+	f.StringVar(&uefiLoader, "uefi-loader", "", "ipxe or shim (Secure Boot) for this node (default: the site's setting)")
 	f.StringVarP(&output, "output", "o", "text", "text or json")
 	f.StringVarP(&file, "file", "f", "", "import every node of a CSV (.csv) or JSON array (.json) file; - reads CSV from stdin")
 	f.BoolVar(&bulk.continueOnError, "continue-on-error", false, "with -f: import the good rows even when some fail")
@@ -308,6 +312,16 @@ func printNode(w io.Writer, n node.Node, events []node.Event) {
 	}
 	if n.Boot.Firmware != "" {
 		fmt.Fprintf(tw, "Firmware:\t%s (arch %d)\n", n.Boot.Firmware, n.Boot.Arch)
+	}
+	if n.UEFILoader != "" {
+		fmt.Fprintf(tw, "UEFI loader:\t%s\n", n.UEFILoader)
+	}
+	if n.SecureBoot != nil {
+		sb := "off"
+		if *n.SecureBoot {
+			sb = "on"
+		}
+		fmt.Fprintf(tw, "Secure Boot:\t%s (as the agent last read it from the firmware)\n", sb)
 	}
 	if c := n.Cluster; c != nil {
 		ready := "NotReady"
