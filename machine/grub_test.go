@@ -28,7 +28,9 @@ func newGRUBConfigs(t *testing.T, h *agentHarness) *GRUBConfigs {
 	return g
 }
 
-func grubConfigName(mac node.MAC) string { return grub.MachinePrefix + mac.String() + grub.MachineSuffix }
+func grubConfigName(mac node.MAC) string {
+	return grub.MachinePrefix + mac.String() + grub.MachineSuffix
+}
 
 func TestGRUB_EachStateGetsItsConfig(t *testing.T) {
 	h := newAgentHarness(t)

@@ -33,13 +33,13 @@ type Node struct {
 	// machine endpoints (the uninstall stops the kubelet that would report the pod's exit).
 	UninstallReport *UninstallReport `json:"uninstallReport,omitempty"`
 	// Generation counts provisioning rounds; cloud-init's instance-id includes it.
-	Generation int            `json:"generation"`
-	Boot       BootInfo       `json:"boot,omitzero"`
+	Generation int      `json:"generation"`
+	Boot       BootInfo `json:"boot,omitzero"`
 	// UEFILoader overrides the site's UEFI loader for this node (ipxe or shim); empty inherits.
 	UEFILoader UEFILoader `json:"uefiLoader,omitempty"`
 	// SecureBoot is what the agent last read from the firmware (the SecureBoot EFI
 	// variable): nil until an agent reported, or when the machine booted without UEFI.
-	SecureBoot *bool `json:"secureBoot,omitempty"`
+	SecureBoot *bool          `json:"secureBoot,omitempty"`
 	Cluster    *ClusterStatus `json:"cluster,omitempty"`
 	CreatedAt  time.Time      `json:"createdAt"`
 	UpdatedAt  time.Time      `json:"updatedAt"`
