@@ -76,3 +76,12 @@ type DiskCheck struct {
 type Failed struct {
 	Reason string `json:"reason"`
 }
+
+// Firmware is what the agent read from the machine's firmware (POST /agent/v1/firmware).
+type Firmware struct {
+	// UEFI: the kernel was started by UEFI firmware (/sys/firmware/efi exists).
+	UEFI bool `json:"uefi"`
+	// SecureBoot is the firmware's SecureBoot variable: the machine booted with Secure
+	// Boot enforced. Always false without UEFI.
+	SecureBoot bool `json:"secureBoot"`
+}
