@@ -20,12 +20,14 @@ var templateFS embed.FS
 // /grub and an embedded config that sources $prefix/x86_64-efi/grub.cfg if it exists,
 // else $prefix/grub.cfg; the main config then asks for $prefix/mac/<mac>.cfg.
 const (
-	MainConfig     = "/grub/grub.cfg"
-	ArchConfig     = "/grub/x86_64-efi/grub.cfg"
-	MachinePrefix  = "/grub/mac/"
-	MachineSuffix  = ".cfg"
-	AgentKernel    = "bootyard-agent-vmlinuz"
-	AgentInitramfs = "bootyard-agent-initramfs.gz"
+	MainConfig    = "/grub/grub.cfg"
+	ArchConfig    = "/grub/x86_64-efi/grub.cfg"
+	MachinePrefix = "/grub/mac/"
+	MachineSuffix = ".cfg"
+	// ModuleListPrefix holds the lists GRUB reads at start to autoload modules.
+	ModuleListPrefix = "/grub/x86_64-efi/"
+	AgentKernel      = "bootyard-agent-vmlinuz"
+	AgentInitramfs   = "bootyard-agent-initramfs.gz"
 )
 
 // Config is what the renderer needs to know about the appliance.

@@ -18,7 +18,8 @@ import (
 // AgentModules are the drivers the agent loads: NICs and disk controllers of the
 // machines Bootyard installs (QEMU's virtio and e1000 included), each with its
 // dependencies. The filesystems are missing on purpose: the agent writes the disk and
-// the CIDATA FAT itself and never mounts anything but proc, sysfs and devtmpfs.
+// the CIDATA FAT itself and never mounts anything but proc, sysfs, devtmpfs and
+// efivarfs (read-only: the firmware's Secure Boot state).
 func AgentModules() []string {
 	return []string{
 		// NICs
@@ -29,6 +30,8 @@ func AgentModules() []string {
 		// seeded, which under QEMU TCG without RDRAND takes minutes without a virtio-rng
 		"virtio_rng", "ahci", "ata_piix", "sd_mod", "nvme",
 		"megaraid_sas", "mpt3sas", "vmw_pvscsi",
+		// the firmware's variables: whether the machine booted with Secure Boot on
+		"efivarfs",
 	}
 }
 

@@ -55,6 +55,11 @@ func (g *GRUBConfigs) TFTPFile(ctx context.Context, name string, peer netip.Addr
 		return g.main, "", true
 	case strings.HasPrefix(name, grub.MachinePrefix):
 		return g.machineConfig(ctx, strings.TrimPrefix(name, grub.MachinePrefix), peer), "", true
+	case strings.HasPrefix(name, grub.ModuleListPrefix) && strings.HasSuffix(name, ".lst") && ipxe.CheckName(name[len(grub.ModuleListPrefix):]) == nil:
+		// command.lst, fs.lst, crypto.lst, terminal.lst: which module to load for what.
+		// The signed GRUB has its modules built in and may load none in lockdown, so the
+		// lists are empty: answered, not refused as an attack on every boot.
+		return []byte{}, "", true
 	case len(name) > 1 && name[0] == '/' && ipxe.CheckName(name[1:]) == nil:
 		// /bootyard-agent-vmlinuz: the allow-listed file; anything deeper stays refused.
 		return nil, name[1:], true
