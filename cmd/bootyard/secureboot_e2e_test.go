@@ -2,7 +2,9 @@ package main
 
 import (
 	"os"
+	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -52,14 +54,8 @@ func TestSecureBoot_FirmwareRefusesIPXEAndShimAndGRUBReachTheAgent(t *testing.T)
 	const mac = "52:54:00:77:5b:01"
 	const name = "sb-1"
 
-	imgPath := filepath.Join(t.TempDir(), "test.raw")
-	imageSize := int64(32 << 20)
-	if err := disktest.GPTImage(imgPath, imageSize); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Rename(imgPath, lab.imagePath("test.raw")); err != nil {
-		t.Fatal(err)
-	}
+	imageSize := int64(64 << 20)
+	secureBootImage(t, lab.imagePath("test.raw"), imageSize, filepath.Join(data, "agent"))
 	if code := lab.api(t, "POST", "/api/v1/images", `{"name":"test","file":"`+lab.imagePath("test.raw")+`","default":true}`, nil); code/100 != 2 {
 		t.Fatalf("add image: %d", code)
 	}
@@ -76,12 +72,7 @@ func TestSecureBoot_FirmwareRefusesIPXEAndShimAndGRUBReachTheAgent(t *testing.T)
 
 	t.Run("control: unsigned iPXE is refused", func(t *testing.T) {
 		v := startVM(t, lab.ns, mac, vmOptions{secureBoot: true, disk: diskPath, noReboot: true, limit: 6 * time.Minute})
-		var serial string
-		waitFor(t, 5*time.Minute, "the firmware to refuse ipxe.efi", func() bool {
-			b, _ := os.ReadFile(v.serial)
-			serial = string(b)
-			return refusedByFirmware(serial)
-		})
+		serial := v.waitSerial(t, 5*time.Minute, "the firmware to refuse ipxe.efi", refusedByFirmware)
 		n := lab.node(t, name)
 		if n.State != node.StateRegistered || n.Boot.Firmware != "uefi" {
 			t.Errorf("node after the refused boot: %s, firmware %q; want registered, seen by DHCP as uefi", n.State, n.Boot.Firmware)
@@ -120,5 +111,152 @@ func TestSecureBoot_FirmwareRefusesIPXEAndShimAndGRUBReachTheAgent(t *testing.T)
 		if refusedByFirmware(string(serial)) {
 			t.Errorf("the firmware refused something in the signed chain:\n%s", tail(string(serial), 3000))
 		}
+		v.waitPowerOff(t, 5*time.Minute)
 	})
+	if t.Failed() {
+		return
+	}
+
+	t.Run("the installed disk boots its own shim and GRUB with Secure Boot on", func(t *testing.T) {
+		v := startVM(t, lab.ns, mac, vmOptions{secureBoot: true, disk: diskPath, noReboot: true, limit: 10 * time.Minute})
+		// The kernel's lockdown line comes after its command line and the EFI stub's word
+		// on Secure Boot: waiting for it waits for all three.
+		serial := v.waitSerial(t, 8*time.Minute, "the installed system's kernel locked down by Secure Boot", func(s string) bool {
+			return strings.Contains(s, "Kernel is locked down from EFI Secure Boot")
+		})
+		for _, want := range []string{"Bootyard: starting", "/EFI/debian/shimx64.efi", installedOSMark, "UEFI Secure Boot is enabled"} {
+			if !strings.Contains(serial, want) {
+				t.Errorf("serial console lacks %q:\n%s", want, tail(serial, 3000))
+			}
+		}
+		if refusedByFirmware(serial) {
+			t.Errorf("the firmware refused something on the way to the disk:\n%s", tail(serial, 3000))
+		}
+		var events []node.Event
+		lab.api(t, "GET", "/api/v1/nodes/"+name+"/events", "", &events)
+		local := false
+		for _, e := range events {
+			local = local || (e.Source == "grub" && strings.Contains(e.Reason, "GRUB config served: localboot"))
+		}
+		if !local {
+			t.Errorf("no event of the GRUB local-boot config")
+		}
+		t.Logf("power-on to the installed system's kernel with Secure Boot on in %s (TCG)", time.Since(v.start).Round(time.Second))
+	})
+
+	t.Run("a wipe boots the agent through the same chain", func(t *testing.T) {
+		if code := lab.api(t, "DELETE", "/api/v1/nodes/"+name, `{"confirm":"`+name+`"}`, nil); code/100 != 2 {
+			t.Fatalf("delete: %d", code)
+		}
+		if st := lab.node(t, name).State; st != node.StateWiping {
+			t.Fatalf("deleted installed node is %s, want wiping", st)
+		}
+		v := startVM(t, lab.ns, mac, vmOptions{secureBoot: true, disk: diskPath, noReboot: true, limit: 20 * time.Minute})
+		lab.waitState(t, name, node.StateDeleted, 18*time.Minute)
+		t.Logf("power-on to wiped and reinstalled through shim and GRUB in %s (TCG)", time.Since(v.start).Round(time.Second))
+		var events []node.Event
+		lab.api(t, "GET", "/api/v1/nodes/"+name+"/events", "", &events)
+		wipe := false
+		for _, e := range events {
+			wipe = wipe || (e.Source == "grub" && strings.Contains(e.Reason, "GRUB config served: wipe"))
+		}
+		if !wipe {
+			t.Errorf("no event of the GRUB wipe config")
+		}
+	})
+
+	// The same chain on firmware without Secure Boot: shim and GRUB run as plain EFI
+	// programs, and the agent says so.
+	t.Run("with Secure Boot off the chain boots too and the agent reports it off", func(t *testing.T) {
+		const offMAC, offName = "52:54:00:77:5b:02", "sb-off"
+		if code := lab.api(t, "POST", "/api/v1/nodes", `{"macs":["`+offMAC+`"],"role":"worker","name":"`+offName+`"}`, nil); code != 201 {
+			t.Fatalf("import: %d", code)
+		}
+		disk := filepath.Join(t.TempDir(), "disk.img")
+		if err := disktest.SparseDisk(disk, imageSize+192<<20); err != nil {
+			t.Fatal(err)
+		}
+		v := startVM(t, lab.ns, offMAC, vmOptions{uefi: true, disk: disk, noReboot: true, limit: 20 * time.Minute})
+		lab.waitState(t, offName, node.StateInstalled, 18*time.Minute)
+		t.Logf("power-on to installed through shim and GRUB, Secure Boot off, in %s (TCG)", time.Since(v.start).Round(time.Second))
+		if n := lab.node(t, offName); n.SecureBoot == nil || *n.SecureBoot {
+			t.Errorf("node's Secure Boot = %v, want off (reported by the agent)", n.SecureBoot)
+		}
+		if serial, _ := os.ReadFile(v.serial); !strings.Contains(string(serial), "Welcome to GRUB") {
+			t.Errorf("the machine did not boot through GRUB:\n%s", tail(string(serial), 3000))
+		}
+	})
+}
+
+// waitSerial waits until the serial console's text satisfies ok, and returns it.
+func (v *vm) waitSerial(t *testing.T, limit time.Duration, what string, ok func(serial string) bool) string {
+	t.Helper()
+	var serial string
+	waitFor(t, limit, what, func() bool {
+		b, _ := os.ReadFile(v.serial)
+		serial = string(b)
+		return ok(serial)
+	})
+	return serial
+}
+
+// installedOSMark is on the installed system's kernel command line: the kernel echoes
+// its command line on the console, so the mark shows the disk's own chain started it.
+const installedOSMark = "bootyard.test=installed-os"
+
+// secureBootImage writes a GPT disk image of size bytes whose ESP holds what a Debian
+// system installed for Secure Boot has: Microsoft-signed shim and Debian-signed GRUB in
+// \EFI\debian, GRUB's config there, and Debian's signed kernel (the agent's, with its
+// initramfs standing in for the system). Made with sgdisk, mkfs.vfat and mtools.
+func secureBootImage(t *testing.T, path string, size int64, agentDir string) {
+	t.Helper()
+	for _, tool := range []string{"sgdisk", "mkfs.vfat", "mcopy", "mmd"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Skipf("%s not installed (Debian packages gdisk, dosfstools, mtools)", tool)
+		}
+	}
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "grub.cfg")
+	// Debian's signed grubx64.efi has the prefix /EFI/debian and sources grub.cfg there.
+	if err := os.WriteFile(cfg, []byte("set timeout=0\necho 'installed system: starting its kernel'\n"+
+		"linux /vmlinuz console=ttyS0,115200 panic=-1 "+installedOSMark+"\ninitrd /initramfs.gz\nboot\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	esp := filepath.Join(dir, "esp.img")
+	const espMiB = 48
+	run := func(name string, args ...string) {
+		t.Helper()
+		if out, err := exec.Command(name, args...).CombinedOutput(); err != nil {
+			t.Fatalf("%s %s: %v\n%s", name, strings.Join(args, " "), err, out)
+		}
+	}
+	run("mkfs.vfat", "-C", esp, strconv.Itoa(espMiB<<10))
+	run("mmd", "-i", esp, "::/EFI", "::/EFI/debian")
+	for src, dst := range map[string]string{
+		"/usr/lib/shim/shimx64.efi.signed":                   "::/EFI/debian/shimx64.efi",
+		"/usr/lib/grub/x86_64-efi-signed/grubx64.efi.signed": "::/EFI/debian/grubx64.efi",
+		cfg:                                     "::/EFI/debian/grub.cfg",
+		filepath.Join(agentDir, "vmlinuz"):      "::/vmlinuz",
+		filepath.Join(agentDir, "initramfs.gz"): "::/initramfs.gz",
+	} {
+		run("mcopy", "-i", esp, src, dst)
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Truncate(size); err != nil {
+		t.Fatal(err)
+	}
+	espBytes, err := os.ReadFile(esp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.WriteAt(espBytes, 1<<20); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	run("sgdisk", "-n", "1:2048:+"+strconv.Itoa(espMiB)+"M", "-t", "1:ef00", "-c", "1:EFI", path)
 }
