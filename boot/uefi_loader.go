@@ -79,16 +79,12 @@ func (l *StoreLoaders) siteLoader(ctx context.Context) node.UEFILoader {
 	return l.site
 }
 
-// wantsShim asks the policy about clients that would be offered the x86-64 UEFI
-// loader; everyone else costs nothing.
+// wantsShim asks the policy about x86-64 UEFI PXE clients; everyone else costs nothing.
+// UEFI HTTP boot keeps iPXE: shim would fetch GRUB over HTTP, but Debian's signed GRUB
+// has no HTTP to read its config with and would stop at its prompt.
 func (s *DHCPServer) wantsShim(ctx context.Context, r request) bool {
-	if s.cfg.Loaders == nil || s.cfg.BootFiles.EFIx64Shim == "" || r.client.ipxe {
-		return false
-	}
-	switch {
-	case r.client.pxe && (r.client.arch == archEFIBC || r.client.arch == archEFIx64):
-	case r.client.httpBoot && r.client.arch == archHTTPx64:
-	default:
+	if s.cfg.Loaders == nil || s.cfg.BootFiles.EFIx64Shim == "" || r.client.ipxe || !r.client.pxe ||
+		(r.client.arch != archEFIBC && r.client.arch != archEFIx64) {
 		return false
 	}
 	return s.cfg.Loaders.UEFILoader(ctx, r.mac) == node.LoaderShim
