@@ -97,16 +97,8 @@ func TestSecureBoot_FirmwareRefusesIPXEAndShimAndGRUBReachTheAgent(t *testing.T)
 		if n.SecureBoot == nil || !*n.SecureBoot {
 			t.Errorf("node's Secure Boot = %v, want on (reported by the agent)", n.SecureBoot)
 		}
-		var events []node.Event
-		lab.api(t, "GET", "/api/v1/nodes/"+name+"/events", "", &events)
-		sawGRUB, sawFirmware := false, false
-		for _, e := range events {
-			sawGRUB = sawGRUB || (e.Source == "grub" && strings.Contains(e.Reason, "GRUB install config served"))
-			sawFirmware = sawFirmware || (e.Source == "agent" && strings.Contains(e.Reason, "UEFI, Secure Boot on"))
-		}
-		if !sawGRUB || !sawFirmware {
-			t.Errorf("events lack the GRUB install config (%v) or the agent's Secure Boot report (%v): %+v", sawGRUB, sawFirmware, events)
-		}
+		lab.waitEventFrom(t, name, "grub", "GRUB install config served")
+		lab.waitEventFrom(t, name, "agent", "firmware: UEFI, Secure Boot on")
 		serial, _ := os.ReadFile(v.serial)
 		if refusedByFirmware(string(serial)) {
 			t.Errorf("the firmware refused something in the signed chain:\n%s", tail(string(serial), 3000))
@@ -132,15 +124,7 @@ func TestSecureBoot_FirmwareRefusesIPXEAndShimAndGRUBReachTheAgent(t *testing.T)
 		if refusedByFirmware(serial) {
 			t.Errorf("the firmware refused something on the way to the disk:\n%s", tail(serial, 3000))
 		}
-		var events []node.Event
-		lab.api(t, "GET", "/api/v1/nodes/"+name+"/events", "", &events)
-		local := false
-		for _, e := range events {
-			local = local || (e.Source == "grub" && strings.Contains(e.Reason, "GRUB config served: localboot"))
-		}
-		if !local {
-			t.Errorf("no event of the GRUB local-boot config")
-		}
+		lab.waitEventFrom(t, name, "grub", "GRUB config served: localboot")
 		t.Logf("power-on to the installed system's kernel with Secure Boot on in %s (TCG)", time.Since(v.start).Round(time.Second))
 	})
 
@@ -154,15 +138,7 @@ func TestSecureBoot_FirmwareRefusesIPXEAndShimAndGRUBReachTheAgent(t *testing.T)
 		v := startVM(t, lab.ns, mac, vmOptions{secureBoot: true, disk: diskPath, noReboot: true, limit: 20 * time.Minute})
 		lab.waitState(t, name, node.StateDeleted, 18*time.Minute)
 		t.Logf("power-on to wiped and reinstalled through shim and GRUB in %s (TCG)", time.Since(v.start).Round(time.Second))
-		var events []node.Event
-		lab.api(t, "GET", "/api/v1/nodes/"+name+"/events", "", &events)
-		wipe := false
-		for _, e := range events {
-			wipe = wipe || (e.Source == "grub" && strings.Contains(e.Reason, "GRUB config served: wipe"))
-		}
-		if !wipe {
-			t.Errorf("no event of the GRUB wipe config")
-		}
+		lab.waitEventFrom(t, name, "grub", "GRUB config served: wipe")
 	})
 
 	// The same chain on firmware without Secure Boot: shim and GRUB run as plain EFI
@@ -186,6 +162,14 @@ func TestSecureBoot_FirmwareRefusesIPXEAndShimAndGRUBReachTheAgent(t *testing.T)
 			t.Errorf("the machine did not boot through GRUB:\n%s", tail(string(serial), 3000))
 		}
 	})
+}
+
+// waitEventFrom waits for the node's event whose reason holds want and checks who wrote it.
+func (l *installLab) waitEventFrom(t *testing.T, name, source, want string) {
+	t.Helper()
+	if e := l.waitEvent(t, name, want, time.Minute); e.Source != source {
+		t.Errorf("event %q came from %q, want %q", e.Reason, e.Source, source)
+	}
 }
 
 // waitSerial waits until the serial console's text satisfies ok, and returns it.
