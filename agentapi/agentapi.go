@@ -165,3 +165,12 @@ type BMC struct {
 	Address string `json:"address"`
 	Channel int    `json:"channel"`
 }
+
+// FirmwareReport is what the agent read from the machine's firmware (POST /agent/v1/firmware).
+type FirmwareReport struct {
+	// UEFI: the kernel was started by UEFI firmware (/sys/firmware/efi exists).
+	UEFI bool `json:"uefi"`
+	// SecureBoot is the firmware's SecureBoot variable: the machine booted with Secure
+	// Boot enforced. Always false without UEFI.
+	SecureBoot bool `json:"secureBoot"`
+}

@@ -27,6 +27,9 @@ type BootFiles struct {
 	BIOS     string // legacy PXE ROM, chain-loaded over TFTP
 	EFIx64   string // x86-64 UEFI (arch 7 and 9), over TFTP or HTTP
 	EFIARM64 string // arm64 UEFI (arch 11 and 19); set only when the binary exists
+	// EFIx64Shim is the Secure Boot chain's first stage (shimx64.efi) for x86-64 UEFI
+	// machines whose loader is shim; empty when Debian's signed shim is not served.
+	EFIx64Shim string
 }
 
 // DefaultBootFiles are the names Debian's ipxe package ships.
@@ -44,7 +47,18 @@ func BootFilesFrom(bins *ipxe.Binaries) BootFiles {
 			*name = n
 		}
 	}
+	if _, ok := bins.Lookup(ipxe.ShimName); ok {
+		f.EFIx64Shim = ipxe.ShimName
+	}
 	return f
+}
+
+// efiX64 is the x86-64 UEFI boot file for c: shim when its loader is the Secure Boot chain.
+func (b BootFiles) efiX64(c bootClient) string {
+	if c.shim && b.EFIx64Shim != "" {
+		return b.EFIx64Shim
+	}
+	return b.EFIx64
 }
 
 func (b BootFiles) withDefaults() BootFiles {
@@ -65,6 +79,7 @@ type bootClient struct {
 	pxe         bool   // option 60 starts with PXEClient
 	httpBoot    bool   // option 60 starts with HTTPClient (UEFI HTTP boot)
 	ipxe        bool   // option 77 says iPXE: it already runs iPXE and wants its script
+	shim        bool   // x86-64 UEFI whose loader is the Secure Boot chain (LoaderPolicy)
 }
 
 // netboot reports whether the client is firmware that network-boots, the only kind that
@@ -142,7 +157,7 @@ func (b BootFiles) chooseBoot(c bootClient, mac string, scriptPrefix, httpPrefix
 		case archBIOS:
 			return bootChoice{file: b.BIOS, tftp: true}, true
 		case archEFIBC, archEFIx64:
-			return bootChoice{file: b.EFIx64, tftp: true}, true
+			return bootChoice{file: b.efiX64(c), tftp: true}, true
 		case archEFIARM64:
 			if b.EFIARM64 != "" {
 				return bootChoice{file: b.EFIARM64, tftp: true}, true

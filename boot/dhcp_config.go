@@ -95,6 +95,9 @@ type DHCPConfig struct {
 	TFTPServer netip.Addr
 	// BootFiles names the iPXE binaries per firmware; zero fields take DefaultBootFiles.
 	BootFiles BootFiles
+	// Loaders chooses between iPXE and the Secure Boot chain for x86-64 UEFI machines
+	// (BootFiles.EFIx64Shim); nil offers iPXE.
+	Loaders LoaderPolicy
 	// OfferHold is how long an offered address waits for its REQUEST; default 30s.
 	OfferHold time.Duration
 	// DeclineHold is how long a declined address stays out of the pool; default 10m.

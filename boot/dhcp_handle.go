@@ -51,6 +51,7 @@ func (s *DHCPServer) handle(ctx context.Context, b []byte, port int, peer netip.
 	}
 	r := request{msg: m, mac: mac, client: classify(m), port: port, peer: peer,
 		giaddr: ipv4Field(m.GatewayIPAddr), ciaddr: ipv4Field(m.ClientIPAddr)}
+	r.client.shim = s.wantsShim(ctx, r)
 	var reply *dhcpv4.DHCPv4
 	if s.cfg.Mode == ModeProxy {
 		reply = s.handleProxy(r)

@@ -38,6 +38,9 @@ type TFTPConfig struct {
 	// client is gone without a word, lives through the whole backoff: a flood of read
 	// requests must not exhaust descriptors for the machines that really boot.
 	MaxTransfers int
+	// Generated, if set, is asked first about every read (GRUB's configs); nil serves
+	// only the allow-list.
+	Generated TFTPGenerated
 }
 
 // TFTPServer serves the iPXE binaries over TFTP (RFC 1350) with blksize (RFC 2348),
@@ -186,7 +189,8 @@ func (s *TFTPServer) handleRequest(ctx context.Context, conn *net.UDPConn, p []b
 		return
 	}
 	s.stats.requests.Add(1)
-	if err := ipxe.CheckName(req.filename); err != nil {
+	name, gen := s.generated(ctx, req.filename, peer)
+	if err := ipxe.CheckName(name); gen == nil && err != nil {
 		if errors.Is(err, node.ErrInvalid) {
 			s.stats.malformed.Add(1)
 		} else {
@@ -197,7 +201,10 @@ func (s *TFTPServer) handleRequest(ctx context.Context, conn *net.UDPConn, p []b
 		_, _ = conn.WriteToUDP(errorPacket(errCodeAccess, errAccess.Error()), peer)
 		return
 	}
-	f, err := s.files.get(req.filename)
+	f, err := gen, error(nil)
+	if f == nil {
+		f, err = s.files.get(name)
+	}
 	if err != nil {
 		if errors.Is(err, node.ErrNotFound) {
 			s.stats.notFound.Add(1)

@@ -18,7 +18,8 @@ import (
 // AgentModules are the drivers the agent loads: NICs and disk controllers of the
 // machines Bootyard installs (QEMU's virtio and e1000 included), each with its
 // dependencies. The filesystems are missing on purpose: the agent writes the disk and
-// the CIDATA FAT itself and never mounts anything but proc, sysfs and devtmpfs.
+// the CIDATA FAT itself and never mounts anything but proc, sysfs, devtmpfs and
+// efivarfs (read-only: the firmware's Secure Boot state).
 func AgentModules() []string {
 	return []string{
 		// NICs
@@ -32,6 +33,8 @@ func AgentModules() []string {
 		"megaraid_sas", "mpt3sas", "vmw_pvscsi",
 		// in-band IPMI: an inspection asks the BMC for its LAN address over /dev/ipmi0
 		"ipmi_si", "ipmi_devintf",
+		// the firmware's variables: whether the machine booted with Secure Boot on
+		"efivarfs",
 	}
 }
 

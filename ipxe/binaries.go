@@ -78,18 +78,51 @@ func OpenBinaries(dir string, extra ...string) (*Binaries, error) {
 		return nil, fmt.Errorf("ipxe binaries directory %s holds no iPXE images (%s)", dir, strings.Join(bootableSuffixes, ", "))
 	}
 	for _, path := range extra {
-		name := filepath.Base(path)
-		fi, err := os.Stat(path)
-		if err != nil || !fi.Mode().IsRegular() || CheckName(name) != nil {
-			return nil, fmt.Errorf("loader %s: not a regular file with a plain name: %w", path, errors.Join(err, node.ErrInvalid))
+		if err := b.add(filepath.Base(path), path); err != nil {
+			return nil, err
 		}
-		if _, dup := b.byName[name]; !dup {
-			b.names = append(b.names, name)
-		}
-		b.byName[name] = Binary{Name: name, RealPath: path, Size: fi.Size(), ModTime: fi.ModTime()}
 	}
 	slices.Sort(b.names)
 	return b, nil
+}
+
+// NamedFile is a file served under a name Bootyard chooses: Debian installs the signed
+// GRUB as grubnetx64.efi.signed, and shim asks for grubx64.efi beside itself.
+type NamedFile struct {
+	Name string // the name clients ask for
+	Path string // the file (symlinks resolved)
+}
+
+// OpenBinariesWith is OpenBinaries plus files served under their own names.
+func OpenBinariesWith(dir string, named []NamedFile, extra ...string) (*Binaries, error) {
+	b, err := OpenBinaries(dir, extra...)
+	if err != nil {
+		return nil, err
+	}
+	for _, f := range named {
+		real, err := filepath.EvalSymlinks(f.Path)
+		if err != nil {
+			return nil, fmt.Errorf("%s (%s): %w", f.Name, f.Path, err)
+		}
+		if err := b.add(f.Name, real); err != nil {
+			return nil, err
+		}
+	}
+	slices.Sort(b.names)
+	return b, nil
+}
+
+// add puts path into the allow-list as name, replacing an entry of that name.
+func (b *Binaries) add(name, path string) error {
+	fi, err := os.Stat(path)
+	if err != nil || !fi.Mode().IsRegular() || CheckName(name) != nil {
+		return fmt.Errorf("loader %s: not a regular file with a plain name: %w", path, errors.Join(err, node.ErrInvalid))
+	}
+	if _, dup := b.byName[name]; !dup {
+		b.names = append(b.names, name)
+	}
+	b.byName[name] = Binary{Name: name, RealPath: path, Size: fi.Size(), ModTime: fi.ModTime()}
+	return nil
 }
 
 func isBootable(name string) bool {

@@ -108,3 +108,8 @@ func configTar(cfg []byte) []byte {
 	_ = tw.Close()
 	return buf.Bytes()
 }
+
+// LocalBootConfig is the local-boot loader's GRUB script, for the Secure Boot chain's
+// GRUB, which runs the same search from its per-machine config. The caller must not
+// modify it.
+func LocalBootConfig() []byte { return localBootConfig }

@@ -214,6 +214,7 @@ func (a *Agent) mount(e *echo.Echo) {
 	g.POST("/log", a.logLines)
 	g.POST("/done", a.done)
 	g.POST("/failed", a.failed)
+	g.POST("/firmware", a.firmware)
 }
 
 // agentCall is an authenticated agent request: its grant and the node as it stands.

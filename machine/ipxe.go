@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"io"
 	"log/slog"
 	"net/http"
 	"net/netip"
@@ -39,16 +40,19 @@ type IPXEInventory interface {
 // platform): waiting machines poll, and a rack booting at once asks again and again.
 // Install and wipe scripts are rendered every time: they may carry per-boot data.
 type IPXEHandler struct {
-	render   *ipxe.Renderer
-	inv      IPXEInventory
-	nodes    store.VersionedNodes
-	bins     *ipxe.Binaries
-	identity *Identity
-	log      *slog.Logger
-	now      func() time.Time
-	bufs     sync.Pool // *bytes.Buffer
-	writer   *bootWriter
-	agent    AgentBooter // nil: install and wipe scripts stay placeholders
+	render ScriptRenderer
+	// label and noun name what is served in events and reasons: "iPXE" "script", or
+	// "GRUB" "config"; source is the events' source, "ipxe" or "grub".
+	label, noun, source string
+	inv                 IPXEInventory
+	nodes               store.VersionedNodes
+	bins                *ipxe.Binaries
+	identity            *Identity
+	log                 *slog.Logger
+	now                 func() time.Time
+	bufs                sync.Pool // *bytes.Buffer
+	writer              *bootWriter
+	agent               AgentBooter // nil: install and wipe scripts stay placeholders
 	// observe is told the node state each served script was chosen for (metrics).
 	observe func(node.State)
 	// inspectDiscovered requests an inspection of each unknown machine's first boot.
@@ -82,9 +86,15 @@ type AgentBooter interface {
 	CanInstall(ctx context.Context, n node.Node) error
 }
 
+// ScriptRenderer renders a node's boot script: *ipxe.Renderer for iPXE, *grub.Renderer
+// for the Secure Boot chain's GRUB.
+type ScriptRenderer interface {
+	Render(w io.Writer, s ipxe.Script) error
+}
+
 // IPXEConfig is what the script and binary endpoints need.
 type IPXEConfig struct {
-	Scripts   *ipxe.Renderer
+	Scripts   ScriptRenderer
 	Inventory IPXEInventory
 	// Identity decides whether a request for an install or wipe script comes from the
 	// node itself; only then is a per-boot token minted and the node's state changed.
@@ -111,7 +121,7 @@ func NewIPXEHandler(cfg IPXEConfig) (*IPXEHandler, error) {
 		log = slog.Default()
 	}
 	log = log.With(slog.String("service", "ipxe"))
-	h := &IPXEHandler{render: cfg.Scripts, inv: cfg.Inventory, nodes: cfg.Inventory.NewNodeCache(), bins: cfg.Binaries,
+	h := &IPXEHandler{render: cfg.Scripts, label: "iPXE", noun: "script", source: "ipxe", inv: cfg.Inventory, nodes: cfg.Inventory.NewNodeCache(), bins: cfg.Binaries,
 		identity: cfg.Identity, agent: cfg.Agent, observe: cfg.Observe, inspectDiscovered: cfg.InspectDiscovered, log: log, refusals: newOnceKeys(maxRefusalKeys),
 		now: func() time.Time { return time.Now().UTC() }, scripts: make(map[node.MAC]renderedScript)}
 	h.bufs.New = func() any { return new(bytes.Buffer) }
@@ -166,9 +176,26 @@ func (h *IPXEHandler) serveScript(w http.ResponseWriter, r *http.Request) {
 	if !knownBuildArch[buildarch] {
 		buildarch = ""
 	}
-	seen := h.bootInfo(r, platform, buildarch)
-	ctx := r.Context()
+	body, code := h.answer(r.Context(), mac, peerAddr(r), platform, buildarch, h.bootInfo(r, platform, buildarch))
+	if code != http.StatusOK {
+		plainError(w, code, string(body))
+		return
+	}
+	hdr := w.Header()
+	hdr.Set("Content-Type", "text/plain; charset=utf-8")
+	hdr.Set("Cache-Control", "no-store")
+	hdr.Set("Content-Length", strconv.Itoa(len(body)))
+	w.WriteHeader(http.StatusOK)
+	if _, err := w.Write(body); err != nil {
+		h.log.Debug("write ipxe script", slog.String("mac", mac.String()), slog.Any("err", err))
+	}
+}
 
+// answer is the script for mac as requested from remote, whatever carried the request
+// (HTTP for iPXE, TFTP for GRUB): the body and 200, or an error message and its status.
+// Every rule lives here: the identity check before secrets, the install transition,
+// the boot record and event.
+func (h *IPXEHandler) answer(ctx context.Context, mac node.MAC, remote netip.Addr, platform ipxe.Platform, buildarch string, seen node.BootInfo) ([]byte, int) {
 	n, version, err := h.nodes.NodeByMAC(ctx, mac)
 	recorded := true
 	// One queued write per request: the boot record (known machines) and the event.
@@ -187,26 +214,22 @@ func (h *IPXEHandler) serveScript(w http.ResponseWriter, r *http.Request) {
 		}
 	case err != nil:
 		h.log.Error("look up node", slog.String("mac", mac.String()), slog.Any("err", err))
-		plainError(w, http.StatusInternalServerError, "inventory unavailable, try again")
-		return
+		return []byte("inventory unavailable, try again"), http.StatusInternalServerError
 	default:
 		queued.record = true
 	}
 
-	remote := peerAddr(r)
 	if carriesSecrets(n) {
 		d, err := h.identity.Check(ctx, n, remote)
 		if err != nil {
 			h.log.Error("identity check", slog.String("node", n.Name), slog.Any("err", err))
-			plainError(w, http.StatusInternalServerError, "inventory unavailable, try again")
-			return
+			return []byte("inventory unavailable, try again"), http.StatusInternalServerError
 		}
 		if !d.Trusted {
 			// Not the node, or not provably: a script without a token, and no state
 			// change, no boot record, no restart count that a stranger could drive.
 			h.refused(ctx, n, remote, d)
-			h.serveWait(w, n, mac, platform, "this address is not verified as node "+n.Name+": see the events of the node")
-			return
+			return h.waitScript(n, mac, platform, "this address is not verified as node "+n.Name+": see the events of the node")
 		}
 	} else if queued.record {
 		// The script holds no secret, but the boot record (last seen, address, firmware)
@@ -226,16 +249,14 @@ func (h *IPXEHandler) serveScript(w http.ResponseWriter, r *http.Request) {
 		if err := h.agent.CanInstall(ctx, n); err != nil {
 			h.log.Warn("cannot start the install", slog.String("node", n.Name), slog.Any("err", err))
 			h.writer.enqueue(queued)
-			h.serveWait(w, n, mac, platform, "cannot start the install: "+err.Error())
-			return
+			return h.waitScript(n, mac, platform, "cannot start the install: "+err.Error())
 		}
 	}
 	if n.State == node.StateRegistered && !inspecting {
 		if n, err = h.beginInstall(ctx, mac, n); err != nil {
 			h.log.Error("start install", slog.String("node", n.Name), slog.String("mac", mac.String()), slog.Any("err", err))
 			h.writer.enqueue(queued)
-			plainError(w, http.StatusInternalServerError, "could not record the install, try again")
-			return
+			return []byte("could not record the install, try again"), http.StatusInternalServerError
 		}
 		version = 0 // the node just changed: render afresh
 	}
@@ -245,32 +266,23 @@ func (h *IPXEHandler) serveScript(w http.ResponseWriter, r *http.Request) {
 	rs, ok := h.cachedScript(mac, version, platform, buildarch)
 	if !ok {
 		if rs, err = h.renderScript(ctx, mac, remote, n, platform, buildarch); err != nil {
-			h.log.Error("render ipxe script", slog.String("node", n.Name), slog.Any("err", err))
+			h.log.Error("render boot script", slog.String("node", n.Name), slog.String("kind", h.label), slog.Any("err", err))
 			h.writer.enqueue(queued)
-			plainError(w, http.StatusInternalServerError, "could not render the script")
-			return
+			return []byte("could not render the script"), http.StatusInternalServerError
 		}
 		if version != 0 {
 			rs.version = version
 			h.storeScript(mac, rs)
 		}
 	}
-	hdr := w.Header()
-	hdr.Set("Content-Type", "text/plain; charset=utf-8")
-	hdr.Set("Cache-Control", "no-store")
-	hdr.Set("Content-Length", strconv.Itoa(len(rs.body)))
-	w.WriteHeader(http.StatusOK)
-	if _, err := w.Write(rs.body); err != nil {
-		h.log.Debug("write ipxe script", slog.String("node", n.Name), slog.Any("err", err))
-	}
 	if h.observe != nil {
 		h.observe(n.State)
 	}
-	if !recorded {
-		return
+	if recorded {
+		queued.event = node.NewEvent(n.Name, node.EventBoot, rs.reason, h.source, h.now())
+		h.writer.enqueue(queued)
 	}
-	queued.event = node.NewEvent(n.Name, node.EventBoot, rs.reason, "ipxe", h.now())
-	h.writer.enqueue(queued)
+	return rs.body, http.StatusOK
 }
 
 func (h *IPXEHandler) cachedScript(mac node.MAC, version uint64, p ipxe.Platform, arch string) (renderedScript, bool) {
@@ -325,7 +337,7 @@ func (h *IPXEHandler) renderScript(ctx context.Context, mac node.MAC, remote net
 		platform: p,
 		arch:     buildarch,
 		body:     bytes.Clone(buf.Bytes()),
-		reason:   "iPXE script served: " + string(script.Kind) + " (" + platformName(script.Platform) + archSuffix(buildarch) + ")",
+		reason:   h.label + " " + h.noun + " served: " + string(script.Kind) + " (" + platformName(script.Platform) + archSuffix(buildarch) + ")",
 	}, nil
 }
 
@@ -345,26 +357,22 @@ func (h *IPXEHandler) refused(ctx context.Context, n node.Node, remote netip.Add
 		return
 	}
 	h.log.Warn("install or wipe script withheld", attrs...)
-	ev := node.NewEvent(n.Name, node.EventWarning, "iPXE "+string(scriptKind(n))+" script withheld from "+remote.String()+": "+d.Why, "ipxe", h.now())
+	ev := node.NewEvent(n.Name, node.EventWarning, h.label+" "+string(scriptKind(n))+" "+h.noun+" withheld from "+remote.String()+": "+d.Why, h.source, h.now())
 	if err := h.inv.AppendEvents(ctx, ev); err != nil {
 		h.log.Error("record withheld script", slog.String("node", n.Name), slog.Any("err", err))
 	}
 }
 
-// serveWait answers a wait script with the reason, for a node that has nothing to boot.
-func (h *IPXEHandler) serveWait(w http.ResponseWriter, n node.Node, mac node.MAC, p ipxe.Platform, reason string) {
+// waitScript is a wait script with the reason, for a node that has nothing to boot.
+func (h *IPXEHandler) waitScript(n node.Node, mac node.MAC, p ipxe.Platform, reason string) ([]byte, int) {
 	script := ipxe.Script{Kind: ipxe.KindWait, MAC: mac, Name: n.Name, State: n.State, Role: n.Role,
 		Image: n.Image, Generation: n.Generation, Platform: p, Reason: reason}
 	var buf bytes.Buffer
 	if err := h.render.Render(&buf, script); err != nil {
-		h.log.Error("render ipxe wait script", slog.String("node", n.Name), slog.Any("err", err))
-		plainError(w, http.StatusInternalServerError, "could not render the script")
-		return
+		h.log.Error("render wait script", slog.String("node", n.Name), slog.String("kind", h.label), slog.Any("err", err))
+		return []byte("could not render the script"), http.StatusInternalServerError
 	}
-	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-	w.Header().Set("Cache-Control", "no-store")
-	w.WriteHeader(http.StatusOK)
-	_, _ = w.Write(buf.Bytes())
+	return buf.Bytes(), http.StatusOK
 }
 
 // errStateChanged aborts the install transition when the node left registered between
@@ -378,7 +386,7 @@ func (h *IPXEHandler) beginInstall(ctx context.Context, mac node.MAC, n node.Nod
 		if cur.State != node.StateRegistered {
 			return nil, errStateChanged
 		}
-		ev, err := cur.Transition(node.StateProvisioning, "iPXE install script served", "ipxe", at)
+		ev, err := cur.Transition(node.StateProvisioning, h.label+" install "+h.noun+" served", h.source, at)
 		if err != nil {
 			return nil, err
 		}

@@ -41,8 +41,13 @@ type Node struct {
 	// machine endpoints (the uninstall stops the kubelet that would report the pod's exit).
 	UninstallReport *UninstallReport `json:"uninstallReport,omitempty"`
 	// Generation counts provisioning rounds; cloud-init's instance-id includes it.
-	Generation int            `json:"generation"`
-	Boot       BootInfo       `json:"boot,omitzero"`
+	Generation int      `json:"generation"`
+	Boot       BootInfo `json:"boot,omitzero"`
+	// UEFILoader overrides the site's UEFI loader for this node (ipxe or shim); empty inherits.
+	UEFILoader UEFILoader `json:"uefiLoader,omitempty"`
+	// SecureBoot is what the agent last read from the firmware (the SecureBoot EFI
+	// variable): nil until an agent reported, or when the machine booted without UEFI.
+	SecureBoot *bool          `json:"secureBoot,omitempty"`
 	Cluster    *ClusterStatus `json:"cluster,omitempty"`
 	CreatedAt  time.Time      `json:"createdAt"`
 	UpdatedAt  time.Time      `json:"updatedAt"`
@@ -146,6 +151,9 @@ func (n *Node) Validate() error {
 		}
 	} else if n.Gateway.IsValid() || len(n.DNS) > 0 {
 		return fmt.Errorf("node %s: %w: gateway and DNS need a static ip", n.Name, ErrInvalid)
+	}
+	if _, err := ParseUEFILoader(string(n.UEFILoader)); err != nil {
+		return fmt.Errorf("node %s: %w", n.Name, err)
 	}
 	if err := ValidateLabels(n.Labels); err != nil {
 		return fmt.Errorf("node %s: %w", n.Name, err)

@@ -44,6 +44,9 @@ type ClusterSettings struct {
 	// JoinTurnMinutes caps how long one server may hold the join turn, renewals
 	// included; 0 means DefaultJoinTurnLimit.
 	JoinTurnMinutes int `json:"joinTurnMinutes,omitempty"`
+	// UEFILoader is the site's loader for x86-64 UEFI machines (ipxe or shim); a node's
+	// own setting overrides it, and empty means DefaultUEFILoader.
+	UEFILoader UEFILoader `json:"uefiLoader,omitempty"`
 }
 
 // DefaultJoinTurnLimit is how long one server may hold the join turn when no setting
@@ -181,6 +184,9 @@ func (c *ClusterSettings) Validate() error {
 	}
 	if c.JoinTurnMinutes < 0 || c.JoinTurnMinutes > maxJoinTurnMinutes {
 		return fmt.Errorf("join turn minutes %d: %w: want 1 to %d (0: %s)", c.JoinTurnMinutes, ErrInvalid, maxJoinTurnMinutes, DefaultJoinTurnLimit)
+	}
+	if _, err := ParseUEFILoader(string(c.UEFILoader)); err != nil {
+		return err
 	}
 	if strings.ContainsAny(c.Token.Reveal(), "\n\r") {
 		return fmt.Errorf("token: %w: must be one line", ErrInvalid)

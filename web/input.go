@@ -28,6 +28,8 @@ type NodeInput struct {
 	// RootDiskHints in Ironic's syntax: "serial=S123", "size>=400G,rotational=false".
 	RootDiskHints *string `json:"rootDiskHints,omitempty"`
 	BMCInput
+	// UEFILoader is ipxe, shim or "" (the site's setting).
+	UEFILoader *string `json:"uefiLoader,omitempty"`
 }
 
 // decodeJSON reads a JSON body strictly: unknown fields are an error, so a typo in a field
@@ -138,6 +140,13 @@ func (in *NodeInput) apply(n *node.Node, importing bool) error {
 	if err := in.BMCInput.apply(n); err != nil {
 		return err
 	}
+	if in.UEFILoader != nil {
+		l, err := node.ParseUEFILoader(*in.UEFILoader)
+		if err != nil {
+			return badField("uefiLoader", err)
+		}
+		n.UEFILoader = l
+	}
 	if n.Labels == nil {
 		n.Labels = map[string]string{}
 	}
@@ -168,6 +177,7 @@ type ClusterInput struct {
 	DefaultImage      *string            `json:"defaultImage,omitempty"`
 	WipeOverwrite     *bool              `json:"wipeOverwrite,omitempty"`
 	JoinTurnMinutes   *int               `json:"joinTurnMinutes,omitempty"`
+	UEFILoader        *string            `json:"uefiLoader,omitempty"`
 }
 
 func (in *ClusterInput) apply(c *node.ClusterSettings) error {
@@ -202,6 +212,13 @@ func (in *ClusterInput) apply(c *node.ClusterSettings) error {
 	}
 	if in.JoinTurnMinutes != nil {
 		c.JoinTurnMinutes = *in.JoinTurnMinutes
+	}
+	if in.UEFILoader != nil {
+		l, err := node.ParseUEFILoader(*in.UEFILoader)
+		if err != nil {
+			return badField("uefiLoader", err)
+		}
+		c.UEFILoader = l
 	}
 	return c.Validate()
 }

@@ -108,6 +108,10 @@ func (c *apiClient) done(ctx context.Context, d agentapi.Done) error {
 	return c.do(ctx, http.MethodPost, "/agent/v1/done", d, nil)
 }
 
+func (c *apiClient) firmware(ctx context.Context, f agentapi.FirmwareReport) error {
+	return c.do(ctx, http.MethodPost, "/agent/v1/firmware", f, nil)
+}
+
 func (c *apiClient) failed(ctx context.Context, reason string) error {
 	return c.do(ctx, http.MethodPost, "/agent/v1/failed", agentapi.Failed{Reason: reason}, nil)
 }

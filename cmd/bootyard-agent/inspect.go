@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/jaypipes/ghw"
-	"golang.org/x/sys/unix"
 
 	"github.com/bootyard/bootyard/agentapi"
 )
@@ -112,27 +111,20 @@ func (in *inspector) nic(name, mac string, pci *string) agentapi.NIC {
 	return n
 }
 
-// firmware says how the machine booted: UEFI when the kernel has an EFI system table,
-// and then Secure Boot's state from the SecureBoot variable (4 bytes of attributes,
-// then 1 when enabled).
+// firmware says how the machine booted, as readFirmware reads it (the one reading of
+// the SecureBoot variable): the mode, and Secure Boot's state under UEFI (nil when
+// unreadable).
 func (in *inspector) firmware() agentapi.Firmware {
-	efi := filepath.Join(in.sysFirmware, "efi")
-	if _, err := os.Stat(efi); err != nil {
+	f, err := readFirmware(filepath.Join(in.sysFirmware, "efi"))
+	if !f.UEFI {
 		return agentapi.Firmware{Mode: "bios"}
 	}
 	fw := agentapi.Firmware{Mode: "uefi"}
-	vars := filepath.Join(efi, "efivars")
-	if entries, _ := os.ReadDir(vars); len(entries) == 0 {
-		// The agent mounts only proc, sysfs and devtmpfs; efivarfs is read here only.
-		if err := unix.Mount("efivarfs", vars, "efivarfs", unix.MS_RDONLY|unix.MS_NOSUID|unix.MS_NOEXEC|unix.MS_NODEV, ""); err != nil {
-			in.log.Warn("inspect: efivarfs not mounted: Secure Boot state unknown", slog.Any("err", err))
-		}
+	if err != nil {
+		in.log.Warn("inspect: Secure Boot state unknown", slog.Any("err", err))
+		return fw
 	}
-	b, err := os.ReadFile(filepath.Join(vars, "SecureBoot-8be4df61-93ca-11d2-aa0d-00e098032b8c"))
-	if err == nil && len(b) >= 5 {
-		on := b[4] == 1
-		fw.SecureBoot = &on
-	}
+	fw.SecureBoot = &f.SecureBoot
 	return fw
 }
 

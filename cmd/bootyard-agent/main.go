@@ -110,6 +110,7 @@ func boot(ctx context.Context, log *slog.Logger, ship *shipper, console *console
 	if err != nil {
 		return fmt.Errorf("get task: %w", err)
 	}
+	reportFirmware(ctx, log, api)
 	log.Info("task received", slog.String("node", task.Node), slog.String("action", string(task.Action)),
 		slog.Bool("image", task.Image != nil), slog.String("disk", task.Disk))
 

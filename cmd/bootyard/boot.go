@@ -29,6 +29,8 @@ type bootOptions struct {
 	tftpListen    string
 	ipxeDir       string
 	grubDir       string
+	shimDir       string
+	grubSigned    string
 }
 
 func (b *bootOptions) register(f *pflag.FlagSet) {
@@ -42,12 +44,14 @@ func (b *bootOptions) register(f *pflag.FlagSet) {
 	f.StringVar(&b.tftpListen, "tftp-listen", "", "TFTP address:port (default: port 69 of the DHCP interface's address when DHCP is on)")
 	f.StringVar(&b.ipxeDir, "ipxe-dir", "/usr/lib/ipxe", "directory of iPXE binaries (Debian package ipxe)")
 	f.StringVar(&b.grubDir, "grub-efi-dir", ipxe.DefaultGRUBDir, "GRUB's x86_64-efi modules, for the UEFI local-boot loader (Debian package grub-efi-amd64-bin)")
+	f.StringVar(&b.shimDir, "shim-dir", ipxe.DefaultShimDir, "Secure Boot: the Microsoft-signed shimx64.efi.signed (Debian package shim-signed)")
+	f.StringVar(&b.grubSigned, "grub-signed-dir", ipxe.DefaultSignedGRUBDir, "Secure Boot: Debian's signed grubnetx64.efi.signed (Debian package grub-efi-amd64-signed)")
 }
 
 // start launches DHCP and TFTP when asked. DHCP never starts unless an interface is
 // named: on a shared network an unasked DHCP server is a rogue one.
 func (b *bootOptions) start(ctx context.Context, g *errgroup.Group, st store.Backend, bins *ipxe.Binaries, sightings *boot.Sightings,
-	advertise string, src *web.MetricSources, hooks *updateHooks, log *slog.Logger) error {
+	grubFiles boot.TFTPGenerated, advertise string, src *web.MetricSources, hooks *updateHooks, log *slog.Logger) error {
 	if b.dhcpInterface == "" && b.tftpListen == "" {
 		log.Info("DHCP and TFTP are off (no --dhcp-interface, no --tftp-listen)")
 		return nil
@@ -60,6 +64,9 @@ func (b *bootOptions) start(ctx context.Context, g *errgroup.Group, st store.Bac
 		}
 		cfg.BootFiles = boot.BootFilesFrom(bins)
 		cfg.Sightings = sightings
+		if cfg.BootFiles.EFIx64Shim != "" {
+			cfg.Loaders = boot.NewStoreLoaders(st.NewNodeCache(), st, log)
+		}
 		srv, err := boot.NewDHCP(cfg, st, st, log)
 		if err != nil {
 			return err
@@ -74,7 +81,7 @@ func (b *bootOptions) start(ctx context.Context, g *errgroup.Group, st store.Bac
 		}
 		g.Go(func() error { return srv.Run(ctx) })
 	}
-	tftp, err := boot.NewTFTP(boot.TFTPConfig{Listen: tftpListen}, bins, log)
+	tftp, err := boot.NewTFTP(boot.TFTPConfig{Listen: tftpListen, Generated: grubFiles}, bins, log)
 	if err != nil {
 		return err
 	}

@@ -26,6 +26,7 @@ type clusterView struct {
 		ExtraCloudConfig  string            `json:"extraCloudConfig"`
 		WipeOverwrite     bool              `json:"wipeOverwrite"`
 		JoinTurnMinutes   int               `json:"joinTurnMinutes"`
+		UEFILoader        string            `json:"uefiLoader"`
 	} `json:"settings"`
 	Connected   bool        `json:"connected"`
 	ClusterInit string      `json:"clusterInit"`
@@ -87,6 +88,7 @@ func newClusterShowCommand(cl *clientFlags) *cobra.Command {
 			show("Install env", strings.Join(env, " "))
 			show("Extra cloud-config", v.Settings.ExtraCloudConfig)
 			show("Default image", v.Settings.DefaultImage)
+			show("UEFI loader", string(node.EffectiveUEFILoader(node.UEFILoader(v.Settings.UEFILoader), node.LoaderInherit)))
 			show("Cluster-init node", v.ClusterInit)
 			turnCap := time.Duration(v.Settings.JoinTurnMinutes) * time.Minute
 			if turnCap == 0 {
@@ -122,7 +124,7 @@ func newClusterShowCommand(cl *clientFlags) *cobra.Command {
 }
 
 func newClusterSetCommand(cl *clientFlags) *cobra.Command {
-	var serverURL, token, installURL, defaultImage, extraFile string
+	var serverURL, token, installURL, defaultImage, extraFile, uefiLoader string
 	var sshKeys, installEnv []string
 	var wipeOverwrite bool
 	var joinTurnMinutes int
@@ -153,6 +155,9 @@ func newClusterSetCommand(cl *clientFlags) *cobra.Command {
 			}
 			if f.Changed("join-turn-minutes") {
 				in["joinTurnMinutes"] = joinTurnMinutes
+			}
+			if f.Changed("uefi-loader") {
+				in["uefiLoader"] = uefiLoader
 			}
 			if f.Changed("install-env") {
 				env := map[string]string{}
@@ -197,5 +202,6 @@ func newClusterSetCommand(cl *clientFlags) *cobra.Command {
 	f.StringVar(&extraFile, "extra-cloud-config", "", "file with extra cloud-config merged into every node's user-data")
 	f.BoolVar(&wipeOverwrite, "wipe-overwrite", false, "overwrite whole disks when wiping deleted nodes")
 	f.IntVar(&joinTurnMinutes, "join-turn-minutes", 0, "longest time one server may hold the join turn, renewals included (0: 30)")
+	f.StringVar(&uefiLoader, "uefi-loader", "", "what x86-64 UEFI machines boot first: ipxe, or shim (Secure Boot: Microsoft-signed shim, Debian-signed GRUB); empty: the default (ipxe)")
 	return cmd
 }

@@ -137,7 +137,10 @@ func tail(s string, n int) string {
 // vmOptions shape a lab VM.
 type vmOptions struct {
 	uefi bool
-	disk string // raw disk file; empty for none
+	// secureBoot runs OVMF with Microsoft's keys enrolled and Secure Boot enforced
+	// (implies uefi): q35 with SMM, the secure flash; see secureboot_e2e_test.go.
+	secureBoot bool
+	disk       string // raw disk file; empty for none
 	// noReboot turns the guest's reboot into QEMU's exit, so a test can read the disk
 	// file between boots.
 	noReboot bool
@@ -171,17 +174,22 @@ func startVM(t *testing.T, ns *netns.NS, mac string, o vmOptions) *vm {
 			"-device", "virtio-blk-pci,drive=d0,bootindex=2")
 	}
 	nic := "virtio-net-pci,netdev=n0,mac=" + mac + ",bootindex=1"
-	if o.uefi {
+	if o.uefi || o.secureBoot {
+		machine, code, varsTemplate := "q35", "/usr/share/OVMF/OVMF_CODE.fd", "/usr/share/OVMF/OVMF_VARS.fd"
+		if o.secureBoot {
+			machine, code, varsTemplate = "q35,smm=on", secureBootCode, secureBootVars
+			args = append(args, "-global", "driver=cfi.pflash01,property=secure,value=on")
+		}
 		vars := filepath.Join(dir, "OVMF_VARS.fd")
-		b, err := os.ReadFile("/usr/share/OVMF/OVMF_VARS.fd")
+		b, err := os.ReadFile(varsTemplate)
 		if err != nil {
 			t.Fatal(err)
 		}
 		if err := os.WriteFile(vars, b, 0o600); err != nil {
 			t.Fatal(err)
 		}
-		args = append(args, "-machine", "q35",
-			"-drive", "if=pflash,format=raw,readonly=on,file=/usr/share/OVMF/OVMF_CODE.fd",
+		args = append(args, "-machine", machine,
+			"-drive", "if=pflash,format=raw,readonly=on,file="+code,
 			"-drive", "if=pflash,format=raw,file="+vars,
 			"-device", nic+",romfile=")
 	} else {

@@ -9,7 +9,9 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
+	"github.com/bootyard/bootyard/boot"
 	"github.com/bootyard/bootyard/cloudinit"
+	"github.com/bootyard/bootyard/grub"
 	"github.com/bootyard/bootyard/images"
 	"github.com/bootyard/bootyard/ipxe"
 	"github.com/bootyard/bootyard/machine"
@@ -28,6 +30,17 @@ type machineServices struct {
 	turns *cloudinit.JoinTurns
 	// stop writes the iPXE handler's queued boot events; call it before closing the store.
 	stop func()
+	// grub answers the Secure Boot chain's GRUB over TFTP; nil without the signed chain.
+	grub *machine.GRUBConfigs
+}
+
+// grubFiles is what the TFTP server asks first, or nil (an interface holding a nil
+// pointer would not be nil).
+func (ms machineServices) grubFiles() boot.TFTPGenerated {
+	if ms.grub == nil {
+		return nil
+	}
+	return ms.grub
 }
 
 // machineServices builds every endpoint a machine calls: the iPXE script and binaries,
@@ -76,6 +89,20 @@ func (o *serveOptions) machineServices(ctx context.Context, g *errgroup.Group, s
 		return ms, err
 	}
 	ms.stop = boot.Close
+	if bins != nil {
+		if _, ok := bins.Lookup(ipxe.GRUBName); ok {
+			grubRender, err := grub.NewRenderer(grub.Config{AdvertiseURL: advertise})
+			if err != nil {
+				return ms, err
+			}
+			ms.grub, err = machine.NewGRUBConfigs(machine.IPXEConfig{Inventory: st, Identity: identity, Agent: agent,
+				Observe: func(s node.State) { metrics.Scripts.WithLabelValues(string(s)).Inc() }, Logger: log}, grubRender)
+			if err != nil {
+				return ms, err
+			}
+			ms.stop = func() { boot.Close(); ms.grub.Close() }
+		}
+	}
 	files := images.NewFileServer(images.FileServerConfig{Images: st, ImagesDir: ms.catalog.Dir(), AgentDir: filepath.Join(o.dataDir, "agent"), Logger: log})
 	ms.server = machine.New(machine.Config{Logger: log}, machine.Deps{IPXE: boot, NoCloud: nocloud, Files: files, Agent: agent})
 	g.Go(func() error { return agent.Run(ctx) })
@@ -97,7 +124,7 @@ func (b *bootOptions) binaries(ctx context.Context, dataDir string, log *slog.Lo
 	} else {
 		extra = append(extra, loader)
 	}
-	bins, err := ipxe.OpenBinaries(b.ipxeDir, extra...)
+	bins, err := ipxe.OpenBinariesWith(b.ipxeDir, b.signedChain(dataDir, log), extra...)
 	if err == nil {
 		return bins, nil
 	}
@@ -109,4 +136,25 @@ func (b *bootOptions) binaries(ctx context.Context, dataDir string, log *slog.Lo
 		return nil, nil
 	}
 	return nil, fmt.Errorf("--ipxe-dir %s: %w", b.ipxeDir, err)
+}
+
+// signedChain is the Secure Boot chain served beside the iPXE binaries: Debian's signed
+// shim and GRUB, and the agent's kernel and initramfs under the names GRUB fetches them
+// by over TFTP (it has no HTTP). Without them UEFI machines get iPXE whatever the
+// setting: a warning, not an error, since most sites boot without Secure Boot.
+func (b *bootOptions) signedChain(dataDir string, log *slog.Logger) []ipxe.NamedFile {
+	files, err := ipxe.SignedChain(b.shimDir, b.grubSigned)
+	if err != nil {
+		log.Warn("no Secure Boot chain: UEFI machines get iPXE whatever their loader setting", slog.Any("err", err))
+		return nil
+	}
+	for name, file := range map[string]string{grub.AgentKernel: "vmlinuz", grub.AgentInitramfs: "initramfs.gz"} {
+		path := filepath.Join(dataDir, "agent", file)
+		if _, err := os.Stat(path); err != nil {
+			log.Warn("the agent is not built: the Secure Boot chain cannot install or wipe (make images, then restart)", slog.String("file", path))
+			continue
+		}
+		files = append(files, ipxe.NamedFile{Name: name, Path: path})
+	}
+	return files
 }

@@ -27,7 +27,7 @@ func newNodeCommand(cl *clientFlags) *cobra.Command {
 }
 
 func newNodeImportCommand(cl *clientFlags) *cobra.Command {
-	var role, name, ip, gateway, image, disk, hints, output, file string
+	var role, name, ip, gateway, image, disk, hints, output, file, uefiLoader string
 	var dns, labels, taints []string
 	var bulk bulkImportFlags
 	var bmcSet bmcFlags
@@ -73,6 +73,9 @@ Every row is checked first and nothing is imported if any row fails, unless
 			if hints != "" {
 				in["rootDiskHints"] = hints
 			}
+			if uefiLoader != "" {
+				in["uefiLoader"] = uefiLoader
+			}
 			if len(labels) > 0 {
 				m := map[string]string{}
 				for _, l := range labels {
@@ -117,6 +120,7 @@ Every row is checked first and nothing is imported if any row fails, unless
 	f.StringVar(&disk, "disk", "", "target disk, e.g. /dev/sda (default: the disk the root-disk hints choose)")
 	f.StringVar(&hints, "root-disk-hints", "", `root-disk hints in Ironic's syntax, e.g. "serial=S123" or "size>=400G,rotational=false"
 (default: the image's hints, else the smallest non-removable disk that fits)`)
+	f.StringVar(&uefiLoader, "uefi-loader", "", "ipxe or shim (Secure Boot) for this node (default: the site's setting)")
 	f.StringVarP(&output, "output", "o", "text", "text or json")
 	f.StringVarP(&file, "file", "f", "", "import every node of a CSV (.csv) or JSON array (.json) file; - reads CSV from stdin")
 	f.BoolVar(&bulk.continueOnError, "continue-on-error", false, "with -f: import the good rows even when some fail")
@@ -347,6 +351,16 @@ func printNode(w io.Writer, n node.Node, events []node.Event) {
 	}
 	if n.Boot.Firmware != "" {
 		fmt.Fprintf(tw, "Firmware:\t%s (arch %d)\n", n.Boot.Firmware, n.Boot.Arch)
+	}
+	if n.UEFILoader != "" {
+		fmt.Fprintf(tw, "UEFI loader:\t%s\n", n.UEFILoader)
+	}
+	if n.SecureBoot != nil {
+		sb := "off"
+		if *n.SecureBoot {
+			sb = "on"
+		}
+		fmt.Fprintf(tw, "Secure Boot:\t%s (as the agent last read it from the firmware)\n", sb)
 	}
 	if c := n.Cluster; c != nil {
 		ready := "NotReady"

@@ -292,11 +292,17 @@ func TestRealOS_InstalledMachineBootsItsDiskThroughBootyardAndJoins(t *testing.T
 		uefi          bool
 		role          node.Role
 		failBootstrap bool
+		// secureBoot: OVMF with Microsoft's keys, Secure Boot enforced, the site's UEFI
+		// loader shim: the signed chain installs, and the image's own signed shim and GRUB
+		// boot it (issue 16).
+		secureBoot bool
 	}{
 		// A server that joins: its turn is held until LLMOS's stamp, then joined.
-		{"uefi", "52:54:00:77:02:02", true, node.RoleServer, false},
+		{"uefi", "52:54:00:77:02:02", true, node.RoleServer, false, false},
 		// A worker whose bootstrap fails: failed, with the unit's journal tail.
-		{"bios", "52:54:00:77:02:01", false, node.RoleWorker, true},
+		{"bios", "52:54:00:77:02:01", false, node.RoleWorker, true, false},
+		// A worker that joins, with Secure Boot on from power-on to joined.
+		{"uefi-secureboot", "52:54:00:77:02:03", true, node.RoleWorker, false, true},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -315,7 +321,12 @@ func TestRealOS_InstalledMachineBootsItsDiskThroughBootyardAndJoins(t *testing.T
 			if code := lab.api(t, "POST", "/api/v1/images", `{"name":"debian12","file":"`+lab.imagePath("debian12.raw")+`","default":true}`, nil); code/100 != 2 {
 				t.Fatalf("add image: %d", code)
 			}
-			settings := fmt.Sprintf(`{"serverURL":%q,"token":"bootyard-realos-test-token","installURL":%q}`, llmos.serverURL, llmos.installURL)
+			loader := node.LoaderIPXE
+			if tc.secureBoot {
+				loader = node.LoaderShim
+			}
+			settings := fmt.Sprintf(`{"serverURL":%q,"token":"bootyard-realos-test-token","installURL":%q,"uefiLoader":%q}`,
+				llmos.serverURL, llmos.installURL, loader)
 			if code := lab.api(t, "PATCH", "/api/v1/cluster", settings, nil); code/100 != 2 {
 				t.Fatalf("cluster settings: %d", code)
 			}
@@ -339,13 +350,17 @@ func TestRealOS_InstalledMachineBootsItsDiskThroughBootyardAndJoins(t *testing.T
 			}
 
 			// The machine reboots by itself after the install, as a real one does.
-			vm := startVM(t, lab.ns, tc.mac, vmOptions{uefi: tc.uefi, disk: diskPath, limit: 25 * time.Minute})
+			vm := startVM(t, lab.ns, tc.mac, vmOptions{uefi: tc.uefi, secureBoot: tc.secureBoot, disk: diskPath, limit: 25 * time.Minute})
 			lab.waitState(t, name, node.StateInstalled, 12*time.Minute)
 			installed := time.Since(vm.start)
 			t.Logf("%s: power-on to installed (agent) in %s (TCG, %d MiB image)", tc.name, installed.Round(time.Second), fi.Size()>>20)
 
 			// The reboot: the firmware boots the network first, and Bootyard answers local boot.
-			local := lab.waitEvent(t, name, "iPXE script served: localboot", 8*time.Minute)
+			localAnswer := "iPXE script served: localboot"
+			if tc.secureBoot {
+				localAnswer = "GRUB config served: localboot"
+			}
+			local := lab.waitEvent(t, name, localAnswer, 8*time.Minute)
 			t.Logf("%s: local-boot script served %s after power-on", tc.name, local.Time.Sub(vm.start).Round(time.Second))
 
 			// The installed OS boots and cloud-init runs the first-boot script: the installer
@@ -360,6 +375,17 @@ func TestRealOS_InstalledMachineBootsItsDiskThroughBootyardAndJoins(t *testing.T
 			serial, _ := os.ReadFile(vm.serial)
 			if tc.uefi && !strings.Contains(string(serial), "Bootyard: starting") {
 				t.Errorf("the serial console never shows the local-boot loader starting the disk's loader:\n%s", tail(string(serial), 3000))
+			}
+			if tc.secureBoot {
+				if n := lab.node(t, name); n.SecureBoot == nil || !*n.SecureBoot {
+					t.Errorf("the agent reported Secure Boot %v, want on", n.SecureBoot)
+				}
+				// The installed kernel, started after the local-boot answer by the image's own
+				// shim and GRUB, says so too.
+				after := string(serial)[max(0, strings.Index(string(serial), "Bootyard: starting")):]
+				if !strings.Contains(after, "Kernel is locked down from EFI Secure Boot") {
+					t.Errorf("the installed system's kernel does not report Secure Boot lockdown:\n%s", tail(after, 3000))
+				}
 			}
 
 			// The installer returned at once (restart --no-block): the script reports joining

@@ -196,7 +196,7 @@ func runServe(ctx context.Context, o *serveOptions) error {
 	}
 	// Queued boot events are written before the store closes (defers run in reverse).
 	defer ms.stop()
-	if err := o.boot.start(gctx, g, st, bins, sightings, advertise, sources, hooks, log); err != nil {
+	if err := o.boot.start(gctx, g, st, bins, sightings, ms.grubFiles(), advertise, sources, hooks, log); err != nil {
 		return fail(err)
 	}
 	deps := web.Deps{Inventory: st, Metrics: metrics, Join: ms.join, Images: ms.catalog, JoinTurns: ms.turns}

@@ -45,8 +45,11 @@ func TestDeb_InstallsBinaryUnitConfigAndDataDirIntoAThrowawayRoot(t *testing.T) 
 	}
 	deb := debs[0]
 
-	if dep := run(out, nil, "dpkg-deb", "-f", deb, "Depends"); !strings.Contains(dep, "ipxe") {
-		t.Errorf("Depends %q lacks ipxe", dep)
+	dep := run(out, nil, "dpkg-deb", "-f", deb, "Depends")
+	for _, want := range []string{"ipxe", "shim-signed", "grub-efi-amd64-signed"} {
+		if !strings.Contains(dep, want) {
+			t.Errorf("Depends %q lacks %s", dep, want)
+		}
 	}
 	if cf := run(out, nil, "dpkg-deb", "--ctrl-tarfile", deb); cf == "" {
 		t.Errorf("no control archive")

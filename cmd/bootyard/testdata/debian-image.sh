@@ -1,8 +1,8 @@
 #!/bin/sh
 # Builds a small Debian 12 disk image that boots on BIOS and UEFI and runs its own
 # cloud-init, without loop mounts: debootstrap into a directory, mkfs.ext4 -d for the
-# root, mkfs.vfat -C + mtools for the ESP, GRUB images made with grub-mkimage inside the
-# chroot and written to the ESP and the BIOS boot partition by offset.
+# root, mkfs.vfat -C + mtools for the ESP (Debian's signed shim and GRUB, for Secure
+# Boot), the BIOS GRUB image made with grub-mkimage inside the chroot, all written by offset.
 #
 # usage: debian-image.sh OUT.raw MIRROR
 # The test caches OUT under .cache keyed by this file's sha256: change the recipe, and the
@@ -87,18 +87,16 @@ menuentry "Debian" {
 }
 EON
 
-# GRUB images, made by the image's own GRUB: the early config finds the root by UUID, so
-# the EFI loader works from wherever it is started (firmware entry or chainload).
+# The early config finds the root by UUID, so GRUB works from wherever it is started
+# (firmware entry or chainload): built into the BIOS core.img, the ESP's grub.cfg for EFI.
 cat >"$work/early.cfg" <<EON
 search --no-floppy --fs-uuid --set=root $root_uuid
 set prefix=(\$root)/boot/grub
 EON
 cp "$work/early.cfg" "$root/tmp/early.cfg"
-chroot "$root" grub-mkimage -O x86_64-efi -o /tmp/grubx64.efi -c /tmp/early.cfg -p /boot/grub \
-	part_gpt part_msdos ext2 fat search search_fs_uuid normal linux configfile echo test all_video efi_gop gzio
 chroot "$root" grub-mkimage -O i386-pc -o /tmp/core.img -c /tmp/early.cfg -p /boot/grub \
 	biosdisk part_gpt ext2 search search_fs_uuid normal linux configfile echo test gzio
-cp "$root/tmp/grubx64.efi" "$root/tmp/core.img" "$root/usr/lib/grub/i386-pc/boot.img" "$work/"
+cp "$root/tmp/core.img" "$root/usr/lib/grub/i386-pc/boot.img" "$work/"
 rm -f "$root/tmp/"*
 
 # Smaller: no documentation, no apt lists, no caches.
@@ -125,7 +123,15 @@ sgdisk -Z \
 # the firmware cannot boot this disk by itself, only Bootyard's local-boot answer can.
 mkfs.vfat -C -F 16 -n ESP -i $esp_serial "$work/esp.img" $((esp_mib * 1024)) >/dev/null
 mmd -i "$work/esp.img" ::/EFI ::/EFI/debian
-mcopy -i "$work/esp.img" "$work/grubx64.efi" ::/EFI/debian/grubx64.efi
+# Secure Boot (issue 16): laid out as grub-install --uefi-secure-boot does, from Debian's
+# packages (shim-signed, grub-efi-amd64-signed): the Microsoft-signed shim, which loads
+# grubx64.efi beside it; Debian's signed GRUB, whose prefix is /EFI/debian; and the
+# grub.cfg there, which finds the root and its /boot/grub/grub.cfg. Debian's kernel is
+# signed, so the image boots with Secure Boot on and off.
+mcopy -i "$work/esp.img" /usr/lib/shim/shimx64.efi.signed ::/EFI/debian/shimx64.efi
+mcopy -i "$work/esp.img" /usr/lib/grub/x86_64-efi-signed/grubx64.efi.signed ::/EFI/debian/grubx64.efi
+{ cat "$work/early.cfg"; echo 'configfile $prefix/grub.cfg'; } >"$work/esp-grub.cfg"
+mcopy -i "$work/esp.img" "$work/esp-grub.cfg" ::/EFI/debian/grub.cfg
 dd if="$work/esp.img" of="$out.tmp" bs=512 seek=$esp_start conv=notrunc,sparse status=none
 
 umount "$root/proc" "$root/sys" "$root/dev/pts" "$root/dev" 2>/dev/null || true
