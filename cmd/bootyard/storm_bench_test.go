@@ -51,7 +51,7 @@ func TestStorm_FiftyMachinesBootWithoutAnError(t *testing.T) {
 	bin := buildBinary(t)
 	for _, server := range stormServers() {
 		t.Run(server, func(t *testing.T) {
-			res, _ := runStorm(t, bin, server, 50, 50, 0x10)
+			res, _, _ := runStorm(t, bin, server, 50, 50, 0x10)
 			t.Log(res)
 			if res.Booted != 50 || res.Failures != 0 {
 				t.Errorf("%d booted, %d failed (%v), want 50 and none", res.Booted, res.Failures, res.Errors)
@@ -81,16 +81,18 @@ func BenchmarkStorm(b *testing.B) {
 			server := servers[run%len(servers)]
 			b.Run(fmt.Sprintf("machines=%d/conc=%d/window=%d/run=%d/server=%s", machines, conc, stormWindow(), run/len(servers)+1, server), func(b *testing.B) {
 				for i := range b.N {
-					res, rss := runStorm(b, bin, server, machines, conc, byte(0x20+i))
+					res, mem, cpu := runStorm(b, bin, server, machines, conc, byte(0x20+i))
 					b.ReportMetric(res.Rate, "machines/s")
 					b.ReportMetric(float64(res.Failures), "failed")
 					b.ReportMetric(float64(res.NAKs), "NAK-restarts")
-					b.ReportMetric(float64(rss)/(1<<20), "peak-RSS-MiB")
+					b.ReportMetric(float64(mem.HWM)/(1<<20), "peak-RSS-MiB")
+					b.ReportMetric(float64(mem.Anon)/(1<<20), "peak-anon-MiB")
+					b.ReportMetric(cpu.Seconds()*1000/float64(max(res.Booted, 1)), "server-CPU-ms/machine")
 					for _, p := range loadgen.Phases {
 						b.ReportMetric(ms(res.Phases[p].P50), p+"-p50-ms")
 						b.ReportMetric(ms(res.Phases[p].P99), p+"-p99-ms")
 					}
-					b.Logf("%s: %s; peak RSS %.1f MiB", server, res, float64(rss)/(1<<20))
+					b.Logf("%s: %s; server CPU %s; peaks while it ran: %s", server, res, cpu, mem)
 				}
 			})
 		}
@@ -107,9 +109,10 @@ func stormWindow() int {
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 
-// runStorm builds the lab, starts server, boots the machines and returns the figures
-// and the server process's peak RSS. macByte keeps the MACs of separate runs apart.
-func runStorm(t testing.TB, bin, server string, machines, conc int, macByte byte) (loadgen.StormResult, int64) {
+// runStorm builds the lab, starts server, boots the machines and returns the figures,
+// the server process's memory peaks and the CPU time it spent on the storm. macByte keeps
+// the MACs of separate runs apart.
+func runStorm(t testing.TB, bin, server string, machines, conc int, macByte byte) (loadgen.StormResult, loadgen.Memory, time.Duration) {
 	t.Helper()
 	srv, cli := netns.New(t, "ssrv"), netns.New(t, "scli")
 	netns.Link(t, srv, "ssrv", cli, "scli")
@@ -182,18 +185,29 @@ func runStorm(t testing.TB, bin, server string, machines, conc int, macByte byte
 	}
 	cfg.DHCP.MACPrefix[0], cfg.DHCP.FirstMAC = 0x02, 0
 	cfg.Machines, cfg.Concurrent = machines, conc
+	idle, err := loadgen.ReadMemory(pid)
+	if err != nil {
+		t.Fatalf("%s: %v", server, err)
+	}
+	cpu0, err := loadgen.CPUTime(pid)
+	if err != nil {
+		t.Fatalf("%s: %v", server, err)
+	}
+	stopWatch := loadgen.WatchMemory(pid, 20*time.Millisecond)
 	res, err := loadgen.Storm(context.Background(), cfg)
+	mem := stopWatch()
 	if err != nil {
 		t.Fatal(err)
 	}
-	rss, err := loadgen.PeakRSS(pid)
+	cpu1, err := loadgen.CPUTime(pid)
 	if err != nil {
 		t.Errorf("%s: %v", server, err)
 	}
+	t.Logf("%s: before the storm (one machine booted): %s", server, idle)
 	// Where datagrams were dropped for want of buffer space: the server's side or the
 	// machines'. Either makes machines retry after their timeout.
 	t.Logf("%s: UDP receive-buffer drops: server side %s, machines' side %s", server, udpDrops(srv), udpDrops(cli))
-	return res, rss
+	return res, mem, cpu1 - cpu0
 }
 
 // forceReadBuffer sets SO_RCVBUFFORCE (root may exceed net.core.rmem_max).

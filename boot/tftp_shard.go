@@ -1,0 +1,255 @@
+package boot
+
+import (
+	"errors"
+	"hash/maphash"
+	"log/slog"
+	"net"
+	"net/netip"
+	"os"
+	"sync"
+	"time"
+)
+
+// tftpShard is one transfer socket and the one goroutine that serves every transfer on
+// it. A lock-step client costs a round trip per block, and with a goroutine and a socket
+// per transfer each round trip cost a goroutine wake-up, a read that found nothing, a
+// poller event, a read, a deadline re-armed and a send: under a storm the server spent
+// its time in the scheduler and the syscall entry. Here the ACKs of every transfer on the
+// shard come in with one recvmmsg, the blocks they call for go out with one sendmmsg, and
+// the retransmission timers are a deadline per transfer checked on a coarse tick, not a
+// runtime timer re-armed per block.
+//
+// The shard's port is the server's TID for its transfers (RFC 1350 asks only that it is
+// not 69); a transfer is known by its client's address and port, and a datagram from any
+// other is dropped and counted, as the kernel did for the connected socket per transfer.
+type tftpShard struct {
+	srv   *TFTPServer
+	conn  *net.UDPConn
+	bc    *batchConn
+	tick  time.Duration
+	epoch time.Time
+
+	mu     sync.Mutex
+	byPeer map[netip.AddrPort]*transfer
+}
+
+// recvBatchSize is how many datagrams one recvmmsg takes: the ACKs of a storm's lock-step
+// transfers arrive together while the previous batch is being answered.
+const recvBatchSize = 64
+
+// scanTick is how often a shard looks for transfers whose ACK is overdue: an eighth of
+// the base timeout, so a resend is at most that late, and at most four times a second.
+func scanTick(timeout time.Duration) time.Duration {
+	return max(time.Millisecond, min(timeout/8, 250*time.Millisecond))
+}
+
+func newTFTPShard(srv *TFTPServer, conn *net.UDPConn) (*tftpShard, error) {
+	bc, err := newBatchConn(conn)
+	if err != nil {
+		return nil, err
+	}
+	return &tftpShard{srv: srv, conn: conn, bc: bc, tick: scanTick(srv.cfg.Timeout), epoch: time.Now(),
+		byPeer: make(map[netip.AddrPort]*transfer)}, nil
+}
+
+// now is the shard's clock: monotonic time since it started.
+func (sh *tftpShard) now() time.Duration { return time.Since(sh.epoch) }
+
+// ended is a transfer that left the shard, with why (nil: served).
+type ended struct {
+	t   *transfer
+	err error
+}
+
+// errServerStopping ends the transfers in flight at shutdown.
+var errServerStopping = errors.New("server stopping")
+
+// errTransferPanicked ends a transfer whose handling panicked.
+var errTransferPanicked = errors.New("handling the transfer panicked")
+
+// errRestarted ends a transfer whose client asked for another file from the same port.
+var errRestarted = errors.New("client sent a new request")
+
+// start registers t and sends its first packet (the OACK, or the first window), from the
+// request loop's goroutine. A repeated request for the same file from the same port (the
+// client's own timeout, with our answer still on its way) is ignored: the transfer's
+// timer resends. Returns false when t was such a repeat.
+func (sh *tftpShard) start(t *transfer, sb *sendBatch) bool {
+	pkts := t.queue(nil)
+	sh.mu.Lock()
+	old := sh.byPeer[t.peer]
+	if old != nil && old.file == t.file {
+		sh.mu.Unlock()
+		return false
+	}
+	sh.byPeer[t.peer] = t
+	sh.mu.Unlock()
+	if old != nil {
+		sh.srv.finish(old, errRestarted)
+	}
+	if _, err := sh.bc.write(sb, pkts); err != nil {
+		sh.srv.log.Warn("tftp send", slog.String("client", t.peer.String()), slog.Any("err", err))
+	}
+	return true
+}
+
+// run serves the shard's transfers until its socket is closed; those still in flight
+// then end as failed.
+func (sh *tftpShard) run() {
+	rb := newRecvBatch(recvBatchSize, maxRequestLen)
+	var (
+		sb   sendBatch
+		out  []outPacket
+		done []ended
+	)
+	nextScan := sh.now() + sh.tick
+	_ = sh.conn.SetReadDeadline(sh.epoch.Add(nextScan))
+	for {
+		n, err := sh.bc.read(rb)
+		now := sh.now()
+		if err != nil {
+			n = 0
+			if errors.Is(err, net.ErrClosed) {
+				break
+			}
+			if !errors.Is(err, os.ErrDeadlineExceeded) {
+				// A socket error without a datagram (an ICMP error reported on the
+				// socket, say): the timers deal with whichever transfer it was.
+				sh.srv.log.Debug("tftp transfer socket", slog.Any("err", err))
+			}
+		}
+		sh.mu.Lock()
+		for i := range n {
+			out, done = sh.handle(rb, i, now, out, done)
+		}
+		scanned := now >= nextScan
+		if scanned {
+			out, done = sh.scan(now, out, done)
+			nextScan = now + sh.tick
+		}
+		sh.mu.Unlock()
+		if scanned {
+			_ = sh.conn.SetReadDeadline(sh.epoch.Add(nextScan))
+		}
+		if len(out) > 0 {
+			if _, err := sh.bc.write(&sb, out); err != nil && !errors.Is(err, net.ErrClosed) {
+				sh.srv.log.Warn("tftp send", slog.Any("err", err))
+			}
+			clear(out) // drop the references to ended transfers and file snapshots
+			out = out[:0]
+		}
+		for _, e := range done {
+			sh.srv.finish(e.t, e.err)
+		}
+		clear(done)
+		done = done[:0]
+	}
+	sh.mu.Lock()
+	for peer, t := range sh.byPeer {
+		delete(sh.byPeer, peer)
+		done = append(done, ended{t, errServerStopping})
+	}
+	sh.mu.Unlock()
+	for _, e := range done {
+		sh.srv.finish(e.t, e.err)
+	}
+}
+
+// handle acts on datagram i of the batch. Called with sh.mu held.
+func (sh *tftpShard) handle(rb *recvBatch, i int, now time.Duration, out []outPacket, done []ended) ([]outPacket, []ended) {
+	peer, ok := rb.addrs[i].addrPort()
+	t := sh.byPeer[peer]
+	if !ok || t == nil {
+		// Not from a transfer's client: another host, or a transfer already ended.
+		sh.srv.stats.strays.Add(1)
+		return out, done
+	}
+	p := rb.bufs[i][:min(int(rb.msgs[i].n), len(rb.bufs[i]))]
+	res, out := sh.step(t, p, now, out)
+	switch res {
+	case ackDone:
+		delete(sh.byPeer, peer)
+		done = append(done, ended{t, nil})
+	case ackAbort:
+		delete(sh.byPeer, peer)
+		done = append(done, ended{t, errClientAbort})
+	case ackIllegal:
+		// A request or DATA on a transfer port is a protocol error (RFC 1350).
+		delete(sh.byPeer, peer)
+		out = append(out, outPacket{to: &t.to, payload: errIllegalOp})
+		done = append(done, ended{t, errClientAbort})
+	case ackFailed:
+		delete(sh.byPeer, peer)
+		done = append(done, ended{t, errTransferPanicked})
+	}
+	return out, done
+}
+
+// step feeds one packet to t and queues what it calls for. A panic costs that transfer
+// (abandoned, counted, logged), not the shard.
+func (sh *tftpShard) step(t *transfer, p []byte, now time.Duration, out []outPacket) (res ackResult, o []outPacket) {
+	res, o = ackFailed, out
+	defer sh.srv.recoverTransfer(t.file)
+	r := t.onPacket(p, now)
+	if r == ackSend {
+		o = t.queue(o)
+	}
+	return r, o
+}
+
+// resend is step for a transfer whose wait has ended: false when its retries are spent
+// (or handling it panicked).
+func (sh *tftpShard) resend(t *transfer, now time.Duration, out []outPacket) (ok bool, o []outPacket) {
+	o = out
+	defer sh.srv.recoverTransfer(t.file)
+	if !t.onTimeout(now) {
+		return false, o
+	}
+	return true, t.queue(o)
+}
+
+// scan resends for every transfer whose wait has ended, and gives up on those whose
+// retries are spent. Called with sh.mu held.
+func (sh *tftpShard) scan(now time.Duration, out []outPacket, done []ended) ([]outPacket, []ended) {
+	for peer, t := range sh.byPeer {
+		if t.deadline > now {
+			continue
+		}
+		var ok bool
+		if ok, out = sh.resend(t, now, out); !ok {
+			delete(sh.byPeer, peer)
+			done = append(done, ended{t, errClientGone})
+		}
+	}
+	return out, done
+}
+
+// shardFor picks the shard of a client: always the same one, so a repeated request finds
+// the transfer it repeats.
+func (s *TFTPServer) shardFor(peer netip.AddrPort) *tftpShard {
+	if len(s.shards) == 1 {
+		return s.shards[0]
+	}
+	return s.shards[maphash.Comparable(s.seed, peer)%uint64(len(s.shards))]
+}
+
+// finish accounts for a transfer that left its shard: counters and the log line.
+func (s *TFTPServer) finish(t *transfer, err error) {
+	s.stats.active.Add(-1)
+	sent := t.sent()
+	s.stats.bytes.Add(uint64(sent))
+	s.stats.retransmits.Add(uint64(t.retransmits))
+	client := t.peer.String()
+	if err != nil {
+		s.stats.failed.Add(1)
+		s.log.Warn("tftp transfer failed", slog.String("client", client), slog.String("file", t.file),
+			slog.Int64("sent", sent), slog.Int("size", len(t.data)), slog.Int("blksize", t.opts.blksize),
+			slog.Int("windowsize", t.opts.window), slog.Int("retransmits", t.retransmits), slog.Any("err", err))
+		return
+	}
+	s.stats.served.Add(1)
+	s.log.Info("tftp served", slog.String("client", client), slog.String("file", t.file),
+		slog.Int("bytes", len(t.data)), slog.Int("blksize", t.opts.blksize), slog.Int("windowsize", t.opts.window),
+		slog.Int("retransmits", t.retransmits))
+}
