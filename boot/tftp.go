@@ -42,7 +42,9 @@ type TFTPConfig struct {
 	// crowd out the machines that really boot.
 	MaxTransfers int
 	// Shards is how many transfer sockets serve the transfers, each with one goroutine
-	// (default: GOMAXPROCS, at most 8): a client is served by the same one throughout.
+	// (default: GOMAXPROCS, at least 4 and at most 8). A client's port can have a
+	// transfer in flight on each: the port a firmware reads its next file from may still
+	// have the last one's final ACK on the way.
 	Shards int
 }
 
@@ -63,9 +65,11 @@ type TFTPServer struct {
 	log   *slog.Logger
 	stats tftpCounters
 
-	// shards exist while Run serves; seed spreads clients over them.
+	// shards exist while Run serves; seed spreads clients over them; epoch is the
+	// transfers' clock's zero.
 	shards []*tftpShard
 	seed   maphash.Seed
+	epoch  time.Time
 
 	mu    sync.Mutex
 	bound net.Addr
@@ -115,7 +119,7 @@ func NewTFTP(cfg TFTPConfig, bins TFTPFiles, logger *slog.Logger) (*TFTPServer, 
 		cfg.MaxTransfers = 4096
 	}
 	if cfg.Shards <= 0 {
-		cfg.Shards = min(runtime.GOMAXPROCS(0), 8)
+		cfg.Shards = max(4, min(runtime.GOMAXPROCS(0), 8))
 	}
 	return &TFTPServer{cfg: cfg, addr: addr, bins: bins, files: newBootFiles(bins), seed: maphash.MakeSeed(),
 		log: logger.With(slog.String("service", "tftp"))}, nil
@@ -139,6 +143,7 @@ func (s *TFTPServer) Run(ctx context.Context) error {
 		return fmt.Errorf("tftp: listen on %s: %w", s.addr, err)
 	}
 	growReadBuffer(conn, requestReadBuffer, s.log)
+	s.epoch = time.Now()
 	s.shards = s.shards[:0]
 	for range s.cfg.Shards {
 		sc, err := net.ListenUDP("udp", &net.UDPAddr{IP: s.addr.IP, Zone: s.addr.Zone})
@@ -270,12 +275,11 @@ func (s *TFTPServer) handleRequest(conn *net.UDPConn, p []byte, ap netip.AddrPor
 	}
 	data := f.bytes(req.netascii)
 	opts := negotiate(req, int64(len(data)), maxBlk, s.cfg.MaxWindowSize, s.cfg.Timeout, s.cfg.Retries)
-	sh := s.shardFor(ap)
-	t := newTransfer(ap, sh.bc.v6, req.filename, data, opts, sh.now())
+	t := newTransfer(ap, s.shards[0].bc.v6, req.filename, data, opts, s.now())
 	// Counted before the first packet leaves, so the MaxTransfers check above is exact
 	// and a transfer that ends at once is never counted below zero.
 	s.stats.active.Add(1)
-	if !sh.start(t, sb) {
+	if !s.startTransfer(t, sb) {
 		s.stats.active.Add(-1)
 		s.stats.repeats.Add(1)
 		s.log.Debug("tftp repeated request ignored: its transfer is in flight", slog.String("client", client),

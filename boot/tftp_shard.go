@@ -24,11 +24,10 @@ import (
 // not 69); a transfer is known by its client's address and port, and a datagram from any
 // other is dropped and counted, as the kernel did for the connected socket per transfer.
 type tftpShard struct {
-	srv   *TFTPServer
-	conn  *net.UDPConn
-	bc    *batchConn
-	tick  time.Duration
-	epoch time.Time
+	srv  *TFTPServer
+	conn *net.UDPConn
+	bc   *batchConn
+	tick time.Duration
 
 	mu     sync.Mutex
 	byPeer map[netip.AddrPort]*transfer
@@ -49,12 +48,12 @@ func newTFTPShard(srv *TFTPServer, conn *net.UDPConn) (*tftpShard, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &tftpShard{srv: srv, conn: conn, bc: bc, tick: scanTick(srv.cfg.Timeout), epoch: time.Now(),
+	return &tftpShard{srv: srv, conn: conn, bc: bc, tick: scanTick(srv.cfg.Timeout),
 		byPeer: make(map[netip.AddrPort]*transfer)}, nil
 }
 
-// now is the shard's clock: monotonic time since it started.
-func (sh *tftpShard) now() time.Duration { return time.Since(sh.epoch) }
+// now is the transfers' clock: monotonic time since the server started.
+func (s *TFTPServer) now() time.Duration { return time.Since(s.epoch) }
 
 // ended is a transfer that left the shard, with why (nil: served).
 type ended struct {
@@ -68,28 +67,44 @@ var errServerStopping = errors.New("server stopping")
 // errTransferPanicked ends a transfer whose handling panicked.
 var errTransferPanicked = errors.New("handling the transfer panicked")
 
-// errRestarted ends a transfer whose client asked for another file from the same port.
-var errRestarted = errors.New("client sent a new request")
-
-// start registers t and sends its first packet (the OACK, or the first window), from the
-// request loop's goroutine. A repeated request for the same file from the same port (the
-// client's own timeout, with our answer still on its way) is ignored: the transfer's
-// timer resends. Returns false when t was such a repeat.
-func (sh *tftpShard) start(t *transfer, sb *sendBatch) bool {
+// startTransfer registers t on a shard and sends its first packet (the OACK, or the first
+// window), from the request loop's goroutine. False means it was not started: every shard
+// already has a transfer for this client's port (a request it keeps repeating).
+//
+// A client is known by its address and port on a shard, and a firmware reads its next
+// file from the port it used for the last one, so a new request never goes to a shard
+// where that port has a transfer still in flight: the old one's late ACKs or ERROR must
+// not land on the new one. (RFC 1350 gives each transfer a fresh server TID for the same
+// reason.) A transfer there whose last block has gone out is done for its client, which
+// has moved on even if its last ACK is still on the way: it ends as served.
+func (s *TFTPServer) startTransfer(t *transfer, sb *sendBatch) bool {
 	pkts := t.queue(nil)
-	sh.mu.Lock()
-	old := sh.byPeer[t.peer]
-	if old != nil && old.file == t.file {
+	n := len(s.shards)
+	first := int(maphash.Comparable(s.seed, t.peer) % uint64(n))
+	var placed bool
+	var moved []*transfer
+	for i := range n {
+		sh := s.shards[(first+i)%n]
+		sh.mu.Lock()
+		switch old := sh.byPeer[t.peer]; {
+		case old == nil && !placed:
+			sh.byPeer[t.peer] = t
+			t.shard = sh
+			placed = true
+		case old != nil && old.lastSent():
+			delete(sh.byPeer, t.peer)
+			moved = append(moved, old)
+		}
 		sh.mu.Unlock()
+	}
+	for _, old := range moved {
+		s.finish(old, nil)
+	}
+	if !placed {
 		return false
 	}
-	sh.byPeer[t.peer] = t
-	sh.mu.Unlock()
-	if old != nil {
-		sh.srv.finish(old, errRestarted)
-	}
-	if _, err := sh.bc.write(sb, pkts); err != nil {
-		sh.srv.log.Warn("tftp send", slog.String("client", t.peer.String()), slog.Any("err", err))
+	if _, err := t.shard.bc.write(sb, pkts); err != nil {
+		s.log.Warn("tftp send", slog.String("client", t.peer.String()), slog.Any("err", err))
 	}
 	return true
 }
@@ -103,11 +118,11 @@ func (sh *tftpShard) run() {
 		out  []outPacket
 		done []ended
 	)
-	nextScan := sh.now() + sh.tick
-	_ = sh.conn.SetReadDeadline(sh.epoch.Add(nextScan))
+	nextScan := sh.srv.now() + sh.tick
+	_ = sh.conn.SetReadDeadline(sh.srv.epoch.Add(nextScan))
 	for {
 		n, err := sh.bc.read(rb)
-		now := sh.now()
+		now := sh.srv.now()
 		if err != nil {
 			n = 0
 			if errors.Is(err, net.ErrClosed) {
@@ -130,7 +145,7 @@ func (sh *tftpShard) run() {
 		}
 		sh.mu.Unlock()
 		if scanned {
-			_ = sh.conn.SetReadDeadline(sh.epoch.Add(nextScan))
+			_ = sh.conn.SetReadDeadline(sh.srv.epoch.Add(nextScan))
 		}
 		if len(out) > 0 {
 			if _, err := sh.bc.write(&sb, out); err != nil && !errors.Is(err, net.ErrClosed) {
@@ -223,15 +238,6 @@ func (sh *tftpShard) scan(now time.Duration, out []outPacket, done []ended) ([]o
 		}
 	}
 	return out, done
-}
-
-// shardFor picks the shard of a client: always the same one, so a repeated request finds
-// the transfer it repeats.
-func (s *TFTPServer) shardFor(peer netip.AddrPort) *tftpShard {
-	if len(s.shards) == 1 {
-		return s.shards[0]
-	}
-	return s.shards[maphash.Comparable(s.seed, peer)%uint64(len(s.shards))]
 }
 
 // finish accounts for a transfer that left its shard: counters and the log line.

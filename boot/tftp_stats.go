@@ -17,7 +17,7 @@ type TFTPStats struct {
 	Busy          uint64 // read requests answered "server busy" (MaxTransfers in flight)
 	Retransmits   uint64 // blocks (and OACKs) sent again after a timeout or a gap report
 	Strays        uint64 // datagrams on a transfer port from no transfer's client: dropped
-	Repeats       uint64 // read requests repeated while their transfer was in flight: ignored
+	Repeats       uint64 // read requests from a port with a transfer in flight on every shard: ignored
 	// WindowSize is the distribution of negotiated RFC 7440 windowsizes, one sample per
 	// started transfer (1 for clients that did not ask).
 	WindowSize Histogram

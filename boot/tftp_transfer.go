@@ -14,11 +14,12 @@ import (
 // of the file, so a transfer copies nothing and its state stays a couple of hundred bytes
 // whatever the blksize or windowsize.
 type transfer struct {
-	peer netip.AddrPort
-	to   sockaddr // peer, in the kernel's form
-	file string
-	data []byte
-	opts tftpOptions
+	shard *tftpShard // set once, when it is placed
+	peer  netip.AddrPort
+	to    sockaddr // peer, in the kernel's form
+	file  string
+	data  []byte
+	opts  tftpOptions
 
 	blocks int // DATA blocks in the file: the last one is shorter than blksize, maybe empty
 	acked  int // highest block acknowledged in order (0: none, or the OACK)
@@ -167,6 +168,11 @@ func (t *transfer) queue(out []outPacket) []outPacket {
 		out = append(out, p)
 	}
 	return out
+}
+
+// lastSent tells whether the last block has gone out at least once.
+func (t *transfer) lastSent() bool {
+	return !t.oackPending && t.acked+t.opts.window >= t.blocks
 }
 
 // sent is how many file bytes the client has acknowledged.
