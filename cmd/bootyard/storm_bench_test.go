@@ -63,7 +63,8 @@ func TestStorm_FiftyMachinesBootWithoutAnError(t *testing.T) {
 // BenchmarkStorm boots 1,000 simulated UEFI machines through the real `serve` process,
 // 100 at a time and all at once, and dnsmasq the same way, interleaved (Bootyard,
 // dnsmasq, Bootyard, dnsmasq: BOOTYARD_BENCH_RUNS rounds, default 2) on a machine whose
-// load drifts. Run with -benchtime 1x; BOOTYARD_STORM_MACHINES changes the 1,000.
+// load drifts. Run with -benchtime 1x; BOOTYARD_STORM_MACHINES changes the 1,000, and
+// BOOTYARD_STORM_GOMEMLIMIT runs the server with that GOMEMLIMIT.
 func BenchmarkStorm(b *testing.B) {
 	netns.Require(b)
 	bin := buildBinary(b)
@@ -274,6 +275,11 @@ func startStormBootyard(t testing.TB, ns *netns.NS, bin, ipxeDir string) int {
 	cmd := ns.Command(ctx, bin, "serve", "--data", data, "--listen", stormServer+":8080",
 		"--advertise-url", "http://"+stormServer+":8080", "--dhcp-interface", "ssrv",
 		"--dhcp-range", stormRange, "--ipxe-dir", ipxeDir, "--log-level", "warn")
+	if lim := os.Getenv("BOOTYARD_STORM_GOMEMLIMIT"); lim != "" {
+		// The server's heap cap alone: GOMEMLIMIT in the benchmark's own environment
+		// would slow the load generator too.
+		cmd.Env = append(os.Environ(), "GOMEMLIMIT="+lim)
+	}
 	logf, err := os.Create(filepath.Join(data, "serve.log"))
 	if err != nil {
 		t.Fatal(err)
