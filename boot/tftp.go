@@ -276,17 +276,11 @@ func (s *TFTPServer) handleRequest(conn *net.UDPConn, p []byte, ap netip.AddrPor
 	data := f.bytes(req.netascii)
 	opts := negotiate(req, int64(len(data)), maxBlk, s.cfg.MaxWindowSize, s.cfg.Timeout, s.cfg.Retries)
 	t := newTransfer(ap, s.shards[0].bc.v6, req.filename, data, opts, s.now())
-	// Counted before the first packet leaves, so the MaxTransfers check above is exact
-	// and a transfer that ends at once is never counted below zero.
-	s.stats.active.Add(1)
 	if !s.startTransfer(t, sb) {
-		s.stats.active.Add(-1)
 		s.stats.repeats.Add(1)
 		s.log.Debug("tftp repeated request ignored: its transfer is in flight", slog.String("client", client),
 			slog.String("file", req.filename))
-		return
 	}
-	s.stats.negotiated(opts)
 }
 
 // pathMTUBlockSize is the largest blksize whose DATA datagram fits the path MTU to the

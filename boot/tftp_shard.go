@@ -88,6 +88,11 @@ func (s *TFTPServer) startTransfer(t *transfer, sb *sendBatch) bool {
 		sh.mu.Lock()
 		switch old := sh.byPeer[t.peer]; {
 		case old == nil && !placed:
+			// Counted as it becomes visible to the shard, which alone can end it
+			// from now on: the count never dips below zero, and the MaxTransfers
+			// check (on this goroutine) stays exact.
+			s.stats.active.Add(1)
+			s.stats.negotiated(t.opts)
 			sh.byPeer[t.peer] = t
 			t.shard = sh
 			placed = true
