@@ -218,3 +218,66 @@ type outPacket struct {
 	hdrLen  int
 	payload []byte
 }
+
+// reportUnreachable asks the kernel to queue the ICMP errors our datagrams cause
+// (IP_RECVERR): an unconnected socket otherwise never hears that a client's port is
+// closed, and its transfer would live through the whole backoff.
+func (c *batchConn) reportUnreachable() error {
+	var serr error
+	err := c.raw.Control(func(fd uintptr) {
+		if c.v6 {
+			serr = unix.SetsockoptInt(int(fd), unix.SOL_IPV6, unix.IPV6_RECVERR, 1)
+			return
+		}
+		serr = unix.SetsockoptInt(int(fd), unix.SOL_IP, unix.IP_RECVERR, 1)
+	})
+	if err != nil {
+		return err
+	}
+	return serr
+}
+
+// closedPorts drains the socket's error queue and calls gone for each destination that
+// answered "port unreachable": a client that went away.
+func (c *batchConn) closedPorts(gone func(netip.AddrPort)) {
+	var (
+		sa  sockaddr
+		buf [64]byte
+		oob [256]byte
+	)
+	_ = c.raw.Read(func(fd uintptr) bool {
+		for {
+			iov := unix.Iovec{Base: &buf[0]}
+			iov.SetLen(len(buf))
+			msg := unix.Msghdr{Name: (*byte)(unsafe.Pointer(&sa.raw)), Namelen: unix.SizeofSockaddrInet6, Iov: &iov, Control: &oob[0]}
+			msg.SetIovlen(1)
+			msg.SetControllen(len(oob))
+			_, _, e := unix.Syscall(unix.SYS_RECVMSG, fd, uintptr(unsafe.Pointer(&msg)), unix.MSG_ERRQUEUE|unix.MSG_DONTWAIT)
+			if e == unix.EINTR {
+				continue
+			}
+			if e != 0 {
+				return true // the queue is empty: never park here
+			}
+			cmsgs, err := unix.ParseSocketControlMessage(oob[:msg.Controllen])
+			if err != nil {
+				continue
+			}
+			for _, cm := range cmsgs {
+				isErr := (cm.Header.Level == unix.SOL_IP && cm.Header.Type == unix.IP_RECVERR) ||
+					(cm.Header.Level == unix.SOL_IPV6 && cm.Header.Type == unix.IPV6_RECVERR)
+				if !isErr || len(cm.Data) < int(unsafe.Sizeof(unix.SockExtendedErr{})) {
+					continue
+				}
+				ee := (*unix.SockExtendedErr)(unsafe.Pointer(&cm.Data[0]))
+				if syscall.Errno(ee.Errno) != unix.ECONNREFUSED {
+					continue // a route or host error may pass: the timers decide
+				}
+				// msg_name is where the datagram that caused the error was going.
+				if ap, ok := sa.addrPort(); ok {
+					gone(ap)
+				}
+			}
+		}
+	})
+}

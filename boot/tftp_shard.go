@@ -48,6 +48,9 @@ func newTFTPShard(srv *TFTPServer, conn *net.UDPConn) (*tftpShard, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := bc.reportUnreachable(); err != nil {
+		return nil, err
+	}
 	return &tftpShard{srv: srv, conn: conn, bc: bc, tick: scanTick(srv.cfg.Timeout),
 		byPeer: make(map[netip.AddrPort]*transfer)}, nil
 }
@@ -133,13 +136,21 @@ func (sh *tftpShard) run() {
 			if errors.Is(err, net.ErrClosed) {
 				break
 			}
-			if !errors.Is(err, os.ErrDeadlineExceeded) {
-				// A socket error without a datagram (an ICMP error reported on the
-				// socket, say): the timers deal with whichever transfer it was.
-				sh.srv.log.Debug("tftp transfer socket", slog.Any("err", err))
-			}
+		}
+		var gone []netip.AddrPort
+		if err != nil && !errors.Is(err, os.ErrDeadlineExceeded) {
+			// An ICMP error queued on the socket: a port unreachable means that
+			// client is gone, and its transfer ends now rather than after the
+			// backoff. Other errors are left to the timers.
+			sh.bc.closedPorts(func(ap netip.AddrPort) { gone = append(gone, ap) })
 		}
 		sh.mu.Lock()
+		for _, ap := range gone {
+			if t := sh.byPeer[ap]; t != nil {
+				delete(sh.byPeer, ap)
+				done = append(done, ended{t, errClientGone})
+			}
+		}
 		for i := range n {
 			out, done = sh.handle(rb, i, now, out, done)
 		}

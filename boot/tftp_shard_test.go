@@ -143,3 +143,32 @@ func TestTFTP_AnotherAddressCannotSteerATransfer(t *testing.T) {
 	}
 	waitFor(t, "the transfer to be served", func() bool { return lab.srv.Stats().Served == before.Served+1 })
 }
+
+// TestTFTP_AClosedClientPortEndsItsTransferAtOnce: the shard sockets are unconnected,
+// yet a client that closed its port is noticed by the ICMP port unreachable its next
+// block draws (IP_RECVERR), not after the whole backoff: with these settings the
+// retries alone would hold the transfer for about a minute and a half.
+func TestTFTP_AClosedClientPortEndsItsTransferAtOnce(t *testing.T) {
+	lab := newTFTPLab(t, TFTPConfig{Timeout: 200 * time.Millisecond, Retries: 10})
+	before := lab.srv.Stats()
+	conn := lab.udpIn(t)
+	if _, err := conn.WriteTo(rrq("ipxe.efi", "octet", "windowsize", "4"), net.UDPAddrFromAddrPort(tftpServerPort)); err != nil {
+		t.Fatal(err)
+	}
+	_, peer := readOACK(t, conn)
+	if _, err := conn.WriteTo([]byte{0, opACK, 0, 0}, peer); err != nil {
+		t.Fatal(err)
+	}
+	if op, _, _ := readAnswer(t, conn); op != opDATA {
+		t.Fatalf("opcode %d, want DATA", op)
+	}
+	conn.Close()
+	waitFor(t, "the transfer to be freed", func() bool { return lab.srv.Stats().Active == 0 })
+	after := lab.srv.Stats()
+	if after.Failed != before.Failed+1 {
+		t.Errorf("failed %d→%d, want one more", before.Failed, after.Failed)
+	}
+	if after.Retransmits-before.Retransmits > 8 {
+		t.Errorf("%d blocks resent to a closed port, want the one window that drew the ICMP", after.Retransmits-before.Retransmits)
+	}
+}

@@ -37,7 +37,8 @@ type transfer struct {
 	deadline   time.Duration // on the shard's clock: when the current wait ends
 }
 
-// errClientGone means the client stopped answering (retries exhausted).
+// errClientGone means the client stopped answering (retries exhausted) or its port is
+// closed (ICMP port unreachable).
 var errClientGone = errors.New("client stopped answering")
 
 // errClientAbort means the client sent an ERROR packet, or something that is not an ACK.
