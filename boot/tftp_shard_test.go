@@ -152,16 +152,7 @@ func TestTFTP_AClosedClientPortEndsItsTransferAtOnce(t *testing.T) {
 	lab := newTFTPLab(t, TFTPConfig{Timeout: 200 * time.Millisecond, Retries: 10})
 	before := lab.srv.Stats()
 	conn := lab.udpIn(t)
-	if _, err := conn.WriteTo(rrq("ipxe.efi", "octet", "windowsize", "4"), net.UDPAddrFromAddrPort(tftpServerPort)); err != nil {
-		t.Fatal(err)
-	}
-	_, peer := readOACK(t, conn)
-	if _, err := conn.WriteTo([]byte{0, opACK, 0, 0}, peer); err != nil {
-		t.Fatal(err)
-	}
-	if op, _, _ := readAnswer(t, conn); op != opDATA {
-		t.Fatalf("opcode %d, want DATA", op)
-	}
+	startWindowedRead(t, conn)
 	conn.Close()
 	waitFor(t, "the transfer to be freed", func() bool { return lab.srv.Stats().Active == 0 })
 	after := lab.srv.Stats()
