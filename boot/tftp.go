@@ -4,9 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"log/slog"
 	"net"
+	"net/netip"
 	"os"
+	"runtime"
 	"sync"
 	"time"
 
@@ -34,13 +37,18 @@ type TFTPConfig struct {
 	// before waiting for an ACK, for clients that ask (EDK2 does).
 	MaxWindowSize int
 	// MaxTransfers bounds the transfers in flight (default 4096); a request beyond it is
-	// answered "server busy" and the firmware retries. Each costs a socket and, when its
-	// client is gone without a word, lives through the whole backoff: a flood of read
-	// requests must not exhaust descriptors for the machines that really boot.
+	// answered "server busy" and the firmware retries. A transfer whose client is gone
+	// without a word lives through the whole backoff: a flood of read requests must not
+	// crowd out the machines that really boot.
 	MaxTransfers int
 	// Generated, if set, is asked first about every read (GRUB's configs); nil serves
 	// only the allow-list.
 	Generated TFTPGenerated
+	// Shards is how many transfer sockets serve the transfers, each with one goroutine
+	// (default: GOMAXPROCS, at least 4 and at most 8). A client's port can have a
+	// transfer in flight on each: the port a firmware reads its next file from may still
+	// have the last one's final ACK on the way.
+	Shards int
 }
 
 // TFTPServer serves the iPXE binaries over TFTP (RFC 1350) with blksize (RFC 2348),
@@ -48,9 +56,10 @@ type TFTPConfig struct {
 //
 // The sender is ours rather than pin/tftp's: pin/tftp v3.1.0 cannot negotiate windowsize
 // (its "anticipate" window is not RFC 7440 and is never offered to a client), reads the
-// file through a per-transfer buffer, and allocates per packet. Here each transfer is a
-// goroutine with a connected socket (the RFC 1350 TID) that sends slices of one shared
-// copy of the file, a whole window per sendmmsg.
+// file through a per-transfer buffer, and allocates per packet. Here the transfers are
+// spread over a few shards (tftp_shard.go), each one socket (the RFC 1350 TID) and one
+// goroutine that takes the ACKs of all its transfers with recvmmsg and sends the blocks
+// they call for, slices of one shared copy of the file, with sendmmsg.
 type TFTPServer struct {
 	cfg   TFTPConfig
 	addr  *net.UDPAddr
@@ -58,6 +67,12 @@ type TFTPServer struct {
 	files *bootFiles
 	log   *slog.Logger
 	stats tftpCounters
+
+	// shards exist while Run serves; seed spreads clients over them; epoch is the
+	// transfers' clock's zero.
+	shards []*tftpShard
+	seed   maphash.Seed
+	epoch  time.Time
 
 	mu    sync.Mutex
 	bound net.Addr
@@ -106,7 +121,10 @@ func NewTFTP(cfg TFTPConfig, bins TFTPFiles, logger *slog.Logger) (*TFTPServer, 
 	if cfg.MaxTransfers <= 0 {
 		cfg.MaxTransfers = 4096
 	}
-	return &TFTPServer{cfg: cfg, addr: addr, bins: bins, files: newBootFiles(bins),
+	if cfg.Shards <= 0 {
+		cfg.Shards = max(4, min(runtime.GOMAXPROCS(0), 8))
+	}
+	return &TFTPServer{cfg: cfg, addr: addr, bins: bins, files: newBootFiles(bins), seed: maphash.MakeSeed(),
 		log: logger.With(slog.String("service", "tftp"))}, nil
 }
 
@@ -117,43 +135,76 @@ func (s *TFTPServer) Addr() net.Addr {
 	return s.bound
 }
 
-// Run binds the socket and serves until ctx is cancelled; it returns once the socket is
-// closed and in-flight transfers have ended. A bind failure is returned at once.
+// Run binds the sockets and serves until ctx is cancelled; it returns once they are
+// closed and the transfers in flight have ended. A bind failure is returned at once.
 //
-// Per-transfer sockets are opened on the goroutine that calls Run, so a caller that
-// runs it on a thread inside a network namespace keeps every transfer there too.
+// The transfer sockets are opened on the goroutine that calls Run, so a caller that runs
+// it on a thread inside a network namespace keeps every transfer there too.
 func (s *TFTPServer) Run(ctx context.Context) error {
 	conn, err := net.ListenUDP("udp", s.addr)
 	if err != nil {
 		return fmt.Errorf("tftp: listen on %s: %w", s.addr, err)
 	}
 	growReadBuffer(conn, requestReadBuffer, s.log)
+	s.epoch = time.Now()
+	s.shards = s.shards[:0]
+	for range s.cfg.Shards {
+		sc, err := net.ListenUDP("udp", &net.UDPAddr{IP: s.addr.IP, Zone: s.addr.Zone})
+		if err == nil {
+			// A storm's ACKs for every transfer of the shard queue here.
+			growReadBuffer(sc, requestReadBuffer, s.log)
+			var sh *tftpShard
+			if sh, err = newTFTPShard(s, sc); err == nil {
+				s.shards = append(s.shards, sh)
+				continue
+			}
+			sc.Close()
+		}
+		conn.Close()
+		for _, sh := range s.shards {
+			sh.conn.Close()
+		}
+		return fmt.Errorf("tftp: transfer socket on %s: %w", s.addr.IP, err)
+	}
+	var shards sync.WaitGroup
+	for _, sh := range s.shards {
+		shards.Go(sh.run)
+	}
 	s.mu.Lock()
 	s.bound = conn.LocalAddr()
 	s.mu.Unlock()
 	s.log.Info("tftp serving", slog.String("addr", conn.LocalAddr().String()),
 		slog.String("dir", s.bins.Dir()), slog.Int("files", len(s.bins.Names())),
-		slog.Int("max_window", s.cfg.MaxWindowSize))
+		slog.Int("max_window", s.cfg.MaxWindowSize), slog.Int("max_transfers", s.cfg.MaxTransfers),
+		slog.Int("shards", len(s.shards)))
 
-	// Cancelling closes the request socket, which ends the loop below; each transfer
-	// closes its own socket on the same signal.
-	stop := context.AfterFunc(ctx, func() { conn.Close() })
+	// Cancelling closes the sockets, which ends the loops: the request loop below and
+	// each shard's, which then abandons its transfers.
+	stop := context.AfterFunc(ctx, func() {
+		conn.Close()
+		for _, sh := range s.shards {
+			sh.conn.Close()
+		}
+	})
 	defer stop()
-	var transfers sync.WaitGroup
 	buf := make([]byte, maxRequestLen)
+	var sb sendBatch
 	var serveErr error
 	for {
-		n, peer, err := conn.ReadFromUDP(buf)
+		n, peer, err := conn.ReadFromUDPAddrPort(buf)
 		if err != nil {
 			if ctx.Err() == nil && !errors.Is(err, net.ErrClosed) {
 				serveErr = err
 			}
 			break
 		}
-		s.handleRequest(ctx, conn, buf[:n], peer, &transfers)
+		s.handleRequest(ctx, conn, buf[:n], peer, &sb)
 	}
 	conn.Close()
-	transfers.Wait()
+	for _, sh := range s.shards {
+		sh.conn.Close()
+	}
+	shards.Wait()
 	s.mu.Lock()
 	s.bound = nil
 	s.mu.Unlock()
@@ -172,8 +223,9 @@ var (
 )
 
 // handleRequest answers one datagram on the request port. Refusals are answered from
-// the request port; a served read gets its own socket and goroutine.
-func (s *TFTPServer) handleRequest(ctx context.Context, conn *net.UDPConn, p []byte, peer *net.UDPAddr, transfers *sync.WaitGroup) {
+// the request port; a served read goes to its client's shard.
+func (s *TFTPServer) handleRequest(ctx context.Context, conn *net.UDPConn, p []byte, ap netip.AddrPort, sb *sendBatch) {
+	peer := net.UDPAddrFromAddrPort(ap)
 	defer s.recoverRequest(conn, peer)
 	req, err := parseRequest(p)
 	if err != nil {
@@ -223,63 +275,45 @@ func (s *TFTPServer) handleRequest(ctx context.Context, conn *net.UDPConn, p []b
 		_, _ = conn.WriteToUDP(errorPacket(errCodeUndefined, "server busy"), peer)
 		return
 	}
-	// The transfer's own socket, connected to the client: its port is our TID, the kernel
-	// drops datagrams from any other address or port, and an ICMP port unreachable from
-	// a client that went away ends the transfer at once.
-	local := &net.UDPAddr{IP: s.addr.IP}
-	tc, err := net.DialUDP("udp", local, peer)
-	if err != nil {
-		// Not the client's fault: no socket for the transfer (descriptor exhaustion).
-		s.stats.failed.Add(1)
-		s.log.Error("tftp transfer socket", slog.String("client", client), slog.Any("err", err))
-		_, _ = conn.WriteToUDP(errorPacket(errCodeUndefined, "server busy"), peer)
-		return
+	ap = netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
+	maxBlk := s.cfg.MaxBlockSize
+	if req.blksize > 0 {
+		maxBlk = min(maxBlk, pathMTUBlockSize(ap))
 	}
 	data := f.bytes(req.netascii)
-	opts := negotiate(req, int64(len(data)), min(s.cfg.MaxBlockSize, pathMTUBlockSize(tc)),
-		s.cfg.MaxWindowSize, s.cfg.Timeout, s.cfg.Retries)
-	s.stats.negotiated(opts)
-	// Counted here, on the request loop, so the MaxTransfers check above is exact.
-	s.stats.active.Add(1)
-	transfers.Go(func() {
-		defer s.recoverTransfer(req.filename)
-		stop := context.AfterFunc(ctx, func() { tc.Close() })
-		defer stop()
-		defer tc.Close()
-		defer s.stats.active.Add(-1)
-		t := newTransfer(tc, data, opts)
-		err := t.run()
-		sent := int64(min(t.acked*opts.blksize, len(data)))
-		s.stats.bytes.Add(uint64(sent))
-		s.stats.retransmits.Add(uint64(t.retransmits))
-		if err != nil {
-			s.stats.failed.Add(1)
-			s.log.Warn("tftp transfer failed", slog.String("client", client), slog.String("file", req.filename),
-				slog.Int64("sent", sent), slog.Int("size", len(data)), slog.Int("blksize", opts.blksize),
-				slog.Int("windowsize", opts.window), slog.Int("retransmits", t.retransmits), slog.Any("err", err))
-			return
-		}
-		s.stats.served.Add(1)
-		s.log.Info("tftp served", slog.String("client", client), slog.String("file", req.filename),
-			slog.Int("bytes", len(data)), slog.Int("blksize", opts.blksize), slog.Int("windowsize", opts.window),
-			slog.Int("retransmits", t.retransmits))
-	})
+	opts := negotiate(req, int64(len(data)), maxBlk, s.cfg.MaxWindowSize, s.cfg.Timeout, s.cfg.Retries)
+	t := newTransfer(ap, s.shards[0].bc.v6, req.filename, data, opts, s.now())
+	if !s.startTransfer(t, sb) {
+		s.stats.repeats.Add(1)
+		s.log.Debug("tftp repeated request ignored: its transfer is in flight", slog.String("client", client),
+			slog.String("file", req.filename))
+	}
 }
 
 // pathMTUBlockSize is the largest blksize whose DATA datagram fits the path MTU to the
-// connected peer (IP_MTU), so a block is never fragmented: a lost fragment loses the
-// whole block. Without an answer it is 1468, right for Ethernet.
-func pathMTUBlockSize(c *net.UDPConn) int {
-	const ipUDPTFTPHeaders = 20 + 8 + 4
+// client (IP_MTU of a socket connected to it, asked once per transfer), so a block is
+// never fragmented: a lost fragment loses the whole block. Without an answer it is 1468,
+// right for Ethernet.
+func pathMTUBlockSize(peer netip.AddrPort) int {
+	ipHeaders, family, level, opt := 20, unix.AF_INET, unix.IPPROTO_IP, unix.IP_MTU
+	if peer.Addr().Is6() {
+		ipHeaders, family, level, opt = 40, unix.AF_INET6, unix.IPPROTO_IPV6, unix.IPV6_MTU
+	}
+	const udpTFTPHeaders = 8 + 4
 	mtu := 1500
-	if rc, err := c.SyscallConn(); err == nil {
-		_ = rc.Control(func(fd uintptr) {
-			if v, err := unix.GetsockoptInt(int(fd), unix.IPPROTO_IP, unix.IP_MTU); err == nil && v > 0 {
+	if fd, err := unix.Socket(family, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0); err == nil {
+		var sa unix.Sockaddr = &unix.SockaddrInet4{Port: int(peer.Port()), Addr: peer.Addr().As4()}
+		if family == unix.AF_INET6 {
+			sa = &unix.SockaddrInet6{Port: int(peer.Port()), Addr: peer.Addr().As16()}
+		}
+		if unix.Connect(fd, sa) == nil {
+			if v, err := unix.GetsockoptInt(fd, level, opt); err == nil && v > 0 {
 				mtu = v
 			}
-		})
+		}
+		unix.Close(fd)
 	}
-	return max(minBlockSize, min(maxBlockSize, mtu-ipUDPTFTPHeaders))
+	return max(minBlockSize, min(maxBlockSize, mtu-ipHeaders-udpTFTPHeaders))
 }
 
 // quoteShort keeps a hostile file name from flooding a log line.

@@ -16,6 +16,8 @@ type TFTPStats struct {
 	Active        uint64 // transfers in flight now
 	Busy          uint64 // read requests answered "server busy" (MaxTransfers in flight)
 	Retransmits   uint64 // blocks (and OACKs) sent again after a timeout or a gap report
+	Strays        uint64 // datagrams on a transfer port from no transfer's client: dropped
+	Repeats       uint64 // read requests from a port with a transfer in flight on every shard: ignored
 	// WindowSize is the distribution of negotiated RFC 7440 windowsizes, one sample per
 	// started transfer (1 for clients that did not ask).
 	WindowSize Histogram
@@ -34,7 +36,7 @@ var windowBounds = [...]int{1, 2, 4, 8, 16, 32, 64}
 
 type tftpCounters struct {
 	requests, served, bytes, notFound, refused, writesRefused, malformed, failed atomic.Uint64
-	retransmits, busy, panics                                                    atomic.Uint64
+	retransmits, busy, panics, strays, repeats                                   atomic.Uint64
 	active                                                                       atomic.Int64
 	windowCount, windowSum                                                       atomic.Uint64
 	windowBuckets                                                                [len(windowBounds)]atomic.Uint64 // not cumulative
@@ -60,6 +62,7 @@ func (s *TFTPServer) Stats() TFTPStats {
 		NotFound: c.notFound.Load(), Refused: c.refused.Load(), WritesRefused: c.writesRefused.Load(),
 		Malformed: c.malformed.Load(), Failed: c.failed.Load(), Active: uint64(max(c.active.Load(), 0)),
 		Retransmits: c.retransmits.Load(), Busy: c.busy.Load(), Panics: c.panics.Load(),
+		Strays: c.strays.Load(), Repeats: c.repeats.Load(),
 		WindowSize: Histogram{Count: c.windowCount.Load(), Sum: c.windowSum.Load(), Buckets: map[float64]uint64{}},
 	}
 	var cum uint64

@@ -191,16 +191,7 @@ func TestTFTP_AClientThatDisappearsFreesItsTransfer(t *testing.T) {
 		t.Run("close="+strconv.FormatBool(closeSocket), func(t *testing.T) {
 			before := lab.srv.Stats()
 			conn := lab.udpIn(t)
-			if _, err := conn.WriteTo(rrq("ipxe.efi", "octet", "windowsize", "4"), net.UDPAddrFromAddrPort(tftpServerPort)); err != nil {
-				t.Fatal(err)
-			}
-			_, peer := readOACK(t, conn)
-			if _, err := conn.WriteTo([]byte{0, opACK, 0, 0}, peer); err != nil {
-				t.Fatal(err)
-			}
-			if op, _, _ := readAnswer(t, conn); op != opDATA {
-				t.Fatalf("opcode %d, want DATA", op)
-			}
+			startWindowedRead(t, conn)
 			waitFor(t, "the transfer to be in flight", func() bool { return lab.srv.Stats().Active == 1 })
 			if closeSocket {
 				conn.Close()
@@ -233,6 +224,24 @@ func TestTFTP_AChangedFileIsServedFresh(t *testing.T) {
 	if !bytes.Equal(got, next) || res.Options["tsize"] != strconv.Itoa(len(next)) {
 		t.Errorf("after the change: %d bytes, tsize %s; want the new %d bytes", len(got), res.Options["tsize"], len(next))
 	}
+}
+
+// startWindowedRead starts a read of ipxe.efi with windowsize 4 from conn and takes the
+// OACK and the first window's first block: a transfer in flight. Returns the server's
+// transfer address.
+func startWindowedRead(t testing.TB, conn *net.UDPConn) *net.UDPAddr {
+	t.Helper()
+	if _, err := conn.WriteTo(rrq("ipxe.efi", "octet", "windowsize", "4"), net.UDPAddrFromAddrPort(tftpServerPort)); err != nil {
+		t.Fatal(err)
+	}
+	_, peer := readOACK(t, conn)
+	if _, err := conn.WriteTo([]byte{0, opACK, 0, 0}, peer); err != nil {
+		t.Fatal(err)
+	}
+	if op, _, _ := readAnswer(t, conn); op != opDATA {
+		t.Fatalf("opcode %d, want DATA", op)
+	}
+	return peer
 }
 
 // waitFor polls cond until it holds, failing the test at a generous deadline.

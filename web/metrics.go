@@ -100,6 +100,8 @@ var (
 	descTFTPActive      = prometheus.NewDesc("bootyard_tftp_transfers_active", "TFTP transfers in flight.", nil, nil)
 	descTFTPRetransmits = prometheus.NewDesc("bootyard_tftp_retransmitted_blocks_total",
 		"TFTP blocks sent again after a timeout or a gap reported by the client.", nil, nil)
+	descTFTPStrays = prometheus.NewDesc("bootyard_tftp_stray_packets_total",
+		"Datagrams on a TFTP transfer port from an address and port with no transfer there: dropped.", nil, nil)
 	descTFTPWindow = prometheus.NewDesc("bootyard_tftp_windowsize",
 		"Negotiated RFC 7440 windowsize per transfer (1 when the client did not ask).", nil, nil)
 )
@@ -109,7 +111,7 @@ type sourceCollector struct{ src *MetricSources }
 
 func (c *sourceCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descDHCPPackets, descLeases, descTFTPTransfers, descTFTPBytes,
-		descTFTPActive, descTFTPRetransmits, descTFTPWindow, descNodes, descEvicted, descEventsDropped} {
+		descTFTPActive, descTFTPRetransmits, descTFTPStrays, descTFTPWindow, descNodes, descEvicted, descEventsDropped} {
 		ch <- d
 	}
 }
@@ -153,12 +155,13 @@ func (c *sourceCollector) Collect(ch chan<- prometheus.Metric) {
 		}{
 			{"requested", s.Requests}, {"served", s.Served}, {"not_found", s.NotFound},
 			{"refused", s.Refused}, {"write_refused", s.WritesRefused}, {"malformed", s.Malformed},
-			{"failed", s.Failed}, {"panic", s.Panics}, {"busy", s.Busy},
+			{"failed", s.Failed}, {"panic", s.Panics}, {"busy", s.Busy}, {"repeated", s.Repeats},
 		} {
 			counter(descTFTPTransfers, p.v, p.result)
 		}
 		counter(descTFTPBytes, s.BytesSent)
 		counter(descTFTPRetransmits, s.Retransmits)
+		counter(descTFTPStrays, s.Strays)
 		ch <- prometheus.MustNewConstMetric(descTFTPActive, prometheus.GaugeValue, float64(s.Active))
 		ch <- prometheus.MustNewConstHistogram(descTFTPWindow, s.WindowSize.Count, float64(s.WindowSize.Sum), s.WindowSize.Buckets)
 	}

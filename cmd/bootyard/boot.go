@@ -27,6 +27,7 @@ type bootOptions struct {
 	dhcpLease     string
 	dhcpSubnets   []string
 	tftpListen    string
+	tftpLimits    boot.TFTPConfig // MaxTransfers and MaxWindowSize from their flags
 	ipxeDir       string
 	grubDir       string
 	shimDir       string
@@ -42,6 +43,8 @@ func (b *bootOptions) register(f *pflag.FlagSet) {
 	f.StringVar(&b.dhcpLease, "dhcp-lease-time", "1h", "lease time for full mode")
 	f.StringSliceVar(&b.dhcpSubnets, "dhcp-subnets", nil, "answer only requests relayed from (giaddr), or on the interface's own subnet, inside these prefixes, e.g. 10.1.7.0/24,10.1.8.0/24; others are dropped and counted (per-rack replicas sharing one inventory). Default: every subnet")
 	f.StringVar(&b.tftpListen, "tftp-listen", "", "TFTP address:port (default: port 69 of the DHCP interface's address when DHCP is on)")
+	f.IntVar(&b.tftpLimits.MaxTransfers, "tftp-max-transfers", 4096, "TFTP transfers in flight at most; a request past it is answered \"server busy\" and the firmware retries")
+	f.IntVar(&b.tftpLimits.MaxWindowSize, "tftp-max-window", 64, "largest RFC 7440 windowsize granted to a TFTP client that asks (1 sends block by block); a window never carries more than 64 KiB")
 	f.StringVar(&b.ipxeDir, "ipxe-dir", "/usr/lib/ipxe", "directory of iPXE binaries (Debian package ipxe)")
 	f.StringVar(&b.grubDir, "grub-efi-dir", ipxe.DefaultGRUBDir, "GRUB's x86_64-efi modules, for the UEFI local-boot loader (Debian package grub-efi-amd64-bin)")
 	f.StringVar(&b.shimDir, "shim-dir", ipxe.DefaultShimDir, "Secure Boot: the Microsoft-signed shimx64.efi.signed (Debian package shim-signed)")
@@ -81,7 +84,15 @@ func (b *bootOptions) start(ctx context.Context, g *errgroup.Group, st store.Bac
 		}
 		g.Go(func() error { return srv.Run(ctx) })
 	}
-	tftp, err := boot.NewTFTP(boot.TFTPConfig{Listen: tftpListen, Generated: grubFiles}, bins, log)
+	if b.tftpLimits.MaxTransfers < 1 {
+		return fmt.Errorf("--tftp-max-transfers %d: want at least 1", b.tftpLimits.MaxTransfers)
+	}
+	if b.tftpLimits.MaxWindowSize < 1 {
+		return fmt.Errorf("--tftp-max-window %d: want at least 1", b.tftpLimits.MaxWindowSize)
+	}
+	tftpCfg := b.tftpLimits
+	tftpCfg.Listen, tftpCfg.Generated = tftpListen, grubFiles
+	tftp, err := boot.NewTFTP(tftpCfg, bins, log)
 	if err != nil {
 		return err
 	}

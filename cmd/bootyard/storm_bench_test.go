@@ -51,7 +51,7 @@ func TestStorm_FiftyMachinesBootWithoutAnError(t *testing.T) {
 	bin := buildBinary(t)
 	for _, server := range stormServers() {
 		t.Run(server, func(t *testing.T) {
-			res, _ := runStorm(t, bin, server, 50, 50, 0x10)
+			res, _, _ := runStorm(t, bin, server, 50, 50, 0x10)
 			t.Log(res)
 			if res.Booted != 50 || res.Failures != 0 {
 				t.Errorf("%d booted, %d failed (%v), want 50 and none", res.Booted, res.Failures, res.Errors)
@@ -63,7 +63,8 @@ func TestStorm_FiftyMachinesBootWithoutAnError(t *testing.T) {
 // BenchmarkStorm boots 1,000 simulated UEFI machines through the real `serve` process,
 // 100 at a time and all at once, and dnsmasq the same way, interleaved (Bootyard,
 // dnsmasq, Bootyard, dnsmasq: BOOTYARD_BENCH_RUNS rounds, default 2) on a machine whose
-// load drifts. Run with -benchtime 1x; BOOTYARD_STORM_MACHINES changes the 1,000.
+// load drifts. Run with -benchtime 1x; BOOTYARD_STORM_MACHINES changes the 1,000, and
+// BOOTYARD_STORM_GOMEMLIMIT runs the server with that GOMEMLIMIT.
 func BenchmarkStorm(b *testing.B) {
 	netns.Require(b)
 	bin := buildBinary(b)
@@ -81,16 +82,18 @@ func BenchmarkStorm(b *testing.B) {
 			server := servers[run%len(servers)]
 			b.Run(fmt.Sprintf("machines=%d/conc=%d/window=%d/run=%d/server=%s", machines, conc, stormWindow(), run/len(servers)+1, server), func(b *testing.B) {
 				for i := range b.N {
-					res, rss := runStorm(b, bin, server, machines, conc, byte(0x20+i))
+					res, mem, cpu := runStorm(b, bin, server, machines, conc, byte(0x20+i))
 					b.ReportMetric(res.Rate, "machines/s")
 					b.ReportMetric(float64(res.Failures), "failed")
 					b.ReportMetric(float64(res.NAKs), "NAK-restarts")
-					b.ReportMetric(float64(rss)/(1<<20), "peak-RSS-MiB")
+					b.ReportMetric(float64(mem.HWM)/(1<<20), "peak-RSS-MiB")
+					b.ReportMetric(float64(mem.Anon)/(1<<20), "peak-anon-MiB")
+					b.ReportMetric(cpu.Seconds()*1000/float64(max(res.Booted, 1)), "server-CPU-ms/machine")
 					for _, p := range loadgen.Phases {
 						b.ReportMetric(ms(res.Phases[p].P50), p+"-p50-ms")
 						b.ReportMetric(ms(res.Phases[p].P99), p+"-p99-ms")
 					}
-					b.Logf("%s: %s; peak RSS %.1f MiB", server, res, float64(rss)/(1<<20))
+					b.Logf("%s: %s; server CPU %s; peaks while it ran: %s", server, res, cpu, mem)
 				}
 			})
 		}
@@ -107,9 +110,10 @@ func stormWindow() int {
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 
-// runStorm builds the lab, starts server, boots the machines and returns the figures
-// and the server process's peak RSS. macByte keeps the MACs of separate runs apart.
-func runStorm(t testing.TB, bin, server string, machines, conc int, macByte byte) (loadgen.StormResult, int64) {
+// runStorm builds the lab, starts server, boots the machines and returns the figures,
+// the server process's memory peaks and the CPU time it spent on the storm. macByte keeps
+// the MACs of separate runs apart.
+func runStorm(t testing.TB, bin, server string, machines, conc int, macByte byte) (loadgen.StormResult, loadgen.Memory, time.Duration) {
 	t.Helper()
 	srv, cli := netns.New(t, "ssrv"), netns.New(t, "scli")
 	netns.Link(t, srv, "ssrv", cli, "scli")
@@ -182,18 +186,29 @@ func runStorm(t testing.TB, bin, server string, machines, conc int, macByte byte
 	}
 	cfg.DHCP.MACPrefix[0], cfg.DHCP.FirstMAC = 0x02, 0
 	cfg.Machines, cfg.Concurrent = machines, conc
+	idle, err := loadgen.ReadMemory(pid)
+	if err != nil {
+		t.Fatalf("%s: %v", server, err)
+	}
+	cpu0, err := loadgen.CPUTime(pid)
+	if err != nil {
+		t.Fatalf("%s: %v", server, err)
+	}
+	stopWatch := loadgen.WatchMemory(pid, 20*time.Millisecond)
 	res, err := loadgen.Storm(context.Background(), cfg)
+	mem := stopWatch()
 	if err != nil {
 		t.Fatal(err)
 	}
-	rss, err := loadgen.PeakRSS(pid)
+	cpu1, err := loadgen.CPUTime(pid)
 	if err != nil {
 		t.Errorf("%s: %v", server, err)
 	}
+	t.Logf("%s: before the storm (one machine booted): %s", server, idle)
 	// Where datagrams were dropped for want of buffer space: the server's side or the
 	// machines'. Either makes machines retry after their timeout.
 	t.Logf("%s: UDP receive-buffer drops: server side %s, machines' side %s", server, udpDrops(srv), udpDrops(cli))
-	return res, rss
+	return res, mem, cpu1 - cpu0
 }
 
 // forceReadBuffer sets SO_RCVBUFFORCE (root may exceed net.core.rmem_max).
@@ -260,6 +275,11 @@ func startStormBootyard(t testing.TB, ns *netns.NS, bin, ipxeDir string) int {
 	cmd := ns.Command(ctx, bin, "serve", "--data", data, "--listen", stormServer+":8080",
 		"--advertise-url", "http://"+stormServer+":8080", "--dhcp-interface", "ssrv",
 		"--dhcp-range", stormRange, "--ipxe-dir", ipxeDir, "--log-level", "warn")
+	if lim := os.Getenv("BOOTYARD_STORM_GOMEMLIMIT"); lim != "" {
+		// The server's heap cap alone: GOMEMLIMIT in the benchmark's own environment
+		// would slow the load generator too.
+		cmd.Env = append(os.Environ(), "GOMEMLIMIT="+lim)
+	}
 	logf, err := os.Create(filepath.Join(data, "serve.log"))
 	if err != nil {
 		t.Fatal(err)
