@@ -1,0 +1,134 @@
+package kubestore_test
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/bootyard/bootyard/node"
+	"github.com/bootyard/bootyard/pivot"
+	"github.com/bootyard/bootyard/pivot/pivottest"
+	"github.com/bootyard/bootyard/store"
+)
+
+// pivotNodes is the size of the pivot test: small by default, the 10,000 with
+// BOOTYARD_PIVOT_NODES=10000 (the README's figure).
+func pivotNodes(t *testing.T) int {
+	v := os.Getenv("BOOTYARD_PIVOT_NODES")
+	if v == "" {
+		return 60
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 10 {
+		t.Fatalf("BOOTYARD_PIVOT_NODES=%q: want a number of at least 10", v)
+	}
+	return n
+}
+
+func exportOf(t *testing.T, src pivot.Exporter) []byte {
+	t.Helper()
+	var buf bytes.Buffer
+	if _, err := pivot.Export(context.Background(), src, &buf); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
+}
+
+// firstDiff names the first line two exports disagree on, for a readable failure.
+func firstDiff(a, b []byte) string {
+	la, lb := strings.Split(string(a), "\n"), strings.Split(string(b), "\n")
+	for i := range min(len(la), len(lb)) {
+		if la[i] != lb[i] {
+			return fmt.Sprintf("line %d:\n  source: %.600s\n  target: %.600s", i+1, la[i], lb[i])
+		}
+	}
+	return fmt.Sprintf("%d lines vs %d", len(la), len(lb))
+}
+
+// TestPivot_BboltIntoKubernetesExportsIdentically moves a bbolt inventory (nodes in
+// several states with a deletion half done, discovered machines, histories, images,
+// settings with the join token, leases, BMC passwords) into the Kubernetes store: the
+// target's export is byte-identical to the source's, and the same file again changes
+// nothing.
+func TestPivot_BboltIntoKubernetesExportsIdentically(t *testing.T) {
+	ctx := context.Background()
+	n := pivotNodes(t)
+	src, err := store.Open(filepath.Join(t.TempDir(), "bootyard.db"), store.Options{Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	pivottest.Seed(t, src, n)
+	file := exportOf(t, src)
+
+	api := startAPI(t)
+	dst := openIn(t, api, "pivot", store.Limits{})
+	empty := exportOf(t, dst)
+	dry, err := pivot.Import(ctx, dst, bytes.NewReader(file), pivot.Options{DryRun: true})
+	if err != nil {
+		t.Fatalf("dry run: %v (%+v)", err, dry.Failures)
+	}
+	nodes := n + 100 // the seed's discovered machines
+	if got := dry.Counts[store.RecordNode][store.ImportCreated]; got != nodes {
+		t.Fatalf("the dry run would create %d nodes, want %d", got, nodes)
+	}
+	if after := exportOf(t, dst); !bytes.Equal(after, empty) {
+		t.Fatalf("a dry run wrote to the store: %s", firstDiff(empty, after))
+	}
+
+	start := time.Now()
+	rep, err := pivot.Import(ctx, dst, bytes.NewReader(file), pivot.Options{})
+	took := time.Since(start)
+	if err != nil {
+		t.Fatalf("import: %v (%+v)", err, rep.Failures)
+	}
+	if got := rep.Counts[store.RecordNode][store.ImportCreated]; got != nodes {
+		t.Fatalf("created %d nodes, want %d", got, nodes)
+	}
+	second := exportOf(t, dst)
+	if !bytes.Equal(file, second) {
+		t.Fatalf("the Kubernetes store's export differs from the bbolt store's: %s", firstDiff(file, second))
+	}
+	t.Logf("pivot of %d nodes (+100 discovered) into the Kubernetes store: %d records in %v (%.0f records/s)",
+		n, len(rep.Changes), took.Round(time.Millisecond), float64(len(rep.Changes))/took.Seconds())
+
+	// A second store on the same namespace (a fresh CLI run): the same file changes nothing.
+	again := openIn(t, api, "pivot", store.Limits{})
+	rep, err = pivot.Import(ctx, again, bytes.NewReader(file), pivot.Options{})
+	if err != nil {
+		t.Fatalf("second import: %v (%+v)", err, rep.Failures)
+	}
+	if len(rep.Changes) != 0 || rep.Counts[store.RecordNode][store.ImportUnchanged] != nodes {
+		t.Fatalf("the second import changed %d records (first: %+v), want none", len(rep.Changes), rep.Changes[:min(3, len(rep.Changes))])
+	}
+	if third := exportOf(t, again); !bytes.Equal(file, third) {
+		t.Fatalf("export after a second import differs: %s", firstDiff(file, third))
+	}
+
+	// The target uses what it got: the join token, a BMC password, the history's numbers.
+	c, err := dst.ClusterSettings(ctx)
+	if err != nil || c.Token.Reveal() != "K10join::server:s3cr3t" {
+		t.Fatalf("settings in the target: token %q, %v", c.Token.Reveal(), err)
+	}
+	if pw, err := dst.NodeSecret(ctx, "n00025", node.BMCPasswordKey); err != nil || string(pw) != "bmc-pw-25" {
+		t.Fatalf("n00025's BMC password in the target: %q, %v", pw, err)
+	}
+	before, err := dst.Events(ctx, "n00000", 0)
+	if err != nil || len(before) == 0 {
+		t.Fatalf("n00000's history: %v, %v", before, err)
+	}
+	if err := dst.AppendEvents(ctx, node.NewEvent("n00000", node.EventLog, "after the pivot", "agent", time.Now().UTC())); err != nil {
+		t.Fatal(err)
+	}
+	after, _ := dst.Events(ctx, "n00000", 0)
+	if len(after) != len(before)+1 || after[len(after)-1].Seq <= before[len(before)-1].Seq || after[len(after)-1].Reason != "after the pivot" {
+		t.Fatalf("the history after the pivot: %+v", after[max(0, len(after)-3):])
+	}
+}
