@@ -129,7 +129,11 @@ func (s *Store) ExportRecords(ctx context.Context, fn func(store.Record) error) 
 	var images []store.Image
 	if err := listAll(ctx, s, resImages, "", func(l *v1alpha1.BootyardImageList) error {
 		for i := range l.Items {
-			images = append(images, toImage(&l.Items[i], "")) // the settings say which is the default
+			img, err := toImage(&l.Items[i], "") // the settings say which is the default
+			if err != nil {
+				return err
+			}
+			images = append(images, img)
 		}
 		return nil
 	}); err != nil {

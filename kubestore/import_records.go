@@ -156,12 +156,12 @@ func (s *Store) importImage(ctx context.Context, img store.Image, dryRun bool) (
 	if err != nil && !apierrors.IsNotFound(err) {
 		return store.ImportFailed, kindErr(err)
 	}
-	out := outcomeOf(existed, existed && reflect.DeepEqual(have.Spec, want.Spec))
+	out := outcomeOf(existed, existed && reflect.DeepEqual(have.Spec, want.Spec) && have.Annotations[annotationExtra] == want.Annotations[annotationExtra])
 	if dryRun || out == store.ImportUnchanged {
 		return out, nil
 	}
 	if existed {
-		want.ObjectMeta = have.ObjectMeta // conditional on the version compared with
+		want.ResourceVersion = have.ResourceVersion // conditional on the version compared with
 		err = s.rc.Put().Namespace(s.ns).Resource(resImages).Name(img.Name).Body(want).Do(ctx).Error()
 	} else {
 		err = s.rc.Post().Namespace(s.ns).Resource(resImages).Body(want).Do(ctx).Error()
@@ -258,8 +258,19 @@ func (s *Store) importNodeRecord(ctx context.Context, rec store.Record, dryRun b
 	var before node.Node
 	switch {
 	case !existed:
-		if _, err := s.createNode(ctx, &n, ""); err != nil {
-			return store.ImportFailed, err
+		// No MAC claim (createNode's list per MAC): that list scans every node, and a
+		// 10,000-node pivot would spend minutes on it. The MACs were checked against the
+		// cache above; the pivot's target takes no machine traffic that could discover
+		// one of them meanwhile.
+		created, err := s.createNodeObj(ctx, s.fromNode(&n, nil))
+		if apierrors.IsAlreadyExists(err) {
+			return store.ImportFailed, fmt.Errorf("name %s: %w", n.Name, node.ErrConflict)
+		}
+		if err != nil {
+			return store.ImportFailed, fmt.Errorf("create node: %w", kindErr(err))
+		}
+		if _, err := s.writeNodeObj(ctx, s.fromNode(&n, created), created); err != nil {
+			return store.ImportFailed, fmt.Errorf("create node %s: status: %w", n.Name, kindErr(err))
 		}
 	case !sameNode:
 		before = cloneNode(cur.n)

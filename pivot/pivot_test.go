@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
 	"path/filepath"
 	"strings"
@@ -36,17 +35,6 @@ func export(t *testing.T, s *store.Store) []byte {
 	return buf.Bytes()
 }
 
-// firstDiff names the first line two exports disagree on, for a readable failure.
-func firstDiff(a, b []byte) string {
-	la, lb := strings.Split(string(a), "\n"), strings.Split(string(b), "\n")
-	for i := range min(len(la), len(lb)) {
-		if la[i] != lb[i] {
-			return fmt.Sprintf("line %d:\n  source: %.400s\n  target: %.400s", i+1, la[i], lb[i])
-		}
-	}
-	return fmt.Sprintf("%d lines vs %d", len(la), len(lb))
-}
-
 func TestPivot_TenThousandNodesExportImportExportIsIdentical(t *testing.T) {
 	ctx := context.Background()
 	n := scaletest.Nodes(t, 10000)
@@ -70,7 +58,7 @@ func TestPivot_TenThousandNodesExportImportExportIsIdentical(t *testing.T) {
 	}
 	second := export(t, dst)
 	if !bytes.Equal(first, second) {
-		t.Fatalf("the target's export differs from the source's: %s", firstDiff(first, second))
+		t.Fatalf("the target's export differs from the source's: %s", pivottest.FirstDiff(first, second))
 	}
 	t.Logf("pivot of %d nodes (+100 discovered, 1001 leases): export %d MiB in %v, import in %v (%.0f records/s)",
 		n, len(first)>>20, exportTook.Round(time.Millisecond), importTook.Round(time.Millisecond),
@@ -85,7 +73,7 @@ func TestPivot_TenThousandNodesExportImportExportIsIdentical(t *testing.T) {
 		t.Fatalf("second import changed %d records (first: %+v), want none", len(again.Changes), again.Changes[:min(3, len(again.Changes))])
 	}
 	if third := export(t, dst); !bytes.Equal(first, third) {
-		t.Fatalf("export after a second import differs: %s", firstDiff(first, third))
+		t.Fatalf("export after a second import differs: %s", pivottest.FirstDiff(first, third))
 	}
 	// The secrets made it (the export holds them in clear; this checks the target uses them).
 	c, err := dst.ClusterSettings(ctx)
@@ -113,7 +101,7 @@ func TestImport_DryRunSaysWhatWouldChangeAndWritesNothing(t *testing.T) {
 		t.Fatalf("dry run would create %d nodes, want 120", got)
 	}
 	if after := export(t, dst); !bytes.Equal(after, empty) {
-		t.Fatalf("a dry run wrote to the store: %s", firstDiff(empty, after))
+		t.Fatalf("a dry run wrote to the store: %s", pivottest.FirstDiff(empty, after))
 	}
 	var text bytes.Buffer
 	if err := rep.WriteText(&text); err != nil {

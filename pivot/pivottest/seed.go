@@ -23,6 +23,10 @@ func MAC(i int) node.MAC { return node.MAC{0x02, 0xb0, 0x07, byte(i >> 16), byte
 func Seed(t *testing.T, s *store.Store, n int) {
 	t.Helper()
 	ctx := context.Background()
+	hints, err := node.ParseRootDiskHints("size>=100G,rotational=false")
+	if err != nil {
+		t.Fatal(err)
+	}
 	rows := make([]store.ImportRow, n)
 	for i := range rows {
 		role := node.RoleWorker
@@ -50,7 +54,8 @@ func Seed(t *testing.T, s *store.Store, n int) {
 	}
 	for _, img := range []store.Image{
 		{Name: "llmos", Kind: store.ImageInstaller, Kernel: "/srv/vmlinuz", Initrd: "/srv/initrd", Cmdline: "console=ttyS0"},
-		{Name: "ubuntu", Kind: store.ImageDisk, URL: "http://mirror/ubuntu.raw.zst", Format: store.FormatZstd, SHA256: strings.Repeat("ab", 32)},
+		{Name: "ubuntu", Kind: store.ImageDisk, URL: "http://mirror/ubuntu.raw.zst", Format: store.FormatZstd, SHA256: strings.Repeat("ab", 32),
+			RootDiskHints: hints},
 	} {
 		if _, err := s.AddImage(ctx, img, false); err != nil {
 			t.Fatal(err)
@@ -83,6 +88,17 @@ func Seed(t *testing.T, s *store.Store, n int) {
 		t.Fatal(err)
 	}
 	for i := 0; i < n; i += 25 {
+		// The BMC, root-disk hints and inspection came after the first store layout: a
+		// backend that drops them fails the pivot's diff.
+		if _, err := s.UpdateNode(ctx, fmt.Sprintf("n%05d", i), func(nd *node.Node) ([]node.Event, error) {
+			nd.BMC = &node.BMC{Protocol: node.BMCRedfish, Address: fmt.Sprintf("10.9.%d.%d", i>>8&255, i&255), User: "admin", InsecureTLS: true, PasswordSet: true}
+			nd.RootDiskHints = hints
+			nd.Hardware = &node.Hardware{InspectedAt: now}
+			nd.Hardware.MemoryBytes = 64 << 30
+			return nil, nil
+		}); err != nil {
+			t.Fatal(err)
+		}
 		if err := s.SetNodeSecret(ctx, fmt.Sprintf("n%05d", i), node.BMCPasswordKey, []byte(fmt.Sprintf("bmc-pw-%d", i))); err != nil {
 			t.Fatal(err)
 		}
@@ -92,4 +108,15 @@ func Seed(t *testing.T, s *store.Store, n int) {
 			t.Fatal(err)
 		}
 	}
+}
+
+// FirstDiff names the first line two exports disagree on, for a readable failure.
+func FirstDiff(a, b []byte) string {
+	la, lb := strings.Split(string(a), "\n"), strings.Split(string(b), "\n")
+	for i := range min(len(la), len(lb)) {
+		if la[i] != lb[i] {
+			return fmt.Sprintf("line %d:\n  source: %.600s\n  target: %.600s", i+1, la[i], lb[i])
+		}
+	}
+	return fmt.Sprintf("%d lines vs %d", len(la), len(lb))
 }
