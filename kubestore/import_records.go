@@ -256,6 +256,9 @@ func (s *Store) importNodeRecord(ctx context.Context, rec store.Record, dryRun b
 	}
 
 	var before node.Node
+	if existed {
+		before = cloneNode(cur.n)
+	}
 	switch {
 	case !existed:
 		// No MAC claim (createNode's list per MAC): that list scans every node, and a
@@ -273,7 +276,6 @@ func (s *Store) importNodeRecord(ctx context.Context, rec store.Record, dryRun b
 			return store.ImportFailed, fmt.Errorf("create node %s: status: %w", n.Name, kindErr(err))
 		}
 	case !sameNode:
-		before = cloneNode(cur.n)
 		if _, err := s.writeNodeObj(ctx, want, base); err != nil {
 			return store.ImportFailed, fmt.Errorf("write node: %w", kindErr(err))
 		}
