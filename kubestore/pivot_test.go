@@ -3,6 +3,7 @@ package kubestore_test
 import (
 	"bytes"
 	"context"
+	"errors"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -149,5 +150,47 @@ func TestPivot_BboltIntoKubernetesExportsIdentically(t *testing.T) {
 	after, _ := dst.Events(ctx, "n00000", 0)
 	if len(after) != len(before)+1 || after[len(after)-1].Seq <= before[len(before)-1].Seq || after[len(after)-1].Reason != "after the pivot" {
 		t.Fatalf("the history after the pivot: %+v", after[max(0, len(after)-3):])
+	}
+}
+
+// TestImportRecord_KubernetesRefusesWhatItCannotHoldAndWritesNothing: a node record whose
+// MAC another node owns, or whose history the store cannot number, fails alone and
+// leaves the store as it was.
+func TestImportRecord_KubernetesRefusesWhatItCannotHoldAndWritesNothing(t *testing.T) {
+	ctx := context.Background()
+	api := startAPI(t)
+	s := openIn(t, api, "refuse", store.Limits{})
+	owner := node.Node{Name: "owner", Role: node.RoleWorker, MACs: []node.MAC{pivottest.MAC(1)}}
+	if _, err := s.ImportNode(ctx, owner, "test"); err != nil {
+		t.Fatal(err)
+	}
+	before := exportOf(t, s)
+	now := time.Now().UTC()
+	record := func(name string, mac node.MAC, seq uint64) store.Record {
+		n := node.Node{Name: name, Role: node.RoleWorker, MACs: []node.MAC{mac}, State: node.StateRegistered, StateSince: now, CreatedAt: now, UpdatedAt: now}
+		return store.Record{Kind: store.RecordNode, Node: &n, Events: []node.Event{{Seq: seq, Time: now, Node: name, Type: node.EventTransition, To: node.StateRegistered, Reason: "imported"}},
+			Secrets: map[string][]byte{node.BMCPasswordKey: []byte("pw")}}
+	}
+	tests := []struct {
+		name    string
+		rec     store.Record
+		wantErr error
+	}{
+		{"a MAC another node owns", record("thief", pivottest.MAC(1), 1), node.ErrConflict},
+		{"a sequence number past int64", record("far", pivottest.MAC(2), 1<<63), node.ErrInvalid},
+		{"a secret without a value", func() store.Record { r := record("empty", pivottest.MAC(3), 1); r.Secrets["k"] = nil; return r }(), node.ErrInvalid},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			for _, dryRun := range []bool{true, false} {
+				out, err := s.ImportRecord(ctx, tt.rec, dryRun)
+				if !errors.Is(err, tt.wantErr) || out != store.ImportFailed {
+					t.Fatalf("dry run %v: %s, %v; want failed, %v", dryRun, out, err, tt.wantErr)
+				}
+			}
+			if after := exportOf(t, s); !bytes.Equal(before, after) {
+				t.Fatalf("a refused record changed the store: %s", pivottest.FirstDiff(before, after))
+			}
+		})
 	}
 }
