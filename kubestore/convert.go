@@ -105,6 +105,11 @@ func toNode(o *v1alpha1.BootyardNode) (node.Node, error) {
 	if c := o.Status.Cluster; c != nil {
 		n.Cluster = &node.ClusterStatus{Ready: c.Ready, Roles: slices.Clone(c.Roles), KubeletVersion: c.KubeletVersion, ObservedAt: parseTime(c.ObservedAt)}
 	}
+	var extra nodeExtra
+	if err := getExtra(&o.ObjectMeta, &extra); err != nil {
+		return node.Node{}, err
+	}
+	extra.apply(&n)
 	if n.State == "" {
 		n.State = node.StateDiscovered
 		if n.Role != "" {
@@ -146,6 +151,8 @@ func (s *Store) fromNode(n *node.Node, base *v1alpha1.BootyardNode) *v1alpha1.Bo
 	for _, m := range n.MACs {
 		o.Labels[macLabel(m.String())] = ""
 	}
+	extra := nodeExtraOf(n)
+	s.putExtra(&o.ObjectMeta, extra, extra.isZero())
 	sp := v1alpha1.BootyardNodeSpec{Role: string(n.Role), Image: n.Image, Disk: n.Disk, DeleteMode: string(n.DeleteMode)}
 	for _, m := range n.MACs {
 		sp.MACs = append(sp.MACs, v1alpha1.MAC(m.String()))
@@ -200,6 +207,19 @@ func cloneNode(n node.Node) node.Node {
 		c.Roles = slices.Clone(c.Roles)
 		n.Cluster = &c
 	}
+	if n.BMC != nil {
+		b := *n.BMC
+		n.BMC = &b
+	}
+	if n.Inspect != nil {
+		r := *n.Inspect
+		n.Inspect = &r
+	}
+	if n.Hardware != nil {
+		h := *n.Hardware
+		h.Disks, h.NICs = slices.Clone(h.Disks), slices.Clone(h.NICs)
+		n.Hardware = &h
+	}
 	return n
 }
 
@@ -249,17 +269,25 @@ func toLease(o *v1alpha1.BootyardLease) (store.Lease, error) {
 }
 
 func (s *Store) fromImage(img store.Image) *v1alpha1.BootyardImage {
-	return &v1alpha1.BootyardImage{
+	o := &v1alpha1.BootyardImage{
 		ObjectMeta: metav1.ObjectMeta{Namespace: s.ns, Name: img.Name},
 		Spec: v1alpha1.BootyardImageSpec{Kind: string(img.Kind), File: img.File, URL: img.URL, Size: img.Size, SHA256: img.SHA256,
 			Format: string(img.Format), ModTime: formatTime(img.ModTime), Kernel: img.Kernel, Initrd: img.Initrd, Cmdline: img.Cmdline,
 			AddedAt: formatTime(img.AddedAt)},
 	}
+	s.putExtra(&o.ObjectMeta, imageExtraOf(&img), img.RootDiskHints.IsZero())
+	return o
 }
 
-func toImage(o *v1alpha1.BootyardImage, defaultImage string) store.Image {
+func toImage(o *v1alpha1.BootyardImage, defaultImage string) (store.Image, error) {
 	sp := o.Spec
-	return store.Image{Name: o.Name, Kind: store.ImageKind(sp.Kind), File: sp.File, URL: sp.URL, Size: sp.Size, SHA256: sp.SHA256,
+	img := store.Image{Name: o.Name, Kind: store.ImageKind(sp.Kind), File: sp.File, URL: sp.URL, Size: sp.Size, SHA256: sp.SHA256,
 		Format: store.ImageFormat(sp.Format), ModTime: parseTime(sp.ModTime), Kernel: sp.Kernel, Initrd: sp.Initrd, Cmdline: sp.Cmdline,
 		AddedAt: parseTime(sp.AddedAt), Default: defaultImage == o.Name}
+	var extra imageExtra
+	if err := getExtra(&o.ObjectMeta, &extra); err != nil {
+		return store.Image{}, err
+	}
+	img.RootDiskHints = extra.RootDiskHints
+	return img, nil
 }

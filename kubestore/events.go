@@ -59,9 +59,9 @@ func (l *eventLog) append(ctx context.Context, events ...node.Event) error {
 			l.mu.Unlock()
 			o := &v1alpha1.BootyardEvent{
 				ObjectMeta: metav1.ObjectMeta{Namespace: l.s.ns, Name: eventName(e.Node, seq), Labels: map[string]string{labelNode: e.Node}},
-				Spec: v1alpha1.BootyardEventSpec{Node: e.Node, Seq: seq, Time: formatTime(e.Time), Type: string(e.Type), From: string(e.From),
-					To: string(e.To), Reason: e.Reason, Source: e.Source, Percent: e.Percent, Bytes: e.Bytes},
+				Spec:       eventSpec(e),
 			}
+			o.Spec.Seq = seq
 			err := l.s.rc.Post().Namespace(l.s.ns).Resource(resEvents).Body(o).Do(ctx).Error()
 			if apierrors.IsAlreadyExists(err) {
 				continue // another replica took this number in the same nanosecond
@@ -230,9 +230,7 @@ func (s *Store) Events(ctx context.Context, name string, limit int) ([]node.Even
 	}
 	out := make([]node.Event, 0, len(items))
 	for _, it := range items {
-		sp := it.Spec
-		out = append(out, node.Event{Seq: uint64(sp.Seq), Time: parseTime(sp.Time), Node: sp.Node, Type: node.EventType(sp.Type),
-			From: node.State(sp.From), To: node.State(sp.To), Reason: sp.Reason, Source: sp.Source, Percent: sp.Percent, Bytes: sp.Bytes})
+		out = append(out, toEvent(it.Spec))
 	}
 	return out, nil
 }

@@ -62,7 +62,7 @@ func (s *Store) Image(ctx context.Context, name string) (store.Image, error) {
 	if err != nil {
 		return store.Image{}, err
 	}
-	return toImage(o, c.DefaultImage), nil
+	return toImage(o, c.DefaultImage)
 }
 
 // Images returns the catalog, sorted by name.
@@ -80,7 +80,11 @@ func (s *Store) Images(ctx context.Context) ([]store.Image, error) {
 	}
 	var out []store.Image
 	for i := range list.Items {
-		out = append(out, toImage(&list.Items[i], c.DefaultImage))
+		img, err := toImage(&list.Items[i], c.DefaultImage)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, img)
 	}
 	slices.SortFunc(out, func(a, b store.Image) int { return strings.Compare(a.Name, b.Name) })
 	return out, nil

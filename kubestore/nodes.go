@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"reflect"
 	"slices"
 	"sort"
@@ -48,7 +49,7 @@ func (s *Store) createNodeObj(ctx context.Context, o *v1alpha1.BootyardNode) (*v
 // status always follows the spec it was decided on.
 func (s *Store) writeNodeObj(ctx context.Context, o, base *v1alpha1.BootyardNode) (*v1alpha1.BootyardNode, error) {
 	cur := base
-	if base == nil || !reflect.DeepEqual(o.Spec, base.Spec) || !reflect.DeepEqual(o.Labels, base.Labels) {
+	if base == nil || !reflect.DeepEqual(o.Spec, base.Spec) || !reflect.DeepEqual(o.Labels, base.Labels) || !maps.Equal(o.Annotations, base.Annotations) {
 		out := &v1alpha1.BootyardNode{}
 		if err := s.rc.Put().Namespace(s.ns).Resource(resNodes).Name(o.Name).Body(o).Do(ctx).Into(out); err != nil {
 			return nil, err

@@ -98,6 +98,8 @@ type Store struct {
 	pending        map[string]store.Lease
 	renewedOffline atomic.Uint64
 
+	imports importState // what ImportRecord compares node records with
+
 	synced   []cache.InformerSynced // the informers' first lists, for Ready
 	stop     context.CancelFunc
 	stopped  sync.WaitGroup

@@ -40,7 +40,7 @@ func Export(ctx context.Context, src Exporter, w io.Writer) (map[store.RecordKin
 	counts := map[store.RecordKind]int{}
 	err := src.ExportRecords(ctx, func(rec store.Record) error {
 		counts[rec.Kind]++
-		return enc.Encode(rec)
+		return enc.Encode(canonical(rec))
 	})
 	if err != nil {
 		return counts, fmt.Errorf("export: %w", err)
@@ -49,6 +49,24 @@ func Export(ctx context.Context, src Exporter, w io.Writer) (map[store.RecordKin
 		return counts, fmt.Errorf("export: %w", err)
 	}
 	return counts, nil
+}
+
+// canonical writes a node's empty labels and taints as {} and [], never null: the
+// Kubernetes store cannot tell a nil list from an empty one, and a diff of two exports
+// must not either.
+func canonical(rec store.Record) store.Record {
+	if rec.Node == nil || (rec.Node.Labels != nil && rec.Node.Taints != nil) {
+		return rec
+	}
+	n := *rec.Node
+	if n.Labels == nil {
+		n.Labels = map[string]string{}
+	}
+	if n.Taints == nil {
+		n.Taints = []node.Taint{}
+	}
+	rec.Node = &n
+	return rec
 }
 
 // Options tune Import.

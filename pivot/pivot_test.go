@@ -4,15 +4,14 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
-	"net/netip"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/bootyard/bootyard/node"
+	"github.com/bootyard/bootyard/pivot/pivottest"
 	"github.com/bootyard/bootyard/store"
 	"github.com/bootyard/bootyard/store/scaletest"
 )
@@ -27,79 +26,6 @@ func openStore(t *testing.T) *store.Store {
 	return s
 }
 
-func mac(i int) node.MAC { return node.MAC{0x02, 0xb0, 0x07, byte(i >> 16), byte(i >> 8), byte(i)} }
-
-// seed builds an inventory of n imported nodes (some moved on through the lifecycle, some
-// with a deletion half done), discovered machines, leases, images and secret settings.
-func seed(t *testing.T, s *store.Store, n int) {
-	t.Helper()
-	ctx := context.Background()
-	rows := make([]store.ImportRow, n)
-	for i := range rows {
-		role := node.RoleWorker
-		if i < 3 {
-			role = node.RoleServer
-		}
-		rows[i] = store.ImportRow{Line: i + 1, Node: node.Node{Name: fmt.Sprintf("n%05d", i), MACs: []node.MAC{mac(i)}, Role: role,
-			Labels: map[string]string{"rack": fmt.Sprintf("r%d", i%40)}}}
-		if i%10 == 0 {
-			rows[i].Node.IP = netip.MustParsePrefix(fmt.Sprintf("10.%d.%d.%d/16", 20+i>>16, i>>8&255, i&255))
-		}
-	}
-	if _, err := s.ImportNodes(ctx, rows, store.ImportOptions{Source: "test"}); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := s.UpdateClusterSettings(ctx, func(c *node.ClusterSettings) error {
-		c.ServerURL, c.Token = "https://10.0.0.1:6443", node.Secret("K10join::server:s3cr3t")
-		c.InstallEnv = map[string]string{"INSTALL_LLMOS_VERSION": "v1.2.3", "HTTPS_PROXY": "http://u:pw@proxy:3128"}
-		return nil
-	}); err != nil {
-		t.Fatal(err)
-	}
-	if err := s.SetAdminPasswordHash(ctx, []byte("$2a$10$abcdefghijklmnopqrstuv")); err != nil {
-		t.Fatal(err)
-	}
-	for _, img := range []store.Image{
-		{Name: "llmos", Kind: store.ImageInstaller, Kernel: "/srv/vmlinuz", Initrd: "/srv/initrd", Cmdline: "console=ttyS0"},
-		{Name: "ubuntu", Kind: store.ImageDisk, URL: "http://mirror/ubuntu.raw.zst", Format: store.FormatZstd, SHA256: strings.Repeat("ab", 32)},
-	} {
-		if _, err := s.AddImage(ctx, img, false); err != nil {
-			t.Fatal(err)
-		}
-	}
-	now := time.Now().UTC()
-	for i := 0; i < n; i += max(1, n/50) {
-		if _, err := s.UpdateNode(ctx, fmt.Sprintf("n%05d", i), func(nd *node.Node) ([]node.Event, error) {
-			var evs []node.Event
-			for _, to := range []node.State{node.StateProvisioning, node.StateInstalled, node.StateActive, node.StateDeleting} {
-				ev, err := nd.Transition(to, "test <&> "+string(to), "test", now)
-				if err != nil {
-					return nil, err
-				}
-				evs = append(evs, ev)
-			}
-			nd.DeleteMode, nd.DeletionDone = node.DeleteReinstall, []string{"cordon", "drain"}
-			return evs, nil
-		}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	var leases []store.Lease
-	for i := range min(n, 1000) {
-		leases = append(leases, store.Lease{IP: netip.AddrFrom4([4]byte{10, 1, byte(i >> 8), byte(i)}), MAC: mac(i), State: store.LeaseActive,
-			Expires: now.Add(time.Hour), Hostname: fmt.Sprintf("n%05d", i)})
-	}
-	leases = append(leases, store.Lease{IP: netip.MustParseAddr("10.1.200.1"), State: store.LeaseDeclined, Expires: now.Add(time.Minute)})
-	if err := s.PutLeases(ctx, leases...); err != nil {
-		t.Fatal(err)
-	}
-	for i := range 100 {
-		if err := s.RecordBoot(ctx, mac(1<<20+i), node.BootInfo{Firmware: "uefi", Arch: 7, VendorClass: "PXEClient"}); err != nil {
-			t.Fatal(err)
-		}
-	}
-}
-
 func export(t *testing.T, s *store.Store) []byte {
 	t.Helper()
 	var buf bytes.Buffer
@@ -109,22 +35,11 @@ func export(t *testing.T, s *store.Store) []byte {
 	return buf.Bytes()
 }
 
-// firstDiff names the first line two exports disagree on, for a readable failure.
-func firstDiff(a, b []byte) string {
-	la, lb := strings.Split(string(a), "\n"), strings.Split(string(b), "\n")
-	for i := range min(len(la), len(lb)) {
-		if la[i] != lb[i] {
-			return fmt.Sprintf("line %d:\n  source: %.400s\n  target: %.400s", i+1, la[i], lb[i])
-		}
-	}
-	return fmt.Sprintf("%d lines vs %d", len(la), len(lb))
-}
-
 func TestPivot_TenThousandNodesExportImportExportIsIdentical(t *testing.T) {
 	ctx := context.Background()
 	n := scaletest.Nodes(t, 10000)
 	src := openStore(t)
-	seed(t, src, n)
+	pivottest.Seed(t, src, n)
 
 	start := time.Now()
 	first := export(t, src)
@@ -143,7 +58,7 @@ func TestPivot_TenThousandNodesExportImportExportIsIdentical(t *testing.T) {
 	}
 	second := export(t, dst)
 	if !bytes.Equal(first, second) {
-		t.Fatalf("the target's export differs from the source's: %s", firstDiff(first, second))
+		t.Fatalf("the target's export differs from the source's: %s", pivottest.FirstDiff(first, second))
 	}
 	t.Logf("pivot of %d nodes (+100 discovered, 1001 leases): export %d MiB in %v, import in %v (%.0f records/s)",
 		n, len(first)>>20, exportTook.Round(time.Millisecond), importTook.Round(time.Millisecond),
@@ -158,19 +73,22 @@ func TestPivot_TenThousandNodesExportImportExportIsIdentical(t *testing.T) {
 		t.Fatalf("second import changed %d records (first: %+v), want none", len(again.Changes), again.Changes[:min(3, len(again.Changes))])
 	}
 	if third := export(t, dst); !bytes.Equal(first, third) {
-		t.Fatalf("export after a second import differs: %s", firstDiff(first, third))
+		t.Fatalf("export after a second import differs: %s", pivottest.FirstDiff(first, third))
 	}
 	// The secrets made it (the export holds them in clear; this checks the target uses them).
 	c, err := dst.ClusterSettings(ctx)
 	if err != nil || c.Token.Reveal() != "K10join::server:s3cr3t" || c.InstallEnv["HTTPS_PROXY"] != "http://u:pw@proxy:3128" {
 		t.Fatalf("settings in the target: token %q env %v, %v", c.Token.Reveal(), c.InstallEnv, err)
 	}
+	if pw, err := dst.NodeSecret(ctx, "n00025", node.BMCPasswordKey); err != nil || string(pw) != "bmc-pw-25" {
+		t.Fatalf("n00025's BMC password in the target: %q, %v", pw, err)
+	}
 }
 
 func TestImport_DryRunSaysWhatWouldChangeAndWritesNothing(t *testing.T) {
 	ctx := context.Background()
 	src := openStore(t)
-	seed(t, src, 20)
+	pivottest.Seed(t, src, 20)
 	file := export(t, src)
 	dst := openStore(t)
 	empty := export(t, dst)
@@ -183,7 +101,7 @@ func TestImport_DryRunSaysWhatWouldChangeAndWritesNothing(t *testing.T) {
 		t.Fatalf("dry run would create %d nodes, want 120", got)
 	}
 	if after := export(t, dst); !bytes.Equal(after, empty) {
-		t.Fatalf("a dry run wrote to the store: %s", firstDiff(empty, after))
+		t.Fatalf("a dry run wrote to the store: %s", pivottest.FirstDiff(empty, after))
 	}
 	var text bytes.Buffer
 	if err := rep.WriteText(&text); err != nil {
@@ -199,7 +117,7 @@ func TestImport_DryRunSaysWhatWouldChangeAndWritesNothing(t *testing.T) {
 func TestImport_BadInput(t *testing.T) {
 	ctx := context.Background()
 	src := openStore(t)
-	seed(t, src, 5)
+	pivottest.Seed(t, src, 5)
 	file := export(t, src)
 	lines := strings.SplitAfter(string(file), "\n")
 

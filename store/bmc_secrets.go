@@ -68,6 +68,66 @@ func (s *Store) NodeSecret(ctx context.Context, nodeName, key string) ([]byte, e
 	return out, err
 }
 
+// NodeSecrets returns every secret of the node named nodeName by key (empty when it has
+// none): what an export carries so a pivot moves the BMC passwords with their nodes.
+func (s *Store) NodeSecrets(ctx context.Context, nodeName string) (map[string][]byte, error) {
+	if err := ctxErr(ctx); err != nil {
+		return nil, err
+	}
+	var out map[string][]byte
+	err := s.db.View(func(tx *bolt.Tx) error {
+		var err error
+		out, err = storedNodeSecrets(tx, nodeName)
+		return err
+	})
+	return out, err
+}
+
+// storedNodeSecrets reads the node's secrets bucket (nil when it has none).
+func storedNodeSecrets(tx *bolt.Tx, nodeName string) (map[string][]byte, error) {
+	root := tx.Bucket(bucketNodeSecrets)
+	if root == nil {
+		return nil, nil
+	}
+	b := root.Bucket([]byte(nodeName))
+	if b == nil {
+		return nil, nil
+	}
+	var out map[string][]byte
+	err := b.ForEach(func(k, v []byte) error {
+		if out == nil {
+			out = map[string][]byte{}
+		}
+		out[string(k)] = bytes.Clone(v) // k and v are only valid inside the transaction
+		return nil
+	})
+	return out, err
+}
+
+// replaceNodeSecrets makes secrets the node's whole set of secrets.
+func replaceNodeSecrets(tx *bolt.Tx, nodeName string, secrets map[string][]byte) error {
+	if err := deleteNodeSecrets(tx, nodeName); err != nil {
+		return err
+	}
+	if len(secrets) == 0 {
+		return nil
+	}
+	root, err := tx.CreateBucketIfNotExists(bucketNodeSecrets)
+	if err != nil {
+		return err
+	}
+	b, err := root.CreateBucket([]byte(nodeName))
+	if err != nil {
+		return fmt.Errorf("secrets of %s: %w", nodeName, err)
+	}
+	for k, v := range secrets {
+		if err := b.Put([]byte(k), bytes.Clone(v)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // sameBMC reports whether two nodes' BMC settings are equal (both absent, or the same).
 func sameBMC(a, b *node.BMC) bool {
 	if a == nil || b == nil {

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 
 	bolt "go.etcd.io/bbolt"
 
@@ -63,7 +64,11 @@ func (s *Store) ExportRecords(ctx context.Context, fn func(Record) error) error 
 			if err != nil {
 				return err
 			}
-			return fn(Record{Kind: RecordNode, Node: &n, Events: events})
+			secrets, err := storedNodeSecrets(tx, n.Name)
+			if err != nil {
+				return err
+			}
+			return fn(Record{Kind: RecordNode, Node: &n, Events: events, Secrets: secrets})
 		}); err != nil {
 			return err
 		}
@@ -118,7 +123,7 @@ func (s *Store) ImportRecord(ctx context.Context, rec Record, dryRun bool) (Impo
 			case RecordImage:
 				outcome, err = importImage(tx, rec.Image, write)
 			case RecordNode:
-				outcome, err = importNodeRecord(tx, rec.Node, rec.Events, write)
+				outcome, err = importNodeRecord(tx, rec.Node, rec.Events, rec.Secrets, write)
 			case RecordLease:
 				outcome, err = importLease(tx, rec.Lease.Lease(), write)
 			}
@@ -204,9 +209,9 @@ func importImage(tx *bolt.Tx, img *Image, write bool) (ImportOutcome, error) {
 }
 
 // importNodeRecord stores n exactly as exported (state, generation, timestamps, deletion
-// steps) with its history under the exported sequence numbers. The node's MACs must be
-// free or already its own.
-func importNodeRecord(tx *bolt.Tx, n *node.Node, events []node.Event, write bool) (ImportOutcome, error) {
+// steps) with its history under the exported sequence numbers and exactly the exported
+// secrets. The node's MACs must be free or already its own.
+func importNodeRecord(tx *bolt.Tx, n *node.Node, events []node.Event, secrets map[string][]byte, write bool) (ImportOutcome, error) {
 	v, err := json.Marshal(n)
 	if err != nil {
 		return ImportFailed, fmt.Errorf("encode node %s: %w", n.Name, err)
@@ -223,9 +228,19 @@ func importNodeRecord(tx *bolt.Tx, n *node.Node, events []node.Event, write bool
 		}
 	}
 	have := tx.Bucket(bucketNodes).Get([]byte(n.Name))
-	out := outcomeOf(have != nil, bytes.Equal(have, v) && sameHistory(tx, n.Name, events, encoded))
+	haveSecrets, err := storedNodeSecrets(tx, n.Name)
+	if err != nil {
+		return ImportFailed, err
+	}
+	sameSecrets := maps.EqualFunc(haveSecrets, secrets, bytes.Equal)
+	out := outcomeOf(have != nil, bytes.Equal(have, v) && sameHistory(tx, n.Name, events, encoded) && sameSecrets)
 	if !write || out == ImportUnchanged {
 		return out, nil
+	}
+	if !sameSecrets {
+		if err := replaceNodeSecrets(tx, n.Name, secrets); err != nil {
+			return ImportFailed, err
+		}
 	}
 	var old *node.Node
 	if have != nil {

@@ -46,6 +46,9 @@ func seedPivotSource(t *testing.T, s *Store) {
 	}); err != nil {
 		t.Fatal(err)
 	}
+	if err := s.SetNodeSecret(ctx, "s1", node.BMCPasswordKey, []byte("bmc-pw")); err != nil {
+		t.Fatal(err)
+	}
 	if err := s.RecordBoot(ctx, coreMAC(2), node.BootInfo{Firmware: "uefi", Arch: 7}); err != nil {
 		t.Fatal(err)
 	}
@@ -97,6 +100,9 @@ func TestImportRecord_OutcomesAndIdempotence(t *testing.T) {
 	if err != nil || n.State != node.StateProvisioning || !n.ClusterInit {
 		t.Fatalf("s1 after import: %+v, %v", n, err)
 	}
+	if pw, err := dst.NodeSecret(ctx, "s1", node.BMCPasswordKey); err != nil || string(pw) != "bmc-pw" {
+		t.Fatalf("s1's BMC password after import: %q, %v", pw, err)
+	}
 	evs, _ := dst.Events(ctx, "s1", 0)
 	if len(evs) != 2 {
 		t.Fatalf("s1 history after two imports: %d events, want 2 (no duplicates)", len(evs))
@@ -113,6 +119,63 @@ func TestImportRecord_OutcomesAndIdempotence(t *testing.T) {
 		t.Fatalf("event after the pivot has seq %d, want %d", evs[2].Seq, evs[1].Seq+1)
 	}
 	closeAndCheck(t, dst)
+}
+
+func TestImportRecord_NodeSecretsAreReplacedWithTheNode(t *testing.T) {
+	ctx := context.Background()
+	src := openTestStore(t, tempStorePath(t))
+	seedPivotSource(t, src)
+	var rec Record
+	for _, r := range exportAll(t, src) {
+		if r.Kind == RecordNode && r.Node.Name == "s1" {
+			rec = r
+		}
+	}
+	if got := string(rec.Secrets[node.BMCPasswordKey]); got != "bmc-pw" {
+		t.Fatalf("the export of s1 carries secrets %v, want its BMC password", rec.Secrets)
+	}
+	dst := openTestStore(t, tempStorePath(t))
+	if out, err := dst.ImportRecord(ctx, rec, false); err != nil || out != ImportCreated {
+		t.Fatalf("first import: %s, %v", out, err)
+	}
+	// A key the target has and the record lacks goes: the record is the node's whole set.
+	if err := dst.SetNodeSecret(ctx, "s1", "stale", []byte("x")); err != nil {
+		t.Fatal(err)
+	}
+	changed := rec
+	changed.Secrets = map[string][]byte{node.BMCPasswordKey: []byte("rotated")}
+	tests := []struct {
+		name   string
+		rec    Record
+		dryRun bool
+		want   ImportOutcome
+		wantPw string
+	}{
+		{"a dry run of another password says updated and writes nothing", changed, true, ImportUpdated, "bmc-pw"},
+		{"another password replaces the set", changed, false, ImportUpdated, "rotated"},
+		{"the same again is unchanged", changed, false, ImportUnchanged, "rotated"},
+		{"the original set comes back", rec, false, ImportUpdated, "bmc-pw"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			out, err := dst.ImportRecord(ctx, tt.rec, tt.dryRun)
+			if err != nil || out != tt.want {
+				t.Fatalf("import = %s, %v; want %s", out, err, tt.want)
+			}
+			got, err := dst.NodeSecrets(ctx, "s1")
+			if err != nil || string(got[node.BMCPasswordKey]) != tt.wantPw {
+				t.Fatalf("secrets %q, %v; want password %q", got, err, tt.wantPw)
+			}
+			if _, ok := got["stale"]; ok && !tt.dryRun {
+				t.Fatalf("a key the record lacks survived its import: %q", got)
+			}
+		})
+	}
+	bad := rec
+	bad.Secrets = map[string][]byte{"empty": nil}
+	if _, err := dst.ImportRecord(ctx, bad, false); !errors.Is(err, node.ErrInvalid) {
+		t.Fatalf("a secret with an empty value: %v, want ErrInvalid", err)
+	}
 }
 
 func TestImportRecord_ChangedNodeIsReplacedWithItsHistory(t *testing.T) {

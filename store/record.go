@@ -44,6 +44,10 @@ type Record struct {
 	// imported history continues from the same numbers.
 	Events []node.Event `json:"events,omitempty"`
 	Lease  *LeaseRecord `json:"lease,omitempty"`
+	// Secrets are the node's secrets (the BMC password, see SetNodeSecret) in clear, by
+	// key: they follow the node into the target store, never into its record there.
+	// Optional, so version 1 files written before it still read.
+	Secrets map[string][]byte `json:"secrets,omitempty"`
 }
 
 // Name identifies the record in reports: the node, image or address it carries.
@@ -73,6 +77,9 @@ func (r *Record) Validate() error {
 	}
 	if set != want {
 		return fmt.Errorf("%s record: %w: carries %d parts, want %d", r.Kind, node.ErrInvalid, set, want)
+	}
+	if len(r.Secrets) > 0 && r.Kind != RecordNode {
+		return fmt.Errorf("%s record: %w: only a node record carries secrets", r.Kind, node.ErrInvalid)
 	}
 	switch r.Kind {
 	case RecordHeader:
@@ -105,6 +112,11 @@ func (r *Record) Validate() error {
 				return fmt.Errorf("node %s: %w: event %d is out of order or another node's (%q)", r.Node.Name, node.ErrInvalid, e.Seq, e.Node)
 			}
 			last = e.Seq
+		}
+		for k, v := range r.Secrets {
+			if k == "" || len(v) == 0 {
+				return fmt.Errorf("node %s: %w: a secret with an empty key or value (%q)", r.Node.Name, node.ErrInvalid, k)
+			}
 		}
 	case RecordLease:
 		if r.Lease == nil || !r.Lease.IP.IsValid() {

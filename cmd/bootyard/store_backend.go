@@ -37,22 +37,34 @@ func (o *serveOptions) openStore(ctx context.Context, log *slog.Logger, onUpdate
 	case storeBbolt:
 		return store.Open(filepath.Join(o.dataDir, "bootyard.db"), store.Options{Logger: log, OnUpdate: onUpdate, Limits: o.limits})
 	case storeKubernetes:
-		if o.cluster.kubeconfig == kubeconfigOff {
-			return nil, fmt.Errorf("--store kubernetes needs the cluster's API: --kubeconfig none turns it off")
-		}
-		cfg, err := cluster.RESTConfig(o.cluster.kubeconfig)
-		if errors.Is(err, cluster.ErrNotConfigured) {
-			return nil, fmt.Errorf("--store kubernetes needs --kubeconfig, or Bootyard running in a pod")
-		}
+		st, host, err := openKubeStore(ctx, "--store kubernetes", o.cluster.kubeconfig,
+			kubestore.Options{Namespace: o.store.namespace, Logger: log, OnUpdate: onUpdate, Limits: o.limits})
 		if err != nil {
 			return nil, err
 		}
-		st, err := kubestore.New(ctx, cfg, kubestore.Options{Namespace: o.store.namespace, Logger: log, OnUpdate: onUpdate, Limits: o.limits})
-		if err != nil {
-			return nil, err
-		}
-		log.Info("inventory on the Kubernetes API", slog.String("server", cfg.Host), slog.String("namespace", o.store.namespace))
+		log.Info("inventory on the Kubernetes API", slog.String("server", host), slog.String("namespace", o.store.namespace))
 		return st, nil
 	}
 	return nil, fmt.Errorf("--store %q: want %s or %s", o.store.backend, storeBbolt, storeKubernetes)
+}
+
+// openKubeStore connects the Kubernetes store through kubeconfig ("" for the in-cluster
+// config) and returns it with the API server's address; what names the flag that chose
+// it, for the errors.
+func openKubeStore(ctx context.Context, what, kubeconfig string, opts kubestore.Options) (*kubestore.Store, string, error) {
+	if kubeconfig == kubeconfigOff {
+		return nil, "", fmt.Errorf("%s needs the cluster's API: --kubeconfig none turns it off", what)
+	}
+	cfg, err := cluster.RESTConfig(kubeconfig)
+	if errors.Is(err, cluster.ErrNotConfigured) {
+		return nil, "", fmt.Errorf("%s needs --kubeconfig, or Bootyard running in a pod", what)
+	}
+	if err != nil {
+		return nil, "", err
+	}
+	st, err := kubestore.New(ctx, cfg, opts)
+	if err != nil {
+		return nil, "", err
+	}
+	return st, cfg.Host, nil
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"log/slog"
@@ -8,7 +9,9 @@ import (
 	"path/filepath"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
+	"github.com/bootyard/bootyard/kubestore"
 	"github.com/bootyard/bootyard/pivot"
 	"github.com/bootyard/bootyard/store"
 )
@@ -26,7 +29,10 @@ func newStoreCommand() *cobra.Command {
 		Long: `Export and import the whole inventory as JSON lines, one record per line: a header
 (format bootyard-export, version 1), the settings, each image, each node with its MACs,
 state and whole history, each DHCP lease. These commands open the store file directly:
-stop bootyard serve on that data directory first (it holds the file's lock).
+stop bootyard serve on that data directory first (it holds the file's lock). With
+--from kubernetes (export) or --to kubernetes (import) they read or write the
+Kubernetes store instead (--kubeconfig, --store-namespace; the CRDs of deploy/crds
+installed): the pivot from the appliance's bbolt file to replicas in the cluster.
 
 ` + secretsWarning,
 	}
@@ -35,7 +41,8 @@ stop bootyard serve on that data directory first (it holds the file's lock).
 }
 
 func newStoreExportCommand() *cobra.Command {
-	var dataDir, output string
+	var end storeEnd
+	var output string
 	cmd := &cobra.Command{
 		Use:   "export",
 		Short: "Write the whole inventory, secrets included, as JSON lines",
@@ -46,7 +53,7 @@ target's export after an import proves nothing was lost.
 ` + secretsWarning,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			st, err := openStoreFile(dataDir)
+			st, err := end.open(cmd.Context())
 			if err != nil {
 				return err
 			}
@@ -60,7 +67,7 @@ target's export after an import proves nothing was lost.
 			return nil
 		},
 	}
-	cmd.Flags().StringVar(&dataDir, "data", envOr("BOOTYARD_DATA", "./data"), "data directory of the store to export (bootyard.db; env BOOTYARD_DATA)")
+	end.register(cmd.Flags(), "from", "export")
 	cmd.Flags().StringVarP(&output, "output", "o", "-", "file to write (mode 0600), - for standard output")
 	return cmd
 }
@@ -98,7 +105,8 @@ func writeExport(cmd *cobra.Command, src pivot.Exporter, path string) (map[store
 }
 
 func newStoreImportCommand() *cobra.Command {
-	var dataDir, input string
+	var end storeEnd
+	var input string
 	var dryRun bool
 	cmd := &cobra.Command{
 		Use:   "import",
@@ -123,7 +131,7 @@ writes nothing. The command fails when any record failed.
 				defer f.Close()
 				in = f
 			}
-			st, err := openStoreFile(dataDir)
+			st, err := end.open(cmd.Context())
 			if err != nil {
 				return err
 			}
@@ -131,7 +139,7 @@ writes nothing. The command fails when any record failed.
 			return runImport(cmd, st, in, dryRun)
 		},
 	}
-	cmd.Flags().StringVar(&dataDir, "data", envOr("BOOTYARD_DATA", "./data"), "data directory of the store to import into (bootyard.db, created if missing; env BOOTYARD_DATA)")
+	end.register(cmd.Flags(), "to", "import into")
 	cmd.Flags().StringVarP(&input, "file", "f", "-", "export to read, - for standard input")
 	cmd.Flags().BoolVar(&dryRun, "dry-run", false, "print what would change and write nothing")
 	return cmd
@@ -143,6 +151,40 @@ func runImport(cmd *cobra.Command, dst pivot.Importer, in io.Reader, dryRun bool
 		err = werr
 	}
 	return err
+}
+
+// storeEnd is the store an export reads or an import writes: the bbolt file of a data
+// directory or the Kubernetes store.
+type storeEnd struct {
+	backend, dataDir, kubeconfig, namespace string
+}
+
+// pivotStore is what both backends offer the store commands.
+type pivotStore interface {
+	pivot.Exporter
+	pivot.Importer
+	Close() error
+}
+
+// register adds the flags choosing the store; flag is "from" or "to", verb says what the
+// command does with it.
+func (e *storeEnd) register(f *pflag.FlagSet, flag, verb string) {
+	f.StringVar(&e.backend, flag, storeBbolt, fmt.Sprintf("store to %s: bbolt (the file in --data) or kubernetes (--kubeconfig, --store-namespace)", verb))
+	f.StringVar(&e.dataDir, "data", envOr("BOOTYARD_DATA", "./data"), fmt.Sprintf("data directory of the bbolt store to %s (bootyard.db; env BOOTYARD_DATA)", verb))
+	f.StringVar(&e.kubeconfig, "kubeconfig", "", "kubeconfig of the cluster holding the Kubernetes store (default: the in-cluster config when running as a pod)")
+	f.StringVar(&e.namespace, "store-namespace", kubestore.DefaultNamespace, "namespace of the Kubernetes store's objects")
+}
+
+func (e *storeEnd) open(ctx context.Context) (pivotStore, error) {
+	switch e.backend {
+	case storeBbolt:
+		return openStoreFile(e.dataDir)
+	case storeKubernetes:
+		st, _, err := openKubeStore(ctx, "the Kubernetes store", e.kubeconfig,
+			kubestore.Options{Namespace: e.namespace, Logger: slog.New(slog.DiscardHandler)})
+		return st, err
+	}
+	return nil, fmt.Errorf("store %q: want %s or %s", e.backend, storeBbolt, storeKubernetes)
 }
 
 // openStoreFile opens the bbolt store of a data directory for the store commands.
