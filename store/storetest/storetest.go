@@ -31,6 +31,7 @@ func Run(t *testing.T, open Opener) {
 		{"Query_PagesEveryMatchOnceInOrder", testQueryPaging},
 		{"Query_FiltersAndCounts", testQueryFilters},
 		{"Query_RefusesABadTokenOrSort", testQueryErrors},
+		{"Query_FiltersOnTheInspectedHardware", testQueryHardware},
 		{"Events_KeepTheNewestWithinTheBound", testEventBounds},
 		{"Discovery_RecordsAnUnknownMACAndImportTakesItOver", testDiscovery},
 		{"Discovery_ForgetsTheLongestUnseenPastTheCap", testDiscoveryCap},
