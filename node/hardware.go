@@ -3,6 +3,7 @@ package node
 import (
 	"fmt"
 	"net/netip"
+	"slices"
 	"strings"
 	"time"
 
@@ -154,4 +155,26 @@ func (f HardwareFilter) Matches(h *Hardware) bool {
 		}
 	}
 	return false
+}
+
+// Clone is a deep copy of h, for stores that hand out copies of a cached node.
+func (h *Hardware) Clone() *Hardware {
+	if h == nil {
+		return nil
+	}
+	c := *h
+	c.Disks = slices.Clone(h.Disks)
+	for i := range c.Disks {
+		c.Disks[i].ByID = slices.Clone(c.Disks[i].ByID)
+	}
+	c.NICs = slices.Clone(h.NICs)
+	if h.BMC != nil {
+		b := *h.BMC
+		c.BMC = &b
+	}
+	if h.Firmware.SecureBoot != nil {
+		sb := *h.Firmware.SecureBoot
+		c.Firmware.SecureBoot = &sb
+	}
+	return &c
 }
