@@ -44,3 +44,19 @@ func TestHardwareFilter_MatchesMemoryDisksAndText(t *testing.T) {
 		}
 	}
 }
+
+func TestHardwareClone_SharesNothingWithTheOriginal(t *testing.T) {
+	on := true
+	h := &Hardware{Inventory: agentapi.Inventory{Firmware: agentapi.Firmware{SecureBoot: &on},
+		Disks: []agentapi.Disk{{Name: "sda", ByID: []string{"ata-X"}}}, NICs: []agentapi.NIC{{Name: "eth0"}},
+		BMC: &agentapi.BMC{Address: "10.0.0.9"}}}
+	c := h.Clone()
+	*c.Firmware.SecureBoot = false
+	c.Disks[0].Name, c.Disks[0].ByID[0], c.NICs[0].Name, c.BMC.Address = "sdb", "ata-Y", "eth1", "10.0.0.10"
+	if !*h.Firmware.SecureBoot || h.Disks[0].Name != "sda" || h.Disks[0].ByID[0] != "ata-X" || h.NICs[0].Name != "eth0" || h.BMC.Address != "10.0.0.9" {
+		t.Errorf("changing the clone changed the original: %+v", h)
+	}
+	if (*Hardware)(nil).Clone() != nil {
+		t.Error("a nil inspection cloned to a non-nil one")
+	}
+}
