@@ -8,29 +8,10 @@ import (
 	"regexp"
 	"strings"
 	"testing"
-	"time"
 
-	"github.com/bootyard/bootyard/agentapi"
 	"github.com/bootyard/bootyard/node"
-	"github.com/bootyard/bootyard/store"
+	"github.com/bootyard/bootyard/store/storetest"
 )
-
-// setHardware records an inspection of the named node: the system vendor and product,
-// memGiB of memory and one disk per serial.
-func setHardware(t *testing.T, st *store.Store, name, vendor, product string, memGiB int64, serials ...string) {
-	t.Helper()
-	hw := &node.Hardware{InspectedAt: time.Now().UTC(), Inventory: agentapi.Inventory{
-		System: agentapi.System{Vendor: vendor, Product: product}, CPU: agentapi.CPU{Model: "Xeon Gold 6338"}, MemoryBytes: memGiB << 30}}
-	for _, s := range serials {
-		hw.Disks = append(hw.Disks, agentapi.Disk{Name: "sd" + s, Size: 1 << 40, Serial: s, Model: "ST4000NM"})
-	}
-	if _, err := st.UpdateNode(t.Context(), name, func(n *node.Node) ([]node.Event, error) {
-		n.Hardware = hw
-		return nil, nil
-	}); err != nil {
-		t.Fatal(err)
-	}
-}
 
 // TestListNodes_HardwareFiltersRunInTheStoreSoLimitCountsMatches: the hardware
 // parameters filter before paging, so a page of limit=1 holds one match and the total
@@ -41,8 +22,8 @@ func TestListNodes_HardwareFiltersRunInTheStoreSoLimitCountsMatches(t *testing.T
 		t.Fatalf("import: %d %+v", code, rep)
 	}
 	// r7-s1 sorts first and is not inspected: a CLI-side filter's limit=1 page was empty.
-	setHardware(t, h.st, "r7-w1", "Dell Inc.", "PowerEdge R650", 256, "A1", "A2", "A3", "A4")
-	setHardware(t, h.st, "r8-w1", "LENOVO", "ThinkSystem SR630", 32, "B1")
+	storetest.Inspect(t, h.st, "r7-w1", "Dell Inc.", "PowerEdge R650", 256, "A1", "A2", "A3", "A4")
+	storetest.Inspect(t, h.st, "r8-w1", "LENOVO", "ThinkSystem SR630", 32, "B1")
 	type page struct {
 		Items []struct {
 			Name string `json:"name"`
@@ -117,9 +98,9 @@ var discoveredImport = regexp.MustCompile(`<button type="submit" id="import-([a-
 func TestPages_SearchFindsHardwareByPrefixOrWhenNoNameMatches(t *testing.T) {
 	h := newUI(t, uiOptions{})
 	fillUI(t, h, 30)
-	setHardware(t, h.st, "w-003", "Dell Inc.", "PowerEdge R650", 256, "A1", "A2")
-	setHardware(t, h.st, "w-017", "Dell Inc.", "PowerEdge R750", 512, "C1")
-	setHardware(t, h.st, "w-020", "LENOVO", "ThinkSystem SR630", 32, "B1")
+	storetest.Inspect(t, h.st, "w-003", "Dell Inc.", "PowerEdge R650", 256, "A1", "A2")
+	storetest.Inspect(t, h.st, "w-017", "Dell Inc.", "PowerEdge R750", 512, "C1")
+	storetest.Inspect(t, h.st, "w-020", "LENOVO", "ThinkSystem SR630", 32, "B1")
 	macs := []node.MAC{{0x02, 0, 0, 0, 0, 1}, {0x02, 0, 0, 0, 0, 2}}
 	for _, m := range macs {
 		if err := h.st.RecordBoot(t.Context(), m, node.BootInfo{Firmware: "uefi", Arch: 7}); err != nil {
@@ -127,7 +108,7 @@ func TestPages_SearchFindsHardwareByPrefixOrWhenNoNameMatches(t *testing.T) {
 		}
 	}
 	found := node.DefaultName(macs[0])
-	setHardware(t, h.st, found, "Dell Inc.", "PowerEdge R650", 128, "D1")
+	storetest.Inspect(t, h.st, found, "Dell Inc.", "PowerEdge R650", 128, "D1")
 	h.login()
 	tests := []struct {
 		query      string

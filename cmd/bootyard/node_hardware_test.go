@@ -10,6 +10,7 @@ import (
 
 	"github.com/bootyard/bootyard/agentapi"
 	"github.com/bootyard/bootyard/node"
+	"github.com/bootyard/bootyard/store/storetest"
 )
 
 func inspected(mem int64, disks ...int64) *node.Hardware {
@@ -46,12 +47,7 @@ func TestNodeList_HardwareFlagsFilterOnTheServerSoLimitCountsMatches(t *testing.
 		}
 	}
 	for name, hw := range map[string]*node.Hardware{"big": inspected(512<<30, 1<<40, 1<<40, 1<<40), "small": inspected(16<<30, 1<<40)} {
-		if _, err := st.UpdateNode(t.Context(), name, func(n *node.Node) ([]node.Event, error) {
-			n.Hardware = hw
-			return nil, nil
-		}); err != nil {
-			t.Fatal(err)
-		}
+		storetest.SetHardware(t, st, name, hw)
 	}
 	tests := []struct {
 		args []string

@@ -169,15 +169,21 @@ func testQueryErrors(t *testing.T, open Opener) {
 	}
 }
 
-// inspect records an inspection of the named node: memGiB of memory and one disk per
-// serial, with vendor as the system vendor.
-func inspect(t *testing.T, s store.Backend, name, vendor string, memGiB int64, serials ...string) {
+// Inspect records an inspection of the named node, as an agent's report would: vendor
+// and product, a Xeon, memGiB of memory and one 1 TiB disk per serial.
+func Inspect(t testing.TB, s store.Backend, name, vendor, product string, memGiB int64, serials ...string) {
 	t.Helper()
 	hw := &node.Hardware{InspectedAt: time.Now().UTC(), Inventory: agentapi.Inventory{
-		System: agentapi.System{Vendor: vendor, Product: "Model " + name}, CPU: agentapi.CPU{Model: "Xeon"}, MemoryBytes: memGiB << 30}}
+		System: agentapi.System{Vendor: vendor, Product: product}, CPU: agentapi.CPU{Model: "Xeon Gold 6338"}, MemoryBytes: memGiB << 30}}
 	for _, serial := range serials {
-		hw.Disks = append(hw.Disks, agentapi.Disk{Name: "sd" + serial, Size: 1 << 40, Serial: serial, Model: "HDD"})
+		hw.Disks = append(hw.Disks, agentapi.Disk{Name: "sd" + serial, Size: 1 << 40, Serial: serial, Model: "ST4000NM"})
 	}
+	SetHardware(t, s, name, hw)
+}
+
+// SetHardware makes hw the named node's latest inspection.
+func SetHardware(t testing.TB, s store.Backend, name string, hw *node.Hardware) {
+	t.Helper()
 	if _, err := s.UpdateNode(context.Background(), name, func(n *node.Node) ([]node.Event, error) {
 		n.Hardware = hw
 		return nil, nil
@@ -193,13 +199,13 @@ func testQueryHardware(t *testing.T, open Opener) {
 	queryInventory(t, s)
 	// Even workers from w-06 on are inspected: Dell with 256 GiB and 4 disks from w-12
 	// on, else Lenovo with 32 GiB and 1 disk. w-00 (provisioning) is a Dell too.
-	inspect(t, s, "w-00", "Dell Inc.", 256, "a0", "b0", "c0", "d0")
+	Inspect(t, s, "w-00", "Dell Inc.", "PowerEdge R650", 256, "a0", "b0", "c0", "d0")
 	for i := 6; i < 25; i += 2 {
 		name := fmt.Sprintf("w-%02d", i)
 		if i >= 12 {
-			inspect(t, s, name, "Dell Inc.", 256, "a"+name, "b"+name, "c"+name, "d"+name)
+			Inspect(t, s, name, "Dell Inc.", "PowerEdge R650", 256, "a"+name, "b"+name, "c"+name, "d"+name)
 		} else {
-			inspect(t, s, name, "LENOVO", 32, "a"+name)
+			Inspect(t, s, name, "LENOVO", "ThinkSystem SR630", 32, "a"+name)
 		}
 	}
 	dells := []string{"w-00", "w-12", "w-14", "w-16", "w-18", "w-20", "w-22", "w-24"}
