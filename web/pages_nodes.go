@@ -210,7 +210,11 @@ func isMAC(s string) bool {
 }
 func isIP(s string) bool { _, err := parseAddrOrPrefix(s); return err == nil }
 
-func (u *ui) inventory(ctx context.Context, view nodesQuery) (inventoryView, error) {
+// inventory runs the view. With orHardware, a plain search no node name starts with is
+// run as a hardware search when that finds something; the page asks for that, its live
+// stream does not: a stream keeps the page's rows, and would otherwise read every node's
+// document on each tick of a search that finds nothing.
+func (u *ui) inventory(ctx context.Context, view nodesQuery, orHardware bool) (inventoryView, error) {
 	v := inventoryView{Now: u.now(), View: view, Filtered: view.Q != "" || view.Role != "" || view.State != ""}
 	counts, err := u.inv.StateCounts(ctx)
 	if err != nil {
@@ -233,18 +237,13 @@ func (u *ui) inventory(ctx context.Context, view nodesQuery) (inventoryView, err
 		// A search that does not parse shows why, beside an empty table.
 		_, v.Error = formError(err)
 	}
-	if err == nil && len(page.Nodes) == 0 && view.Continue == "" && view.isNamePrefix() {
+	if err == nil && orHardware && len(page.Nodes) == 0 && view.Continue == "" && view.isNamePrefix() {
 		// No name starts with it: people type a model or a serial into a search box
 		// too, so a hardware match is shown instead, and the view becomes hw:, which
 		// its links, stream and bulk scope then keep.
 		hw := view
 		hw.Q = hardwarePrefix + view.Q
-		hq, _ := hw.storeQuery()
-		hpage, err := u.inv.QueryNodes(ctx, hq)
-		if err != nil {
-			return inventoryView{}, err
-		}
-		disc, err := u.discovered(ctx, hw)
+		hpage, disc, err := u.hardwareSearch(ctx, hw)
 		if err != nil {
 			return inventoryView{}, err
 		}
@@ -297,6 +296,19 @@ func (u *ui) inventory(ctx context.Context, view nodesQuery) (inventoryView, err
 	return v, nil
 }
 
+// hardwareSearch runs a hw: view over the imported nodes and the discovered machines.
+func (u *ui) hardwareSearch(ctx context.Context, view nodesQuery) (nodes, discovered store.NodePage, err error) {
+	q, err := view.storeQuery()
+	if err != nil {
+		return nodes, discovered, err
+	}
+	if nodes, err = u.inv.QueryNodes(ctx, q); err != nil {
+		return nodes, discovered, err
+	}
+	discovered, err = u.discovered(ctx, view)
+	return nodes, discovered, err
+}
+
 // discovered is the first page of discovered machines; a hardware search narrows it too,
 // since telling machines apart before import is what an inspection is for.
 func (u *ui) discovered(ctx context.Context, view nodesQuery) (store.NodePage, error) {
@@ -326,7 +338,7 @@ func (u *ui) nodesPage(c echo.Context) error {
 func (u *ui) renderNodes(c echo.Context, status int, f importForm, showImport bool) error {
 	ctx := c.Request().Context()
 	view := viewFromURL(c.QueryParams())
-	inv, err := u.inventory(ctx, view)
+	inv, err := u.inventory(ctx, view, true)
 	if err != nil {
 		return err
 	}
