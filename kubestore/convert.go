@@ -1,7 +1,9 @@
 package kubestore
 
 import (
+	"encoding/json"
 	"fmt"
+	"log/slog"
 	"maps"
 	"net/netip"
 	"slices"
@@ -9,7 +11,9 @@ import (
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 
+	"github.com/bootyard/bootyard/agentapi"
 	"github.com/bootyard/bootyard/api/v1alpha1"
 	"github.com/bootyard/bootyard/node"
 	"github.com/bootyard/bootyard/store"
@@ -110,6 +114,15 @@ func toNode(o *v1alpha1.BootyardNode) (node.Node, error) {
 		return node.Node{}, err
 	}
 	extra.apply(&n)
+	if hw := o.Status.Hardware; hw != nil && len(hw.Raw) > 0 {
+		n.Hardware = &node.Hardware{}
+		if err := json.Unmarshal(hw.Raw, n.Hardware); err != nil {
+			return node.Node{}, fmt.Errorf("node %s: hardware: %w", o.Name, err)
+		}
+	}
+	if i := o.Status.Inspect; i != nil {
+		n.Inspect = &node.InspectRequest{After: agentapi.AfterInspect(i.After), RequestedAt: parseTime(i.RequestedAt)}
+	}
 	if n.State == "" {
 		n.State = node.StateDiscovered
 		if n.Role != "" {
@@ -185,6 +198,18 @@ func (s *Store) fromNode(n *node.Node, base *v1alpha1.BootyardNode) *v1alpha1.Bo
 	if c := n.Cluster; c != nil {
 		st.Cluster = &v1alpha1.ClusterStatus{Ready: c.Ready, Roles: slices.Clone(c.Roles), KubeletVersion: c.KubeletVersion, ObservedAt: formatTime(c.ObservedAt)}
 	}
+	if n.Hardware != nil {
+		// Plain fields, slices and pointers to them: encoding cannot fail.
+		raw, err := json.Marshal(n.Hardware)
+		if err != nil {
+			s.log.Error("node hardware not stored: it does not encode", slog.String("node", n.Name), slog.Any("err", err))
+		} else {
+			st.Hardware = &runtime.RawExtension{Raw: raw}
+		}
+	}
+	if i := n.Inspect; i != nil {
+		st.Inspect = &v1alpha1.InspectRequest{After: string(i.After), RequestedAt: formatTime(i.RequestedAt)}
+	}
 	o.Spec, o.Status = sp, st
 	return o
 }
@@ -211,14 +236,14 @@ func cloneNode(n node.Node) node.Node {
 		b := *n.BMC
 		n.BMC = &b
 	}
-	if n.Inspect != nil {
-		r := *n.Inspect
-		n.Inspect = &r
+	if n.SecureBoot != nil {
+		on := *n.SecureBoot
+		n.SecureBoot = &on
 	}
-	if n.Hardware != nil {
-		h := *n.Hardware
-		h.Disks, h.NICs = slices.Clone(h.Disks), slices.Clone(h.NICs)
-		n.Hardware = &h
+	n.Hardware = n.Hardware.Clone()
+	if n.Inspect != nil {
+		i := *n.Inspect
+		n.Inspect = &i
 	}
 	return n
 }

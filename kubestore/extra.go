@@ -12,7 +12,8 @@ import (
 )
 
 // annotationExtra holds, as JSON, the fields of a node or image that came after the
-// bootyard.io/v1alpha1 types (BMC, root-disk hints, hardware inspection): without it the
+// bootyard.io/v1alpha1 types (BMC, root-disk hints, the UEFI loader, the Secure Boot
+// reading; the inspection is typed: status.hardware and status.inspect): without it the
 // Kubernetes store would drop them on every write and a pivot would lose them. They move
 // into typed CRD fields with the next API version; until then the annotation is the
 // store's, not an interface for people (edit nodes through Bootyard, not kubectl).
@@ -20,14 +21,14 @@ const annotationExtra = "bootyard.io/extra"
 
 // nodeExtra is a node's part kept in annotationExtra.
 type nodeExtra struct {
-	BMC           *node.BMC            `json:"bmc,omitempty"`
-	RootDiskHints node.RootDiskHints   `json:"rootDiskHints,omitzero"`
-	Hardware      *node.Hardware       `json:"hardware,omitempty"`
-	Inspect       *node.InspectRequest `json:"inspect,omitempty"`
+	BMC           *node.BMC          `json:"bmc,omitempty"`
+	RootDiskHints node.RootDiskHints `json:"rootDiskHints,omitzero"`
+	UEFILoader    node.UEFILoader    `json:"uefiLoader,omitempty"`
+	SecureBoot    *bool              `json:"secureBoot,omitempty"`
 }
 
 func (e nodeExtra) isZero() bool {
-	return e.BMC == nil && e.RootDiskHints.IsZero() && e.Hardware == nil && e.Inspect == nil
+	return e.BMC == nil && e.RootDiskHints.IsZero() && e.UEFILoader == "" && e.SecureBoot == nil
 }
 
 // imageExtra is an image's part kept in annotationExtra.
@@ -66,11 +67,11 @@ func getExtra(meta *metav1.ObjectMeta, v any) error {
 }
 
 func nodeExtraOf(n *node.Node) nodeExtra {
-	return nodeExtra{BMC: n.BMC, RootDiskHints: n.RootDiskHints, Hardware: n.Hardware, Inspect: n.Inspect}
+	return nodeExtra{BMC: n.BMC, RootDiskHints: n.RootDiskHints, UEFILoader: n.UEFILoader, SecureBoot: n.SecureBoot}
 }
 
 func (e nodeExtra) apply(n *node.Node) {
-	n.BMC, n.RootDiskHints, n.Hardware, n.Inspect = e.BMC, e.RootDiskHints, e.Hardware, e.Inspect
+	n.BMC, n.RootDiskHints, n.UEFILoader, n.SecureBoot = e.BMC, e.RootDiskHints, e.UEFILoader, e.SecureBoot
 }
 
 func imageExtraOf(img *store.Image) imageExtra { return imageExtra{RootDiskHints: img.RootDiskHints} }

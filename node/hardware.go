@@ -3,6 +3,7 @@ package node
 import (
 	"fmt"
 	"net/netip"
+	"slices"
 	"strings"
 	"time"
 
@@ -115,4 +116,65 @@ func FormatBytes(b int64) string {
 		exp++
 	}
 	return fmt.Sprintf("%.1f %ciB", float64(b)/float64(div), "KMGTP"[exp])
+}
+
+// HardwareFilter selects nodes by their latest inspection. A zero filter selects every
+// node; any other selects only inspected nodes, since a machine never inspected has no
+// memory or disks to compare.
+type HardwareFilter struct {
+	MinMemory int64 // bytes
+	MinDisks  int
+	// Text is found, case-insensitively, in the system's vendor, product or serial, the
+	// CPU model, or a disk's model, vendor, serial or WWN.
+	Text string
+}
+
+// IsZero reports whether f filters nothing.
+func (f HardwareFilter) IsZero() bool { return f.MinMemory <= 0 && f.MinDisks <= 0 && f.Text == "" }
+
+// Matches reports whether h passes f (a nil h passes only the zero filter).
+func (f HardwareFilter) Matches(h *Hardware) bool {
+	if f.IsZero() {
+		return true
+	}
+	if h == nil || h.MemoryBytes < f.MinMemory || len(h.Disks) < f.MinDisks {
+		return false
+	}
+	if f.Text == "" {
+		return true
+	}
+	text := strings.ToLower(f.Text)
+	has := func(s string) bool { return s != "" && strings.Contains(strings.ToLower(s), text) }
+	// Vendor and product together too, as the tables print them: "dell inc. poweredge".
+	if has(h.System.Vendor+" "+h.System.Product) || has(h.System.Serial) || has(h.CPU.Model) {
+		return true
+	}
+	for _, d := range h.Disks {
+		if has(d.Model) || has(d.Vendor) || has(d.Serial) || has(d.WWN) {
+			return true
+		}
+	}
+	return false
+}
+
+// Clone is a deep copy of h, for stores that hand out copies of a cached node.
+func (h *Hardware) Clone() *Hardware {
+	if h == nil {
+		return nil
+	}
+	c := *h
+	c.Disks = slices.Clone(h.Disks)
+	for i := range c.Disks {
+		c.Disks[i].ByID = slices.Clone(c.Disks[i].ByID)
+	}
+	c.NICs = slices.Clone(h.NICs)
+	if h.BMC != nil {
+		b := *h.BMC
+		c.BMC = &b
+	}
+	if h.Firmware.SecureBoot != nil {
+		sb := *h.Firmware.SecureBoot
+		c.Firmware.SecureBoot = &sb
+	}
+	return &c
 }

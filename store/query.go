@@ -27,6 +27,9 @@ type NodeQuery struct {
 	MAC        node.MAC // zero: any
 	IP         netip.Addr
 	Selector   labels.Selector // nil: any
+	// Hardware selects by the latest inspection. No index holds it: candidates the other
+	// filters leave are checked against their stored documents.
+	Hardware node.HardwareFilter
 	// Sort is "name" (default) or "state" (state name, then node name); Desc reverses it.
 	Sort string
 	Desc bool
@@ -201,11 +204,13 @@ func (s *Store) query(ctx context.Context, q NodeQuery, emit func(name string, r
 			last = k
 		}
 		if q.NoTotal {
-			return nil
+			return m.err
 		}
 		var err error
-		total, err = q.count(tx, sc, m)
-		return err
+		if total, err = q.count(tx, sc, m); err != nil {
+			return err
+		}
+		return m.err
 	})
 	if err != nil {
 		return "", 0, fmt.Errorf("query nodes: %w", err)
@@ -287,8 +292,17 @@ func (q NodeQuery) ContinueToken(key []byte) string {
 
 // pickScan chooses the index with the fewest candidates the filters allow: an exact IP,
 // then a label value, then a state, a label key, a role, a name prefix, else all nodes.
-// A state-ordered query always scans the state index, whose order it is.
+// A state-ordered query always scans the state index, whose order it is. A hardware
+// filter has no index, so with one no scan is exact: each candidate is checked.
 func (q NodeQuery) pickScan() scan {
+	sc := q.pickIndex()
+	if !q.Hardware.IsZero() {
+		sc.exact = false
+	}
+	return sc
+}
+
+func (q NodeQuery) pickIndex() scan {
 	if q.Sort == "state" {
 		if q.State != "" {
 			p := joinKey(string(q.State), "")
@@ -339,7 +353,8 @@ func (q NodeQuery) pickScan() scan {
 }
 
 func (q NodeQuery) noFilter() bool {
-	return q.Role == "" && q.State == "" && q.NotState == "" && q.NamePrefix == "" && q.MAC.IsZero() && !q.IP.IsValid() && (q.Selector == nil || q.Selector.Empty())
+	return q.Role == "" && q.State == "" && q.NotState == "" && q.NamePrefix == "" && q.MAC.IsZero() && !q.IP.IsValid() && (q.Selector == nil || q.Selector.Empty()) &&
+		q.Hardware.IsZero()
 }
 
 func (q NodeQuery) onlyState() bool {
@@ -361,7 +376,8 @@ func (q NodeQuery) Matches(n *node.Node) bool {
 		strings.HasPrefix(n.Name, q.NamePrefix) &&
 		(q.MAC.IsZero() || n.HasMAC(q.MAC)) &&
 		(!q.IP.IsValid() || n.IP.Addr() == q.IP) &&
-		(q.Selector == nil || q.Selector.Matches(labels.Set(n.Labels)))
+		(q.Selector == nil || q.Selector.Matches(labels.Set(n.Labels))) &&
+		q.Hardware.Matches(n.Hardware)
 }
 
 // count counts every match: from the maintained counters or the keys of an exact scan
@@ -424,8 +440,11 @@ func (q NodeQuery) countFast(tx *bolt.Tx, sc scan) (total int, ok bool) {
 // returns the total, 1 or 0.
 func (q NodeQuery) byMAC(tx *bolt.Tx, emit func(name string, raw []byte) error) (int, error) {
 	name := tx.Bucket(bucketMACIndex).Get(q.MAC[:])
-	if name == nil || q.Continue != "" || !q.matcher(tx).matches(string(name)) {
+	if name == nil || q.Continue != "" {
 		return 0, nil
+	}
+	if m := q.matcher(tx); !m.matches(string(name)) {
+		return 0, m.err
 	}
 	raw := tx.Bucket(bucketNodes).Get(name)
 	if raw == nil {

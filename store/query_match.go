@@ -2,28 +2,38 @@ package store
 
 import (
 	"bytes"
+	"encoding/json"
+	"fmt"
 	"strings"
 
 	bolt "go.etcd.io/bbolt"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/selection"
+
+	"github.com/bootyard/bootyard/node"
 )
 
 // indexMatcher checks a node, by name, against a query's filters through the secondary
 // indexes: a seek per filter instead of decoding the node's JSON, which cost ten times
 // more and was most of a selector query's time at 100,000 nodes. The MAC filter is not
-// here: a query naming a MAC reads the MAC index itself (byMAC).
+// here: a query naming a MAC reads the MAC index itself (byMAC). A hardware filter has
+// no index: it reads the node's document, after every index check has passed.
 type indexMatcher struct {
 	q                           NodeQuery
 	reqs                        labels.Requirements
 	state, role, labelKey, ipIx *bolt.Cursor
+	nodes                       *bolt.Bucket
 	key                         []byte // scratch, reused for every seek
+	// err is the first stored document a hardware check could not decode; the query
+	// fails with it rather than quietly leaving the node out.
+	err error
 }
 
 func (q NodeQuery) matcher(tx *bolt.Tx) *indexMatcher {
 	m := &indexMatcher{q: q,
 		state: tx.Bucket(bucketStateIndex).Cursor(), role: tx.Bucket(bucketRoleIndex).Cursor(),
-		labelKey: tx.Bucket(bucketLabelKeyIndex).Cursor(), ipIx: tx.Bucket(bucketIPIndex).Cursor()}
+		labelKey: tx.Bucket(bucketLabelKeyIndex).Cursor(), ipIx: tx.Bucket(bucketIPIndex).Cursor(),
+		nodes: tx.Bucket(bucketNodes)}
 	if q.Selector != nil {
 		m.reqs, _ = q.Selector.Requirements()
 	}
@@ -57,7 +67,30 @@ func (m *indexMatcher) matches(name string) bool {
 			return false
 		}
 	}
-	return true
+	return q.Hardware.IsZero() || m.hardwareMatches(name)
+}
+
+// hardwareKey is how a node's document holds an inspection (Node.Hardware omits an empty
+// one): a document without it is never inspected and needs no decoding.
+var hardwareKey = []byte(`"hardware":`)
+
+// hardwareMatches decodes only the inspection of the node named name and checks it
+// against the query's hardware filter.
+func (m *indexMatcher) hardwareMatches(name string) bool {
+	raw := m.nodes.Get([]byte(name))
+	if raw == nil || !bytes.Contains(raw, hardwareKey) {
+		return false
+	}
+	var doc struct {
+		Hardware *node.Hardware `json:"hardware"`
+	}
+	if err := json.Unmarshal(raw, &doc); err != nil {
+		if m.err == nil {
+			m.err = fmt.Errorf("decode the inspection of node %s: %w", name, err)
+		}
+		return false
+	}
+	return m.q.Hardware.Matches(doc.Hardware)
 }
 
 // requirementMatches reads the node's value of r's label key from the label key index

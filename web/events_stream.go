@@ -109,7 +109,7 @@ func (u *ui) streamInventory(c echo.Context) error {
 	rows := map[string][]byte{} // name → key of the row as last sent (or as the page drew it)
 	first := true
 	for {
-		inv, err := u.inventory(ctx, view)
+		inv, err := u.inventory(ctx, view, false)
 		if err != nil {
 			return u.streamEnd(ctx.Err(), err)
 		}

@@ -10,6 +10,7 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 
 	"github.com/bootyard/bootyard/node"
+	"github.com/bootyard/bootyard/rootdisk"
 	"github.com/bootyard/bootyard/store"
 )
 
@@ -23,6 +24,10 @@ import (
 //	name                 name prefix
 //	mac, ip              one MAC (any accepted form), one address (with or without /len)
 //	sort                 name, -name, state, -state
+//	minMemory, minDisks  inspected nodes with at least this memory (64G: GiB, as root-disk
+//	                     size hints count) and this many disks
+//	hardware             inspected nodes whose vendor, product, serial, CPU model, or a
+//	                     disk's model, vendor, serial or WWN contains this (any case)
 func parseNodeQuery(v url.Values) (store.NodeQuery, error) {
 	var q store.NodeQuery
 	if s := v.Get("limit"); s != "" {
@@ -69,6 +74,9 @@ func parseNodeQuery(v url.Values) (store.NodeQuery, error) {
 		}
 		q.IP = a
 	}
+	if err := parseHardwareFilter(v, &q.Hardware); err != nil {
+		return q, err
+	}
 	switch s := v.Get("sort"); s {
 	case "", "name":
 	case "-name":
@@ -79,6 +87,26 @@ func parseNodeQuery(v url.Values) (store.NodeQuery, error) {
 		return q, badField("sort", fmt.Errorf("sort %q: %w: want name, -name, state or -state", s, node.ErrInvalid))
 	}
 	return q, nil
+}
+
+// parseHardwareFilter reads the hardware parameters: minMemory, minDisks and hardware.
+func parseHardwareFilter(v url.Values, f *node.HardwareFilter) error {
+	if s := strings.TrimSpace(v.Get("minMemory")); s != "" {
+		b, err := rootdisk.ParseSize(s)
+		if err != nil {
+			return badField("minMemory", fmt.Errorf("minMemory %q: %w: want a size such as 64G or 512GiB", s, node.ErrInvalid))
+		}
+		f.MinMemory = b
+	}
+	if s := strings.TrimSpace(v.Get("minDisks")); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 0 {
+			return badField("minDisks", fmt.Errorf("minDisks %q: %w: want a whole number, 0 or more", s, node.ErrInvalid))
+		}
+		f.MinDisks = n
+	}
+	f.Text = strings.TrimSpace(v.Get("hardware"))
+	return nil
 }
 
 // parseAddrOrPrefix accepts 10.0.0.5 or 10.0.0.5/24 (a node's IP is stored in CIDR form).

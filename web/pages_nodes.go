@@ -59,6 +59,11 @@ type inventoryView struct {
 	SortState       string
 	View            nodesQuery
 	Error           string // a search the page could not run (a bad selector)
+	// HardwareSearch is the hardware text the discovered list is narrowed to (hw:).
+	HardwareSearch string
+	// NoNameMatch is a plain search no node name starts with, which the view then ran
+	// as a hardware search (hw:) because the hardware matched.
+	NoNameMatch string
 }
 
 type stateCount struct {
@@ -152,9 +157,14 @@ func (q nodesQuery) url(path string) string {
 	return path
 }
 
+// hardwarePrefix starts a search of the inspected hardware in the search box.
+const hardwarePrefix = "hw:"
+
 // storeQuery turns the view into a store query. The search box takes a MAC, an IP, a
-// label selector (anything with =, ! or " in ") or else a name prefix: each is an index
-// lookup, so searching 100,000 nodes costs what paging them does.
+// label selector (anything with =, ! or " in "), "hw:" and hardware text, or else a name
+// prefix. All but hardware are index lookups, so searching 100,000 nodes costs what
+// paging them does; a hardware search reads the document of every node the role and
+// state filters leave.
 func (q nodesQuery) storeQuery() (store.NodeQuery, error) {
 	v := url.Values{"role": {q.Role}, "state": {q.State}, "sort": {q.Sort}, "continue": {q.Continue}}
 	if q.Limit > 0 {
@@ -162,6 +172,8 @@ func (q nodesQuery) storeQuery() (store.NodeQuery, error) {
 	}
 	switch s := q.Q; {
 	case s == "":
+	case q.hardwareText() != "":
+		v.Set("hardware", q.hardwareText())
 	case isMAC(s):
 		v.Set("mac", s)
 	case isIP(s):
@@ -178,13 +190,31 @@ func (q nodesQuery) storeQuery() (store.NodeQuery, error) {
 	return sq, err
 }
 
+// hardwareText is the text of a hardware search ("hw:poweredge"), else "".
+func (q nodesQuery) hardwareText() string {
+	if len(q.Q) < len(hardwarePrefix) || !strings.EqualFold(q.Q[:len(hardwarePrefix)], hardwarePrefix) {
+		return ""
+	}
+	return strings.TrimSpace(q.Q[len(hardwarePrefix):])
+}
+
+// isNamePrefix reports whether the view's search is read as a name prefix.
+func (q nodesQuery) isNamePrefix() bool {
+	sq, err := q.storeQuery()
+	return err == nil && sq.NamePrefix != "" && q.hardwareText() == ""
+}
+
 func isMAC(s string) bool {
 	_, err := node.ParseMAC(s)
 	return err == nil && strings.ContainsAny(s, ":-.")
 }
 func isIP(s string) bool { _, err := parseAddrOrPrefix(s); return err == nil }
 
-func (u *ui) inventory(ctx context.Context, view nodesQuery) (inventoryView, error) {
+// inventory runs the view. With orHardware, a plain search no node name starts with is
+// run as a hardware search when that finds something; the page asks for that, its live
+// stream does not: a stream keeps the page's rows, and would otherwise read every node's
+// document on each tick of a search that finds nothing.
+func (u *ui) inventory(ctx context.Context, view nodesQuery, orHardware bool) (inventoryView, error) {
 	v := inventoryView{Now: u.now(), View: view, Filtered: view.Q != "" || view.Role != "" || view.State != ""}
 	counts, err := u.inv.StateCounts(ctx)
 	if err != nil {
@@ -206,6 +236,20 @@ func (u *ui) inventory(ctx context.Context, view nodesQuery) (inventoryView, err
 		}
 		// A search that does not parse shows why, beside an empty table.
 		_, v.Error = formError(err)
+	}
+	if err == nil && orHardware && len(page.Nodes) == 0 && view.Continue == "" && view.isNamePrefix() {
+		// No name starts with it: people type a model or a serial into a search box
+		// too, so a hardware match is shown instead, and the view becomes hw:, which
+		// its links, stream and bulk scope then keep.
+		hw := view
+		hw.Q = hardwarePrefix + view.Q
+		hpage, disc, err := u.hardwareSearch(ctx, hw)
+		if err != nil {
+			return inventoryView{}, err
+		}
+		if hpage.Total > 0 || disc.Total > 0 {
+			v.NoNameMatch, view, v.View, page = view.Q, hw, hw, hpage
+		}
 	}
 	for _, n := range page.Nodes {
 		r := newNodeRow(n)
@@ -238,10 +282,11 @@ func (u *ui) inventory(ctx context.Context, view nodesQuery) (inventoryView, err
 		}
 		*sort.dst = s.url("/ui/nodes")
 	}
-	disc, err := u.inv.QueryNodes(ctx, store.NodeQuery{State: node.StateDiscovered, Limit: discoveredOnPage})
+	disc, err := u.discovered(ctx, view)
 	if err != nil {
 		return inventoryView{}, err
 	}
+	v.HardwareSearch = view.hardwareText()
 	v.DiscoveredTotal = disc.Total
 	for _, n := range disc.Nodes {
 		r := newNodeRow(n)
@@ -249,6 +294,26 @@ func (u *ui) inventory(ctx context.Context, view nodesQuery) (inventoryView, err
 		v.Discovered = append(v.Discovered, r)
 	}
 	return v, nil
+}
+
+// hardwareSearch runs a hw: view over the imported nodes and the discovered machines.
+func (u *ui) hardwareSearch(ctx context.Context, view nodesQuery) (nodes, discovered store.NodePage, err error) {
+	q, err := view.storeQuery()
+	if err != nil {
+		return nodes, discovered, err
+	}
+	if nodes, err = u.inv.QueryNodes(ctx, q); err != nil {
+		return nodes, discovered, err
+	}
+	discovered, err = u.discovered(ctx, view)
+	return nodes, discovered, err
+}
+
+// discovered is the first page of discovered machines; a hardware search narrows it too,
+// since telling machines apart before import is what an inspection is for.
+func (u *ui) discovered(ctx context.Context, view nodesQuery) (store.NodePage, error) {
+	return u.inv.QueryNodes(ctx, store.NodeQuery{State: node.StateDiscovered, Limit: discoveredOnPage,
+		Hardware: node.HardwareFilter{Text: view.hardwareText()}})
 }
 
 // stateCounts are the links at the top of the page: how many nodes in each state.
@@ -273,10 +338,11 @@ func (u *ui) nodesPage(c echo.Context) error {
 func (u *ui) renderNodes(c echo.Context, status int, f importForm, showImport bool) error {
 	ctx := c.Request().Context()
 	view := viewFromURL(c.QueryParams())
-	inv, err := u.inventory(ctx, view)
+	inv, err := u.inventory(ctx, view, true)
 	if err != nil {
 		return err
 	}
+	view = inv.View // a name search the page ran as a hardware search stays one
 	if inv.Error != "" && status == http.StatusOK {
 		status = http.StatusUnprocessableEntity
 	}

@@ -65,6 +65,18 @@ func TestUI_DiscoveredMachineShowsItsHardwareBeforeImport(t *testing.T) {
 		t.Errorf("the other machine's row %q does not say it is not inspected", other)
 	}
 
+	// Typing the vendor into the search box finds the machine by its hardware: no node
+	// name starts with it, so the page searches hardware and narrows the discovered table.
+	var found []string
+	run(t, ctx, "search the hardware",
+		chromedp.SetValue("#filter-q", "supermicro", chromedp.ByID),
+		chromedp.Click("#filter-submit", chromedp.ByID),
+		chromedp.WaitVisible("#search-note", chromedp.ByID),
+		chromedp.Evaluate(`[...document.querySelectorAll("table.discovered tbody tr")].map(r => r.innerText)`, &found))
+	if len(found) != 1 || !strings.Contains(found[0], "52:54:00:be:ef:01") {
+		t.Errorf("searching supermicro left the discovered rows %q, want the inspected machine's alone", found)
+	}
+
 	var hw, disks string
 	run(t, ctx, "open the machine's page",
 		chromedp.Navigate(base+"/ui/nodes/"+name),

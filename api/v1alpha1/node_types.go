@@ -1,6 +1,9 @@
 package v1alpha1
 
-import metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+import (
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+)
 
 // BootyardNode is one machine: its name is the node's name. The operator's intent is the
 // spec; what Bootyard and the machine made of it is the status, written through the
@@ -98,6 +101,25 @@ type BootyardNodeStatus struct {
 	UpdatedAt string `json:"updatedAt,omitempty"`
 	// +optional
 	LastSeen string `json:"lastSeen,omitempty"`
+	// Hardware is the latest inspection as the agent reported it (node.Hardware's JSON:
+	// inspectedAt, system, firmware, cpu, memoryBytes, disks, nics, bmc). Its shape is
+	// the agent's wire type, defined once in package agentapi, so the schema leaves it open.
+	// +optional
+	// +kubebuilder:pruning:PreserveUnknownFields
+	// +kubebuilder:validation:Schemaless
+	// +kubebuilder:validation:Type=object
+	Hardware *runtime.RawExtension `json:"hardware,omitempty"`
+	// Inspect is a pending inspection: the machine's next network boot runs the agent in
+	// inspect mode.
+	// +optional
+	Inspect *InspectRequest `json:"inspect,omitempty"`
+}
+
+// InspectRequest is a pending inspection.
+type InspectRequest struct {
+	// +kubebuilder:validation:Enum=poweroff;wait;reboot
+	After       string `json:"after"`
+	RequestedAt string `json:"requestedAt"`
 }
 
 // UninstallReport is the host's own word on an uninstall.

@@ -150,22 +150,8 @@ func newNodeListCommand(cl *clientFlags) *cobra.Command {
 			} else {
 				p = &tableNodePrinter{tw: tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)}
 			}
-			if err := hw.parse(); err != nil {
-				return err
-			}
-			page := p.page
-			if hw.active() {
-				page = func(nodes []node.Node) error {
-					var kept []node.Node
-					for _, n := range nodes {
-						if hw.keep(n) {
-							kept = append(kept, n)
-						}
-					}
-					return p.page(kept)
-				}
-			}
-			if err := listNodePages(cmd.Context(), cl, q, chunk, limit, page); err != nil {
+			hw.set(q)
+			if err := listNodePages(cmd.Context(), cl, q, chunk, limit, p.page); err != nil {
 				return err
 			}
 			return p.end()

@@ -22,6 +22,14 @@ import (
 // binary.
 func inProcessCLI(t *testing.T) func(args ...string) (string, error) {
 	t.Helper()
+	cli, _ := inProcessCLIStore(t)
+	return cli
+}
+
+// inProcessCLIStore is inProcessCLI with the store behind the API, for a test to set what
+// no command can (an inspection).
+func inProcessCLIStore(t *testing.T) (func(args ...string) (string, error), *store.Store) {
+	t.Helper()
 	st, err := store.Open(filepath.Join(t.TempDir(), "bootyard.db"), store.Options{Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatal(err)
@@ -40,7 +48,7 @@ func inProcessCLI(t *testing.T) func(args ...string) (string, error) {
 		root.SetArgs(append([]string{"--server", ts.URL, "--admin-token", token, "--data-dir", t.TempDir()}, args...))
 		err := root.ExecuteContext(context.Background())
 		return out.String(), err
-	}
+	}, st
 }
 
 func TestNodeImportFile_ReportsBadLinesAndImportsNothingThenEverything(t *testing.T) {

@@ -4,7 +4,7 @@ import (
 	"fmt"
 	"io"
 	"net/url"
-	"strings"
+	"strconv"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -105,40 +105,29 @@ func dash(s string) string {
 	return s
 }
 
-// hardwareFilter keeps the nodes of `node list` whose inspection matches; the API
-// pages by index and does not know hardware, so this filters each page as it arrives.
+// hardwareFilter is `node list`'s hardware flags, which the API applies before it pages
+// (minMemory, minDisks, hardware), so --limit counts matching nodes.
 type hardwareFilter struct {
 	minMemory string
 	minDisks  int
 	text      string
-	minBytes  int64
 }
 
 func (f *hardwareFilter) flags(cmd *cobra.Command) {
-	cmd.Flags().StringVar(&f.minMemory, "min-memory", "", "only inspected nodes with at least this memory, e.g. 64G")
+	cmd.Flags().StringVar(&f.minMemory, "min-memory", "", "only inspected nodes with at least this memory, e.g. 64G (GiB)")
 	cmd.Flags().IntVar(&f.minDisks, "min-disks", 0, "only inspected nodes with at least this many disks")
-	cmd.Flags().StringVar(&f.text, "hardware", "", "only inspected nodes whose hardware summary contains this (case-insensitive)")
+	cmd.Flags().StringVar(&f.text, "hardware", "", "only inspected nodes whose vendor, product, serial, CPU model, or a disk's model, vendor, serial or WWN contains this (any case)")
 }
 
-func (f *hardwareFilter) active() bool { return f.minMemory != "" || f.minDisks > 0 || f.text != "" }
-
-func (f *hardwareFilter) parse() error {
-	if f.minMemory == "" {
-		return nil
+// set adds the filter's API parameters to q.
+func (f *hardwareFilter) set(q url.Values) {
+	if f.minMemory != "" {
+		q.Set("minMemory", f.minMemory)
 	}
-	b, err := rootdisk.ParseSize(f.minMemory)
-	if err != nil {
-		return fmt.Errorf("--min-memory: %w", err)
+	if f.minDisks != 0 {
+		q.Set("minDisks", strconv.Itoa(f.minDisks))
 	}
-	f.minBytes = b
-	return nil
-}
-
-func (f *hardwareFilter) keep(n node.Node) bool {
-	hw := n.Hardware
-	if hw == nil {
-		return false
+	if f.text != "" {
+		q.Set("hardware", f.text)
 	}
-	return hw.MemoryBytes >= f.minBytes && len(hw.Disks) >= f.minDisks &&
-		(f.text == "" || strings.Contains(strings.ToLower(hw.Summary()), strings.ToLower(f.text)))
 }

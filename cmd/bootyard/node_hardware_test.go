@@ -2,12 +2,15 @@ package main
 
 import (
 	"bytes"
+	"encoding/json"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/bootyard/bootyard/agentapi"
 	"github.com/bootyard/bootyard/node"
+	"github.com/bootyard/bootyard/store/storetest"
 )
 
 func inspected(mem int64, disks ...int64) *node.Hardware {
@@ -33,37 +36,45 @@ func TestPrintNode_ShowsTheLatestInspection(t *testing.T) {
 	}
 }
 
-func TestNodeList_HardwareFilterKeepsOnlyMatchingInspectedNodes(t *testing.T) {
-	nodes := []node.Node{
-		{Name: "big", Hardware: inspected(512<<30, 1<<40, 1<<40, 1<<40)},
-		{Name: "small", Hardware: inspected(16<<30, 1<<40)},
-		{Name: "uninspected"},
-	}
-	tests := []struct {
-		f    hardwareFilter
-		want string
-	}{
-		{hardwareFilter{minMemory: "64G"}, "big"},
-		{hardwareFilter{minDisks: 2}, "big"},
-		{hardwareFilter{text: "poweredge"}, "big,small"},
-		{hardwareFilter{minMemory: "1", minDisks: 1}, "big,small"},
-	}
-	for _, tt := range tests {
-		if err := tt.f.parse(); err != nil {
+// TestNodeList_HardwareFlagsFilterOnTheServerSoLimitCountsMatches: the flags become the
+// API's parameters, so --limit 1 prints a match even when the first nodes by name are
+// not inspected, and a bad size is the API's 422 naming the parameter.
+func TestNodeList_HardwareFlagsFilterOnTheServerSoLimitCountsMatches(t *testing.T) {
+	cli, st := inProcessCLIStore(t)
+	for i, name := range []string{"a-uninspected", "big", "small"} {
+		if _, err := cli("node", "import", fmt.Sprintf("52:54:00:17:00:%02x", i+1), "--role", "worker", "--name", name); err != nil {
 			t.Fatal(err)
 		}
+	}
+	for name, hw := range map[string]*node.Hardware{"big": inspected(512<<30, 1<<40, 1<<40, 1<<40), "small": inspected(16<<30, 1<<40)} {
+		storetest.SetHardware(t, st, name, hw)
+	}
+	tests := []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--min-memory", "64G"}, "big"},
+		{[]string{"--min-disks", "2"}, "big"},
+		{[]string{"--hardware", "poweredge"}, "big,small"},
+		{[]string{"--hardware", "S1"}, "big"}, // the second disk's serial
+		{[]string{"--min-memory", "1", "--limit", "1"}, "big"},
+		{[]string{"--min-disks", "1", "--limit", "1", "--chunk-size", "1", "--name", "s"}, "small"},
+	}
+	for _, tt := range tests {
+		out, err := cli(append([]string{"node", "list", "-o", "json"}, tt.args...)...)
+		var listed []node.Node
+		if err != nil || json.Unmarshal([]byte(out), &listed) != nil {
+			t.Fatalf("%v: %v\n%s", tt.args, err, out)
+		}
 		var got []string
-		for _, n := range nodes {
-			if tt.f.keep(n) {
-				got = append(got, n.Name)
-			}
+		for _, n := range listed {
+			got = append(got, n.Name)
 		}
 		if strings.Join(got, ",") != tt.want {
-			t.Errorf("%+v kept %v, want %s", tt.f, got, tt.want)
+			t.Errorf("%v listed %v, want %s", tt.args, got, tt.want)
 		}
 	}
-	bad := hardwareFilter{minMemory: "lots"}
-	if err := bad.parse(); err == nil {
-		t.Error("--min-memory lots accepted")
+	if out, err := cli("node", "list", "--min-memory", "lots"); err == nil || !strings.Contains(out+err.Error(), "minMemory") {
+		t.Errorf("--min-memory lots: %v\n%s", err, out)
 	}
 }

@@ -272,3 +272,36 @@ func testRename(t *testing.T, open Opener) {
 		}
 	}
 }
+
+// testLaterFields: the fields node.Node gained after the first store layout (BMC
+// settings, root-disk hints, the UEFI loader, the Secure Boot reading) survive an import
+// and an update on every backend.
+func testLaterFields(t *testing.T, open Opener) {
+	ctx := context.Background()
+	s := open(t, store.Limits{})
+	hints, err := node.ParseRootDiskHints("serial=S-1,size>=100G")
+	if err != nil {
+		t.Fatal(err)
+	}
+	spec := worker("later", MAC(300))
+	spec.BMC = &node.BMC{Protocol: node.BMCIPMI, Address: "10.9.0.5"}
+	spec.RootDiskHints = hints
+	spec.UEFILoader = node.LoaderShim
+	mustImport(t, s, spec)
+	on := true
+	if _, err := s.UpdateNode(ctx, "later", func(n *node.Node) ([]node.Event, error) {
+		n.SecureBoot = &on
+		return nil, nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.GetNode(ctx, "later")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.BMC == nil || *got.BMC != *spec.BMC || got.RootDiskHints.String() != hints.String() ||
+		got.UEFILoader != node.LoaderShim || got.SecureBoot == nil || !*got.SecureBoot {
+		t.Errorf("read back BMC %+v, hints %q, loader %q, secure boot %v; want %+v, %q, shim, true",
+			got.BMC, got.RootDiskHints.String(), got.UEFILoader, got.SecureBoot, spec.BMC, hints.String())
+	}
+}

@@ -6,9 +6,11 @@ import (
 	"net/netip"
 	"slices"
 	"testing"
+	"time"
 
 	"k8s.io/apimachinery/pkg/labels"
 
+	"github.com/bootyard/bootyard/agentapi"
 	"github.com/bootyard/bootyard/node"
 	"github.com/bootyard/bootyard/store"
 )
@@ -164,5 +166,95 @@ func testQueryErrors(t *testing.T, open Opener) {
 	wantErr(t, "an unknown sort", err, node.ErrInvalid)
 	if page, err := s.QueryNodes(ctx, store.NodeQuery{Limit: store.MaxPageLimit + 5000}); err != nil || len(page.Nodes) != 25 {
 		t.Errorf("a limit past the maximum: %d nodes, %v", len(page.Nodes), err)
+	}
+}
+
+// Inspect records an inspection of the named node, as an agent's report would: vendor
+// and product, a Xeon, memGiB of memory and one 1 TiB disk per serial.
+func Inspect(t testing.TB, s store.Backend, name, vendor, product string, memGiB int64, serials ...string) {
+	t.Helper()
+	hw := &node.Hardware{InspectedAt: time.Now().UTC(), Inventory: agentapi.Inventory{
+		System: agentapi.System{Vendor: vendor, Product: product}, CPU: agentapi.CPU{Model: "Xeon Gold 6338"}, MemoryBytes: memGiB << 30}}
+	for _, serial := range serials {
+		hw.Disks = append(hw.Disks, agentapi.Disk{Name: "sd" + serial, Size: 1 << 40, Serial: serial, Model: "ST4000NM"})
+	}
+	SetHardware(t, s, name, hw)
+}
+
+// SetHardware makes hw the named node's latest inspection.
+func SetHardware(t testing.TB, s store.Backend, name string, hw *node.Hardware) {
+	t.Helper()
+	if _, err := s.UpdateNode(context.Background(), name, func(n *node.Node) ([]node.Event, error) {
+		n.Hardware = hw
+		return nil, nil
+	}); err != nil {
+		t.Fatalf("inspect %s: %v", name, err)
+	}
+}
+
+// testQueryHardware checks the hardware filters, which no index holds, alone and beside
+// every kind of indexed filter, with paging and totals exactly as other filters have.
+func testQueryHardware(t *testing.T, open Opener) {
+	s := open(t, store.Limits{})
+	queryInventory(t, s)
+	// Even workers from w-06 on are inspected: Dell with 256 GiB and 4 disks from w-12
+	// on, else Lenovo with 32 GiB and 1 disk. w-00 (provisioning) is a Dell too.
+	Inspect(t, s, "w-00", "Dell Inc.", "PowerEdge R650", 256, "a0", "b0", "c0", "d0")
+	for i := 6; i < 25; i += 2 {
+		name := fmt.Sprintf("w-%02d", i)
+		if i >= 12 {
+			Inspect(t, s, name, "Dell Inc.", "PowerEdge R650", 256, "a"+name, "b"+name, "c"+name, "d"+name)
+		} else {
+			Inspect(t, s, name, "LENOVO", "ThinkSystem SR630", 32, "a"+name)
+		}
+	}
+	dells := []string{"w-00", "w-12", "w-14", "w-16", "w-18", "w-20", "w-22", "w-24"}
+	sel := func(s string) labels.Selector { return mustParse(t, s) }
+	tests := []struct {
+		name string
+		q    store.NodeQuery
+		want []string
+	}{
+		{"memory", store.NodeQuery{Hardware: node.HardwareFilter{MinMemory: 64 << 30}}, dells},
+		{"any memory means inspected", store.NodeQuery{Hardware: node.HardwareFilter{MinMemory: 1}},
+			[]string{"w-00", "w-06", "w-08", "w-10", "w-12", "w-14", "w-16", "w-18", "w-20", "w-22", "w-24"}},
+		{"disks", store.NodeQuery{Hardware: node.HardwareFilter{MinDisks: 4}}, dells},
+		{"disks past every node", store.NodeQuery{Hardware: node.HardwareFilter{MinDisks: 5}}, nil},
+		{"vendor text, any case", store.NodeQuery{Hardware: node.HardwareFilter{Text: "lenovo"}}, []string{"w-06", "w-08", "w-10"}},
+		{"disk serial", store.NodeQuery{Hardware: node.HardwareFilter{Text: "cw-16"}}, []string{"w-16"}},
+		{"and a state", store.NodeQuery{State: node.StateRegistered, Hardware: node.HardwareFilter{MinDisks: 4}}, dells[1:]},
+		{"and not a state", store.NodeQuery{NotState: node.StateRegistered, Hardware: node.HardwareFilter{Text: "dell"}}, []string{"w-00"}},
+		{"and a label value", store.NodeQuery{Selector: sel("rack=r0"), Hardware: node.HardwareFilter{Text: "dell"}}, []string{"w-00", "w-12", "w-18", "w-24"}},
+		{"and a negative selector", store.NodeQuery{Selector: sel("rack!=r0"), Hardware: node.HardwareFilter{MinMemory: 64 << 30}}, []string{"w-14", "w-16", "w-20", "w-22"}},
+		{"and a name prefix", store.NodeQuery{NamePrefix: "w-1", Hardware: node.HardwareFilter{MinMemory: 64 << 30}}, []string{"w-12", "w-14", "w-16", "w-18"}},
+		{"and a role", store.NodeQuery{Role: node.RoleWorker, Hardware: node.HardwareFilter{Text: "lenovo"}}, []string{"w-06", "w-08", "w-10"}},
+		{"and a static IP", store.NodeQuery{IP: netip.MustParseAddr("10.0.0.30"), Hardware: node.HardwareFilter{Text: "dell"}}, []string{"w-20"}},
+		{"and a MAC", store.NodeQuery{MAC: MAC(17), Hardware: node.HardwareFilter{MinDisks: 4}}, []string{"w-16"}},
+		{"and a MAC it excludes", store.NodeQuery{MAC: MAC(16), Hardware: node.HardwareFilter{MinDisks: 4}}, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			for _, sort := range []string{"name", "state"} {
+				q := tt.q
+				q.Limit, q.Sort = 3, sort
+				// Both orders agree here: w-00, the one provisioning match, sorts first
+				// by name and by state alike.
+				if got := walk(t, s, q); !slices.Equal(got, tt.want) {
+					t.Errorf("sort %s: got %v, want %v", sort, got, tt.want)
+				}
+				q.Limit = 0
+				page, err := s.QueryNodes(context.Background(), q)
+				if err != nil || page.Total != len(tt.want) {
+					t.Errorf("sort %s: total %d, %v; want %d", sort, page.Total, err, len(tt.want))
+				}
+			}
+			// The backend's own check of one node agrees with its query.
+			for _, name := range tt.want {
+				n, err := s.GetNode(context.Background(), name)
+				if err != nil || !tt.q.Matches(&n) {
+					t.Errorf("%s is in the answer, but Matches says no (%v)", name, err)
+				}
+			}
+		})
 	}
 }
