@@ -1,5 +1,6 @@
 // Package bmctest runs a real IPMI BMC for tests: OpenIPMI's ipmi_sim in a network
-// namespace of its own, with a chassis whose power and boot device the test can read.
+// namespace of its own, with a chassis whose power and boot device the test can read, or
+// with a QEMU VM behind it through QEMU's ipmi-bmc-extern device.
 package bmctest
 
 import (
@@ -18,7 +19,8 @@ import (
 // IPMISim is OpenIPMI's ipmi_sim, a real IPMI BMC, answering IPMI over LAN on the
 // loopback of a network namespace of its own. Its chassis is a shell script
 // (lan.conf's chassis_control) that keeps the machine's power and next boot device in
-// files: the "hardware" the test reads, independently of any IPMI client.
+// files: the "hardware" the test reads, independently of any IPMI client. With
+// Options.Machine the power is instead a QEMU VM's (see machine.go).
 type IPMISim struct {
 	NS       *netns.NS
 	Addr     string // host:port inside the namespace
