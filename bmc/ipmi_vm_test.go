@@ -2,6 +2,7 @@ package bmc
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -26,7 +27,7 @@ func TestIPMI_PowerDrivesAVMThroughQEMUsIPMIBMCExtern(t *testing.T) {
 	// simply on. Its debug port (0x402) logs one banner per boot, so a reset is visible.
 	sim := bmctest.StartIPMISimWith(t, bmctest.Options{Machine: []string{
 		"qemu-system-x86_64", "-accel", "tcg", "-m", "64", "-display", "none", "-no-user-config", "-nodefaults",
-		"-machine", "pc", "-chardev", "file,id=dbg,path=" + firmwareLog, "-device", "isa-debugcon,iobase=0x402,chardev=dbg",
+		"-machine", "pc", "-chardev", "file,id=dbg,append=on,path=" + firmwareLog, "-device", "isa-debugcon,iobase=0x402,chardev=dbg",
 	}})
 	t.Cleanup(func() {
 		if t.Failed() {
@@ -59,7 +60,9 @@ func TestIPMI_PowerDrivesAVMThroughQEMUsIPMIBMCExtern(t *testing.T) {
 	if err := c.PowerOn(ctx); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "power on to start the VM and its firmware", func() bool { return sim.MachineRuns() && boots() == 1 })
+	waitFor(t, "power on to start the VM, its firmware and its chardev", func() bool {
+		return sim.MachineRuns() && boots() == 1 && sim.MachineConnected()
+	})
 	status(PowerOn)
 	if got := sim.MachineBoots(); len(got) != 1 || got[0] != "pxe" {
 		t.Fatalf("boot device pending at power-on = %q, want [pxe]", got)
@@ -70,16 +73,27 @@ func TestIPMI_PowerDrivesAVMThroughQEMUsIPMIBMCExtern(t *testing.T) {
 	if err := c.PowerReset(ctx); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "the reset to restart the firmware", func() bool { return boots() == 2 })
+	waitFor(t, "the reset to restart the firmware", func() bool { return boots() >= 2 })
 	if got := sim.MachineBoots(); len(got) != 1 {
 		t.Fatalf("a reset started a new VM: boots %q", got)
 	}
 
-	// Cycle from on: off over the chardev, then ipmi_sim starts QEMU again.
+	// Cycle from on: off over the chardev, then ipmi_sim starts QEMU again. (The second
+	// VM's firmware may log more than one banner: only "at least one more" is asserted.)
 	if err := c.PowerCycle(ctx); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "the cycle to start a second VM", func() bool { return len(sim.MachineBoots()) == 2 && sim.MachineRuns() })
+	var state string
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("last seen: %s", state)
+		}
+	})
+	waitFor(t, "the cycle to start a second VM, connected", func() bool {
+		state = fmt.Sprintf("VM starts %q, running %v, firmware boots %d, chardev connected %v",
+			sim.MachineBoots(), sim.MachineRuns(), boots(), sim.MachineConnected())
+		return len(sim.MachineBoots()) == 2 && sim.MachineRuns() && boots() >= 3 && sim.MachineConnected()
+	})
 	status(PowerOn)
 
 	if err := c.PowerOff(ctx); err != nil {

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -139,11 +140,14 @@ func writeFile(t *testing.T, dir, name, content string, mode os.FileMode) {
 
 // IPMITool runs ipmitool inside the simulator's namespace: the independent client that
 // checks what Bootyard's go-ipmi client did. -C 3 pins the cipher suite as Bootyard does.
-func (s *IPMISim) IPMITool(args ...string) (string, error) {
+func (s *IPMISim) IPMITool(args ...string) (string, error) { return ipmitool(s.NS, 623, args...) }
+
+// ipmitool runs ipmitool against the simulator listening on port in ns.
+func ipmitool(ns *netns.NS, port int, args ...string) (string, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	full := append([]string{"-I", "lanplus", "-C", "3", "-H", "127.0.0.1", "-p", "623", "-U", s.User, "-P", s.Password, "-R", "1", "-N", "1"}, args...)
-	out, err := s.NS.Exec(ctx, "ipmitool", full...)
+	full := append([]string{"-I", "lanplus", "-C", "3", "-H", "127.0.0.1", "-p", strconv.Itoa(port), "-U", ipmiSimUser, "-P", ipmiSimPassword, "-R", "1", "-N", "1"}, args...)
+	out, err := ns.Exec(ctx, "ipmitool", full...)
 	return string(out), err
 }
 

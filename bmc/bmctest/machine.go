@@ -1,8 +1,8 @@
 package bmctest
 
 import (
+	"context"
 	"fmt"
-	"net"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -110,16 +110,22 @@ func startMachineBMC(t *testing.T, ns *netns.NS, dir string, qemu []string) {
 			_ = syscall.Kill(pid, syscall.SIGKILL)
 		}
 	})
-	// Ready when the VM codec's socket takes connections (QEMU dials it at power-on).
-	WaitFor(t, "the machine BMC's VM socket", func() bool {
-		return ns.Do(func() error {
-			c, err := net.DialTimeout("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(machineKCSPort)), time.Second)
-			if err == nil {
-				c.Close()
-			}
-			return err
-		}) == nil
+	// Ready when it answers IPMI over LAN. (Not by dialling the VM codec's socket: a
+	// client that hangs up at once can take ipmi_sim down with it.)
+	WaitFor(t, "the machine BMC to answer", func() bool {
+		_, err := ipmitool(ns, machineBMCPort, "chassis", "power", "status")
+		return err == nil
 	})
+}
+
+// MachineConnected reports whether the VM's ipmi-bmc-extern chardev is connected to the
+// machine BMC: only then can a power off reach QEMU over it (without the connection,
+// ipmi_sim kills the VM's process instead).
+func (s *IPMISim) MachineConnected() bool {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	out, err := s.NS.Exec(ctx, "ss", "-Htn", "state", "established", fmt.Sprintf("( sport = :%d )", machineKCSPort))
+	return err == nil && strings.TrimSpace(string(out)) != ""
 }
 
 // MachineRuns reports whether the VM behind the BMC (Options.Machine) is running: its

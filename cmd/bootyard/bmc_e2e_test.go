@@ -87,9 +87,11 @@ func TestBMC_EndToEndImportInstallsDeleteWipesAndPowersOff(t *testing.T) {
 	if out := bootFlags(); !strings.Contains(out, "Force PXE") || !strings.Contains(out, "Options apply to only next boot") {
 		t.Fatalf("boot flags at the BMC after the import:\n%s", out)
 	}
-	if !sim.MachineRuns() {
-		t.Fatal("the installed VM is not running: it should have rebooted in place")
-	}
+	// Running, and connected to the BMC over the chardev: the cycle's power off must
+	// reach QEMU that way.
+	waitFor(t, time.Minute, "the installed VM, rebooted in place, on the BMC's chardev", func() bool {
+		return sim.MachineRuns() && sim.MachineConnected()
+	})
 	// Play the firmware's part: the one-time boot was taken, the flag is spent. The
 	// deletion must set it again.
 	sim.WriteFile(t, "boot", "none")
