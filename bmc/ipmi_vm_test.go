@@ -35,16 +35,7 @@ func TestIPMI_PowerDrivesAVMThroughQEMUsIPMIBMCExtern(t *testing.T) {
 		}
 	})
 	ctx := context.Background()
-	c, err := New(simTarget(sim, sim.Password))
-	if err != nil {
-		t.Fatal(err)
-	}
-	status := func(want PowerState) {
-		t.Helper()
-		if got, err := c.PowerStatus(ctx); err != nil || got != want {
-			t.Fatalf("PowerStatus = %s, %v; want %s", got, err, want)
-		}
-	}
+	c, status := simClient(t, sim)
 	boots := func() int {
 		b, _ := os.ReadFile(firmwareLog)
 		return strings.Count(string(b), "SeaBIOS (version")
