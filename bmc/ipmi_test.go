@@ -11,17 +11,7 @@ import (
 func TestIPMI_PowerAndBootOnceAgainstOpenIPMISimulator(t *testing.T) {
 	sim := bmctest.StartIPMISim(t)
 	ctx := context.Background()
-	c, err := New(simTarget(sim, sim.Password))
-	if err != nil {
-		t.Fatal(err)
-	}
-	status := func(want PowerState) {
-		t.Helper()
-		got, err := c.PowerStatus(ctx)
-		if err != nil || got != want {
-			t.Fatalf("PowerStatus = %s, %v; want %s", got, err, want)
-		}
-	}
+	c, status := simClient(t, sim)
 	status(PowerOff)
 
 	// Cycle from off powers on: the machine must end up booting either way.

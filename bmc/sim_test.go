@@ -1,6 +1,7 @@
 package bmc
 
 import (
+	"context"
 	"testing"
 	"time"
 
@@ -16,3 +17,18 @@ func simTarget(sim *bmctest.IPMISim, password string) (Target, DialConfig) {
 }
 
 func waitFor(t testing.TB, what string, cond func() bool) { t.Helper(); bmctest.WaitFor(t, what, cond) }
+
+// simClient is Bootyard's client for the simulator, and a check of the power state it reads.
+func simClient(t *testing.T, sim *bmctest.IPMISim) (Controller, func(want PowerState)) {
+	t.Helper()
+	c, err := New(simTarget(sim, sim.Password))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c, func(want PowerState) {
+		t.Helper()
+		if got, err := c.PowerStatus(context.Background()); err != nil || got != want {
+			t.Fatalf("PowerStatus = %s, %v; want %s", got, err, want)
+		}
+	}
+}

@@ -1,5 +1,6 @@
 // Package bmctest runs a real IPMI BMC for tests: OpenIPMI's ipmi_sim in a network
-// namespace of its own, with a chassis whose power and boot device the test can read.
+// namespace of its own, with a chassis whose power and boot device the test can read, or
+// with a QEMU VM behind it through QEMU's ipmi-bmc-extern device.
 package bmctest
 
 import (
@@ -8,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -18,7 +20,8 @@ import (
 // IPMISim is OpenIPMI's ipmi_sim, a real IPMI BMC, answering IPMI over LAN on the
 // loopback of a network namespace of its own. Its chassis is a shell script
 // (lan.conf's chassis_control) that keeps the machine's power and next boot device in
-// files: the "hardware" the test reads, independently of any IPMI client.
+// files: the "hardware" the test reads, independently of any IPMI client. With
+// Options.Machine the power is instead a QEMU VM's (see machine.go).
 type IPMISim struct {
 	NS       *netns.NS
 	Addr     string // host:port inside the namespace
@@ -52,56 +55,67 @@ func StartIPMISim(t *testing.T) *IPMISim { return StartIPMISimWith(t, Options{})
 type Options struct {
 	// NS is the namespace it answers in; nil makes one of its own.
 	NS *netns.NS
-	// Chassis, when set, is the chassis_control script, given the directory of the
-	// chassis files (for a chassis that is a real VM, say). It must answer `get power
-	// boot` with "power:N" and "boot:DEV" lines and act on `set power N`, `set reset 1`,
-	// `set boot DEV`, and return at once (ipmi_sim waits for it).
-	Chassis func(dir string) string
+	// Machine, when set, is a QEMU command line (without its IPMI devices) for the machine
+	// behind the BMC: see startMachineBMC. Its power is then the VM's, driven through
+	// QEMU's ipmi-bmc-extern device, and only the boot device stays in a chassis file.
+	Machine []string
 }
 
 // StartIPMISimWith is StartIPMISim with options.
 func StartIPMISimWith(t *testing.T, o Options) *IPMISim {
 	t.Helper()
-	if _, err := exec.LookPath("ipmi_sim"); err != nil {
-		t.Skip("ipmi_sim (Debian package openipmi) is not installed")
+	for _, tool := range []string{"ipmi_sim", "ipmitool"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Skipf("%s is not installed (Debian packages openipmi, ipmitool)", tool)
+		}
 	}
 	ns := o.NS
 	if ns == nil {
 		ns = netns.New(t, "bmc")
 	}
 	dir := t.TempDir()
-	script := filepath.Join(dir, "chassis.sh")
-	write := func(name, content string, mode os.FileMode) {
-		if err := os.WriteFile(filepath.Join(dir, name), []byte(content), mode); err != nil {
-			t.Fatal(err)
-		}
-	}
 	chassis := fmt.Sprintf(chassisScript, dir)
-	if o.Chassis != nil {
-		chassis = o.Chassis(dir)
+	if o.Machine != nil {
+		startMachineBMC(t, ns, dir, o.Machine)
+		chassis = fmt.Sprintf(relayChassisScript, dir, machineBMCPort, ipmiSimUser, ipmiSimPassword)
 	}
-	write("chassis.sh", chassis, 0o755)
-	write("lan.conf", fmt.Sprintf(`name "bootyard-test"
-set_working_mc 0x20
-  startlan 1
+	writeFile(t, dir, "chassis.sh", chassis, 0o755)
+	runIPMISim(t, ns, dir, "bootyard-test", fmt.Sprintf(`  startlan 1
     addr 127.0.0.1 623
-    priv_limit admin
+%s  endlan
+  chassis_control %q
+`, lanAuth, filepath.Join(dir, "chassis.sh")))
+	sim := &IPMISim{NS: ns, Addr: "127.0.0.1:623", User: ipmiSimUser, Password: ipmiSimPassword, Dir: dir}
+	// Ready when it answers a chassis status, asked by an independent client.
+	WaitFor(t, "ipmi_sim to answer", func() bool {
+		_, err := sim.IPMITool("chassis", "power", "status")
+		return err == nil
+	})
+	return sim
+}
+
+// lanAuth is the LAN channel's authentication: admin over RMCP+, as Bootyard logs in.
+const lanAuth = `    priv_limit admin
     allowed_auths_callback md5
     allowed_auths_user md5
     allowed_auths_operator md5
     allowed_auths_admin md5
     guid a123456789abcdefa123456789abcdef
-  endlan
-  chassis_control %q
-  user 2 true %q %q admin 10 md5
-`, script, ipmiSimUser, ipmiSimPassword), 0o600)
-	write("bmc.emu", "mc_setbmc 0x20\nmc_add 0x20 0 has-device-sdrs 0x23 9 8 0x9f 0x1291 0xf02 persist_sdr\nmc_enable 0x20\n", 0o600)
-	if err := os.Mkdir(filepath.Join(dir, "state"), 0o700); err != nil {
+`
+
+// runIPMISim runs one ipmi_sim in ns with the MC and LAN settings given, its files in dir,
+// until the test ends.
+func runIPMISim(t *testing.T, ns *netns.NS, dir, name, settings string) {
+	t.Helper()
+	conf := fmt.Sprintf("name %q\nset_working_mc 0x20\n%s  user 2 true %q %q admin 10 md5\n", name, settings, ipmiSimUser, ipmiSimPassword)
+	writeFile(t, dir, name+".conf", conf, 0o600)
+	writeFile(t, dir, name+".emu", "mc_setbmc 0x20\nmc_add 0x20 0 has-device-sdrs 0x23 9 8 0x9f 0x1291 0xf02 persist_sdr\nmc_enable 0x20\n", 0o600)
+	state := filepath.Join(dir, name+".state")
+	if err := os.Mkdir(state, 0o700); err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	cmd := ns.Command(ctx, "ipmi_sim", "-c", filepath.Join(dir, "lan.conf"), "-f", filepath.Join(dir, "bmc.emu"),
-		"-s", filepath.Join(dir, "state"), "-n")
+	cmd := ns.Command(ctx, "ipmi_sim", "-c", filepath.Join(dir, name+".conf"), "-f", filepath.Join(dir, name+".emu"), "-s", state, "-n")
 	var out strings.Builder
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Start(); err != nil {
@@ -112,25 +126,28 @@ set_working_mc 0x20
 		cancel() // kills ipmi_sim, by its own PID
 		_ = cmd.Wait()
 		if t.Failed() {
-			t.Logf("ipmi_sim output:\n%s", out.String())
+			t.Logf("ipmi_sim %s output:\n%s", name, out.String())
 		}
 	})
-	sim := &IPMISim{NS: ns, Addr: "127.0.0.1:623", User: ipmiSimUser, Password: ipmiSimPassword, Dir: dir}
-	// Ready when it answers a chassis status, asked by an independent client.
-	WaitFor(t, "ipmi_sim to answer", func() bool {
-		_, err := sim.IPMITool("chassis", "power", "status")
-		return err == nil
-	})
-	return sim
+}
+
+func writeFile(t *testing.T, dir, name, content string, mode os.FileMode) {
+	t.Helper()
+	if err := os.WriteFile(filepath.Join(dir, name), []byte(content), mode); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // IPMITool runs ipmitool inside the simulator's namespace: the independent client that
 // checks what Bootyard's go-ipmi client did. -C 3 pins the cipher suite as Bootyard does.
-func (s *IPMISim) IPMITool(args ...string) (string, error) {
+func (s *IPMISim) IPMITool(args ...string) (string, error) { return ipmitool(s.NS, 623, args...) }
+
+// ipmitool runs ipmitool against the simulator listening on port in ns.
+func ipmitool(ns *netns.NS, port int, args ...string) (string, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	full := append([]string{"-I", "lanplus", "-C", "3", "-H", "127.0.0.1", "-p", "623", "-U", s.User, "-P", s.Password, "-R", "1", "-N", "1"}, args...)
-	out, err := s.NS.Exec(ctx, "ipmitool", full...)
+	full := append([]string{"-I", "lanplus", "-C", "3", "-H", "127.0.0.1", "-p", strconv.Itoa(port), "-U", ipmiSimUser, "-P", ipmiSimPassword, "-R", "1", "-N", "1"}, args...)
+	out, err := ns.Exec(ctx, "ipmitool", full...)
 	return string(out), err
 }
 
