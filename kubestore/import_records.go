@@ -12,6 +12,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 
 	"github.com/bootyard/bootyard/api/v1alpha1"
 	"github.com/bootyard/bootyard/node"
@@ -205,7 +206,9 @@ func sameNodeObj(want, have *v1alpha1.BootyardNode) bool {
 	if !maps.Equal(want.Labels, have.Labels) || !maps.Equal(want.Annotations, have.Annotations) {
 		return false
 	}
-	for _, p := range [][2]any{{want.Spec, have.Spec}, {want.Status, have.Status}} {
+	wantStatus, haveStatus := want.Status, have.Status
+	wantStatus.Hardware, haveStatus.Hardware = canonicalHardware(want.Status.Hardware), canonicalHardware(have.Status.Hardware)
+	for _, p := range [][2]any{{want.Spec, have.Spec}, {wantStatus, haveStatus}} {
 		a, errA := json.Marshal(p[0])
 		b, errB := json.Marshal(p[1])
 		if errA != nil || errB != nil || !bytes.Equal(a, b) {
@@ -213,6 +216,24 @@ func sameNodeObj(want, have *v1alpha1.BootyardNode) bool {
 		}
 	}
 	return true
+}
+
+// canonicalHardware re-encodes an inspection as node.Hardware encodes it: the API server
+// hands back an open-schema field with its keys in its own order, so the bytes of an
+// unchanged inspection differ from what the store wrote.
+func canonicalHardware(raw *runtime.RawExtension) *runtime.RawExtension {
+	if raw == nil || len(raw.Raw) == 0 {
+		return raw
+	}
+	var hw node.Hardware
+	if err := json.Unmarshal(raw.Raw, &hw); err != nil {
+		return raw // compared as it is: a difference, and the import rewrites it
+	}
+	b, err := json.Marshal(&hw)
+	if err != nil {
+		return raw
+	}
+	return &runtime.RawExtension{Raw: b}
 }
 
 func (s *Store) importNodeRecord(ctx context.Context, rec store.Record, dryRun bool) (store.ImportOutcome, error) {
