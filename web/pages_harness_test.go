@@ -208,6 +208,19 @@ func setToken(t *testing.T, st *store.Store, serverURL string) {
 
 // readStream reads an event stream until stop accepts an event or n events came, and
 // returns what was read. The request is cancelled on return, as a closed tab would.
+// readStreamAsync is readStream in a goroutine. The channel always gets a value: when
+// the reader fails (t.Fatal in a goroutine ends only that goroutine) it gets what was
+// read, so the test reports the failure instead of waiting forever.
+func (h *uiHarness) readStreamAsync(path string, stop func(event string) bool, n int) <-chan string {
+	done := make(chan string, 1)
+	go func() {
+		got := ""
+		defer func() { done <- got }()
+		got = h.readStream(path, stop, n)
+	}()
+	return done
+}
+
 func (h *uiHarness) readStream(path string, stop func(event string) bool, n int) string {
 	h.t.Helper()
 	ctx, cancel := context.WithTimeout(h.t.Context(), 10*time.Second)

@@ -107,10 +107,7 @@ func TestPages_NodesStreamSendsOnlyTheChangedRow(t *testing.T) {
 		t.Fatal("the nodes page names no stream")
 	}
 	stream := html.UnescapeString(m[1])
-	done := make(chan string, 1)
-	go func() {
-		done <- h.readStream(stream, func(ev string) bool { return strings.Contains(ev, "event: row") }, 20)
-	}()
+	done := h.readStreamAsync(stream, func(ev string) bool { return strings.Contains(ev, "event: row") }, 20)
 	// The stream sends nothing the page already shows (its first tick, before or after
 	// this change, finds the counts and rows as drawn); one node moves on.
 	h.walk("w-042", node.StateProvisioning)

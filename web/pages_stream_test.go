@@ -27,8 +27,7 @@ func TestPages_NodeStreamDoesNotRedrawTheDrawnSummary(t *testing.T) {
 	stream := html.UnescapeString(m[1])
 	isSummary := func(ev string) bool { return strings.Contains(ev, "event: summary") }
 
-	done := make(chan string, 1)
-	go func() { done <- h.readStream(stream, isSummary, 20) }()
+	done := h.readStreamAsync(stream, isSummary, 20)
 	// Before or after the stream's first tick: either way the first summary it sends is
 	// the changed one.
 	h.walk("w-1", node.StateProvisioning)

@@ -178,10 +178,7 @@ func TestScale_WebFigures(t *testing.T) {
 		t.Fatal("no stream on the nodes page")
 	}
 	stream := html.UnescapeString(m[1])
-	done := make(chan string, 1)
-	go func() {
-		done <- h.readStream(stream, func(ev string) bool { return strings.Contains(ev, "event: row") }, 50)
-	}()
+	done := h.readStreamAsync(stream, func(ev string) bool { return strings.Contains(ev, "event: row") }, 50)
 	h.walk("dc-000001", node.StateProvisioning)
 	got := <-done
 	after := sentAfterOpening(got)
