@@ -1,18 +1,16 @@
 package images_test
 
 import (
-	"context"
 	"encoding/hex"
 	"fmt"
-	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/bootyard/bootyard/agentapi"
+	"github.com/bootyard/bootyard/bmc/bmctest"
 	"github.com/bootyard/bootyard/images/agenttest"
 )
 
@@ -38,72 +36,21 @@ done
 // /dev/ipmi0 inside the machine.
 func TestAgentQEMU_InspectionReadsTheBMCAddressInBand(t *testing.T) {
 	requireQEMU(t)
-	if _, err := exec.LookPath("ipmi_sim"); err != nil {
-		t.Skip("ipmi_sim is not installed (Debian package openipmi)")
-	}
 	dir := t.TempDir()
 	k, initramfs := agentInitramfs(t, dir)
 	vm := &agentVM{kernel: k.Vmlinuz, initramfs: initramfs, disk: filepath.Join(dir, "disk.img"), dir: dir,
 		extraArgs: []string{
-			"-chardev", "socket,id=ipmi0,host=127.0.0.1,port=9002,reconnect=1",
+			"-chardev", fmt.Sprintf("socket,id=ipmi0,host=127.0.0.1,port=%d,reconnect=1", bmctest.InBandKCSPort),
 			"-device", "ipmi-bmc-extern,id=bmc0,chardev=ipmi0", "-device", "isa-ipmi-kcs,bmc=bmc0",
 		}}
 	vm.attach(t, "ipmi", 32*mib, 1)
 
 	const bmcAddr = "10.77.0.99"
-	write := func(name, content string, mode os.FileMode) string {
-		p := filepath.Join(dir, name)
-		if err := os.WriteFile(p, []byte(content), mode); err != nil {
-			t.Fatal(err)
-		}
-		return p
-	}
-	script := write("lan-config.sh", fmt.Sprintf(lanConfigScript, bmcAddr), 0o755)
-	conf := write("lan.conf", fmt.Sprintf(`name "bootyard-inspect"
-set_working_mc 0x20
-  startlan 1
-    addr 127.0.0.1 623
-    priv_limit admin
-    allowed_auths_admin md5
-    lan_config_program %q
-  endlan
-  serial kcs 127.0.0.1 9002 codec VM
-`, script), 0o600)
-	emu := write("bmc.emu", "mc_setbmc 0x20\nmc_add 0x20 0 no-device-sdrs 0x23 9 8 0x9f 0x1291 0xf02\nmc_enable 0x20\n", 0o600)
-	os.Mkdir(filepath.Join(dir, "state"), 0o700)
-	ctx, cancel := context.WithCancel(context.Background())
-	sim := vm.ns.Command(ctx, "ipmi_sim", "-c", conf, "-f", emu, "-s", filepath.Join(dir, "state"), "-n")
-	var out strings.Builder
-	sim.Stdout, sim.Stderr = &out, &out
-	if err := sim.Start(); err != nil {
-		cancel()
+	script := filepath.Join(dir, "lan-config.sh")
+	if err := os.WriteFile(script, []byte(fmt.Sprintf(lanConfigScript, bmcAddr)), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() {
-		cancel() // ends the ipmi_sim this test started, by its PID
-		sim.Wait()
-		if t.Failed() {
-			t.Logf("ipmi_sim output:\n%s", out.String())
-		}
-	})
-	// Wait for the simulator's KCS socket before QEMU connects to it.
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		err := vm.ns.Do(func() error {
-			c, err := net.DialTimeout("tcp", "127.0.0.1:9002", time.Second)
-			if err == nil {
-				c.Close()
-			}
-			return err
-		})
-		if err == nil {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("ipmi_sim never listened on 9002: %v\n%s", err, out.String())
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	bmctest.StartInBandBMC(t, vm.ns, fmt.Sprintf("    lan_config_program %q\n", script))
 
 	token := hex.EncodeToString(randomBytes(32))
 	api := agenttest.New(token, agenttest.Task{Node: "bmc-1", Action: agentapi.Inspect, AfterInspect: agentapi.RebootAfterInspect}, nil)
@@ -114,6 +61,9 @@ set_working_mc 0x20
 		t.Fatalf("done %v, failed %v; agent log:\n%s", rep.Done, rep.Failed, strings.Join(rep.Logs, "\n"))
 	}
 	t.Logf("inspection with an external BMC: %s", took.Round(time.Second))
+	if fw := rep.Firmware; len(fw) != 1 || fw[0].UEFI || fw[0].SecureBoot {
+		t.Errorf("firmware reports %+v, want one: BIOS, no Secure Boot", fw)
+	}
 	if bmc := rep.Inventory[0].BMC; bmc == nil || bmc.Address != bmcAddr || bmc.Channel != 1 {
 		t.Errorf("BMC = %+v, want %s on channel 1; agent log:\n%s", bmc, bmcAddr, strings.Join(rep.Logs, "\n"))
 	}

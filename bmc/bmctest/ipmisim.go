@@ -176,3 +176,31 @@ func WaitFor(t testing.TB, what string, cond func() bool) {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+// InBandKCSPort is the port of the VM codec's socket that StartInBandBMC listens on, for
+// QEMU's chardev: -chardev socket,id=ipmi0,host=127.0.0.1,port=9002 -device
+// ipmi-bmc-extern,id=bmc0,chardev=ipmi0 -device isa-ipmi-kcs,bmc=bmc0.
+const InBandKCSPort = 9002
+
+// StartInBandBMC runs ipmi_sim in ns as the BMC a QEMU VM reaches in band, through its
+// KCS interface (QEMU's ipmi-bmc-extern connects to InBandKCSPort), with a LAN channel 1
+// whose own settings (lan_config_program and the like) are lanSettings. It returns once
+// the simulator answers IPMI over LAN, so QEMU can connect: not by dialling the KCS socket,
+// since a client that hangs up at once can take ipmi_sim down with it.
+func StartInBandBMC(t *testing.T, ns *netns.NS, lanSettings string) {
+	t.Helper()
+	for _, tool := range []string{"ipmi_sim", "ipmitool"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Skipf("%s is not installed (Debian packages openipmi, ipmitool)", tool)
+		}
+	}
+	runIPMISim(t, ns, t.TempDir(), "bootyard-inband", fmt.Sprintf(`  startlan 1
+    addr 127.0.0.1 623
+%s%s  endlan
+  serial kcs 127.0.0.1 %d codec VM
+`, lanAuth, lanSettings, InBandKCSPort))
+	WaitFor(t, "the in-band BMC to answer", func() bool {
+		_, err := ipmitool(ns, 623, "mc", "info")
+		return err == nil
+	})
+}

@@ -36,6 +36,7 @@ type Server struct {
 	done      []string
 	wiped     []agentapi.DiskCheck
 	inventory []agentapi.Inventory
+	firmware  []agentapi.FirmwareReport
 	failed    []string
 	changed   chan struct{}
 }
@@ -61,6 +62,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		agentapi.Log
 		agentapi.Done
 		agentapi.Failed
+		agentapi.FirmwareReport
 	}
 	if r.Method == http.MethodPost {
 		if err := json.NewDecoder(r.Body).Decode(&body); err != nil {
@@ -88,6 +90,8 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 	case "POST /agent/v1/failed":
 		s.failed = append(s.failed, body.Reason)
+	case "POST /agent/v1/firmware":
+		s.firmware = append(s.firmware, body.FirmwareReport)
 	default:
 		http.NotFound(w, r)
 		return
@@ -112,6 +116,7 @@ type Report struct {
 	Done      []string
 	Wiped     []agentapi.DiskCheck // the read-backs a wipe's done carried
 	Inventory []agentapi.Inventory // what inspections' done carried
+	Firmware  []agentapi.FirmwareReport
 	Failed    []string
 }
 
@@ -125,6 +130,7 @@ func (s *Server) Report() Report {
 		Done:      append([]string(nil), s.done...),
 		Wiped:     append([]agentapi.DiskCheck(nil), s.wiped...),
 		Inventory: append([]agentapi.Inventory(nil), s.inventory...),
+		Firmware:  append([]agentapi.FirmwareReport(nil), s.firmware...),
 		Failed:    append([]string(nil), s.failed...),
 	}
 }
