@@ -87,6 +87,7 @@ type nodesView struct {
 // importForm is the import dialog's fields as typed, and the errors to show beside them.
 type importForm struct {
 	Role, MAC, Name, IP, Gateway, DNS, Labels, Taints, Image, Disk string
+	RootDiskHints, UEFILoader                                      string
 	BMC, BMCUser                                                   string
 	// bmcPassword is never rendered back into the form (unexported: the template cannot).
 	bmcPassword string
@@ -97,7 +98,8 @@ type importForm struct {
 // Advanced reports whether the advanced section should start open: it holds a value or
 // an error the operator must see.
 func (f importForm) Advanced() bool {
-	if f.Name != "" || f.IP != "" || f.Gateway != "" || f.DNS != "" || f.Labels != "" || f.Taints != "" || f.Image != "" || f.Disk != "" || f.BMC != "" {
+	if f.Name != "" || f.IP != "" || f.Gateway != "" || f.DNS != "" || f.Labels != "" || f.Taints != "" || f.Image != "" || f.Disk != "" || f.BMC != "" ||
+		f.RootDiskHints != "" || f.UEFILoader != "" {
 		return true
 	}
 	for k := range f.Errors {
@@ -404,6 +406,9 @@ func formImport(c echo.Context) importForm {
 		BMC:     strings.TrimSpace(c.FormValue("bmc")),
 		BMCUser: strings.TrimSpace(c.FormValue("bmc_user")),
 
+		RootDiskHints: strings.TrimSpace(c.FormValue("root_disk_hints")),
+		UEFILoader:    strings.TrimSpace(c.FormValue("uefi_loader")),
+
 		bmcPassword: c.FormValue("bmc_password"),
 	}
 }
@@ -422,7 +427,7 @@ func (f importForm) input() (NodeInput, error) {
 		dst **string
 		v   string
 	}{{&in.Name, f.Name}, {&in.IP, f.IP}, {&in.Gateway, f.Gateway}, {&in.Image, f.Image}, {&in.Disk, f.Disk},
-		{&in.BMC, f.BMC}, {&in.BMCUser, f.BMCUser}, {&in.BMCPassword, f.bmcPassword}} {
+		{&in.RootDiskHints, f.RootDiskHints}, {&in.UEFILoader, f.UEFILoader}, {&in.BMC, f.BMC}, {&in.BMCUser, f.BMCUser}, {&in.BMCPassword, f.bmcPassword}} {
 		if p.v != "" {
 			v := p.v
 			*p.dst = &v

@@ -37,6 +37,10 @@ func TestPages_ImportErrorsAreTheAPIsAndSitBesideTheirField(t *testing.T) {
 			`{"macs":["52:54:00:00:00:02"],"role":"worker","name":"Bad_Name"}`, 422, "name"},
 		{"ip without prefix", url.Values{"role": {"worker"}, "mac": {"52:54:00:00:00:02"}, "ip": {"10.0.0.5"}},
 			`{"macs":["52:54:00:00:00:02"],"role":"worker","ip":"10.0.0.5"}`, 422, "ip"},
+		{"bad root-disk hint", url.Values{"role": {"worker"}, "mac": {"52:54:00:00:00:02"}, "root_disk_hints": {"colour=blue"}},
+			`{"macs":["52:54:00:00:00:02"],"role":"worker","rootDiskHints":"colour=blue"}`, 422, "rootDiskHints"},
+		{"unknown UEFI loader", url.Values{"role": {"worker"}, "mac": {"52:54:00:00:00:02"}, "uefi_loader": {"grub"}},
+			`{"macs":["52:54:00:00:00:02"],"role":"worker","uefiLoader":"grub"}`, 422, "uefiLoader"},
 		{"no role", url.Values{"mac": {"52:54:00:00:00:02"}},
 			`{"macs":["52:54:00:00:00:02"]}`, 422, "role"},
 		{"MAC taken", url.Values{"role": {"worker"}, "mac": {"52-54-00-00-00-01"}, "name": {"other"}},
@@ -84,7 +88,8 @@ func TestPages_ImportWithAdvancedFieldsShowsTheNodeRegisteredWithItsJoin(t *test
 	h.login()
 	p := h.post("/ui/nodes", url.Values{"role": {"worker"}, "mac": {"52:54:00:aa:bb:01, 52:54:00:aa:bb:02"},
 		"name": {"gpu-1"}, "ip": {"10.20.0.31/24"}, "gateway": {"10.20.0.1"}, "dns": {"10.20.0.1"},
-		"labels": {"gpu=a100\nzone=rack-1"}, "taints": {"gpu=true:NoSchedule"}})
+		"labels": {"gpu=a100\nzone=rack-1"}, "taints": {"gpu=true:NoSchedule"},
+		"root_disk_hints": {"size>=400G,rotational=false"}, "uefi_loader": {"shim"}})
 	if p.code != http.StatusSeeOther || p.location != "/ui/nodes?imported=gpu-1" {
 		t.Fatalf("import = %d to %q\n%s", p.code, p.location, p.body)
 	}
@@ -92,8 +97,10 @@ func TestPages_ImportWithAdvancedFieldsShowsTheNodeRegisteredWithItsJoin(t *test
 	if err != nil {
 		t.Fatal(err)
 	}
+	wantHints, _ := node.ParseRootDiskHints("size>=400G,rotational=false")
 	if n.State != node.StateRegistered || len(n.MACs) != 2 || n.IP.String() != "10.20.0.31/24" ||
-		n.Labels["zone"] != "rack-1" || len(n.Taints) != 1 || n.Taints[0].String() != "gpu=true:NoSchedule" {
+		n.Labels["zone"] != "rack-1" || len(n.Taints) != 1 || n.Taints[0].String() != "gpu=true:NoSchedule" ||
+		n.RootDiskHints.String() != wantHints.String() || n.UEFILoader != node.LoaderShim {
 		t.Fatalf("imported node %+v", n)
 	}
 	events, _ := h.st.Events(t.Context(), "gpu-1", 0)
