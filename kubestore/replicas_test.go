@@ -35,6 +35,7 @@ func TestReplicas(t *testing.T) {
 		{"AnAddressIsClaimedByOneReplicaOnly", testReplicaLeaseClaim},
 		{"AMACIsImportedByOneReplicaOnly", testReplicaMACClaim},
 		{"OneClusterInitServerWhenReplicasImportTheFirstServers", testReplicaClusterInit},
+		{"ServersAskingTwoReplicasJoinOneAtATime", testReplicaJoinTurn},
 		{"TwoDeletionsCannotBothPassTheQuorumCheck", testReplicaQuorum},
 		{"SecretsNeverReachACustomResource", testSecretsStayInSecrets},
 		{"ATokenChangeReachesTheOtherReplica", testReplicaToken},

@@ -62,7 +62,7 @@ type NoCloudHandler struct {
 	inv      NoCloudInventory
 	identity *Identity
 	log      *slog.Logger
-	turns    *cloudinit.JoinTurns
+	turns    JoinTurns
 	now      func() time.Time
 
 	// recorded holds the events already written, by node and kind, so a machine that
@@ -77,12 +77,20 @@ type NoCloudConfig struct {
 	Inventory NoCloudInventory
 	Identity  *Identity
 	// Turns is the server join queue, shared with the operator's cluster view (who holds
-	// the turn); nil: a queue of the handler's own.
-	Turns *cloudinit.JoinTurns
+	// the turn); nil: a queue of the handler's own, in memory.
+	Turns JoinTurns
 	// Observe, if set, is told the outcome of every file request: served (with join
 	// data), withheld (served without it) or refused (metrics).
 	Observe func(outcome string)
 	Logger  *slog.Logger
+}
+
+// JoinTurns is the server join queue (see cloudinit.JoinTurns for the rules): in memory
+// for one appliance, on the Kubernetes API (kubestore.JoinTurns) when replicas share the
+// machines, so two servers never join at once whichever replica they ask.
+type JoinTurns interface {
+	Take(ctx context.Context, name string, limit time.Duration) (ok bool, holder string, err error)
+	Release(ctx context.Context, name string) error
 }
 
 // maxRecordedKeys bounds the once-only event keys; some hold requester addresses.
@@ -316,11 +324,11 @@ func (h *NoCloudHandler) phoneHome(ctx context.Context, w http.ResponseWriter, r
 	switch status {
 	case phoneInstalled, phoneJoined:
 		// The join is over: the next server may go.
-		h.turns.Release(n.Name)
+		h.releaseTurn(ctx, n.Name)
 	case phoneJoining:
 		// The installer only queued the join: the turn is held until joined or failed.
 	case phoneFailed:
-		h.turns.Release(n.Name)
+		h.releaseTurn(ctx, n.Name)
 		logTail = cleanLogTail(r.PostForm.Get("log"), settings.Token)
 		h.log.Warn("node reports first boot failed", slog.String("node", n.Name), slog.String("reason", reason))
 	default:
@@ -352,10 +360,16 @@ func (h *NoCloudHandler) joinTurn(ctx context.Context, w http.ResponseWriter, r 
 		return
 	}
 	limit := settings.JoinTurnLimit()
-	ok, holder := h.turns.Take(n.Name, limit)
-	if !ok && holder != "" && h.holderIsDone(ctx, holder) {
-		h.turns.Release(holder)
-		ok, holder = h.turns.Take(n.Name, limit)
+	ok, holder, err := h.turns.Take(ctx, n.Name, limit)
+	if err == nil && !ok && holder != "" && h.holderIsDone(ctx, holder) {
+		h.releaseTurn(ctx, holder)
+		ok, holder, err = h.turns.Take(ctx, n.Name, limit)
+	}
+	if err != nil {
+		// Without the queue's word no server goes: the join unit asks again.
+		h.log.Error("join turn", slog.String("node", n.Name), slog.Any("err", err))
+		http.Error(w, "the join queue cannot be read; ask again", http.StatusServiceUnavailable)
+		return
 	}
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	w.Header().Set("Cache-Control", "no-store")
@@ -376,6 +390,14 @@ func (h *NoCloudHandler) joinTurn(ctx context.Context, w http.ResponseWriter, r 
 	h.recordOnce(ctx, n.Name, "turn-go:"+strconv.Itoa(n.Generation), node.NewEvent(n.Name, node.EventCloudInit,
 		"join turn granted: no other server is joining", "nocloud", h.now()))
 	w.Write([]byte("go\n"))
+}
+
+// releaseTurn ends name's join turn. A release that fails is logged: the turn then ends
+// by itself when its holder stops renewing (the TTL), or at its cap.
+func (h *NoCloudHandler) releaseTurn(ctx context.Context, name string) {
+	if err := h.turns.Release(ctx, name); err != nil {
+		h.log.Error("release join turn", slog.String("node", name), slog.Any("err", err))
+	}
 }
 
 // holderIsDone reports whether the server holding the turn has finished joining by

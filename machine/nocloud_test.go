@@ -55,12 +55,14 @@ func (s *noCloudLogs) String() string {
 // noCloudHarness is Bootyard's machine server with the real store, the real renderer and the
 // NoCloud handler mounted as cmd wires it, on a loopback socket.
 type noCloudHarness struct {
-	t    testing.TB
-	st   *store.Store
-	r    *cloudinit.Renderer
-	h    *NoCloudHandler
-	srv  *httptest.Server
-	logs *noCloudLogs
+	t  testing.TB
+	st *store.Store
+	r  *cloudinit.Renderer
+	h  *NoCloudHandler
+	// turns is the handler's join queue, which the tests read.
+	turns *cloudinit.JoinTurns
+	srv   *httptest.Server
+	logs  *noCloudLogs
 	// seen is Bootyard's DHCP record: importAt puts each node at 127.0.0.1, where the
 	// tests' own requests come from.
 	seen            *boot.Sightings
@@ -112,7 +114,8 @@ func newNoCloudHarness(t testing.TB, opts ...harnessOption) *noCloudHarness {
 	}
 	var id *Identity
 	id, x.seen = newTestIdentity(t, st, x.trustUnverified)
-	if x.h, err = NewNoCloudHandler(NoCloudConfig{Renderer: x.r, Inventory: st, Identity: id, Logger: log}); err != nil {
+	x.turns = cloudinit.NewJoinTurns(0, nil)
+	if x.h, err = NewNoCloudHandler(NoCloudConfig{Renderer: x.r, Inventory: st, Identity: id, Turns: x.turns, Logger: log}); err != nil {
 		t.Fatal(err)
 	}
 	handler = New(Config{Logger: log, BodyReadTimeout: x.bodyReadTimeout}, Deps{NoCloud: x.h}).Handler()
@@ -702,7 +705,7 @@ func TestNoCloud_SecondServerWaitsUntilTheFirstHasJoined(t *testing.T) {
 
 	done1, out1 := run(first)
 	waitUntil(t, time.Minute, func() string { return "cp-1 to take its turn:\n" + out1.String() }, func() bool {
-		holder, _ := x.h.turns.Holder()
+		holder, _, _ := x.turns.Holder(t.Context())
 		return holder.Node == "cp-1"
 	})
 	done2, out2 := run(second)
@@ -734,7 +737,7 @@ func TestNoCloud_SecondServerWaitsUntilTheFirstHasJoined(t *testing.T) {
 			}
 		}
 	}
-	if holder, held := x.h.turns.Holder(); held {
+	if holder, held, _ := x.turns.Holder(t.Context()); held {
 		t.Errorf("%s still holds the turn after both joined", holder.Node)
 	}
 }

@@ -461,7 +461,7 @@ func TestAPI_ClusterShowsTheJoinTurnHolderSinceAndUntil(t *testing.T) {
 	if code, out := h.call("PATCH", "/api/v1/cluster", `{"joinTurnMinutes":-5}`, true); code != 422 {
 		t.Fatalf("negative joinTurnMinutes: %d %s", code, out)
 	}
-	turns.Take("cp-1", 45*time.Minute)
+	turns.Take(t.Context(), "cp-1", 45*time.Minute)
 	code, out = h.call("GET", "/api/v1/cluster", nil, true)
 	if code != 200 || json.Unmarshal(out, &v) != nil || v.JoinTurn == nil {
 		t.Fatalf("holder: %d %s", code, out)

@@ -1,6 +1,7 @@
 package web
 
 import (
+	"context"
 	"log/slog"
 	"net/http"
 
@@ -12,7 +13,7 @@ import (
 
 // JoinTurnHolder is what the cluster view needs from the server join queue.
 type JoinTurnHolder interface {
-	Holder() (cloudinit.Turn, bool)
+	Holder(ctx context.Context) (cloudinit.Turn, bool, error)
 }
 
 // clusterView is GET /api/v1/cluster: the join settings (token redacted unless revealed)
@@ -57,10 +58,10 @@ func (s *Server) getCluster(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, s.clusterView(settings, nodes, reveal))
+	return c.JSON(http.StatusOK, s.clusterView(ctx, settings, nodes, reveal))
 }
 
-func (s *Server) clusterView(settings node.ClusterSettings, nodes []node.Node, reveal bool) clusterView {
+func (s *Server) clusterView(ctx context.Context, settings node.ClusterSettings, nodes []node.Node, reveal bool) clusterView {
 	servers := node.ServerCount(nodes)
 	live, liveInit, isLive := s.liveServers()
 	if isLive {
@@ -83,7 +84,11 @@ func (s *Server) clusterView(settings node.ClusterSettings, nodes []node.Node, r
 		v.ClusterInit = liveInit
 	}
 	if s.deps.JoinTurns != nil {
-		if t, held := s.deps.JoinTurns.Holder(); held {
+		t, held, err := s.deps.JoinTurns.Holder(ctx)
+		switch {
+		case err != nil:
+			v.Warnings = append(v.Warnings, "the server join queue cannot be read: "+err.Error())
+		case held:
 			v.JoinTurn = &t
 		}
 	}
@@ -129,5 +134,5 @@ func (s *Server) updateCluster(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, s.clusterView(settings, nodes, false))
+	return c.JSON(http.StatusOK, s.clusterView(ctx, settings, nodes, false))
 }

@@ -43,7 +43,7 @@ func (u *ui) clusterPage(c echo.Context) error {
 		return err
 	}
 	// The API's own view, unrevealed: the same numbers and warnings `cluster show` prints.
-	cv := u.srv.clusterView(settings, nodes, false)
+	cv := u.srv.clusterView(ctx, settings, nodes, false)
 	v := clusterPageView{pageView: u.page(c, "Cluster", "cluster"), Cluster: cv, InstallURL: settings.EffectiveInstallURL(),
 		MachineURL: u.srv.cfg.MachineURL, TLS: u.srv.cfg.TLS}
 	for n := 1; n <= max(7, cv.Next.Servers); n++ {

@@ -419,7 +419,7 @@ func TestPages_ClusterPageShowsWhoHoldsTheJoinTurnUntilWhen(t *testing.T) {
 	if p := h.get("/ui/cluster"); !strings.Contains(p.body, "free: no server is joining") {
 		t.Errorf("cluster page without a holder lacks the free turn:\n%s", p.body)
 	}
-	turns.Take("cp-2", 45*time.Minute)
+	turns.Take(t.Context(), "cp-2", 45*time.Minute)
 	p := h.get("/ui/cluster")
 	for _, want := range []string{`<a href="/ui/nodes/cp-2">cp-2</a> is joining since`, "2026-12-01 08:00:00 UTC", "2026-12-01 08:45:00 UTC"} {
 		if !strings.Contains(p.body, want) {

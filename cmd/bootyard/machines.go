@@ -26,8 +26,6 @@ type machineServices struct {
 	server  *machine.Server
 	join    *cloudinit.Renderer // the operator's join command and seed ISO render the same files
 	catalog *images.Catalog
-	// turns is the server join queue: NoCloud hands out turns, the cluster view shows them.
-	turns *cloudinit.JoinTurns
 	// stop writes the iPXE handler's queued boot events; call it before closing the store.
 	stop func()
 	// grub answers the Secure Boot chain's GRUB over TFTP; nil without the signed chain.
@@ -46,7 +44,7 @@ func (ms machineServices) grubFiles() boot.TFTPGenerated {
 // machineServices builds every endpoint a machine calls: the iPXE script and binaries,
 // the NoCloud seed, the agent API and the image and agent files (from <data>/agent), all
 // behind one identity check. It runs the silent-agent watchdog in g.
-func (o *serveOptions) machineServices(ctx context.Context, g *errgroup.Group, st store.Backend, bins *ipxe.Binaries,
+func (o *serveOptions) machineServices(ctx context.Context, g *errgroup.Group, st store.Backend, turns machine.JoinTurns, bins *ipxe.Binaries,
 	sightings machine.Sightings, advertise string, metrics *web.Metrics, log *slog.Logger) (machineServices, error) {
 	var ms machineServices
 	identity, err := machine.NewIdentity(machine.IdentityConfig{Leases: st, Sightings: sightings, TrustUnverified: o.trustUnverified})
@@ -66,8 +64,7 @@ func (o *serveOptions) machineServices(ctx context.Context, g *errgroup.Group, s
 	if err != nil {
 		return ms, err
 	}
-	ms.turns = cloudinit.NewJoinTurns(0, nil)
-	nocloud, err := machine.NewNoCloudHandler(machine.NoCloudConfig{Renderer: ms.join, Inventory: st, Identity: identity, Turns: ms.turns,
+	nocloud, err := machine.NewNoCloudHandler(machine.NoCloudConfig{Renderer: ms.join, Inventory: st, Identity: identity, Turns: turns,
 		Observe: func(outcome string) { metrics.NoCloud.WithLabelValues(outcome).Inc() }, Logger: log})
 	if err != nil {
 		return ms, err

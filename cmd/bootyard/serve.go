@@ -115,7 +115,7 @@ func runServe(ctx context.Context, o *serveOptions) error {
 	metrics := web.NewMetrics(sources)
 	hooks := &updateHooks{}
 	hooks.add(metrics.ObserveTransition)
-	st, err := o.openStore(ctx, log, hooks.run)
+	st, turns, err := o.openStore(ctx, log, hooks.run)
 	if err != nil {
 		return err
 	}
@@ -190,7 +190,7 @@ func runServe(ctx context.Context, o *serveOptions) error {
 		sightings = boot.NewSightings(0, 0, nil)
 		seen = sightings
 	}
-	ms, err := o.machineServices(gctx, g, st, bins, seen, advertise, metrics, log)
+	ms, err := o.machineServices(gctx, g, st, turns, bins, seen, advertise, metrics, log)
 	if err != nil {
 		return fail(err)
 	}
@@ -199,7 +199,7 @@ func runServe(ctx context.Context, o *serveOptions) error {
 	if err := o.boot.start(gctx, g, st, bins, sightings, ms.grubFiles(), advertise, sources, hooks, log); err != nil {
 		return fail(err)
 	}
-	deps := web.Deps{Inventory: st, Metrics: metrics, Join: ms.join, Images: ms.catalog, JoinTurns: ms.turns}
+	deps := web.Deps{Inventory: st, Metrics: metrics, Join: ms.join, Images: ms.catalog, JoinTurns: turns}
 	if o.cluster.outOfBand, err = o.bmc.start(gctx, g, st, hooks, metrics, &deps, log); err != nil {
 		return fail(err)
 	}
