@@ -3,6 +3,7 @@ package kubestore_test
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"log/slog"
 	"os"
@@ -12,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/bootyard/bootyard/internal/kubetest"
 	"github.com/bootyard/bootyard/node"
 	"github.com/bootyard/bootyard/pivot"
 	"github.com/bootyard/bootyard/pivot/pivottest"
@@ -89,9 +91,13 @@ func TestPivot_BboltIntoKubernetesExportsIdentically(t *testing.T) {
 	api := startAPI(t)
 	dst := openIn(t, api, "pivot", store.Limits{})
 	empty := exportOf(t, dst)
+	reqs := api.Requests(t)
 	dry, err := pivot.Import(ctx, dst, bytes.NewReader(file), pivot.Options{DryRun: true})
 	if err != nil {
 		t.Fatalf("dry run: %v (%+v)", err, dry.Failures)
+	}
+	if w := writesSince(t, api, reqs); len(w) != 0 {
+		t.Fatalf("the dry run wrote: %s", kubetest.FormatRequests(w))
 	}
 	nodes := n + 100 // the seed's discovered machines
 	if got := dry.Counts[store.RecordNode][store.ImportCreated]; got != nodes {
@@ -101,12 +107,15 @@ func TestPivot_BboltIntoKubernetesExportsIdentically(t *testing.T) {
 		t.Fatalf("a dry run wrote to the store: %s", pivottest.FirstDiff(empty, after))
 	}
 
+	reqs = api.Requests(t)
 	start, cpu, apiCPU := time.Now(), scaletest.CPU(), childrenCPU(t)
 	rep, err := pivot.Import(ctx, dst, bytes.NewReader(file), pivot.Options{})
 	took, cpu, apiCPU := time.Since(start), scaletest.CPU()-cpu, childrenCPU(t)-apiCPU
 	if err != nil {
 		t.Fatalf("import: %v (%+v)", err, rep.Failures)
 	}
+	writes := writesSince(t, api, reqs)
+	checkPivotWrites(t, file, writes)
 	if got := rep.Counts[store.RecordNode][store.ImportCreated]; got != nodes {
 		t.Fatalf("created %d nodes, want %d", got, nodes)
 	}
@@ -116,14 +125,23 @@ func TestPivot_BboltIntoKubernetesExportsIdentically(t *testing.T) {
 	}
 	// On a shared machine the CPU spent says more than the wall clock: the importer's, and
 	// the API server's and etcd's (this test's child processes).
-	t.Logf("pivot of %d nodes (+100 discovered) into the Kubernetes store: %d records in %v (%.0f records/s); CPU: importer %v, kube-apiserver+etcd %v",
-		n, len(rep.Changes), took.Round(time.Millisecond), float64(len(rep.Changes))/took.Seconds(), cpu.Round(time.Millisecond), apiCPU.Round(time.Millisecond))
+	total := 0
+	for _, c := range writes {
+		total += c
+	}
+	t.Logf("pivot of %d nodes (+100 discovered) into the Kubernetes store: %d records in %v (%.0f records/s); %d writes (%s); CPU: importer %v, kube-apiserver+etcd %v (%.2f ms a write)",
+		n, len(rep.Changes), took.Round(time.Millisecond), float64(len(rep.Changes))/took.Seconds(), total, kubetest.FormatRequests(writes),
+		cpu.Round(time.Millisecond), apiCPU.Round(time.Millisecond), float64(apiCPU.Microseconds())/1000/float64(max(total, 1)))
 
 	// A second store on the same namespace (a fresh CLI run): the same file changes nothing.
 	again := openIn(t, api, "pivot", store.Limits{})
+	reqs = api.Requests(t)
 	rep, err = pivot.Import(ctx, again, bytes.NewReader(file), pivot.Options{})
 	if err != nil {
 		t.Fatalf("second import: %v (%+v)", err, rep.Failures)
+	}
+	if w := writesSince(t, api, reqs); len(w) != 0 {
+		t.Fatalf("the second import wrote: %s", kubetest.FormatRequests(w))
 	}
 	if len(rep.Changes) != 0 || rep.Counts[store.RecordNode][store.ImportUnchanged] != nodes {
 		t.Fatalf("the second import changed %d records (first: %+v), want none", len(rep.Changes), rep.Changes[:min(3, len(rep.Changes))])
@@ -150,6 +168,69 @@ func TestPivot_BboltIntoKubernetesExportsIdentically(t *testing.T) {
 	after, _ := dst.Events(ctx, "n00000", 0)
 	if len(after) != len(before)+1 || after[len(after)-1].Seq <= before[len(before)-1].Seq || after[len(after)-1].Reason != "after the pivot" {
 		t.Fatalf("the history after the pivot: %+v", after[max(0, len(after)-3):])
+	}
+}
+
+// writesSince is the store's writes (bootyard.io objects and Secrets) the API server
+// served since before (a Requests snapshot); the API server's own upkeep (its Lease,
+// endpoints) is not counted.
+func writesSince(t *testing.T, api *kubetest.API, before map[kubetest.RequestKey]int) map[kubetest.RequestKey]int {
+	t.Helper()
+	out := map[kubetest.RequestKey]int{}
+	for k, n := range kubetest.RequestsSince(before, api.Requests(t)) {
+		if k.IsWrite() && (k.Group == "bootyard.io" || k.Group == "" && k.Resource == "secrets") {
+			out[k] = n
+		}
+	}
+	return out
+}
+
+// checkPivotWrites bounds what an import of file into an empty namespace may cost: the
+// API server's CPU goes per request, so each write the model does not need is time. A
+// node is its object and its status (a create drops the status of a resource with a
+// status subresource), each event one object, each node's secrets one Secret; nothing
+// else of a node is written, and no spec is written twice.
+func checkPivotWrites(t *testing.T, file []byte, writes map[kubetest.RequestKey]int) {
+	t.Helper()
+	var nodes, events, nodeSecrets int
+	for _, line := range bytes.Split(bytes.TrimSpace(file), []byte("\n"))[1:] {
+		var rec store.Record
+		if err := json.Unmarshal(line, &rec); err != nil {
+			t.Fatal(err)
+		}
+		if rec.Kind != store.RecordNode {
+			continue
+		}
+		nodes++
+		events += len(rec.Events)
+		if len(rec.Secrets) > 0 {
+			nodeSecrets++
+		}
+	}
+	key := func(verb, resource, sub string) kubetest.RequestKey {
+		return kubetest.RequestKey{Verb: verb, Group: "bootyard.io", Resource: resource, Subresource: sub}
+	}
+	for _, tt := range []struct {
+		what string
+		key  kubetest.RequestKey
+		want int
+	}{
+		{"node creates", key("POST", "bootyardnodes", ""), nodes},
+		{"node status writes", key("PUT", "bootyardnodes", "status"), nodes},
+		{"node spec rewrites", key("PUT", "bootyardnodes", ""), 0},
+		{"node patches", key("PATCH", "bootyardnodes", ""), 0},
+		{"event creates", key("POST", "bootyardevents", ""), events},
+		{"event rewrites", key("PUT", "bootyardevents", ""), 0},
+		{"event deletions", key("DELETE", "bootyardevents", ""), 0},
+	} {
+		if got := writes[tt.key]; got != tt.want {
+			t.Errorf("%s: %d, want %d (%s)", tt.what, got, tt.want, tt.key)
+		}
+	}
+	// The settings' two Secrets (join token, admin password hash) besides the nodes'.
+	secrets := kubetest.RequestKey{Verb: "POST", Resource: "secrets"}
+	if got := writes[secrets]; got > nodeSecrets+2 {
+		t.Errorf("secret creates: %d, want at most %d", got, nodeSecrets+2)
 	}
 }
 

@@ -145,7 +145,9 @@ func Start(t testing.TB) *API {
 		"--service-cluster-ip-range", "10.96.0.0/16",
 		// Real clusters allow privileged pods; the helper pods are.
 		"--allow-privileged",
-		"--profiling=false")
+		// BOOTYARD_KUBE_PROFILING=1 serves /debug/pprof (to the admin token), to see
+		// where the API server's CPU goes under a test's load; off, it costs nothing.
+		"--profiling="+strconv.FormatBool(os.Getenv("BOOTYARD_KUBE_PROFILING") != ""))
 
 	host := "https://127.0.0.1:" + strconv.Itoa(apiPort)
 	waitReady(t, host, adminToken, certPEM)
