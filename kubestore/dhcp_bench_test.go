@@ -18,7 +18,7 @@ import (
 )
 
 // BenchmarkDHCPDORAKubernetes is the DHCP server's DISCOVER/OFFER/REQUEST/ACK with every
-// lease a BootyardLease on a real kube-apiserver + etcd before its ACK, as
+// lease in a BootyardLeaseBlock on a real kube-apiserver + etcd before its ACK, as
 // boot.BenchmarkDHCPDORA measures it on bbolt: client and server in two namespaces
 // joined by a veth (the DHCP sockets are opened inside the server's namespace; the API
 // client stays on this process's loopback), 50 exchanges in flight, distinct MACs, in

@@ -238,7 +238,7 @@ func testSecretsStayInSecrets(t *testing.T, api *kubetest.API, ns string) {
 	cfg := rest.CopyConfig(api.AdminConfig)
 	cfg.APIPath, cfg.GroupVersion = "/apis", &metav1.SchemeGroupVersion
 	var crs strings.Builder
-	for _, res := range []string{"bootyardnodes", "bootyardsettings", "bootyardimages", "bootyardleases", "bootyardevents"} {
+	for _, res := range []string{"bootyardnodes", "bootyardsettings", "bootyardimages", "bootyardleaseblocks", "bootyardevents"} {
 		raw, err := api.Admin.CoreV1().RESTClient().Get().AbsPath("/apis/bootyard.io/v1alpha1/namespaces", ns, res).DoRaw(ctx)
 		if err != nil {
 			t.Fatalf("list %s: %v", res, err)
