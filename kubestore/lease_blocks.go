@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
@@ -49,31 +50,55 @@ func blockName(p netip.Prefix) string {
 	return s + "-" + strconv.Itoa(p.Bits())
 }
 
-var leaseStates = map[store.LeaseState]string{store.LeaseActive: "active", store.LeaseReleased: "released", store.LeaseDeclined: "declined"}
+var (
+	leaseStates     = map[store.LeaseState]string{store.LeaseActive: "active", store.LeaseReleased: "released", store.LeaseDeclined: "declined"}
+	leaseStateNames = map[string]store.LeaseState{"active": store.LeaseActive, "released": store.LeaseReleased, "declined": store.LeaseDeclined}
+)
 
-func toRecord(l store.Lease) v1alpha1.BootyardLeaseRecord {
-	r := v1alpha1.BootyardLeaseRecord{IP: l.IP.Unmap().String(), State: leaseStates[l.State], Expires: formatTime(l.Expires), Hostname: l.Hostname}
+// toRecord is l's line in its block: "<ip> <mac> <state> <expires> [<hostname>]".
+func toRecord(l store.Lease) string {
+	mac, expires := "-", "-"
 	if !l.MAC.IsZero() {
-		r.MAC = l.MAC.String()
+		mac = l.MAC.String()
+	}
+	if !l.Expires.IsZero() {
+		expires = formatTime(l.Expires)
+	}
+	r := l.IP.Unmap().String() + " " + mac + " " + leaseStates[l.State] + " " + expires
+	if l.Hostname != "" {
+		r += " " + l.Hostname
 	}
 	return r
 }
 
-func fromRecord(r v1alpha1.BootyardLeaseRecord) (store.Lease, error) {
-	ip, err := netip.ParseAddr(r.IP)
+func fromRecord(r string) (store.Lease, error) {
+	f := strings.SplitN(r, " ", 5)
+	if len(f) < 4 {
+		return store.Lease{}, fmt.Errorf("lease record %q: want <ip> <mac> <state> <expires> [<hostname>]", r)
+	}
+	ip, err := netip.ParseAddr(f[0])
 	if err != nil {
-		return store.Lease{}, fmt.Errorf("lease %q: %w", r.IP, err)
+		return store.Lease{}, fmt.Errorf("lease record %q: %w", r, err)
 	}
-	l := store.Lease{IP: ip.Unmap(), Expires: parseTime(r.Expires), Hostname: r.Hostname}
-	for st, name := range leaseStates {
-		if name == r.State {
-			l.State = st
+	l := store.Lease{IP: ip.Unmap()}
+	if f[1] != "-" {
+		if l.MAC, err = node.ParseMAC(f[1]); err != nil {
+			return store.Lease{}, fmt.Errorf("lease record %q: %w", r, err)
 		}
 	}
-	if r.MAC != "" {
-		if l.MAC, err = node.ParseMAC(r.MAC); err != nil {
-			return store.Lease{}, fmt.Errorf("lease %s: %w", r.IP, err)
+	state, ok := leaseStateNames[f[2]]
+	if !ok {
+		return store.Lease{}, fmt.Errorf("lease record %q: unknown state %q", r, f[2])
+	}
+	l.State = state
+	if f[3] != "-" {
+		if l.Expires, err = time.Parse(time.RFC3339Nano, f[3]); err != nil {
+			return store.Lease{}, fmt.Errorf("lease record %q: %w", r, err)
 		}
+		l.Expires = l.Expires.UTC()
+	}
+	if len(f) == 5 {
+		l.Hostname = f[4]
 	}
 	return l, nil
 }
@@ -108,7 +133,7 @@ func (s *Store) blockObject(p netip.Prefix, leases map[netip.Addr]store.Lease, b
 	} else {
 		o.ObjectMeta = metav1.ObjectMeta{Namespace: s.ns, Name: blockName(p)}
 	}
-	o.Spec = v1alpha1.BootyardLeaseBlockSpec{Prefix: p.String(), Records: int32(len(leases)), Leases: make([]v1alpha1.BootyardLeaseRecord, 0, len(leases))}
+	o.Spec = v1alpha1.BootyardLeaseBlockSpec{Prefix: p.String(), Records: int32(len(leases)), Leases: make([]string, 0, len(leases))}
 	for _, ip := range slices.SortedFunc(maps.Keys(leases), netip.Addr.Compare) {
 		o.Spec.Leases = append(o.Spec.Leases, toRecord(leases[ip]))
 	}

@@ -30,30 +30,19 @@ type BootyardLeaseBlockSpec struct {
 	// Records is len(leases), for kubectl's column.
 	// +optional
 	Records int32 `json:"records,omitempty"`
-	// Leases are the block's address records in address order. The list is replaced as a
-	// whole by each write (atomic): the API server tracks no field owner per record.
+	// Leases are the block's address records in address order, one line each as a
+	// leases file has them: "<ip> <mac> <state> <expires> [<hostname>]", with "-" for no
+	// MAC (a declined address) or no expiry, the expiry in RFC 3339, and the hostname
+	// (DHCP option 12 as the client sent it) the rest of the line. A line rather than an
+	// object per record: the API server decodes, validates and re-encodes the whole
+	// block on every write, and a string per record costs it a fraction of five fields.
+	// The list is replaced as a whole by each write (atomic).
 	// +optional
 	// +listType=atomic
 	// +kubebuilder:validation:MaxItems=64
-	Leases []BootyardLeaseRecord `json:"leases,omitempty"`
-}
-
-// BootyardLeaseRecord is store.Lease: one address record.
-type BootyardLeaseRecord struct {
-	// +kubebuilder:validation:MaxLength=45
-	IP string `json:"ip"`
-	// MAC is empty for a declined address.
-	// +optional
-	// +kubebuilder:validation:Pattern=`^(([0-9a-f]{2}:){5}[0-9a-f]{2})?$`
-	MAC string `json:"mac,omitempty"`
-	// +kubebuilder:validation:Enum=active;released;declined
-	State string `json:"state"`
-	// +optional
-	Expires string `json:"expires,omitempty"`
-	// Hostname is DHCP option 12 as the client sent it.
-	// +optional
-	// +kubebuilder:validation:MaxLength=255
-	Hostname string `json:"hostname,omitempty"`
+	// +kubebuilder:validation:items:MaxLength=400
+	// +kubebuilder:validation:items:Pattern=`^[0-9a-f.:]+ (([0-9a-f]{2}:){5}[0-9a-f]{2}|-) (active|released|declined) [^ ]+( .*)?$`
+	Leases []string `json:"leases,omitempty"`
 }
 
 // BootyardLeaseBlockList is a list of lease blocks.
