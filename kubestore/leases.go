@@ -107,6 +107,9 @@ func (s *Store) flushRenewals(ctx context.Context, interval time.Duration) {
 			continue
 		}
 		failed := s.writeLeases(ctx, batch, false)
+		if ctx.Err() != nil {
+			return // closing: a write cut short by it is not a refusal to warn about
+		}
 		for _, l := range batch {
 			err := failed[l.IP]
 			if err != nil && unreachable(err) {
