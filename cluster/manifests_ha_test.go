@@ -79,7 +79,7 @@ func TestManifests_HAShapeAppliesAndItsRBACGrantsOnlyWhatReplicasUse(t *testing.
 		{"create the leader Lease", authorizationv1.ResourceAttributes{Namespace: DefaultHelperNamespace, Group: "coordination.k8s.io", Resource: "leases", Verb: "create"}, true},
 		{"watch nodes of the inventory", authorizationv1.ResourceAttributes{Namespace: DefaultHelperNamespace, Group: "bootyard.io", Resource: "bootyardnodes", Verb: "watch"}, true},
 		{"update a node's status", authorizationv1.ResourceAttributes{Namespace: DefaultHelperNamespace, Group: "bootyard.io", Resource: "bootyardnodes", Subresource: "status", Verb: "update"}, true},
-		{"claim an address (create a lease object)", authorizationv1.ResourceAttributes{Namespace: DefaultHelperNamespace, Group: "bootyard.io", Resource: "bootyardleases", Verb: "create"}, true},
+		{"claim an address block (create a lease block object)", authorizationv1.ResourceAttributes{Namespace: DefaultHelperNamespace, Group: "bootyard.io", Resource: "bootyardleaseblocks", Verb: "create"}, true},
 		{"write a node's Secret", authorizationv1.ResourceAttributes{Namespace: DefaultHelperNamespace, Resource: "secrets", Verb: "update", Name: "node-w1"}, true},
 		// Attacker's side: what a stolen Bootyard token must not reach.
 		{"renew another component's Lease", authorizationv1.ResourceAttributes{Namespace: DefaultHelperNamespace, Group: "coordination.k8s.io", Resource: "leases", Verb: "update", Name: "kube-scheduler"}, false},

@@ -248,51 +248,6 @@ func cloneNode(n node.Node) node.Node {
 	return n
 }
 
-// leaseName is the object name of the record of ip: the address itself (IPv6 expanded,
-// colons as dashes, so it is a valid name that starts with a digit or letter).
-func leaseName(ip netip.Addr) string {
-	ip = ip.Unmap()
-	if ip.Is4() {
-		return ip.String()
-	}
-	return strings.ReplaceAll(ip.StringExpanded(), ":", "-")
-}
-
-var leaseStates = map[store.LeaseState]string{store.LeaseActive: "active", store.LeaseReleased: "released", store.LeaseDeclined: "declined"}
-
-func (s *Store) fromLease(l store.Lease, base *v1alpha1.BootyardLease) *v1alpha1.BootyardLease {
-	o := &v1alpha1.BootyardLease{}
-	if base != nil {
-		o.ObjectMeta = *base.ObjectMeta.DeepCopy()
-	} else {
-		o.ObjectMeta = metav1.ObjectMeta{Namespace: s.ns, Name: leaseName(l.IP)}
-	}
-	o.Spec = v1alpha1.BootyardLeaseSpec{IP: l.IP.Unmap().String(), State: leaseStates[l.State], Expires: formatTime(l.Expires), Hostname: l.Hostname}
-	if !l.MAC.IsZero() {
-		o.Spec.MAC = l.MAC.String()
-	}
-	return o
-}
-
-func toLease(o *v1alpha1.BootyardLease) (store.Lease, error) {
-	ip, err := netip.ParseAddr(o.Spec.IP)
-	if err != nil {
-		return store.Lease{}, fmt.Errorf("lease %s: %w", o.Name, err)
-	}
-	l := store.Lease{IP: ip, Expires: parseTime(o.Spec.Expires), Hostname: o.Spec.Hostname}
-	for st, name := range leaseStates {
-		if name == o.Spec.State {
-			l.State = st
-		}
-	}
-	if o.Spec.MAC != "" {
-		if l.MAC, err = node.ParseMAC(o.Spec.MAC); err != nil {
-			return store.Lease{}, fmt.Errorf("lease %s: %w", o.Name, err)
-		}
-	}
-	return l, nil
-}
-
 func (s *Store) fromImage(img store.Image) *v1alpha1.BootyardImage {
 	o := &v1alpha1.BootyardImage{
 		ObjectMeta: metav1.ObjectMeta{Namespace: s.ns, Name: img.Name},

@@ -1,11 +1,18 @@
 package kubestore_test
 
 import (
+	"bufio"
+	"bytes"
 	"context"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/netip"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -14,66 +21,195 @@ import (
 	"github.com/bootyard/bootyard/boot"
 	"github.com/bootyard/bootyard/boot/loadgen"
 	"github.com/bootyard/bootyard/boot/netns"
+	"github.com/bootyard/bootyard/internal/kubetest"
+	"github.com/bootyard/bootyard/kubestore"
 	"github.com/bootyard/bootyard/store"
 )
 
 // BenchmarkDHCPDORAKubernetes is the DHCP server's DISCOVER/OFFER/REQUEST/ACK with every
-// lease a BootyardLease on a real kube-apiserver + etcd before its ACK, as
+// lease in a BootyardLeaseBlock on a real kube-apiserver + etcd before its ACK, as
 // boot.BenchmarkDHCPDORA measures it on bbolt: client and server in two namespaces
 // joined by a veth (the DHCP sockets are opened inside the server's namespace; the API
 // client stays on this process's loopback), 50 exchanges in flight, distinct MACs, in
 // windows of 1,000. The API server and etcd share the machine's cores with the test.
 func BenchmarkDHCPDORAKubernetes(b *testing.B) {
+	benchDORAReplicas(b, 1)
+}
+
+// BenchmarkDHCPDORAKubernetes2Replicas is the same with two replicas on one API server
+// and one namespace (one inventory): two Stores, each with its own informer caches and a
+// DHCP server on its own segment (10.64/16 and 10.65/16, as per-rack replicas serve
+// their racks), each serving half the clients, 25 in flight (the same 50 in all as the
+// one-replica benchmark: with a closed loop of clients, more in flight only lengthens
+// each exchange by Little's law). A window is 1,000 exchanges per replica; its rate is
+// all exchanges over the slower replica's time, its p99 the higher of the two.
+func BenchmarkDHCPDORAKubernetes2Replicas(b *testing.B) {
+	benchDORAReplicas(b, 2)
+}
+
+type doraReplica struct {
+	store *kubestore.Store
+	srv   *boot.DHCPServer
+	conn  *net.UDPConn
+	done  chan error
+}
+
+func benchDORAReplicas(b *testing.B, replicas int) {
 	netns.Require(b)
 	api := startAPI(b)
+	const windows, perWindow = 3, 1000
 	for i := range b.N {
-		st := openIn(b, api, fmt.Sprintf("dhcp-bench-%d", i), store.Limits{})
-		srvNS, cliNS := netns.New(b, "ksrv"), netns.New(b, "kcli")
-		netns.Link(b, srvNS, "bsrv", cliNS, "bcli")
-		srvNS.AddAddr("bsrv", netip.MustParsePrefix("10.64.0.1/16"))
-		cfg := boot.DHCPConfig{Interface: "bsrv", Mode: boot.ModeFull, LeaseTime: time.Hour, AdvertiseURL: "http://10.64.0.1:8080",
-			Range:  boot.Range{Start: netip.MustParseAddr("10.64.1.0"), End: netip.MustParseAddr("10.64.255.250")},
-			Router: netip.MustParseAddr("10.64.0.1")}
-		var srv *boot.DHCPServer
-		if err := srvNS.Do(func() error {
-			var err error
-			srv, err = boot.NewDHCP(cfg, st, st, slog.New(slog.DiscardHandler))
-			return err
-		}); err != nil {
-			b.Fatal(err)
-		}
+		ns := fmt.Sprintf("dhcp-bench-%d", i)
 		ctx, cancel := context.WithCancel(context.Background())
-		done := make(chan error, 1)
-		go func() { done <- srv.Run(ctx) }()
-		var conn *net.UDPConn
-		if err := cliNS.Do(func() error {
-			var err error
-			conn, err = server4.NewIPv4UDPConn("bcli", &net.UDPAddr{Port: 68})
-			return err
-		}); err != nil {
-			b.Fatal(err)
+		reps := make([]doraReplica, replicas)
+		for r := range reps {
+			reps[r] = startDORAReplica(ctx, b, api, ns, r)
 		}
-		for w := range 3 {
-			res, err := loadgen.Run(context.Background(), loadgen.Config{Conn: conn, Server: netip.MustParseAddrPort("255.255.255.255:67"),
-				Clients: 50, Exchanges: 1000, MACPrefix: [2]byte{0x02, 0xce}, FirstMAC: uint32(w * 1000)})
-			if err != nil {
-				b.Fatal(err)
+		cpu0, writes0 := apiCPU(b), apiLeaseWrites(b, api)
+		for w := range windows {
+			results := make([]loadgen.Result, replicas)
+			errs := make([]error, replicas)
+			var wg sync.WaitGroup
+			for r := range reps {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					results[r], errs[r] = loadgen.Run(context.Background(), loadgen.Config{Conn: reps[r].conn,
+						Server: netip.MustParseAddrPort("255.255.255.255:67"), Clients: 50 / replicas, Exchanges: perWindow,
+						MACPrefix: [2]byte{0x02, byte(0xce + r)}, FirstMAC: uint32(w * perWindow)})
+				}()
 			}
-			b.ReportMetric(res.Rate, fmt.Sprintf("exch/s@%dk", w+1))
-			b.ReportMetric(float64(res.P99.Microseconds())/1000, fmt.Sprintf("p99-ms@%dk", w+1))
-			b.Logf("leases %d→%d: %s", w*1000, (w+1)*1000, res)
+			wg.Wait()
+			total, slowest, p99 := 0, time.Duration(0), time.Duration(0)
+			for r, res := range results {
+				if errs[r] != nil {
+					b.Fatal(errs[r])
+				}
+				total += res.Exchanges
+				slowest, p99 = max(slowest, res.Elapsed), max(p99, res.P99)
+				b.Logf("replica %d, leases %d→%d: %s", r, w*perWindow, (w+1)*perWindow, res)
+			}
+			b.ReportMetric(float64(total)/slowest.Seconds(), fmt.Sprintf("exch/s@%dk", w+1))
+			b.ReportMetric(float64(p99.Microseconds())/1000, fmt.Sprintf("p99-ms@%dk", w+1))
 		}
-		conn.Close()
+		lastACK := time.Now()
+		exchanges := float64(replicas * windows * perWindow)
+		cpu1, writes1 := apiCPU(b), apiLeaseWrites(b, api)
+		for _, proc := range []string{"kube-apiserver", "etcd"} {
+			b.Logf("%s: %.2f ms CPU per exchange", proc, float64((cpu1[proc]-cpu0[proc]).Microseconds())/1000/exchanges)
+		}
+		b.Logf("API writes of lease blocks: %.0f (%.3f per exchange)", writes1-writes0, (writes1-writes0)/exchanges)
+		b.ReportMetric((writes1-writes0)/exchanges, "writes/exch")
+		for r := range reps {
+			reps[r].conn.Close()
+		}
 		cancel()
-		if err := <-done; err != nil {
-			b.Errorf("Run: %v", err)
+		for r := range reps {
+			if err := <-reps[r].done; err != nil {
+				b.Errorf("replica %d: Run: %v", r, err)
+			}
+			stats := reps[r].srv.Stats()
+			b.Logf("replica %d: %d ACKs in %d commits (%.1f leases per commit, %.2f ms per commit)", r, stats.Acks, stats.CommitBatches,
+				float64(stats.LeasesCommited)/float64(max(1, stats.CommitBatches)), float64(stats.CommitNanos)/float64(max(1, stats.CommitBatches))/1e6)
 		}
-		leases, err := st.Leases(context.Background())
-		if err != nil || len(leases) != 3000 {
-			b.Errorf("%d leases stored, %v; want 3000", len(leases), err)
+		// Every replica sees every replica's leases: one inventory. How long after the
+		// last ACK that takes is the informer caches' lag behind the writes.
+		want := replicas * windows * perWindow
+		for r := range reps {
+			kubetest.WaitFor(b, time.Minute, fmt.Sprintf("replica %d's cache to hold %d leases", r, want), func() bool {
+				leases, err := reps[r].store.Leases(context.Background())
+				return err == nil && len(leases) == want
+			})
 		}
-		stats := srv.Stats()
-		b.Logf("%d ACKs in %d commits (%.1f leases per commit, %.2f ms per commit)", stats.Acks, stats.CommitBatches,
-			float64(stats.LeasesCommited)/float64(max(1, stats.CommitBatches)), float64(stats.CommitNanos)/float64(max(1, stats.CommitBatches))/1e6)
+		b.Logf("every replica's cache held all %d leases %s after the last ACK", want, time.Since(lastACK).Round(time.Millisecond))
 	}
+}
+
+// startDORAReplica starts replica r: a Store on ns and a DHCP server on 10.(64+r).0.0/16
+// in a namespace of its own, with a client socket on the other end of its veth.
+func startDORAReplica(ctx context.Context, b *testing.B, api *kubetest.API, ns string, r int) doraReplica {
+	b.Helper()
+	st := openIn(b, api, ns, store.Limits{})
+	srvNS, cliNS := netns.New(b, fmt.Sprintf("ksrv%d", r)), netns.New(b, fmt.Sprintf("kcli%d", r))
+	srvIf, cliIf := fmt.Sprintf("bsrv%d", r), fmt.Sprintf("bcli%d", r)
+	netns.Link(b, srvNS, srvIf, cliNS, cliIf)
+	net2 := byte(64 + r)
+	srvNS.AddAddr(srvIf, netip.PrefixFrom(netip.AddrFrom4([4]byte{10, net2, 0, 1}), 16))
+	cfg := boot.DHCPConfig{Interface: srvIf, Mode: boot.ModeFull, LeaseTime: time.Hour, AdvertiseURL: fmt.Sprintf("http://10.%d.0.1:8080", net2),
+		Range:  boot.Range{Start: netip.AddrFrom4([4]byte{10, net2, 1, 0}), End: netip.AddrFrom4([4]byte{10, net2, 255, 250})},
+		Router: netip.AddrFrom4([4]byte{10, net2, 0, 1})}
+	rep := doraReplica{store: st, done: make(chan error, 1)}
+	if err := srvNS.Do(func() error {
+		var err error
+		rep.srv, err = boot.NewDHCP(cfg, st, st, slog.New(slog.DiscardHandler))
+		return err
+	}); err != nil {
+		b.Fatal(err)
+	}
+	go func() { rep.done <- rep.srv.Run(ctx) }()
+	if err := cliNS.Do(func() error {
+		var err error
+		rep.conn, err = server4.NewIPv4UDPConn(cliIf, &net.UDPAddr{Port: 68})
+		return err
+	}); err != nil {
+		b.Fatal(err)
+	}
+	return rep
+}
+
+// apiCPU is the CPU time used so far by this test's own kube-apiserver and etcd (the
+// children of this process, found by parent PID: other tests' servers are not counted).
+func apiCPU(b *testing.B) map[string]time.Duration {
+	b.Helper()
+	out := map[string]time.Duration{}
+	self := strconv.Itoa(os.Getpid())
+	stats, _ := filepath.Glob("/proc/[0-9]*/stat")
+	for _, p := range stats {
+		raw, err := os.ReadFile(p)
+		if err != nil {
+			continue
+		}
+		// pid (comm) state ppid ... utime(14) stime(15), counted after the comm's ')'.
+		end := bytes.LastIndexByte(raw, ')')
+		start := bytes.IndexByte(raw, '(')
+		if start < 0 || end < start {
+			continue
+		}
+		comm := string(raw[start+1 : end])
+		f := strings.Fields(string(raw[end+1:]))
+		if len(f) < 13 || f[1] != self || (comm != "kube-apiserver" && comm != "etcd") {
+			continue
+		}
+		utime, _ := strconv.ParseInt(f[11], 10, 64)
+		stime, _ := strconv.ParseInt(f[12], 10, 64)
+		out[comm] += time.Duration(utime+stime) * time.Second / 100 // USER_HZ
+	}
+	return out
+}
+
+// apiLeaseWrites is the API server's count of create, update and delete requests on lease
+// blocks so far (apiserver_request_total).
+func apiLeaseWrites(b *testing.B, api *kubetest.API) float64 {
+	b.Helper()
+	raw, err := api.Admin.CoreV1().RESTClient().Get().AbsPath("/metrics").DoRaw(context.Background())
+	if err != nil {
+		b.Fatalf("API server metrics: %v", err)
+	}
+	total := 0.0
+	sc := bufio.NewScanner(bytes.NewReader(raw))
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		line := sc.Text()
+		if !strings.HasPrefix(line, "apiserver_request_total{") || !strings.Contains(line, `resource="bootyardleaseblocks"`) {
+			continue
+		}
+		if !strings.Contains(line, `verb="POST"`) && !strings.Contains(line, `verb="PUT"`) && !strings.Contains(line, `verb="DELETE"`) {
+			continue
+		}
+		v, err := strconv.ParseFloat(line[strings.LastIndexByte(line, ' ')+1:], 64)
+		if err == nil {
+			total += v
+		}
+	}
+	return total
 }

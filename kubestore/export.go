@@ -181,13 +181,15 @@ func (s *Store) ExportRecords(ctx context.Context, fn func(store.Record) error) 
 		}
 	}
 	var leases []store.Lease
-	if err := listAll(ctx, s, resLeases, "", func(l *v1alpha1.BootyardLeaseList) error {
+	if err := listAll(ctx, s, resLeaseBlocks, "", func(l *v1alpha1.BootyardLeaseBlockList) error {
 		for i := range l.Items {
-			lease, err := toLease(&l.Items[i])
+			_, block, err := blockLeases(&l.Items[i])
 			if err != nil {
 				return err
 			}
-			leases = append(leases, lease)
+			for _, lease := range block {
+				leases = append(leases, lease)
+			}
 		}
 		return nil
 	}); err != nil {

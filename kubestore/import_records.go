@@ -174,29 +174,24 @@ func (s *Store) importImage(ctx context.Context, img store.Image, dryRun bool) (
 }
 
 func (s *Store) importLease(ctx context.Context, l store.Lease, dryRun bool) (store.ImportOutcome, error) {
-	have, err := s.getLease(ctx, leaseName(l.IP))
+	l.IP = l.IP.Unmap()
+	have, err := s.getBlock(ctx, blockName(blockOf(l.IP)))
 	if err != nil {
 		return store.ImportFailed, err
 	}
-	var base *v1alpha1.BootyardLease
+	var held store.Lease
+	existed := false
 	if have != nil {
-		base = have.obj
+		held, existed = have.leases[l.IP]
 	}
-	want := s.fromLease(l, base)
-	out := outcomeOf(have != nil, have != nil && reflect.DeepEqual(have.obj.Spec, want.Spec))
+	out := outcomeOf(existed, existed && toRecord(held) == toRecord(l))
 	if dryRun || out == store.ImportUnchanged {
 		return out, nil
 	}
-	written := &v1alpha1.BootyardLease{}
-	if have != nil {
-		err = s.rc.Put().Namespace(s.ns).Resource(resLeases).Name(want.Name).Body(want).Do(ctx).Into(written)
-	} else {
-		err = s.rc.Post().Namespace(s.ns).Resource(resLeases).Body(want).Do(ctx).Into(written)
+	// An import restores the record as exported, whatever the address holds now.
+	if err := s.writeLeases(ctx, []store.Lease{l}, true)[l.IP]; err != nil {
+		return store.ImportFailed, err
 	}
-	if err != nil {
-		return store.ImportFailed, kindErr(err)
-	}
-	s.leases.put(written)
 	return out, nil
 }
 

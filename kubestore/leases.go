@@ -8,28 +8,22 @@ import (
 	"net"
 	"net/netip"
 	"slices"
-	"sync"
 	"syscall"
 	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
-	"github.com/bootyard/bootyard/api/v1alpha1"
 	"github.com/bootyard/bootyard/node"
 	"github.com/bootyard/bootyard/store"
 )
 
-// leaseWriters bounds the requests one PutLeases sends at once: the DHCP server
-// group-commits every REQUEST waiting at that moment, and the batch should cost about
-// one round trip, not one per lease.
-const leaseWriters = 32
-
-// PutLeases writes leases, each to the object named by its address. Claiming a free
-// address is a create, so when two replicas offer one address to two machines the API
-// server lets one create win and the other gets ErrConflict; an update is conditional
-// on the version read, and an active lease of another MAC is never overwritten by an
-// active one until it expires. A MAC's older address record is dropped, as in bbolt.
+// PutLeases writes leases. They are grouped by address block, and each block touched is
+// one write: a create when the block has no object yet (the API server refuses the second
+// of two creates), else an update conditional on the version read (it refuses a writer
+// that did not see the last change). On a refusal the block is read again and the batch
+// re-applied to what the other writer stored. An active lease of another MAC is never
+// overwritten by an active one until it expires. A MAC's older address record is dropped,
+// as in bbolt (in the same write when it is in the same block).
 //
 // Leases that fail are named in a store.LeaseErrors; the others were written. While the
 // API server cannot be reached, the renewal of a lease the cache holds for the same MAC
@@ -44,30 +38,16 @@ func (s *Store) PutLeases(ctx context.Context, leases ...store.Lease) error {
 			return fmt.Errorf("put lease for %s: %w: no address", l.MAC, node.ErrInvalid)
 		}
 	}
-	var mu sync.Mutex
-	failed := store.LeaseErrors{}
-	var wg sync.WaitGroup
-	sem := make(chan struct{}, leaseWriters)
+	failed := s.writeLeases(ctx, leases, false)
 	for _, l := range leases {
-		wg.Add(1)
-		sem <- struct{}{}
-		go func() {
-			defer func() { <-sem; wg.Done() }()
-			wctx, cancel := context.WithTimeout(ctx, leaseWriteTimeout)
-			defer cancel()
-			err := s.putLease(wctx, l)
-			if err != nil && unreachable(err) && s.renewFromCache(l) {
-				err = nil
-			}
-			if err != nil {
-				mu.Lock()
-				failed[l.IP] = fmt.Errorf("put lease %s: %w", l.IP, err)
-				mu.Unlock()
-			}
-		}()
+		if err := failed[l.IP]; err != nil && unreachable(err) && s.renewFromCache(l) {
+			delete(failed, l.IP)
+		}
 	}
-	wg.Wait()
 	if len(failed) > 0 {
+		for ip, err := range failed {
+			failed[ip] = fmt.Errorf("put lease %s: %w", ip, err)
+		}
 		return failed
 	}
 	return nil
@@ -93,16 +73,13 @@ func (s *Store) renewFromCache(l store.Lease) bool {
 	if l.State != store.LeaseActive || l.MAC.IsZero() {
 		return false
 	}
-	name := leaseName(l.IP)
-	e, ok := s.leases.get(name)
-	if !ok || e.l.MAC != l.MAC || !e.l.ActiveAt(s.now()) {
+	l.IP = l.IP.Unmap()
+	held, ok := s.leases.lease(l.IP)
+	if !ok || held.MAC != l.MAC || !held.ActiveAt(s.now()) || !s.leases.renew(held, l) {
 		return false
 	}
-	renewed := *e
-	renewed.l = l
-	s.leases.replace(name, e, &renewed)
 	s.pendingMu.Lock()
-	s.pending[name] = l
+	s.pending[l.IP] = l
 	s.pendingMu.Unlock()
 	s.renewedOffline.Add(1)
 	return true
@@ -126,20 +103,25 @@ func (s *Store) flushRenewals(ctx context.Context, interval time.Duration) {
 			batch = append(batch, l)
 		}
 		s.pendingMu.Unlock()
+		if len(batch) == 0 {
+			continue
+		}
+		failed := s.writeLeases(ctx, batch, false)
+		if ctx.Err() != nil {
+			return // closing: a write cut short by it is not a refusal to warn about
+		}
 		for _, l := range batch {
-			wctx, cancel := context.WithTimeout(ctx, leaseWriteTimeout)
-			err := s.putLease(wctx, l)
-			cancel()
+			err := failed[l.IP]
 			if err != nil && unreachable(err) {
-				break // still cut off: try the lot again next time
+				continue // still cut off: try it again next time
 			}
 			if err != nil {
 				s.log.Warn("a renewal accepted while the API server was unreachable could not be written",
 					slog.String("ip", l.IP.String()), slog.String("mac", l.MAC.String()), slog.Any("err", err))
 			}
 			s.pendingMu.Lock()
-			if s.pending[leaseName(l.IP)] == l {
-				delete(s.pending, leaseName(l.IP))
+			if s.pending[l.IP] == l {
+				delete(s.pending, l.IP)
 			}
 			s.pendingMu.Unlock()
 		}
@@ -154,86 +136,23 @@ func (s *Store) PendingRenewals() int {
 	return len(s.pending)
 }
 
-func (s *Store) putLease(ctx context.Context, l store.Lease) error {
-	name := leaseName(l.IP)
-	var prevMACRecord *cachedLease
-	if !l.MAC.IsZero() {
-		if e, ok := s.leases.forMAC(l.MAC); ok && e.obj.Name != name {
-			prevMACRecord = e
-		}
-	}
-	cur, _ := s.leases.get(name)
-	for attempt := 0; ; attempt++ {
-		if attempt >= maxConflictRetries {
-			return fmt.Errorf("%w: %w", errTooManyConflicts, node.ErrConflict)
-		}
-		out := &v1alpha1.BootyardLease{}
-		var err error
-		if cur == nil {
-			err = s.rc.Post().Namespace(s.ns).Resource(resLeases).Body(s.fromLease(l, nil)).Do(ctx).Into(out)
-		} else {
-			if held := cur.l; l.State == store.LeaseActive && held.MAC != l.MAC && held.ActiveAt(s.now()) {
-				return fmt.Errorf("address is leased to %s until %s: %w", held.MAC, held.Expires.Format("15:04:05"), node.ErrConflict)
-			}
-			err = s.rc.Put().Namespace(s.ns).Resource(resLeases).Name(name).Body(s.fromLease(l, cur.obj)).Do(ctx).Into(out)
-		}
-		if apierrors.IsAlreadyExists(err) || apierrors.IsConflict(err) || (cur != nil && apierrors.IsNotFound(err)) {
-			// Someone else wrote this address since our read: decide on what they wrote.
-			if cur, err = s.getLease(ctx, name); err != nil {
-				return err
-			}
-			continue
-		}
-		if err != nil {
-			return kindErr(err)
-		}
-		s.leases.put(out)
-		break
-	}
-	if prevMACRecord != nil && prevMACRecord.l.MAC == l.MAC {
-		rv := prevMACRecord.obj.ResourceVersion
-		err := s.rc.Delete().Namespace(s.ns).Resource(resLeases).Name(prevMACRecord.obj.Name).
-			Body(&metav1.DeleteOptions{Preconditions: &metav1.Preconditions{ResourceVersion: &rv}}).Do(ctx).Error()
-		if err == nil || apierrors.IsNotFound(err) {
-			s.leases.remove(prevMACRecord.obj.Name, resourceVersion(rv))
-		} else if !apierrors.IsConflict(err) {
-			return fmt.Errorf("drop the MAC's older address %s: %w", prevMACRecord.l.IP, kindErr(err))
-		}
-	}
-	return nil
-}
-
-// getLease reads one record from the API server (nil when there is none).
-func (s *Store) getLease(ctx context.Context, name string) (*cachedLease, error) {
-	o := &v1alpha1.BootyardLease{}
-	err := s.rc.Get().Namespace(s.ns).Resource(resLeases).Name(name).Do(ctx).Into(o)
-	if apierrors.IsNotFound(err) {
-		s.leases.remove(name, 0)
-		return nil, nil
-	}
-	if err != nil {
-		return nil, kindErr(err)
-	}
-	s.leases.put(o)
-	l, err := toLease(o)
-	if err != nil {
-		return nil, err
-	}
-	return &cachedLease{obj: o, l: l, rv: resourceVersion(o.ResourceVersion)}, nil
-}
-
 // DeleteLeases forgets addresses entirely.
 func (s *Store) DeleteLeases(ctx context.Context, ips ...netip.Addr) error {
 	if err := ctxErr(ctx); err != nil {
 		return err
 	}
+	changes := map[netip.Prefix]*blockChange{}
 	for _, ip := range ips {
-		name := leaseName(ip)
-		err := s.rc.Delete().Namespace(s.ns).Resource(resLeases).Name(name).Do(ctx).Error()
-		if err != nil && !apierrors.IsNotFound(err) {
-			return fmt.Errorf("delete lease %s: %w", ip, kindErr(err))
+		p := blockOf(ip)
+		if changes[p] == nil {
+			changes[p] = &blockChange{overwrite: true}
 		}
-		s.leases.remove(name, 0)
+		changes[p].removes = append(changes[p].removes, ip.Unmap())
+	}
+	for p, c := range changes {
+		for _, err := range s.writeBlock(p, c) {
+			return fmt.Errorf("delete leases in %s: %w", p, err)
+		}
 	}
 	return nil
 }
@@ -243,12 +162,7 @@ func (s *Store) Leases(ctx context.Context) ([]store.Lease, error) {
 	if err := ctxErr(ctx); err != nil {
 		return nil, err
 	}
-	s.leases.mu.RLock()
-	out := make([]store.Lease, 0, len(s.leases.leases.byName))
-	for _, e := range s.leases.leases.byName {
-		out = append(out, e.v.l)
-	}
-	s.leases.mu.RUnlock()
+	out := s.leases.all()
 	slices.SortFunc(out, func(a, b store.Lease) int { return a.IP.Compare(b.IP) })
 	return out, nil
 }
@@ -259,14 +173,14 @@ func (s *Store) MACForIP(ctx context.Context, ip netip.Addr) (node.MAC, error) {
 		return node.MAC{}, err
 	}
 	ip = ip.Unmap()
-	e, ok := s.leases.get(leaseName(ip))
+	l, ok := s.leases.lease(ip)
 	if !ok {
 		return node.MAC{}, fmt.Errorf("lease for %s: %w", ip, node.ErrNotFound)
 	}
-	if now := s.now(); !e.l.ActiveAt(now) {
-		return node.MAC{}, fmt.Errorf("lease for %s is %s: %w", ip, leaseCondition(e.l, now), node.ErrNotFound)
+	if now := s.now(); !l.ActiveAt(now) {
+		return node.MAC{}, fmt.Errorf("lease for %s is %s: %w", ip, leaseCondition(l, now), node.ErrNotFound)
 	}
-	return e.l.MAC, nil
+	return l.MAC, nil
 }
 
 // LeaseForMAC returns mac's active lease, or node.ErrNotFound.
@@ -274,14 +188,14 @@ func (s *Store) LeaseForMAC(ctx context.Context, mac node.MAC) (store.Lease, err
 	if err := ctxErr(ctx); err != nil {
 		return store.Lease{}, err
 	}
-	e, ok := s.leases.forMAC(mac)
+	l, ok := s.leases.forMAC(mac)
 	if !ok {
 		return store.Lease{}, fmt.Errorf("lease for %s: %w", mac, node.ErrNotFound)
 	}
-	if now := s.now(); e.l.MAC != mac || !e.l.ActiveAt(now) {
-		return store.Lease{}, fmt.Errorf("lease for %s is %s: %w", mac, leaseCondition(e.l, now), node.ErrNotFound)
+	if now := s.now(); l.MAC != mac || !l.ActiveAt(now) {
+		return store.Lease{}, fmt.Errorf("lease for %s is %s: %w", mac, leaseCondition(l, now), node.ErrNotFound)
 	}
-	return e.l, nil
+	return l, nil
 }
 
 func leaseCondition(l store.Lease, now time.Time) string {

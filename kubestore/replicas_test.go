@@ -33,6 +33,7 @@ func TestReplicas(t *testing.T) {
 	}{
 		{"OneTransitionHasOneWinnerAcrossReplicas", testReplicaTransition},
 		{"AnAddressIsClaimedByOneReplicaOnly", testReplicaLeaseClaim},
+		{"ConcurrentClaimsInOneBlockAreAllKept", testReplicaBlockClaims},
 		{"AMACIsImportedByOneReplicaOnly", testReplicaMACClaim},
 		{"OneClusterInitServerWhenReplicasImportTheFirstServers", testReplicaClusterInit},
 		{"ServersAskingTwoReplicasJoinOneAtATime", testReplicaJoinTurn},
@@ -239,7 +240,7 @@ func testSecretsStayInSecrets(t *testing.T, api *kubetest.API, ns string) {
 	cfg := rest.CopyConfig(api.AdminConfig)
 	cfg.APIPath, cfg.GroupVersion = "/apis", &metav1.SchemeGroupVersion
 	var crs strings.Builder
-	for _, res := range []string{"bootyardnodes", "bootyardsettings", "bootyardimages", "bootyardleases", "bootyardevents"} {
+	for _, res := range []string{"bootyardnodes", "bootyardsettings", "bootyardimages", "bootyardleaseblocks", "bootyardevents"} {
 		raw, err := api.Admin.CoreV1().RESTClient().Get().AbsPath("/apis/bootyard.io/v1alpha1/namespaces", ns, res).DoRaw(ctx)
 		if err != nil {
 			t.Fatalf("list %s: %v", res, err)
@@ -422,6 +423,73 @@ func testReplicaClusterInit(t *testing.T, api *kubetest.API, ns string) {
 }
 
 // onBoth runs fn on both replicas at once and returns their errors.
+// testReplicaBlockClaims is the risk of storing leases by block: two replicas, and many
+// writers in each, claim addresses of one block at once. Every claim of a free address
+// must be kept (a write on a stale copy of the block would silently drop the others'),
+// and an address both replicas claim still has one holder.
+func testReplicaBlockClaims(t *testing.T, api *kubetest.API, ns string) {
+	ctx := context.Background()
+	a, b := twoReplicas(t, api, ns)
+	exp := time.Now().UTC().Add(time.Hour)
+	// Addresses 10.9.2.0-47 (one /26 block): replica a claims the even ones, b the odd
+	// ones, each address from its own goroutine; 48-63 are claimed by both.
+	want := map[netip.Addr]node.MAC{}
+	var wg sync.WaitGroup
+	errs := make([]error, 64*2)
+	for i := range 64 {
+		ip := netip.AddrFrom4([4]byte{10, 9, 2, byte(i)})
+		for r, s := range []*kubestore.Store{a, b} {
+			if i < 48 && i%2 != r {
+				continue
+			}
+			mac := storetest.MAC(1000*(r+1) + i)
+			if i < 48 {
+				want[ip] = mac
+			}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				errs[2*i+r] = s.PutLeases(ctx, store.Lease{IP: ip, MAC: mac, State: store.LeaseActive, Expires: exp})
+			}()
+		}
+	}
+	wg.Wait()
+	for i := range 64 {
+		if i < 48 {
+			if err := errs[2*i+i%2]; err != nil {
+				t.Errorf("claim of free address 10.9.2.%d: %v", i, err)
+			}
+			continue
+		}
+		if (errs[2*i] == nil) == (errs[2*i+1] == nil) {
+			t.Errorf("address 10.9.2.%d: claims ended %v and %v, want exactly one holder", i, errs[2*i], errs[2*i+1])
+		}
+		for _, err := range errs[2*i : 2*i+2] {
+			if err != nil && !errors.Is(err, node.ErrConflict) {
+				t.Errorf("address 10.9.2.%d: the losing claim's error %v is not a conflict", i, err)
+			}
+		}
+	}
+	// A third replica, whose cache comes from the API server alone, sees every claim.
+	c := openIn(t, api, ns, store.Limits{})
+	leases, err := c.Leases(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[netip.Addr]node.MAC{}
+	for _, l := range leases {
+		got[l.IP] = l.MAC
+	}
+	for ip, mac := range want {
+		if got[ip] != mac {
+			t.Errorf("%s holds %s on the API server, want %s", ip, got[ip], mac)
+		}
+	}
+	if len(got) != 64 {
+		t.Errorf("%d addresses stored, want 64", len(got))
+	}
+}
+
 func onBoth(a, b *kubestore.Store, fn func(i int, s *kubestore.Store) error) []error {
 	var wg sync.WaitGroup
 	errs := make([]error, 2)

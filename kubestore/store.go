@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/netip"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -30,11 +31,11 @@ import (
 
 // Resource names of the bootyard.io API.
 const (
-	resNodes    = "bootyardnodes"
-	resImages   = "bootyardimages"
-	resSettings = "bootyardsettings"
-	resLeases   = "bootyardleases"
-	resEvents   = "bootyardevents"
+	resNodes       = "bootyardnodes"
+	resImages      = "bootyardimages"
+	resSettings    = "bootyardsettings"
+	resLeaseBlocks = "bootyardleaseblocks"
+	resEvents      = "bootyardevents"
 
 	// settingsName is the one BootyardSettings object; clusterSecret and adminSecret are
 	// the Secrets beside it.
@@ -93,10 +94,12 @@ type Store struct {
 	bounds   struct{ discoveredEvicted, eventsDropped atomic.Uint64 }
 
 	// pending holds lease renewals accepted from the cache while the API server was
-	// unreachable, by object name, until flushRenewals writes them.
+	// unreachable, by address, until flushRenewals writes them.
 	pendingMu      sync.Mutex
-	pending        map[string]store.Lease
+	pending        map[netip.Addr]store.Lease
 	renewedOffline atomic.Uint64
+
+	blockQueues blockQueues // this replica's writes waiting for their lease block
 
 	imports importState // what ImportRecord compares node records with
 
@@ -146,7 +149,7 @@ func New(ctx context.Context, cfg *rest.Config, opts Options) (*Store, error) {
 		return nil, fmt.Errorf("kubernetes store: %w", probe)
 	}
 	s := &Store{rc: rc, core: core, ns: opts.Namespace, log: opts.Logger, onUpdate: opts.OnUpdate, limits: limits,
-		now: func() time.Time { return time.Now().UTC() }, nodes: newNodeCache(), leases: newLeaseCache(), pending: make(map[string]store.Lease)}
+		now: func() time.Time { return time.Now().UTC() }, nodes: newNodeCache(), leases: newLeaseCache(), pending: make(map[netip.Addr]store.Lease), blockQueues: blockQueues{waiting: map[string][]*blockRequest{}}}
 	s.events = &eventLog{s: s, counts: make(map[string]int)}
 	runCtx, cancel := context.WithCancel(context.Background())
 	s.stop = cancel
@@ -160,12 +163,12 @@ func New(ctx context.Context, cfg *rest.Config, opts Options) (*Store, error) {
 			}
 		},
 	})
-	leaseInf := s.informer(resLeases, &v1alpha1.BootyardLease{}, func() runtime.Object { return &v1alpha1.BootyardLeaseList{} })
+	leaseInf := s.informer(resLeaseBlocks, &v1alpha1.BootyardLeaseBlock{}, func() runtime.Object { return &v1alpha1.BootyardLeaseBlockList{} })
 	leaseInf.AddEventHandler(cache.ResourceEventHandlerFuncs{
-		AddFunc:    func(o any) { s.leases.put(o.(*v1alpha1.BootyardLease)) },
-		UpdateFunc: func(_, o any) { s.leases.put(o.(*v1alpha1.BootyardLease)) },
+		AddFunc:    func(o any) { s.leases.put(o.(*v1alpha1.BootyardLeaseBlock)) },
+		UpdateFunc: func(_, o any) { s.leases.put(o.(*v1alpha1.BootyardLeaseBlock)) },
 		DeleteFunc: func(o any) {
-			if l, ok := unwrapTombstone(o).(*v1alpha1.BootyardLease); ok {
+			if l, ok := unwrapTombstone(o).(*v1alpha1.BootyardLeaseBlock); ok {
 				s.leases.remove(l.Name, resourceVersion(l.ResourceVersion))
 			}
 		},

@@ -161,7 +161,7 @@ func TestUnreachable_KnownLeasesRenewNewAddressesWait(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	raw, err := api.Admin.CoreV1().RESTClient().Get().AbsPath("/apis/bootyard.io/v1alpha1/namespaces", ns, "bootyardleases", "10.8.0.10").DoRaw(ctx)
+	raw, err := api.Admin.CoreV1().RESTClient().Get().AbsPath("/apis/bootyard.io/v1alpha1/namespaces", ns, "bootyardleaseblocks", "10.8.0.0-26").DoRaw(ctx) // 10.8.0.10's block
 	if err != nil || !strings.Contains(string(raw), renewed.Format(time.RFC3339Nano)) || !strings.Contains(string(raw), storetest.MAC(1).String()) {
 		t.Errorf("the API server's lease after the outage: %v\n%s", err, raw)
 	}

@@ -15,7 +15,7 @@ func AddToScheme(s *runtime.Scheme) error {
 		&BootyardNode{}, &BootyardNodeList{},
 		&BootyardImage{}, &BootyardImageList{},
 		&BootyardSettings{}, &BootyardSettingsList{},
-		&BootyardLease{}, &BootyardLeaseList{},
+		&BootyardLeaseBlock{}, &BootyardLeaseBlockList{},
 		&BootyardEvent{}, &BootyardEventList{},
 	)
 	metav1.AddToGroupVersion(s, GroupVersion)
