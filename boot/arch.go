@@ -145,7 +145,7 @@ func (b BootFiles) chooseBoot(c bootClient, mac string, scriptPrefix, httpPrefix
 	case c.httpBoot:
 		switch c.arch {
 		case archHTTPx64:
-			return bootChoice{file: httpPrefix + b.EFIx64, vendorClass: "HTTPClient"}, true
+			return bootChoice{file: httpPrefix + b.efiX64(c), vendorClass: "HTTPClient"}, true
 		case archHTTPARM64:
 			if b.EFIARM64 != "" {
 				return bootChoice{file: httpPrefix + b.EFIARM64, vendorClass: "HTTPClient"}, true
