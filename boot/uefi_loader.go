@@ -157,16 +157,16 @@ func (l *StoreLoaders) dropOldest(now time.Time) {
 }
 
 // wantsShim asks the policy about x86-64 UEFI clients, PXE (arch 7 and 9) and HTTP boot
-// (arch 16) alike; everyone else costs nothing. Under HTTP boot shim fetches GRUB from
-// beside its own URL, and GRUB, which has no HTTP, reads its config over TFTP from the
-// same server (grub.cfg's loop).
+// (arch 16) alike, when the chain is served for them; everyone else costs nothing. Under
+// HTTP boot the chain comes as a disk image the firmware boots from a RAM disk (see
+// ipxe.ShimHTTPDiskName), since Debian's signed GRUB cannot go on over HTTP.
 func (s *DHCPServer) wantsShim(ctx context.Context, r request) bool {
-	if s.cfg.Loaders == nil || s.cfg.BootFiles.EFIx64Shim == "" || r.client.ipxe {
+	if s.cfg.Loaders == nil || r.client.ipxe {
 		return false
 	}
 	switch {
-	case r.client.pxe && (r.client.arch == archEFIBC || r.client.arch == archEFIx64):
-	case r.client.httpBoot && r.client.arch == archHTTPx64:
+	case r.client.pxe && (r.client.arch == archEFIBC || r.client.arch == archEFIx64) && s.cfg.BootFiles.EFIx64Shim != "":
+	case r.client.httpBoot && r.client.arch == archHTTPx64 && s.cfg.BootFiles.EFIx64ShimHTTP != "":
 	default:
 		return false
 	}

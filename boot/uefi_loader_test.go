@@ -37,9 +37,9 @@ func TestBootFile_UEFILoaderSettingPicksShimOrIPXE(t *testing.T) {
 		{"site shim, node ipxe: iPXE", node.LoaderShim, node.LoaderIPXE, true, uefi, "ipxe.efi", true},
 		{"site ipxe, node shim: shim", node.LoaderIPXE, node.LoaderShim, true, uefi, "shimx64.efi", true},
 		{"site shim, arch 9: shim", node.LoaderShim, "", true, []dhcpv4.Modifier{pxe, arch(iana.EFI_X86_64)}, "shimx64.efi", true},
-		// Under HTTP boot shim fetches GRUB from beside its URL; GRUB goes on over TFTP.
-		{"site shim, UEFI HTTP boot: shim's URL", node.LoaderShim, "", true, []dhcpv4.Modifier{http, arch(iana.EFI_X86_64_HTTP)},
-			"http://10.77.0.1:8080/ipxe/shimx64.efi", true},
+		// Under HTTP boot the chain is a disk image the firmware boots from a RAM disk.
+		{"site shim, UEFI HTTP boot: the chain's disk image", node.LoaderShim, "", true, []dhcpv4.Modifier{http, arch(iana.EFI_X86_64_HTTP)},
+			"http://10.77.0.1:8080/ipxe/shimx64-httpboot.img", true},
 		{"site shim, node ipxe, UEFI HTTP boot: iPXE's URL", node.LoaderShim, node.LoaderIPXE, true, []dhcpv4.Modifier{http, arch(iana.EFI_X86_64_HTTP)},
 			"http://10.77.0.1:8080/ipxe/ipxe.efi", true},
 		{"default, UEFI HTTP boot: iPXE's URL", "", "", true, []dhcpv4.Modifier{http, arch(iana.EFI_X86_64_HTTP)},
@@ -51,6 +51,8 @@ func TestBootFile_UEFILoaderSettingPicksShimOrIPXE(t *testing.T) {
 			dhcpv4.WithGeneric(dhcpv4.OptionUserClassInformation, []byte("iPXE"))}, uefi...),
 			"http://10.77.0.1:8080/boot.ipxe?mac=52:54:00:12:34:56", true},
 		{"node shim but no shim served: iPXE", "", node.LoaderShim, true, uefi, "ipxe.efi", false},
+		{"node shim but no shim served, UEFI HTTP boot: iPXE's URL", "", node.LoaderShim, true, []dhcpv4.Modifier{http, arch(iana.EFI_X86_64_HTTP)},
+			"http://10.77.0.1:8080/ipxe/ipxe.efi", false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -67,7 +69,7 @@ func TestBootFile_UEFILoaderSettingPicksShimOrIPXE(t *testing.T) {
 			}
 			cfg := testConfig(ModeFull)
 			if tt.shimServed {
-				cfg.BootFiles.EFIx64Shim = "shimx64.efi"
+				cfg.BootFiles.EFIx64Shim, cfg.BootFiles.EFIx64ShimHTTP = "shimx64.efi", "shimx64-httpboot.img"
 			}
 			cfg.Loaders = NewStoreLoaders(inv.NewNodeCache(), inv, quietLogger())
 			s := socketless(t, cfg, inv)
