@@ -30,13 +30,15 @@ const ShimHTTPDiskName = "shimx64-httpboot.img"
 const shimHTTPDiskKiB = 8 << 10
 
 // shimHTTPDiskConfig is the RAM disk's /grub/grub.cfg. net_bootp configures every card
-// and names no default interface; the per-MAC config is asked for by the first card's
-// MAC (efinet0), so a machine with several NICs needs them all on its node.
+// but names no default interface, so net_default_mac stays empty: the main config asks
+// for the per-MAC config by bootyard_mac, the first card's MAC (efinet0, whose address
+// net_bootp calls efinet0:dhcp), so a machine with several NICs needs them all on its
+// node.
 const shimHTTPDiskConfig = `# Bootyard: GRUB started from the UEFI HTTP boot RAM disk. Its network is not
 # configured (it booted from a disk): ask DHCP, then read Bootyard's config over TFTP.
 echo 'Bootyard: UEFI HTTP boot, asking DHCP for an address'
 net_bootp
-if [ -z "$net_default_interface" ]; then set net_default_interface=efinet0:dhcp; fi
+set bootyard_mac="$net_efinet0_dhcp_mac"
 set root=(tftp,%s)
 set prefix=($root)/grub
 source $prefix/grub.cfg

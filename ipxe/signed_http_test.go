@@ -55,7 +55,7 @@ func TestBuildShimHTTPDisk_CarriesTheChainWhereTheFirmwareAndShimLookAndSendsGRU
 		t.Error(`\EFI\BOOT\grubx64.efi is not the signed GRUB`)
 	}
 	cfg := string(read("::/grub/grub.cfg"))
-	for _, want := range []string{"net_bootp\n", "set root=(tftp,10.77.0.5)\n", "set prefix=($root)/grub\n", "source $prefix/grub.cfg\n"} {
+	for _, want := range []string{"net_bootp\n", "set bootyard_mac=\"$net_efinet0_dhcp_mac\"\n", "set root=(tftp,10.77.0.5)\n", "set prefix=($root)/grub\n", "source $prefix/grub.cfg\n"} {
 		if !strings.Contains(cfg, want) {
 			t.Errorf("grub.cfg lacks %q:\n%s", want, cfg)
 		}
