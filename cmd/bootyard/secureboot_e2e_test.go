@@ -78,16 +78,7 @@ func TestSecureBoot_FirmwareRefusesIPXEAndShimAndGRUBReachTheAgent(t *testing.T)
 		v := startVM(t, lab.ns, mac, vmOptions{secureBoot: true, disk: diskPath, noReboot: true, limit: 20 * time.Minute})
 		lab.waitState(t, name, node.StateInstalled, 18*time.Minute)
 		t.Logf("power-on to installed through shim and GRUB in %s (TCG)", time.Since(v.start).Round(time.Second))
-		n := lab.node(t, name)
-		if n.SecureBoot == nil || !*n.SecureBoot {
-			t.Errorf("node's Secure Boot = %v, want on (reported by the agent)", n.SecureBoot)
-		}
-		lab.waitEventFrom(t, name, "grub", "GRUB install config served")
-		lab.waitEventFrom(t, name, "agent", "firmware: UEFI, Secure Boot on")
-		serial, _ := os.ReadFile(v.serial)
-		if refusedByFirmware(string(serial)) {
-			t.Errorf("the firmware refused something in the signed chain:\n%s", tail(string(serial), 3000))
-		}
+		lab.checkSignedChainInstall(t, name, v)
 		v.waitPowerOff(t, 5*time.Minute)
 	})
 	if t.Failed() {
@@ -175,6 +166,23 @@ func secureBootDisk(t *testing.T) string {
 		t.Fatal(err)
 	}
 	return path
+}
+
+// checkSignedChainInstall checks an install through shim and GRUB under Secure Boot: the
+// agent reported Secure Boot on, GRUB's config and the agent's report are on record, and
+// the firmware refused nothing on the way. It returns the serial console's text.
+func (l *installLab) checkSignedChainInstall(t *testing.T, name string, v *vm) string {
+	t.Helper()
+	if n := l.node(t, name); n.SecureBoot == nil || !*n.SecureBoot {
+		t.Errorf("node's Secure Boot = %v, want on (reported by the agent)", n.SecureBoot)
+	}
+	l.waitEventFrom(t, name, "grub", "GRUB install config served")
+	l.waitEventFrom(t, name, "agent", "firmware: UEFI, Secure Boot on")
+	serial, _ := os.ReadFile(v.serial)
+	if refusedByFirmware(string(serial)) {
+		t.Errorf("the firmware refused something in the signed chain:\n%s", tail(string(serial), 3000))
+	}
+	return string(serial)
 }
 
 // waitEventFrom waits for the node's event whose reason holds want and checks who wrote it.
