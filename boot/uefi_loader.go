@@ -35,8 +35,9 @@ type SiteSettings interface {
 // this time.
 const loaderTTL = 5 * time.Second
 
-// maxCachedLoaders bounds the per-MAC answers kept: past it the oldest half is dropped,
-// so a storm of made-up MACs cannot grow the map without end.
+// maxCachedLoaders bounds the per-MAC answers kept: past it the answers older than half
+// the TTL are dropped (all of them if none is), so a storm of made-up MACs cannot grow
+// the map without end.
 const maxCachedLoaders = 1 << 16
 
 // StoreLoaders is the LoaderPolicy of the inventory: the node's own setting, else the
