@@ -11,7 +11,7 @@ LISTEN  ?= 127.0.0.1:8080
 FUZZTIME ?= 15s
 
 # Debian packages: what the server needs at run time, and what the tests drive.
-RUN_DEBS  := ipxe grub-efi-amd64-bin shim-signed grub-efi-amd64-signed ca-certificates
+RUN_DEBS  := ipxe grub-efi-amd64-bin shim-signed grub-efi-amd64-signed dosfstools mtools ca-certificates
 TEST_DEBS := $(RUN_DEBS) iproute2 curl isc-dhcp-client busybox tftp-hpa dnsmasq-base \
 	qemu-system-x86 ipxe-qemu ovmf cloud-init xorriso genisoimage util-linux \
 	chromium mtools dosfstools gdisk wrk vagrant vagrant-libvirt debootstrap e2fsprogs openipmi ipmitool

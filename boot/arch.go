@@ -30,6 +30,9 @@ type BootFiles struct {
 	// EFIx64Shim is the Secure Boot chain's first stage (shimx64.efi) for x86-64 UEFI
 	// machines whose loader is shim; empty when Debian's signed shim is not served.
 	EFIx64Shim string
+	// EFIx64ShimHTTP is the same chain for x86-64 UEFI HTTP boot: a disk image the
+	// firmware boots from a RAM disk (ipxe.ShimHTTPDiskName); empty when not served.
+	EFIx64ShimHTTP string
 }
 
 // DefaultBootFiles are the names Debian's ipxe package ships.
@@ -49,6 +52,9 @@ func BootFilesFrom(bins *ipxe.Binaries) BootFiles {
 	}
 	if _, ok := bins.Lookup(ipxe.ShimName); ok {
 		f.EFIx64Shim = ipxe.ShimName
+		if _, ok := bins.Lookup(ipxe.ShimHTTPDiskName); ok {
+			f.EFIx64ShimHTTP = ipxe.ShimHTTPDiskName
+		}
 	}
 	return f
 }
@@ -57,6 +63,15 @@ func BootFilesFrom(bins *ipxe.Binaries) BootFiles {
 func (b BootFiles) efiX64(c bootClient) string {
 	if c.shim && b.EFIx64Shim != "" {
 		return b.EFIx64Shim
+	}
+	return b.EFIx64
+}
+
+// efiX64HTTP is the x86-64 UEFI HTTP boot file for c: the signed chain's disk image when
+// its loader is shim.
+func (b BootFiles) efiX64HTTP(c bootClient) string {
+	if c.shim && b.EFIx64ShimHTTP != "" {
+		return b.EFIx64ShimHTTP
 	}
 	return b.EFIx64
 }
@@ -145,7 +160,7 @@ func (b BootFiles) chooseBoot(c bootClient, mac string, scriptPrefix, httpPrefix
 	case c.httpBoot:
 		switch c.arch {
 		case archHTTPx64:
-			return bootChoice{file: httpPrefix + b.EFIx64, vendorClass: "HTTPClient"}, true
+			return bootChoice{file: httpPrefix + b.efiX64HTTP(c), vendorClass: "HTTPClient"}, true
 		case archHTTPARM64:
 			if b.EFIARM64 != "" {
 				return bootChoice{file: httpPrefix + b.EFIARM64, vendorClass: "HTTPClient"}, true

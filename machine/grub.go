@@ -75,7 +75,7 @@ func (g *GRUBConfigs) machineConfig(ctx context.Context, file string, peer netip
 	mac, err := node.ParseMAC(raw)
 	if !ok || err != nil || mac.IsZero() {
 		return []byte("echo 'Bootyard: GRUB asked for " + ipxe.SafeText(truncate(file, 40)) +
-			": not a MAC config (want /grub/mac/<mac>.cfg; is net_default_mac set?)'\n")
+			": not a MAC config (want /grub/mac/<mac>.cfg; is net_default_mac or bootyard_mac set?)'\n")
 	}
 	seen := node.BootInfo{Arch: 0x07, Firmware: "uefi", UserClass: "GRUB", LastSeen: g.h.now()}
 	if peer.IsValid() {

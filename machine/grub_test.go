@@ -163,8 +163,8 @@ func TestGRUB_NamesItAnswers(t *testing.T) {
 		alias     string
 		wantInCfg string
 	}{
-		{grub.MainConfig, true, "", "source $prefix/mac/${net_default_mac}.cfg"},
-		{grub.ArchConfig, true, "", "source $prefix/mac/${net_default_mac}.cfg"},
+		{grub.MainConfig, true, "", "source $prefix/mac/${bootyard_mac}.cfg"},
+		{grub.ArchConfig, true, "", "source $prefix/mac/${bootyard_mac}.cfg"},
 		{"/grub/mac/.cfg", true, "", "not a MAC config"},
 		{"/grub/x86_64-efi/command.lst", true, "", ""},
 		{"/grub/x86_64-efi/../../etc/passwd.lst", false, "", ""},

@@ -421,7 +421,10 @@ func (h *IPXEHandler) serveBinary(w http.ResponseWriter, r *http.Request) {
 		plainError(w, http.StatusMethodNotAllowed, "only GET and HEAD")
 		return
 	}
-	name := strings.TrimPrefix(r.URL.Path, "/ipxe/")
+	// One more slash is shim's: under UEFI HTTP boot it asks for GRUB at its own URL's
+	// directory joined with "/grubx64.efi", which doubles the slash (/ipxe//grubx64.efi).
+	// The name is still checked whole below.
+	name := strings.TrimPrefix(strings.TrimPrefix(r.URL.Path, "/ipxe/"), "/")
 	if h.bins == nil || ipxe.CheckName(name) != nil {
 		plainError(w, http.StatusNotFound, "not an iPXE binary served here")
 		return

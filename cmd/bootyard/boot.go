@@ -68,7 +68,9 @@ func (b *bootOptions) start(ctx context.Context, g *errgroup.Group, st store.Bac
 		cfg.BootFiles = boot.BootFilesFrom(bins)
 		cfg.Sightings = sightings
 		if cfg.BootFiles.EFIx64Shim != "" {
-			cfg.Loaders = boot.NewStoreLoaders(st.NewNodeCache(), st, log)
+			loaders := boot.NewStoreLoaders(st.NewNodeCache(), st, log)
+			hooks.add(loaders.NodeChanged)
+			cfg.Loaders = loaders
 		}
 		srv, err := boot.NewDHCP(cfg, st, st, log)
 		if err != nil {

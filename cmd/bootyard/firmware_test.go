@@ -140,7 +140,11 @@ type vmOptions struct {
 	// secureBoot runs OVMF with Microsoft's keys enrolled and Secure Boot enforced
 	// (implies uefi): q35 with SMM, the secure flash; see secureboot_e2e_test.go.
 	secureBoot bool
-	disk       string // raw disk file; empty for none
+	// httpBoot turns the firmware's PXE off (OVMF's IPv4PXESupport and IPv6Support
+	// knobs, as a machine whose setup enables only HTTP boot), so OVMF boots the NIC
+	// through UEFI HTTP boot (implies uefi).
+	httpBoot bool
+	disk     string // raw disk file; empty for none
 	// noReboot turns the guest's reboot into QEMU's exit, so a test can read the disk
 	// file between boots.
 	noReboot bool
@@ -174,7 +178,11 @@ func startVM(t *testing.T, ns *netns.NS, mac string, o vmOptions) *vm {
 			"-device", "virtio-blk-pci,drive=d0,bootindex=2")
 	}
 	nic := "virtio-net-pci,netdev=n0,mac=" + mac + ",bootindex=1"
-	if o.uefi || o.secureBoot {
+	if o.httpBoot {
+		args = append(args, "-fw_cfg", "name=opt/org.tianocore/IPv4PXESupport,string=no",
+			"-fw_cfg", "name=opt/org.tianocore/IPv6Support,string=no")
+	}
+	if o.uefi || o.secureBoot || o.httpBoot {
 		machine, code, varsTemplate := "q35", "/usr/share/OVMF/OVMF_CODE.fd", "/usr/share/OVMF/OVMF_VARS.fd"
 		if o.secureBoot {
 			machine, code, varsTemplate = "q35,smm=on", secureBootCode, secureBootVars

@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net/netip"
+	"net/url"
 	"os"
 	"path/filepath"
 
@@ -113,7 +115,7 @@ func (o *serveOptions) machineServices(ctx context.Context, g *errgroup.Group, s
 // Beside them it serves the UEFI local-boot loader, built into <data>/loaders at start-up.
 // Without GRUB's modules UEFI machines still boot their disk through the firmware's next
 // boot entry, which not every firmware follows (see ipxe.BuildLocalBootLoader): a warning.
-func (b *bootOptions) binaries(ctx context.Context, dataDir string, log *slog.Logger) (*ipxe.Binaries, error) {
+func (b *bootOptions) binaries(ctx context.Context, dataDir, advertise string, log *slog.Logger) (*ipxe.Binaries, error) {
 	var extra []string
 	loader, err := ipxe.BuildLocalBootLoader(ctx, b.grubDir, filepath.Join(dataDir, "loaders"))
 	if err != nil {
@@ -121,7 +123,7 @@ func (b *bootOptions) binaries(ctx context.Context, dataDir string, log *slog.Lo
 	} else {
 		extra = append(extra, loader)
 	}
-	bins, err := ipxe.OpenBinariesWith(b.ipxeDir, b.signedChain(dataDir, log), extra...)
+	bins, err := ipxe.OpenBinariesWith(b.ipxeDir, b.signedChain(ctx, dataDir, advertise, log), extra...)
 	if err == nil {
 		return bins, nil
 	}
@@ -139,11 +141,21 @@ func (b *bootOptions) binaries(ctx context.Context, dataDir string, log *slog.Lo
 // shim and GRUB, and the agent's kernel and initramfs under the names GRUB fetches them
 // by over TFTP (it has no HTTP). Without them UEFI machines get iPXE whatever the
 // setting: a warning, not an error, since most sites boot without Secure Boot.
-func (b *bootOptions) signedChain(dataDir string, log *slog.Logger) []ipxe.NamedFile {
+//
+// For UEFI HTTP boot the chain is also served as a disk image (ipxe.ShimHTTPDiskName),
+// built into <data>/loaders at start-up, whose GRUB reads its config over TFTP from the
+// advertise URL's host. Without it (that host is a name, or no mtools) UEFI HTTP boot
+// clients get iPXE whatever the setting: a warning.
+func (b *bootOptions) signedChain(ctx context.Context, dataDir, advertise string, log *slog.Logger) []ipxe.NamedFile {
 	files, err := ipxe.SignedChain(b.shimDir, b.grubSigned)
 	if err != nil {
 		log.Warn("no Secure Boot chain: UEFI machines get iPXE whatever their loader setting", slog.Any("err", err))
 		return nil
+	}
+	if disk, err := b.shimHTTPDisk(ctx, files, dataDir, advertise); err != nil {
+		log.Warn("no Secure Boot chain for UEFI HTTP boot: those clients get iPXE whatever their loader setting", slog.Any("err", err))
+	} else {
+		files = append(files, ipxe.NamedFile{Name: ipxe.ShimHTTPDiskName, Path: disk})
 	}
 	for name, file := range map[string]string{grub.AgentKernel: "vmlinuz", grub.AgentInitramfs: "initramfs.gz"} {
 		path := filepath.Join(dataDir, "agent", file)
@@ -154,4 +166,18 @@ func (b *bootOptions) signedChain(dataDir string, log *slog.Logger) []ipxe.Named
 		files = append(files, ipxe.NamedFile{Name: name, Path: path})
 	}
 	return files
+}
+
+// shimHTTPDisk builds the signed chain's HTTP boot disk, whose GRUB goes on over TFTP
+// from the advertise URL's host: Bootyard's TFTP server when it answers DHCP there too.
+func (b *bootOptions) shimHTTPDisk(ctx context.Context, chain []ipxe.NamedFile, dataDir, advertise string) (string, error) {
+	u, err := url.Parse(advertise)
+	if err != nil {
+		return "", fmt.Errorf("advertise URL %q: %w", advertise, err)
+	}
+	host, err := netip.ParseAddr(u.Hostname())
+	if err != nil {
+		return "", fmt.Errorf("advertise URL %q: GRUB needs the TFTP server's IPv4 address, not a name: %w", advertise, err)
+	}
+	return ipxe.BuildShimHTTPDisk(ctx, chain, host, filepath.Join(dataDir, "loaders"))
 }

@@ -47,28 +47,13 @@ func TestSecureBoot_FirmwareRefusesIPXEAndShimAndGRUBReachTheAgent(t *testing.T)
 		t.Skip("boots QEMU under TCG with Secure Boot: skipped with -short")
 	}
 	requireSecureBoot(t)
-	bin := buildBinary(t)
-	data := t.TempDir()
-	buildAgentFiles(t, data)
-	lab := startInstallLab(t, bin, data)
+	lab := startSecureBootLab(t)
 	const mac = "52:54:00:77:5b:01"
 	const name = "sb-1"
-
-	imageSize := int64(64 << 20)
-	secureBootImage(t, lab.imagePath("test.raw"), imageSize, filepath.Join(data, "agent"))
-	if code := lab.api(t, "POST", "/api/v1/images", `{"name":"test","file":"`+lab.imagePath("test.raw")+`","default":true}`, nil); code/100 != 2 {
-		t.Fatalf("add image: %d", code)
-	}
-	if code := lab.api(t, "PATCH", "/api/v1/cluster", `{"serverURL":"https://10.77.0.10:6443","token":"K10`+randomHex(16)+`::server:`+randomHex(8)+`"}`, nil); code/100 != 2 {
-		t.Fatalf("cluster settings: %d", code)
-	}
 	if code := lab.api(t, "POST", "/api/v1/nodes", `{"macs":["`+mac+`"],"role":"worker","name":"`+name+`"}`, nil); code != 201 {
 		t.Fatalf("import: %d", code)
 	}
-	diskPath := filepath.Join(t.TempDir(), "disk.img")
-	if err := disktest.SparseDisk(diskPath, imageSize+192<<20); err != nil {
-		t.Fatal(err)
-	}
+	diskPath := secureBootDisk(t)
 
 	t.Run("control: unsigned iPXE is refused", func(t *testing.T) {
 		v := startVM(t, lab.ns, mac, vmOptions{secureBoot: true, disk: diskPath, noReboot: true, limit: 6 * time.Minute})
@@ -93,16 +78,7 @@ func TestSecureBoot_FirmwareRefusesIPXEAndShimAndGRUBReachTheAgent(t *testing.T)
 		v := startVM(t, lab.ns, mac, vmOptions{secureBoot: true, disk: diskPath, noReboot: true, limit: 20 * time.Minute})
 		lab.waitState(t, name, node.StateInstalled, 18*time.Minute)
 		t.Logf("power-on to installed through shim and GRUB in %s (TCG)", time.Since(v.start).Round(time.Second))
-		n := lab.node(t, name)
-		if n.SecureBoot == nil || !*n.SecureBoot {
-			t.Errorf("node's Secure Boot = %v, want on (reported by the agent)", n.SecureBoot)
-		}
-		lab.waitEventFrom(t, name, "grub", "GRUB install config served")
-		lab.waitEventFrom(t, name, "agent", "firmware: UEFI, Secure Boot on")
-		serial, _ := os.ReadFile(v.serial)
-		if refusedByFirmware(string(serial)) {
-			t.Errorf("the firmware refused something in the signed chain:\n%s", tail(string(serial), 3000))
-		}
+		lab.checkSignedChainInstall(t, name, v)
 		v.waitPowerOff(t, 5*time.Minute)
 	})
 	if t.Failed() {
@@ -148,10 +124,7 @@ func TestSecureBoot_FirmwareRefusesIPXEAndShimAndGRUBReachTheAgent(t *testing.T)
 		if code := lab.api(t, "POST", "/api/v1/nodes", `{"macs":["`+offMAC+`"],"role":"worker","name":"`+offName+`"}`, nil); code != 201 {
 			t.Fatalf("import: %d", code)
 		}
-		disk := filepath.Join(t.TempDir(), "disk.img")
-		if err := disktest.SparseDisk(disk, imageSize+192<<20); err != nil {
-			t.Fatal(err)
-		}
+		disk := secureBootDisk(t)
 		v := startVM(t, lab.ns, offMAC, vmOptions{uefi: true, disk: disk, noReboot: true, limit: 20 * time.Minute})
 		lab.waitState(t, offName, node.StateInstalled, 18*time.Minute)
 		t.Logf("power-on to installed through shim and GRUB, Secure Boot off, in %s (TCG)", time.Since(v.start).Round(time.Second))
@@ -162,6 +135,54 @@ func TestSecureBoot_FirmwareRefusesIPXEAndShimAndGRUBReachTheAgent(t *testing.T)
 			t.Errorf("the machine did not boot through GRUB:\n%s", tail(string(serial), 3000))
 		}
 	})
+}
+
+// secureBootImageSize is the size of the Secure Boot tests' image (secureBootImage).
+const secureBootImageSize = 64 << 20
+
+// startSecureBootLab starts Bootyard with the agent's files, a default image whose ESP
+// carries the signed chain (secureBootImage) and join settings, ready for a node.
+func startSecureBootLab(t *testing.T) *installLab {
+	t.Helper()
+	bin := buildBinary(t)
+	data := t.TempDir()
+	buildAgentFiles(t, data)
+	lab := startInstallLab(t, bin, data)
+	secureBootImage(t, lab.imagePath("test.raw"), secureBootImageSize, filepath.Join(data, "agent"))
+	if code := lab.api(t, "POST", "/api/v1/images", `{"name":"test","file":"`+lab.imagePath("test.raw")+`","default":true}`, nil); code/100 != 2 {
+		t.Fatalf("add image: %d", code)
+	}
+	if code := lab.api(t, "PATCH", "/api/v1/cluster", `{"serverURL":"https://10.77.0.10:6443","token":"K10`+randomHex(16)+`::server:`+randomHex(8)+`"}`, nil); code/100 != 2 {
+		t.Fatalf("cluster settings: %d", code)
+	}
+	return lab
+}
+
+// secureBootDisk is an empty disk the Secure Boot tests' image fits on.
+func secureBootDisk(t *testing.T) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "disk.img")
+	if err := disktest.SparseDisk(path, secureBootImageSize+192<<20); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// checkSignedChainInstall checks an install through shim and GRUB under Secure Boot: the
+// agent reported Secure Boot on, GRUB's config and the agent's report are on record, and
+// the firmware refused nothing on the way. It returns the serial console's text.
+func (l *installLab) checkSignedChainInstall(t *testing.T, name string, v *vm) string {
+	t.Helper()
+	if n := l.node(t, name); n.SecureBoot == nil || !*n.SecureBoot {
+		t.Errorf("node's Secure Boot = %v, want on (reported by the agent)", n.SecureBoot)
+	}
+	l.waitEventFrom(t, name, "grub", "GRUB install config served")
+	l.waitEventFrom(t, name, "agent", "firmware: UEFI, Secure Boot on")
+	serial, _ := os.ReadFile(v.serial)
+	if refusedByFirmware(string(serial)) {
+		t.Errorf("the firmware refused something in the signed chain:\n%s", tail(string(serial), 3000))
+	}
+	return string(serial)
 }
 
 // waitEventFrom waits for the node's event whose reason holds want and checks who wrote it.

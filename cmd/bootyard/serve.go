@@ -179,7 +179,7 @@ func runServe(ctx context.Context, o *serveOptions) error {
 	}
 	sources.NodeCount = st.CountNodes
 	sources.Bounds = st.BoundStats
-	bins, err := o.boot.binaries(ctx, o.dataDir, log)
+	bins, err := o.boot.binaries(ctx, o.dataDir, advertise, log)
 	if err != nil {
 		return fail(err)
 	}
