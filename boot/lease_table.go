@@ -18,6 +18,10 @@ const (
 	bindActive             // store.LeaseActive
 	bindReleased           // store.LeaseReleased
 	bindDeclined           // store.LeaseDeclined
+	// bindElsewhere is an address another server holds: a client chose that server's
+	// offer of it, or the shared store refused our claim. Learned, never written: it
+	// keeps the address out of our offers (replicas on one inventory, see takenElsewhere).
+	bindElsewhere
 )
 
 // binding is one address's record in the in-memory index. It holds no pointers (the
@@ -53,7 +57,7 @@ func unixNanos(t time.Time) int64 {
 
 // live reports whether the binding still keeps the address from everyone else.
 func (b *binding) live(now time.Time) bool {
-	return (b.state == bindOffered || b.state == bindActive || b.state == bindDeclined) && now.UnixNano() < b.expires
+	return (b.state == bindOffered || b.state == bindActive || b.state == bindDeclined || b.state == bindElsewhere) && now.UnixNano() < b.expires
 }
 
 func (b *binding) addr() netip.Addr { return uintToAddr(b.ip) }
@@ -66,7 +70,7 @@ func (b *binding) lease() store.Lease {
 	switch b.state {
 	case bindActive:
 		l.State = store.LeaseActive
-	case bindReleased, bindOffered:
+	case bindReleased, bindOffered, bindElsewhere:
 		l.State = store.LeaseReleased
 	case bindDeclined:
 		l.State = store.LeaseDeclined
@@ -348,6 +352,33 @@ func (t *leaseTable) forgetOffer(mac node.MAC, now time.Time) {
 		b.expires = now.UnixNano()
 		t.byIP[b.ip] = b
 	}
+}
+
+// takenElsewhere notes that mac is taking ip from another server (its REQUEST names
+// that server's offer): our own offer to mac is dropped, and ip is kept out of our offers
+// to anyone else until until. Without it, replicas serving one segment from one
+// inventory go on offering an address another replica has just leased, and the client
+// that takes that offer is refused by the store. A live binding of ip to another client
+// here stays: it is ours to commit or lose.
+func (t *leaseTable) takenElsewhere(mac node.MAC, ip netip.Addr, now, until time.Time) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if cur, ok := t.byIP[addrToUint(ip)]; ok && cur.mac != mac && cur.live(now) && cur.state != bindElsewhere {
+		if b, ok := t.macBinding(mac); ok && b.state == bindOffered {
+			b.expires = now.UnixNano()
+			t.byIP[b.ip] = b
+		}
+		return
+	}
+	t.assign(ip, mac, bindElsewhere, until, "")
+}
+
+// refused notes that the store refused our claim on ip: another server holds it for a
+// client we do not know, until at most until. Call after undoing the claim.
+func (t *leaseTable) refused(ip netip.Addr, until time.Time) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.assign(ip, node.MAC{}, bindElsewhere, until, "")
 }
 
 // holder returns the MAC holding ip now (active or offered), for tests and warnings.

@@ -1,0 +1,142 @@
+package boot
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/insomniacslk/dhcp/dhcpv4"
+
+	"github.com/bootyard/bootyard/node"
+	"github.com/bootyard/bootyard/store"
+)
+
+// claimingLeases is the lease contract of a store shared by replicas (the Kubernetes
+// store's): an active lease on an address another MAC holds active is refused with
+// node.ErrConflict, named in a store.LeaseErrors, and the others are written.
+type claimingLeases struct {
+	*testInventory
+	mu sync.Mutex
+}
+
+func (c *claimingLeases) PutLeases(ctx context.Context, leases ...store.Lease) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	held, err := c.Store.Leases(ctx)
+	if err != nil {
+		return err
+	}
+	failed := store.LeaseErrors{}
+	var ok []store.Lease
+	for _, l := range leases {
+		refused := false
+		for _, h := range held {
+			if h.IP == l.IP && h.MAC != l.MAC && l.State == store.LeaseActive && h.ActiveAt(time.Now()) {
+				failed[l.IP] = fmt.Errorf("address is leased to %s: %w", h.MAC, node.ErrConflict)
+				refused = true
+			}
+		}
+		if !refused {
+			ok = append(ok, l)
+		}
+	}
+	if err := c.Store.PutLeases(ctx, ok...); err != nil {
+		return err
+	}
+	if len(failed) > 0 {
+		return failed
+	}
+	return nil
+}
+
+// replicaPair is two full-mode servers on one segment (10.77.0.1 and .2) sharing one
+// claiming lease store, as two Bootyard replicas on one inventory.
+func replicaPair(t *testing.T) (a, b *DHCPServer) {
+	t.Helper()
+	inv := openTestStore(t, t.TempDir())
+	leases := &claimingLeases{testInventory: inv}
+	start := func(l link) *DHCPServer {
+		s, err := newDHCP(testConfig(ModeFull), l, inv, leases, quietLogger())
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		go func() { s.commit.run(ctx); close(done) }()
+		go s.recordBoots(ctx)
+		t.Cleanup(func() { close(s.commit.requests); <-done; close(s.boots); cancel() })
+		return s
+	}
+	second := testLink
+	second.addr = netip.MustParseAddr("10.77.0.2")
+	return start(testLink), start(second)
+}
+
+// offerFrom sends mac's DISCOVER to s alone and returns its OFFER.
+func offerFrom(t *testing.T, s *DHCPServer, mac node.MAC) *dhcpv4.DHCPv4 {
+	t.Helper()
+	offer, _ := exchange(t, s, discoverFrom(t, mac), 67)
+	if offer == nil || offer.MessageType() != dhcpv4.MessageTypeOffer {
+		t.Fatalf("DISCOVER from %s: no offer", mac)
+	}
+	return offer
+}
+
+// TestDHCP_Replicas_AnAddressTheStoreRefusesIsNAKedAndNotOfferedAgain: two replicas
+// offered one address to two machines (each saw their DISCOVERs in another order); the
+// second REQUEST is refused by the shared store. The client must be told at once (NAK)
+// and be offered another address when it starts over, not the refused one again (it
+// was: silence, then the same offer, until the client gave up).
+func TestDHCP_Replicas_AnAddressTheStoreRefusesIsNAKedAndNotOfferedAgain(t *testing.T) {
+	a, b := replicaPair(t)
+	m1, m2 := mustMAC("52:54:00:00:0a:01"), mustMAC("52:54:00:00:0a:02")
+	offerA, offerB := offerFrom(t, a, m1), offerFrom(t, b, m2)
+	if !offerA.YourIPAddr.Equal(offerB.YourIPAddr) {
+		t.Fatalf("the set-up needs both replicas to offer one address: %s and %s", offerA.YourIPAddr, offerB.YourIPAddr)
+	}
+	taken := addrOf(offerA.YourIPAddr)
+	if ack, _ := exchange(t, a, requestFor(t, offerA), 67); ack == nil || ack.MessageType() != dhcpv4.MessageTypeAck {
+		t.Fatalf("m1's REQUEST to the first replica: %v", ack)
+	}
+	reply, _ := exchange(t, b, requestFor(t, offerB), 67)
+	if reply == nil || reply.MessageType() != dhcpv4.MessageTypeNak {
+		t.Fatalf("m2's REQUEST for %s, leased through the other replica: %v, want a NAK", taken, reply)
+	}
+	if st := b.Stats(); st.CommitConflict != 1 {
+		t.Errorf("commit conflicts counted: %d, want 1", st.CommitConflict)
+	}
+	again := offerFrom(t, b, m2)
+	if addrOf(again.YourIPAddr) == taken {
+		t.Fatalf("m2 is offered %s again after the store refused it", taken)
+	}
+	if ack, _ := exchange(t, b, requestFor(t, again), 67); ack == nil || ack.MessageType() != dhcpv4.MessageTypeAck {
+		t.Fatalf("m2's second REQUEST for %s: %v, want an ACK", again.YourIPAddr, ack)
+	}
+}
+
+// TestDHCP_Replicas_AnAddressChosenFromAnotherServerIsNotOffered: every replica on the
+// segment sees a client's REQUEST for another server's offer; the address it names is
+// that server's lease, so it is not offered to anyone else here, and the client itself
+// is offered the same address (its second DHCP, as iPXE, may reach any replica).
+func TestDHCP_Replicas_AnAddressChosenFromAnotherServerIsNotOffered(t *testing.T) {
+	a, b := replicaPair(t)
+	m1, m2 := mustMAC("52:54:00:00:0b:01"), mustMAC("52:54:00:00:0b:02")
+	offer := offerFrom(t, a, m1)
+	req := requestFor(t, offer)
+	if ack, _ := exchange(t, a, req, 67); ack == nil || ack.MessageType() != dhcpv4.MessageTypeAck {
+		t.Fatalf("m1's REQUEST: %v", ack)
+	}
+	if reply, _ := exchange(t, b, req, 67); reply != nil {
+		t.Fatalf("the other replica answered a REQUEST for the first one's offer: %s", reply.MessageType())
+	}
+	taken := addrOf(offer.YourIPAddr)
+	if got := addrOf(offerFrom(t, b, m2).YourIPAddr); got == taken {
+		t.Fatalf("the other replica offers m1's %s to m2", taken)
+	}
+	if got := addrOf(offerFrom(t, b, m1).YourIPAddr); got != taken {
+		t.Fatalf("m1 is offered %s by the other replica, want its own %s", got, taken)
+	}
+}
