@@ -56,6 +56,9 @@ type Attempt struct {
 	// IP and Server are the address the ACK gave and the server identifier it came with.
 	IP, Server netip.Addr
 	Err        error
+	// NAK is set when Err is a server's NAK (the client starts over at once) rather
+	// than silence.
+	NAK bool
 }
 
 // Result is what one run measured.
@@ -242,7 +245,7 @@ func doraObserved(ctx context.Context, cfg Config, d *demux, mac [6]byte, worker
 	start := time.Now()
 	ack, err := dora(ctx, cfg, d, mac, worker)
 	if cfg.Observe != nil {
-		a := Attempt{MAC: mac, Start: start, End: time.Now(), Err: err}
+		a := Attempt{MAC: mac, Start: start, End: time.Now(), Err: err, NAK: errors.Is(err, errNAK)}
 		if err == nil {
 			a.IP = yourIP(ack)
 			a.Server = ipv4(ack.ServerIdentifier())
