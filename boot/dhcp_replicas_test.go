@@ -58,21 +58,9 @@ func replicaPair(t *testing.T) (a, b *DHCPServer) {
 	t.Helper()
 	inv := openTestStore(t, t.TempDir())
 	leases := &claimingLeases{testInventory: inv}
-	start := func(l link) *DHCPServer {
-		s, err := newDHCP(testConfig(ModeFull), l, inv, leases, quietLogger())
-		if err != nil {
-			t.Fatal(err)
-		}
-		ctx, cancel := context.WithCancel(context.Background())
-		done := make(chan struct{})
-		go func() { s.commit.run(ctx); close(done) }()
-		go s.recordBoots(ctx)
-		t.Cleanup(func() { close(s.commit.requests); <-done; close(s.boots); cancel() })
-		return s
-	}
 	second := testLink
 	second.addr = netip.MustParseAddr("10.77.0.2")
-	return start(testLink), start(second)
+	return socketlessOn(t, testConfig(ModeFull), testLink, inv, leases), socketlessOn(t, testConfig(ModeFull), second, inv, leases)
 }
 
 // offerFrom sends mac's DISCOVER to s alone and returns its OFFER.
