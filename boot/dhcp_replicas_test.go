@@ -56,11 +56,16 @@ func (c *claimingLeases) PutLeases(ctx context.Context, leases ...store.Lease) e
 // claiming lease store, as two Bootyard replicas on one inventory.
 func replicaPair(t *testing.T) (a, b *DHCPServer) {
 	t.Helper()
+	return replicaPairWith(t, testConfig(ModeFull))
+}
+
+func replicaPairWith(t *testing.T, cfg DHCPConfig) (a, b *DHCPServer) {
+	t.Helper()
 	inv := openTestStore(t, t.TempDir())
 	leases := &claimingLeases{testInventory: inv}
 	second := testLink
 	second.addr = netip.MustParseAddr("10.77.0.2")
-	return socketlessOn(t, testConfig(ModeFull), testLink, inv, leases), socketlessOn(t, testConfig(ModeFull), second, inv, leases)
+	return socketlessOn(t, cfg, testLink, inv, leases), socketlessOn(t, cfg, second, inv, leases)
 }
 
 // offerFrom sends mac's DISCOVER to s alone and returns its OFFER.
@@ -126,5 +131,40 @@ func TestDHCP_Replicas_AnAddressChosenFromAnotherServerIsNotOffered(t *testing.T
 	}
 	if got := addrOf(offerFrom(t, b, m1).YourIPAddr); got != taken {
 		t.Fatalf("m1 is offered %s by the other replica, want its own %s", got, taken)
+	}
+}
+
+// TestDHCP_Replicas_SharedLeasesOfferEachMachineOneAddressWhateverTheOrder: two replicas
+// see the same DISCOVERs in opposite orders (as replicas under a storm do). From one
+// cursor each would offer m1 what the other offers m2; with SharedLeases both offer each
+// machine the same address, so whichever offer it takes, no REQUEST is refused.
+func TestDHCP_Replicas_SharedLeasesOfferEachMachineOneAddressWhateverTheOrder(t *testing.T) {
+	for _, tt := range []struct {
+		shared   bool
+		wantSame bool
+	}{{shared: false, wantSame: false}, {shared: true, wantSame: true}} {
+		t.Run(fmt.Sprintf("shared=%v", tt.shared), func(t *testing.T) {
+			cfg := testConfig(ModeFull)
+			cfg.SharedLeases = tt.shared
+			a, b := replicaPairWith(t, cfg)
+			same := true
+			for i := range 20 {
+				m1, m2 := node.MAC{0x52, 0x54, 0, 0x0c, byte(i), 1}, node.MAC{0x52, 0x54, 0, 0x0c, byte(i), 2}
+				a1, a2 := offerFrom(t, a, m1), offerFrom(t, a, m2)
+				b2, b1 := offerFrom(t, b, m2), offerFrom(t, b, m1)
+				same = same && a1.YourIPAddr.Equal(b1.YourIPAddr) && a2.YourIPAddr.Equal(b2.YourIPAddr)
+				// Each machine takes the first replica's offer; the second hears it.
+				for _, o := range []*dhcpv4.DHCPv4{a1, a2} {
+					req := requestFor(t, o)
+					if ack, _ := exchange(t, a, req, 67); ack == nil || ack.MessageType() != dhcpv4.MessageTypeAck {
+						t.Fatalf("REQUEST for %s: %v", o.YourIPAddr, ack)
+					}
+					exchange(t, b, req, 67)
+				}
+			}
+			if same != tt.wantSame {
+				t.Fatalf("both replicas offered each machine the same address: %v, want %v", same, tt.wantSame)
+			}
+		})
 	}
 }

@@ -97,6 +97,9 @@ type leaseTable struct {
 	mu    sync.Mutex
 	byIP  map[uint32]binding
 	byMAC map[node.MAC]uint32
+	// byMACHash starts the search for a new address at a slot the MAC chooses, before
+	// the cursor (DHCPConfig.SharedLeases).
+	byMACHash bool
 }
 
 func newLeaseTable(leases []store.Lease) *leaseTable {
@@ -176,6 +179,16 @@ func (t *leaseTable) offer(mac node.MAC, p *subnetPool, static netip.Addr, resv 
 	free := func(ip netip.Addr) bool { return !p.excluded[ip] && !resv.reservedForOther(ip, mac) }
 	size := uint32(p.rng.Size())
 	start := addrToUint(p.rng.Start)
+	if t.byMACHash {
+		h := macSlot(mac) % size
+		for i := uint32(0); i < min(macSlotProbes, size); i++ {
+			off := (h + i) % size
+			if _, taken := t.byIP[start+off]; !taken && free(uintToAddr(start+off)) {
+				t.assign(uintToAddr(start+off), mac, bindOffered, now.Add(hold), "")
+				return uintToAddr(start + off), true
+			}
+		}
+	}
 	for i := uint32(0); i < size; i++ {
 		off := (p.cursor + i) % size
 		if _, taken := t.byIP[start+off]; !taken && free(uintToAddr(start+off)) {
@@ -194,6 +207,19 @@ func (t *leaseTable) offer(mac node.MAC, p *subnetPool, static netip.Addr, resv 
 		}
 	}
 	return netip.Addr{}, false
+}
+
+// macSlotProbes bounds the search from a MAC's slot: past it the pool is crowded there
+// and the cursor, which costs O(1) a lease over the whole range, takes over.
+const macSlotProbes = 32
+
+// macSlot is a MAC's FNV-1a hash: the same on every replica, spread over the range.
+func macSlot(mac node.MAC) uint32 {
+	h := uint32(2166136261)
+	for _, b := range mac {
+		h = (h ^ uint32(b)) * 16777619
+	}
+	return h
 }
 
 // assign gives ip to mac, detaching whatever either held before. Call with mu held.
