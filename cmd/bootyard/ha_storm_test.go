@@ -85,7 +85,11 @@ func TestHAStorm_LeaderKilledMidStormLosesNothing(t *testing.T) {
 	killAt := int64(machines / 3)
 	var victim atomic.Pointer[haReplica]
 	kill := func() {
-		leader := lab.leader(t)
+		leader, err := lab.leader(nil)
+		if err != nil {
+			t.Error(err)
+			return
+		}
 		victim.Store(leader)
 		t.Logf("killing the leader %s (pid %d) with SIGKILL after %d of %d machines", leader.id, leader.pid(), acked.Load(), machines)
 		now := time.Now()
@@ -93,6 +97,8 @@ func TestHAStorm_LeaderKilledMidStormLosesNothing(t *testing.T) {
 			t.Errorf("SIGKILL %s: %v", leader.id, err)
 		}
 		killedAt.Store(&now)
+		<-leader.exited
+		t.Logf("%s exited %s after the SIGKILL", leader.id, time.Since(now).Round(time.Millisecond))
 	}
 	killed := make(chan struct{})
 
@@ -118,10 +124,12 @@ func TestHAStorm_LeaderKilledMidStormLosesNothing(t *testing.T) {
 			}})
 	}()
 	<-stormDone
-	select {
-	case <-killed:
-	default:
+	if acked.Load() < killAt {
 		t.Fatalf("the storm ended before the kill: %s (%v)", res, stormErr)
+	}
+	<-killed
+	if killedAt.Load() == nil {
+		t.FailNow() // the kill reported why
 	}
 	imports.waitAcked(t, 20, *killedAt.Load())
 	imps := imports.stop()
@@ -170,10 +178,12 @@ func TestHAStorm_LeaderKilledMidStormLosesNothing(t *testing.T) {
 	// The work that must happen once moves to a survivor when the dead leader's Lease
 	// runs out (--leader-elect-lease-duration, 15 s).
 	dead := victim.Load()
-	next := lab.leader(t)
-	for next == dead {
-		time.Sleep(100 * time.Millisecond)
-		next = lab.leader(t)
+	if dead == nil {
+		t.FailNow() // the kill reported why
+	}
+	next, err := lab.leader(dead)
+	if err != nil {
+		t.Fatal(err)
 	}
 	t.Logf("FIGURE: %s leads %s after the kill", next.id, time.Since(killTime).Round(100*time.Millisecond))
 
@@ -444,22 +454,23 @@ func (lab *haLab) waitReady(t *testing.T, r *haReplica) {
 	}
 }
 
-// leader is the replica the leader Lease names, once one holds it.
-func (lab *haLab) leader(t *testing.T) *haReplica {
-	t.Helper()
+// leader waits until the leader Lease names a replica other than not (nil: any) and
+// returns it. Safe from any goroutine: it reports, the caller fails the test.
+func (lab *haLab) leader(not *haReplica) (*haReplica, error) {
 	deadline := time.Now().Add(time.Minute)
 	for {
 		l, err := lab.api.Admin.CoordinationV1().Leases(kubestore.DefaultNamespace).Get(context.Background(), cluster.DefaultLeaseName, metav1.GetOptions{})
 		if err == nil && l.Spec.HolderIdentity != nil {
-			for _, r := range lab.replicas {
-				if r.id == *l.Spec.HolderIdentity {
-					return r
-				}
+			i := slices.IndexFunc(lab.replicas, func(r *haReplica) bool { return r.id == *l.Spec.HolderIdentity })
+			if i < 0 {
+				return nil, fmt.Errorf("the Lease is held by %q, no replica of this test", *l.Spec.HolderIdentity)
 			}
-			t.Fatalf("the Lease is held by %q, no replica of this test", *l.Spec.HolderIdentity)
+			if lab.replicas[i] != not {
+				return lab.replicas[i], nil
+			}
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("no leader: %v", err)
+			return nil, fmt.Errorf("no new leader within a minute: %v", err)
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
@@ -612,6 +623,7 @@ func (lab *haLab) startImports(t *testing.T) *importer {
 			}
 		})
 	}
+	t.Cleanup(func() { cancel(); wg.Wait() })
 	im.stop = func() haImports {
 		cancel()
 		wg.Wait()
