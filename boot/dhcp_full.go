@@ -131,12 +131,12 @@ func (s *DHCPServer) request(ctx context.Context, r request, p *subnetPool) *dhc
 	if err := s.commit.commit(ctx, lease); err != nil {
 		// No ACK without a durable lease: undo, stay silent, the client retransmits.
 		s.table.undo(snap)
-		if errors.Is(err, node.ErrConflict) {
+		if errors.Is(err, node.ErrConflict) && s.table.refused(want, r.mac, now, now.Add(s.cfg.LeaseTime)) {
 			// The shared store says another replica leased the address meanwhile. A
 			// retransmission would be refused the same way, and our table would go on
-			// offering the address to this client: remember it as taken and NAK, so the
-			// client starts over at once and gets another (RFC 2131 §4.3.2).
-			s.table.refused(want, now.Add(s.cfg.LeaseTime))
+			// offering the address to this client: it is now remembered as taken, and
+			// the NAK makes the client start over at once and get another (RFC 2131
+			// §4.3.2).
 			s.stats.commitConflicts.Add(1)
 			s.log.Info("dhcp address leased by another server meanwhile; NAK", slog.String("mac", r.mac.String()),
 				slog.String("ip", want.String()), slog.Any("err", err))

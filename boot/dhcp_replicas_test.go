@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/netip"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -166,5 +167,48 @@ func TestDHCP_Replicas_SharedLeasesOfferEachMachineOneAddressWhateverTheOrder(t 
 				t.Fatalf("both replicas offered each machine the same address: %v, want %v", same, tt.wantSame)
 			}
 		})
+	}
+}
+
+// racingLeases refuses the next write as another replica's concurrent write of the
+// same record would have it refused (node.ErrConflict), then writes normally.
+type racingLeases struct {
+	*testInventory
+	refuseNext atomic.Bool
+}
+
+func (r *racingLeases) PutLeases(ctx context.Context, leases ...store.Lease) error {
+	if r.refuseNext.CompareAndSwap(true, false) {
+		failed := store.LeaseErrors{}
+		for _, l := range leases {
+			failed[l.IP] = fmt.Errorf("too many conflicting writers: %w", node.ErrConflict)
+		}
+		return failed
+	}
+	return r.Store.PutLeases(ctx, leases...)
+}
+
+// TestDHCP_Replicas_ARaceOnAMachinesOwnLeaseIsNotNAKed: a broadcast INIT-REBOOT reaches
+// every replica and each writes the machine's own lease; a write that loses that race is
+// not a reason to NAK the machine off its address: the server stays silent and the
+// retransmission is ACKed.
+func TestDHCP_Replicas_ARaceOnAMachinesOwnLeaseIsNotNAKed(t *testing.T) {
+	inv := openTestStore(t, t.TempDir())
+	leases := &racingLeases{testInventory: inv}
+	s := socketlessOn(t, testConfig(ModeFull), testLink, inv, leases)
+	mac := mustMAC("52:54:00:00:0d:01")
+	ip := addrOf(dora(t, s, mac).YourIPAddr)
+	// INIT-REBOOT (RFC 2131 §4.3.2): the address in option 50, no server identifier.
+	reboot, err := dhcpv4.New(dhcpv4.WithHwAddr(mac.HardwareAddr()), dhcpv4.WithMessageType(dhcpv4.MessageTypeRequest),
+		dhcpv4.WithOption(dhcpv4.OptRequestedIPAddress(ip.AsSlice())))
+	if err != nil {
+		t.Fatal(err)
+	}
+	leases.refuseNext.Store(true)
+	if reply, _ := exchange(t, s, reboot, 67); reply != nil {
+		t.Fatalf("a lost race on the machine's own lease %s was answered %s, want silence", ip, reply.MessageType())
+	}
+	if reply, _ := exchange(t, s, reboot, 67); reply == nil || reply.MessageType() != dhcpv4.MessageTypeAck || addrOf(reply.YourIPAddr) != ip {
+		t.Fatalf("the retransmission for %s: %v, want its ACK", ip, reply)
 	}
 }

@@ -399,12 +399,19 @@ func (t *leaseTable) takenElsewhere(mac node.MAC, ip netip.Addr, now, until time
 	t.assign(ip, mac, bindElsewhere, until, "")
 }
 
-// refused notes that the store refused our claim on ip: another server holds it for a
-// client we do not know, until at most until. Call after undoing the claim.
-func (t *leaseTable) refused(ip netip.Addr, until time.Time) {
+// refused notes that the store refused mac's claim on ip, after the claim was undone:
+// another server holds ip for a client we do not know, until at most until. It reports
+// false, and notes nothing, when ip is mac's own active lease here: then the refusal was
+// a race between replicas writing that same lease (a broadcast renewal reaches them
+// all), which a retransmission settles.
+func (t *leaseTable) refused(ip netip.Addr, mac node.MAC, now, until time.Time) bool {
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	if b, ok := t.byIP[addrToUint(ip)]; ok && b.mac == mac && b.state == bindActive && b.live(now) {
+		return false
+	}
 	t.assign(ip, node.MAC{}, bindElsewhere, until, "")
+	return true
 }
 
 // holder returns the MAC holding ip now (active or offered), for tests and warnings.
