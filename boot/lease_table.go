@@ -401,13 +401,13 @@ func (t *leaseTable) takenElsewhere(mac node.MAC, ip netip.Addr, now, until time
 
 // refused notes that the store refused mac's claim on ip, after the claim was undone:
 // another server holds ip for a client we do not know, until at most until. It reports
-// false, and notes nothing, when ip is mac's own active lease here: then the refusal was
-// a race between replicas writing that same lease (a broadcast renewal reaches them
-// all), which a retransmission settles.
+// false, and notes nothing, when ip is known here as mac's own lease (ours, or taken
+// through another replica): then the refusal was a race between replicas writing that
+// same lease (a broadcast renewal reaches them all), which a retransmission settles.
 func (t *leaseTable) refused(ip netip.Addr, mac node.MAC, now, until time.Time) bool {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if b, ok := t.byIP[addrToUint(ip)]; ok && b.mac == mac && b.state == bindActive && b.live(now) {
+	if b, ok := t.byIP[addrToUint(ip)]; ok && b.mac == mac && (b.state == bindActive || b.state == bindElsewhere) && b.live(now) {
 		return false
 	}
 	t.assign(ip, node.MAC{}, bindElsewhere, until, "")

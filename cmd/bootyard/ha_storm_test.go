@@ -59,7 +59,9 @@ const (
 // a DHCP storm of BOOTYARD_HA_STORM_MACHINES machines (default 200) from the machines'
 // namespace while a second client imports nodes through the replicas' API in turn; when
 // a third of the machines have their lease, the leader (the Lease's holder) is killed
-// with SIGKILL. Afterwards, read from the API server by `bootyard store export`: no
+// with SIGKILL. Afterwards the machines the dead replica had leased boot again
+// (INIT-REBOOT) and must keep their addresses through the survivors; then, read from the
+// API server by `bootyard store export`: no
 // address leased to two MACs, no MAC with two addresses, every ACK the machines got
 // still a lease, every import the API acknowledged a node; and the machines and the
 // importer saw errors only in the window after the kill.
@@ -202,6 +204,16 @@ func TestHAStorm_LeaderKilledMidStormLosesNothing(t *testing.T) {
 		ackOf[mac] = a.IP
 	}
 
+	fromDead := 0
+	deadIP := netip.MustParseAddrPort(dead.addr).Addr()
+	for _, a := range attempts {
+		if a.Err == nil && a.Server == deadIP {
+			fromDead++
+		}
+	}
+	t.Logf("%d of the ACKed leases were granted by the killed replica", fromDead)
+	lab.checkRebootKeepsAddresses(t, conn, attempts, deadIP)
+
 	// What the API server holds, read by the product's own export.
 	exp := lab.export(t)
 	leaseOf := map[node.MAC][]netip.Addr{}
@@ -221,14 +233,6 @@ func TestHAStorm_LeaderKilledMidStormLosesNothing(t *testing.T) {
 		}
 	}
 	lost := 0
-	fromDead := 0
-	deadIP := netip.MustParseAddrPort(dead.addr).Addr()
-	for _, a := range attempts {
-		if a.Err == nil && a.Server == deadIP {
-			fromDead++
-		}
-	}
-	t.Logf("%d of the ACKed leases were granted by the killed replica", fromDead)
 	for mac, ip := range ackOf {
 		if got := leaseOf[mac]; len(got) != 1 || got[0] != ip {
 			if lost++; lost <= 5 {
@@ -534,6 +538,56 @@ func (lab *haLab) waitForOffers(t *testing.T, conn *net.UDPConn) {
 		}
 	}
 	conn.SetReadDeadline(time.Time{})
+}
+
+// checkRebootKeepsAddresses has every machine whose lease the killed replica granted
+// boot again (INIT-REBOOT, RFC 2131 §4.3.2: a broadcast REQUEST for its address, no
+// server named): the survivors must ACK that same address. The lease outlived its
+// replica only if a machine can go on using it.
+func (lab *haLab) checkRebootKeepsAddresses(t *testing.T, conn *net.UDPConn, attempts []loadgen.Attempt, dead netip.Addr) {
+	t.Helper()
+	buf := make([]byte, 1500)
+	kept, naks := 0, 0
+	for _, a := range attempts {
+		if a.Err != nil || a.Server != dead {
+			continue
+		}
+		req, err := dhcpv4.New(dhcpv4.WithHwAddr(net.HardwareAddr(a.MAC[:])), dhcpv4.WithMessageType(dhcpv4.MessageTypeRequest),
+			dhcpv4.WithBroadcast(true), dhcpv4.WithOption(dhcpv4.OptRequestedIPAddress(a.IP.AsSlice())))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var reply *dhcpv4.DHCPv4
+		for try := 0; try < 3 && reply == nil; try++ {
+			if _, err := conn.WriteTo(req.ToBytes(), &net.UDPAddr{IP: net.IPv4bcast, Port: 67}); err != nil {
+				t.Fatal(err)
+			}
+			conn.SetReadDeadline(time.Now().Add(2 * time.Second))
+			for reply == nil {
+				n, _, err := conn.ReadFrom(buf)
+				if err != nil {
+					break
+				}
+				m, err := dhcpv4.FromBytes(buf[:n])
+				if err == nil && m.TransactionID == req.TransactionID && m.OpCode == dhcpv4.OpcodeBootReply {
+					reply = m // the first answer is the one a client acts on
+				}
+			}
+		}
+		switch {
+		case reply == nil:
+			t.Errorf("machine %s rebooting with %s (granted by the killed replica): no answer", net.HardwareAddr(a.MAC[:]), a.IP)
+		case reply.MessageType() == dhcpv4.MessageTypeAck && reply.YourIPAddr.Equal(a.IP.AsSlice()):
+			kept++
+		case reply.MessageType() == dhcpv4.MessageTypeNak:
+			naks++
+			t.Errorf("machine %s rebooting with %s (granted by the killed replica): NAK %q", net.HardwareAddr(a.MAC[:]), a.IP, reply.Message())
+		default:
+			t.Errorf("machine %s rebooting with %s: %s for %s", net.HardwareAddr(a.MAC[:]), a.IP, reply.MessageType(), reply.YourIPAddr)
+		}
+	}
+	conn.SetReadDeadline(time.Time{})
+	t.Logf("machines the killed replica had leased, rebooting: %d kept their address through a survivor, %d NAKed", kept, naks)
 }
 
 // haImports is what the importing client saw.
