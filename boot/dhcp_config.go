@@ -112,6 +112,14 @@ type DHCPConfig struct {
 	Workers int
 	// ServerPort and ProxyPort override 67 and 4011 (tests only); ClientPort overrides 68.
 	ServerPort, ProxyPort, ClientPort int
+	// SharedLeases says the lease store is shared with other replicas that answer the
+	// same clients (the Kubernetes store). A new address is then looked for first from
+	// a slot chosen by the client's MAC, so that every replica offers a client the same
+	// address whatever order the DISCOVERs reached it in. From one cursor, two replicas
+	// that saw two DISCOVERs in opposite orders offer each machine the address the other
+	// offers the other one, and one of the two REQUESTs is refused by the store (a NAK
+	// and a restart for that machine).
+	SharedLeases bool
 	// Sightings, when set, is told which address each MAC used in every exchange, so
 	// the machine endpoints can tell the node's own requests from others'.
 	Sightings *Sightings

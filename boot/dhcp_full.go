@@ -2,6 +2,7 @@ package boot
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"net/netip"
 	"sync/atomic"
@@ -98,8 +99,13 @@ func (s *DHCPServer) request(ctx context.Context, r request, p *subnetPool) *dhc
 	s.stats.requests.Add(1)
 	now := s.now()
 	if sid := ipv4Field(r.msg.Options.Get(dhcpv4.OptionServerIdentifier)); sid.IsValid() && sid != s.link.addr {
-		// SELECTING another server's offer: ours is free again.
-		s.table.forgetOffer(r.mac, now)
+		// SELECTING another server's offer: ours is free again, and the address the
+		// client takes is not ours to offer (another replica on this segment leases it).
+		if ip := ipv4Field(r.msg.Options.Get(dhcpv4.OptionRequestedIPAddress)); ip.IsValid() && p.subnet.Contains(ip) {
+			s.table.takenElsewhere(r.mac, ip, now, now.Add(s.cfg.LeaseTime))
+		} else {
+			s.table.forgetOffer(r.mac, now)
+		}
 		s.stats.ignored.Add(1)
 		return nil
 	}
@@ -125,6 +131,17 @@ func (s *DHCPServer) request(ctx context.Context, r request, p *subnetPool) *dhc
 	if err := s.commit.commit(ctx, lease); err != nil {
 		// No ACK without a durable lease: undo, stay silent, the client retransmits.
 		s.table.undo(snap)
+		if errors.Is(err, node.ErrConflict) && s.table.refused(want, r.mac, now, now.Add(s.cfg.LeaseTime)) {
+			// The shared store says another replica leased the address meanwhile. A
+			// retransmission would be refused the same way, and our table would go on
+			// offering the address to this client: it is now remembered as taken, and
+			// the NAK makes the client start over at once and get another (RFC 2131
+			// §4.3.2).
+			s.stats.commitConflicts.Add(1)
+			s.log.Info("dhcp address leased by another server meanwhile; NAK", slog.String("mac", r.mac.String()),
+				slog.String("ip", want.String()), slog.Any("err", err))
+			return s.nak(r, bindHeldByOther.String())
+		}
 		s.log.Error("dhcp lease not stored; no ACK sent", slog.String("mac", r.mac.String()), slog.String("ip", want.String()), slog.Any("err", err))
 		return nil
 	}

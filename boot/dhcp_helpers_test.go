@@ -68,7 +68,13 @@ func testConfig(mode DHCPMode) DHCPConfig {
 // socketless is a server with no sockets whose committer runs, for driving handle.
 func socketless(t testing.TB, cfg DHCPConfig, inv *testInventory) *DHCPServer {
 	t.Helper()
-	s, err := newDHCP(cfg, testLink, inv, inv, quietLogger())
+	return socketlessOn(t, cfg, testLink, inv, inv)
+}
+
+// socketlessOn is socketless on link l with leases kept in leases.
+func socketlessOn(t testing.TB, cfg DHCPConfig, l link, inv *testInventory, leases LeaseStore) *DHCPServer {
+	t.Helper()
+	s, err := newDHCP(cfg, l, inv, leases, quietLogger())
 	if err != nil {
 		t.Fatal(err)
 	}

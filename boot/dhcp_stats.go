@@ -26,6 +26,7 @@ type DHCPStats struct {
 	CommitBatches  uint64 // bbolt transactions written for leases
 	LeasesCommited uint64 // leases written in those transactions
 	CommitErrors   uint64
+	CommitConflict uint64 // of those, leases the store refused because another server holds the address (NAKed)
 	CommitNanos    uint64 // total time spent in lease transactions (fsyncs included)
 	SendErrors     uint64
 	BootRecords    uint64 // RecordBoot calls made for PXE/iPXE clients
@@ -41,7 +42,7 @@ type dhcpCounters struct {
 	received, malformed, unknownOptions, ignored, rateLimited, queueFull, noSubnet, poolExhausted      atomic.Uint64
 	discovers, offers, requests, acks, naks, releases, declines, informs, proxyReplies, relayed        atomic.Uint64
 	commitBatches, leasesCommitted, commitErrors, commitNanos, sendErrors, bootRecords, bootRecordDrop atomic.Uint64
-	panics, releaseSpoofed, declineSpoofed, outsideSubnets                                             atomic.Uint64
+	panics, releaseSpoofed, declineSpoofed, outsideSubnets, commitConflicts                            atomic.Uint64
 }
 
 func (c *dhcpCounters) snapshot() DHCPStats {
@@ -52,7 +53,7 @@ func (c *dhcpCounters) snapshot() DHCPStats {
 		Discovers: c.discovers.Load(), Offers: c.offers.Load(), Requests: c.requests.Load(), Acks: c.acks.Load(),
 		Naks: c.naks.Load(), Releases: c.releases.Load(), Declines: c.declines.Load(), Informs: c.informs.Load(),
 		ProxyReplies: c.proxyReplies.Load(), Relayed: c.relayed.Load(),
-		CommitBatches: c.commitBatches.Load(), LeasesCommited: c.leasesCommitted.Load(), CommitErrors: c.commitErrors.Load(), CommitNanos: c.commitNanos.Load(),
+		CommitBatches: c.commitBatches.Load(), LeasesCommited: c.leasesCommitted.Load(), CommitErrors: c.commitErrors.Load(), CommitConflict: c.commitConflicts.Load(), CommitNanos: c.commitNanos.Load(),
 		SendErrors: c.sendErrors.Load(), BootRecords: c.bootRecords.Load(), BootRecordDrop: c.bootRecordDrop.Load(),
 		Panics: c.panics.Load(), ReleaseSpoofed: c.releaseSpoofed.Load(), DeclineSpoofed: c.declineSpoofed.Load(),
 	}

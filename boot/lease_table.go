@@ -18,6 +18,10 @@ const (
 	bindActive             // store.LeaseActive
 	bindReleased           // store.LeaseReleased
 	bindDeclined           // store.LeaseDeclined
+	// bindElsewhere is an address another server holds: a client chose that server's
+	// offer of it, or the shared store refused our claim. Learned, never written: it
+	// keeps the address out of our offers (replicas on one inventory, see takenElsewhere).
+	bindElsewhere
 )
 
 // binding is one address's record in the in-memory index. It holds no pointers (the
@@ -53,7 +57,7 @@ func unixNanos(t time.Time) int64 {
 
 // live reports whether the binding still keeps the address from everyone else.
 func (b *binding) live(now time.Time) bool {
-	return (b.state == bindOffered || b.state == bindActive || b.state == bindDeclined) && now.UnixNano() < b.expires
+	return (b.state == bindOffered || b.state == bindActive || b.state == bindDeclined || b.state == bindElsewhere) && now.UnixNano() < b.expires
 }
 
 func (b *binding) addr() netip.Addr { return uintToAddr(b.ip) }
@@ -66,7 +70,7 @@ func (b *binding) lease() store.Lease {
 	switch b.state {
 	case bindActive:
 		l.State = store.LeaseActive
-	case bindReleased, bindOffered:
+	case bindReleased, bindOffered, bindElsewhere:
 		l.State = store.LeaseReleased
 	case bindDeclined:
 		l.State = store.LeaseDeclined
@@ -93,6 +97,9 @@ type leaseTable struct {
 	mu    sync.Mutex
 	byIP  map[uint32]binding
 	byMAC map[node.MAC]uint32
+	// byMACHash starts the search for a new address at a slot the MAC chooses, before
+	// the cursor (DHCPConfig.SharedLeases).
+	byMACHash bool
 }
 
 func newLeaseTable(leases []store.Lease) *leaseTable {
@@ -172,6 +179,16 @@ func (t *leaseTable) offer(mac node.MAC, p *subnetPool, static netip.Addr, resv 
 	free := func(ip netip.Addr) bool { return !p.excluded[ip] && !resv.reservedForOther(ip, mac) }
 	size := uint32(p.rng.Size())
 	start := addrToUint(p.rng.Start)
+	if t.byMACHash {
+		h := macSlot(mac) % size
+		for i := uint32(0); i < min(macSlotProbes, size); i++ {
+			off := (h + i) % size
+			if _, taken := t.byIP[start+off]; !taken && free(uintToAddr(start+off)) {
+				t.assign(uintToAddr(start+off), mac, bindOffered, now.Add(hold), "")
+				return uintToAddr(start + off), true
+			}
+		}
+	}
 	for i := uint32(0); i < size; i++ {
 		off := (p.cursor + i) % size
 		if _, taken := t.byIP[start+off]; !taken && free(uintToAddr(start+off)) {
@@ -190,6 +207,19 @@ func (t *leaseTable) offer(mac node.MAC, p *subnetPool, static netip.Addr, resv 
 		}
 	}
 	return netip.Addr{}, false
+}
+
+// macSlotProbes bounds the search from a MAC's slot: past it the pool is crowded there
+// and the cursor, which costs O(1) a lease over the whole range, takes over.
+const macSlotProbes = 32
+
+// macSlot is a MAC's FNV-1a hash: the same on every replica, spread over the range.
+func macSlot(mac node.MAC) uint32 {
+	h := uint32(2166136261)
+	for _, b := range mac {
+		h = (h ^ uint32(b)) * 16777619
+	}
+	return h
 }
 
 // assign gives ip to mac, detaching whatever either held before. Call with mu held.
@@ -348,6 +378,40 @@ func (t *leaseTable) forgetOffer(mac node.MAC, now time.Time) {
 		b.expires = now.UnixNano()
 		t.byIP[b.ip] = b
 	}
+}
+
+// takenElsewhere notes that mac is taking ip from another server (its REQUEST names
+// that server's offer): our own offer to mac is dropped, and ip is kept out of our offers
+// to anyone else until until. Without it, replicas serving one segment from one
+// inventory go on offering an address another replica has just leased, and the client
+// that takes that offer is refused by the store. A live binding of ip to another client
+// here stays: it is ours to commit or lose.
+func (t *leaseTable) takenElsewhere(mac node.MAC, ip netip.Addr, now, until time.Time) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if cur, ok := t.byIP[addrToUint(ip)]; ok && cur.mac != mac && cur.live(now) && cur.state != bindElsewhere {
+		if b, ok := t.macBinding(mac); ok && b.state == bindOffered {
+			b.expires = now.UnixNano()
+			t.byIP[b.ip] = b
+		}
+		return
+	}
+	t.assign(ip, mac, bindElsewhere, until, "")
+}
+
+// refused notes that the store refused mac's claim on ip, after the claim was undone:
+// another server holds ip for a client we do not know, until at most until. It reports
+// false, and notes nothing, when ip is known here as mac's own lease (ours, or taken
+// through another replica): then the refusal was a race between replicas writing that
+// same lease (a broadcast renewal reaches them all), which a retransmission settles.
+func (t *leaseTable) refused(ip netip.Addr, mac node.MAC, now, until time.Time) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if b, ok := t.byIP[addrToUint(ip)]; ok && b.mac == mac && (b.state == bindActive || b.state == bindElsewhere) && b.live(now) {
+		return false
+	}
+	t.assign(ip, node.MAC{}, bindElsewhere, until, "")
+	return true
 }
 
 // holder returns the MAC holding ip now (active or offered), for tests and warnings.

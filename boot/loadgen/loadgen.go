@@ -39,6 +39,26 @@ type Config struct {
 	Timeout time.Duration
 	// Retries per step before the exchange counts as failed; default 3.
 	Retries int
+	// Restarts is how often a client whose exchange failed (no reply after the retries,
+	// or a NAK) starts again from DISCOVER, as RFC 2131 §4.4.1 has a client do; default
+	// 0. An exchange counts as failed only when its last restart failed too.
+	Restarts int
+	// Observe, when set, is told of every attempt as it ends (from many goroutines at
+	// once): the failures a machine saw and when, not only how many exchanges failed.
+	Observe func(Attempt)
+}
+
+// Attempt is one DORA try of one client: an ACK (Err nil) or what went wrong.
+type Attempt struct {
+	MAC [6]byte
+	// Start is when its DISCOVER was first sent, End when the ACK came or it gave up.
+	Start, End time.Time
+	// IP and Server are the address the ACK gave and the server identifier it came with.
+	IP, Server netip.Addr
+	Err        error
+	// NAK is set when Err is a server's NAK (the client starts over at once) rather
+	// than silence.
+	NAK bool
 }
 
 // Result is what one run measured.
@@ -77,7 +97,10 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 	res.Elapsed = forEach(ctx, cfg.Clients, cfg.Exchanges, func(w, i int) {
 		mac := cfg.mac(uint32(i))
 		t0 := time.Now()
-		ack, err := dora(ctx, cfg, d, mac, uint32(w))
+		ack, err := doraObserved(ctx, cfg, d, mac, uint32(w))
+		for restart := 0; err != nil && restart < cfg.Restarts && ctx.Err() == nil; restart++ {
+			ack, err = doraObserved(ctx, cfg, d, mac, uint32(w))
+		}
 		took := time.Since(t0)
 		mu.Lock()
 		defer mu.Unlock()
@@ -216,6 +239,26 @@ func (d *demux) read(ctx context.Context, conn *net.UDPConn) {
 }
 
 var errNAK = errors.New("NAK")
+
+// doraObserved is dora, reported to cfg.Observe.
+func doraObserved(ctx context.Context, cfg Config, d *demux, mac [6]byte, worker uint32) (*dhcpv4.DHCPv4, error) {
+	start := time.Now()
+	ack, err := dora(ctx, cfg, d, mac, worker)
+	if cfg.Observe != nil {
+		a := Attempt{MAC: mac, Start: start, End: time.Now(), Err: err, NAK: errors.Is(err, errNAK)}
+		if err == nil {
+			a.IP = yourIP(ack)
+			a.Server = ipv4(ack.ServerIdentifier())
+		}
+		cfg.Observe(a)
+	}
+	return ack, err
+}
+
+func ipv4(ip net.IP) netip.Addr {
+	a, _ := netip.AddrFromSlice(ip.To4())
+	return a
+}
 
 // dora runs one exchange and returns the ACK; xids carry the worker number so
 // concurrent ones never clash. mods add options to both DISCOVER and REQUEST (a PXE

@@ -28,6 +28,7 @@ type bootOptions struct {
 	dhcpSubnets   []string
 	tftpListen    string
 	tftpLimits    boot.TFTPConfig // MaxTransfers and MaxWindowSize from their flags
+	sharedLeases  bool            // the store is shared by replicas (--store kubernetes): boot.DHCPConfig.SharedLeases
 	ipxeDir       string
 	grubDir       string
 	shimDir       string
@@ -67,6 +68,7 @@ func (b *bootOptions) start(ctx context.Context, g *errgroup.Group, st store.Bac
 		}
 		cfg.BootFiles = boot.BootFilesFrom(bins)
 		cfg.Sightings = sightings
+		cfg.SharedLeases = b.sharedLeases
 		if cfg.BootFiles.EFIx64Shim != "" {
 			loaders := boot.NewStoreLoaders(st.NewNodeCache(), st, log)
 			hooks.add(loaders.NodeChanged)

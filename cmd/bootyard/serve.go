@@ -196,6 +196,7 @@ func runServe(ctx context.Context, o *serveOptions) error {
 	}
 	// Queued boot events are written before the store closes (defers run in reverse).
 	defer ms.stop()
+	o.boot.sharedLeases = o.store.backend == storeKubernetes
 	if err := o.boot.start(gctx, g, st, bins, sightings, ms.grubFiles(), advertise, sources, hooks, log); err != nil {
 		return fail(err)
 	}
