@@ -137,23 +137,32 @@ func TestDHCP_Replicas_AnAddressChosenFromAnotherServerIsNotOffered(t *testing.T
 
 // TestDHCP_Replicas_SharedLeasesOfferEachMachineOneAddressWhateverTheOrder: two replicas
 // see the same DISCOVERs in opposite orders (as replicas under a storm do). From one
-// cursor each would offer m1 what the other offers m2; with SharedLeases both offer each
-// machine the same address, so whichever offer it takes, no REQUEST is refused.
+// cursor each would offer m1 what the other offers m2, every time; with SharedLeases each
+// machine's slot is its MAC's, so the replicas agree on most machines' addresses and
+// fewer REQUESTs are refused. Not always on all: slots are chosen within a window of 256
+// addresses (four lease blocks of the Kubernetes store, so that a batch of leases costs
+// a few writes), and two MACs whose slots collide there are placed in the order their
+// DISCOVERs came (here the window holds the whole 100-address range, 40 machines agree).
 func TestDHCP_Replicas_SharedLeasesOfferEachMachineOneAddressWhateverTheOrder(t *testing.T) {
+	const pairs = 20
 	for _, tt := range []struct {
-		shared   bool
-		wantSame bool
-	}{{shared: false, wantSame: false}, {shared: true, wantSame: true}} {
+		shared           bool
+		minSame, maxSame int // of 2*pairs machines
+	}{{shared: false, minSame: 0, maxSame: 0}, {shared: true, minSame: 2 * pairs * 3 / 4, maxSame: 2 * pairs}} {
 		t.Run(fmt.Sprintf("shared=%v", tt.shared), func(t *testing.T) {
 			cfg := testConfig(ModeFull)
 			cfg.SharedLeases = tt.shared
 			a, b := replicaPairWith(t, cfg)
-			same := true
-			for i := range 20 {
+			same := 0
+			for i := range pairs {
 				m1, m2 := node.MAC{0x52, 0x54, 0, 0x0c, byte(i), 1}, node.MAC{0x52, 0x54, 0, 0x0c, byte(i), 2}
 				a1, a2 := offerFrom(t, a, m1), offerFrom(t, a, m2)
 				b2, b1 := offerFrom(t, b, m2), offerFrom(t, b, m1)
-				same = same && a1.YourIPAddr.Equal(b1.YourIPAddr) && a2.YourIPAddr.Equal(b2.YourIPAddr)
+				for _, p := range [][2]*dhcpv4.DHCPv4{{a1, b1}, {a2, b2}} {
+					if p[0].YourIPAddr.Equal(p[1].YourIPAddr) {
+						same++
+					}
+				}
 				// Each machine takes the first replica's offer; the second hears it.
 				for _, o := range []*dhcpv4.DHCPv4{a1, a2} {
 					req := requestFor(t, o)
@@ -163,8 +172,9 @@ func TestDHCP_Replicas_SharedLeasesOfferEachMachineOneAddressWhateverTheOrder(t 
 					exchange(t, b, req, 67)
 				}
 			}
-			if same != tt.wantSame {
-				t.Fatalf("both replicas offered each machine the same address: %v, want %v", same, tt.wantSame)
+			t.Logf("both replicas offered %d of %d machines the same address", same, 2*pairs)
+			if same < tt.minSame || same > tt.maxSame {
+				t.Fatalf("both replicas offered %d of %d machines the same address, want %d to %d", same, 2*pairs, tt.minSame, tt.maxSame)
 			}
 		})
 	}

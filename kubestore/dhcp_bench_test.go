@@ -137,7 +137,7 @@ func startDORAReplica(ctx context.Context, b *testing.B, api *kubetest.API, ns s
 	srvNS.AddAddr(srvIf, netip.PrefixFrom(netip.AddrFrom4([4]byte{10, net2, 0, 1}), 16))
 	cfg := boot.DHCPConfig{Interface: srvIf, Mode: boot.ModeFull, LeaseTime: time.Hour, AdvertiseURL: fmt.Sprintf("http://10.%d.0.1:8080", net2),
 		Range:  boot.Range{Start: netip.AddrFrom4([4]byte{10, net2, 1, 0}), End: netip.AddrFrom4([4]byte{10, net2, 255, 250})},
-		Router: netip.AddrFrom4([4]byte{10, net2, 0, 1})}
+		Router: netip.AddrFrom4([4]byte{10, net2, 0, 1}), SharedLeases: true} // as serve --store kubernetes sets it
 	rep := doraReplica{store: st, done: make(chan error, 1)}
 	if err := srvNS.Do(func() error {
 		var err error
