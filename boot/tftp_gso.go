@@ -2,6 +2,7 @@ package boot
 
 import (
 	"errors"
+	"syscall"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -66,4 +67,17 @@ func putGSOSize(oob *[gsoCmsgSpace]byte, size uint16) {
 // for this datagram alone (EINVAL: segments larger than the path MTU, say).
 func gsoUnsupported(err error) bool {
 	return errors.Is(err, unix.EIO) || errors.Is(err, unix.ENOPROTOOPT) || errors.Is(err, unix.EOPNOTSUPP)
+}
+
+// gsoSupported asks the kernel whether the socket knows UDP_SEGMENT. A kernel older than
+// 4.18 would not refuse the control message but ignore it, and send a whole window as
+// one oversized datagram.
+func gsoSupported(raw syscall.RawConn) bool {
+	var serr error
+	if err := raw.Control(func(fd uintptr) {
+		_, serr = unix.GetsockoptInt(int(fd), unix.SOL_UDP, unix.UDP_SEGMENT)
+	}); err != nil {
+		return false
+	}
+	return serr == nil
 }

@@ -2,6 +2,7 @@ package boot
 
 import (
 	"bytes"
+	"net"
 	"sync"
 	"testing"
 
@@ -41,6 +42,22 @@ func TestTFTP_GSOSendsARunOfOneWindowsFullBlocksAsOneDatagram(t *testing.T) {
 				t.Errorf("gsoRun = %d, want %d", got, tt.want)
 			}
 		})
+	}
+}
+
+func TestTFTP_GSOIsUsedWhereTheKernelKnowsUDPSegment(t *testing.T) {
+	conn, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	bc, err := newBatchConn(conn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Linux 4.18 and later: every kernel this project supports.
+	if !bc.gso.Load() {
+		t.Errorf("GSO off on a kernel with UDP_SEGMENT")
 	}
 }
 

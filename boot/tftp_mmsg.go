@@ -80,7 +80,7 @@ func newBatchConn(conn *net.UDPConn) (*batchConn, error) {
 	}
 	la, _ := conn.LocalAddr().(*net.UDPAddr)
 	c := &batchConn{conn: conn, raw: raw, v6: la != nil && la.IP.To4() == nil}
-	c.gso.Store(true)
+	c.gso.Store(gsoSupported(raw))
 	return c, nil
 }
 
