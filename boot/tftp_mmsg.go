@@ -155,8 +155,13 @@ const maxSendBatch = 1024
 // bad destination never holds up the others; their transfers' timers resend. A GSO
 // message the kernel refuses is sent again as single datagrams.
 func (c *batchConn) write(b *sendBatch, pkts []outPacket) (failed int, err error) {
+	return c.send(b, pkts, c.gso.Load())
+}
+
+// send is write with windows as GSO datagrams or not.
+func (c *batchConn) send(b *sendBatch, pkts []outPacket, gso bool) (failed int, err error) {
 	for len(pkts) > 0 {
-		used := b.build(pkts, c.gso.Load())
+		used := b.build(pkts, gso)
 		msgs := b.msgs
 		for sent := 0; sent < len(msgs); {
 			var k int
@@ -194,7 +199,8 @@ func (c *batchConn) write(b *sendBatch, pkts []outPacket) (failed int, err error
 					for _, s := range b.segs[:sent] {
 						first += s
 					}
-					f, err := c.writeEach(pkts[first : first+n])
+					var single sendBatch
+					f, err := c.send(&single, pkts[first:first+n], false)
 					failed += f
 					if err != nil {
 						return failed, err
@@ -205,40 +211,6 @@ func (c *batchConn) write(b *sendBatch, pkts []outPacket) (failed int, err error
 				k = 1
 			}
 			sent += k
-		}
-		pkts = pkts[used:]
-	}
-	return failed, nil
-}
-
-// writeEach sends pkts as single datagrams.
-func (c *batchConn) writeEach(pkts []outPacket) (failed int, err error) {
-	var b sendBatch
-	for len(pkts) > 0 {
-		used := b.build(pkts, false)
-		for i := range b.msgs {
-			werr := c.raw.Write(func(fd uintptr) bool {
-				_, _, e := unix.Syscall(unix.SYS_SENDMSG, fd, uintptr(unsafe.Pointer(&b.msgs[i].hdr)), unix.MSG_DONTWAIT)
-				for e == unix.EINTR {
-					_, _, e = unix.Syscall(unix.SYS_SENDMSG, fd, uintptr(unsafe.Pointer(&b.msgs[i].hdr)), unix.MSG_DONTWAIT)
-				}
-				if e == unix.EAGAIN {
-					return false
-				}
-				if e != 0 {
-					err = e
-				}
-				return true
-			})
-			if werr != nil {
-				return failed, werr
-			}
-			if err != nil {
-				if errors.Is(err, unix.EBADF) {
-					return failed, err
-				}
-				failed, err = failed+1, nil
-			}
 		}
 		pkts = pkts[used:]
 	}
