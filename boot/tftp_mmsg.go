@@ -4,6 +4,7 @@ import (
 	"errors"
 	"net"
 	"net/netip"
+	"sync/atomic"
 	"syscall"
 	"unsafe"
 
@@ -69,6 +70,7 @@ type batchConn struct {
 	conn *net.UDPConn
 	raw  syscall.RawConn
 	v6   bool
+	gso  atomic.Bool // windows go out as UDP GSO datagrams (tftp_gso.go)
 }
 
 func newBatchConn(conn *net.UDPConn) (*batchConn, error) {
@@ -77,7 +79,9 @@ func newBatchConn(conn *net.UDPConn) (*batchConn, error) {
 		return nil, err
 	}
 	la, _ := conn.LocalAddr().(*net.UDPAddr)
-	return &batchConn{conn: conn, raw: raw, v6: la != nil && la.IP.To4() == nil}, nil
+	c := &batchConn{conn: conn, raw: raw, v6: la != nil && la.IP.To4() == nil}
+	c.gso.Store(gsoSupported(raw))
+	return c, nil
 }
 
 // recvBatch is the receive side's arrays: up to len(msgs) datagrams per call.
@@ -134,53 +138,39 @@ func (c *batchConn) read(b *recvBatch) (int, error) {
 }
 
 // sendBatch is the send side's arrays, rebuilt for each batch from the packets queued.
+// A message is one datagram, or a run of a window's blocks sent as one UDP GSO datagram
+// (tftp_gso.go); segs says how many packets each message carries.
 type sendBatch struct {
 	msgs []mmsghdr
-	iovs [][2]unix.Iovec
+	iovs []unix.Iovec
+	oobs [][gsoCmsgSpace]byte
+	segs []int
 }
 
-// maxSendBatch is how many datagrams one sendmmsg carries: the kernel's UIO_MAXIOV cap.
+// maxSendBatch is how many messages one sendmmsg carries: the kernel's UIO_MAXIOV cap.
 const maxSendBatch = 1024
 
 // write sends every packet in pkts, in order, sendmmsg by sendmmsg. A datagram the kernel
 // refuses (a peer whose route vanished, say) is skipped and counted in the result, so one
-// bad destination never holds up the others; their transfers' timers resend.
+// bad destination never holds up the others; their transfers' timers resend. A GSO
+// message the kernel refuses is sent again as single datagrams.
 func (c *batchConn) write(b *sendBatch, pkts []outPacket) (failed int, err error) {
+	return c.send(b, pkts, c.gso.Load())
+}
+
+// send is write with windows as GSO datagrams or not.
+func (c *batchConn) send(b *sendBatch, pkts []outPacket, gso bool) (failed int, err error) {
 	for len(pkts) > 0 {
-		n := min(len(pkts), maxSendBatch)
-		if cap(b.msgs) < n {
-			b.msgs = make([]mmsghdr, n)
-			b.iovs = make([][2]unix.Iovec, n)
-		}
-		msgs, iovs := b.msgs[:n], b.iovs[:n]
-		for i := range n {
-			p := &pkts[i]
-			m := &msgs[i]
-			*m = mmsghdr{}
-			m.hdr.Name = (*byte)(unsafe.Pointer(&p.to.raw))
-			m.hdr.Namelen = p.to.len
-			k := 0
-			if p.hdrLen > 0 {
-				iovs[i][k].Base = &p.hdr[0]
-				iovs[i][k].SetLen(p.hdrLen)
-				k++
-			}
-			if len(p.payload) > 0 {
-				iovs[i][k].Base = &p.payload[0]
-				iovs[i][k].SetLen(len(p.payload))
-				k++
-			}
-			m.hdr.Iov = &iovs[i][0]
-			m.hdr.SetIovlen(k)
-		}
-		for sent := 0; sent < n; {
+		used := b.build(pkts, gso)
+		msgs := b.msgs
+		for sent := 0; sent < len(msgs); {
 			var k int
 			var serr error
 			werr := c.raw.Write(func(fd uintptr) bool {
-				r, _, e := unix.Syscall6(unix.SYS_SENDMMSG, fd, uintptr(unsafe.Pointer(&msgs[sent])), uintptr(n-sent),
+				r, _, e := unix.Syscall6(unix.SYS_SENDMMSG, fd, uintptr(unsafe.Pointer(&msgs[sent])), uintptr(len(msgs)-sent),
 					unix.MSG_DONTWAIT, 0, 0)
 				for e == unix.EINTR {
-					r, _, e = unix.Syscall6(unix.SYS_SENDMMSG, fd, uintptr(unsafe.Pointer(&msgs[sent])), uintptr(n-sent),
+					r, _, e = unix.Syscall6(unix.SYS_SENDMMSG, fd, uintptr(unsafe.Pointer(&msgs[sent])), uintptr(len(msgs)-sent),
 						unix.MSG_DONTWAIT, 0, 0)
 				}
 				if e == unix.EAGAIN {
@@ -199,15 +189,93 @@ func (c *batchConn) write(b *sendBatch, pkts []outPacket) (failed int, err error
 				if errors.Is(serr, unix.EBADF) {
 					return failed, serr
 				}
-				// The first datagram left was refused: skip it, send the rest.
-				failed++
+				// The first message left was refused: skip it, send the rest.
+				if n := b.segs[sent]; n > 1 {
+					// A GSO message: its blocks go again one by one.
+					if gsoUnsupported(serr) {
+						c.gso.Store(false)
+					}
+					first := 0
+					for _, s := range b.segs[:sent] {
+						first += s
+					}
+					var single sendBatch
+					f, err := c.send(&single, pkts[first:first+n], false)
+					failed += f
+					if err != nil {
+						return failed, err
+					}
+				} else {
+					failed++
+				}
 				k = 1
 			}
 			sent += k
 		}
-		pkts = pkts[n:]
+		pkts = pkts[used:]
 	}
 	return failed, nil
+}
+
+// build fills b with the messages for the first packets of pkts, up to maxSendBatch
+// messages, and returns how many packets they carry. With gso, each run of a window's
+// blocks becomes one message.
+func (b *sendBatch) build(pkts []outPacket, gso bool) int {
+	b.segs = b.segs[:0]
+	used, iovs := 0, 0
+	for used < len(pkts) && len(b.segs) < maxSendBatch {
+		n := 1
+		if gso {
+			n = gsoRun(pkts[used:])
+		}
+		b.segs = append(b.segs, n)
+		for _, p := range pkts[used : used+n] {
+			iovs += min(p.hdrLen, 1) + min(len(p.payload), 1)
+		}
+		used += n
+	}
+	m := len(b.segs)
+	if cap(b.msgs) < m {
+		b.msgs = make([]mmsghdr, m)
+		b.oobs = make([][gsoCmsgSpace]byte, m)
+	}
+	if cap(b.iovs) < iovs {
+		b.iovs = make([]unix.Iovec, iovs)
+	}
+	b.msgs, b.oobs, b.iovs = b.msgs[:m], b.oobs[:m], b.iovs[:iovs]
+	next, iv := 0, 0
+	for i, n := range b.segs {
+		first := iv
+		for j := range n {
+			p := &pkts[next+j]
+			if p.hdrLen > 0 {
+				b.iovs[iv].Base = &p.hdr[0]
+				b.iovs[iv].SetLen(p.hdrLen)
+				iv++
+			}
+			if len(p.payload) > 0 {
+				b.iovs[iv].Base = &p.payload[0]
+				b.iovs[iv].SetLen(len(p.payload))
+				iv++
+			}
+		}
+		p := &pkts[next]
+		m := &b.msgs[i]
+		*m = mmsghdr{}
+		m.hdr.Name = (*byte)(unsafe.Pointer(&p.to.raw))
+		m.hdr.Namelen = p.to.len
+		if iv > first {
+			m.hdr.Iov = &b.iovs[first]
+			m.hdr.SetIovlen(iv - first)
+		}
+		if n > 1 {
+			putGSOSize(&b.oobs[i], uint16(p.hdrLen+len(p.payload)))
+			m.hdr.Control = &b.oobs[i][0]
+			m.hdr.SetControllen(unix.CmsgSpace(2))
+		}
+		next += n
+	}
+	return next
 }
 
 // outPacket is one datagram queued for the next sendmmsg: an optional 4-byte TFTP header

@@ -18,44 +18,63 @@ type bootWrite struct {
 	event  node.Event // zero Type means none; the store names it after mac's owner
 }
 
-// bootWriter owns the writes the script endpoint does not wait for. One goroutine collects
-// them and hands what it has to up to maxInflightWrites concurrent writes; bbolt's Batch
-// merges those into one transaction, so while one commit waits for its fsync the next
-// batch is already forming. A rack booting at once costs a few commits, not one fsync
-// per request. When even the pending buffer is full, writes are dropped (and counted)
-// rather than blocking the boot path.
+// bootWriter owns the writes the script endpoint does not wait for. Requests append them
+// to one pending list, and one goroutine hands what has gathered to up to
+// maxInflightWrites concurrent writes; bbolt's Batch merges those into one transaction,
+// so while one commit waits for its fsync the next batch is already forming. A rack
+// booting at once costs a few commits, not one fsync per request. When the pending list
+// is full, writes are dropped (and counted) rather than blocking the boot path.
+//
+// The list grows with what is pending instead of being a channel sized for the worst
+// burst: a channel of 8,192 writes was 2.4 MB held for the server's life per handler,
+// the largest single item of the heap during a storm (and the collector's heap goal is
+// twice the live heap).
 type bootWriter struct {
 	inv     IPXEInventory
 	log     *slog.Logger
-	queue   chan bootWrite
+	wake    chan struct{} // one token: "pending is not empty"
 	flushes chan chan struct{}
 	stop    chan struct{}
 	done    chan struct{}
 	once    sync.Once
 	dropped atomic.Uint64
+
+	mu      sync.Mutex
+	pending []bootWrite
 }
 
 const (
-	// bootQueueLen is the hand-off from requests to the collecting goroutine.
-	bootQueueLen = 8192
 	// maxPendingWrites bounds what waits for a free writer: about a minute of a hundred
 	// machines polling, or a few seconds at benchmark rates with a slow disk.
 	maxPendingWrites  = 1 << 16
 	maxInflightWrites = 4
+	// batchCap is a new batch's capacity; batches grow by append and are recycled
+	// with what they grew to.
+	batchCap = 64
+	// maxRecycledCap is the largest batch kept for reuse (about 300 KB).
+	maxRecycledCap = 1024
 )
 
 func newBootWriter(inv IPXEInventory, log *slog.Logger) *bootWriter {
-	bw := &bootWriter{inv: inv, log: log, queue: make(chan bootWrite, bootQueueLen),
-		flushes: make(chan chan struct{}), stop: make(chan struct{}), done: make(chan struct{})}
+	bw := &bootWriter{inv: inv, log: log, wake: make(chan struct{}, 1),
+		flushes: make(chan chan struct{}), stop: make(chan struct{}), done: make(chan struct{}),
+		pending: make([]bootWrite, 0, batchCap)}
 	go bw.run()
 	return bw
 }
 
 func (bw *bootWriter) enqueue(w bootWrite) {
-	select {
-	case bw.queue <- w:
-	default:
+	bw.mu.Lock()
+	if len(bw.pending) >= maxPendingWrites {
+		bw.mu.Unlock()
 		bw.drop()
+		return
+	}
+	bw.pending = append(bw.pending, w)
+	bw.mu.Unlock()
+	select {
+	case bw.wake <- struct{}{}:
+	default: // a wake-up is already due
 	}
 }
 
@@ -69,53 +88,64 @@ func (bw *bootWriter) run() {
 	defer close(bw.done)
 	// Batches are recycled: at benchmark rates, growing a fresh slice per commit cost
 	// more than the commit's own work.
-	free := make(chan []bootWrite, maxInflightWrites+1)
+	free := make(chan []bootWrite, maxInflightWrites+2)
 	fresh := func() []bootWrite {
 		select {
 		case b := <-free:
 			return b[:0]
 		default:
-			return make([]bootWrite, 0, 1024)
+			return make([]bootWrite, 0, batchCap)
 		}
 	}
-	pending := fresh()
+	recycle := func(b []bootWrite) {
+		if cap(b) > maxRecycledCap {
+			return // a burst's batch: let the collector have it
+		}
+		clear(b) // drop references to strings before the slice is reused
+		select {
+		case free <- b[:0]:
+		default:
+		}
+	}
 	inflight := 0
 	written := make(chan struct{}, maxInflightWrites)
 	start := func() {
-		if len(pending) == 0 || inflight == maxInflightWrites {
+		if inflight == maxInflightWrites {
 			return
 		}
-		batch := pending
-		pending = fresh()
+		bw.mu.Lock()
+		batch := bw.pending
+		if len(batch) == 0 {
+			bw.mu.Unlock()
+			return
+		}
+		bw.pending = fresh()
+		bw.mu.Unlock()
 		inflight++
 		go func() {
 			bw.write(batch)
-			clear(batch) // drop references to strings before the slice is reused
-			select {
-			case free <- batch:
-			default:
-			}
+			recycle(batch)
 			written <- struct{}{}
 		}()
 	}
 	// settle writes everything collected so far and waits for it.
 	settle := func() {
-		pending = bw.drain(pending)
 		for ; inflight > 0; inflight-- {
 			<-written
 		}
-		pending = bw.drain(pending)
-		bw.write(pending)
-		pending = pending[:0]
+		bw.mu.Lock()
+		batch := bw.pending
+		bw.pending = fresh()
+		bw.mu.Unlock()
+		bw.write(batch)
+		recycle(batch)
 	}
 	for {
 		select {
-		case w := <-bw.queue:
-			pending = bw.drain(bw.take(pending, w))
+		case <-bw.wake:
 			start()
 		case <-written:
 			inflight--
-			pending = bw.drain(pending)
 			start()
 		case ack := <-bw.flushes:
 			settle()
@@ -123,26 +153,6 @@ func (bw *bootWriter) run() {
 		case <-bw.stop:
 			settle()
 			return
-		}
-	}
-}
-
-func (bw *bootWriter) take(pending []bootWrite, w bootWrite) []bootWrite {
-	if len(pending) >= maxPendingWrites {
-		bw.drop()
-		return pending
-	}
-	return append(pending, w)
-}
-
-// drain takes what is queued without waiting.
-func (bw *bootWriter) drain(pending []bootWrite) []bootWrite {
-	for {
-		select {
-		case w := <-bw.queue:
-			pending = bw.take(pending, w)
-		default:
-			return pending
 		}
 	}
 }
