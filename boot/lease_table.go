@@ -97,8 +97,9 @@ type leaseTable struct {
 	mu    sync.Mutex
 	byIP  map[uint32]binding
 	byMAC map[node.MAC]uint32
-	// byMACHash starts the search for a new address at a slot the MAC chooses, before
-	// the cursor (DHCPConfig.SharedLeases).
+	// byMACHash is DHCPConfig.SharedLeases: the search for a new address starts at a
+	// slot the MAC chooses, before the cursor, and an offer made here does not keep a
+	// client from an address the shared store may have leased it through another replica.
 	byMACHash bool
 }
 
@@ -307,7 +308,12 @@ func (t *leaseTable) bind(mac node.MAC, ip netip.Addr, p *subnetPool, static net
 	defer t.mu.Unlock()
 	cur, hadIP := t.byIP[addrToUint(ip)]
 	if !static.IsValid() {
-		if hadIP && cur.mac != mac && cur.live(now) {
+		// With a shared store, our own offer of the address to another client does not
+		// decide: another replica may have leased it to this one (an INIT-REBOOT after
+		// that replica died), and the store, which refuses a second active lease of an
+		// address, is the judge; an offer here would only NAK the lease's holder.
+		offeredHere := t.byMACHash && cur.state == bindOffered
+		if hadIP && cur.mac != mac && cur.live(now) && !offeredHere {
 			return store.Lease{}, snapshot{}, bindHeldByOther
 		}
 		if !p.rng.Contains(ip) || p.excluded[ip] {
