@@ -225,44 +225,55 @@ func TestDHCP_Replicas_ARaceOnAMachinesOwnLeaseIsNotNAKed(t *testing.T) {
 
 // TestDHCP_Replicas_AMachineRebootingThroughASurvivorKeepsItsAddress: a replica leased
 // an address to m1 and died before the other heard the REQUEST; the survivor meanwhile
-// offered that address to m2 (their MACs' slots collide). m1 reboots (INIT-REBOOT) and
-// asks the survivor: it must keep its address (the shared store says it is m1's), and m2,
-// which only had an offer, is the one told no.
+// either offered that address to m2 (their MACs' slots collide) or heard m2 ask another
+// server for it (m2 lost that race in the store). m1 reboots (INIT-REBOOT) and asks the
+// survivor: it must keep its address (the shared store says it is m1's), and m2 is told no.
 func TestDHCP_Replicas_AMachineRebootingThroughASurvivorKeepsItsAddress(t *testing.T) {
-	cfg := testConfig(ModeFull)
-	cfg.SharedLeases = true
-	dead, survivor := replicaPairWith(t, cfg)
-	m1 := mustMAC("52:54:00:00:0e:01")
-	offer := offerFrom(t, dead, m1)
-	if ack, _ := exchange(t, dead, requestFor(t, offer), 67); ack == nil || ack.MessageType() != dhcpv4.MessageTypeAck {
-		t.Fatalf("m1's REQUEST: %v", ack)
-	}
-	ip := addrOf(offer.YourIPAddr)
-	// A MAC whose slot is m1's: the survivor, which never heard m1's REQUEST, offers it ip.
-	var m2 node.MAC
-	var offer2 *dhcpv4.DHCPv4
-	for i := range 4096 {
-		m2 = node.MAC{0x52, 0x54, 0, 0x0e, byte(i >> 8), byte(i)}
-		if m2 == m1 {
-			continue
-		}
-		if o := offerFrom(t, survivor, m2); addrOf(o.YourIPAddr) == ip {
-			offer2 = o
-			break
-		}
-	}
-	if offer2 == nil {
-		t.Fatalf("no MAC was offered %s by the survivor", ip)
-	}
-	reboot, err := dhcpv4.New(dhcpv4.WithHwAddr(m1.HardwareAddr()), dhcpv4.WithMessageType(dhcpv4.MessageTypeRequest),
-		dhcpv4.WithOption(dhcpv4.OptRequestedIPAddress(ip.AsSlice())))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if reply, _ := exchange(t, survivor, reboot, 67); reply == nil || reply.MessageType() != dhcpv4.MessageTypeAck || addrOf(reply.YourIPAddr) != ip {
-		t.Fatalf("m1 rebooting with %s through the survivor: %v, want its ACK", ip, reply)
-	}
-	if reply, _ := exchange(t, survivor, requestFor(t, offer2), 67); reply == nil || reply.MessageType() != dhcpv4.MessageTypeNak {
-		t.Fatalf("m2's REQUEST for m1's %s: %v, want a NAK", ip, reply)
+	for _, how := range []string{"offered to m2 here", "heard m2 ask another server"} {
+		t.Run(how, func(t *testing.T) {
+			cfg := testConfig(ModeFull)
+			cfg.SharedLeases = true
+			dead, survivor := replicaPairWith(t, cfg)
+			m1 := mustMAC("52:54:00:00:0e:01")
+			offer := offerFrom(t, dead, m1)
+			if ack, _ := exchange(t, dead, requestFor(t, offer), 67); ack == nil || ack.MessageType() != dhcpv4.MessageTypeAck {
+				t.Fatalf("m1's REQUEST: %v", ack)
+			}
+			ip := addrOf(offer.YourIPAddr)
+			var m2Request *dhcpv4.DHCPv4
+			if how == "offered to m2 here" {
+				// A MAC whose slot is m1's: the survivor, which never heard m1's REQUEST,
+				// offers it ip.
+				for i := range 4096 {
+					m2 := node.MAC{0x52, 0x54, 0, 0x0e, byte(i >> 8), byte(i)}
+					if o := offerFrom(t, survivor, m2); m2 != m1 && addrOf(o.YourIPAddr) == ip {
+						m2Request = requestFor(t, o)
+						break
+					}
+				}
+				if m2Request == nil {
+					t.Fatalf("no MAC was offered %s by the survivor", ip)
+				}
+			} else {
+				// m2's REQUEST for the dead replica's offer of ip, as every replica hears it.
+				m2Request = requestFor(t, offer, dhcpv4.WithHwAddr(mustMAC("52:54:00:00:0e:02").HardwareAddr()))
+				if reply, _ := exchange(t, survivor, m2Request, 67); reply != nil {
+					t.Fatalf("the survivor answered a REQUEST for another server's offer: %s", reply.MessageType())
+				}
+			}
+			reboot, err := dhcpv4.New(dhcpv4.WithHwAddr(m1.HardwareAddr()), dhcpv4.WithMessageType(dhcpv4.MessageTypeRequest),
+				dhcpv4.WithOption(dhcpv4.OptRequestedIPAddress(ip.AsSlice())))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if reply, _ := exchange(t, survivor, reboot, 67); reply == nil || reply.MessageType() != dhcpv4.MessageTypeAck || addrOf(reply.YourIPAddr) != ip {
+				t.Fatalf("m1 rebooting with %s through the survivor: %v, want its ACK", ip, reply)
+			}
+			if how == "offered to m2 here" {
+				if reply, _ := exchange(t, survivor, m2Request, 67); reply == nil || reply.MessageType() != dhcpv4.MessageTypeNak {
+					t.Fatalf("m2's REQUEST for m1's %s: %v, want a NAK", ip, reply)
+				}
+			}
+		})
 	}
 }

@@ -308,12 +308,14 @@ func (t *leaseTable) bind(mac node.MAC, ip netip.Addr, p *subnetPool, static net
 	defer t.mu.Unlock()
 	cur, hadIP := t.byIP[addrToUint(ip)]
 	if !static.IsValid() {
-		// With a shared store, our own offer of the address to another client does not
-		// decide: another replica may have leased it to this one (an INIT-REBOOT after
-		// that replica died), and the store, which refuses a second active lease of an
-		// address, is the judge; an offer here would only NAK the lease's holder.
-		offeredHere := t.byMACHash && cur.state == bindOffered
-		if hadIP && cur.mac != mac && cur.live(now) && !offeredHere {
+		// With a shared store, neither our own offer of the address to another client
+		// nor what we learned of other servers' leases (bindElsewhere: a REQUEST heard,
+		// a claim the store refused, both possibly for a client that lost the address
+		// since) decides: another replica may have leased it to this client (an
+		// INIT-REBOOT after that replica died), and the store, which refuses a second
+		// active lease of an address, is the judge. Deciding here NAKed the lease's holder.
+		storeJudges := t.byMACHash && (cur.state == bindOffered || cur.state == bindElsewhere)
+		if hadIP && cur.mac != mac && cur.live(now) && !storeJudges {
 			return store.Lease{}, snapshot{}, bindHeldByOther
 		}
 		if !p.rng.Contains(ip) || p.excluded[ip] {
