@@ -39,6 +39,7 @@ deps-test:
 build:
 	$(GO) build -o $(BIN)/bootyard ./cmd/bootyard
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags="-s -w" -o $(BIN)/bootyard-agent ./cmd/bootyard-agent
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags="-s -w" -o $(BIN)/bootyard-demo-os ./cmd/bootyard-demo-os
 	$(GO) build -o $(BIN)/bootyard-demo ./cmd/bootyard-demo
 
 # The installer agent's kernel (Debian's linux-image-amd64, fetched once into

@@ -9,8 +9,6 @@ import (
 	"net/http"
 	"path/filepath"
 	"time"
-
-	"github.com/bootyard/bootyard/images/disk/disktest"
 )
 
 // client calls Bootyard's API through the host-side forward, as an operator would.
@@ -82,14 +80,14 @@ func (c *client) states(ctx context.Context) (map[string]string, error) {
 	return out, nil
 }
 
-// seedInventory adds the demo image, join settings for a cluster that exists only on
-// paper (the demo has no LLMOS server to join), and the two machines.
-func seedInventory(ctx context.Context, c *client, data string) error {
+// seedInventory adds the demo image (built by buildImage into the server's images
+// directory), join settings for a cluster that exists only on paper (the demo has no
+// LLMOS server to join), and the two machines; with secureBoot the UEFI one boots
+// through the signed shim and GRUB.
+func seedInventory(ctx context.Context, c *client, data string, secureBoot bool, buildImage func(path string) error) error {
 	// The server reads image files only from its images directory (made at its start).
 	img := filepath.Join(data, "images", "demo.img")
-	// A small GPT image (one partition of random bytes): enough to watch an install
-	// stream, verify and add its CIDATA partition.
-	if err := disktest.GPTImage(img, 64<<20); err != nil {
+	if err := buildImage(img); err != nil {
 		return err
 	}
 	if err := c.call(ctx, "POST", "/api/v1/images", map[string]any{"name": "demo", "file": img, "default": true}, nil); err != nil {
@@ -101,7 +99,12 @@ func seedInventory(ctx context.Context, c *client, data string) error {
 		return err
 	}
 	for _, m := range machines {
-		if err := c.call(ctx, "POST", "/api/v1/nodes", map[string]any{"macs": []string{m.mac}, "role": m.role, "name": m.name}, nil); err != nil {
+		in := map[string]any{"macs": []string{m.mac}, "role": m.role, "name": m.name}
+		if m.uefi && secureBoot {
+			// iPXE is not signed: firmware that enforces Secure Boot refuses it.
+			in["uefiLoader"] = "shim"
+		}
+		if err := c.call(ctx, "POST", "/api/v1/nodes", in, nil); err != nil {
 			return err
 		}
 	}

@@ -17,7 +17,8 @@ import (
 
 // TestDemo_BothMachinesInstallAndCtrlCRemovesTheNamespace runs the demo as `make demo`
 // does, watches the API on the host's loopback until the BIOS and the UEFI machine are
-// installed, then stops it with SIGINT and checks it removed its namespace.
+// installed and the UEFI one has booted the installed demo OS, then stops it with SIGINT
+// and checks it removed its namespace.
 func TestDemo_BothMachinesInstallAndCtrlCRemovesTheNamespace(t *testing.T) {
 	if testing.Short() {
 		t.Skip("boots two QEMU machines under TCG: skipped with -short")
@@ -37,6 +38,7 @@ func TestDemo_BothMachinesInstallAndCtrlCRemovesTheNamespace(t *testing.T) {
 	bin := t.TempDir()
 	for _, b := range []struct{ out, pkg string }{
 		{"bootyard", "./cmd/bootyard"}, {"bootyard-agent", "./cmd/bootyard-agent"}, {"bootyard-demo", "./cmd/bootyard-demo"},
+		{"bootyard-demo-os", "./cmd/bootyard-demo-os"},
 	} {
 		cmd := exec.Command("go", "build", "-o", filepath.Join(bin, b.out), b.pkg)
 		cmd.Dir = repo
@@ -113,6 +115,23 @@ func TestDemo_BothMachinesInstallAndCtrlCRemovesTheNamespace(t *testing.T) {
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("machines not installed in time: %v", states)
+		}
+	}
+	// Installed, the UEFI machine reboots, Bootyard sends it to its disk, and the demo
+	// image's shim, GRUB and kernel start the demo OS (plain OVMF: Secure Boot off).
+	uefiSerial := filepath.Join(data, machines[1].name+".serial")
+	for {
+		b, _ := os.ReadFile(uefiSerial)
+		if strings.Contains(string(b), demoBanner+"off") {
+			break
+		}
+		select {
+		case err := <-exited:
+			t.Fatalf("demo exited before the UEFI machine booted the demo OS: %v", err)
+		case <-time.After(2 * time.Second):
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the installed UEFI machine did not boot the demo OS in time; its console:\n%s", tail(string(b), 3000))
 		}
 	}
 	// The web page is on the host's loopback too.

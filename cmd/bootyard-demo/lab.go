@@ -105,8 +105,9 @@ func (l *lab) startBootyard(bin, data string) (*bootyardProc, error) {
 }
 
 // startVM boots one demo machine under TCG (nested KVM aborts once iPXE runs) with an
-// empty sparse disk, network first.
-func (l *lab) startVM(ctx context.Context, m machine, data string) error {
+// empty sparse disk, network first; a UEFI machine with secureBoot runs firmware that
+// enforces it.
+func (l *lab) startVM(ctx context.Context, m machine, data string, secureBoot bool) error {
 	disk := filepath.Join(data, m.name+".disk")
 	f, err := os.Create(disk)
 	if err != nil {
@@ -125,24 +126,51 @@ func (l *lab) startVM(ctx context.Context, m machine, data string) error {
 		// The agent's crypto/rand needs a seeded CRNG; TCG offers no RDRAND.
 		"-device", "virtio-rng-pci"}
 	if m.uefi {
-		vars := filepath.Join(data, m.name+".vars")
-		b, err := os.ReadFile("/usr/share/OVMF/OVMF_VARS.fd")
+		fw, err := uefiFirmware(filepath.Join(data, m.name+".vars"), secureBoot)
 		if err != nil {
-			return fmt.Errorf("OVMF (Debian package ovmf): %w", err)
-		}
-		if err := os.WriteFile(vars, b, 0o600); err != nil {
 			return err
 		}
-		args = append(args, "-machine", "q35",
-			"-drive", "if=pflash,format=raw,readonly=on,file=/usr/share/OVMF/OVMF_CODE.fd",
-			"-drive", "if=pflash,format=raw,file="+vars,
-			// An empty romfile: the firmware's own PXE, which TFTPs ipxe.efi from Bootyard.
-			"-device", "virtio-net-pci,netdev=n0,mac="+m.mac+",romfile=,bootindex=1")
+		args = append(args, fw...)
+		// An empty romfile: the firmware's own PXE, which TFTPs ipxe.efi (or, with
+		// Secure Boot, shim) from Bootyard.
+		args = append(args, "-device", "virtio-net-pci,netdev=n0,mac="+m.mac+",romfile=,bootindex=1")
 	} else {
 		args = append(args, "-machine", "pc", "-device", "virtio-net-pci,netdev=n0,mac="+m.mac+",bootindex=1")
 	}
 	_, err = l.start(filepath.Join(data, m.name+".qemu.log"), "qemu-system-x86_64", args...)
 	return err
+}
+
+// Debian's OVMF (package ovmf): plain, and built with Secure Boot and SMM, whose
+// variable store has Microsoft's keys enrolled and Secure Boot enforced.
+const (
+	ovmfCode           = "/usr/share/OVMF/OVMF_CODE.fd"
+	ovmfVars           = "/usr/share/OVMF/OVMF_VARS.fd"
+	ovmfSecureBootCode = "/usr/share/OVMF/OVMF_CODE_4M.ms.fd"
+	ovmfSecureBootVars = "/usr/share/OVMF/OVMF_VARS_4M.ms.fd"
+)
+
+// uefiFirmware returns QEMU's machine and firmware arguments for a UEFI machine whose
+// variable store is a fresh copy at vars. With secureBoot the machine is q35 with SMM
+// and the flash is secure: the Secure Boot build of OVMF refuses to start otherwise, and
+// without SMM a guest could rewrite the keys.
+func uefiFirmware(vars string, secureBoot bool) ([]string, error) {
+	machine, code, template := "q35", ovmfCode, ovmfVars
+	var extra []string
+	if secureBoot {
+		machine, code, template = "q35,smm=on", ovmfSecureBootCode, ovmfSecureBootVars
+		extra = []string{"-global", "driver=cfi.pflash01,property=secure,value=on"}
+	}
+	b, err := os.ReadFile(template)
+	if err != nil {
+		return nil, fmt.Errorf("OVMF (Debian package ovmf): %w", err)
+	}
+	if err := os.WriteFile(vars, b, 0o600); err != nil {
+		return nil, err
+	}
+	return append(extra, "-machine", machine,
+		"-drive", "if=pflash,format=raw,readonly=on,file="+code,
+		"-drive", "if=pflash,format=raw,file="+vars), nil
 }
 
 // close stops what the demo started (by PID, newest first) and deletes the namespace,

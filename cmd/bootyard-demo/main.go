@@ -17,6 +17,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/bootyard/bootyard/images"
 )
 
 // options are the demo's flags.
@@ -26,6 +28,7 @@ type options struct {
 	listen         string
 	kernelCache    string
 	untilInstalled bool
+	secureBoot     bool
 	timeout        time.Duration
 }
 
@@ -36,6 +39,7 @@ func main() {
 	flag.StringVar(&o.listen, "listen", "127.0.0.1:8080", "host address where the web page is forwarded")
 	flag.StringVar(&o.kernelCache, "kernel-cache", ".cache/kernel", "Debian kernel cache for the agent (make images)")
 	flag.BoolVar(&o.untilInstalled, "until-installed", false, "exit 0 as soon as both machines are installed (for tests)")
+	flag.BoolVar(&o.secureBoot, "secure-boot", false, "run the UEFI machine on firmware that enforces Secure Boot; it boots through the signed shim and GRUB")
 	flag.DurationVar(&o.timeout, "timeout", 0, "give up after this long (0: run until Ctrl-C)")
 	flag.Parse()
 
@@ -84,6 +88,12 @@ func run(ctx context.Context, o options, log *slog.Logger) error {
 		return fmt.Errorf("build the agent (make images): %w", err)
 	}
 
+	// The image the machines install: a tiny OS that boots through shim and GRUB.
+	spec, err := demoImageSpec(ctx, bin, o.kernelCache, log)
+	if err != nil {
+		return err
+	}
+
 	lab, err := newLab(fmt.Sprintf("bootyard-demo-%d", os.Getpid()), log)
 	if err != nil {
 		return err
@@ -105,17 +115,21 @@ func run(ctx context.Context, o options, log *slog.Logger) error {
 	if err := api.waitHealthy(ctx); err != nil {
 		return err
 	}
-	if err := seedInventory(ctx, api, data); err != nil {
+	buildImage := func(path string) error { return images.BuildDemoImage(ctx, spec, path) }
+	if err := seedInventory(ctx, api, data, o.secureBoot, buildImage); err != nil {
 		return err
 	}
 	for _, m := range machines {
-		if err := lab.startVM(ctx, m, data); err != nil {
+		if err := lab.startVM(ctx, m, data, o.secureBoot); err != nil {
 			return err
 		}
 	}
 	fmt.Fprintf(os.Stderr, "\nBootyard demo is up: open http://%s/ (user admin, password in %s)\n"+
-		"Two machines are network-booting: %s (BIOS) and %s (UEFI). Ctrl-C stops the demo.\n\n",
-		o.listen, filepath.Join(data, "admin-token"), machines[0].name, machines[1].name)
+		"Two machines are network-booting: %s (BIOS) and %s (UEFI%s). Ctrl-C stops the demo.\n"+
+		"Their serial consoles are %s and %s: once installed, the UEFI machine boots the demo OS,\n"+
+		"which prints \"Bootyard demo OS booted; Secure Boot: on|off\" there.\n\n",
+		o.listen, filepath.Join(data, "admin-token"), machines[0].name, machines[1].name, sbNote(o.secureBoot),
+		filepath.Join(data, machines[0].name+".serial"), filepath.Join(data, machines[1].name+".serial"))
 
 	return watch(ctx, api, o.untilInstalled, log)
 }
@@ -154,6 +168,13 @@ func watch(ctx context.Context, api *client, untilInstalled bool, log *slog.Logg
 		case <-tick.C:
 		}
 	}
+}
+
+func sbNote(secureBoot bool) string {
+	if secureBoot {
+		return ", Secure Boot enforced, through shim and GRUB"
+	}
+	return ""
 }
 
 func summary(states map[string]string) []string {
