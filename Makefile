@@ -50,8 +50,9 @@ images: build
 
 # The lab on this machine: a namespace, Bootyard with DHCP on its bridge, two QEMU
 # machines (BIOS, UEFI) that install a demo image; the web page on 127.0.0.1:8080.
+# DEMO_ARGS=--secure-boot runs the UEFI machine with Secure Boot enforced.
 demo: deps-test build
-	$(BIN)/bootyard-demo --bootyard $(BIN)/bootyard --listen $(LISTEN)
+	$(BIN)/bootyard-demo --bootyard $(BIN)/bootyard --listen $(LISTEN) $(DEMO_ARGS)
 
 run: deps-run images
 	$(BIN)/bootyard serve --data $(DATA) --listen $(LISTEN)
