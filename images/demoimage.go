@@ -53,7 +53,7 @@ func BuildDemoImage(ctx context.Context, spec DemoImageSpec, path string) error 
 			return fmt.Errorf("demo image: %s not found (Debian's dosfstools and mtools): %w", tool, err)
 		}
 	}
-	dir, err := os.MkdirTemp(filepath.Dir(path), ".demo-image-")
+	dir, err := os.MkdirTemp("", "bootyard-demo-image-")
 	if err != nil {
 		return fmt.Errorf("demo image: %w", err)
 	}
