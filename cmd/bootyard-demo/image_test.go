@@ -24,7 +24,7 @@ const demoBanner = "Bootyard demo OS booted; Secure Boot: "
 // Debian's kernel, and the demo OS reads the firmware's SecureBoot variable: on. On
 // plain OVMF the same image says off. The control: the same image with unsigned
 // ipxe.efi as \EFI\BOOT\BOOTX64.EFI is refused by the firmware and never reaches the
-// demo OS.
+// demo OS, and so is the image with a tampered kernel, which GRUB refuses through shim.
 func TestDemoImage_BootsUnderSecureBootAndUnsignedLoaderIsRefused(t *testing.T) {
 	if testing.Short() {
 		t.Skip("boots QEMU under TCG: skipped with -short")
@@ -67,6 +67,21 @@ func TestDemoImage_BootsUnderSecureBootAndUnsignedLoaderIsRefused(t *testing.T) 
 	if out, err := exec.Command("mcopy", "-o", "-i", unsigned+"@@1M", "/usr/lib/ipxe/ipxe.efi", "::/EFI/BOOT/BOOTX64.EFI").CombinedOutput(); err != nil {
 		t.Fatalf("put ipxe.efi in the control image: %v\n%s", err, out)
 	}
+	// A second control one link further down: the kernel with one byte changed, so its
+	// signature no longer matches and GRUB (through shim) must refuse it.
+	tamperedKernel := filepath.Join(dir, "tampered.img")
+	copyFile(t, img, tamperedKernel)
+	kernel, err := os.ReadFile(spec.Kernel.Vmlinuz)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kernel[len(kernel)/2] ^= 0xff
+	if err := os.WriteFile(filepath.Join(dir, "vmlinuz"), kernel, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command("mcopy", "-o", "-i", tamperedKernel+"@@1M", filepath.Join(dir, "vmlinuz"), "::/vmlinuz").CombinedOutput(); err != nil {
+		t.Fatalf("put the tampered kernel in the control image: %v\n%s", err, out)
+	}
 
 	for _, tc := range []struct {
 		name       string
@@ -81,6 +96,8 @@ func TestDemoImage_BootsUnderSecureBootAndUnsignedLoaderIsRefused(t *testing.T) 
 		{"Secure Boot off: the same image boots and the demo OS says off", img, false, demoBanner + "off",
 			[]string{"Welcome to GRUB", "Bootyard demo image: starting its kernel"}},
 		{"control: unsigned ipxe.efi as BOOTX64.EFI is refused under Secure Boot", unsigned, true, "Access Denied", nil},
+		{"control: a tampered kernel is refused by GRUB through shim under Secure Boot", tamperedKernel, true, "bad shim signature",
+			[]string{"Welcome to GRUB"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			serial := bootDisk(t, tc.image, tc.secureBoot, tc.want)
@@ -92,7 +109,7 @@ func TestDemoImage_BootsUnderSecureBootAndUnsignedLoaderIsRefused(t *testing.T) 
 			if testing.Verbose() {
 				t.Logf("serial console (tail):\n%s", tail(serial, 1500))
 			}
-			if tc.image == unsigned && strings.Contains(serial, demoBanner) {
+			if (tc.image == unsigned || tc.image == tamperedKernel) && strings.Contains(serial, demoBanner) {
 				t.Errorf("the demo OS ran from an image the firmware should refuse:\n%s", serial)
 			}
 			if tc.image == img && (strings.Contains(serial, "Access Denied") || strings.Contains(serial, "Security Violation")) {
