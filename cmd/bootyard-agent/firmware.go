@@ -2,63 +2,15 @@ package main
 
 import (
 	"context"
-	"errors"
-	"fmt"
-	"io/fs"
 	"log/slog"
-	"os"
-	"path/filepath"
 
-	"golang.org/x/sys/unix"
-
-	"github.com/bootyard/bootyard/agentapi"
+	"github.com/bootyard/bootyard/firmware"
 )
-
-// secureBootVar is the UEFI global variable SecureBoot (EFI_GLOBAL_VARIABLE GUID): 1 when
-// the firmware enforces Secure Boot. efivarfs shows it as 4 bytes of attributes, then
-// the value.
-const secureBootVar = "SecureBoot-8be4df61-93ca-11d2-aa0d-00e098032b8c"
-
-// readFirmware reads whether the machine booted through UEFI with Secure Boot on. efiDir
-// is /sys/firmware/efi; its efivars directory is mounted (efivarfs) when the kernel did
-// not. A machine without the variable has no Secure Boot: off, not an error.
-func readFirmware(efiDir string) (agentapi.FirmwareReport, error) {
-	var f agentapi.FirmwareReport
-	if _, err := os.Stat(efiDir); err != nil {
-		if errors.Is(err, fs.ErrNotExist) {
-			return f, nil // BIOS
-		}
-		return f, fmt.Errorf("firmware: %w", err)
-	}
-	f.UEFI = true
-	vars := filepath.Join(efiDir, "efivars")
-	b, err := os.ReadFile(filepath.Join(vars, secureBootVar))
-	if errors.Is(err, fs.ErrNotExist) {
-		if entries, _ := os.ReadDir(vars); len(entries) == 0 {
-			// Read-only: the agent only reads variables, and a stray write to efivarfs
-			// can brick some firmware.
-			if err := unix.Mount("efivarfs", vars, "efivarfs", unix.MS_NOSUID|unix.MS_NOEXEC|unix.MS_NODEV|unix.MS_RDONLY, ""); err != nil && !errors.Is(err, unix.EBUSY) {
-				return f, fmt.Errorf("firmware: mount efivarfs on %s: %w", vars, err)
-			}
-			b, err = os.ReadFile(filepath.Join(vars, secureBootVar))
-		}
-	}
-	switch {
-	case errors.Is(err, fs.ErrNotExist):
-		return f, nil
-	case err != nil:
-		return f, fmt.Errorf("firmware: read %s: %w", secureBootVar, err)
-	case len(b) < 5:
-		return f, fmt.Errorf("firmware: %s is %d bytes, want 4 of attributes and the value", secureBootVar, len(b))
-	}
-	f.SecureBoot = b[4] == 1
-	return f, nil
-}
 
 // reportFirmware tells Bootyard whether the machine booted with Secure Boot on. A
 // failure is logged and the task goes on: the install does not depend on it.
 func reportFirmware(ctx context.Context, log *slog.Logger, api *apiClient) {
-	f, err := readFirmware("/sys/firmware/efi")
+	f, err := firmware.Read("/sys/firmware/efi")
 	if err != nil {
 		log.Warn("could not read the firmware's Secure Boot state", slog.Any("err", err))
 		return

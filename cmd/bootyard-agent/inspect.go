@@ -14,6 +14,7 @@ import (
 	"github.com/jaypipes/ghw"
 
 	"github.com/bootyard/bootyard/agentapi"
+	"github.com/bootyard/bootyard/firmware"
 )
 
 // inspector gathers the machine's inventory. ghw reads what it covers (DMI identity,
@@ -111,11 +112,11 @@ func (in *inspector) nic(name, mac string, pci *string) agentapi.NIC {
 	return n
 }
 
-// firmware says how the machine booted, as readFirmware reads it (the one reading of
+// firmware says how the machine booted, as firmware.Read reads it (the one reading of
 // the SecureBoot variable): the mode, and Secure Boot's state under UEFI (nil when
 // unreadable).
 func (in *inspector) firmware() agentapi.Firmware {
-	f, err := readFirmware(filepath.Join(in.sysFirmware, "efi"))
+	f, err := firmware.Read(filepath.Join(in.sysFirmware, "efi"))
 	if !f.UEFI {
 		return agentapi.Firmware{Mode: "bios"}
 	}

@@ -7,16 +7,13 @@ package main
 import (
 	"errors"
 	"fmt"
-	"io/fs"
 	"os"
 	"path/filepath"
 
 	"golang.org/x/sys/unix"
-)
 
-// secureBootVar is the UEFI global variable SecureBoot: 4 bytes of attributes, then 1
-// when the firmware enforces Secure Boot.
-const secureBootVar = "/sys/firmware/efi/efivars/SecureBoot-8be4df61-93ca-11d2-aa0d-00e098032b8c"
+	"github.com/bootyard/bootyard/firmware"
+)
 
 func main() {
 	// stdout is /dev/console, the serial port given by console= on the command line.
@@ -28,32 +25,27 @@ func main() {
 	}
 }
 
-// secureBootState reads the firmware's SecureBoot variable: "on", "off" (BIOS, or UEFI
-// without the variable or with it 0), or "unknown (why)".
+// secureBootState reads the firmware's SecureBoot variable, as the installer agent does:
+// "on", "off" (BIOS, or UEFI without the variable or with it 0), or "unknown (why)".
 func secureBootState() string {
-	if err := mountEFIVars(); err != nil {
+	if err := loadEFIVars(); err != nil {
 		return "unknown (" + err.Error() + ")"
 	}
-	if _, err := os.Stat("/sys/firmware/efi"); errors.Is(err, fs.ErrNotExist) {
-		return "off (BIOS boot)"
-	}
-	b, err := os.ReadFile(secureBootVar)
+	f, err := firmware.Read("/sys/firmware/efi")
 	switch {
-	case errors.Is(err, fs.ErrNotExist):
-		return "off"
 	case err != nil:
 		return "unknown (" + err.Error() + ")"
-	case len(b) < 5:
-		return fmt.Sprintf("unknown (SecureBoot variable is %d bytes)", len(b))
-	case b[4] == 1:
+	case !f.UEFI:
+		return "off (BIOS boot)"
+	case f.SecureBoot:
 		return "on"
 	}
 	return "off"
 }
 
-// mountEFIVars mounts sysfs and, on UEFI, loads the efivarfs module the initramfs
-// carries (Debian builds it as a module) and mounts it read-only: this OS only reads.
-func mountEFIVars() error {
+// loadEFIVars mounts sysfs and, on UEFI, loads the efivarfs module the initramfs carries
+// (Debian builds it as a module); firmware.Read mounts efivarfs, read-only.
+func loadEFIVars() error {
 	if err := unix.Mount("sysfs", "/sys", "sysfs", unix.MS_NOSUID|unix.MS_NOEXEC|unix.MS_NODEV, ""); err != nil && !errors.Is(err, unix.EBUSY) {
 		return fmt.Errorf("mount /sys: %w", err)
 	}
@@ -65,10 +57,6 @@ func mountEFIVars() error {
 		if err := loadModule(m); err != nil {
 			return fmt.Errorf("load %s: %w", m, err)
 		}
-	}
-	err := unix.Mount("efivarfs", "/sys/firmware/efi/efivars", "efivarfs", unix.MS_NOSUID|unix.MS_NOEXEC|unix.MS_NODEV|unix.MS_RDONLY, "")
-	if err != nil && !errors.Is(err, unix.EBUSY) {
-		return fmt.Errorf("mount efivarfs: %w", err)
 	}
 	return nil
 }

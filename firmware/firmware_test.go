@@ -1,4 +1,4 @@
-package main
+package firmware
 
 import (
 	"os"
@@ -38,7 +38,7 @@ func TestReadFirmware_SecureBootFromTheEFIVariable(t *testing.T) {
 					}
 				}
 			}
-			f, err := readFirmware(efi)
+			f, err := Read(efi)
 			if (err != nil) != tt.wantErr {
 				t.Fatalf("err = %v, want error: %v", err, tt.wantErr)
 			}
