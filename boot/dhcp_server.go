@@ -128,7 +128,7 @@ func newDHCP(cfg DHCPConfig, l link, inv Inventory, leases LeaseStore, logger *s
 		return nil, fmt.Errorf("dhcp: load leases: %w", err)
 	}
 	s.table = newLeaseTable(all)
-	s.table.byMACHash = cfg.SharedLeases
+	s.table.sharedLeases = cfg.SharedLeases
 	if err := s.RefreshReservations(ctx); err != nil {
 		return nil, err
 	}

@@ -97,10 +97,10 @@ type leaseTable struct {
 	mu    sync.Mutex
 	byIP  map[uint32]binding
 	byMAC map[node.MAC]uint32
-	// byMACHash is DHCPConfig.SharedLeases: the search for a new address starts at a
+	// sharedLeases is DHCPConfig.SharedLeases: the search for a new address starts at a
 	// slot the MAC chooses, before the cursor, and an offer made here does not keep a
 	// client from an address the shared store may have leased it through another replica.
-	byMACHash bool
+	sharedLeases bool
 }
 
 func newLeaseTable(leases []store.Lease) *leaseTable {
@@ -180,7 +180,7 @@ func (t *leaseTable) offer(mac node.MAC, p *subnetPool, static netip.Addr, resv 
 	free := func(ip netip.Addr) bool { return !p.excluded[ip] && !resv.reservedForOther(ip, mac) }
 	size := uint32(p.rng.Size())
 	start := addrToUint(p.rng.Start)
-	if t.byMACHash {
+	if t.sharedLeases {
 		// The MAC's slot in the aligned window of sharedLeaseWindow addresses that holds
 		// the cursor: every replica's cursor is at the lowest addresses still free, so
 		// they agree on the window, and a batch of new leases lands in at most four of the
@@ -314,7 +314,7 @@ func (t *leaseTable) bind(mac node.MAC, ip netip.Addr, p *subnetPool, static net
 		// since) decides: another replica may have leased it to this client (an
 		// INIT-REBOOT after that replica died), and the store, which refuses a second
 		// active lease of an address, is the judge. Deciding here NAKed the lease's holder.
-		storeJudges := t.byMACHash && (cur.state == bindOffered || cur.state == bindElsewhere)
+		storeJudges := t.sharedLeases && (cur.state == bindOffered || cur.state == bindElsewhere)
 		if hadIP && cur.mac != mac && cur.live(now) && !storeJudges {
 			return store.Lease{}, snapshot{}, bindHeldByOther
 		}
