@@ -172,6 +172,9 @@ func newTerm(key string, o op, value string) (term, error) {
 				if v == "" {
 					return term{}, fmt.Errorf("%w: %s: empty <or> value", ErrSyntax, key)
 				}
+				if err := plainValue(key, v); err != nil {
+					return term{}, err
+				}
 				t.any = append(t.any, v)
 			}
 			parts := make([]string, len(t.any))
@@ -185,14 +188,28 @@ func newTerm(key string, o op, value string) (term, error) {
 		if t.value == "" {
 			return term{}, fmt.Errorf("%w: %s: empty value", ErrSyntax, key)
 		}
+		if err := plainValue(key, t.value); err != nil {
+			return term{}, err
+		}
 	default:
 		return term{}, fmt.Errorf("%w: unknown key %q (keys: %s)", ErrSyntax, key, strings.Join(Keys, ", "))
 	}
 	return t, nil
 }
 
+// plainValue refuses a compared value that holds an operator word: normalising lowers
+// case, so "<Or>" would turn into "<or>" and the canonical form would read back as
+// another list.
+func plainValue(key, v string) error {
+	l := strings.ToLower(v)
+	if strings.Contains(l, string(opAny)) || strings.Contains(l, string(opIn)) {
+		return fmt.Errorf("%w: %s: a value cannot hold <in> or <or>", ErrSyntax, key)
+	}
+	return nil
+}
+
 // normalise is the form a string hint and a disk's property are compared in: model,
-// vendor and serial as sysfs pads them, case aside; a WWN without its 0x; a name and a
+// vendor and serial as sysfs pads them, case aside; a WWN without any leading 0x; a name and a
 // by-path as device paths.
 func normalise(key, v string) string {
 	v = strings.TrimSpace(v)
@@ -200,7 +217,13 @@ func normalise(key, v string) string {
 	case "serial", "model", "vendor":
 		return strings.ToLower(strings.Join(strings.Fields(v), " "))
 	case "wwn":
-		return strings.TrimPrefix(strings.ToLower(v), "0x")
+		// Every 0x goes, not only the first: what is left after one may start with
+		// another ("0x0x5"), and a hint's canonical form must read back as itself.
+		v = strings.ToLower(v)
+		for strings.HasPrefix(v, "0x") {
+			v = strings.TrimSpace(v[2:])
+		}
+		return v
 	case "name":
 		if v != "" && !strings.HasPrefix(v, "/") {
 			return "/dev/" + v

@@ -111,7 +111,8 @@ func TestHints_JSONTakesTheTextFormAndIronicsObject(t *testing.T) {
 
 func FuzzParse(f *testing.F) {
 	for _, s := range []string{"serial=S1", "size>=400G,rotational=false", "model=<in> x", "vendor=<or> a <or> b",
-		"by_path=pci-0000:00:1f.2-ata-1", "size==1.5T", "name=sda,wwn=0x5", "size<1KB"} {
+		"by_path=pci-0000:00:1f.2-ata-1", "size==1.5T", "name=sda,wwn=0x5", "size<1KB",
+		"wwn=0X0X0", "wwn=0x 0x5", "vendor<or><Or>"} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
