@@ -5,9 +5,11 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/netip"
 	"os"
 	"os/exec"
 	"os/signal"
+	"path/filepath"
 	"runtime/pprof"
 	"strconv"
 	"sync/atomic"
@@ -199,29 +201,23 @@ func benchTFTPConcurrent(b *testing.B, name, server string, conc, window int) {
 		case "dnsmasq":
 			pid = startDnsmasqTFTP(b, ns, dir)
 		}
-		conns := make([]*net.UDPConn, conc)
+		// The machines, 127.1.0.1 on, each with its own address, read through a few
+		// sockets of this process (boot/loadgen/tftp_clients.go).
+		var clients *loadgen.TFTPClients
 		if err := ns.Do(func() error {
-			for i := range conns {
-				c, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
-				if err != nil {
-					return err
-				}
-				// A burst of a thousand transfers' blocks must not be lost in the
-				// client's own socket buffer: the server is measured, not it.
-				_ = c.SetReadBuffer(256 << 10)
-				conns[i] = c
-			}
-			return nil
+			var err error
+			clients, err = loadgen.OpenTFTPClients(netip.MustParseAddr("127.1.0.1"), conc, tftpClientLoops())
+			return err
 		}); err != nil {
 			b.Fatal(err)
 		}
-		b.Cleanup(func() {
-			for _, c := range conns {
-				c.Close()
-			}
-		})
+		b.Cleanup(func() { clients.Close() })
+		want, err := os.ReadFile(filepath.Join(dir, "ipxe.efi"))
+		if err != nil {
+			b.Fatal(err)
+		}
 		req := loadgen.TFTPRequest{Server: tftpServerPort, File: "ipxe.efi", BlockSize: 1468, WindowSize: window, Timeout: 2 * time.Second}
-		warm(b, conns[0], req)
+		warmLoad(b, clients, req)
 		b.ResetTimer()
 		for range b.N {
 			// CPU time of the server and of this process (the clients): on a loaded
@@ -229,7 +225,7 @@ func benchTFTPConcurrent(b *testing.B, name, server string, conc, window int) {
 			srv0, _ := loadgen.CPUTime(pid)
 			cli0, _ := loadgen.CPUTime(os.Getpid())
 			res, err := loadgen.TFTPLoad(context.Background(), loadgen.TFTPLoadConfig{
-				Conns: conns, Transfers: max(conc, 1000), Request: req})
+				Clients: clients, Transfers: max(conc, 1000), Request: req, Expect: want})
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -317,6 +313,31 @@ func warm(b *testing.B, conn *net.UDPConn, req loadgen.TFTPRequest) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// warmLoad waits for the server to answer the load's machines (its bind may race the
+// first request).
+func warmLoad(b *testing.B, clients *loadgen.TFTPClients, req loadgen.TFTPRequest) {
+	b.Helper()
+	for i := 0; ; i++ {
+		res, err := loadgen.TFTPLoad(context.Background(), loadgen.TFTPLoadConfig{Clients: clients, Transfers: 1, Request: req})
+		if err == nil && res.Failures == 0 {
+			return
+		}
+		if i == 50 {
+			b.Fatalf("warm-up fetch: %v %v", err, res.Err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// tftpClientLoops is how many loops (threads and sockets) the load generator's machines
+// share: BOOTYARD_TFTP_CLIENT_LOOPS, or 1.
+func tftpClientLoops() int {
+	if v, err := strconv.Atoi(os.Getenv("BOOTYARD_TFTP_CLIENT_LOOPS")); err == nil && v > 0 {
+		return v
+	}
+	return 1
 }
 
 // benchRuns is how many times a comparison runs, interleaved: BOOTYARD_BENCH_RUNS, or 2.

@@ -34,6 +34,7 @@ type TFTPResult struct {
 	Blocks     int               // DATA packets accepted
 	Duplicates int               // DATA packets that were not the next block
 	Acks       int               // ACKs sent (a window costs one)
+	Timeouts   int               // times the request or the last ACK was re-sent for silence
 }
 
 var errTFTPServer = errors.New("tftp server error")
@@ -42,14 +43,78 @@ var errTFTPServer = errors.New("tftp server error")
 // call. The server's transfer port (TID) is taken from its first answer; packets from
 // anywhere else are ignored.
 func TFTPGet(ctx context.Context, conn *net.UDPConn, req TFTPRequest, w io.Writer) (TFTPResult, error) {
+	var r tftpRead
+	pkt, to := r.start(req, w)
+	buf := make([]byte, r.bufSize())
+	if _, err := conn.WriteToUDPAddrPort(pkt, to); err != nil {
+		return r.res, fmt.Errorf("tftp %s: send request: %w", req.File, err)
+	}
+	for {
+		if err := ctx.Err(); err != nil {
+			return r.res, err
+		}
+		conn.SetReadDeadline(time.Now().Add(r.req.Timeout))
+		n, from, err := conn.ReadFromUDPAddrPort(buf)
+		if err != nil {
+			var ne net.Error
+			if !errors.As(err, &ne) || !ne.Timeout() {
+				return r.res, fmt.Errorf("tftp %s: %w", req.File, err)
+			}
+			pkt, to, err := r.timeout()
+			if err != nil {
+				return r.res, err
+			}
+			if _, err := conn.WriteToUDPAddrPort(pkt, to); err != nil {
+				return r.res, fmt.Errorf("tftp %s: %w", req.File, err)
+			}
+			continue
+		}
+		reply, done, err := r.receive(buf[:n], from)
+		if err != nil {
+			return r.res, err
+		}
+		if reply != nil {
+			if _, err := conn.WriteToUDPAddrPort(reply, r.peer); err != nil {
+				return r.res, fmt.Errorf("tftp %s: %w", req.File, err)
+			}
+		}
+		if done {
+			return r.res, nil
+		}
+	}
+}
+
+// tftpRead is one read's protocol state, apart from any socket: TFTPGet drives one
+// through its own socket and the runtime's poller, TFTPLoad's loops drive many through a
+// few shared sockets (tftp_clients.go). Both check the same things: block numbers in
+// order, no block longer than the blksize agreed, the total the OACK's tsize announced.
+// Nothing here allocates per block.
+type tftpRead struct {
+	req             TFTPRequest
+	w               io.Writer
+	res             TFTPResult
+	blksize, window int
+	tsize           int64          // from the OACK; -1 when the server did not say
+	peer            netip.AddrPort // the server's TID once it answered
+	expect          uint16         // next block wanted
+	inWindow        int            // blocks received since the last ACK
+	gapReported     bool
+	tries           int
+	rrq             []byte // the request, rebuilt in place for each read
+	ack             [4]byte
+	last            []byte // what a timeout re-sends: the request, then the last ACK
+	lastTo          netip.AddrPort
+}
+
+// start resets r for a read of req into w and returns the request to send and where.
+func (r *tftpRead) start(req TFTPRequest, w io.Writer) ([]byte, netip.AddrPort) {
 	if req.Timeout == 0 {
 		req.Timeout = time.Second
 	}
 	if req.Retries == 0 {
 		req.Retries = 5
 	}
-	res := TFTPResult{Options: map[string]string{}}
-	rrq := []byte{0, 1}
+	rrq := append(r.rrq[:0], 0, 1)
 	rrq = append(append(rrq, req.File...), 0)
 	rrq = append(append(rrq, "octet"...), 0)
 	opt := func(k string, v int) {
@@ -63,132 +128,121 @@ func TFTPGet(ctx context.Context, conn *net.UDPConn, req TFTPRequest, w io.Write
 		opt("windowsize", req.WindowSize)
 	}
 	opt("tsize", 0)
+	*r = tftpRead{req: req, w: w, res: TFTPResult{Options: map[string]string{}}, blksize: 512, window: 1,
+		tsize: -1, expect: 1, rrq: rrq, last: rrq, lastTo: req.Server}
+	return rrq, req.Server
+}
 
-	blksize, window := 512, 1
-	buf := make([]byte, max(req.BlockSize, 512)+4+64)
-	var peer netip.AddrPort // the server's TID once it answered
-	last := rrq             // what a timeout re-sends: the request, then the last ACK
-	lastTo := req.Server
-	expect := uint16(1) // next block wanted
-	inWindow := 0       // blocks received since the last ACK
-	gapReported := false
-	tries := 0
-	ack := func(block uint16) error {
-		last = []byte{0, 4, byte(block >> 8), byte(block)}
-		lastTo = peer
-		res.Acks++
-		_, err := conn.WriteToUDPAddrPort(last, peer)
-		return err
+// bufSize is how large a receive buffer must be for the blocks asked for (and a little
+// more, so that a block longer than agreed shows as one).
+func (r *tftpRead) bufSize() int { return max(r.req.BlockSize, 512) + 4 + 64 }
+
+// sendAck makes the ACK of block the packet to send (to r.peer) and to re-send.
+func (r *tftpRead) sendAck(block uint16) []byte {
+	r.ack = [4]byte{0, 4, byte(block >> 8), byte(block)}
+	r.last, r.lastTo = r.ack[:], r.peer
+	r.res.Acks++
+	return r.ack[:]
+}
+
+// timeout is called when nothing came for req.Timeout: it returns what to re-send and
+// where, or an error once the retries are spent.
+func (r *tftpRead) timeout() ([]byte, netip.AddrPort, error) {
+	r.tries++
+	if r.tries > r.req.Retries {
+		return nil, netip.AddrPort{}, fmt.Errorf("tftp %s: no answer after %d tries (block %d)", r.req.File, r.tries, r.expect)
 	}
-	if _, err := conn.WriteToUDPAddrPort(rrq, req.Server); err != nil {
-		return res, fmt.Errorf("tftp %s: send request: %w", req.File, err)
+	r.res.Timeouts++
+	r.inWindow = 0
+	if r.peer.IsValid() && r.res.Blocks > 0 {
+		// RFC 7440: on a timeout, acknowledge the last block received in order, so the
+		// server resends from the first one missing.
+		return r.sendAck(r.expect - 1), r.peer, nil
 	}
-	for {
-		if err := ctx.Err(); err != nil {
-			return res, err
-		}
-		conn.SetReadDeadline(time.Now().Add(req.Timeout))
-		n, from, err := conn.ReadFromUDPAddrPort(buf)
-		if err != nil {
-			var ne net.Error
-			if !errors.As(err, &ne) || !ne.Timeout() {
-				return res, fmt.Errorf("tftp %s: %w", req.File, err)
-			}
-			tries++
-			if tries > req.Retries {
-				return res, fmt.Errorf("tftp %s: no answer after %d tries (block %d)", req.File, tries, expect)
-			}
-			inWindow = 0
-			if peer.IsValid() && res.Blocks > 0 {
-				// RFC 7440: on a timeout, acknowledge the last block received in order,
-				// so the server resends from the first one missing.
-				if err := ack(expect - 1); err != nil {
-					return res, err
-				}
-				continue
-			}
-			if _, err := conn.WriteToUDPAddrPort(last, lastTo); err != nil {
-				return res, fmt.Errorf("tftp %s: %w", req.File, err)
-			}
-			continue
-		}
-		if n < 4 || (peer.IsValid() && from != peer) {
-			continue
-		}
-		op := binary.BigEndian.Uint16(buf)
-		if !peer.IsValid() {
-			// The first answer sets the server's TID. A reused socket may still receive
-			// a late block of its previous transfer: only block 1 can start one.
-			if (op != 3 && op != 5 && op != 6) || (op == 3 && binary.BigEndian.Uint16(buf[2:]) != 1) {
-				continue
-			}
-			peer = from
-		}
-		switch op {
-		case 5:
-			msg, _, _ := bytes.Cut(buf[4:n], []byte{0})
-			return res, fmt.Errorf("tftp %s: %w %d: %s", req.File, errTFTPServer, binary.BigEndian.Uint16(buf[2:]), msg)
-		case 6:
-			if expect != 1 || res.Blocks > 0 {
-				continue // a resent OACK after we acknowledged it
-			}
-			fields := bytes.Split(buf[2:n], []byte{0})
-			for i := 0; i+1 < len(fields); i += 2 {
-				res.Options[string(fields[i])] = string(fields[i+1])
-			}
-			if v, err := strconv.Atoi(res.Options["blksize"]); err == nil {
-				blksize = v
-			}
-			if v, err := strconv.Atoi(res.Options["windowsize"]); err == nil {
-				window = v
-			}
-			if blksize+4 > len(buf) {
-				return res, fmt.Errorf("tftp %s: server chose blksize %d, more than asked", req.File, blksize)
-			}
-			tries = 0
-			if err := ack(0); err != nil {
-				return res, err
-			}
-		case 3:
-			block := binary.BigEndian.Uint16(buf[2:])
-			if req.Drop != nil && req.Drop(block) {
-				continue
-			}
-			if block != expect {
-				res.Duplicates++
-				// RFC 7440: a block past the one expected means one was lost; say
-				// where we are, once, and the server resends from there. With a
-				// window of 1, a repeat of the previous block means our ACK was lost.
-				ahead := block - expect
-				if (window > 1 && ahead < 0x8000 && !gapReported) || (window == 1 && block == expect-1) {
-					gapReported = window > 1
-					inWindow = 0
-					if err := ack(expect - 1); err != nil {
-						return res, err
-					}
-				}
-				continue
-			}
-			data := buf[4:n]
-			if _, err := w.Write(data); err != nil {
-				return res, err
-			}
-			res.Bytes += int64(len(data))
-			res.Blocks++
-			tries = 0
-			gapReported = false
-			expect++
-			inWindow++
-			lastBlock := len(data) < blksize
-			if inWindow >= window || lastBlock {
-				inWindow = 0
-				if err := ack(block); err != nil {
-					return res, err
-				}
-			}
-			if lastBlock {
-				return res, nil
-			}
-		}
+	return r.last, r.lastTo, nil
+}
+
+// receive takes one datagram from the network. It returns a packet to send to r.peer
+// (an ACK) or nil, and done once the last block is in.
+func (r *tftpRead) receive(pkt []byte, from netip.AddrPort) (reply []byte, done bool, err error) {
+	if len(pkt) < 4 || (r.peer.IsValid() && from != r.peer) {
+		return nil, false, nil
 	}
+	op := binary.BigEndian.Uint16(pkt)
+	if !r.peer.IsValid() {
+		// The first answer sets the server's TID. A reused socket may still receive a
+		// late block of its previous transfer: only block 1 can start one.
+		if (op != 3 && op != 5 && op != 6) || (op == 3 && binary.BigEndian.Uint16(pkt[2:]) != 1) {
+			return nil, false, nil
+		}
+		r.peer = from
+	}
+	switch op {
+	case 5:
+		msg, _, _ := bytes.Cut(pkt[4:], []byte{0})
+		return nil, false, fmt.Errorf("tftp %s: %w %d: %s", r.req.File, errTFTPServer, binary.BigEndian.Uint16(pkt[2:]), msg)
+	case 6:
+		if r.expect != 1 || r.res.Blocks > 0 {
+			return nil, false, nil // a resent OACK after we acknowledged it
+		}
+		fields := bytes.Split(pkt[2:], []byte{0})
+		for i := 0; i+1 < len(fields); i += 2 {
+			r.res.Options[string(fields[i])] = string(fields[i+1])
+		}
+		if v, err := strconv.Atoi(r.res.Options["blksize"]); err == nil {
+			r.blksize = v
+		}
+		if v, err := strconv.Atoi(r.res.Options["windowsize"]); err == nil {
+			r.window = v
+		}
+		if v, err := strconv.ParseInt(r.res.Options["tsize"], 10, 64); err == nil {
+			r.tsize = v
+		}
+		if r.blksize+4 > r.bufSize() {
+			return nil, false, fmt.Errorf("tftp %s: server chose blksize %d, more than asked", r.req.File, r.blksize)
+		}
+		r.tries = 0
+		return r.sendAck(0), false, nil
+	case 3:
+		block := binary.BigEndian.Uint16(pkt[2:])
+		if r.req.Drop != nil && r.req.Drop(block) {
+			return nil, false, nil
+		}
+		if block != r.expect {
+			r.res.Duplicates++
+			// RFC 7440: a block past the one expected means one was lost; say where we
+			// are, once, and the server resends from there. With a window of 1, a repeat
+			// of the previous block means our ACK was lost.
+			ahead := block - r.expect
+			if (r.window > 1 && ahead < 0x8000 && !r.gapReported) || (r.window == 1 && block == r.expect-1) {
+				r.gapReported = r.window > 1
+				r.inWindow = 0
+				return r.sendAck(r.expect - 1), false, nil
+			}
+			return nil, false, nil
+		}
+		data := pkt[4:]
+		if len(data) > r.blksize {
+			return nil, false, fmt.Errorf("tftp %s: block %d carries %d bytes, more than the blksize %d", r.req.File, block, len(data), r.blksize)
+		}
+		if _, err := r.w.Write(data); err != nil {
+			return nil, false, fmt.Errorf("tftp %s: block %d: %w", r.req.File, block, err)
+		}
+		r.res.Bytes += int64(len(data))
+		r.res.Blocks++
+		r.tries = 0
+		r.gapReported = false
+		r.expect++
+		r.inWindow++
+		lastBlock := len(data) < r.blksize
+		if r.inWindow >= r.window || lastBlock {
+			r.inWindow = 0
+			reply = r.sendAck(block)
+		}
+		if lastBlock && r.tsize >= 0 && r.res.Bytes != r.tsize {
+			return reply, true, fmt.Errorf("tftp %s: %d bytes, the server's tsize said %d", r.req.File, r.res.Bytes, r.tsize)
+		}
+		return reply, lastBlock, nil
+	}
+	return nil, false, nil
 }
