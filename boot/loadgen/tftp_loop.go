@@ -49,7 +49,7 @@ type tftpLoop struct {
 	stopping bool  // the run's context ended: no read starts any more
 	fatal    error // a send that cannot go on (the socket is gone)
 	res      TFTPLoadResult
-	lat  []time.Duration
+	lat      []time.Duration
 }
 
 // loopMachine is one simulated machine: its read in progress and its source address.
