@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"os"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -12,8 +13,8 @@ import (
 
 // TFTPClients are the simulated machines of a TFTPLoad run. Each machine reads from its
 // own IPv4 address, as the machines of a rack do, and they share a few UDP sockets, one
-// per loop: a loop is one OS thread that takes the blocks of all its machines with one
-// recvmmsg and sends their ACKs with one sendmmsg (tftpload.go). A socket and a parked
+// per loop: a loop is one goroutine that takes the blocks of all its machines with one
+// recvmmsg and sends their ACKs with one sendmmsg (tftp_loop.go). A socket and a parked
 // goroutine per machine cost the load generator more CPU per block than the servers it
 // measures spent, on the same cores: the ratio between two servers then measured the
 // client. The machines' addresses are first, first+1, ...: a loop's socket is bound to
@@ -22,7 +23,7 @@ import (
 type TFTPClients struct {
 	first netip.Addr
 	n     int
-	fds   []int
+	socks []*os.File // non-blocking: a loop that finds nothing waits in the runtime's poller
 }
 
 // OpenTFTPClients opens loops sockets for n machines at first, first+1, .... Call it in
@@ -43,7 +44,7 @@ func OpenTFTPClients(first netip.Addr, n, loops int) (*TFTPClients, error) {
 			c.Close()
 			return nil, err
 		}
-		c.fds = append(c.fds, fd)
+		c.socks = append(c.socks, os.NewFile(uintptr(fd), "tftp-clients"))
 	}
 	return c, nil
 }
@@ -54,10 +55,10 @@ func (c *TFTPClients) Machines() int { return c.n }
 // Close closes the sockets.
 func (c *TFTPClients) Close() error {
 	var errs []error
-	for _, fd := range c.fds {
-		errs = append(errs, unix.Close(fd))
+	for _, f := range c.socks {
+		errs = append(errs, f.Close())
 	}
-	c.fds = nil
+	c.socks = nil
 	return errors.Join(errs...)
 }
 
@@ -68,7 +69,7 @@ func (c *TFTPClients) Close() error {
 const clientRcvBuf = 32 << 20
 
 func openClientSocket() (int, error) {
-	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, unix.IPPROTO_UDP)
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC|unix.SOCK_NONBLOCK, unix.IPPROTO_UDP)
 	if err != nil {
 		return -1, fmt.Errorf("loadgen: tftp client socket: %w", err)
 	}

@@ -4,11 +4,13 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"io"
 	"net/netip"
-	"runtime"
+	"os"
 	"sync/atomic"
+	"syscall"
 	"time"
 	"unsafe"
 
@@ -16,13 +18,15 @@ import (
 )
 
 // tftpLoop serves the reads of its share of a TFTPLoad's machines on one socket and one
-// OS thread: each turn it waits for datagrams with one blocking recvmmsg (bounded by
-// SO_RCVTIMEO, its timer tick), hands each to its machine's tftpRead by destination
+// goroutine: each turn it takes the datagrams waiting with one recvmmsg (when none is,
+// it waits in the runtime's poller, at most its timer tick), hands each to its machine's tftpRead by destination
 // address, re-sends for the machines whose deadline passed (checked on the tick, not
 // with a timer per machine), and sends every ACK and request the turn produced with one
 // sendmmsg. A turn allocates nothing per block; its arrays are the loop's own.
 type tftpLoop struct {
-	fd       int
+	sock     *os.File
+	raw      syscall.RawConn
+	fd       uintptr
 	req      TFTPRequest
 	want     []byte // the file's bytes, when the run checks content
 	next     *atomic.Int64
@@ -82,12 +86,12 @@ func loopTick(timeout time.Duration) time.Duration {
 	return max(time.Millisecond, min(timeout/8, 100*time.Millisecond))
 }
 
-func newTFTPLoop(fd int, first netip.Addr, machines int, req TFTPRequest, want []byte, next *atomic.Int64, total int64) *tftpLoop {
+func newTFTPLoop(sock *os.File, first netip.Addr, machines int, req TFTPRequest, want []byte, next *atomic.Int64, total int64) *tftpLoop {
 	var probe tftpRead
 	probe.start(req, nil)
 	req = probe.req // with the defaults filled in
 	b := first.As4()
-	l := &tftpLoop{fd: fd, req: req, want: want, next: next, total: total,
+	l := &tftpLoop{sock: sock, req: req, want: want, next: next, total: total,
 		machines: make([]loopMachine, machines), base: binary.BigEndian.Uint32(b[:]), tick: loopTick(req.Timeout),
 		rmsgs: make([]mmsghdr, recvBatch), riovs: make([]unix.Iovec, recvBatch), rnames: make([]unix.RawSockaddrInet4, recvBatch),
 		roobs: make([][64]byte, recvBatch), rbufs: make([][]byte, recvBatch),
@@ -113,12 +117,14 @@ func newTFTPLoop(fd int, first netip.Addr, machines int, req TFTPRequest, want [
 
 // run serves reads until none is left to start and none is in flight, or ctx ends.
 func (l *tftpLoop) run(ctx context.Context) error {
-	// The loop blocks its thread in recvmmsg; locked, the thread is the loop's alone and
-	// the runtime hands its P to other goroutines meanwhile.
-	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
-	tv := unix.NsecToTimeval(l.tick.Nanoseconds())
-	if err := unix.SetsockoptTimeval(l.fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &tv); err != nil {
+	raw, err := l.sock.SyscallConn()
+	if err != nil {
+		return fmt.Errorf("loadgen: tftp loop: %w", err)
+	}
+	l.raw = raw
+	// The descriptor itself, for the raw calls of each turn (os.File.Fd would make the
+	// socket blocking).
+	if err := raw.Control(func(fd uintptr) { l.fd = fd }); err != nil {
 		return fmt.Errorf("loadgen: tftp loop: %w", err)
 	}
 	l.epoch = time.Now()
@@ -158,28 +164,38 @@ func (l *tftpLoop) run(ctx context.Context) error {
 	}
 }
 
-// recv waits up to a tick for datagrams and returns how many it took (0 on the tick).
+// recv takes the datagrams waiting, or waits up to a tick for some, and returns how many
+// it took (0 on the tick).
 func (l *tftpLoop) recv() (int, error) {
 	for i := range l.rmsgs {
 		l.rmsgs[i].hdr.Namelen = unix.SizeofSockaddrInet4
 		l.rmsgs[i].hdr.SetControllen(len(l.roobs[i]))
 		l.rmsgs[i].hdr.Flags = 0
 	}
-	// Under load the next datagrams are usually waiting already: a raw non-blocking
-	// call takes them without the runtime's syscall bookkeeping. Only when none is
-	// waiting does the loop block, in a call the runtime knows of (it hands the P on).
-	r, _, e := unix.RawSyscall6(unix.SYS_RECVMMSG, uintptr(l.fd), uintptr(unsafe.Pointer(&l.rmsgs[0])), uintptr(len(l.rmsgs)),
+	// Under load the next datagrams are usually waiting already: a raw call takes them
+	// without the runtime's bookkeeping. Only when none is does the loop park.
+	r, _, e := unix.RawSyscall6(unix.SYS_RECVMMSG, l.fd, uintptr(unsafe.Pointer(&l.rmsgs[0])), uintptr(len(l.rmsgs)),
 		unix.MSG_DONTWAIT, 0, 0)
 	if e == unix.EAGAIN {
-		r, _, e = unix.Syscall6(unix.SYS_RECVMMSG, uintptr(l.fd), uintptr(unsafe.Pointer(&l.rmsgs[0])), uintptr(len(l.rmsgs)),
-			unix.MSG_WAITFORONE, 0, 0)
+		if err := l.sock.SetReadDeadline(time.Now().Add(l.tick)); err != nil {
+			return 0, fmt.Errorf("loadgen: tftp loop: %w", err)
+		}
+		err := l.raw.Read(func(fd uintptr) bool {
+			r, _, e = unix.RawSyscall6(unix.SYS_RECVMMSG, fd, uintptr(unsafe.Pointer(&l.rmsgs[0])), uintptr(len(l.rmsgs)),
+				unix.MSG_DONTWAIT, 0, 0)
+			return e != unix.EAGAIN
+		})
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			return 0, nil // the tick: the caller's turn checks its timers
+		}
+		if err != nil {
+			return 0, fmt.Errorf("loadgen: tftp loop: %w", err)
+		}
 	}
 	switch e {
 	case 0:
 		return int(r), nil
-	case unix.EAGAIN, unix.EINTR:
-		// EAGAIN: the tick passed with nothing (SO_RCVTIMEO). EINTR: a signal (the
-		// runtime preempts with SIGURG); the caller's turn checks its timers either way.
+	case unix.EINTR:
 		return 0, nil
 	default:
 		return 0, fmt.Errorf("loadgen: tftp recvmmsg: %w", e)
@@ -315,10 +331,10 @@ func (l *tftpLoop) send() error {
 	var refused []*loopMachine
 	var refusal error
 	for sent := 0; sent < len(outs); {
-		// Raw: sending a few hundred small datagrams never blocks for long (the socket's
-		// send buffer only holds what the loopback has not yet delivered).
-		r, _, e := unix.RawSyscall6(unix.SYS_SENDMMSG, uintptr(l.fd), uintptr(unsafe.Pointer(&l.smsgs[sent])), uintptr(len(outs)-sent), 0, 0, 0)
+		r, e, err := l.sendmmsg(l.smsgs[sent:len(outs)])
 		switch {
+		case err != nil:
+			return err
 		case e == unix.EINTR:
 		case e == unix.EBADF:
 			return fmt.Errorf("loadgen: tftp sendmmsg: %w", e)
@@ -327,7 +343,7 @@ func (l *tftpLoop) send() error {
 			refusal = e
 			sent++
 		default:
-			sent += int(r)
+			sent += r
 		}
 	}
 	l.outs = l.outs[:0]
@@ -340,6 +356,27 @@ func (l *tftpLoop) send() error {
 		}
 	}
 	return nil
+}
+
+// sendmmsg sends msgs, waiting in the runtime's poller if the socket's send buffer is
+// full (what the loopback has not delivered yet).
+func (l *tftpLoop) sendmmsg(msgs []mmsghdr) (int, syscall.Errno, error) {
+	call := func(fd uintptr) (int, syscall.Errno) {
+		r, _, e := unix.RawSyscall6(unix.SYS_SENDMMSG, fd, uintptr(unsafe.Pointer(&msgs[0])), uintptr(len(msgs)), 0, 0, 0)
+		return int(r), e
+	}
+	r, e := call(l.fd)
+	if e != unix.EAGAIN {
+		return r, e, nil
+	}
+	err := l.raw.Write(func(fd uintptr) bool {
+		r, e = call(fd)
+		return e != unix.EAGAIN
+	})
+	if err != nil {
+		return 0, 0, fmt.Errorf("loadgen: tftp sendmmsg: %w", err)
+	}
+	return r, e, nil
 }
 
 // contentCheck is a read's writer when the run knows the file: each block must be the

@@ -43,7 +43,7 @@ func (r TFTPLoadResult) String() string {
 // TFTPLoad performs cfg.Transfers reads, each machine of cfg.Clients reading one file
 // after another, so that as many reads are in flight as there are machines.
 func TFTPLoad(ctx context.Context, cfg TFTPLoadConfig) (TFTPLoadResult, error) {
-	if cfg.Clients == nil || len(cfg.Clients.fds) == 0 || cfg.Transfers <= 0 {
+	if cfg.Clients == nil || len(cfg.Clients.socks) == 0 || cfg.Transfers <= 0 {
 		return TFTPLoadResult{}, errors.New("loadgen: need clients and transfers > 0")
 	}
 	if !cfg.Request.Server.Addr().Is4() {
@@ -51,10 +51,10 @@ func TFTPLoad(ctx context.Context, cfg TFTPLoadConfig) (TFTPLoadResult, error) {
 	}
 	c := cfg.Clients
 	var next atomic.Int64
-	loops := make([]*tftpLoop, len(c.fds))
-	for i, fd := range c.fds {
-		lo, hi := i*c.n/len(c.fds), (i+1)*c.n/len(c.fds)
-		loops[i] = newTFTPLoop(fd, addrAdd(c.first, uint32(lo)), hi-lo, cfg.Request, cfg.Expect, &next, int64(cfg.Transfers))
+	loops := make([]*tftpLoop, len(c.socks))
+	for i, sock := range c.socks {
+		lo, hi := i*c.n/len(c.socks), (i+1)*c.n/len(c.socks)
+		loops[i] = newTFTPLoop(sock, addrAdd(c.first, uint32(lo)), hi-lo, cfg.Request, cfg.Expect, &next, int64(cfg.Transfers))
 	}
 	errs := make([]error, len(loops))
 	start := time.Now()
