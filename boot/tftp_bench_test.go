@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"net/netip"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -101,7 +100,7 @@ func benchFetch(b *testing.B, ns *netns.NS, file string, blksize int) {
 
 // startDnsmasqTFTP runs dnsmasq as a TFTP-only server (no DNS, no DHCP) inside ns and
 // returns its PID.
-func startDnsmasqTFTP(b *testing.B, ns *netns.NS, dir string) int {
+func startDnsmasqTFTP(b testing.TB, ns *netns.NS, dir string) int {
 	ctx, cancel := context.WithCancel(context.Background())
 	cmd := ns.Command(ctx, "dnsmasq", "--keep-in-foreground", "--port=0", "--enable-tftp",
 		"--tftp-root="+dir, "--listen-address=127.0.0.1", "--bind-interfaces", "--conf-file=/dev/null",
@@ -203,15 +202,7 @@ func benchTFTPConcurrent(b *testing.B, name, server string, conc, window int) {
 		}
 		// The machines, 127.1.0.1 on, each with its own address, read through a few
 		// sockets of this process (boot/loadgen/tftp_clients.go).
-		var clients *loadgen.TFTPClients
-		if err := ns.Do(func() error {
-			var err error
-			clients, err = loadgen.OpenTFTPClients(netip.MustParseAddr("127.1.0.1"), conc, tftpClientLoops())
-			return err
-		}); err != nil {
-			b.Fatal(err)
-		}
-		b.Cleanup(func() { clients.Close() })
+		clients := openLoadClients(b, ns, conc)
 		want, err := os.ReadFile(filepath.Join(dir, "ipxe.efi"))
 		if err != nil {
 			b.Fatal(err)
@@ -317,7 +308,7 @@ func warm(b *testing.B, conn *net.UDPConn, req loadgen.TFTPRequest) {
 
 // warmLoad waits for the server to answer the load's machines (its bind may race the
 // first request).
-func warmLoad(b *testing.B, clients *loadgen.TFTPClients, req loadgen.TFTPRequest) {
+func warmLoad(b testing.TB, clients *loadgen.TFTPClients, req loadgen.TFTPRequest) {
 	b.Helper()
 	for i := 0; ; i++ {
 		res, err := loadgen.TFTPLoad(context.Background(), loadgen.TFTPLoadConfig{Clients: clients, Transfers: 1, Request: req})
