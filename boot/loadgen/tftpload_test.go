@@ -32,6 +32,9 @@ type fakeTFTP struct {
 	addrs       map[netip.Addr]bool // every machine address seen
 	repeatedAck int                 // ACKs of a block already acknowledged: the machines' re-sends
 	served      int
+	// allServed is closed when served reaches wantServed.
+	wantServed int
+	allServed  chan struct{}
 }
 
 // tftpFaults are what fakeTFTP does wrong.
@@ -132,6 +135,9 @@ func (f *fakeTFTP) ack(block int, from netip.AddrPort) {
 	if off > len(f.file) {
 		delete(f.byPeer, from) // the ACK of the last block
 		f.served++
+		if f.served == f.wantServed {
+			close(f.allServed)
+		}
 		return
 	}
 	next := uint16(block + 1)
@@ -186,7 +192,7 @@ func TestTFTPLoad_MachinesRecoverFromLossAndCountWhatTheyCannot(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			ns := netns.New(t, "tload")
-			srv := &fakeTFTP{file: file, tftpFaults: tt.server}
+			srv := &fakeTFTP{file: file, tftpFaults: tt.server, wantServed: transfers, allServed: make(chan struct{})}
 			startFakeTFTP(t, ns, srv)
 			var clients *TFTPClients
 			if err := ns.Do(func() error {
@@ -224,11 +230,11 @@ func TestTFTPLoad_MachinesRecoverFromLossAndCountWhatTheyCannot(t *testing.T) {
 			}
 			if !tt.allFail && !tt.someFail {
 				// The server counts a read when the last ACK reaches it, just after the run.
-				waitFor(t, "the server to count every read", func() bool {
-					srv.mu.Lock()
-					defer srv.mu.Unlock()
-					return srv.served == transfers
-				})
+				select {
+				case <-srv.allServed:
+				case <-time.After(20 * time.Second):
+					t.Fatal("the server did not count every read")
+				}
 			}
 			srv.mu.Lock()
 			defer srv.mu.Unlock()
@@ -245,18 +251,6 @@ func TestTFTPLoad_MachinesRecoverFromLossAndCountWhatTheyCannot(t *testing.T) {
 				t.Errorf("the server saw %d client addresses, want one per machine (%d)", len(srv.addrs), machines)
 			}
 		})
-	}
-}
-
-// waitFor polls cond until it holds, failing the test at a generous deadline.
-func waitFor(t testing.TB, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
 	}
 }
 
