@@ -19,10 +19,14 @@ import (
 
 // tftpLoop serves the reads of its share of a TFTPLoad's machines on one socket and one
 // goroutine: each turn it takes the datagrams waiting with one recvmmsg (when none is,
-// it waits in the runtime's poller, at most its timer tick), hands each to its machine's tftpRead by destination
-// address, re-sends for the machines whose deadline passed (checked on the tick, not
-// with a timer per machine), and sends every ACK and request the turn produced with one
-// sendmmsg. A turn allocates nothing per block; its arrays are the loop's own.
+// it waits in the runtime's poller, at most its timer tick), hands each to its machine's
+// tftpRead by destination address, re-sends for the machines whose deadline passed
+// (checked on the tick, not with a timer per machine), and sends every ACK and request
+// the turn produced with one sendmmsg. A turn allocates nothing per block; its arrays are
+// the loop's own. It waits in the poller rather than blocking a locked thread in
+// recvmmsg: a P held by a thread blocked in a syscall is handed on only when the
+// runtime's monitor notices, up to 10 ms later, which starved a server in the same
+// process (the tests') of CPU.
 type tftpLoop struct {
 	sock     *os.File
 	raw      syscall.RawConn
