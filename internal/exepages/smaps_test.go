@@ -1,6 +1,7 @@
 package exepages
 
 import (
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -112,13 +113,8 @@ func TestChooseMappings_AWholeProcess(t *testing.T) {
 		{Start: 0x400000, End: 0x148b000, Perms: "r-xp", Offset: 0, Rss: 9344 << 10},
 		{Start: 0x148b000, End: 0x2a20000, Perms: "r--p", Offset: 0x108b000, Rss: 10900 << 10},
 	}
-	if len(got) != len(want) {
-		t.Fatalf("chose %+v, want %+v", got, want)
-	}
-	for i := range want {
-		if got[i] != want[i] {
-			t.Errorf("mapping %d: %+v, want %+v", i, got[i], want[i])
-		}
+	if !slices.Equal(got, want) {
+		t.Errorf("chose %+v, want %+v", got, want)
 	}
 }
 
