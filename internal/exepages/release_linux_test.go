@@ -7,6 +7,8 @@ import (
 	"encoding/json"
 	"errors"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"regexp"
 	"runtime"
 	"runtime/debug"
@@ -31,6 +33,16 @@ func TestRelease_GivesBackOnlyCleanReadOnlyPagesAndTheProgramRunsOn(t *testing.T
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The mappings as they are before the release: dropping a page the process wrote
+	// would erase the evidence (its Anonymous would read 0 afterwards).
+	smaps, err := os.ReadFile("/proc/self/smaps")
+	if err != nil {
+		t.Fatal(err)
+	}
+	entries, err := parseSmaps(bytes.NewReader(smaps))
+	if err != nil {
+		t.Fatal(err)
+	}
 	before := readRssFile(t)
 
 	st, err := Release()
@@ -43,15 +55,9 @@ func TestRelease_GivesBackOnlyCleanReadOnlyPagesAndTheProgramRunsOn(t *testing.T
 		before>>10, after>>10, st.FileBefore>>10, st.FileAfter>>10, len(st.Released))
 
 	// (1) Only private, read-only mappings of the executable with no page of the
-	// process's own: checked against smaps read afresh, not against Release's reading.
-	smaps, err := os.ReadFile("/proc/self/smaps")
-	if err != nil {
-		t.Fatal(err)
-	}
-	entries, err := parseSmaps(bytes.NewReader(smaps))
-	if err != nil {
-		t.Fatal(err)
-	}
+	// process's own, checked against the test's own reading of smaps, not Release's. (Run
+	// with -buildmode=pie, the executable has a RELRO mapping, r--p with anonymous pages,
+	// and this fails if it is released.)
 	sawCode := false
 	for _, m := range st.Released {
 		i := slices.IndexFunc(entries, func(e smapsEntry) bool { return e.start == m.Start && e.end == m.End })
@@ -65,6 +71,15 @@ func TestRelease_GivesBackOnlyCleanReadOnlyPagesAndTheProgramRunsOn(t *testing.T
 				e.start, e.end, e.perms, e.path, e.fields["Anonymous"], exePath)
 		}
 		sawCode = sawCode || e.perms == "r-xp"
+	}
+	for _, e := range entries {
+		if e.path == exePath && e.perms[1] != 'w' && e.fields["Anonymous"] > 0 {
+			if slices.ContainsFunc(st.Released, func(m Mapping) bool { return m.Start == e.start }) {
+				t.Errorf("released %x-%x %s, which held %d anonymous bytes", e.start, e.end, e.perms, e.fields["Anonymous"])
+			} else {
+				t.Logf("kept %x-%x %s: %d anonymous bytes", e.start, e.end, e.perms, e.fields["Anonymous"])
+			}
+		}
 	}
 	if !sawCode {
 		t.Errorf("released %+v: the executable's code (r-xp) is not among them", st.Released)
@@ -83,6 +98,24 @@ func TestRelease_GivesBackOnlyCleanReadOnlyPagesAndTheProgramRunsOn(t *testing.T
 		t.Error("the heap changed under the release")
 	}
 	runsOn(t)
+}
+
+// TestRelease_PIEBuildKeepsItsRELRO runs the test above in a position-independent build
+// of this package's tests, whose RELRO (pointers the dynamic loader relocated, then made
+// read-only) is an r--p mapping of the executable with anonymous pages: released, it
+// would revert to unrelocated pointers and crash the process.
+func TestRelease_PIEBuildKeepsItsRELRO(t *testing.T) {
+	if _, err := exec.LookPath("go"); err != nil {
+		t.Skip("no go command to build a PIE test binary")
+	}
+	bin := filepath.Join(t.TempDir(), "exepages.pie.test")
+	if out, err := exec.Command("go", "test", "-c", "-buildmode=pie", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("go test -c -buildmode=pie: %v\n%s", err, out)
+	}
+	out, err := exec.Command(bin, "-test.v", "-test.run", "^TestRelease_GivesBackOnlyCleanReadOnlyPagesAndTheProgramRunsOn$").CombinedOutput()
+	if err != nil || !regexp.MustCompile(`kept [0-9a-f]+-[0-9a-f]+ r--p: [1-9][0-9]* anonymous bytes`).Match(out) {
+		t.Errorf("the PIE build: %v, want a pass that kept its RELRO mapping\n%s", err, out)
+	}
 }
 
 // runsOn exercises what needs the executable's pages back: code run for the first time,
