@@ -38,10 +38,10 @@ type smapsEntry struct {
 
 // chooseMappings reads smaps text and returns the mappings of exe that may be released:
 // private, not writable, and with no page of the process's own in them. A private page
-// the process or the dynamic loader wrote (a breakpoint, RELRO of a cgo or PIE build)
-// shows as Anonymous (or Swap once swapped out) and would revert to the file's bytes, so
-// such a mapping is never chosen, and neither is one whose figures are missing or that
-// holds locked pages (madvise refuses those).
+// the process, the dynamic loader or a debugger wrote (RELRO of a cgo or PIE build, a
+// breakpoint, a uprobe) shows as Anonymous (or Swap once swapped out) and would revert to
+// the file's bytes, so such a mapping is never chosen, and neither is one whose figures
+// are missing or that holds locked pages (madvise refuses those).
 func chooseMappings(smaps io.Reader, exe Executable) ([]Mapping, error) {
 	entries, err := parseSmaps(smaps)
 	if err != nil {
