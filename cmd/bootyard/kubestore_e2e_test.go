@@ -2,11 +2,13 @@ package main
 
 import (
 	"context"
+	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -65,8 +67,66 @@ func TestServe_KubernetesStoreKeepsTheInventoryOnTheAPI(t *testing.T) {
 		t.Errorf("the second replica does not serve the settings: %v\n%s", err, out)
 	}
 
+	t.Run("ReplicasShareOneServerJoinTurn", func(t *testing.T) { testReplicasShareOneJoinTurn(t, api.AdminKubeconfig, ns) })
+
 	cmd := exec.Command(bin, "serve", "--data", t.TempDir(), "--listen", freePort(t), "--store", "etcd")
 	if out, err := cmd.CombinedOutput(); err == nil || !strings.Contains(string(out), `--store "etcd"`) {
 		t.Errorf("an unknown store: %v\n%s", err, out)
+	}
+}
+
+// testReplicasShareOneJoinTurn opens the store as serve does (openStore) twice on one
+// API server, as two replicas: the join queue that comes with the Kubernetes store is the
+// one on the API server, so a server granted its turn by one replica makes the other
+// answer "wait"; beside bbolt each appliance keeps its own queue. With an in-memory queue
+// wired beside the Kubernetes store, both servers would go at once.
+func testReplicasShareOneJoinTurn(t *testing.T, kubeconfig, ns string) {
+	ctx := t.Context()
+	open := func(backend string) joinTurns {
+		o := &serveOptions{dataDir: t.TempDir(), store: storeOptions{backend: backend, namespace: ns}}
+		o.cluster.kubeconfig = kubeconfig
+		st, turns, err := o.openStore(ctx, slog.New(slog.DiscardHandler), nil)
+		if err != nil {
+			t.Fatalf("open the %s store: %v", backend, err)
+		}
+		t.Cleanup(func() { st.Close() })
+		return turns
+	}
+	take := func(turns joinTurns, name string) (bool, string) {
+		t.Helper()
+		ok, holder, err := turns.Take(ctx, name, time.Hour)
+		if err != nil {
+			t.Fatalf("%s takes a turn: %v", name, err)
+		}
+		return ok, holder
+	}
+
+	a, b := open(storeKubernetes), open(storeKubernetes)
+	if ok, _ := take(a, "cp-2"); !ok {
+		t.Fatal("cp-2 is refused the first turn on replica A")
+	}
+	if ok, holder := take(b, "cp-3"); ok || holder != "cp-2" {
+		t.Errorf("replica B: cp-3 got ok=%v holder=%q while cp-2 holds the turn on replica A; want wait for cp-2", ok, holder)
+	}
+	if err := a.Release(ctx, "cp-2"); err != nil {
+		t.Fatal(err)
+	}
+	if ok, _ := take(b, "cp-3"); !ok {
+		t.Error("replica B: cp-3 waits after cp-2 released its turn on replica A")
+	}
+	if err := b.Release(ctx, "cp-3"); err != nil {
+		t.Fatal(err)
+	}
+
+	// bbolt: one appliance, its own queue in memory.
+	x, y := open(storeBbolt), open(storeBbolt)
+	if ok, _ := take(x, "cp-2"); !ok {
+		t.Fatal("bbolt: cp-2 is refused the first turn")
+	}
+	if ok, holder := take(x, "cp-3"); ok || holder != "cp-2" {
+		t.Errorf("bbolt: cp-3 got ok=%v holder=%q from the appliance where cp-2 holds the turn", ok, holder)
+	}
+	if ok, _ := take(y, "cp-3"); !ok {
+		t.Error("bbolt: a second appliance's queue is not its own")
 	}
 }

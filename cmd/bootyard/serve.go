@@ -41,6 +41,8 @@ type serveOptions struct {
 	trustUnverified bool
 	// inspectDiscovered inspects each unknown machine's hardware on its first boot.
 	inspectDiscovered bool
+	// releaseExePages gives back the executable's start-up pages once serving starts.
+	releaseExePages bool
 }
 
 func newServeCommand(cl *clientFlags) *cobra.Command {
@@ -72,6 +74,7 @@ DHCP is never started unless --dhcp-interface names an interface.`,
 	f.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	f.BoolVar(&o.inspectDiscovered, "inspect-discovered", false, "boot every unknown machine's first network boot into the agent's inspect mode (no disk is changed; it reboots and waits for import), so its hardware shows before import")
 	f.BoolVar(&o.trustUnverified, "trust-unverified-machines", false, "serve install tokens and join data to requests Bootyard cannot verify as the node's own address (no DHCP lease, no static IP, not seen in Bootyard's DHCP): only where another DHCP server hands out addresses and the provisioning network is trusted")
+	f.BoolVar(&o.releaseExePages, "release-exe-pages", true, "once started, unmap the pages of the bootyard executable that start-up read and nothing runs again (clean copies of the file: they stay in the page cache and map back when run); false keeps them resident")
 	f.IntVar(&o.limits.MaxDiscovered, "max-discovered", store.DefaultMaxDiscovered,
 		"discovered (not imported) machines kept; past it the longest-unseen is forgotten")
 	f.IntVar(&o.limits.MaxNodeEvents, "max-node-events", store.DefaultMaxNodeEvents,
@@ -219,6 +222,9 @@ func runServe(ctx context.Context, o *serveOptions) error {
 	}
 	log.Info("bootyard serving", slog.String("listen", scheme+"://"+ln.Addr().String()), slog.String("advertise", advertise),
 		slog.String("data", o.dataDir), slog.Bool("dhcp", o.boot.dhcpInterface != ""))
+	if o.releaseExePages {
+		releaseStartUpPages(log)
+	}
 	machines := ms.server.Handler()
 	g.Go(func() error { return serveHTTP(gctx, ln, operatorAndMachines(srv.Handler(), machines), log) })
 	if machineLn != nil {

@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -45,13 +46,15 @@ func stormServers() []string {
 
 // TestStorm_FiftyMachinesBootWithoutAnError is the storm benchmark at a small size: 50
 // machines at once, every one through DHCP, TFTP of a 1 MiB ipxe.efi, DHCP as iPXE and
-// its script over HTTP, against Bootyard and dnsmasq alike.
+// its script over HTTP, against Bootyard and dnsmasq alike. Bootyard logs at info here,
+// and must have released its executable's start-up pages before it answered HTTP: the
+// storm then runs on the pages it maps back.
 func TestStorm_FiftyMachinesBootWithoutAnError(t *testing.T) {
 	netns.Require(t)
 	bin := buildBinary(t)
 	for _, server := range stormServers() {
 		t.Run(server, func(t *testing.T) {
-			res, _, _ := runStorm(t, bin, server, 50, 50, 0x10)
+			res, _, _ := runStorm(t, bin, server, "info", 50, 50, 0x10)
 			t.Log(res)
 			if res.Booted != 50 || res.Failures != 0 {
 				t.Errorf("%d booted, %d failed (%v), want 50 and none", res.Booted, res.Failures, res.Errors)
@@ -63,8 +66,14 @@ func TestStorm_FiftyMachinesBootWithoutAnError(t *testing.T) {
 // BenchmarkStorm boots 1,000 simulated UEFI machines through the real `serve` process,
 // 100 at a time and all at once, and dnsmasq the same way, interleaved (Bootyard,
 // dnsmasq, Bootyard, dnsmasq: BOOTYARD_BENCH_RUNS rounds, default 2) on a machine whose
-// load drifts. Run with -benchtime 1x; BOOTYARD_STORM_MACHINES changes the 1,000, and
-// BOOTYARD_STORM_GOMEMLIMIT runs the server with that GOMEMLIMIT.
+// load drifts. Run with -benchtime 1x; BOOTYARD_STORM_MACHINES changes the 1,000,
+// BOOTYARD_STORM_GOMEMLIMIT runs the server with that GOMEMLIMIT, and
+// BOOTYARD_STORM_BASELINE=<bootyard binary> adds server=baseline, another build's `serve`
+// (e.g. main's) run the same way in each round, for an A/B in the same period.
+//
+// peak-RSS-MiB is the server's VmHWM, its peak since it started (start-up included);
+// storm-RSS-MiB, peak-anon-MiB and peak-file-MiB the largest of each seen in samples
+// every 20 ms while the storm ran.
 func BenchmarkStorm(b *testing.B) {
 	netns.Require(b)
 	bin := buildBinary(b)
@@ -77,17 +86,22 @@ func BenchmarkStorm(b *testing.B) {
 		runs = v
 	}
 	servers := stormServers()
+	if os.Getenv("BOOTYARD_STORM_BASELINE") != "" {
+		servers = slices.Insert(servers, 1, "baseline")
+	}
 	for _, conc := range []int{100, machines} {
 		for run := range runs * len(servers) {
 			server := servers[run%len(servers)]
 			b.Run(fmt.Sprintf("machines=%d/conc=%d/window=%d/run=%d/server=%s", machines, conc, stormWindow(), run/len(servers)+1, server), func(b *testing.B) {
 				for i := range b.N {
-					res, mem, cpu := runStorm(b, bin, server, machines, conc, byte(0x20+i))
+					res, mem, cpu := runStorm(b, bin, server, "warn", machines, conc, byte(0x20+i))
 					b.ReportMetric(res.Rate, "machines/s")
 					b.ReportMetric(float64(res.Failures), "failed")
 					b.ReportMetric(float64(res.NAKs), "NAK-restarts")
 					b.ReportMetric(float64(mem.HWM)/(1<<20), "peak-RSS-MiB")
+					b.ReportMetric(float64(mem.RSS)/(1<<20), "storm-RSS-MiB")
 					b.ReportMetric(float64(mem.Anon)/(1<<20), "peak-anon-MiB")
+					b.ReportMetric(float64(mem.File)/(1<<20), "peak-file-MiB")
 					b.ReportMetric(cpu.Seconds()*1000/float64(max(res.Booted, 1)), "server-CPU-ms/machine")
 					for _, p := range loadgen.Phases {
 						b.ReportMetric(ms(res.Phases[p].P50), p+"-p50-ms")
@@ -112,8 +126,9 @@ func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 
 // runStorm builds the lab, starts server, boots the machines and returns the figures,
 // the server process's memory peaks and the CPU time it spent on the storm. macByte keeps
-// the MACs of separate runs apart.
-func runStorm(t testing.TB, bin, server string, machines, conc int, macByte byte) (loadgen.StormResult, loadgen.Memory, time.Duration) {
+// the MACs of separate runs apart; logLevel is Bootyard's (at info, the release of its
+// start-up pages is checked for in its log).
+func runStorm(t testing.TB, bin, server, logLevel string, machines, conc int, macByte byte) (loadgen.StormResult, loadgen.Memory, time.Duration) {
 	t.Helper()
 	srv, cli := netns.New(t, "ssrv"), netns.New(t, "scli")
 	netns.Link(t, srv, "ssrv", cli, "scli")
@@ -122,13 +137,22 @@ func runStorm(t testing.TB, bin, server string, machines, conc int, macByte byte
 	cli.IP("route", "add", "local", stormLocalNet, "dev", "lo")
 	dir := stormIPXEDir(t)
 	var pid int
+	var serveLog string
 	switch server {
 	case "bootyard":
-		pid = startStormBootyard(t, srv, bin, dir)
+		pid, serveLog = startStormBootyard(t, srv, bin, dir, logLevel)
+	case "baseline":
+		pid, serveLog = startStormBootyard(t, srv, os.Getenv("BOOTYARD_STORM_BASELINE"), dir, logLevel)
 	case "dnsmasq":
 		pid = startStormDnsmasq(t, srv, dir)
 	}
 	waitStormHTTP(t, cli)
+	if server == "bootyard" && logLevel == "info" {
+		// serve releases before it serves HTTP, so it is in the log by now.
+		if b, err := os.ReadFile(serveLog); err != nil || !strings.Contains(string(b), "released the executable's start-up pages") {
+			t.Errorf("serve answers HTTP and has not logged the release of its start-up pages (%v):\n%s", err, b)
+		}
+	}
 
 	var dhcpConn *net.UDPConn
 	if err := cli.Do(func() error {
@@ -267,14 +291,14 @@ func stormIPXEDir(t testing.TB) string {
 }
 
 // startStormBootyard runs `bootyard serve` with DHCP and TFTP on the server's veth and
-// returns its PID (`ip netns exec` execs it in place).
-func startStormBootyard(t testing.TB, ns *netns.NS, bin, ipxeDir string) int {
+// returns its PID (`ip netns exec` execs it in place) and the file it logs to.
+func startStormBootyard(t testing.TB, ns *netns.NS, bin, ipxeDir, logLevel string) (int, string) {
 	t.Helper()
 	data := t.TempDir()
 	ctx, cancel := context.WithCancel(context.Background())
 	cmd := ns.Command(ctx, bin, "serve", "--data", data, "--listen", stormServer+":8080",
 		"--advertise-url", "http://"+stormServer+":8080", "--dhcp-interface", "ssrv",
-		"--dhcp-range", stormRange, "--ipxe-dir", ipxeDir, "--log-level", "warn")
+		"--dhcp-range", stormRange, "--ipxe-dir", ipxeDir, "--log-level", logLevel)
 	if lim := os.Getenv("BOOTYARD_STORM_GOMEMLIMIT"); lim != "" {
 		// The server's heap cap alone: GOMEMLIMIT in the benchmark's own environment
 		// would slow the load generator too.
@@ -300,7 +324,7 @@ func startStormBootyard(t testing.TB, ns *netns.NS, bin, ipxeDir string) int {
 			}
 		}
 	})
-	return cmd.Process.Pid
+	return cmd.Process.Pid, logf.Name()
 }
 
 // startStormDnsmasq runs dnsmasq with what Bootyard does here: DHCP on the veth (no DNS),
