@@ -1,7 +1,8 @@
 package web
 
 import (
-	"bytes"
+	"encoding/base64"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -88,16 +89,15 @@ func (s *sseStream) keepAlive() error {
 //	inventory  the page's table, only when the set of rows on it changes (a node
 //	           enters or leaves the page, the match count moves)
 //
-// The page passes v (its rows' membership key) and t (its render time), so the first
-// tick sends only what changed since the page was drawn, not the page again.
+// The page passes v (its rows' membership key) and r (a hash of each row as drawn), so
+// the first tick sends only the rows that changed since the page was drawn, not the page
+// again. It compares contents, not times: the replica that drew the page and the ones
+// that changed its rows need not agree on the clock.
 func (u *ui) streamInventory(c echo.Context) error {
 	ctx := c.Request().Context()
 	view := viewFromURL(c.QueryParams())
 	lastMembers := c.QueryParam("v")
-	var rendered time.Time
-	if ns, err := strconv.ParseInt(c.QueryParam("t"), 10, 64); err == nil {
-		rendered = time.Unix(0, ns)
-	}
+	drawn, _ := base64.RawURLEncoding.DecodeString(c.QueryParam("r")) // none or bad: every row is sent once
 	s := startSSE(c)
 	tick := time.NewTicker(u.pollEvery)
 	defer tick.Stop()
@@ -106,7 +106,7 @@ func (u *ui) streamInventory(c echo.Context) error {
 	if c.Request().Header.Get("Last-Event-ID") == "" {
 		lastCounts = c.QueryParam("c")
 	}
-	rows := map[string][]byte{} // name → key of the row as last sent (or as the page drew it)
+	rows := map[string]uint32{} // name → hash of the row as last sent (or as the page drew it)
 	first := true
 	for {
 		inv, err := u.inventory(ctx, view, false)
@@ -135,17 +135,19 @@ func (u *ui) streamInventory(c echo.Context) error {
 			lastMembers = members
 			clear(rows)
 			for _, r := range inv.Nodes {
-				rows[r.Name] = rowKey(r)
+				rows[r.Name] = rowHash(r)
 			}
 		} else {
-			for _, r := range inv.Nodes {
-				k := rowKey(r)
+			// Unchanged members: the same rows in the same order as the page drew them.
+			asDrawn := first && len(drawn) == 4*len(inv.Nodes)
+			for i, r := range inv.Nodes {
+				k := rowHash(r)
 				prev, known := rows[r.Name]
-				rows[r.Name] = k
-				if first && !r.UpdatedAt.After(rendered) {
-					continue // the page drew it as it is
+				if asDrawn {
+					prev, known = binary.BigEndian.Uint32(drawn[4*i:]), true
 				}
-				if known && bytes.Equal(prev, k) {
+				rows[r.Name] = k
+				if known && prev == k {
 					continue
 				}
 				html, err := u.fragment("node_row", r)
@@ -184,10 +186,23 @@ func membersKey(inv inventoryView) string {
 	return strconv.FormatUint(h.Sum64(), 36)
 }
 
-// rowKey is a row's content without the render time its ages count from.
-func rowKey(r nodeRow) []byte {
+// rowHash is a hash of what a row shows, without the render time its ages count from.
+func rowHash(r nodeRow) uint32 {
+	h := fnv.New32a()
 	b, _ := json.Marshal(r.Node)
-	return b
+	h.Write(b)
+	io.WriteString(h, "\x00"+r.Power)
+	return h.Sum32()
+}
+
+// rowsKey is the page's rows as drawn for its stream: each row's hash, in order, 6
+// characters a row (6 KB at the largest page, 1,000 rows).
+func rowsKey(rows []nodeRow) string {
+	b := make([]byte, 0, 4*len(rows))
+	for _, r := range rows {
+		b = binary.BigEndian.AppendUint32(b, rowHash(r))
+	}
+	return base64.RawURLEncoding.EncodeToString(b)
 }
 
 // streamNode sends a node's new events (timeline items and installer log lines) and its

@@ -39,6 +39,8 @@ type uiOptions struct {
 	turns   JoinTurnHolder
 	// trustedProxies are the proxies whose X-Forwarded-For the server believes.
 	trustedProxies []netip.Prefix
+	// inventory, when set, wraps the store the server reads.
+	inventory func(*store.Store) Inventory
 }
 
 func newUI(t *testing.T, opts uiOptions) *uiHarness {
@@ -49,6 +51,9 @@ func newUI(t *testing.T, opts uiOptions) *uiHarness {
 	}
 	t.Cleanup(func() { st.Close() })
 	deps := Deps{Inventory: st, JoinTurns: opts.turns}
+	if opts.inventory != nil {
+		deps.Inventory = opts.inventory(st)
+	}
 	if !opts.noJoin {
 		r, err := cloudinit.NewRenderer(cloudinit.Config{AdvertiseURL: "http://127.0.0.1:9"})
 		if err != nil {
@@ -166,16 +171,22 @@ func (h *uiHarness) importNode(spec string) node.Node {
 // walk carries a node through the state table, as the boot path and cluster would.
 func (h *uiHarness) walk(name string, states ...node.State) {
 	h.t.Helper()
+	h.walkAt(time.Time{}, name, states...)
+}
+
+// walkAt is walk with the transitions dated from clock, as a replica whose clock reads
+// that would date them; zero is the wall clock, as the product's transitions are, and
+// later than the node's last change all the same, so walks in a row stay in order.
+func (h *uiHarness) walkAt(clock time.Time, name string, states ...node.State) {
+	h.t.Helper()
 	if _, err := h.st.UpdateNode(h.t.Context(), name, func(n *node.Node) ([]node.Event, error) {
 		var evs []node.Event
-		for _, to := range states {
-			// At the wall clock, as the product's transitions are: a change dated before
-			// a page was drawn reads to its stream as one the page already shows (seen:
-			// the nodes stream test sent the counts but not the row). Later than the last
-			// change all the same, so walks in a row stay in order.
-			at := time.Now().UTC()
-			if !at.After(n.UpdatedAt) {
-				at = n.UpdatedAt.Add(time.Millisecond)
+		for i, to := range states {
+			at := clock.UTC().Add(time.Duration(i) * time.Millisecond)
+			if clock.IsZero() {
+				if at = time.Now().UTC(); !at.After(n.UpdatedAt) {
+					at = n.UpdatedAt.Add(time.Millisecond)
+				}
 			}
 			ev, err := n.Transition(to, "test", "test", at)
 			if err != nil {

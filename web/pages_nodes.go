@@ -363,7 +363,7 @@ func (u *ui) renderNodes(c echo.Context, status int, f importForm, showImport bo
 	}
 	stream := view.values()
 	stream.Set("v", membersKey(inv))
-	stream.Set("t", strconv.FormatInt(inv.Now.UnixNano(), 10))
+	stream.Set("r", rowsKey(inv.Nodes))
 	ck, err := changeKey(counts)
 	if err != nil {
 		return err

@@ -2,6 +2,7 @@ package web
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"html"
 	"mime/multipart"
@@ -11,6 +12,7 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/bootyard/bootyard/node"
 	"github.com/bootyard/bootyard/store"
@@ -126,6 +128,44 @@ func TestPages_NodesStreamSendsOnlyTheChangedRow(t *testing.T) {
 		t.Fatalf("one state change sent %d bytes, over 4 KB", n)
 	}
 	t.Logf("one state change: %d bytes on the stream", len(after))
+}
+
+// TestPages_NodesStreamSendsARowChangedByAReplicaWithASlowClock: with replicas, a page
+// may be drawn by one whose clock is ahead of the ones that write its rows. The stream's
+// first tick must still send a row changed after the page was drawn (it once skipped
+// every row dated before the page's render time), and only that row.
+func TestPages_NodesStreamSendsARowChangedByAReplicaWithASlowClock(t *testing.T) {
+	h := newUI(t, uiOptions{inventory: func(st *store.Store) Inventory { return slowClockWriters{st, time.Hour} }})
+	fillUI(t, h, 20)
+	h.login()
+	p := h.get("/ui/nodes")
+	m := regexp.MustCompile(`data-stream="([^"]+)"`).FindStringSubmatch(p.body)
+	if m == nil {
+		t.Fatal("the nodes page names no stream")
+	}
+	h.walk("w-007", node.StateProvisioning) // after the page was drawn
+	got := h.readStream(html.UnescapeString(m[1]), func(ev string) bool { return strings.Contains(ev, "event: row") }, 20)
+	if !strings.Contains(got, `id="node-w-007"`) || !strings.Contains(got, "provisioning") {
+		t.Fatalf("the stream's first tick did not send w-007, changed after the page was drawn:\n%.1500s", got)
+	}
+	if n := strings.Count(got, "event: row"); n != 1 {
+		t.Fatalf("the stream sent %d rows, want only w-007's:\n%.1500s", n, got)
+	}
+}
+
+// slowClockWriters reads the inventory as if every node had been written by a replica
+// whose clock is behind this one's.
+type slowClockWriters struct {
+	*store.Store
+	behind time.Duration
+}
+
+func (s slowClockWriters) QueryNodes(ctx context.Context, q store.NodeQuery) (store.NodePage, error) {
+	p, err := s.Store.QueryNodes(ctx, q)
+	for i := range p.Nodes {
+		p.Nodes[i].UpdatedAt = p.Nodes[i].UpdatedAt.Add(-s.behind)
+	}
+	return p, err
 }
 
 func TestPages_CSVImportPreviewsThenCommits(t *testing.T) {
