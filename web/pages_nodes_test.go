@@ -103,12 +103,7 @@ func TestPages_NodesStreamSendsOnlyTheChangedRow(t *testing.T) {
 	h := newUI(t, uiOptions{})
 	fillUI(t, h, 150)
 	h.login()
-	p := h.get("/ui/nodes")
-	m := regexp.MustCompile(`data-stream="([^"]+)"`).FindStringSubmatch(p.body)
-	if m == nil {
-		t.Fatal("the nodes page names no stream")
-	}
-	stream := html.UnescapeString(m[1])
+	stream := nodesStream(t, h.get("/ui/nodes").body)
 	done := h.readStreamAsync(stream, func(ev string) bool { return strings.Contains(ev, "event: row") }, 20)
 	// The stream sends nothing the page already shows (its first tick, before or after
 	// this change, finds the counts and rows as drawn); one node moves on.
@@ -138,19 +133,25 @@ func TestPages_NodesStreamSendsARowChangedByAReplicaWithASlowClock(t *testing.T)
 	h := newUI(t, uiOptions{inventory: func(st *store.Store) Inventory { return slowClockWriters{st, time.Hour} }})
 	fillUI(t, h, 20)
 	h.login()
-	p := h.get("/ui/nodes")
-	m := regexp.MustCompile(`data-stream="([^"]+)"`).FindStringSubmatch(p.body)
-	if m == nil {
-		t.Fatal("the nodes page names no stream")
-	}
+	stream := nodesStream(t, h.get("/ui/nodes").body)
 	h.walk("w-007", node.StateProvisioning) // after the page was drawn
-	got := h.readStream(html.UnescapeString(m[1]), func(ev string) bool { return strings.Contains(ev, "event: row") }, 20)
+	got := h.readStream(stream, func(ev string) bool { return strings.Contains(ev, "event: row") }, 20)
 	if !strings.Contains(got, `id="node-w-007"`) || !strings.Contains(got, "provisioning") {
 		t.Fatalf("the stream's first tick did not send w-007, changed after the page was drawn:\n%.1500s", got)
 	}
 	if n := strings.Count(got, "event: row"); n != 1 {
 		t.Fatalf("the stream sent %d rows, want only w-007's:\n%.1500s", n, got)
 	}
+}
+
+// nodesStream is the live stream a nodes page names.
+func nodesStream(t *testing.T, page string) string {
+	t.Helper()
+	m := regexp.MustCompile(`data-stream="([^"]+)"`).FindStringSubmatch(page)
+	if m == nil {
+		t.Fatal("the nodes page names no stream")
+	}
+	return html.UnescapeString(m[1])
 }
 
 // slowClockWriters reads the inventory as if every node had been written by a replica

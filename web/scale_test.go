@@ -3,11 +3,9 @@ package web
 import (
 	"encoding/json"
 	"fmt"
-	"html"
 	"io"
 	"net/url"
 	"os"
-	"regexp"
 	"runtime"
 	"strings"
 	"testing"
@@ -173,11 +171,7 @@ func TestScale_WebFigures(t *testing.T) {
 
 	// One node's state change, as an open page's stream carries it.
 	body := string(get("/ui/nodes"))
-	m := regexp.MustCompile(`data-stream="([^"]+)"`).FindStringSubmatch(body)
-	if m == nil {
-		t.Fatal("no stream on the nodes page")
-	}
-	stream := html.UnescapeString(m[1])
+	stream := nodesStream(t, body)
 	done := h.readStreamAsync(stream, func(ev string) bool { return strings.Contains(ev, "event: row") }, 50)
 	h.walk("dc-000001", node.StateProvisioning)
 	got := <-done
