@@ -7,11 +7,11 @@ import (
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/bootyard/bootyard/bmc/bmctest"
 	"github.com/bootyard/bootyard/node"
 	"github.com/bootyard/bootyard/store"
+	"github.com/bootyard/bootyard/store/storetest"
 )
 
 // TestLifecycle_ImportDeleteWipeAgainstOpenIPMISimulator drives a node's whole life
@@ -60,7 +60,7 @@ func TestLifecycle_ImportDeleteWipeAgainstOpenIPMISimulator(t *testing.T) {
 	}
 
 	// It installs; the firmware consumed the one-time boot flag.
-	moveTo(t, st, "w1", node.StateProvisioning, node.StateInstalled)
+	storetest.Move(t, st, "w1", node.StateProvisioning, node.StateInstalled)
 	sim.WriteFile(t, "boot", "default")
 	logBefore := sim.File("chassis.log")
 
@@ -73,7 +73,7 @@ func TestLifecycle_ImportDeleteWipeAgainstOpenIPMISimulator(t *testing.T) {
 		return strings.Contains(after, "set boot pxe") && strings.Contains(after, "set power 0") && sim.File("power") == "1"
 	})
 
-	moveTo(t, st, "w1", node.StateDeleted)
+	storetest.Move(t, st, "w1", node.StateDeleted)
 	waitFor(t, "the wiped machine to be powered off", func() bool { return sim.File("power") == "0" })
 	if out, _ := sim.IPMITool("chassis", "power", "status"); !strings.Contains(out, "is off") {
 		t.Fatalf("ipmitool after the wipe: %s", out)
@@ -100,18 +100,6 @@ func TestLifecycle_ImportDeleteWipeAgainstOpenIPMISimulator(t *testing.T) {
 	for _, e := range events {
 		if strings.Contains(e.Reason, sim.Password) {
 			t.Fatalf("event carries the BMC password: %+v", e)
-		}
-	}
-}
-
-func moveTo(t *testing.T, st *store.Store, name string, states ...node.State) {
-	t.Helper()
-	for _, to := range states {
-		if _, err := st.UpdateNode(context.Background(), name, func(n *node.Node) ([]node.Event, error) {
-			ev, err := n.Transition(to, "test", "test", time.Now().UTC())
-			return []node.Event{ev}, err
-		}); err != nil {
-			t.Fatal(err)
 		}
 	}
 }

@@ -15,11 +15,7 @@ func TestUI_ServerDrawnDialogGivesFocusBackToItsOpener(t *testing.T) {
 	h := newUI(t, uiOptions{})
 	ctx := newBrowser(t, h)
 	base := h.srv.URL
-	run(t, ctx, "sign in",
-		chromedp.Navigate(base+"/ui/nodes?import=1&mac=52:54:00:00:03:01"),
-		chromedp.WaitVisible("#password", chromedp.ByID),
-		chromedp.SendKeys("#password", testToken, chromedp.ByID),
-		chromedp.SendKeys("#password", kb.Enter, chromedp.ByID),
+	browserSignIn(t, ctx, base+"/ui/nodes?import=1&mac=52:54:00:00:03:01",
 		chromedp.WaitVisible("#import-mac", chromedp.ByID),
 		// The script has made the drawn dialog modal and focused its first field.
 		chromedp.Poll(`document.getElementById("import-dialog").matches(":modal") && document.activeElement.id === "import-mac"`, nil))

@@ -6,7 +6,6 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
-	"github.com/chromedp/chromedp/kb"
 
 	"github.com/bootyard/bootyard/agentapi"
 	"github.com/bootyard/bootyard/node"
@@ -38,11 +37,7 @@ func TestUI_DiscoveredMachineShowsItsHardwareBeforeImport(t *testing.T) {
 	}
 	ctx := newBrowser(t, h)
 	base := h.srv.URL
-	run(t, ctx, "sign in",
-		chromedp.Navigate(base+"/ui/nodes"),
-		chromedp.WaitVisible("#password", chromedp.ByID),
-		chromedp.SendKeys("#password", testToken, chromedp.ByID),
-		chromedp.SendKeys("#password", kb.Enter, chromedp.ByID),
+	browserSignIn(t, ctx, base+"/ui/nodes",
 		chromedp.WaitVisible("table.discovered", chromedp.ByQuery))
 	var rows []string
 	run(t, ctx, "read the discovered table",

@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
-	"github.com/chromedp/chromedp/kb"
 
 	"github.com/bootyard/bootyard/node"
 	"github.com/bootyard/bootyard/store"
@@ -31,11 +30,7 @@ func TestUI_NodesPageAt10000Nodes(t *testing.T) {
 	}
 	ctx := newBrowser(t, h)
 	base := h.srv.URL
-	run(t, ctx, "sign in",
-		chromedp.Navigate(base+"/ui/nodes"),
-		chromedp.WaitVisible("#password", chromedp.ByID),
-		chromedp.SendKeys("#password", testToken, chromedp.ByID),
-		chromedp.SendKeys("#password", kb.Enter, chromedp.ByID),
+	browserSignIn(t, ctx, base+"/ui/nodes",
 		chromedp.WaitVisible("#node-dc-000000", chromedp.ByID))
 
 	var paint float64

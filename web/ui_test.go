@@ -159,6 +159,18 @@ func run(t *testing.T, ctx context.Context, step string, actions ...chromedp.Act
 	}
 }
 
+// browserSignIn opens url, which lands on the login form, signs in with the admin token and
+// then runs then on the page it was sent back to.
+func browserSignIn(t *testing.T, ctx context.Context, url string, then ...chromedp.Action) {
+	t.Helper()
+	run(t, ctx, "sign in", append([]chromedp.Action{
+		chromedp.Navigate(url),
+		chromedp.WaitVisible("#password", chromedp.ByID),
+		chromedp.SendKeys("#password", testToken, chromedp.ByID),
+		chromedp.SendKeys("#password", kb.Enter, chromedp.ByID),
+	}, then...)...)
+}
+
 func jsTrue(t *testing.T, ctx context.Context, what, expr string) {
 	t.Helper()
 	var ok bool
