@@ -274,8 +274,8 @@ func testRename(t *testing.T, open Opener) {
 }
 
 // testLaterFields: the fields node.Node gained after the first store layout (BMC
-// settings, root-disk hints, the UEFI loader, the Secure Boot reading) survive an import
-// and an update on every backend.
+// settings, root-disk hints, the UEFI loader, the Secure Boot reading, the recorded power
+// reading) survive an import and an update on every backend.
 func testLaterFields(t *testing.T, open Opener) {
 	ctx := context.Background()
 	s := open(t, store.Limits{})
@@ -289,8 +289,10 @@ func testLaterFields(t *testing.T, open Opener) {
 	spec.UEFILoader = node.LoaderShim
 	mustImport(t, s, spec)
 	on := true
+	power := node.PowerReading{State: "off", Since: time.Date(2026, 3, 1, 10, 0, 0, 0, time.UTC), Error: "timeout"}
 	if _, err := s.UpdateNode(ctx, "later", func(n *node.Node) ([]node.Event, error) {
 		n.SecureBoot = &on
+		n.Power = &power
 		return nil, nil
 	}); err != nil {
 		t.Fatal(err)
@@ -303,5 +305,8 @@ func testLaterFields(t *testing.T, open Opener) {
 		got.UEFILoader != node.LoaderShim || got.SecureBoot == nil || !*got.SecureBoot {
 		t.Errorf("read back BMC %+v, hints %q, loader %q, secure boot %v; want %+v, %q, shim, true",
 			got.BMC, got.RootDiskHints.String(), got.UEFILoader, got.SecureBoot, spec.BMC, hints.String())
+	}
+	if got.Power == nil || got.Power.State != power.State || !got.Power.Since.Equal(power.Since) || got.Power.Error != power.Error {
+		t.Errorf("read back power %+v, want %+v", got.Power, power)
 	}
 }
