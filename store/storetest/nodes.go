@@ -293,7 +293,13 @@ func testLaterFields(t *testing.T, open Opener) {
 	if _, err := s.UpdateNode(ctx, "later", func(n *node.Node) ([]node.Event, error) {
 		n.SecureBoot = &on
 		n.Power = &power
-		return nil, nil
+		// Every event type is stored (the Kubernetes store's CRD lists them).
+		var evs []node.Event
+		for _, typ := range []node.EventType{node.EventTransition, node.EventBoot, node.EventCloudInit, node.EventProgress,
+			node.EventLog, node.EventCluster, node.EventWarning, node.EventPower} {
+			evs = append(evs, node.NewEvent(n.Name, typ, "a "+string(typ)+" event", "test", time.Now().UTC()))
+		}
+		return evs, nil
 	}); err != nil {
 		t.Fatal(err)
 	}
@@ -305,6 +311,13 @@ func testLaterFields(t *testing.T, open Opener) {
 		got.UEFILoader != node.LoaderShim || got.SecureBoot == nil || !*got.SecureBoot {
 		t.Errorf("read back BMC %+v, hints %q, loader %q, secure boot %v; want %+v, %q, shim, true",
 			got.BMC, got.RootDiskHints.String(), got.UEFILoader, got.SecureBoot, spec.BMC, hints.String())
+	}
+	evs, err := s.Events(ctx, "later", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if last := evs[len(evs)-1]; last.Type != node.EventPower {
+		t.Errorf("the newest event is %q %q, want the power event", last.Type, last.Reason)
 	}
 	if got.Power == nil || got.Power.State != power.State || !got.Power.Since.Equal(power.Since) || got.Power.Error != power.Error {
 		t.Errorf("read back power %+v, want %+v", got.Power, power)
