@@ -1,13 +1,14 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -83,30 +84,17 @@ type bmcReplica struct {
 	deps      web.Deps
 	cancel    context.CancelFunc
 	g         *errgroup.Group
-	logs      *syncBuffer
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
+	logPath   string
 }
 
 func startBMCReplica(t *testing.T, api *kubetest.API, ns, name, src string) *bmcReplica {
 	t.Helper()
-	r := &bmcReplica{name: name, src: src, logs: &syncBuffer{}}
-	log := slog.New(slog.NewTextHandler(r.logs, &slog.HandlerOptions{Level: slog.LevelDebug})).With(slog.String("replica", name))
+	r := &bmcReplica{name: name, src: src, logPath: filepath.Join(t.TempDir(), name+".log")}
+	logFile, err := os.Create(r.logPath) // each log line is one write(2): safe from every goroutine
+	if err != nil {
+		t.Fatal(err)
+	}
+	log := slog.New(slog.NewTextHandler(logFile, &slog.HandlerOptions{Level: slog.LevelDebug})).With(slog.String("replica", name))
 	o := &serveOptions{dataDir: t.TempDir(), store: storeOptions{backend: storeKubernetes, namespace: ns}}
 	o.cluster = clusterOptions{kubeconfig: api.AdminKubeconfig, drainTimeout: time.Minute, rebootTimeout: time.Minute,
 		helperNamespace: cluster.DefaultHelperNamespace, helperImage: cluster.DefaultHelperImage,
@@ -134,8 +122,10 @@ func startBMCReplica(t *testing.T, api *kubetest.API, ns, name, src string) *bmc
 	t.Cleanup(func() {
 		r.stop()
 		st.Close()
+		logFile.Close()
 		if t.Failed() {
-			t.Logf("%s log:\n%s", name, r.logs)
+			b, _ := os.ReadFile(r.logPath)
+			t.Logf("%s log:\n%s", name, b)
 		}
 	})
 	return r
@@ -165,7 +155,7 @@ func TestHA_OnlyTheLeaderPollsTheBMCAndEveryReplicaShowsItsReading(t *testing.T)
 	if _, err := api.Admin.CoreV1().Namespaces().Create(t.Context(), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	api.InstallCRDs(t, kubetest.Root(t)+"/deploy/crds")
+	api.InstallCRDs(t, filepath.Join(kubetest.Root(t), "deploy", "crds"))
 	fake := &countingRedfish{power: "On", reads: map[string]int{}}
 	srv := httptest.NewServer(fake)
 	defer srv.Close()
