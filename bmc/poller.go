@@ -281,6 +281,9 @@ func (p *Poller) poll(ctx context.Context, n node.Node) {
 	var want *node.PowerReading
 	if p.cfg.Record {
 		want = reading(o.record, st, err, now)
+		if want == nil && o.record != nil {
+			o.Since = o.record.Since // a new leader's first poll: the state is older than its term
+		}
 	}
 	p.mu.Unlock()
 	if want != nil {

@@ -365,6 +365,15 @@ func TestPoller_RecordWritesTheNodeOnlyWhenItsPowerChanges(t *testing.T) {
 		t.Fatalf("power-change events %q, want %q", power, want)
 	}
 
+	// The next leader's first poll agrees with the record: no write, and the state's
+	// time is the record's, not the poll's.
+	next := NewPoller(PollerConfig{Interval: time.Minute, Record: true, Env: env}, inv)
+	now = now.Add(time.Minute)
+	next.PollDue(context.Background())
+	if o, _ := next.Observation("m1"); inv.writes != 4 || o.Recorded || o.Power != PowerOn || !o.Since.Equal(start.Add(60*time.Minute)) {
+		t.Fatalf("a new leader's first poll: %d writes, shows %+v; want 4 writes, on since %s", inv.writes, o, start.Add(60*time.Minute))
+	}
+
 	// A leader that stops (lost the Lease) serves the record, not what it last polled.
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
