@@ -27,7 +27,8 @@ type Observation struct {
 	// Recorded says the observation is the node record's (PollerConfig.Record): another
 	// replica polled. At, Failures and Next are then unknown here.
 	Recorded bool `json:"recorded,omitempty"`
-	// Since is when the recorded state was first seen (with Record only).
+	// Since is when Power was first seen: by this poller, or with Record since the
+	// recorded state began (on any replica).
 	Since   time.Time `json:"since,omitzero"`
 	address string
 	// record is the node's recorded reading as this poller last knew it (with Record).
@@ -382,7 +383,7 @@ func (p *Poller) record(ctx context.Context, name string, want node.PowerReading
 		if ctx.Err() == nil {
 			p.log.Warn("bmc poller: record power", slog.String("node", name), slog.Any("err", err))
 		}
-		return // the next change, or the next leader's first poll, records it
+		return // the record this poller knows is unchanged, so its next poll tries again
 	}
 	p.mu.Lock()
 	if o, ok := p.obs[name]; ok {
