@@ -10,6 +10,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/bootyard/bootyard/node"
+	"github.com/bootyard/bootyard/store"
 )
 
 // Observation is the poller's last word on one node's power.
@@ -23,14 +24,27 @@ type Observation struct {
 	// capped at MaxBackoff.
 	Failures int       `json:"failures,omitempty"`
 	Next     time.Time `json:"next"`
-	address  string
+	// Recorded says the observation is the node record's (PollerConfig.Record): another
+	// replica polled. At, Failures and Next are then unknown here.
+	Recorded bool `json:"recorded,omitempty"`
+	// Since is when Power was first seen: by this poller, or with Record since the
+	// recorded state began (on any replica).
+	Since   time.Time `json:"since,omitzero"`
+	address string
+	// record is the node's recorded reading as this poller last knew it (with Record).
+	record *node.PowerReading
 }
 
-// PollerInventory is what the poller reads.
+// polled reports whether this poller has asked the BMC since it started.
+func (o *Observation) polled() bool { return !o.At.IsZero() || o.Failures > 0 }
+
+// PollerInventory is what the poller reads, and writes with PollerConfig.Record.
 type PollerInventory interface {
 	ListNodes(ctx context.Context) ([]node.Node, error)
+	GetNode(ctx context.Context, ref string) (node.Node, error)
 	NodeSecret(ctx context.Context, nodeName, key string) ([]byte, error)
 	AppendEvents(ctx context.Context, events ...node.Event) error
+	UpdateNode(ctx context.Context, name string, fn store.UpdateFunc) (node.Node, error)
 }
 
 // PollerConfig tunes the poller.
@@ -43,6 +57,12 @@ type PollerConfig struct {
 	// session is four round trips, a Redfish login a TLS handshake), so polls overlap;
 	// bounded, because a fleet of dead BMCs must not become a fleet of goroutines.
 	Concurrency int
+	// Record keeps each node's power reading in its node record (node.Node.Power), written
+	// only when it changes (state, or the BMC stopping or starting to answer), never per
+	// poll; a change between on and off is also an event. Observation answers from the
+	// record for a node this poller has not polled since it started. For several replicas
+	// on one store, where only the leader runs the poller: the others show what it saw.
+	Record bool
 	Env
 }
 
@@ -112,23 +132,38 @@ func (p *Poller) Collect(ch chan<- prometheus.Metric) {
 	p.errors.Collect(ch)
 }
 
-// Observation is the last poll of the node named name.
+// Observation is the last poll of the node named name or, with Record, when this poller
+// has not polled it (it runs on another replica), the node's recorded reading.
 func (p *Poller) Observation(name string) (Observation, bool) {
 	p.mu.Lock()
-	defer p.mu.Unlock()
 	o, ok := p.obs[name]
-	if !ok {
+	var out Observation
+	if ok {
+		out = *o
+	}
+	p.mu.Unlock()
+	if !p.cfg.Record || (ok && out.polled()) {
+		return out, ok
+	}
+	// The node read is the store's (the Kubernetes store's: its cache), as every page's.
+	n, err := p.inv.GetNode(context.Background(), name)
+	if err != nil || n.BMC == nil || n.Power == nil {
 		return Observation{}, false
 	}
-	return *o, true
+	return Observation{Power: PowerState(n.Power.State), Err: n.Power.Error, Since: n.Power.Since, Recorded: true}, true
 }
 
 // Run polls until ctx ends, looking for due BMCs every tick (a tenth of the interval, at
 // least a second), so a changed inventory and expired backoffs are picked up promptly.
+//
+// When Run returns, the poller forgets what it saw: with leader election a replica that
+// lost the Lease must not serve its last observations for ever (Observation falls back on
+// the record the new leader keeps), and one that wins it again starts afresh.
 func (p *Poller) Run(ctx context.Context) error {
 	tick := max(p.cfg.Interval/10, time.Second)
 	t := time.NewTicker(tick)
 	defer t.Stop()
+	defer p.forget()
 	for {
 		p.PollDue(ctx)
 		select {
@@ -137,6 +172,13 @@ func (p *Poller) Run(ctx context.Context) error {
 		case <-t.C:
 		}
 	}
+}
+
+func (p *Poller) forget() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.obs = map[string]*Observation{}
+	p.withBMC, p.loadedAt = nil, time.Time{}
 }
 
 // PollDue polls, at most Concurrency at once, every BMC whose next poll is due, and
@@ -161,7 +203,7 @@ func (p *Poller) PollDue(ctx context.Context) {
 		o, ok := p.obs[n.Name]
 		if !ok || o.address != n.BMC.URL() {
 			// New, or a BMC that moved: its history of failures is not this one's.
-			o = &Observation{Power: PowerUnknown, address: n.BMC.URL()}
+			o = &Observation{Power: PowerUnknown, address: n.BMC.URL(), record: n.Power}
 			p.obs[n.Name] = o
 		}
 		if !o.Next.After(now) {
@@ -226,6 +268,9 @@ func (p *Poller) poll(ctx context.Context, n node.Node) {
 	}
 	wasFailing := o.Failures > 0
 	if err == nil {
+		if st != o.Power {
+			o.Since = now
+		}
 		o.Power, o.At, o.Err, o.Failures = st, now, "", 0
 		o.Next = now.Add(p.cfg.Interval)
 	} else {
@@ -234,7 +279,17 @@ func (p *Poller) poll(ctx context.Context, n node.Node) {
 		o.Next = now.Add(p.backoff(o.Failures))
 	}
 	failures, next := o.Failures, o.Next
+	var want *node.PowerReading
+	if p.cfg.Record {
+		want = reading(o.record, st, err, now)
+		if want == nil && o.record != nil {
+			o.Since = o.record.Since // a new leader's first poll: the state is older than its term
+		}
+	}
 	p.mu.Unlock()
+	if want != nil {
+		p.record(ctx, n.Name, *want)
+	}
 
 	switch {
 	case err != nil:
@@ -282,4 +337,57 @@ func (p *Poller) event(ctx context.Context, name string, t node.EventType, reaso
 	if err := p.inv.AppendEvents(ctx, node.NewEvent(name, t, reason, "bmc-poller", p.cfg.Now())); err != nil && ctx.Err() == nil {
 		p.log.Warn("bmc poller: record event", slog.String("node", name), slog.Any("err", err))
 	}
+}
+
+// reading is the power reading to record after a poll, nil when the recorded one (prev)
+// still holds: a changed state, the BMC's first failed poll, or its first answer after
+// failing. Repeated failures keep the first error: a record that changed with every
+// failure's text would be a write per poll of a dead BMC.
+func reading(prev *node.PowerReading, st PowerState, err error, now time.Time) *node.PowerReading {
+	switch {
+	case err == nil && (prev == nil || prev.State != string(st)):
+		return &node.PowerReading{State: string(st), Since: now}
+	case err == nil && prev.Error != "":
+		return &node.PowerReading{State: prev.State, Since: prev.Since}
+	case err != nil && prev == nil:
+		return &node.PowerReading{State: string(PowerUnknown), Since: now, Error: err.Error()}
+	case err != nil && prev.Error == "":
+		return &node.PowerReading{State: prev.State, Since: prev.Since, Error: err.Error()}
+	}
+	return nil
+}
+
+// errReadingUnchanged aborts a record whose fresh node already holds the reading.
+var errReadingUnchanged = errors.New("power reading unchanged")
+
+// record writes want into the node's record, with an event when the machine went from on
+// to off or back, unless the record already says so (a previous leader wrote it).
+func (p *Poller) record(ctx context.Context, name string, want node.PowerReading) {
+	var stored node.PowerReading
+	_, err := p.inv.UpdateNode(ctx, name, func(n *node.Node) ([]node.Event, error) {
+		prev := n.Power
+		if prev != nil && prev.State == want.State && prev.Error == want.Error {
+			stored = *prev
+			return nil, errReadingUnchanged
+		}
+		if prev != nil && prev.State == want.State {
+			want.Since = prev.Since // the machine was in this state before the BMC went quiet
+		}
+		n.Power, stored = &want, want
+		if prev == nil || prev.State == want.State || want.State == string(PowerUnknown) || prev.State == string(PowerUnknown) {
+			return nil, nil
+		}
+		return []node.Event{node.NewEvent(name, node.EventPower, "BMC reports power "+want.State+" (was "+prev.State+")", "bmc-poller", want.Since)}, nil
+	})
+	if err != nil && !errors.Is(err, errReadingUnchanged) {
+		if ctx.Err() == nil {
+			p.log.Warn("bmc poller: record power", slog.String("node", name), slog.Any("err", err))
+		}
+		return // the record this poller knows is unchanged, so its next poll tries again
+	}
+	p.mu.Lock()
+	if o, ok := p.obs[name]; ok {
+		o.record, o.Since = &stored, stored.Since
+	}
+	p.mu.Unlock()
 }

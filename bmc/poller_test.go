@@ -12,6 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/bootyard/bootyard/node"
+	"github.com/bootyard/bootyard/store"
 )
 
 // memInventory is a poller inventory in memory: nodes, secrets and the events written.
@@ -20,6 +21,7 @@ type memInventory struct {
 	nodes   []node.Node
 	secrets map[string]string
 	events  []node.Event
+	writes  int // node updates (UpdateNode)
 }
 
 func (m *memInventory) ListNodes(context.Context) ([]node.Node, error) {
@@ -53,6 +55,25 @@ func (m *memInventory) AppendEvents(_ context.Context, evs ...node.Event) error 
 	defer m.mu.Unlock()
 	m.events = append(m.events, evs...)
 	return nil
+}
+
+func (m *memInventory) UpdateNode(_ context.Context, name string, fn store.UpdateFunc) (node.Node, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for i := range m.nodes {
+		if m.nodes[i].Name != name {
+			continue
+		}
+		n := m.nodes[i]
+		evs, err := fn(&n)
+		if err != nil {
+			return node.Node{}, err
+		}
+		m.nodes[i], m.events = n, append(m.events, evs...)
+		m.writes++
+		return n, nil
+	}
+	return node.Node{}, node.ErrNotFound
 }
 
 func (m *memInventory) reasons(name string) []string {
@@ -271,5 +292,93 @@ func TestPoller_HangingBMCsNeverHoldTheFleet(t *testing.T) {
 	// again at minute 2.
 	if o, _ := p.Observation("hang-ipmi"); o.Failures != 2 {
 		t.Fatalf("hang-ipmi failures %d after 3 rounds (asked at 0 and 2), want 2", o.Failures)
+	}
+}
+
+// switchBMC reports a power state the test sets, or fails while failing is set.
+type switchBMC struct {
+	scriptedBMC
+	state PowerState
+}
+
+func (s *switchBMC) PowerStatus(ctx context.Context) (PowerState, error) {
+	st, err := s.scriptedBMC.PowerStatus(ctx)
+	if err != nil {
+		return st, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.state, nil
+}
+
+// TestPoller_RecordWritesTheNodeOnlyWhenItsPowerChanges: with Record, a poll that sees
+// what is recorded writes nothing; a change of state, the BMC going quiet and its return
+// are one write each, an on/off change one event; a poller that never polled (another
+// replica's) answers from the record, and a stopped one forgets what it saw.
+func TestPoller_RecordWritesTheNodeOnlyWhenItsPowerChanges(t *testing.T) {
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	start := now
+	sw := &switchBMC{state: PowerOn}
+	inv := &memInventory{nodes: []node.Node{bmcNode("m1", "ipmi://10.0.0.1")}}
+	env := Env{Now: func() time.Time { return now }, NewController: func(Target, DialConfig) (Controller, error) { return sw, nil }}
+	leader := NewPoller(PollerConfig{Interval: time.Minute, Record: true, Env: env}, inv)
+	follower := NewPoller(PollerConfig{Interval: time.Minute, Record: true, Env: env}, inv)
+	steps := []struct {
+		state   PowerState
+		failing bool
+		writes  int // node writes so far
+		want    node.PowerReading
+	}{
+		{PowerOn, false, 1, node.PowerReading{State: "on", Since: now}},
+		{PowerOn, false, 1, node.PowerReading{State: "on", Since: now}},
+		{PowerOff, false, 2, node.PowerReading{State: "off", Since: now.Add(20 * time.Minute)}},
+		{PowerOff, false, 2, node.PowerReading{State: "off", Since: now.Add(20 * time.Minute)}},
+		{PowerOff, true, 3, node.PowerReading{State: "off", Since: now.Add(20 * time.Minute), Error: "no answer"}},
+		{PowerOff, true, 3, node.PowerReading{State: "off", Since: now.Add(20 * time.Minute), Error: "no answer"}},
+		{PowerOn, false, 4, node.PowerReading{State: "on", Since: now.Add(60 * time.Minute)}},
+	}
+	for i, st := range steps {
+		sw.mu.Lock()
+		sw.state, sw.failing = st.state, st.failing
+		sw.mu.Unlock()
+		now = start.Add(time.Duration(i) * 10 * time.Minute) // past any backoff
+		leader.PollDue(context.Background())
+		n, _ := inv.GetNode(context.Background(), "m1")
+		if inv.writes != st.writes || n.Power == nil || *n.Power != st.want {
+			t.Fatalf("step %d: %d writes, record %+v; want %d, %+v", i, inv.writes, n.Power, st.writes, st.want)
+		}
+		o, ok := follower.Observation("m1")
+		if !ok || !o.Recorded || string(o.Power) != st.want.State || o.Err != st.want.Error {
+			t.Fatalf("step %d: the follower shows %+v, %v; want the record %+v", i, o, ok, st.want)
+		}
+		if lo, _ := leader.Observation("m1"); lo.Recorded || !lo.Since.Equal(st.want.Since) {
+			t.Fatalf("step %d: the leader shows %+v, want its own poll since %s", i, lo, st.want.Since)
+		}
+	}
+	var power []string
+	for _, r := range inv.reasons("m1") {
+		if strings.HasPrefix(r, "power: BMC reports") {
+			power = append(power, r)
+		}
+	}
+	if want := []string{"power: BMC reports power off (was on)", "power: BMC reports power on (was off)"}; strings.Join(power, "|") != strings.Join(want, "|") {
+		t.Fatalf("power-change events %q, want %q", power, want)
+	}
+
+	// The next leader's first poll agrees with the record: no write, and the state's
+	// time is the record's, not the poll's.
+	next := NewPoller(PollerConfig{Interval: time.Minute, Record: true, Env: env}, inv)
+	now = now.Add(time.Minute)
+	next.PollDue(context.Background())
+	if o, _ := next.Observation("m1"); inv.writes != 4 || o.Recorded || o.Power != PowerOn || !o.Since.Equal(start.Add(60*time.Minute)) {
+		t.Fatalf("a new leader's first poll: %d writes, shows %+v; want 4 writes, on since %s", inv.writes, o, start.Add(60*time.Minute))
+	}
+
+	// A leader that stops (lost the Lease) serves the record, not what it last polled.
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	_ = leader.Run(ctx)
+	if o, ok := leader.Observation("m1"); !ok || !o.Recorded {
+		t.Fatalf("a stopped poller shows %+v, %v; want the record", o, ok)
 	}
 }

@@ -60,6 +60,9 @@ type nodeCache struct {
 	mu    sync.RWMutex
 	nodes newest[*cachedNode]
 	byMAC map[node.MAC]string
+	// byState, byLabel (key=value) and byLabelKey index the nodes for QueryNodes
+	// (node_index.go).
+	byState, byLabel, byLabelKey nameIndex
 	// resvGen counts changes to the static addresses, as the bbolt store's does.
 	resvGen uint64
 }
@@ -71,7 +74,8 @@ type cachedNode struct {
 }
 
 func newNodeCache() *nodeCache {
-	return &nodeCache{nodes: newNewest[*cachedNode](), byMAC: make(map[node.MAC]string)}
+	return &nodeCache{nodes: newNewest[*cachedNode](), byMAC: make(map[node.MAC]string),
+		byState: nameIndex{}, byLabel: nameIndex{}, byLabelKey: nameIndex{}}
 }
 
 func (c *nodeCache) put(o *v1alpha1.BootyardNode) {
@@ -98,6 +102,7 @@ func (c *nodeCache) put(o *v1alpha1.BootyardNode) {
 	for _, m := range n.MACs {
 		c.byMAC[m] = o.Name
 	}
+	c.index(&n)
 }
 
 func (c *nodeCache) unindex(e *cachedNode) {
@@ -106,6 +111,7 @@ func (c *nodeCache) unindex(e *cachedNode) {
 			delete(c.byMAC, m)
 		}
 	}
+	c.unindexQuery(&e.n)
 }
 
 func (c *nodeCache) remove(name string, rv uint64) {

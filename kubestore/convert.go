@@ -236,6 +236,10 @@ func cloneNode(n node.Node) node.Node {
 		b := *n.BMC
 		n.BMC = &b
 	}
+	if n.Power != nil {
+		p := *n.Power
+		n.Power = &p
+	}
 	if n.SecureBoot != nil {
 		on := *n.SecureBoot
 		n.SecureBoot = &on

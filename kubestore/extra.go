@@ -12,8 +12,8 @@ import (
 )
 
 // annotationExtra holds, as JSON, the fields of a node or image that came after the
-// bootyard.io/v1alpha1 types (BMC, root-disk hints, the UEFI loader, the Secure Boot
-// reading; the inspection is typed: status.hardware and status.inspect): without it the
+// bootyard.io/v1alpha1 types (BMC and its recorded power reading, root-disk hints, the
+// UEFI loader, the Secure Boot reading; the inspection is typed: status.hardware and status.inspect): without it the
 // Kubernetes store would drop them on every write and a pivot would lose them. They move
 // into typed CRD fields with the next API version; until then the annotation is the
 // store's, not an interface for people (edit nodes through Bootyard, not kubectl).
@@ -25,10 +25,11 @@ type nodeExtra struct {
 	RootDiskHints node.RootDiskHints `json:"rootDiskHints,omitzero"`
 	UEFILoader    node.UEFILoader    `json:"uefiLoader,omitempty"`
 	SecureBoot    *bool              `json:"secureBoot,omitempty"`
+	Power         *node.PowerReading `json:"power,omitempty"`
 }
 
 func (e nodeExtra) isZero() bool {
-	return e.BMC == nil && e.RootDiskHints.IsZero() && e.UEFILoader == "" && e.SecureBoot == nil
+	return e.BMC == nil && e.RootDiskHints.IsZero() && e.UEFILoader == "" && e.SecureBoot == nil && e.Power == nil
 }
 
 // imageExtra is an image's part kept in annotationExtra.
@@ -67,11 +68,11 @@ func getExtra(meta *metav1.ObjectMeta, v any) error {
 }
 
 func nodeExtraOf(n *node.Node) nodeExtra {
-	return nodeExtra{BMC: n.BMC, RootDiskHints: n.RootDiskHints, UEFILoader: n.UEFILoader, SecureBoot: n.SecureBoot}
+	return nodeExtra{BMC: n.BMC, RootDiskHints: n.RootDiskHints, UEFILoader: n.UEFILoader, SecureBoot: n.SecureBoot, Power: n.Power}
 }
 
 func (e nodeExtra) apply(n *node.Node) {
-	n.BMC, n.RootDiskHints, n.UEFILoader, n.SecureBoot = e.BMC, e.RootDiskHints, e.UEFILoader, e.SecureBoot
+	n.BMC, n.RootDiskHints, n.UEFILoader, n.SecureBoot, n.Power = e.BMC, e.RootDiskHints, e.UEFILoader, e.SecureBoot, e.Power
 }
 
 func imageExtraOf(img *store.Image) imageExtra { return imageExtra{RootDiskHints: img.RootDiskHints} }

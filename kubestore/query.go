@@ -31,7 +31,7 @@ func (s *Store) QueryNodes(ctx context.Context, q store.NodeQuery) (store.NodePa
 		n   *node.Node
 	}
 	var matches []match
-	s.nodes.each(func(e *cachedNode) {
+	s.nodes.eachCandidate(q, func(e *cachedNode) {
 		if !strings.HasPrefix(e.n.Name, q.NamePrefix) || !q.Matches(&e.n) {
 			return
 		}
@@ -76,9 +76,7 @@ func (s *Store) StateCounts(ctx context.Context) (map[node.State]int, error) {
 	if err := ctxErr(ctx); err != nil {
 		return nil, err
 	}
-	out := map[node.State]int{}
-	s.nodes.each(func(e *cachedNode) { out[e.n.State]++ })
-	return out, nil
+	return s.nodes.stateCounts(), nil
 }
 
 // CountNodes counts nodes by state, for metrics.

@@ -6,6 +6,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // BMCProtocol is how Bootyard talks to a machine's baseboard management controller.
@@ -141,4 +142,16 @@ func (b *BMC) Validate() error {
 		return fmt.Errorf("bmc: %w: user or system ID has characters it cannot have", ErrInvalid)
 	}
 	return nil
+}
+
+// PowerReading is a machine's power as its BMC last reported it, recorded when it changes
+// (never per poll: a write per poll per node would load the store for nothing).
+type PowerReading struct {
+	// State is on, off or unknown (bmc.PowerState's values).
+	State string `json:"state"`
+	// Since is when the poller first saw State.
+	Since time.Time `json:"since"`
+	// Error is why the BMC stopped answering, as at its first failed poll; empty while it
+	// answers. State is then the last state it reported.
+	Error string `json:"error,omitempty"`
 }

@@ -32,6 +32,9 @@ type Node struct {
 	Inspect  *InspectRequest `json:"inspect,omitempty"`
 	// BMC drives the machine's power out of band; nil means Bootyard cannot.
 	BMC *BMC `json:"bmc,omitempty"`
+	// Power is the BMC poller's last recorded reading, written only when it changes, so
+	// that replicas that do not poll (see bmc.Poller) show what the one that does sees.
+	Power *PowerReading `json:"power,omitempty"`
 	// DeleteMode is how a deletion stops the machine from rejoining: reinstall (wipe) or uninstall.
 	DeleteMode DeleteMode `json:"deleteMode,omitempty"`
 	// DeletionDone lists the cluster-removal steps the current deletion has finished, so a

@@ -28,7 +28,7 @@ type BootyardEventSpec struct {
 	// +kubebuilder:validation:Minimum=1
 	Seq  int64  `json:"seq"`
 	Time string `json:"time"`
-	// +kubebuilder:validation:Enum=transition;boot;cloud-init;progress;log;cluster;warning
+	// +kubebuilder:validation:Enum=transition;boot;cloud-init;progress;log;cluster;warning;power
 	Type string `json:"type"`
 	// +optional
 	From string `json:"from,omitempty"`

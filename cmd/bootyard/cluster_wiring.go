@@ -25,6 +25,9 @@ type clusterOptions struct {
 	helperImage     string
 	// outOfBand is the BMC power deletions and the fence fall back on (set by serve).
 	outOfBand cluster.OutOfBand
+	// leaderWork is other work that must happen once (the BMC poller, with
+	// --leader-elect): it follows the controller's Lease, on one election.
+	leaderWork []func(ctx context.Context)
 }
 
 // kubeconfigOff turns the integration off even when Bootyard runs in a pod.
@@ -70,6 +73,13 @@ func (c *clusterOptions) start(ctx context.Context, g *errgroup.Group, st store.
 	elect, err := c.leader.elect(client, log)
 	if err != nil {
 		return nil, err
+	}
+	if elect != nil && len(c.leaderWork) > 0 {
+		shared := cluster.ShareElection(elect, 1+len(c.leaderWork))
+		for _, work := range c.leaderWork {
+			g.Go(func() error { return shared.Elect(ctx, work) })
+		}
+		elect = shared.Elect
 	}
 	ctrl := cluster.New(cluster.Config{
 		Elect:           elect,

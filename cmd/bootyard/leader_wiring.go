@@ -20,7 +20,7 @@ type leaderOptions struct {
 }
 
 func (l *leaderOptions) register(f *pflag.FlagSet) {
-	f.BoolVar(&l.enabled, "leader-elect", false, "run the work that must happen once (reconcile with the cluster, deletions, the join token) only on the replica holding a Lease; needs the cluster integration. Every replica serves the API, pages and machines")
+	f.BoolVar(&l.enabled, "leader-elect", false, "run the work that must happen once (reconcile with the cluster, deletions, the join token, the BMC poller) only on the replica holding a Lease; needs the cluster integration. Every replica serves the API, pages and machines")
 	f.StringVar(&l.namespace, "leader-elect-namespace", "", "namespace of the leader Lease (default: the pod's own, else bootyard-system)")
 	f.StringVar(&l.name, "leader-elect-lease-name", cluster.DefaultLeaseName, "name of the leader Lease")
 	f.StringVar(&l.identity, "leader-elect-identity", "", "this replica's name in the Lease (default: $POD_NAME, else the host name)")

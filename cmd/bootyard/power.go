@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
 	"net/url"
 	"os"
 	"strings"
@@ -182,29 +183,46 @@ type bmcOptions struct {
 	timeout      time.Duration
 	pollInterval time.Duration
 	concurrency  int
+	// httpClient carries Redfish requests when set (tests: each replica its own source
+	// address, so that the BMC can tell who polls it).
+	httpClient *http.Client
 }
 
 func (o *bmcOptions) register(f *pflag.FlagSet) {
 	f.DurationVar(&o.timeout, "bmc-timeout", bmc.DefaultTimeout, "bound on one BMC call (session setup included)")
-	f.DurationVar(&o.pollInterval, "bmc-poll-interval", time.Minute, "how often each BMC's power state is read (a failing BMC backs off up to 30 minutes)")
+	f.DurationVar(&o.pollInterval, "bmc-poll-interval", time.Minute, "how often each BMC's power state is read (a failing BMC backs off up to 30 minutes; with --leader-elect only the leader polls)")
 	f.IntVar(&o.concurrency, "bmc-poll-concurrency", 8, "BMCs polled at once")
 }
 
-// start runs the BMC poller and lifecycle in g, hooks the lifecycle to store updates and
-// hands both to the web server. The lifecycle is returned for the cluster integration.
-func (o *bmcOptions) start(ctx context.Context, g *errgroup.Group, st store.Backend, hooks *updateHooks, metrics *web.Metrics, deps *web.Deps, log *slog.Logger) (*bmc.Lifecycle, error) {
+// start runs the BMC lifecycle in g, hooks it to store updates, hands it to the web
+// server and to the cluster integration (cl.outOfBand), and runs the power poller.
+//
+// With --leader-elect the poller is leader-only work (cl.leaderWork): a BMC allows few
+// sessions, and N replicas polling it would take N of them and append each event N
+// times. The leader records a node's power reading in the store when it changes, and
+// every replica's pages show the record (from its cache) for the nodes it does not poll.
+// The lifecycle stays on every replica: its hook fires only for the replica's own
+// committed writes (both stores call OnUpdate for their own writes only), so each
+// transition's power action runs once, on the replica that made the transition.
+func (o *bmcOptions) start(ctx context.Context, g *errgroup.Group, st store.Backend, hooks *updateHooks, metrics *web.Metrics, deps *web.Deps, cl *clusterOptions, log *slog.Logger) error {
 	if o.timeout <= 0 || o.pollInterval <= 0 || o.concurrency <= 0 {
-		return nil, fmt.Errorf("--bmc-timeout, --bmc-poll-interval and --bmc-poll-concurrency must be positive")
+		return fmt.Errorf("--bmc-timeout, --bmc-poll-interval and --bmc-poll-concurrency must be positive")
 	}
-	env := bmc.Env{Dial: bmc.DialConfig{Timeout: o.timeout}, Logger: log}
+	env := bmc.Env{Dial: bmc.DialConfig{Timeout: o.timeout, HTTPClient: o.httpClient}, Logger: log}
 	life := bmc.NewLifecycle(bmc.NewService(bmc.ServiceConfig{Env: env}, st))
-	poller := bmc.NewPoller(bmc.PollerConfig{Interval: o.pollInterval, Concurrency: o.concurrency, Env: env}, st)
+	leaderOnly := cl.leader.enabled
+	poller := bmc.NewPoller(bmc.PollerConfig{Interval: o.pollInterval, Concurrency: o.concurrency, Record: leaderOnly, Env: env}, st)
 	if err := metrics.Register(poller); err != nil {
-		return nil, fmt.Errorf("bmc metrics: %w", err)
+		return fmt.Errorf("bmc metrics: %w", err)
 	}
 	hooks.add(life.Observe)
 	g.Go(func() error { return life.Run(ctx) })
-	g.Go(func() error { return poller.Run(ctx) })
+	if leaderOnly {
+		cl.leaderWork = append(cl.leaderWork, func(ctx context.Context) { _ = poller.Run(ctx) })
+	} else {
+		g.Go(func() error { return poller.Run(ctx) })
+	}
 	deps.Power, deps.PowerStates = life, poller
-	return life, nil
+	cl.outOfBand = life
+	return nil
 }

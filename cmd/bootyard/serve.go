@@ -204,7 +204,7 @@ func runServe(ctx context.Context, o *serveOptions) error {
 		return fail(err)
 	}
 	deps := web.Deps{Inventory: st, Metrics: metrics, Join: ms.join, Images: ms.catalog, JoinTurns: turns}
-	if o.cluster.outOfBand, err = o.bmc.start(gctx, g, st, hooks, metrics, &deps, log); err != nil {
+	if err := o.bmc.start(gctx, g, st, hooks, metrics, &deps, &o.cluster, log); err != nil {
 		return fail(err)
 	}
 	clusterConnected, err := o.cluster.start(gctx, g, st, &deps, log)

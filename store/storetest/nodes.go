@@ -274,8 +274,8 @@ func testRename(t *testing.T, open Opener) {
 }
 
 // testLaterFields: the fields node.Node gained after the first store layout (BMC
-// settings, root-disk hints, the UEFI loader, the Secure Boot reading) survive an import
-// and an update on every backend.
+// settings, root-disk hints, the UEFI loader, the Secure Boot reading, the recorded power
+// reading) survive an import and an update on every backend.
 func testLaterFields(t *testing.T, open Opener) {
 	ctx := context.Background()
 	s := open(t, store.Limits{})
@@ -289,9 +289,17 @@ func testLaterFields(t *testing.T, open Opener) {
 	spec.UEFILoader = node.LoaderShim
 	mustImport(t, s, spec)
 	on := true
+	power := node.PowerReading{State: "off", Since: time.Date(2026, 3, 1, 10, 0, 0, 0, time.UTC), Error: "timeout"}
 	if _, err := s.UpdateNode(ctx, "later", func(n *node.Node) ([]node.Event, error) {
 		n.SecureBoot = &on
-		return nil, nil
+		n.Power = &power
+		// Every event type is stored (the Kubernetes store's CRD lists them).
+		var evs []node.Event
+		for _, typ := range []node.EventType{node.EventTransition, node.EventBoot, node.EventCloudInit, node.EventProgress,
+			node.EventLog, node.EventCluster, node.EventWarning, node.EventPower} {
+			evs = append(evs, node.NewEvent(n.Name, typ, "a "+string(typ)+" event", "test", time.Now().UTC()))
+		}
+		return evs, nil
 	}); err != nil {
 		t.Fatal(err)
 	}
@@ -303,5 +311,15 @@ func testLaterFields(t *testing.T, open Opener) {
 		got.UEFILoader != node.LoaderShim || got.SecureBoot == nil || !*got.SecureBoot {
 		t.Errorf("read back BMC %+v, hints %q, loader %q, secure boot %v; want %+v, %q, shim, true",
 			got.BMC, got.RootDiskHints.String(), got.UEFILoader, got.SecureBoot, spec.BMC, hints.String())
+	}
+	evs, err := s.Events(ctx, "later", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if last := evs[len(evs)-1]; last.Type != node.EventPower {
+		t.Errorf("the newest event is %q %q, want the power event", last.Type, last.Reason)
+	}
+	if got.Power == nil || got.Power.State != power.State || !got.Power.Since.Equal(power.Since) || got.Power.Error != power.Error {
+		t.Errorf("read back power %+v, want %+v", got.Power, power)
 	}
 }

@@ -121,6 +121,11 @@ func testQueryFilters(t *testing.T, open Opener) {
 		{"unknown MAC", store.NodeQuery{MAC: MAC(999)}, nil},
 		{"static IP", store.NodeQuery{IP: netip.MustParseAddr("10.0.0.25")}, []string{"w-15"}},
 		{"role", store.NodeQuery{Role: node.RoleServer}, nil},
+		{"label values in", store.NodeQuery{Selector: sel("rack in (r0,r2)"), NamePrefix: "w-0"}, []string{"w-00", "w-02", "w-03", "w-05", "w-06", "w-08", "w-09"}},
+		{"label value and key", store.NodeQuery{Selector: sel("gpu,rack=r1")}, []string{"w-07"}},
+		{"label absent", store.NodeQuery{Selector: sel("!gpu"), NamePrefix: "w-0"}, []string{"w-00", "w-01", "w-02", "w-03", "w-04", "w-05", "w-06", "w-08", "w-09"}},
+		{"no such label value", store.NodeQuery{Selector: sel("rack=r9")}, nil},
+		{"MAC and state", store.NodeQuery{MAC: MAC(2), State: node.StateRegistered}, nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -144,9 +149,46 @@ func testQueryFilters(t *testing.T, open Opener) {
 	if err != nil || counts[node.StateProvisioning] != 5 || counts[node.StateRegistered] != 20 {
 		t.Errorf("state counts %v, %v", counts, err)
 	}
+
 	quorum, err := s.QuorumNodes(context.Background())
 	if err != nil || len(quorum) != 25 {
 		t.Errorf("quorum view of %d nodes, %v", len(quorum), err)
+	}
+
+	// A node's new labels and state are found by the new values only, a removed node not
+	// at all (the Kubernetes store's cache indexes follow every write).
+	ctx := context.Background()
+	if _, err := s.UpdateNode(ctx, "w-07", func(n *node.Node) ([]node.Event, error) {
+		n.Labels = map[string]string{"rack": "r9"}
+		return nil, nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	Move(t, s, "w-01", node.StateRegistered)
+	if err := s.RemoveNode(ctx, "w-04"); err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		sel   string
+		state node.State
+		want  []string
+	}{
+		{"rack=r9", "", []string{"w-07"}},
+		{"gpu", "", nil},
+		{"rack=r1", "", []string{"w-01", "w-10", "w-13", "w-16", "w-19", "w-22"}},
+		{"", node.StateProvisioning, []string{"w-00", "w-02", "w-03"}},
+	} {
+		q := store.NodeQuery{State: tt.state}
+		if tt.sel != "" {
+			q.Selector = sel(tt.sel)
+		}
+		if got := walk(t, s, q); !slices.Equal(got, tt.want) {
+			t.Errorf("after the changes, %q %q: got %v, want %v", tt.sel, tt.state, got, tt.want)
+		}
+	}
+	counts, err = s.StateCounts(ctx)
+	if err != nil || counts[node.StateProvisioning] != 3 || counts[node.StateRegistered] != 21 {
+		t.Errorf("state counts after the changes %v, %v", counts, err)
 	}
 }
 
