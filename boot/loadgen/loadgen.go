@@ -1,5 +1,6 @@
 // Package loadgen drives a DHCP server with many concurrent simulated clients, each
-// running full DISCOVER/OFFER/REQUEST/ACK exchanges with its own MAC, and reports the
+// running full DISCOVER/OFFER/REQUEST/ACK exchanges with its own MAC, in a closed loop
+// (Run: a fixed number in flight) or arriving at a fixed rate (RunOpen), and reports the
 // rate and latency. It is the measuring stick for Bootyard's DHCP hot path; run it only
 // inside network namespaces (see boot/netns), never on a real network.
 package loadgen
@@ -27,8 +28,11 @@ type Config struct {
 	Conn *net.UDPConn
 	// Server is where DISCOVERs and REQUESTs go, usually 255.255.255.255:67.
 	Server netip.AddrPort
-	// Clients is the number of exchanges in flight at once.
+	// Clients is the number of exchanges in flight at once (Run), or the most that may
+	// be in flight (RunOpen).
 	Clients int
+	// Rate is RunOpen's arrivals per second: a new machine every 1/Rate seconds.
+	Rate float64
 	// Exchanges is the total number of DORAs; each uses a new MAC.
 	Exchanges int
 	// MACPrefix is the first two bytes of every simulated MAC; the other four count up
@@ -64,15 +68,21 @@ type Attempt struct {
 // Result is what one run measured.
 type Result struct {
 	Exchanges int           // completed DORAs (ACK received)
-	Failures  int           // exchanges abandoned after retries, or NAKed
+	Failures  int           // exchanges abandoned after retries, or NAKed, or never sent (Overflows)
+	Overflows int           // RunOpen: arrivals not sent because Clients were in flight
+	Offered   float64       // RunOpen: the arrival rate asked for, per second
 	Elapsed   time.Duration // wall time of the run
 	Rate      float64       // completed exchanges per second
-	P50, P99  time.Duration // DORA latency, DISCOVER sent to ACK received
+	P50, P99  time.Duration // DORA latency, DISCOVER sent (RunOpen: due) to ACK received
 	Max       time.Duration
 	Addresses []netip.Addr // the address each completed exchange got, in completion order
 }
 
 func (r Result) String() string {
+	if r.Offered > 0 {
+		return fmt.Sprintf("%d exchanges offered at %.0f/s (%d failed, %d over the bound in flight) in %s: %.0f/s, p50 %s, p99 %s, max %s",
+			r.Exchanges+r.Failures, r.Offered, r.Failures, r.Overflows, r.Elapsed.Round(time.Millisecond), r.Rate, r.P50, r.P99, r.Max)
+	}
 	return fmt.Sprintf("%d exchanges (%d failed) in %s: %.0f/s, p50 %s, p99 %s, max %s",
 		r.Exchanges, r.Failures, r.Elapsed.Round(time.Millisecond), r.Rate, r.P50, r.P99, r.Max)
 }

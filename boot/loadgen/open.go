@@ -1,0 +1,106 @@
+package loadgen
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+)
+
+// RunOpen performs cfg.Exchanges DORAs as an OPEN loop: a new machine (a new MAC)
+// arrives every 1/cfg.Rate seconds whether or not the earlier ones are done, as machines
+// powered on in a rack do, and cfg.Clients bounds how many are in flight at once.
+//
+// Run's closed loop measures latency at whatever rate the server saturates at: each
+// client sends its next DISCOVER only when its last ACK came, so a slow server slows the
+// arrivals down with it and the clients in flight set the mean latency (Little's law).
+// "p99 at ≥ N exchanges/s" is a question about a server OFFERED N/s, which only an open
+// loop asks. Each exchange's latency is taken from its SCHEDULED arrival, not from when
+// the generator got round to sending it: if the server (or this generator) falls behind,
+// the lateness counts, and a stall shows in the tail as the machines that arrived during
+// it saw it (no coordinated omission).
+//
+// An arrival that finds cfg.Clients exchanges in flight is not sent: it counts in
+// Result.Overflows and as a failure, so an overloaded server gives counted failures, not
+// an unbounded pile of goroutines.
+func RunOpen(ctx context.Context, cfg Config) (Result, error) {
+	if cfg.Conn == nil || cfg.Clients <= 0 || cfg.Exchanges <= 0 || cfg.Rate <= 0 {
+		return Result{}, errors.New("loadgen: an open loop needs a socket, a rate > 0, a bound on clients > 0 and exchanges > 0")
+	}
+	if cfg.Clients > 1<<12 {
+		// dora puts the slot number in the top 12 bits of the transaction ID.
+		return Result{}, fmt.Errorf("loadgen: at most %d exchanges in flight, not %d", 1<<12, cfg.Clients)
+	}
+	cfg = cfg.withDefaults()
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	d, stop, err := startDemux(ctx, cfg.Conn)
+	if err != nil {
+		return Result{}, err
+	}
+	defer stop()
+
+	// slots are the worker numbers of free places in flight: taking one is the bound, and
+	// its number keeps the transaction IDs of concurrent exchanges apart.
+	slots := make(chan uint32, cfg.Clients)
+	for w := range cfg.Clients {
+		slots <- uint32(w)
+	}
+	var mu sync.Mutex
+	res := Result{Offered: cfg.Rate}
+	lat := make([]time.Duration, 0, cfg.Exchanges)
+	var wg sync.WaitGroup
+	interval := time.Duration(float64(time.Second) / cfg.Rate)
+	start := time.Now()
+	timer := time.NewTimer(0)
+	defer timer.Stop()
+	for i := range cfg.Exchanges {
+		due := start.Add(time.Duration(i) * interval)
+		if wait := time.Until(due); wait > 0 {
+			timer.Reset(wait)
+			select {
+			case <-timer.C:
+			case <-ctx.Done():
+			}
+		}
+		if ctx.Err() != nil {
+			break
+		}
+		var slot uint32
+		select {
+		case slot = <-slots:
+		default:
+			mu.Lock()
+			res.Overflows++
+			res.Failures++
+			mu.Unlock()
+			continue
+		}
+		wg.Go(func() {
+			defer func() { slots <- slot }()
+			mac := cfg.mac(uint32(i))
+			ack, err := doraObserved(ctx, cfg, d, mac, slot)
+			for restart := 0; err != nil && restart < cfg.Restarts && ctx.Err() == nil; restart++ {
+				ack, err = doraObserved(ctx, cfg, d, mac, slot)
+			}
+			took := time.Since(due)
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
+				res.Failures++
+				return
+			}
+			res.Exchanges++
+			lat = append(lat, took)
+			res.Addresses = append(res.Addresses, yourIP(ack))
+		})
+	}
+	wg.Wait()
+	res.Elapsed = time.Since(start)
+	if res.Elapsed > 0 {
+		res.Rate = float64(res.Exchanges) / res.Elapsed.Seconds()
+	}
+	res.P50, res.P99, res.Max = percentiles(lat)
+	return res, ctx.Err()
+}
