@@ -50,6 +50,7 @@ func RunOpen(ctx context.Context, cfg Config) (Result, error) {
 	var mu sync.Mutex
 	res := Result{Offered: cfg.Rate}
 	lat := make([]time.Duration, 0, cfg.Exchanges)
+	lags := make([]time.Duration, 0, cfg.Exchanges)
 	var wg sync.WaitGroup
 	interval := time.Duration(float64(time.Second) / cfg.Rate)
 	start := time.Now()
@@ -79,6 +80,7 @@ func RunOpen(ctx context.Context, cfg Config) (Result, error) {
 		}
 		wg.Go(func() {
 			defer func() { slots <- slot }()
+			lag := time.Since(due)
 			mac := cfg.mac(uint32(i))
 			ack, err := doraObserved(ctx, cfg, d, mac, slot)
 			for restart := 0; err != nil && restart < cfg.Restarts && ctx.Err() == nil; restart++ {
@@ -87,6 +89,7 @@ func RunOpen(ctx context.Context, cfg Config) (Result, error) {
 			took := time.Since(due)
 			mu.Lock()
 			defer mu.Unlock()
+			lags = append(lags, lag)
 			if err != nil {
 				res.Failures++
 				return
@@ -102,5 +105,6 @@ func RunOpen(ctx context.Context, cfg Config) (Result, error) {
 		res.Rate = float64(res.Exchanges) / res.Elapsed.Seconds()
 	}
 	res.P50, res.P99, res.Max = percentiles(lat)
+	_, res.LagP99, _ = percentiles(lags)
 	return res, ctx.Err()
 }
