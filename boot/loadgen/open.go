@@ -25,10 +25,16 @@ import (
 // Result.Overflows and as a failure, so an overloaded server gives counted failures, not
 // an unbounded pile of goroutines.
 func RunOpen(ctx context.Context, cfg Config) (Result, error) {
-	if cfg.Conn == nil || cfg.Clients <= 0 || cfg.Exchanges <= 0 || cfg.Rate <= 0 {
-		return Result{}, errors.New("loadgen: an open loop needs a socket, a rate > 0, a bound on clients > 0 and exchanges > 0")
-	}
-	if cfg.Clients > 1<<12 {
+	switch {
+	case cfg.Conn == nil:
+		return Result{}, errors.New("loadgen: an open loop needs a socket")
+	case cfg.Rate <= 0:
+		return Result{}, fmt.Errorf("loadgen: an open loop needs a rate > 0, not %g", cfg.Rate)
+	case cfg.Clients <= 0:
+		return Result{}, fmt.Errorf("loadgen: an open loop needs a bound on clients in flight > 0, not %d", cfg.Clients)
+	case cfg.Exchanges <= 0:
+		return Result{}, fmt.Errorf("loadgen: an open loop needs exchanges > 0, not %d", cfg.Exchanges)
+	case cfg.Clients > 1<<12:
 		// dora puts the slot number in the top 12 bits of the transaction ID.
 		return Result{}, fmt.Errorf("loadgen: at most %d exchanges in flight, not %d", 1<<12, cfg.Clients)
 	}
