@@ -95,6 +95,16 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 	if cfg.Conn == nil || cfg.Clients <= 0 || cfg.Exchanges <= 0 {
 		return Result{}, errors.New("loadgen: need a socket, clients > 0 and exchanges > 0")
 	}
+	return measure(ctx, cfg, func(ctx context.Context, cfg Config, d *demux, t *tally) {
+		t.res.Elapsed = forEach(ctx, cfg.Clients, cfg.Exchanges, func(w, i int) {
+			t.exchange(ctx, cfg, d, i, uint32(w), time.Now())
+		})
+	})
+}
+
+// measure owns cfg.Conn for one run: drive sends the exchanges through t and sets
+// t.res.Elapsed; measure returns the figures.
+func measure(ctx context.Context, cfg Config, drive func(context.Context, Config, *demux, *tally)) (Result, error) {
 	cfg = cfg.withDefaults()
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -103,33 +113,49 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 		return Result{}, err
 	}
 	defer stop()
+	t := newTally(cfg.Exchanges)
+	drive(ctx, cfg, d, t)
+	return t.finish(), ctx.Err()
+}
 
-	var mu sync.Mutex
-	var res Result
-	lat := make([]time.Duration, 0, cfg.Exchanges)
-	res.Elapsed = forEach(ctx, cfg.Clients, cfg.Exchanges, func(w, i int) {
-		mac := cfg.mac(uint32(i))
-		t0 := time.Now()
-		ack, err := doraObserved(ctx, cfg, d, mac, uint32(w))
-		for restart := 0; err != nil && restart < cfg.Restarts && ctx.Err() == nil; restart++ {
-			ack, err = doraObserved(ctx, cfg, d, mac, uint32(w))
-		}
-		took := time.Since(t0)
-		mu.Lock()
-		defer mu.Unlock()
-		if err != nil {
-			res.Failures++
-			return
-		}
-		res.Exchanges++
-		lat = append(lat, took)
-		res.Addresses = append(res.Addresses, yourIP(ack))
-	})
-	if res.Elapsed > 0 {
-		res.Rate = float64(res.Exchanges) / res.Elapsed.Seconds()
+// tally runs exchanges and counts what they measured, from many goroutines at once.
+type tally struct {
+	mu  sync.Mutex
+	res Result
+	lat []time.Duration
+}
+
+func newTally(exchanges int) *tally {
+	return &tally{lat: make([]time.Duration, 0, exchanges)}
+}
+
+// exchange is the i-th machine's DORA (with cfg.Restarts) on xid slot worker; its latency
+// runs from since.
+func (t *tally) exchange(ctx context.Context, cfg Config, d *demux, i int, worker uint32, since time.Time) {
+	mac := cfg.mac(uint32(i))
+	ack, err := doraObserved(ctx, cfg, d, mac, worker)
+	for restart := 0; err != nil && restart < cfg.Restarts && ctx.Err() == nil; restart++ {
+		ack, err = doraObserved(ctx, cfg, d, mac, worker)
 	}
-	res.P50, res.P99, res.Max = percentiles(lat)
-	return res, ctx.Err()
+	took := time.Since(since)
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if err != nil {
+		t.res.Failures++
+		return
+	}
+	t.res.Exchanges++
+	t.lat = append(t.lat, took)
+	t.res.Addresses = append(t.res.Addresses, yourIP(ack))
+}
+
+// finish is the result once res.Elapsed is set and every exchange is done.
+func (t *tally) finish() Result {
+	if t.res.Elapsed > 0 {
+		t.res.Rate = float64(t.res.Exchanges) / t.res.Elapsed.Seconds()
+	}
+	t.res.P50, t.res.P99, t.res.Max = percentiles(t.lat)
+	return t.res
 }
 
 func (cfg Config) withDefaults() Config {

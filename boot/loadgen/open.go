@@ -38,24 +38,22 @@ func RunOpen(ctx context.Context, cfg Config) (Result, error) {
 		// dora puts the slot number in the top 12 bits of the transaction ID.
 		return Result{}, fmt.Errorf("loadgen: at most %d exchanges in flight, not %d", 1<<12, cfg.Clients)
 	}
-	cfg = cfg.withDefaults()
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	d, stop, err := startDemux(ctx, cfg.Conn)
-	if err != nil {
-		return Result{}, err
-	}
-	defer stop()
+	return measure(ctx, cfg, func(ctx context.Context, cfg Config, d *demux, t *tally) {
+		t.res.Offered = cfg.Rate
+		t.res.LagP99 = sendOpen(ctx, cfg, d, t)
+	})
+}
 
+// sendOpen sends the open loop's arrivals on their schedule and returns how late they
+// left (p99), once every exchange is done.
+func sendOpen(ctx context.Context, cfg Config, d *demux, t *tally) time.Duration {
 	// slots are the worker numbers of free places in flight: taking one is the bound, and
 	// its number keeps the transaction IDs of concurrent exchanges apart.
 	slots := make(chan uint32, cfg.Clients)
 	for w := range cfg.Clients {
 		slots <- uint32(w)
 	}
-	var mu sync.Mutex
-	res := Result{Offered: cfg.Rate}
-	lat := make([]time.Duration, 0, cfg.Exchanges)
+	var lagMu sync.Mutex
 	lags := make([]time.Duration, 0, cfg.Exchanges)
 	var wg sync.WaitGroup
 	interval := time.Duration(float64(time.Second) / cfg.Rate)
@@ -78,39 +76,23 @@ func RunOpen(ctx context.Context, cfg Config) (Result, error) {
 		select {
 		case slot = <-slots:
 		default:
-			mu.Lock()
-			res.Overflows++
-			res.Failures++
-			mu.Unlock()
+			t.mu.Lock()
+			t.res.Overflows++
+			t.res.Failures++
+			t.mu.Unlock()
 			continue
 		}
 		wg.Go(func() {
 			defer func() { slots <- slot }()
 			lag := time.Since(due)
-			mac := cfg.mac(uint32(i))
-			ack, err := doraObserved(ctx, cfg, d, mac, slot)
-			for restart := 0; err != nil && restart < cfg.Restarts && ctx.Err() == nil; restart++ {
-				ack, err = doraObserved(ctx, cfg, d, mac, slot)
-			}
-			took := time.Since(due)
-			mu.Lock()
-			defer mu.Unlock()
+			lagMu.Lock()
 			lags = append(lags, lag)
-			if err != nil {
-				res.Failures++
-				return
-			}
-			res.Exchanges++
-			lat = append(lat, took)
-			res.Addresses = append(res.Addresses, yourIP(ack))
+			lagMu.Unlock()
+			t.exchange(ctx, cfg, d, i, slot, due)
 		})
 	}
 	wg.Wait()
-	res.Elapsed = time.Since(start)
-	if res.Elapsed > 0 {
-		res.Rate = float64(res.Exchanges) / res.Elapsed.Seconds()
-	}
-	res.P50, res.P99, res.Max = percentiles(lat)
-	_, res.LagP99, _ = percentiles(lags)
-	return res, ctx.Err()
+	t.res.Elapsed = time.Since(start)
+	_, lagP99, _ := percentiles(lags)
+	return lagP99
 }
