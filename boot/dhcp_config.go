@@ -115,9 +115,9 @@ type DHCPConfig struct {
 	// SharedLeases says the lease store is shared with other replicas that answer the
 	// same clients (the Kubernetes store). A new address is then looked for first from
 	// a slot chosen by the client's MAC, in the aligned window of 256 addresses at the
-	// cursor (four of the store's lease blocks, so a batch of leases stays a few writes), so
-	// that every replica offers a client the same address whatever order the DISCOVERs
-	// reached it in. From one cursor, two replicas
+	// cursor (four of the store's lease blocks, filled one after another, so a batch of
+	// leases is mostly one write), so that every replica offers a client the same address
+	// whatever order the DISCOVERs reached it in. From one cursor, two replicas
 	// that saw two DISCOVERs in opposite orders offer each machine the address the other
 	// offers the other one, and one of the two REQUESTs is refused by the store (a NAK
 	// and a restart for that machine).

@@ -1,5 +1,6 @@
 // Package loadgen drives a DHCP server with many concurrent simulated clients, each
-// running full DISCOVER/OFFER/REQUEST/ACK exchanges with its own MAC, and reports the
+// running full DISCOVER/OFFER/REQUEST/ACK exchanges with its own MAC, in a closed loop
+// (Run: a fixed number in flight) or arriving at a fixed rate (RunOpen), and reports the
 // rate and latency. It is the measuring stick for Bootyard's DHCP hot path; run it only
 // inside network namespaces (see boot/netns), never on a real network.
 package loadgen
@@ -27,8 +28,11 @@ type Config struct {
 	Conn *net.UDPConn
 	// Server is where DISCOVERs and REQUESTs go, usually 255.255.255.255:67.
 	Server netip.AddrPort
-	// Clients is the number of exchanges in flight at once.
+	// Clients is the number of exchanges in flight at once (Run), or the most that may
+	// be in flight (RunOpen).
 	Clients int
+	// Rate is RunOpen's arrivals per second: a new machine every 1/Rate seconds.
+	Rate float64
 	// Exchanges is the total number of DORAs; each uses a new MAC.
 	Exchanges int
 	// MACPrefix is the first two bytes of every simulated MAC; the other four count up
@@ -64,15 +68,24 @@ type Attempt struct {
 // Result is what one run measured.
 type Result struct {
 	Exchanges int           // completed DORAs (ACK received)
-	Failures  int           // exchanges abandoned after retries, or NAKed
+	Failures  int           // exchanges abandoned after retries, or NAKed, or never sent (Overflows)
+	Overflows int           // RunOpen: arrivals not sent because Clients were in flight
+	Offered   float64       // RunOpen: the arrival rate asked for, per second
 	Elapsed   time.Duration // wall time of the run
 	Rate      float64       // completed exchanges per second
-	P50, P99  time.Duration // DORA latency, DISCOVER sent to ACK received
+	P50, P99  time.Duration // DORA latency, DISCOVER sent (RunOpen: due) to ACK received
 	Max       time.Duration
 	Addresses []netip.Addr // the address each completed exchange got, in completion order
+	// LagP99 is RunOpen's 99th percentile of how late a DISCOVER left after its arrival
+	// was due: the generator's own share of the latency (which counts in P99 all the same).
+	LagP99 time.Duration
 }
 
 func (r Result) String() string {
+	if r.Offered > 0 {
+		return fmt.Sprintf("%d exchanges offered at %.0f/s (%d failed, %d over the bound in flight) in %s: %.0f/s, p50 %s, p99 %s, max %s; sent late by up to %s (p99)",
+			r.Exchanges+r.Failures, r.Offered, r.Failures, r.Overflows, r.Elapsed.Round(time.Millisecond), r.Rate, r.P50, r.P99, r.Max, r.LagP99)
+	}
 	return fmt.Sprintf("%d exchanges (%d failed) in %s: %.0f/s, p50 %s, p99 %s, max %s",
 		r.Exchanges, r.Failures, r.Elapsed.Round(time.Millisecond), r.Rate, r.P50, r.P99, r.Max)
 }
@@ -82,6 +95,16 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 	if cfg.Conn == nil || cfg.Clients <= 0 || cfg.Exchanges <= 0 {
 		return Result{}, errors.New("loadgen: need a socket, clients > 0 and exchanges > 0")
 	}
+	return measure(ctx, cfg, func(ctx context.Context, cfg Config, d *demux, t *tally) {
+		t.res.Elapsed = forEach(ctx, cfg.Clients, cfg.Exchanges, func(w, i int) {
+			t.exchange(ctx, cfg, d, i, uint32(w), time.Now())
+		})
+	})
+}
+
+// measure owns cfg.Conn for one run: drive sends the exchanges through t and sets
+// t.res.Elapsed; measure returns the figures.
+func measure(ctx context.Context, cfg Config, drive func(context.Context, Config, *demux, *tally)) (Result, error) {
 	cfg = cfg.withDefaults()
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -90,33 +113,49 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 		return Result{}, err
 	}
 	defer stop()
+	t := newTally(cfg.Exchanges)
+	drive(ctx, cfg, d, t)
+	return t.finish(), ctx.Err()
+}
 
-	var mu sync.Mutex
-	var res Result
-	lat := make([]time.Duration, 0, cfg.Exchanges)
-	res.Elapsed = forEach(ctx, cfg.Clients, cfg.Exchanges, func(w, i int) {
-		mac := cfg.mac(uint32(i))
-		t0 := time.Now()
-		ack, err := doraObserved(ctx, cfg, d, mac, uint32(w))
-		for restart := 0; err != nil && restart < cfg.Restarts && ctx.Err() == nil; restart++ {
-			ack, err = doraObserved(ctx, cfg, d, mac, uint32(w))
-		}
-		took := time.Since(t0)
-		mu.Lock()
-		defer mu.Unlock()
-		if err != nil {
-			res.Failures++
-			return
-		}
-		res.Exchanges++
-		lat = append(lat, took)
-		res.Addresses = append(res.Addresses, yourIP(ack))
-	})
-	if res.Elapsed > 0 {
-		res.Rate = float64(res.Exchanges) / res.Elapsed.Seconds()
+// tally runs exchanges and counts what they measured, from many goroutines at once.
+type tally struct {
+	mu  sync.Mutex
+	res Result
+	lat []time.Duration
+}
+
+func newTally(exchanges int) *tally {
+	return &tally{lat: make([]time.Duration, 0, exchanges)}
+}
+
+// exchange is the i-th machine's DORA (with cfg.Restarts) on xid slot worker; its latency
+// runs from since.
+func (t *tally) exchange(ctx context.Context, cfg Config, d *demux, i int, worker uint32, since time.Time) {
+	mac := cfg.mac(uint32(i))
+	ack, err := doraObserved(ctx, cfg, d, mac, worker)
+	for restart := 0; err != nil && restart < cfg.Restarts && ctx.Err() == nil; restart++ {
+		ack, err = doraObserved(ctx, cfg, d, mac, worker)
 	}
-	res.P50, res.P99, res.Max = percentiles(lat)
-	return res, ctx.Err()
+	took := time.Since(since)
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if err != nil {
+		t.res.Failures++
+		return
+	}
+	t.res.Exchanges++
+	t.lat = append(t.lat, took)
+	t.res.Addresses = append(t.res.Addresses, yourIP(ack))
+}
+
+// finish is the result once res.Elapsed is set and every exchange is done.
+func (t *tally) finish() Result {
+	if t.res.Elapsed > 0 {
+		t.res.Rate = float64(t.res.Exchanges) / t.res.Elapsed.Seconds()
+	}
+	t.res.P50, t.res.P99, t.res.Max = percentiles(t.lat)
+	return t.res
 }
 
 func (cfg Config) withDefaults() Config {
