@@ -241,7 +241,7 @@ func (s *DHCPServer) Run(ctx context.Context) error {
 	recorders.Go(func() { s.recordBoots(bg) })
 	recorders.Go(func() { s.refreshLoop(ctx) })
 
-	work := newHandlerPool(s.cfg.Workers, 4*s.cfg.Workers, func(p packet) {
+	work := newHandlerPool(s.cfg.Workers, 4*s.cfg.Workers, handlerIdle, func(p packet) {
 		s.serve(ctx, p)
 		bufs.Put(&p.buf)
 	})
