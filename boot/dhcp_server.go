@@ -103,7 +103,7 @@ func newDHCP(cfg DHCPConfig, l link, inv Inventory, leases LeaseStore, logger *s
 
 		refreshNow: make(chan struct{}, 1),
 	}
-	s.commit = newLeaseCommitter(leases, &s.stats)
+	s.commit = newLeaseCommitter(leases, &s.stats, cfg.Workers)
 	s.handlePacket = s.handle
 	advertise := strings.TrimRight(cfg.AdvertiseURL, "/")
 	s.scriptPrefix = advertise + "/boot.ipxe?mac="
