@@ -18,7 +18,8 @@ func TestDHCPHandlers_NoneStaysOnceIdle(t *testing.T) {
 		}
 	}
 	waitUntil(t, "every packet is served and no handler is left", func() bool {
-		return served.Load() == 40 && h.active.Load() == 0
+		running, _ := h.counts()
+		return served.Load() == 40 && running == 0
 	})
 	h.close()
 }
@@ -34,11 +35,31 @@ func TestDHCPHandlers_AWaitingHandlerTakesTheNextPacket(t *testing.T) {
 			t.Fatal("the queue refused a packet")
 		}
 		waitUntil(t, fmt.Sprintf("packet %d is served", i), func() bool { return served.Load() == i })
-		waitUntil(t, "the handler waits for the next packet", func() bool { return h.free.Load() == 1 })
-		if n := h.active.Load(); n != 1 {
+		waitUntil(t, "the handler waits for the next packet", func() bool { _, waiting := h.counts(); return waiting == 1 })
+		if n, _ := h.counts(); n != 1 {
 			t.Fatalf("after packet %d, %d handlers, want the one", i, n)
 		}
 	}
+}
+
+func TestDHCPHandlers_ABurstGetsAHandlerPerPacket(t *testing.T) {
+	// One handler waits; five packets come at once, each held (as a REQUEST waits for
+	// its commit): five handlers must take them, not the one in turn.
+	gate := make(chan struct{})
+	var busy atomic.Int32
+	h := newHandlerPool(8, 64, time.Hour, func(packet) { busy.Add(1); <-gate; busy.Add(-1) })
+	defer h.close()
+	defer close(gate) // before close, so that a failure does not leave handlers blocked
+	h.submit(packet{})
+	waitUntil(t, "the first packet is taken", func() bool { return busy.Load() == 1 })
+	gate <- struct{}{}
+	waitUntil(t, "its handler waits for the next", func() bool { _, waiting := h.counts(); return busy.Load() == 0 && waiting == 1 })
+	for range 5 {
+		if !h.submit(packet{}) {
+			t.Fatal("the queue refused a packet")
+		}
+	}
+	waitUntil(t, "five handlers hold the five packets", func() bool { return busy.Load() == 5 })
 }
 
 func TestDHCPHandlers_AtMostMaxAtOnceAndTheQueueIsServedInFull(t *testing.T) {
@@ -99,9 +120,17 @@ func TestDHCPHandlers_NoPacketIsLeftInTheQueueWithNoHandler(t *testing.T) {
 		}
 		for served.Load() != sent {
 			if time.Now().After(deadline) {
-				t.Fatalf("packet %d was never served (%d handlers counted)", sent, h.active.Load())
+				running, waiting := h.counts()
+				t.Fatalf("packet %d was never served (%d handlers, %d waiting)", sent, running, waiting)
 			}
 			runtime.Gosched()
 		}
 	}
+}
+
+// counts is how many handlers run and how many of them wait for a packet.
+func (h *handlerPool) counts() (running, waiting int) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.running, len(h.waiting)
 }
