@@ -107,8 +107,9 @@ type DHCPConfig struct {
 	// PerMACRate and PerMACBurst bound packets per second from one MAC; defaults 10 and 40.
 	PerMACRate  float64
 	PerMACBurst float64
-	// Workers is the number of packet handlers; default 256 (a REQUEST waits for its
-	// group commit, so handlers must outnumber concurrent clients).
+	// Workers is the most packet handlers at once; default 256 (a REQUEST waits for its
+	// group commit, so handlers must outnumber concurrent clients). They are started as
+	// packets come and leave when none has come for half a second.
 	Workers int
 	// ServerPort and ProxyPort override 67 and 4011 (tests only); ClientPort overrides 68.
 	ServerPort, ProxyPort, ClientPort int

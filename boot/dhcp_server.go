@@ -103,7 +103,7 @@ func newDHCP(cfg DHCPConfig, l link, inv Inventory, leases LeaseStore, logger *s
 
 		refreshNow: make(chan struct{}, 1),
 	}
-	s.commit = newLeaseCommitter(leases, &s.stats)
+	s.commit = newLeaseCommitter(leases, &s.stats, cfg.Workers)
 	s.handlePacket = s.handle
 	advertise := strings.TrimRight(cfg.AdvertiseURL, "/")
 	s.scriptPrefix = advertise + "/boot.ipxe?mac="
@@ -232,7 +232,6 @@ func (s *DHCPServer) Run(ctx context.Context) error {
 	if s.conn == nil {
 		return errors.New("dhcp: Run needs a server made by NewDHCP")
 	}
-	work := make(chan packet, 4*s.cfg.Workers)
 	bufs := &sync.Pool{New: func() any { b := make([]byte, 1500); return &b }}
 
 	var commits, recorders sync.WaitGroup
@@ -242,15 +241,10 @@ func (s *DHCPServer) Run(ctx context.Context) error {
 	recorders.Go(func() { s.recordBoots(bg) })
 	recorders.Go(func() { s.refreshLoop(ctx) })
 
-	var workers sync.WaitGroup
-	for range s.cfg.Workers {
-		workers.Go(func() {
-			for p := range work {
-				s.serve(ctx, p)
-				bufs.Put(&p.buf)
-			}
-		})
-	}
+	work := newHandlerPool(s.cfg.Workers, 4*s.cfg.Workers, handlerIdle, func(p packet) {
+		s.serve(ctx, p)
+		bufs.Put(&p.buf)
+	})
 	var readers sync.WaitGroup
 	readers.Go(func() { s.read(s.conn, s.cfg.ServerPort, work, bufs) })
 	if s.proxyConn != nil {
@@ -262,8 +256,7 @@ func (s *DHCPServer) Run(ctx context.Context) error {
 	// (their lease commits included), then the committer and the recorder.
 	s.Close()
 	readers.Wait()
-	close(work)
-	workers.Wait()
+	work.close()
 	close(s.commit.requests)
 	commits.Wait()
 	close(s.boots)
@@ -272,13 +265,13 @@ func (s *DHCPServer) Run(ctx context.Context) error {
 	return nil
 }
 
-func (s *DHCPServer) read(conn *net.UDPConn, port int, work chan<- packet, bufs *sync.Pool) {
+func (s *DHCPServer) read(conn *net.UDPConn, port int, work *handlerPool, bufs *sync.Pool) {
 	for !s.readOne(conn, port, work, bufs) {
 	}
 }
 
 // readOne reads and queues one datagram; closed is true once the socket is closed.
-func (s *DHCPServer) readOne(conn *net.UDPConn, port int, work chan<- packet, bufs *sync.Pool) (closed bool) {
+func (s *DHCPServer) readOne(conn *net.UDPConn, port int, work *handlerPool, bufs *sync.Pool) (closed bool) {
 	defer s.recoverTask("reading a datagram")
 	bp := bufs.Get().(*[]byte)
 	buf := *bp
@@ -304,9 +297,7 @@ func (s *DHCPServer) readOne(conn *net.UDPConn, port int, work chan<- packet, bu
 		bufs.Put(bp)
 		return false
 	}
-	select {
-	case work <- packet{buf: buf, n: n, peer: peer, conn: conn, port: port}:
-	default:
+	if !work.submit(packet{buf: buf, n: n, peer: peer, conn: conn, port: port}) {
 		s.stats.queueFull.Add(1)
 		bufs.Put(bp)
 	}

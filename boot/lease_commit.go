@@ -27,8 +27,12 @@ type commitRequest struct {
 // maxCommitBatch bounds one transaction, so a burst cannot build a huge write.
 const maxCommitBatch = 2048
 
-func newLeaseCommitter(s LeaseStore, c *dhcpCounters) *leaseCommitter {
-	return &leaseCommitter{store: s, requests: make(chan commitRequest, maxCommitBatch), counters: c}
+// newLeaseCommitter queues up to waiters requests: each handler waits for its own
+// commit, so no more are ever queued (a sender past that waits its turn). A queue and
+// batches sized for the largest batch were half a megabyte held for the server's life,
+// which the collector's heap goal doubles.
+func newLeaseCommitter(s LeaseStore, c *dhcpCounters, waiters int) *leaseCommitter {
+	return &leaseCommitter{store: s, requests: make(chan commitRequest, min(max(waiters, 1), maxCommitBatch)), counters: c}
 }
 
 // commit returns once l is durable in bbolt (or the write failed).
@@ -47,8 +51,9 @@ func (c *leaseCommitter) commit(ctx context.Context, l store.Lease) error {
 // run writes batches until requests is closed and drained. The store calls use a context
 // that is not cancelled at shutdown: in-flight leases are finished, not abandoned.
 func (c *leaseCommitter) run(ctx context.Context) {
-	batch := make([]commitRequest, 0, maxCommitBatch)
-	leases := make([]store.Lease, 0, maxCommitBatch)
+	// Grown by append to the largest batch seen, and kept.
+	var batch []commitRequest
+	var leases []store.Lease
 	for first := range c.requests {
 		batch = append(batch[:0], first)
 	drain:

@@ -33,7 +33,7 @@ func (p *partialLeaseStore) PutLeases(_ context.Context, leases ...store.Lease) 
 func TestLeaseCommit_APartlyWrittenBatchFailsOnlyTheRefusedLeases(t *testing.T) {
 	ok, refused := netip.MustParseAddr("10.0.0.10"), netip.MustParseAddr("10.0.0.11")
 	st := &partialLeaseStore{refused: refused}
-	c := newLeaseCommitter(st, &dhcpCounters{})
+	c := newLeaseCommitter(st, &dhcpCounters{}, 2)
 	results := map[netip.Addr]chan error{ok: make(chan error, 1), refused: make(chan error, 1)}
 	for ip, res := range results {
 		go func() {
