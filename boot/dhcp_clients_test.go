@@ -99,7 +99,17 @@ func killFromPidfile(t *testing.T, pidfile string) {
 	}
 	if err := syscall.Kill(pid, syscall.SIGTERM); err != nil {
 		t.Logf("stopping dhclient %d: %v", pid, err)
+		return
 	}
+	// It is not our child, so there is no wait: watch for it to be gone, or its last
+	// writes (the script's STOP line, the lease file) land in the test's directory while
+	// the test removes it ("directory not empty", seen under load).
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		if syscall.Kill(pid, 0) == syscall.ESRCH {
+			return
+		}
+	}
+	t.Logf("dhclient %d still running 10 s after SIGTERM", pid)
 }
 
 func (l *lab) clientMAC() node.MAC {
