@@ -41,7 +41,6 @@ func (o *Observation) polled() bool { return !o.At.IsZero() || o.Failures > 0 }
 // PollerInventory is what the poller reads, and writes with PollerConfig.Record.
 type PollerInventory interface {
 	ListNodes(ctx context.Context) ([]node.Node, error)
-	GetNode(ctx context.Context, ref string) (node.Node, error)
 	NodeSecret(ctx context.Context, nodeName, key string) ([]byte, error)
 	AppendEvents(ctx context.Context, events ...node.Event) error
 	UpdateNode(ctx context.Context, name string, fn store.UpdateFunc) (node.Node, error)
@@ -132,11 +131,13 @@ func (p *Poller) Collect(ch chan<- prometheus.Metric) {
 	p.errors.Collect(ch)
 }
 
-// Observation is the last poll of the node named name or, with Record, when this poller
-// has not polled it (it runs on another replica), the node's recorded reading.
-func (p *Poller) Observation(name string) (Observation, bool) {
+// Observation is the last poll of n's BMC or, with Record, when this poller has not
+// polled it (it runs on another replica), n's recorded reading. It takes the node the
+// caller has read (a page's row, as its store has it) rather than reading it again: the
+// nodes page asks for every row it shows, at every tick of its live stream.
+func (p *Poller) Observation(n node.Node) (Observation, bool) {
 	p.mu.Lock()
-	o, ok := p.obs[name]
+	o, ok := p.obs[n.Name]
 	var out Observation
 	if ok {
 		out = *o
@@ -145,9 +146,7 @@ func (p *Poller) Observation(name string) (Observation, bool) {
 	if !p.cfg.Record || (ok && out.polled()) {
 		return out, ok
 	}
-	// The node read is the store's (the Kubernetes store's: its cache), as every page's.
-	n, err := p.inv.GetNode(context.Background(), name)
-	if err != nil || n.BMC == nil || n.Power == nil {
+	if n.BMC == nil || n.Power == nil {
 		return Observation{}, false
 	}
 	return Observation{Power: PowerState(n.Power.State), Err: n.Power.Error, Since: n.Power.Since, Recorded: true}, true

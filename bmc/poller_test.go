@@ -41,6 +41,12 @@ func (m *memInventory) GetNode(_ context.Context, ref string) (node.Node, error)
 	return node.Node{}, node.ErrNotFound
 }
 
+// node is the named node as stored (zero when there is none).
+func (m *memInventory) node(name string) node.Node {
+	n, _ := m.GetNode(context.Background(), name)
+	return n
+}
+
 func (m *memInventory) NodeSecret(_ context.Context, name, _ string) ([]byte, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -156,11 +162,11 @@ func TestPoller_FailingBMCBacksOffExponentiallyAndRecovers(t *testing.T) {
 	if good.count() != 41 {
 		t.Fatalf("healthy BMC asked %d times in 41 minutes, want 41", good.count())
 	}
-	o, _ := p.Observation("bad")
+	o, _ := p.Observation(inv.node("bad"))
 	if o.Failures != 6 || o.Power != PowerUnknown || o.Err == "" {
 		t.Fatalf("bad observation %+v", o)
 	}
-	if _, ok := p.Observation("nobmc"); ok {
+	if _, ok := p.Observation(inv.node("nobmc")); ok {
 		t.Fatal("a node without a BMC was polled")
 	}
 	// One warning when it stopped answering, not one per poll.
@@ -177,7 +183,7 @@ func TestPoller_FailingBMCBacksOffExponentiallyAndRecovers(t *testing.T) {
 	bad.mu.Unlock()
 	now = now.Add(10 * time.Minute)
 	p.PollDue(ctx)
-	if o, _ := p.Observation("bad"); o.Failures != 0 || o.Power != PowerOn || !o.Next.Equal(now.Add(time.Minute)) {
+	if o, _ := p.Observation(inv.node("bad")); o.Failures != 0 || o.Power != PowerOn || !o.Next.Equal(now.Add(time.Minute)) {
 		t.Fatalf("recovered observation %+v", o)
 	}
 	if r := inv.reasons("bad"); len(r) != 2 || r[1] != "power: BMC answering again: power on" {
@@ -200,7 +206,7 @@ bootyard_bmc_power_state_nodes{state="unknown"} 0
 	inv.mu.Unlock()
 	now = now.Add(time.Minute)
 	p.PollDue(ctx)
-	if o, _ := p.Observation("bad"); o.Failures != 0 {
+	if o, _ := p.Observation(inv.node("bad")); o.Failures != 0 {
 		t.Fatalf("moved BMC kept the old failures: %+v", o)
 	}
 }
@@ -275,12 +281,12 @@ func TestPoller_HangingBMCsNeverHoldTheFleet(t *testing.T) {
 	for round := 0; round < 3; round++ {
 		p.PollDue(context.Background()) // returns: that is the point
 		now = now.Add(time.Minute)
-		if o, ok := p.Observation("healthy"); !ok || o.Err != "" || o.Power != PowerOff {
+		if o, ok := p.Observation(inv.node("healthy")); !ok || o.Err != "" || o.Power != PowerOff {
 			t.Fatalf("round %d: healthy BMC %+v", round, o)
 		}
 	}
 	for _, name := range []string{"hang-ipmi", "hang-redfish"} {
-		o, _ := p.Observation(name)
+		o, _ := p.Observation(inv.node(name))
 		if o.Err == "" || o.Failures == 0 {
 			t.Fatalf("%s: %+v, want a failure", name, o)
 		}
@@ -290,7 +296,7 @@ func TestPoller_HangingBMCsNeverHoldTheFleet(t *testing.T) {
 	}
 	// Both hanging BMCs were asked at minute 0 and, backing off, not at minute 1; asked
 	// again at minute 2.
-	if o, _ := p.Observation("hang-ipmi"); o.Failures != 2 {
+	if o, _ := p.Observation(inv.node("hang-ipmi")); o.Failures != 2 {
 		t.Fatalf("hang-ipmi failures %d after 3 rounds (asked at 0 and 2), want 2", o.Failures)
 	}
 }
@@ -347,11 +353,11 @@ func TestPoller_RecordWritesTheNodeOnlyWhenItsPowerChanges(t *testing.T) {
 		if inv.writes != st.writes || n.Power == nil || *n.Power != st.want {
 			t.Fatalf("step %d: %d writes, record %+v; want %d, %+v", i, inv.writes, n.Power, st.writes, st.want)
 		}
-		o, ok := follower.Observation("m1")
+		o, ok := follower.Observation(inv.node("m1"))
 		if !ok || !o.Recorded || string(o.Power) != st.want.State || o.Err != st.want.Error {
 			t.Fatalf("step %d: the follower shows %+v, %v; want the record %+v", i, o, ok, st.want)
 		}
-		if lo, _ := leader.Observation("m1"); lo.Recorded || !lo.Since.Equal(st.want.Since) {
+		if lo, _ := leader.Observation(inv.node("m1")); lo.Recorded || !lo.Since.Equal(st.want.Since) {
 			t.Fatalf("step %d: the leader shows %+v, want its own poll since %s", i, lo, st.want.Since)
 		}
 	}
@@ -370,7 +376,7 @@ func TestPoller_RecordWritesTheNodeOnlyWhenItsPowerChanges(t *testing.T) {
 	next := NewPoller(PollerConfig{Interval: time.Minute, Record: true, Env: env}, inv)
 	now = now.Add(time.Minute)
 	next.PollDue(context.Background())
-	if o, _ := next.Observation("m1"); inv.writes != 4 || o.Recorded || o.Power != PowerOn || !o.Since.Equal(start.Add(60*time.Minute)) {
+	if o, _ := next.Observation(inv.node("m1")); inv.writes != 4 || o.Recorded || o.Power != PowerOn || !o.Since.Equal(start.Add(60*time.Minute)) {
 		t.Fatalf("a new leader's first poll: %d writes, shows %+v; want 4 writes, on since %s", inv.writes, o, start.Add(60*time.Minute))
 	}
 
@@ -378,7 +384,7 @@ func TestPoller_RecordWritesTheNodeOnlyWhenItsPowerChanges(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	_ = leader.Run(ctx)
-	if o, ok := leader.Observation("m1"); !ok || !o.Recorded {
+	if o, ok := leader.Observation(inv.node("m1")); !ok || !o.Recorded {
 		t.Fatalf("a stopped poller shows %+v, %v; want the record", o, ok)
 	}
 }

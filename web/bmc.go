@@ -27,7 +27,9 @@ type Power interface {
 
 // PowerStates is the background poller's last word on each node's power.
 type PowerStates interface {
-	Observation(name string) (bmc.Observation, bool)
+	// Observation takes the node as the caller read it: a poller that does not poll it
+	// (another replica does) shows the reading recorded in it.
+	Observation(n node.Node) (bmc.Observation, bool)
 }
 
 // NodeSecrets stores what must never be in a node record (the BMC password). Both store
@@ -207,8 +209,10 @@ func (s *Server) powerStatus(c echo.Context) error {
 		out.Error = err.Error()
 	}
 	if s.deps.PowerStates != nil {
-		if o, ok := s.deps.PowerStates.Observation(res.Node); ok {
-			out.Observed = &o
+		if n, err := s.deps.Inventory.GetNode(c.Request().Context(), res.Node); err == nil {
+			if o, ok := s.deps.PowerStates.Observation(n); ok {
+				out.Observed = &o
+			}
 		}
 	}
 	return c.JSON(http.StatusOK, out)
@@ -249,7 +253,7 @@ func (u *ui) powerText(n node.Node) string {
 	if u.srv.deps.PowerStates == nil {
 		return "—"
 	}
-	o, ok := u.srv.deps.PowerStates.Observation(n.Name)
+	o, ok := u.srv.deps.PowerStates.Observation(n)
 	if !ok {
 		return string(bmc.PowerUnknown)
 	}

@@ -37,7 +37,7 @@ func (f *fakePower) Imported(name, _ string) {
 	f.imported = append(f.imported, name)
 }
 
-func (f *fakePower) Observation(string) (bmc.Observation, bool) {
+func (f *fakePower) Observation(node.Node) (bmc.Observation, bool) {
 	return bmc.Observation{Power: bmc.PowerOff}, true
 }
 

@@ -139,7 +139,11 @@ func (r *bmcReplica) stop() {
 
 func (r *bmcReplica) shows(t *testing.T) bmc.Observation {
 	t.Helper()
-	o, _ := r.deps.PowerStates.Observation("m1")
+	n, err := r.deps.Inventory.GetNode(t.Context(), "m1") // as the replica's pages read it
+	if err != nil {
+		return bmc.Observation{} // not in this replica's cache yet: the callers wait
+	}
+	o, _ := r.deps.PowerStates.Observation(n)
 	return o
 }
 
