@@ -89,13 +89,10 @@ func (s *DHCPServer) recordBoots(ctx context.Context) {
 	}
 }
 
-// recordShard is the writer that owns mac's records.
+// recordShard is the writer that owns mac's records: by the MAC's hash, the one the
+// shared-lease offers use (macSlot).
 func recordShard(mac node.MAC) int {
-	h := uint32(2166136261) // FNV-1a
-	for _, b := range mac {
-		h = (h ^ uint32(b)) * 16777619
-	}
-	return int(h % recordWriters)
+	return int(macSlot(mac) % recordWriters)
 }
 
 func (s *DHCPServer) recordBoot(ctx context.Context, r bootRecord) {
