@@ -53,6 +53,7 @@ type haLab struct {
 	cli      *netns.NS
 	replicas []*haReplica
 	http     *http.Client
+	extra    []string // more serve flags for every replica
 }
 
 type haReplica struct {
@@ -75,7 +76,8 @@ func (r *haReplica) dead() bool {
 	}
 }
 
-func startHALab(t *testing.T) *haLab {
+// startHALab starts the lab; extra are serve flags every replica gets beside the lab's.
+func startHALab(t *testing.T, extra ...string) *haLab {
 	t.Helper()
 	api := kubetest.Start(t)
 	ctx := context.Background()
@@ -83,7 +85,7 @@ func startHALab(t *testing.T) *haLab {
 		t.Fatal(err)
 	}
 	api.InstallCRDs(t, filepath.Join(kubetest.Root(t), "deploy", "crds"))
-	lab := &haLab{api: api, bin: buildBinary(t), cli: netns.New(t, "hacli")}
+	lab := &haLab{api: api, bin: buildBinary(t), cli: netns.New(t, "hacli"), extra: extra}
 	lab.cli.AddBridge(haBridge)
 	lab.cli.AddAddr(haBridge, netip.MustParsePrefix(haClientIP))
 	lab.http = lab.cli.HTTPClient()
@@ -149,10 +151,11 @@ func (lab *haLab) startReplica(t *testing.T, ns *netns.NS, id, ip string) *haRep
 	t.Helper()
 	data := t.TempDir()
 	r := &haReplica{id: id, ns: ns, addr: ip + ":8080", exited: make(chan struct{}), logPath: filepath.Join(data, "serve.log")}
-	r.cmd = ns.Command(context.Background(), lab.bin, "serve", "--data", data, "--listen", r.addr,
+	args := append([]string{"serve", "--data", data, "--listen", r.addr,
 		"--dhcp-interface", "har", "--dhcp-range", haRange,
 		"--store", "kubernetes", "--kubeconfig", lab.api.AdminKubeconfig,
-		"--leader-elect", "--leader-elect-identity", id, "--log-level", "info")
+		"--leader-elect", "--leader-elect-identity", id, "--log-level", "info"}, lab.extra...)
+	r.cmd = ns.Command(context.Background(), lab.bin, args...)
 	r.cmd.Env = append(os.Environ(), "BOOTYARD_ADMIN_TOKEN="+haAdminTok)
 	logf, err := os.Create(r.logPath)
 	if err != nil {
@@ -285,18 +288,11 @@ func (lab *haLab) waitForOffers(t *testing.T, conn *net.UDPConn) {
 // nodeCount is the total a replica's API reports for its node list.
 func (lab *haLab) nodeCount(t *testing.T, r *haReplica) int {
 	t.Helper()
-	req, _ := http.NewRequest(http.MethodGet, "http://"+r.addr+"/api/v1/nodes?limit=1", nil)
-	req.Header.Set("Authorization", "Bearer "+haAdminTok)
-	resp, err := lab.http.Do(req)
-	if err != nil {
-		t.Fatalf("%s: %v", r.id, err)
-	}
-	defer resp.Body.Close()
 	var page struct {
 		Total int `json:"total"`
 	}
-	if err := json.NewDecoder(resp.Body).Decode(&page); err != nil {
-		t.Fatalf("%s: node list: %v", r.id, err)
+	if !lab.getJSON(t, r, "/api/v1/nodes?limit=1", &page) {
+		t.Fatalf("%s: the node list did not answer 200", r.id)
 	}
 	return page.Total
 }
