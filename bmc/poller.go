@@ -82,6 +82,10 @@ type Poller struct {
 	withBMC  []node.Node
 	loadedAt time.Time
 
+	// polling is set from the first PollDue until Run returns: with Record, a poller that
+	// is not polling (another replica holds the Lease) has no counts of its own to report.
+	polling bool
+
 	errors *prometheus.CounterVec
 	states *prometheus.Desc
 }
@@ -114,9 +118,17 @@ func (p *Poller) Describe(ch chan<- *prometheus.Desc) {
 	p.errors.Describe(ch)
 }
 
+// Collect reports the power-state gauge only while this poller polls, or always without
+// Record: on a replica that does not hold the Lease the series are absent, not zero, so a
+// query or an alert over every replica sees the leader's counts and no replica's false 0.
 func (p *Poller) Collect(ch chan<- prometheus.Metric) {
+	p.errors.Collect(ch)
 	counts := map[PowerState]int{}
 	p.mu.Lock()
+	if p.cfg.Record && !p.polling {
+		p.mu.Unlock()
+		return
+	}
 	for _, o := range p.obs {
 		st := o.Power
 		if o.Err != "" {
@@ -128,7 +140,6 @@ func (p *Poller) Collect(ch chan<- prometheus.Metric) {
 	for _, st := range PowerStates {
 		ch <- prometheus.MustNewConstMetric(p.states, prometheus.GaugeValue, float64(counts[st]), string(st))
 	}
-	p.errors.Collect(ch)
 }
 
 // Observation is the last poll of n's BMC or, with Record, when this poller has not
@@ -178,11 +189,15 @@ func (p *Poller) forget() {
 	defer p.mu.Unlock()
 	p.obs = map[string]*Observation{}
 	p.withBMC, p.loadedAt = nil, time.Time{}
+	p.polling = false
 }
 
 // PollDue polls, at most Concurrency at once, every BMC whose next poll is due, and
 // returns when they have all answered or timed out. One goroutine calls it (Run).
 func (p *Poller) PollDue(ctx context.Context) {
+	p.mu.Lock()
+	p.polling = true
+	p.mu.Unlock()
 	now := p.cfg.Now()
 	nodes, err := p.nodes(ctx, now)
 	if err != nil {

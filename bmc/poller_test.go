@@ -388,3 +388,40 @@ func TestPoller_RecordWritesTheNodeOnlyWhenItsPowerChanges(t *testing.T) {
 		t.Fatalf("a stopped poller shows %+v, %v; want the record", o, ok)
 	}
 }
+
+// TestPoller_RecordReportsTheGaugeOnlyWhilePolling: with Record (replicas, the poller on
+// the Lease holder only), a replica that does not poll has no power-state series rather
+// than a false 0 beside the leader's counts; it has them from its first poll until it
+// stops. Without Record the gauge is always there.
+func TestPoller_RecordReportsTheGaugeOnlyWhilePolling(t *testing.T) {
+	sw := &switchBMC{state: PowerOn}
+	inv := &memInventory{nodes: []node.Node{bmcNode("m1", "ipmi://10.0.0.1")}}
+	env := Env{NewController: func(Target, DialConfig) (Controller, error) { return sw, nil }}
+	const gauge = "bootyard_bmc_power_state_nodes"
+	series := func(p *Poller) int { return testutil.CollectAndCount(p, gauge) }
+
+	follower := NewPoller(PollerConfig{Interval: time.Minute, Record: true, Env: env}, inv)
+	if n := series(follower); n != 0 {
+		t.Fatalf("a replica that does not poll reports %d power-state series, want none", n)
+	}
+	follower.PollDue(context.Background()) // it took the Lease
+	if err := testutil.CollectAndCompare(follower, strings.NewReader(`
+# HELP bootyard_bmc_power_state_nodes Nodes with a BMC by the power state last polled (unknown: not answered yet, or the last poll failed).
+# TYPE bootyard_bmc_power_state_nodes gauge
+bootyard_bmc_power_state_nodes{state="off"} 0
+bootyard_bmc_power_state_nodes{state="on"} 1
+bootyard_bmc_power_state_nodes{state="unknown"} 0
+`), gauge); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	_ = follower.Run(ctx) // and lost it
+	if n := series(follower); n != 0 {
+		t.Fatalf("a poller that stopped reports %d power-state series, want none", n)
+	}
+
+	if n := series(NewPoller(PollerConfig{Env: env}, inv)); n != 3 {
+		t.Fatalf("without Record a poller that has not polled yet reports %d series, want 3 zeros", n)
+	}
+}
