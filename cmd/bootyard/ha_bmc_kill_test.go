@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"slices"
@@ -88,6 +89,14 @@ func TestHA_AKilledLeadersBMCPollingMovesToTheNextLeader(t *testing.T) {
 	if reads := othersRead(leader, next); len(reads) > 0 {
 		t.Fatalf("a replica that never held the Lease polled the BMC: %v", reads)
 	}
+	// The power-state gauge is the leader's; the other replica has no series, not a 0.
+	for _, r := range survivors {
+		code, metrics := lab.get(t, r, "/metrics")
+		has := strings.Contains(string(metrics), `bootyard_bmc_power_state_nodes{state="off"} 1`)
+		if code != http.StatusOK || has != (r == next) || (r != next && strings.Contains(string(metrics), "bootyard_bmc_power_state_nodes{")) {
+			t.Errorf("%s (leader: %v) /metrics answered %d with power-state series:\n%s", r.id, r == next, code, grepLines(string(metrics), "bootyard_bmc_power_state_nodes"))
+		}
+	}
 
 	// One event for the change, written by the new leader alone.
 	var events []node.Event
@@ -117,6 +126,19 @@ func (lab *haLab) power(t *testing.T, r *haReplica, name string) node.PowerReadi
 // getJSON reads path from replica r's API into v; false when it answers other than 200.
 func (lab *haLab) getJSON(t *testing.T, r *haReplica, path string, v any) bool {
 	t.Helper()
+	code, body := lab.get(t, r, path)
+	if code != http.StatusOK {
+		return false
+	}
+	if err := json.Unmarshal(body, v); err != nil {
+		t.Fatalf("%s: GET %s: %v", r.id, path, err)
+	}
+	return true
+}
+
+// get is GET path on replica r, as the admin.
+func (lab *haLab) get(t *testing.T, r *haReplica, path string) (int, []byte) {
+	t.Helper()
 	req, _ := http.NewRequestWithContext(t.Context(), http.MethodGet, "http://"+r.addr+path, nil)
 	req.Header.Set("Authorization", "Bearer "+haAdminTok)
 	resp, err := lab.http.Do(req)
@@ -124,11 +146,19 @@ func (lab *haLab) getJSON(t *testing.T, r *haReplica, path string, v any) bool {
 		t.Fatalf("%s: GET %s: %v", r.id, path, err)
 	}
 	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return false
-	}
-	if err := json.NewDecoder(resp.Body).Decode(v); err != nil {
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
 		t.Fatalf("%s: GET %s: %v", r.id, path, err)
 	}
-	return true
+	return resp.StatusCode, body
+}
+
+func grepLines(s, substr string) string {
+	var out []string
+	for _, l := range strings.Split(s, "\n") {
+		if strings.Contains(l, substr) {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
 }
