@@ -3,6 +3,7 @@ package bmc
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"strings"
 	"sync"
@@ -189,13 +190,7 @@ func TestPoller_FailingBMCBacksOffExponentiallyAndRecovers(t *testing.T) {
 	if r := inv.reasons("bad"); len(r) != 2 || r[1] != "power: BMC answering again: power on" {
 		t.Fatalf("events after recovery: %q", r)
 	}
-	if err := testutil.CollectAndCompare(p, strings.NewReader(`
-# HELP bootyard_bmc_power_state_nodes Nodes with a BMC by the power state last polled (unknown: not answered yet, or the last poll failed).
-# TYPE bootyard_bmc_power_state_nodes gauge
-bootyard_bmc_power_state_nodes{state="off"} 0
-bootyard_bmc_power_state_nodes{state="on"} 2
-bootyard_bmc_power_state_nodes{state="unknown"} 0
-`), "bootyard_bmc_power_state_nodes"); err != nil {
+	if err := testutil.CollectAndCompare(p, strings.NewReader(powerGauge(0, 2, 0)), "bootyard_bmc_power_state_nodes"); err != nil {
 		t.Fatal(err)
 	}
 
@@ -405,13 +400,7 @@ func TestPoller_RecordReportsTheGaugeOnlyWhilePolling(t *testing.T) {
 		t.Fatalf("a replica that does not poll reports %d power-state series, want none", n)
 	}
 	follower.PollDue(context.Background()) // it took the Lease
-	if err := testutil.CollectAndCompare(follower, strings.NewReader(`
-# HELP bootyard_bmc_power_state_nodes Nodes with a BMC by the power state last polled (unknown: not answered yet, or the last poll failed).
-# TYPE bootyard_bmc_power_state_nodes gauge
-bootyard_bmc_power_state_nodes{state="off"} 0
-bootyard_bmc_power_state_nodes{state="on"} 1
-bootyard_bmc_power_state_nodes{state="unknown"} 0
-`), gauge); err != nil {
+	if err := testutil.CollectAndCompare(follower, strings.NewReader(powerGauge(0, 1, 0)), gauge); err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
@@ -424,4 +413,14 @@ bootyard_bmc_power_state_nodes{state="unknown"} 0
 	if n := series(NewPoller(PollerConfig{Env: env}, inv)); n != 3 {
 		t.Fatalf("without Record a poller that has not polled yet reports %d series, want 3 zeros", n)
 	}
+}
+
+// powerGauge is the exposition of bootyard_bmc_power_state_nodes with these counts.
+func powerGauge(off, on, unknown int) string {
+	return fmt.Sprintf(`# HELP bootyard_bmc_power_state_nodes Nodes with a BMC by the power state last polled (unknown: not answered yet, or the last poll failed).
+# TYPE bootyard_bmc_power_state_nodes gauge
+bootyard_bmc_power_state_nodes{state="off"} %d
+bootyard_bmc_power_state_nodes{state="on"} %d
+bootyard_bmc_power_state_nodes{state="unknown"} %d
+`, off, on, unknown)
 }
