@@ -1,6 +1,7 @@
 package boot
 
 import (
+	"slices"
 	"sync"
 	"time"
 )
@@ -107,8 +108,8 @@ func (h *handlerPool) run(p packet) {
 		case p, ok = <-self.next:
 		case <-idle.C:
 			h.mu.Lock()
-			if i := indexOf(h.waiting, self); i >= 0 {
-				h.waiting = append(h.waiting[:i], h.waiting[i+1:]...)
+			if i := slices.Index(h.waiting, self); i >= 0 {
+				h.waiting = slices.Delete(h.waiting, i, i+1)
 				h.running--
 				h.mu.Unlock()
 				return
@@ -125,15 +126,6 @@ func (h *handlerPool) run(p packet) {
 			return
 		}
 	}
-}
-
-func indexOf(ws []*handler, w *handler) int {
-	for i, x := range ws {
-		if x == w {
-			return i
-		}
-	}
-	return -1
 }
 
 // close refuses further packets and waits until the handlers have served what they

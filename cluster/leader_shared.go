@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"context"
+	"slices"
 	"sync"
 )
 
@@ -53,15 +54,11 @@ func (s *SharedElection) Elect(ctx context.Context, lead func(ctx context.Contex
 // released (or campaigned for again) only once none runs.
 func (s *SharedElection) lead(term context.Context) {
 	s.mu.Lock()
-	works := append([]func(context.Context){}, s.works...)
+	works := slices.Clone(s.works)
 	s.mu.Unlock()
 	var wg sync.WaitGroup
 	for _, w := range works {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			w(term)
-		}()
+		wg.Go(func() { w(term) })
 	}
 	wg.Wait()
 }

@@ -13,10 +13,11 @@ import (
 
 // annotationExtra holds, as JSON, the fields of a node or image that came after the
 // bootyard.io/v1alpha1 types (BMC and its recorded power reading, root-disk hints, the
-// UEFI loader, the Secure Boot reading; the inspection is typed: status.hardware and status.inspect): without it the
-// Kubernetes store would drop them on every write and a pivot would lose them. They move
-// into typed CRD fields with the next API version; until then the annotation is the
-// store's, not an interface for people (edit nodes through Bootyard, not kubectl).
+// UEFI loader, the Secure Boot reading; the inspection is typed: status.hardware and
+// status.inspect): without it the Kubernetes store would drop them on every write and a
+// pivot would lose them. They move into typed CRD fields with the next API version; until
+// then the annotation is the store's, not an interface for people (edit nodes through
+// Bootyard, not kubectl).
 const annotationExtra = "bootyard.io/extra"
 
 // nodeExtra is a node's part kept in annotationExtra.
