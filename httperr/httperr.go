@@ -54,6 +54,8 @@ func Status(err error) int {
 		return http.StatusUnprocessableEntity
 	case errors.Is(err, node.ErrForbidden):
 		return http.StatusForbidden
+	case errors.Is(err, node.ErrUnavailable):
+		return http.StatusServiceUnavailable
 	}
 	return http.StatusInternalServerError
 }
@@ -77,7 +79,12 @@ func Handler(log *slog.Logger) echo.HTTPErrorHandler {
 		if errors.As(err, &fe) {
 			body.Field = fe.Field
 		}
-		if code >= 500 {
+		switch {
+		case code == http.StatusServiceUnavailable:
+			// Nothing broke here: what keeps the inventory is out of reach for now.
+			log.Warn("request failed", slog.String("path", c.Path()), slog.Any("err", err))
+			c.Response().Header().Set("Retry-After", "5")
+		case code >= 500:
 			log.Error("request failed", slog.String("path", c.Path()), slog.Any("err", err))
 			body.Error = "internal error: " + err.Error()
 		}

@@ -27,6 +27,7 @@ func TestStatus_EachErrorKindHasOneStatus(t *testing.T) {
 		{node.ErrRefused, 409},
 		{BadField("ip", fmt.Errorf("ip: %w", node.ErrInvalid)), 422},
 		{node.ErrForbidden, 403},
+		{fmt.Errorf("import: %w", node.ErrUnavailable), 503},
 		{fmt.Errorf("%w: empty body", ErrBadRequest), 400},
 		{&json.SyntaxError{}, 400},
 		{echo.NewHTTPError(http.StatusUnauthorized, "admin token"), 401},

@@ -97,6 +97,9 @@ func (s *Store) flushRenewals(ctx context.Context, interval time.Duration) {
 			return
 		case <-t.C:
 		}
+		if _, down := s.reach.since(); down && !s.probe(ctx) {
+			continue // writes would fail at once: nothing to try until it answers
+		}
 		s.pendingMu.Lock()
 		batch := make([]store.Lease, 0, len(s.pending))
 		for _, l := range s.pending {
@@ -126,6 +129,16 @@ func (s *Store) flushRenewals(ctx context.Context, interval time.Duration) {
 			s.pendingMu.Unlock()
 		}
 	}
+}
+
+// probe asks the API server for the settings object, a read that the cut-off does not
+// stop: an answer (of any kind) ends the cut-off. It reports whether one came.
+func (s *Store) probe(ctx context.Context) bool {
+	ctx, cancel := context.WithTimeout(ctx, leaseWriteTimeout)
+	defer cancel()
+	_ = s.rc.Get().Namespace(s.ns).Resource(resSettings).Name(settingsName).Do(ctx).Error()
+	_, down := s.reach.since()
+	return !down
 }
 
 // PendingRenewals is how many renewals accepted while the API server was unreachable

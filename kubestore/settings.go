@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"maps"
 	"slices"
 	"sync"
@@ -162,11 +163,25 @@ func (s *Store) ClusterSettings(ctx context.Context) (node.ClusterSettings, erro
 	if o == nil {
 		return node.ClusterSettings{}, nil // never written
 	}
-	if now := s.now(); s.settings.parsedRV != o.ResourceVersion || now.Sub(s.settings.parsedAt) > secretRecheck {
-		c, err := s.parseSettings(ctx, o)
-		if err != nil {
-			return node.ClusterSettings{}, err
-		}
+	now := s.now()
+	changed := s.settings.parsedRV != o.ResourceVersion
+	if !changed && now.Sub(s.settings.parsedAt) <= secretRecheck {
+		return cloneSettings(s.settings.parsed), nil
+	}
+	// Only a hand edit of the Secret is looked for now: while the API server does not
+	// answer, the settings read before are the ones in force, and no machine waits for
+	// a read that cannot come.
+	if _, down := s.reach.since(); down && !changed {
+		return cloneSettings(s.settings.parsed), nil
+	}
+	c, err := s.parseSettings(ctx, o)
+	switch {
+	case err != nil && !changed && unreachable(err):
+		s.log.Warn("the cluster Secret could not be read again; the settings read before stay in force", slog.Any("err", err))
+		s.settings.parsedAt = now
+	case err != nil:
+		return node.ClusterSettings{}, err
+	default:
 		s.settings.parsed, s.settings.parsedRV, s.settings.parsedAt = c, o.ResourceVersion, now
 	}
 	return cloneSettings(s.settings.parsed), nil

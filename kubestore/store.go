@@ -81,6 +81,7 @@ type Options struct {
 type Store struct {
 	rc       rest.Interface
 	core     kubernetes.Interface
+	reach    *reach // whether the API server answers, for every request of rc and core
 	ns       string
 	log      *slog.Logger
 	now      func() time.Time
@@ -130,6 +131,9 @@ func New(ctx context.Context, cfg *rest.Config, opts Options) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("kubernetes store: %w", err)
 	}
+	rch := &reach{log: opts.Logger, now: time.Now}
+	cfg = rest.CopyConfig(cfg)
+	cfg.Wrap(rch.wrap)
 	rc, err := newRESTClient(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("kubernetes store: %w", err)
@@ -148,7 +152,7 @@ func New(ctx context.Context, cfg *rest.Config, opts Options) (*Store, error) {
 	case probe != nil:
 		return nil, fmt.Errorf("kubernetes store: %w", probe)
 	}
-	s := &Store{rc: rc, core: core, ns: opts.Namespace, log: opts.Logger, onUpdate: opts.OnUpdate, limits: limits,
+	s := &Store{rc: rc, core: core, reach: rch, ns: opts.Namespace, log: opts.Logger, onUpdate: opts.OnUpdate, limits: limits,
 		now: func() time.Time { return time.Now().UTC() }, nodes: newNodeCache(), leases: newLeaseCache(), pending: make(map[netip.Addr]store.Lease), blockQueues: blockQueues{waiting: map[string][]*blockRequest{}}}
 	s.events = &eventLog{s: s, counts: make(map[string]int)}
 	runCtx, cancel := context.WithCancel(context.Background())

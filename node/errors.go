@@ -17,4 +17,7 @@ var (
 	ErrRefused = errors.New("refused")
 	// ErrForbidden: the caller may not see or do this.
 	ErrForbidden = errors.New("forbidden")
+	// ErrUnavailable: what keeps the inventory cannot be reached now (the Kubernetes API
+	// server behind a partition); nothing was changed, and the same request may work later.
+	ErrUnavailable = errors.New("unavailable")
 )
