@@ -53,7 +53,8 @@ type haLab struct {
 	cli      *netns.NS
 	replicas []*haReplica
 	http     *http.Client
-	extra    []string // more serve flags for every replica
+	extra    []string   // more serve flags for every replica
+	links    []*apiLink // each replica's way to the API server
 }
 
 type haReplica struct {
@@ -97,7 +98,7 @@ func startHALab(t *testing.T, extra ...string) *haLab {
 		lab.cli.Enslave(port, haBridge)
 		ip := fmt.Sprintf("10.73.0.%d", i)
 		ns.AddAddr("har", netip.MustParsePrefix(ip+"/16"))
-		proxyAPIServer(t, ns, api.Host)
+		lab.links = append(lab.links, proxyAPIServer(t, ns, api.Host))
 		lab.replicas = append(lab.replicas, lab.startReplica(t, ns, fmt.Sprintf("replica-%d", i), ip))
 	}
 	for _, r := range lab.replicas {
@@ -106,10 +107,72 @@ func startHALab(t *testing.T, extra ...string) *haLab {
 	return lab
 }
 
-// proxyAPIServer makes the API server (on the root namespace's loopback) reachable on
-// the same address inside ns, so the replicas use the kubeconfig as it is: the listener
-// lives in ns, the connections it forwards are dialled from the test's own namespace.
-func proxyAPIServer(t *testing.T, ns *netns.NS, host string) {
+// apiLink is a replica's way to the API server (on the root namespace's loopback) on
+// the same address inside its namespace, so the replica uses the kubeconfig as it is:
+// the listener lives in the namespace, the connections it forwards are dialled from the
+// test's own. cut makes it a partition: the connections in use stop carrying anything
+// (held open, silent, as a dropped route leaves them) and new ones are accepted and held
+// the same way, so the replica sees timeouts, not refusals; restore closes what was held
+// and forwards again.
+type apiLink struct {
+	mu   sync.Mutex
+	down bool
+	ups  map[net.Conn]bool // upstream connections carrying traffic
+	held map[net.Conn]bool // replica connections held silent while down
+}
+
+func (l *apiLink) cut() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.down = true
+	for up := range l.ups {
+		up.Close()
+	}
+}
+
+func (l *apiLink) restore() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.down = false
+	for c := range l.held {
+		c.Close()
+	}
+	clear(l.held)
+}
+
+// hold keeps c open and reads nothing of it onwards until restore closes it (or the
+// replica does); false when the link is up and c should be forwarded.
+func (l *apiLink) hold(c net.Conn) bool {
+	l.mu.Lock()
+	if !l.down {
+		l.mu.Unlock()
+		return false
+	}
+	l.held[c] = true
+	l.mu.Unlock()
+	_, _ = io.Copy(io.Discard, c)
+	l.mu.Lock()
+	delete(l.held, c)
+	l.mu.Unlock()
+	return true
+}
+
+// track registers up as carrying traffic; false when the link went down meanwhile.
+func (l *apiLink) track(up net.Conn, on bool) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if !on {
+		delete(l.ups, up)
+		return true
+	}
+	if l.down {
+		return false
+	}
+	l.ups[up] = true
+	return true
+}
+
+func proxyAPIServer(t *testing.T, ns *netns.NS, host string) *apiLink {
 	t.Helper()
 	u, err := url.Parse(host)
 	if err != nil {
@@ -123,6 +186,7 @@ func proxyAPIServer(t *testing.T, ns *netns.NS, host string) {
 	}); err != nil {
 		t.Fatal(err)
 	}
+	l := &apiLink{ups: map[net.Conn]bool{}, held: map[net.Conn]bool{}}
 	var conns sync.WaitGroup
 	done := make(chan struct{})
 	go func() {
@@ -134,17 +198,31 @@ func proxyAPIServer(t *testing.T, ns *netns.NS, host string) {
 			}
 			conns.Go(func() {
 				defer c.Close()
+				if l.hold(c) {
+					return
+				}
 				up, err := net.Dial("tcp4", u.Host)
 				if err != nil {
 					return
 				}
 				defer up.Close()
+				if !l.track(up, true) {
+					l.hold(c)
+					return
+				}
 				go func() { _, _ = io.Copy(up, c); up.(*net.TCPConn).CloseWrite() }()
 				_, _ = io.Copy(c, up)
+				l.track(up, false)
+				l.hold(c) // cut mid-connection: silent from now on, not closed
 			})
 		}
 	}()
-	t.Cleanup(func() { ln.Close(); <-done })
+	t.Cleanup(func() {
+		ln.Close()
+		l.restore()
+		<-done
+	})
+	return l
 }
 
 func (lab *haLab) startReplica(t *testing.T, ns *netns.NS, id, ip string) *haReplica {
