@@ -409,3 +409,71 @@ func (lab *haLab) export(t *testing.T) haExport {
 	}
 	return exp
 }
+
+// dora runs one machine's DISCOVER, OFFER, REQUEST, ACK (2 s a step, 3 tries): the
+// address it is ACKed, or false.
+func (lab *haLab) dora(t *testing.T, conn *net.UDPConn, mac node.MAC) (netip.Addr, bool) {
+	t.Helper()
+	hw := net.HardwareAddr(mac[:])
+	disc, err := dhcpv4.NewDiscovery(hw, dhcpv4.WithBroadcast(true))
+	if err != nil {
+		t.Fatal(err)
+	}
+	offer := exchange(t, conn, disc, dhcpv4.MessageTypeOffer)
+	if offer == nil || offer.MessageType() != dhcpv4.MessageTypeOffer {
+		return netip.Addr{}, false
+	}
+	req, err := dhcpv4.NewRequestFromOffer(offer, dhcpv4.WithBroadcast(true))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ack := exchange(t, conn, req, dhcpv4.MessageTypeAck, dhcpv4.MessageTypeNak)
+	if ack == nil || ack.MessageType() != dhcpv4.MessageTypeAck {
+		return netip.Addr{}, false
+	}
+	ip, _ := netip.AddrFromSlice(ack.YourIPAddr.To4())
+	return ip, true
+}
+
+// initReboot is a machine booting with the address it had (RFC 2131 §4.3.2: a broadcast
+// REQUEST for it, no server named): the first ACK or NAK, or nil.
+func initReboot(t *testing.T, conn *net.UDPConn, mac node.MAC, ip netip.Addr) *dhcpv4.DHCPv4 {
+	t.Helper()
+	req, err := dhcpv4.New(dhcpv4.WithHwAddr(net.HardwareAddr(mac[:])), dhcpv4.WithMessageType(dhcpv4.MessageTypeRequest),
+		dhcpv4.WithBroadcast(true), dhcpv4.WithOption(dhcpv4.OptRequestedIPAddress(ip.AsSlice())))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return exchange(t, conn, req, dhcpv4.MessageTypeAck, dhcpv4.MessageTypeNak)
+}
+
+// acked reports whether reply ACKs ip.
+func acked(reply *dhcpv4.DHCPv4, ip netip.Addr) bool {
+	return reply != nil && reply.MessageType() == dhcpv4.MessageTypeAck && reply.YourIPAddr.Equal(ip.AsSlice())
+}
+
+// exchange broadcasts m up to three times and returns the first reply to it of a type in
+// want, or nil. Other types are the other replicas' answers to the step before (every
+// replica OFFERs; the REQUEST shares the DISCOVER's transaction ID).
+func exchange(t *testing.T, conn *net.UDPConn, m *dhcpv4.DHCPv4, want ...dhcpv4.MessageType) *dhcpv4.DHCPv4 {
+	t.Helper()
+	buf := make([]byte, 1500)
+	defer conn.SetReadDeadline(time.Time{})
+	for try := 0; try < 3; try++ {
+		if _, err := conn.WriteTo(m.ToBytes(), &net.UDPAddr{IP: net.IPv4bcast, Port: 67}); err != nil {
+			t.Fatal(err)
+		}
+		conn.SetReadDeadline(time.Now().Add(2 * time.Second))
+		for {
+			n, _, err := conn.ReadFrom(buf)
+			if err != nil {
+				break
+			}
+			reply, err := dhcpv4.FromBytes(buf[:n])
+			if err == nil && reply.TransactionID == m.TransactionID && slices.Contains(want, reply.MessageType()) {
+				return reply
+			}
+		}
+	}
+	return nil
+}

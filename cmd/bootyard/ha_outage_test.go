@@ -12,12 +12,9 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"slices"
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/insomniacslk/dhcp/dhcpv4"
 
 	"github.com/bootyard/bootyard/boot/netns"
 	"github.com/bootyard/bootyard/kubestore"
@@ -65,8 +62,8 @@ func TestHA_APIServerUnreachableFor30sMachinesWithLeasesKeepBooting(t *testing.T
 	stranger := lab.clientFrom(netip.MustParsePrefix(haClientIP).Addr())
 	boot := func(when string) {
 		t.Helper()
-		if got, ok := lab.initReboot(t, conn, mac, ip); !ok {
-			t.Errorf("%s: kept-1 rebooting with %s: %s, want an ACK of that address", when, ip, got)
+		if reply := initReboot(t, conn, mac, ip); !acked(reply, ip) {
+			t.Errorf("%s: kept-1 rebooting with %s: %v, want an ACK of that address", when, ip, reply)
 		}
 		for _, rr := range lab.replicas {
 			base := "http://" + rr.addr
@@ -219,73 +216,6 @@ func fetch(t *testing.T, c *http.Client, url string) (int, string) {
 	defer resp.Body.Close()
 	body, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
 	return resp.StatusCode, string(body)
-}
-
-// dora runs one machine's DISCOVER, OFFER, REQUEST, ACK (2 s a step, 3 tries): the
-// address it is ACKed, or false.
-func (lab *haLab) dora(t *testing.T, conn *net.UDPConn, mac node.MAC) (netip.Addr, bool) {
-	t.Helper()
-	hw := net.HardwareAddr(mac[:])
-	disc, err := dhcpv4.NewDiscovery(hw, dhcpv4.WithBroadcast(true))
-	if err != nil {
-		t.Fatal(err)
-	}
-	offer := exchange(t, conn, disc, dhcpv4.MessageTypeOffer)
-	if offer == nil || offer.MessageType() != dhcpv4.MessageTypeOffer {
-		return netip.Addr{}, false
-	}
-	req, err := dhcpv4.NewRequestFromOffer(offer, dhcpv4.WithBroadcast(true))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ack := exchange(t, conn, req, dhcpv4.MessageTypeAck, dhcpv4.MessageTypeNak)
-	if ack == nil || ack.MessageType() != dhcpv4.MessageTypeAck {
-		return netip.Addr{}, false
-	}
-	ip, _ := netip.AddrFromSlice(ack.YourIPAddr.To4())
-	return ip, true
-}
-
-// initReboot is a machine booting with the address it had (RFC 2131 §4.3.2: a broadcast
-// REQUEST for it, no server named): true when the first answer ACKs that address.
-func (lab *haLab) initReboot(t *testing.T, conn *net.UDPConn, mac node.MAC, ip netip.Addr) (string, bool) {
-	t.Helper()
-	req, err := dhcpv4.New(dhcpv4.WithHwAddr(net.HardwareAddr(mac[:])), dhcpv4.WithMessageType(dhcpv4.MessageTypeRequest),
-		dhcpv4.WithBroadcast(true), dhcpv4.WithOption(dhcpv4.OptRequestedIPAddress(ip.AsSlice())))
-	if err != nil {
-		t.Fatal(err)
-	}
-	reply := exchange(t, conn, req, dhcpv4.MessageTypeAck, dhcpv4.MessageTypeNak)
-	if reply == nil {
-		return "no answer", false
-	}
-	return reply.MessageType().String() + " of " + reply.YourIPAddr.String(), reply.MessageType() == dhcpv4.MessageTypeAck && reply.YourIPAddr.Equal(ip.AsSlice())
-}
-
-// exchange broadcasts m up to three times and returns the first reply to it of a type in
-// want, or nil. Other types are the other replicas' answers to the step before (every
-// replica OFFERs; the REQUEST shares the DISCOVER's transaction ID).
-func exchange(t *testing.T, conn *net.UDPConn, m *dhcpv4.DHCPv4, want ...dhcpv4.MessageType) *dhcpv4.DHCPv4 {
-	t.Helper()
-	buf := make([]byte, 1500)
-	defer conn.SetReadDeadline(time.Time{})
-	for try := 0; try < 3; try++ {
-		if _, err := conn.WriteTo(m.ToBytes(), &net.UDPAddr{IP: net.IPv4bcast, Port: 67}); err != nil {
-			t.Fatal(err)
-		}
-		conn.SetReadDeadline(time.Now().Add(2 * time.Second))
-		for {
-			n, _, err := conn.ReadFrom(buf)
-			if err != nil {
-				break
-			}
-			reply, err := dhcpv4.FromBytes(buf[:n])
-			if err == nil && reply.TransactionID == m.TransactionID && slices.Contains(want, reply.MessageType()) {
-				return reply
-			}
-		}
-	}
-	return nil
 }
 
 // leaseOf is the exported lease record of ip.

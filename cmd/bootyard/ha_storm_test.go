@@ -284,38 +284,16 @@ func loadAverage() string {
 // replica only if a machine can go on using it.
 func (lab *haLab) checkRebootKeepsAddresses(t *testing.T, conn *net.UDPConn, attempts []loadgen.Attempt, dead netip.Addr) {
 	t.Helper()
-	buf := make([]byte, 1500)
 	kept, naks := 0, 0
 	for _, a := range attempts {
 		if a.Err != nil || a.Server != dead {
 			continue
 		}
-		req, err := dhcpv4.New(dhcpv4.WithHwAddr(net.HardwareAddr(a.MAC[:])), dhcpv4.WithMessageType(dhcpv4.MessageTypeRequest),
-			dhcpv4.WithBroadcast(true), dhcpv4.WithOption(dhcpv4.OptRequestedIPAddress(a.IP.AsSlice())))
-		if err != nil {
-			t.Fatal(err)
-		}
-		var reply *dhcpv4.DHCPv4
-		for try := 0; try < 3 && reply == nil; try++ {
-			if _, err := conn.WriteTo(req.ToBytes(), &net.UDPAddr{IP: net.IPv4bcast, Port: 67}); err != nil {
-				t.Fatal(err)
-			}
-			conn.SetReadDeadline(time.Now().Add(2 * time.Second))
-			for reply == nil {
-				n, _, err := conn.ReadFrom(buf)
-				if err != nil {
-					break
-				}
-				m, err := dhcpv4.FromBytes(buf[:n])
-				if err == nil && m.TransactionID == req.TransactionID && m.OpCode == dhcpv4.OpcodeBootReply {
-					reply = m // the first answer is the one a client acts on
-				}
-			}
-		}
+		reply := initReboot(t, conn, node.MAC(a.MAC), a.IP)
 		switch {
 		case reply == nil:
 			t.Errorf("machine %s rebooting with %s (granted by the killed replica): no answer", net.HardwareAddr(a.MAC[:]), a.IP)
-		case reply.MessageType() == dhcpv4.MessageTypeAck && reply.YourIPAddr.Equal(a.IP.AsSlice()):
+		case acked(reply, a.IP):
 			kept++
 		case reply.MessageType() == dhcpv4.MessageTypeNak:
 			naks++
@@ -324,6 +302,5 @@ func (lab *haLab) checkRebootKeepsAddresses(t *testing.T, conn *net.UDPConn, att
 			t.Errorf("machine %s rebooting with %s: %s for %s", net.HardwareAddr(a.MAC[:]), a.IP, reply.MessageType(), reply.YourIPAddr)
 		}
 	}
-	conn.SetReadDeadline(time.Time{})
 	t.Logf("machines the killed replica had leased, rebooting: %d kept their address through a survivor, %d NAKed", kept, naks)
 }
