@@ -86,7 +86,7 @@ func benchDORAReplicas(b *testing.B, replicas int) {
 		cpu1, writes1 := apiCPU(b), apiLeaseWrites(b, api)
 		exchanges := float64(replicas * windows * perWindow)
 		for _, proc := range []string{"kube-apiserver", "etcd"} {
-			b.Logf("%s: %.2f ms CPU per exchange", proc, float64((cpu1[proc]-cpu0[proc]).Microseconds())/1000/exchanges)
+			b.Logf("%s: %.2f ms CPU per exchange", proc, cpuMsPer(cpu0, cpu1, proc, exchanges))
 		}
 		b.Logf("API writes of lease blocks: %.0f (%.3f per exchange)", writes1-writes0, (writes1-writes0)/exchanges)
 		b.ReportMetric((writes1-writes0)/exchanges, "writes/exch")
@@ -108,7 +108,7 @@ func benchDORAReplicas(b *testing.B, replicas int) {
 		}
 		cpu2, writes2 := apiCPU(b), apiLeaseWrites(b, api)
 		for _, proc := range []string{"kube-apiserver", "etcd"} {
-			b.Logf("open loop: %s: %.2f ms CPU per exchange", proc, float64((cpu2[proc]-cpu1[proc]).Microseconds())/1000/float64(openTotal))
+			b.Logf("open loop: %s: %.2f ms CPU per exchange", proc, cpuMsPer(cpu1, cpu2, proc, float64(openTotal)))
 		}
 		b.Logf("open loop: API writes of lease blocks: %.0f (%.3f per exchange)", writes2-writes1, (writes2-writes1)/float64(openTotal))
 		b.ReportMetric((writes2-writes1)/float64(openTotal), "writes/exch-open")
@@ -203,6 +203,19 @@ func startDORAReplica(ctx context.Context, b *testing.B, api *kubetest.API, ns s
 
 // apiCPU is the CPU time used so far by this test's own kube-apiserver and etcd (the
 // children of this process, found by parent PID: other tests' servers are not counted).
+// cpuMsPer is proc's CPU between two apiCPU readings, in milliseconds for each of n
+// units of work.
+func cpuMsPer(before, after map[string]time.Duration, proc string, n float64) float64 {
+	return float64((after[proc] - before[proc]).Microseconds()) / 1000 / n
+}
+
+// reportAPICPUPerWrite reports the API server's and etcd's CPU per write over b.N writes.
+func reportAPICPUPerWrite(b *testing.B, before, after map[string]time.Duration) {
+	for _, proc := range []string{"kube-apiserver", "etcd"} {
+		b.ReportMetric(cpuMsPer(before, after, proc, float64(b.N)), proc+"-ms/write")
+	}
+}
+
 func apiCPU(b *testing.B) map[string]time.Duration {
 	b.Helper()
 	out := map[string]time.Duration{}

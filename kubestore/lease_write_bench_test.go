@@ -57,9 +57,7 @@ func BenchmarkLeaseBlockWrite(b *testing.B) {
 			if got := writes1 - writes0; got != float64(b.N) {
 				b.Errorf("%.0f API writes for %d renewals, want one each", got, b.N)
 			}
-			for _, proc := range []string{"kube-apiserver", "etcd"} {
-				b.ReportMetric(float64((cpu1[proc]-cpu0[proc]).Microseconds())/1000/float64(b.N), proc+"-ms/write")
-			}
+			reportAPICPUPerWrite(b, cpu0, cpu1)
 		})
 	}
 }
@@ -115,7 +113,5 @@ func BenchmarkConfigMapWrite(b *testing.B) {
 	}
 	b.StopTimer()
 	cpu1 := apiCPU(b)
-	for _, proc := range []string{"kube-apiserver", "etcd"} {
-		b.ReportMetric(float64((cpu1[proc]-cpu0[proc]).Microseconds())/1000/float64(b.N), proc+"-ms/write")
-	}
+	reportAPICPUPerWrite(b, cpu0, cpu1)
 }

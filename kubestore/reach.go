@@ -7,7 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/bootyard/bootyard/node"
@@ -22,35 +22,30 @@ import (
 // until any answer comes back: the renewal flush asks every renewalFlushInterval.
 // Reads are not cut short: the informers retry on their own, and a read that answers is
 // what says the API server is back.
+//
+// The state is one atomic word, read on every request of the store (a DHCP server's
+// lease writes included), so a request that finds the API server answering takes no lock.
 type reach struct {
 	log  *slog.Logger
 	now  func() time.Time
-	mu   sync.Mutex
-	down time.Time // since when no request got an answer; zero while they do
+	down atomic.Int64 // Unix nanoseconds since no request got an answer; 0 while they do
 }
 
 // since is when the API server stopped answering, and whether it still is not.
 func (r *reach) since() (time.Time, bool) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.down, !r.down.IsZero()
+	d := r.down.Load()
+	return time.Unix(0, d), d != 0
 }
 
 func (r *reach) answered() {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if !r.down.IsZero() {
-		r.log.Info("the Kubernetes API server answers again", slog.Duration("unreachable_for", r.now().Sub(r.down).Round(time.Millisecond)))
-		r.down = time.Time{}
+	if d := r.down.Swap(0); d != 0 {
+		r.log.Info("the Kubernetes API server answers again", slog.Duration("unreachable_for", r.now().Sub(time.Unix(0, d)).Round(time.Millisecond)))
 	}
 }
 
 func (r *reach) unanswered(err error) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.down.IsZero() {
+	if r.down.CompareAndSwap(0, r.now().UnixNano()) {
 		r.log.Warn("the Kubernetes API server does not answer: writes fail at once until it does (lease renewals are accepted from the cache)", slog.Any("err", err))
-		r.down = r.now()
 	}
 }
 
@@ -96,7 +91,7 @@ func (e *unreachableError) Error() string {
 	if e.cause != nil {
 		return fmt.Sprintf("the Kubernetes API server did not answer: %v", e.cause)
 	}
-	return "the Kubernetes API server has not answered since " + e.since.Format(time.RFC3339) + "; not sent"
+	return "the Kubernetes API server has not answered since " + e.since.UTC().Format(time.RFC3339) + "; not sent"
 }
 
 func (e *unreachableError) Unwrap() []error {

@@ -112,7 +112,13 @@ func (lab *haLab) startImports(t *testing.T) *importer {
 }
 
 func (lab *haLab) post(ctx context.Context, r *haReplica, path string, body []byte) (int, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://"+r.addr+path, bytes.NewReader(body))
+	return lab.request(ctx, r, http.MethodPost, path, body)
+}
+
+// request is an admin request with a JSON body to replica r: its status, and the body
+// as the error when that is not 2xx.
+func (lab *haLab) request(ctx context.Context, r *haReplica, method, path string, body []byte) (int, error) {
+	req, err := http.NewRequestWithContext(ctx, method, "http://"+r.addr+path, bytes.NewReader(body))
 	if err != nil {
 		return 0, err
 	}

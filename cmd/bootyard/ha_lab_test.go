@@ -158,18 +158,20 @@ func (l *apiLink) hold(c net.Conn) bool {
 }
 
 // track registers up as carrying traffic; false when the link went down meanwhile.
-func (l *apiLink) track(up net.Conn, on bool) bool {
+func (l *apiLink) track(up net.Conn) bool {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if !on {
-		delete(l.ups, up)
-		return true
-	}
 	if l.down {
 		return false
 	}
 	l.ups[up] = true
 	return true
+}
+
+func (l *apiLink) untrack(up net.Conn) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	delete(l.ups, up)
 }
 
 func proxyAPIServer(t *testing.T, ns *netns.NS, host string) *apiLink {
@@ -206,13 +208,13 @@ func proxyAPIServer(t *testing.T, ns *netns.NS, host string) *apiLink {
 					return
 				}
 				defer up.Close()
-				if !l.track(up, true) {
+				if !l.track(up) {
 					l.hold(c)
 					return
 				}
 				go func() { _, _ = io.Copy(up, c); up.(*net.TCPConn).CloseWrite() }()
 				_, _ = io.Copy(c, up)
-				l.track(up, false)
+				l.untrack(up)
 				l.hold(c) // cut mid-connection: silent from now on, not closed
 			})
 		}
